@@ -1,0 +1,17 @@
+// What every subcommand shares: where its config comes from and the exit code it leaves behind.
+#pragma once
+
+#include <iosfwd>
+#include <string>
+
+namespace leoflow::host {
+
+struct CommandContext {
+  std::string config_path;  ///< --config; empty = $LEOFLOW_CONFIG, then ./leoflow.toml
+  int exit_code = 0;
+  std::istream* in = nullptr;
+  std::ostream* out = nullptr;
+  std::ostream* err = nullptr;
+};
+
+}  // namespace leoflow::host

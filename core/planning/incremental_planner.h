@@ -1,0 +1,85 @@
+// Incremental planning of one run: the same answers as planRun, at O(changed tasks + their edges).
+//
+// The planner keeps, per task, the counts of its upstreams by outcome and a "may move" bit. A state
+// change updates the counts of the task's downstreams only when its outcome changes (e.g. running →
+// success), and marks the task and those downstreams for re-evaluation. plan() then visits only
+// marked tasks, in task order, so over a whole run each edge is touched a bounded number of times:
+// the engine plans a run in O(tasks + edges) in total instead of O(ticks × (tasks + edges)).
+//
+// Invariant: a task whose bit is clear would get no transition from planRun on the current state.
+// Tasks that keep moving until someone applies the move (scheduled, failed with budget, waiting
+// retries) keep their bit.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <vector>
+
+#include <leoflow/domain.h>
+
+#include "planning/compiled_dag.h"
+#include "planning/plan.h"
+#include "planning/trigger_rules.h"
+
+namespace leoflow::planning {
+
+class IncrementalPlanner {
+ public:
+  /// Binds the planner to a topology; `dag` must outlive the planner. Every task starts in `none`
+  /// on try 1 of 1, with no end time and no retry delay; call reset() to load a real run.
+  explicit IncrementalPlanner(const CompiledDag& dag);
+
+  /// Loads a whole snapshot (its `dag` must be the planner's). O(tasks + edges).
+  void reset(const RunSnapshot& run);
+
+  /// Records a task's new state and attempt; O(1) plus O(downstreams) when its outcome changes.
+  void setTask(TaskIndex i, TaskState state, std::int32_t try_number, std::int32_t max_tries,
+               std::optional<Timestamp> ended_at);
+  /// Records only a new state (attempt and end time unchanged).
+  void setState(TaskIndex i, TaskState state);
+  /// Sets the retry delay of one task (a DAG property; part of reset()).
+  void setRetryDelay(TaskIndex i, std::int32_t seconds);
+
+  /// The same transitions as planRun on the current state with this `now`; `out` is cleared first.
+  void plan(std::optional<Timestamp> now, std::vector<Transition>& out);
+
+  /// The same answer as finalizeRun on the current state, in O(1).
+  FinalizeDecision finalize() const noexcept;
+
+  TaskState state(TaskIndex i) const noexcept { return tasks_[i].state; }
+  std::int32_t tryNumber(TaskIndex i) const noexcept { return tasks_[i].try_number; }
+  std::int32_t maxTries(TaskIndex i) const noexcept { return tasks_[i].max_tries; }
+  const CompiledDag& dag() const noexcept { return *dag_; }
+
+ private:
+  struct TaskSlot {
+    TaskState state = TaskState::kNone;
+    UpstreamOutcome outcome = UpstreamOutcome::kNotDone;
+    std::int32_t try_number = 1;
+    std::int32_t max_tries = 1;
+    std::int32_t retry_delay_seconds = 0;
+    std::optional<Timestamp> ended_at;
+    UpstreamCounts upstream;  // counts of this task's upstreams by outcome
+  };
+
+  // Blocks the finalize verdict: non-terminal, or failed with budget left.
+  static bool pending(const TaskSlot& t) noexcept {
+    return !isTerminal(t.state) || t.outcome == UpstreamOutcome::kNotDone;
+  }
+  static bool failing(const TaskSlot& t) noexcept {
+    return t.outcome == UpstreamOutcome::kFailed || t.outcome == UpstreamOutcome::kUpstreamFailed;
+  }
+
+  void mark(TaskIndex i) noexcept { dirty_[i >> 6] |= std::uint64_t{1} << (i & 63); }
+  void unmark(TaskIndex i) noexcept { dirty_[i >> 6] &= ~(std::uint64_t{1} << (i & 63)); }
+  void account(const TaskSlot& t, int sign) noexcept;
+
+  const CompiledDag* dag_;
+  std::vector<TaskSlot> tasks_;
+  std::vector<std::uint64_t> dirty_;  // one bit per task: may move
+  std::vector<Transition> start_moves_;  // scratch for plan(): the start pass, merged after retries
+  std::uint32_t pending_ = 0;  // tasks blocking finalize
+  std::uint32_t failing_ = 0;  // tasks failed for good or upstream_failed
+};
+
+}  // namespace leoflow::planning

@@ -1,0 +1,57 @@
+# Shared by ./dev and .ci/run: package installation and the servers the tests need.
+# Sourced, not executed. Expects ROOT to be set.
+
+# Every Debian package the project needs (../shared/design/TOOLCHAIN.md).
+LEOFLOW_PACKAGES=(
+  meson ninja-build pkg-config cmake g++
+  libboost-dev libboost-filesystem-dev libpqxx-dev libhiredis-dev libspdlog-dev libfmt-dev
+  libtomlplusplus-dev libcurl4-openssl-dev nlohmann-json3-dev libcli11-dev libcpp-httplib-dev
+  libhowardhinnant-date-dev tzdata libgtest-dev libgmock-dev libbenchmark-dev
+  postgresql redis-server redis-tools netcat-openbsd python3-kubernetes gcovr nodejs
+)
+
+log() { printf '%s\n' "dev: $*" >&2; }
+
+# Installs whatever is missing; a no-op (and no network) when everything is there.
+install_packages() {
+  local missing=()
+  local pkg
+  for pkg in "${LEOFLOW_PACKAGES[@]}"; do
+    if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "ok installed"; then
+      missing+=("$pkg")
+    fi
+  done
+  [[ ${#missing[@]} -eq 0 ]] && return 0
+  log "installing ${missing[*]}"
+  local sudo=()
+  [[ $(id -u) -ne 0 ]] && sudo=(sudo)
+  "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 update -qq >/dev/null
+  "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq \
+    --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+# A free TCP port on loopback (the kernel picks it).
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
+}
+
+# Test servers are started here as the suites come to need them; each exports the address its
+# tests read and registers its own stop step.
+TEST_SERVER_STOPS=()
+
+start_test_servers() {
+  local f
+  for f in "$ROOT"/scripts/servers/*.sh; do
+    [[ -e "$f" ]] || continue
+    # shellcheck disable=SC1090
+    source "$f"
+  done
+}
+
+stop_test_servers() {
+  local i
+  for ((i = ${#TEST_SERVER_STOPS[@]} - 1; i >= 0; i--)); do
+    eval "${TEST_SERVER_STOPS[$i]}" || true
+  done
+  TEST_SERVER_STOPS=()
+}
