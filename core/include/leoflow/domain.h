@@ -219,4 +219,125 @@ struct DagSpec {
   std::vector<TaskSpec> tasks;
 };
 
+// ---------------------------------------------------------------------------------------------------
+// Identity of runs and attempts.
+
+/// The fencing token: issued by the Store to each new leader, higher for every new leader
+/// (ARCHITECTURE §8.7). Every scheduler decision carries it.
+using Term = std::int64_t;
+
+/// A dag run: the user-facing run id is unique per DAG (§8.5), so the pair names a run.
+struct RunKey {
+  std::string dag_id;
+  std::string run_id;
+  friend bool operator==(const RunKey&, const RunKey&) = default;
+  friend auto operator<=>(const RunKey&, const RunKey&) = default;
+};
+
+/// One attempt of one task: dispatch is idempotent per attempt, executor reports are about one.
+struct AttemptRef {
+  RunKey run;
+  std::string task_id;
+  std::int32_t try_number = 1;  ///< the first attempt is try 1 (§8.5)
+  friend bool operator==(const AttemptRef&, const AttemptRef&) = default;
+  friend auto operator<=>(const AttemptRef&, const AttemptRef&) = default;
+};
+
+// ---------------------------------------------------------------------------------------------------
+// Stored records.
+
+enum class RunTrigger : std::uint8_t { kScheduled = 0, kManual };
+
+constexpr std::string_view toString(RunTrigger t) noexcept {
+  return t == RunTrigger::kManual ? "manual" : "scheduled";
+}
+
+/// One task instance: the current attempt of one task in one run.
+struct TaskInstance {
+  std::string task_id;
+  TaskState state = TaskState::kNone;
+  std::int32_t try_number = 1;
+  std::int32_t max_tries = 1;
+  std::optional<Timestamp> scheduled_at;
+  std::optional<Timestamp> queued_at;
+  std::optional<Timestamp> started_at;
+  std::optional<Timestamp> ended_at;
+  std::optional<Timestamp> last_heartbeat_at;
+  std::optional<int> exit_code;
+  std::string note;  ///< why it is where it is (a failure message, an undispatchable reason)
+};
+
+/// A dag run with its task instances (empty until the run is materialized).
+struct RunRecord {
+  RunKey key;
+  std::int64_t dag_version = 0;  ///< the DAG version the run is bound to (counts from 1)
+  DagRunState state = DagRunState::kQueued;
+  RunTrigger trigger = RunTrigger::kManual;
+  Timestamp logical_date{};
+  std::optional<Timestamp> queued_at;
+  std::optional<Timestamp> started_at;
+  std::optional<Timestamp> ended_at;
+  std::string conf_json;  ///< the run's conf as JSON text; empty = none
+  std::string note;
+  std::vector<TaskInstance> tasks;
+};
+
+/// A run that is queued or running, as listed before it is loaded.
+struct ActiveRun {
+  RunKey key;
+  std::int64_t dag_version = 0;
+  DagRunState state = DagRunState::kQueued;
+  std::optional<Timestamp> queued_at;
+};
+
+/// A DAG as listed by `dags list`.
+struct DagSummary {
+  std::string dag_id;
+  std::string schedule;
+  bool paused = false;
+  std::int64_t version = 0;  ///< current version, counting from 1
+};
+
+/// A DAG with a schedule that is neither paused nor manual, as the run creator sees it
+/// (BEHAVIOUR §3.1, seed `ScheduledDAG`).
+struct ScheduledDag {
+  std::string dag_id;
+  std::int64_t version = 0;
+  std::string schedule;
+  std::string schedule_timezone;
+  std::optional<Timestamp> start_date;
+  std::optional<Timestamp> end_date;
+  bool catchup = false;
+  int max_active_runs = 16;  ///< <= 0 = unlimited
+  /// Latest logical date of the DAG's *scheduled* runs (manual runs do not move the schedule:
+  /// BEHAVIOUR §10 item 26).
+  std::optional<Timestamp> last_logical;
+  /// Whether the DAG ever had a run of any kind (an @once DAG fires only for a DAG never run).
+  bool ever_run = false;
+};
+
+/// How an attempt ended, as its executor reports it.
+struct TaskOutcome {
+  bool success = false;
+  std::optional<int> exit_code;
+  std::string message;  ///< becomes the task's note (e.g. "exit code 3", "timed out after 60 s")
+};
+
+// Reaper candidates (BEHAVIOUR §4).
+
+struct OrphanCandidate {
+  RunKey run;
+  std::optional<Timestamp> last_activity;
+};
+
+struct AgentLostCandidate {
+  AttemptRef attempt;
+  std::optional<Timestamp> last_heartbeat;
+};
+
+struct DispatchLostCandidate {
+  AttemptRef attempt;
+  std::optional<Timestamp> queued_at;
+};
+
 }  // namespace leoflow

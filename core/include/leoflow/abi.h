@@ -1,0 +1,40 @@
+// ABI identity of the SDK a library was compiled against.
+//
+// Plugins talk to the host through C++ interfaces, so a plugin must match the host's build exactly
+// (compiler, standard library ABI, language standard, spdlog and fmt), not just a version number:
+// the host compares the build tag byte for byte and refuses a mismatch with both tags in the
+// message. ABI major must be equal; a plugin's minor may not be newer than the host's.
+#pragma once
+
+#include <fmt/core.h>
+#include <spdlog/version.h>
+
+/// Raised on any incompatible change to an SDK type or interface.
+#define LEOFLOW_ABI_MAJOR 1
+/// Raised when the SDK grows compatibly (a new descriptor field at the end, a new optional hook).
+#define LEOFLOW_ABI_MINOR 0
+
+#define LEOFLOW_ABI_STR2(x) #x
+#define LEOFLOW_ABI_STR(x) LEOFLOW_ABI_STR2(x)
+
+#if defined(__clang__)
+#define LEOFLOW_ABI_COMPILER \
+  "clang-" LEOFLOW_ABI_STR(__clang_major__) "." LEOFLOW_ABI_STR(__clang_minor__)
+#elif defined(__GNUC__)
+#define LEOFLOW_ABI_COMPILER "gcc-" LEOFLOW_ABI_STR(__GNUC__) "." LEOFLOW_ABI_STR(__GNUC_MINOR__)
+#else
+#define LEOFLOW_ABI_COMPILER "unknown-compiler"
+#endif
+
+#if defined(_GLIBCXX_USE_CXX11_ABI)
+#define LEOFLOW_ABI_LIBSTDCXX "cxx11abi=" LEOFLOW_ABI_STR(_GLIBCXX_USE_CXX11_ABI)
+#else
+#define LEOFLOW_ABI_LIBSTDCXX "cxx11abi=none"
+#endif
+
+/// Compiler, libstdc++ ABI, C++ standard, spdlog and fmt versions, e.g.
+/// "gcc-12.2;cxx11abi=1;cxx=202002L;spdlog=1.10.0;fmt=90100".
+#define LEOFLOW_BUILD_TAG                                                               \
+  LEOFLOW_ABI_COMPILER ";" LEOFLOW_ABI_LIBSTDCXX ";cxx=" LEOFLOW_ABI_STR(__cplusplus) \
+  ";spdlog=" LEOFLOW_ABI_STR(SPDLOG_VER_MAJOR) "." LEOFLOW_ABI_STR(SPDLOG_VER_MINOR) "."       \
+  LEOFLOW_ABI_STR(SPDLOG_VER_PATCH) ";fmt=" LEOFLOW_ABI_STR(FMT_VERSION)

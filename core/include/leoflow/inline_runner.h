@@ -1,0 +1,39 @@
+// InlineRunner: runs short http_api tasks inside the scheduler process (BEHAVIOUR §6.7).
+//
+// The runner owns an attempt once started: it reports running and the outcome through
+// PluginContext::events() like any executor.
+#pragma once
+
+#include <memory>
+#include <vector>
+
+#include <leoflow/config.h>
+#include <leoflow/context.h>
+#include <leoflow/dispatcher.h>
+#include <leoflow/status.h>
+
+namespace leoflow {
+
+/// Thread-safe.
+class InlineRunner {
+ public:
+  virtual ~InlineRunner() = default;
+  InlineRunner() = default;
+  InlineRunner(const InlineRunner&) = delete;
+  InlineRunner& operator=(const InlineRunner&) = delete;
+
+  /// Starts the attempt in the background: true when started, false when at capacity (the host
+  /// tries again later). An error means the task cannot run inline (the attempt fails).
+  virtual Result<bool> start(const DispatchRequest& request) = 0;
+  /// Stops taking work and waits (bounded) for running calls to report.
+  virtual void shutdown() = 0;
+};
+
+class InlineRunnerFactory {
+ public:
+  virtual ~InlineRunnerFactory() = default;
+  virtual std::vector<ConfigKey> configKeys() const = 0;
+  virtual std::unique_ptr<InlineRunner> create(const ConfigView& config, const PluginContext& context) = 0;
+};
+
+}  // namespace leoflow

@@ -1,0 +1,225 @@
+// Store: everything leoflow keeps — DAGs and their versions, runs, task instances, the term and
+// the leader's liveness record — plus the change feed that wakes the scheduler.
+//
+// Contract for every implementation (the contract suite in tests/contract checks each point):
+// - Thread-safe: the engine, dispatch workers and executors' report threads call concurrently.
+// - Every write of a scheduler decision takes the fencing term and is refused with kFenced,
+//   changing nothing, when the term is below the store's current term (ARCHITECTURE §8.7).
+// - Every task write is a compare-and-set on (state, try_number): a guard that does not hold
+//   leaves the row untouched and is reported, never an error for the whole call.
+// - Each call is atomic: a crash or a refused guard never leaves half a change behind.
+// - Unreachable backend: kUnavailable (the caller retries with back-off).
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include <leoflow/config.h>
+#include <leoflow/context.h>
+#include <leoflow/domain.h>
+#include <leoflow/status.h>
+
+namespace leoflow {
+
+/// A DAG as registered: its parsed spec (for the fields the store indexes) and the canonical JSON
+/// text the host parses back. Identical JSON means an identical version.
+struct DagDefinition {
+  DagSpec spec;
+  std::string spec_json;
+};
+
+/// A stored DAG version: the JSON text the host parses.
+struct StoredDag {
+  std::string dag_id;
+  std::int64_t version = 0;
+  bool paused = false;
+  std::string spec_json;
+};
+
+/// The outcome of registering one DAG.
+struct DagRegistration {
+  std::string dag_id;
+  std::int64_t version = 0;  ///< the current version after the call
+  bool changed = false;      ///< a new version was created
+};
+
+/// A run to create (state queued).
+struct NewRun {
+  RunKey key;
+  std::int64_t dag_version = 0;
+  RunTrigger trigger = RunTrigger::kManual;
+  Timestamp logical_date{};
+  std::string conf_json;
+  Timestamp queued_at{};
+};
+
+/// A task of a run being materialized: one instance in `none`, try 1.
+struct NewTaskInstance {
+  std::string task_id;
+  std::int32_t max_tries = 1;
+};
+
+/// One guarded move of a task instance, decided by the scheduler.
+///
+/// Applied only if the row is in `from` on try `try_number`. Side effects by target:
+/// scheduled stamps scheduled_at; queued stamps queued_at; queued → scheduled clears queued_at;
+/// running stamps started_at and last_heartbeat_at; success, failed, skipped and upstream_failed
+/// stamp ended_at. up_for_retry → none starts the next attempt: try_number + 1, every per-attempt
+/// field cleared (scheduled_at, queued_at, started_at, ended_at, last_heartbeat_at, exit_code,
+/// note) so nothing of the previous attempt is mistaken for the new one (BEHAVIOUR §10 items 1, 6).
+struct TaskTransitionWrite {
+  std::string task_id;
+  TaskState from = TaskState::kNone;
+  std::int32_t try_number = 1;
+  TaskState to = TaskState::kNone;
+  std::string note;                 ///< replaces the note when non-empty
+  bool exhaust_retries = false;     ///< with to == failed: no retries remain (max_tries := try_number)
+};
+
+/// Which runs `listRuns` returns, newest logical date first.
+struct RunFilter {
+  std::optional<std::string> dag_id;
+  std::optional<DagRunState> state;
+  std::size_t limit = 1000;
+};
+
+/// The leader's record for `leoflow status` (§8.7).
+struct LivenessRecord {
+  std::string holder;
+  Term term = 0;
+  std::optional<Timestamp> last_tick;
+  std::int64_t queue_depth = 0;
+  std::int64_t active_runs = 0;
+};
+
+/// What a change-feed message is about.
+struct Change {
+  enum class Kind : std::uint8_t { kTask, kRun, kDag };
+  Kind kind = Kind::kTask;
+  RunKey run;           ///< for kTask and kRun
+  std::string task_id;  ///< for kTask
+  std::string dag_id;   ///< for kDag
+};
+
+/// Receives change-feed messages on a thread the store owns. Must return quickly (signal, don't work).
+class ChangeSink {
+ public:
+  virtual ~ChangeSink() = default;
+  virtual void onChange(const Change& change) = 0;
+  /// The feed was interrupted and resumed: changes may have been missed, reload everything.
+  virtual void onResync() = 0;
+};
+
+class Store {
+ public:
+  virtual ~Store() = default;
+  Store() = default;
+  Store(const Store&) = delete;
+  Store& operator=(const Store&) = delete;
+
+  /// A cheap round trip: ok when the backend answers.
+  virtual Status ping() = 0;
+
+  // --- Term and liveness (§8.7) ----------------------------------------------------------------
+
+  /// Atomically raises the term counter, records `holder` as its owner and returns the new term.
+  /// Called by a replica right after it won leadership; from then on lower terms are refused.
+  virtual Result<Term> claimTerm(const std::string& holder) = 0;
+  /// Records the leader's liveness (fenced).
+  virtual Status recordLiveness(Term term, const LivenessRecord& record) = 0;
+  /// The last liveness record, if any leader ever wrote one.
+  virtual Result<std::optional<LivenessRecord>> readLiveness() = 0;
+
+  // --- Catalog ----------------------------------------------------------------------------------
+
+  /// Registers DAGs all at once (one atomic change): a DAG whose JSON differs from its current
+  /// version gets a new version; an identical one is left alone. Not fenced (a person's command).
+  virtual Result<std::vector<DagRegistration>> syncDags(std::span<const DagDefinition> dags) = 0;
+  virtual Result<std::vector<DagSummary>> listDags() = 0;
+  /// A DAG's version (`version` absent: the current one). kNotFound when either does not exist.
+  virtual Result<StoredDag> getDag(const std::string& dag_id, std::optional<std::int64_t> version) = 0;
+  /// Pauses or unpauses a DAG (kNotFound when it does not exist). Not fenced.
+  virtual Status setPaused(const std::string& dag_id, bool paused) = 0;
+  /// Every unpaused DAG with a non-empty schedule, with its last scheduled logical date.
+  virtual Result<std::vector<ScheduledDag>> scheduledDags() = 0;
+
+  // --- Runs -------------------------------------------------------------------------------------
+
+  /// Creates a queued run. kAlreadyExists when the run id is taken for that DAG; kNotFound when
+  /// the DAG or version does not exist. Fenced when `term` is given (the scheduler's runs);
+  /// unfenced for a person's trigger.
+  virtual Status createRun(std::optional<Term> term, const NewRun& run) = 0;
+  /// Runs in queued or running, oldest queued first.
+  virtual Result<std::vector<ActiveRun>> listActiveRuns() = 0;
+  /// Loads runs with their task instances; one result per key, so one bad run fails alone.
+  virtual std::vector<Result<RunRecord>> loadRuns(std::span<const RunKey> keys) = 0;
+  /// Run records without task instances, filtered, newest logical date first.
+  virtual Result<std::vector<RunRecord>> listRuns(const RunFilter& filter) = 0;
+  /// Every DAG's run with this run id (run ids are unique per DAG only).
+  virtual Result<std::vector<RunKey>> findRuns(const std::string& run_id) = 0;
+
+  /// Creates one `none` instance (try 1) per task and moves the run queued → running, stamping
+  /// started_at, all at once (BEHAVIOUR §10 items 15-16). kConflict if the run is not queued or
+  /// already has instances.
+  virtual Status materializeRun(Term term, const RunKey& run, std::span<const NewTaskInstance> tasks,
+                                Timestamp at) = 0;
+  /// Moves a run from `from` to `to` (compare-and-set), stamping started_at on entering running
+  /// and ended_at on entering success or failed; a non-empty note replaces the run's note.
+  /// kConflict when the run is not in `from`.
+  virtual Status setRunState(Term term, const RunKey& run, DagRunState from, DagRunState to,
+                             Timestamp at, const std::string& note) = 0;
+  /// Applies one run's task moves in one atomic batch; each write is guarded on its own. Returns,
+  /// per write, whether it was applied.
+  virtual Result<std::vector<bool>> applyTransitions(Term term, const RunKey& run,
+                                                     std::span<const TaskTransitionWrite> writes,
+                                                     Timestamp at) = 0;
+
+  // --- Reapers (BEHAVIOUR §4) ---------------------------------------------------------------------
+
+  /// Running runs with no task instance in scheduled, queued, running or up_for_retry (a run
+  /// waiting on a retry delay is not orphaned: §10 item 5), oldest first. last_activity is the
+  /// latest of the run's queued/started stamps and its instances' started/ended stamps.
+  virtual Result<std::vector<OrphanCandidate>> listOrphanCandidates(std::size_t limit) = 0;
+  /// Fails a running run with `note`, and every unfinished instance of it. A run no longer
+  /// running is left alone (ok: a finalizer won).
+  virtual Status reapRun(Term term, const RunKey& run, Timestamp at, const std::string& note) = 0;
+  /// Running instances that have heartbeated, oldest heartbeat first.
+  virtual Result<std::vector<AgentLostCandidate>> listAgentLostCandidates(std::size_t limit) = 0;
+  /// Queued instances with a queued stamp, oldest first.
+  virtual Result<std::vector<DispatchLostCandidate>> listDispatchLostCandidates(std::size_t limit) = 0;
+
+  // --- Executor reports: attempt-scoped facts, not fenced (§8.7) ----------------------------------
+
+  /// queued → running on this attempt; stamps started_at and the first heartbeat. kConflict when
+  /// the attempt is not current or not queued.
+  virtual Status reportRunning(const AttemptRef& attempt, Timestamp at) = 0;
+  /// Stamps last_heartbeat_at when this attempt is current and running. kConflict otherwise.
+  virtual Status reportHeartbeat(const AttemptRef& attempt, Timestamp at) = 0;
+  /// queued or running → success or failed on this attempt; stamps ended_at, records the exit
+  /// code and the message as the note. kConflict when the attempt is not current or has ended.
+  virtual Status reportFinished(const AttemptRef& attempt, const TaskOutcome& outcome, Timestamp at) = 0;
+
+  // --- Change feed ---------------------------------------------------------------------------------
+
+  /// Starts delivering changes (from every process sharing the store) to `sink` until
+  /// unsubscribe() or destruction. One subscriber at a time; `sink` must outlive the subscription.
+  virtual Status subscribe(ChangeSink& sink) = 0;
+  virtual void unsubscribe() = 0;
+};
+
+/// Makes Stores from a plugin's configuration.
+class StoreFactory {
+ public:
+  virtual ~StoreFactory() = default;
+  virtual std::vector<ConfigKey> configKeys() const = 0;
+  /// Connects and prepares the store (e.g. migrations). Throws std::exception with a clear message
+  /// when it cannot; the host names the plugin around it.
+  virtual std::unique_ptr<Store> create(const ConfigView& config, const PluginContext& context) = 0;
+};
+
+}  // namespace leoflow
