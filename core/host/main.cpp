@@ -6,8 +6,13 @@
 
 #include "host/command_context.h"
 #include "host/exit_codes.h"
+#include "host/dags_command.h"
 #include "host/plan_command.h"
+#include "host/plugins_command.h"
+#include "host/runs_command.h"
 #include "host/schedule_command.h"
+#include "host/scheduler_command.h"
+#include "host/status_command.h"
 #include "host/version.h"
 
 namespace {
@@ -35,6 +40,11 @@ int main(int argc, char** argv) {
 
   addPlanCommand(app, ctx);
   addScheduleCommand(app, ctx);
+  addSchedulerCommand(app, ctx);
+  addDagsCommand(app, ctx);
+  addRunsCommand(app, ctx);
+  addStatusCommand(app, ctx);
+  addPluginsCommand(app, ctx);
 
   try {
     app.parse(argc, argv);

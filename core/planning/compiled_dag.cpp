@@ -30,6 +30,8 @@ std::string describeCycle(const CompiledDag& dag, const std::vector<std::uint32_
   // path[seen_at[cur]..] is the loop, walked against the edges: print it along them.
   std::vector<TaskIndex> loop(path.begin() + seen_at[cur], path.end());
   std::reverse(loop.begin(), loop.end());
+  // Start at the first declared task of the loop, so the message does not depend on the walk.
+  std::rotate(loop.begin(), std::min_element(loop.begin(), loop.end()), loop.end());
   std::string text;
   for (TaskIndex t : loop) text += dag.id(t) + " -> ";
   text += dag.id(loop.front());

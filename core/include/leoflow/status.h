@@ -6,6 +6,7 @@
 
 #include <cassert>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -80,6 +81,14 @@ inline Status atCapacity(std::string m) { return {StatusCode::kAtCapacity, std::
 inline Status deadlineExceeded(std::string m) { return {StatusCode::kDeadlineExceeded, std::move(m)}; }
 inline Status cancelled(std::string m) { return {StatusCode::kCancelled, std::move(m)}; }
 inline Status internalError(std::string m) { return {StatusCode::kInternal, std::move(m)}; }
+
+/// Thrown by a factory's create() when its backend cannot be reached right now, as opposed to a
+/// configuration it can never accept (any other exception). The scheduler retries with back-off;
+/// a one-shot command exits 3 (ARCHITECTURE §8.6).
+class UnavailableError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
 
 /// A value or the Status saying why there is none. Constructing from an ok Status is a bug.
 template <typename T>

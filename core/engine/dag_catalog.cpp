@@ -1,0 +1,36 @@
+#include "engine/dag_catalog.h"
+
+namespace leoflow::engine {
+
+Result<std::shared_ptr<const DagVersion>> DagCatalog::compile(DagSpec spec) {
+  auto compiled = planning::CompiledDag::compile(spec.tasks);
+  if (!compiled) return invalidArgument("dag " + spec.dag_id + ": " + compiled.status().message());
+  auto v = std::make_shared<DagVersion>(DagVersion{std::move(spec), std::move(compiled).value(), {}, {}});
+  for (const TaskSpec& t : v->spec.tasks) {
+    v->max_tries.push_back(t.maxTries());
+    v->retry_delay_seconds.push_back(t.retry_delay_seconds);
+  }
+  return std::shared_ptr<const DagVersion>(std::move(v));
+}
+
+Result<std::shared_ptr<const DagVersion>> DagCatalog::get(const std::string& dag_id, std::int64_t version) {
+  const auto key = std::make_pair(dag_id, version);
+  {
+    std::lock_guard lock(mutex_);
+    if (auto it = cache_.find(key); it != cache_.end()) return it->second;
+  }
+  auto stored = store_.getDag(dag_id, version);
+  if (!stored) return stored.status();
+  auto spec = decode_(stored->spec_json);
+  if (!spec) {
+    return invalidArgument("dag " + dag_id + " version " + std::to_string(version) +
+                           " does not decode: " + spec.status().message());
+  }
+  auto compiled = compile(std::move(spec).value());
+  if (!compiled) return compiled.status();
+  std::lock_guard lock(mutex_);
+  cache_.emplace(key, compiled.value());
+  return compiled;
+}
+
+}  // namespace leoflow::engine

@@ -1,0 +1,165 @@
+// The scheduler engine: the leader-elected, crash-proof reconciliation loop (BEHAVIOUR §2–§5, with
+// the defects of §10 fixed).
+//
+// One tick, leader only: load the runs that changed → plan each (the pure core, incrementally) →
+// write one guarded batch per run → hand `queued` attempts to the bounded dispatch pool → finalize
+// → (full ticks) create due cron runs → reap orphans, lost agents, lost dispatches → record
+// liveness. Every run, DAG, reaper candidate and plugin call is isolated: its failure is logged
+// and counted, never stops the others, and the loop survives everything.
+//
+// Threads: run() owns the loop; a watchdog thread checks leadership every Leader::checkInterval()
+// and enforces the step timeout; dispatch workers hand attempts over; executors report through the
+// TaskEventsSink from their own threads.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <stop_token>
+#include <string>
+#include <vector>
+
+#include "engine/dag_catalog.h"
+#include "engine/dispatch_pool.h"
+#include "engine/engine_options.h"
+#include "engine/guarded.h"
+#include "engine/recorder_fanout.h"
+#include "engine/run_cache.h"
+#include "engine/schedule_cache.h"
+#include "engine/wake_signal.h"
+
+namespace leoflow::engine {
+
+/// What one tick did, for tests, logs and the loop's "more work right away" decision.
+struct TickReport {
+  bool led = false;                 ///< false: a follower's tick (nothing read or written)
+  std::size_t runs_planned = 0;
+  std::size_t writes_applied = 0;
+  std::size_t runs_finalized = 0;
+  std::size_t runs_created = 0;
+  std::size_t dispatched = 0;       ///< attempts handed to the dispatch pool
+  std::size_t backpressured = 0;    ///< scheduled tasks left waiting for capacity
+  std::size_t reaped = 0;
+  std::size_t errors = 0;           ///< isolated failures (runs, DAGs, candidates, lists)
+  bool timed_out = false;           ///< the step timeout cut the tick short
+  bool progressed() const { return writes_applied > 0 || runs_created > 0 || runs_finalized > 0; }
+};
+
+/// Health as the seed defines it (BEHAVIOUR §2.5), with the bound consistent with the step timeout
+/// (§10 item 20): a follower is healthy; a leader is healthy until its first tick and while ticks
+/// keep coming within step timeout + two tick intervals.
+struct Health {
+  bool healthy = true;
+  std::optional<Timestamp> last_tick;
+};
+
+class Engine {
+ public:
+  enum class TickKind { kQuick, kFull };
+
+  Engine(EngineDeps deps, EngineOptions options, WakeSignal& wake);
+  ~Engine();
+  Engine(const Engine&) = delete;
+  Engine& operator=(const Engine&) = delete;
+
+  /// Campaigns, leads and ticks until `stop` is requested; then stops planning, drains the
+  /// dispatch pool within the shutdown grace and releases leadership (ARCHITECTURE §8.11).
+  void run(std::stop_token stop);
+
+  // --- Pieces of run(), public for tests ------------------------------------------------------
+
+  /// One campaign attempt: try to acquire leadership; on winning, claim a term from the store.
+  /// true when this engine now leads.
+  Result<bool> campaignOnce();
+  /// One leadership check (what the watchdog does every check interval): false when this engine
+  /// stepped down because of it.
+  bool checkLeadershipOnce();
+  /// Stops leading: cancels queued hand-overs, forgets cached runs, records the reason; releases
+  /// the lock unless it was lost anyway.
+  void stepDown(const std::string& reason);
+  /// One tick. A follower's tick only stamps its last tick (BEHAVIOUR §2.3, #208).
+  TickReport tick(TickKind kind = TickKind::kFull);
+  /// Waits until the dispatch pool has handed every job over (tests), or `timeout` passes.
+  bool waitForDispatchIdle(std::chrono::milliseconds timeout);
+
+  bool leading() const noexcept { return leading_.load(); }
+  Term term() const noexcept { return term_.load(); }
+  Health health() const;
+
+ private:
+  struct TickState;
+
+  // tick phases
+  void loadRuns(TickState& t, const std::vector<RunKey>& keys);
+  void advanceRun(TickState& t, CachedRun& run);
+  void materialize(TickState& t, CachedRun& run);
+  void finalize(TickState& t, CachedRun& run);
+  void redispatchQueued(TickState& t);
+  void createDueRuns(TickState& t);
+  void reapOrphans(TickState& t);
+  void reapAgentLost(TickState& t);
+  void reapDispatchLost(TickState& t);
+  void recordLiveness(TickState& t);
+
+  // dispatch
+  std::optional<std::size_t> routeFor(const TaskSpec& task) const;
+  std::size_t routeCapacity(std::size_t route) const;
+  void handOver(DispatchJob& job, const std::atomic<bool>& cancelled);
+  void writeFromWorker(const DispatchJob& job, TaskTransitionWrite write, const char* decision);
+
+  // helpers
+  bool cancelled() const;
+  void noteStatus(TickState& t, const Status& s);
+  void decision(std::string_view type) { recorder_.recordSchedulerDecision(type); }
+  void requestStepDown(const std::string& reason);
+  void watchdogLoop(std::stop_token stop);
+
+  EngineOptions options_;
+  GuardedStore store_;
+  GuardedLeader leader_;
+  std::vector<std::unique_ptr<GuardedDispatcher>> dispatchers_;
+  std::vector<std::vector<std::string>> route_types_;  // configured ∩ supported types per route
+  std::unique_ptr<GuardedInlineRunner> inline_runner_;
+  RecorderFanout recorder_;
+  const Clock& clock_;
+  std::shared_ptr<spdlog::logger> log_;
+  WakeSignal& wake_;
+  DagCatalog catalog_;
+  ScheduleCache schedules_;
+
+  std::mutex leader_mutex_;  // Leader is not thread-safe: the loop and the watchdog share it
+  std::atomic<bool> leading_{false};
+  std::atomic<Term> term_{0};
+  std::atomic<bool> stepdown_requested_{false};
+  std::mutex stepdown_mutex_;
+  std::string stepdown_reason_;
+  int failed_checks_ = 0;
+  std::optional<std::chrono::steady_clock::time_point> stepped_down_at_;
+
+  // leader-only state, touched by the loop thread alone
+  std::map<RunKey, std::unique_ptr<CachedRun>> runs_;
+  std::map<RunKey, std::string> broken_runs_;  // runs that failed to load or build, and why
+  std::set<RunKey> dirty_;                      // reload before planning
+  bool reload_everything_ = true;
+  bool redispatch_pending_ = false;
+  std::chrono::steady_clock::time_point last_full_tick_{};
+  std::map<std::string, std::string> warned_schedules_;  // dag → the bad expression warned about
+
+  // shared with dispatch workers
+  mutable std::mutex handed_mutex_;
+  std::map<AttemptRef, Timestamp> handed_over_;  // attempts an executor accepted under this term, and when
+
+  // health and step timeout
+  std::atomic<std::int64_t> last_tick_us_{0};    // 0 = never ticked as leader
+  std::atomic<std::int64_t> leading_since_us_{0};
+  std::atomic<std::int64_t> tick_started_us_{0};  // steady clock; 0 = no tick in progress
+  std::atomic<bool> tick_timed_out_{false};
+
+  std::unique_ptr<DispatchPool> pool_;  // last: its workers use everything above
+};
+
+}  // namespace leoflow::engine

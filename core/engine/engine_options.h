@@ -1,0 +1,76 @@
+// How an Engine is put together: its settings and the backends it drives.
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <spdlog/logger.h>
+
+#include <leoflow/context.h>
+#include <leoflow/dispatcher.h>
+#include <leoflow/inline_runner.h>
+#include <leoflow/leader.h>
+#include <leoflow/recorder.h>
+#include <leoflow/status.h>
+#include <leoflow/store.h>
+
+namespace leoflow::engine {
+
+using namespace std::chrono_literals;
+
+/// Settings (ARCHITECTURE §4 [scheduler]); defaults are the documented ones.
+struct EngineOptions {
+  std::chrono::milliseconds tick_interval = 1000ms;  ///< backstop; wake-ups come from the change feed
+  /// Bound on one tick; zero = max(30 × tick_interval, 30 s) (BEHAVIOUR §2.1).
+  std::chrono::milliseconds step_timeout = 0ms;
+  std::chrono::milliseconds orphan_threshold = 300'000ms;
+  std::chrono::milliseconds agent_lost_threshold = 90'000ms;
+  std::chrono::milliseconds dispatch_lost_threshold = 180'000ms;
+  std::size_t reaper_batch_size = 100;
+  std::size_t dispatch_pool_size = 16;
+  std::size_t dispatch_queue_size = 256;
+  int dispatch_retry_limit = 5;  ///< hand-over attempts before the attempt fails
+  std::chrono::milliseconds dispatch_retry_backoff = 200ms;  ///< first back-off, doubled each time
+  std::chrono::milliseconds shutdown_grace = 8000ms;  ///< drain bound on shutdown (§8.11)
+  /// Consecutive failed leadership checks before stepping down (BEHAVIOUR §5.2).
+  int max_leader_check_failures = 3;
+  /// Every run is reloaded from the store at least this often, whatever the change feed says.
+  std::chrono::milliseconds full_resync_interval = 30'000ms;
+  std::string replica_id;
+
+  std::chrono::milliseconds effectiveStepTimeout() const {
+    if (step_timeout > 0ms) return step_timeout;
+    return std::max<std::chrono::milliseconds>(30 * tick_interval, 30'000ms);
+  }
+};
+
+/// Decodes a stored DAG version's JSON into a spec with defaults applied (the host's DAG format).
+using DagDecoder = std::function<Result<DagSpec>(const std::string& spec_json)>;
+
+/// A dispatcher and the task types it is configured for (empty = every type it supports).
+struct DispatcherRoute {
+  std::string plugin;
+  Dispatcher* dispatcher = nullptr;
+  std::vector<std::string> task_types;
+};
+
+/// The backends an Engine drives; all must outlive it. Plugin objects are wrapped by the engine so
+/// their exceptions become Status values.
+struct EngineDeps {
+  Store* store = nullptr;
+  std::string store_plugin = "store";
+  Leader* leader = nullptr;
+  std::string leader_plugin = "leader";
+  std::vector<DispatcherRoute> dispatchers;
+  InlineRunner* inline_runner = nullptr;  ///< optional
+  std::string inline_runner_plugin = "inline-runner";
+  Recorder* recorder = nullptr;           ///< optional (metrics are then dropped)
+  const Clock* clock = nullptr;
+  std::shared_ptr<spdlog::logger> logger;
+  DagDecoder decode_dag;
+};
+
+}  // namespace leoflow::engine

@@ -1,0 +1,188 @@
+// Decorators that turn a plugin's exception into a Status naming the plugin (ARCHITECTURE §3
+// "Errors"): the engine only ever calls plugins through these, so a throwing plugin fails one call,
+// never the loop.
+#pragma once
+
+#include <exception>
+#include <memory>
+#include <string>
+#include <utility>
+
+#include <leoflow/dispatcher.h>
+#include <leoflow/inline_runner.h>
+#include <leoflow/leader.h>
+#include <leoflow/recorder.h>
+#include <leoflow/store.h>
+
+namespace leoflow::engine {
+
+/// Runs `call`; an exception becomes kInternal "plugin <name>: <what>".
+template <typename Call>
+auto guardCall(const std::string& plugin, Call&& call) -> decltype(call()) {
+  try {
+    return call();
+  } catch (const std::exception& e) {
+    return internalError("plugin " + plugin + " threw: " + e.what());
+  } catch (...) {
+    return internalError("plugin " + plugin + " threw a non-standard exception");
+  }
+}
+
+class GuardedStore final : public Store {
+ public:
+  GuardedStore(Store& inner, std::string plugin) : inner_(inner), plugin_(std::move(plugin)) {}
+
+  Status ping() override { return g([&] { return inner_.ping(); }); }
+  Result<Term> claimTerm(const std::string& holder) override { return g([&] { return inner_.claimTerm(holder); }); }
+  Status recordLiveness(Term term, const LivenessRecord& r) override {
+    return g([&] { return inner_.recordLiveness(term, r); });
+  }
+  Result<std::optional<LivenessRecord>> readLiveness() override { return g([&] { return inner_.readLiveness(); }); }
+  Result<std::vector<DagRegistration>> syncDags(std::span<const DagDefinition> dags) override {
+    return g([&] { return inner_.syncDags(dags); });
+  }
+  Result<std::vector<DagSummary>> listDags() override { return g([&] { return inner_.listDags(); }); }
+  Result<StoredDag> getDag(const std::string& dag_id, std::optional<std::int64_t> version) override {
+    return g([&] { return inner_.getDag(dag_id, version); });
+  }
+  Status setPaused(const std::string& dag_id, bool paused) override {
+    return g([&] { return inner_.setPaused(dag_id, paused); });
+  }
+  Result<std::vector<ScheduledDag>> scheduledDags() override { return g([&] { return inner_.scheduledDags(); }); }
+  Status createRun(std::optional<Term> term, const NewRun& run) override {
+    return g([&] { return inner_.createRun(term, run); });
+  }
+  Result<std::vector<ActiveRun>> listActiveRuns() override { return g([&] { return inner_.listActiveRuns(); }); }
+  std::vector<Result<RunRecord>> loadRuns(std::span<const RunKey> keys) override {
+    try {
+      return inner_.loadRuns(keys);
+    } catch (...) {
+      std::vector<Result<RunRecord>> failed;
+      const Status why = g([&]() -> Status { throw; });
+      for (std::size_t i = 0; i < keys.size(); ++i) failed.emplace_back(why);
+      return failed;
+    }
+  }
+  Result<std::vector<RunRecord>> listRuns(const RunFilter& f) override { return g([&] { return inner_.listRuns(f); }); }
+  Result<std::vector<RunKey>> findRuns(const std::string& run_id) override {
+    return g([&] { return inner_.findRuns(run_id); });
+  }
+  Status materializeRun(Term term, const RunKey& run, std::span<const NewTaskInstance> tasks, Timestamp at) override {
+    return g([&] { return inner_.materializeRun(term, run, tasks, at); });
+  }
+  Status setRunState(Term term, const RunKey& run, DagRunState from, DagRunState to, Timestamp at,
+                     const std::string& note) override {
+    return g([&] { return inner_.setRunState(term, run, from, to, at, note); });
+  }
+  Result<std::vector<bool>> applyTransitions(Term term, const RunKey& run, std::span<const TaskTransitionWrite> w,
+                                             Timestamp at) override {
+    return g([&] { return inner_.applyTransitions(term, run, w, at); });
+  }
+  Result<std::vector<OrphanCandidate>> listOrphanCandidates(std::size_t limit) override {
+    return g([&] { return inner_.listOrphanCandidates(limit); });
+  }
+  Status reapRun(Term term, const RunKey& run, Timestamp at, const std::string& note) override {
+    return g([&] { return inner_.reapRun(term, run, at, note); });
+  }
+  Result<std::vector<AgentLostCandidate>> listAgentLostCandidates(std::size_t limit) override {
+    return g([&] { return inner_.listAgentLostCandidates(limit); });
+  }
+  Result<std::vector<DispatchLostCandidate>> listDispatchLostCandidates(std::size_t limit) override {
+    return g([&] { return inner_.listDispatchLostCandidates(limit); });
+  }
+  Status reportRunning(const AttemptRef& a, Timestamp at) override { return g([&] { return inner_.reportRunning(a, at); }); }
+  Status reportHeartbeat(const AttemptRef& a, Timestamp at) override {
+    return g([&] { return inner_.reportHeartbeat(a, at); });
+  }
+  Status reportFinished(const AttemptRef& a, const TaskOutcome& o, Timestamp at) override {
+    return g([&] { return inner_.reportFinished(a, o, at); });
+  }
+  Status subscribe(ChangeSink& sink) override { return g([&] { return inner_.subscribe(sink); }); }
+  void unsubscribe() override {
+    try {
+      inner_.unsubscribe();
+    } catch (...) {  // nothing to report to: unsubscribing is best effort
+    }
+  }
+
+  const std::string& pluginName() const noexcept { return plugin_; }
+
+ private:
+  template <typename Call>
+  auto g(Call&& call) -> decltype(call()) {
+    return guardCall(plugin_, std::forward<Call>(call));
+  }
+  Store& inner_;
+  std::string plugin_;
+};
+
+class GuardedLeader final : public Leader {
+ public:
+  GuardedLeader(Leader& inner, std::string plugin) : inner_(inner), plugin_(std::move(plugin)) {}
+  Result<bool> tryAcquire() override { return guardCall(plugin_, [&] { return inner_.tryAcquire(); }); }
+  Result<bool> check() override { return guardCall(plugin_, [&] { return inner_.check(); }); }
+  Status release() override { return guardCall(plugin_, [&] { return inner_.release(); }); }
+  std::chrono::milliseconds checkInterval() const override {
+    try {
+      return inner_.checkInterval();
+    } catch (...) {
+      return std::chrono::seconds{1};
+    }
+  }
+
+ private:
+  Leader& inner_;
+  std::string plugin_;
+};
+
+class GuardedDispatcher final : public Dispatcher {
+ public:
+  GuardedDispatcher(Dispatcher& inner, std::string plugin) : inner_(inner), plugin_(std::move(plugin)) {}
+  std::vector<std::string> taskTypes() const override {
+    try {
+      return inner_.taskTypes();
+    } catch (...) {
+      return {};
+    }
+  }
+  std::size_t freeCapacity() const override {
+    try {
+      return inner_.freeCapacity();
+    } catch (...) {
+      return 0;  // a dispatcher that cannot say gets nothing this tick
+    }
+  }
+  Result<DispatchOutcome> dispatch(const DispatchRequest& r) override {
+    return guardCall(plugin_, [&] { return inner_.dispatch(r); });
+  }
+  Status reconcile() override { return guardCall(plugin_, [&] { return inner_.reconcile(); }); }
+  void shutdown() override {
+    try {
+      inner_.shutdown();
+    } catch (...) {  // shutting down regardless
+    }
+  }
+  const std::string& pluginName() const noexcept { return plugin_; }
+
+ private:
+  Dispatcher& inner_;
+  std::string plugin_;
+};
+
+class GuardedInlineRunner final : public InlineRunner {
+ public:
+  GuardedInlineRunner(InlineRunner& inner, std::string plugin) : inner_(inner), plugin_(std::move(plugin)) {}
+  Result<bool> start(const DispatchRequest& r) override { return guardCall(plugin_, [&] { return inner_.start(r); }); }
+  void shutdown() override {
+    try {
+      inner_.shutdown();
+    } catch (...) {  // shutting down regardless
+    }
+  }
+
+ private:
+  InlineRunner& inner_;
+  std::string plugin_;
+};
+
+}  // namespace leoflow::engine

@@ -1,0 +1,91 @@
+#include "engine/run_cache.h"
+
+#include <unordered_map>
+
+namespace leoflow::engine {
+
+Result<std::unique_ptr<CachedRun>> CachedRun::build(RunRecord record, std::shared_ptr<const DagVersion> dag,
+                                                    std::chrono::steady_clock::time_point loaded_at) {
+  std::unique_ptr<CachedRun> run(new CachedRun());
+  const std::uint32_t n = dag->dag.size();
+  if (!record.tasks.empty()) {
+    std::unordered_map<std::string, const TaskInstance*> by_id;
+    for (const TaskInstance& ti : record.tasks) by_id.emplace(ti.task_id, &ti);
+    run->instances_.reserve(n);
+    for (std::uint32_t i = 0; i < n; ++i) {
+      auto it = by_id.find(dag->dag.id(i));
+      if (it == by_id.end()) {
+        return invalidArgument("run " + record.key.dag_id + "/" + record.key.run_id + " has no instance of task " +
+                               dag->dag.id(i) + " (dag version " + std::to_string(record.dag_version) + ")");
+      }
+      run->instances_.push_back(*it->second);
+    }
+  }
+  record.tasks.clear();  // the instances live in task order from here on
+  run->record_ = std::move(record);
+  run->dag_ = std::move(dag);
+  run->loaded_at_ = loaded_at;
+  run->planner_.emplace(run->dag_->dag);
+  if (!run->instances_.empty()) {
+    std::vector<TaskState> states(n);
+    std::vector<std::int32_t> tries(n), max_tries(n);
+    std::vector<std::optional<Timestamp>> ended(n);
+    for (std::uint32_t i = 0; i < n; ++i) {
+      const TaskInstance& ti = run->instances_[i];
+      states[i] = ti.state;
+      tries[i] = ti.try_number;
+      max_tries[i] = ti.max_tries;
+      ended[i] = ti.ended_at;
+    }
+    planning::RunSnapshot snap;
+    snap.dag = &run->dag_->dag;
+    snap.states = states;
+    snap.tries = tries;
+    snap.max_tries = max_tries;
+    snap.ended_at = ended;
+    snap.retry_delay_seconds = run->dag_->retry_delay_seconds;
+    run->planner_->reset(snap);
+  }
+  return run;
+}
+
+void CachedRun::applyWrite(planning::TaskIndex i, const TaskTransitionWrite& w, Timestamp at) {
+  TaskInstance& ti = instances_[i];
+  ti.state = w.to;
+  if (!w.note.empty()) ti.note = w.note;
+  switch (w.to) {
+    case TaskState::kScheduled:
+      if (w.from == TaskState::kQueued) {
+        ti.queued_at.reset();
+      } else {
+        ti.scheduled_at = at;
+      }
+      break;
+    case TaskState::kQueued: ti.queued_at = at; break;
+    case TaskState::kRunning:
+      ti.started_at = at;
+      ti.last_heartbeat_at = at;
+      break;
+    case TaskState::kSuccess:
+    case TaskState::kFailed:
+    case TaskState::kSkipped:
+    case TaskState::kUpstreamFailed: ti.ended_at = at; break;
+    case TaskState::kNone:
+      if (w.from == TaskState::kUpForRetry) {  // the next attempt starts clean
+        ++ti.try_number;
+        ti.scheduled_at.reset();
+        ti.queued_at.reset();
+        ti.started_at.reset();
+        ti.ended_at.reset();
+        ti.last_heartbeat_at.reset();
+        ti.exit_code.reset();
+        ti.note.clear();
+      }
+      break;
+    case TaskState::kUpForRetry: break;
+  }
+  if (w.exhaust_retries && w.to == TaskState::kFailed) ti.max_tries = ti.try_number;
+  planner_->setTask(i, ti.state, ti.try_number, ti.max_tries, ti.ended_at);
+}
+
+}  // namespace leoflow::engine

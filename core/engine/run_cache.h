@@ -1,0 +1,57 @@
+// The leader's in-memory copy of each active run: its record, its instances laid out in the DAG's
+// task order, and an incremental planner over them.
+//
+// A run is reloaded from the store when something changed it (a report, the change feed, a guard
+// that did not hold) and at least every full-resync interval; in between, the scheduler's own
+// applied writes are mirrored here exactly as the store applies them, so planning a quiet run
+// costs nothing and a busy one costs only what changed.
+#pragma once
+
+#include <chrono>
+#include <map>
+#include <memory>
+#include <optional>
+#include <vector>
+
+#include <leoflow/domain.h>
+#include <leoflow/store.h>
+
+#include "engine/dag_catalog.h"
+#include "planning/incremental_planner.h"
+
+namespace leoflow::engine {
+
+class CachedRun {
+ public:
+  /// Lays out a loaded record against its DAG version. Fails when a task of the DAG has no
+  /// instance (a run materialized against another version): the run cannot be planned.
+  static Result<std::unique_ptr<CachedRun>> build(RunRecord record, std::shared_ptr<const DagVersion> dag,
+                                                  std::chrono::steady_clock::time_point loaded_at);
+
+  const RunRecord& record() const noexcept { return record_; }
+  const DagVersion& dag() const noexcept { return *dag_; }
+  const std::shared_ptr<const DagVersion>& dagPtr() const noexcept { return dag_; }
+  bool materialized() const noexcept { return !instances_.empty() || dag_->dag.size() == 0; }
+  const TaskInstance& instance(planning::TaskIndex i) const { return instances_[i]; }
+  std::size_t size() const noexcept { return instances_.size(); }
+  planning::IncrementalPlanner& planner() { return *planner_; }
+  std::chrono::steady_clock::time_point loadedAt() const noexcept { return loaded_at_; }
+
+  /// Mirrors an applied write exactly as the store applied it (store.h TaskTransitionWrite).
+  void applyWrite(planning::TaskIndex i, const TaskTransitionWrite& w, Timestamp at);
+  void setRunState(DagRunState state) { record_.state = state; }
+
+  AttemptRef attempt(planning::TaskIndex i) const {
+    return AttemptRef{record_.key, dag_->spec.tasks[i].task_id, instances_[i].try_number};
+  }
+
+ private:
+  CachedRun() = default;
+  RunRecord record_;
+  std::shared_ptr<const DagVersion> dag_;
+  std::vector<TaskInstance> instances_;  // by DAG task index; empty until materialized
+  std::optional<planning::IncrementalPlanner> planner_;
+  std::chrono::steady_clock::time_point loaded_at_;
+};
+
+}  // namespace leoflow::engine

@@ -1,0 +1,55 @@
+#include "engine/task_events_sink.h"
+
+#include <fmt/format.h>
+
+namespace leoflow::engine {
+
+TaskEventsSink::TaskEventsSink(Store& store, const Clock& clock, WakeSignal& wake,
+                               std::shared_ptr<spdlog::logger> logger)
+    : store_(store), clock_(clock), wake_(wake), logger_(std::move(logger)) {}
+
+Status TaskEventsSink::running(const AttemptRef& a) {
+  Status s = store_.reportRunning(a, clock_.now());
+  if (s.isOk()) {
+    logger_->debug("task running dag_id={} run_id={} task_id={} try={}", a.run.dag_id, a.run.run_id, a.task_id,
+                   a.try_number);
+    wake_.runChanged(a.run);
+  } else if (s.code() == StatusCode::kConflict) {
+    // A report about an attempt that moved on (reaped, retried, finished): a fact too late to
+    // matter, never applied to another attempt (BEHAVIOUR §10 item 3).
+    logger_->info("stale running report ignored dag_id={} run_id={} task_id={} try={} reason={}", a.run.dag_id,
+                  a.run.run_id, a.task_id, a.try_number, s.message());
+  } else {
+    logger_->warn("recording running report failed dag_id={} run_id={} task_id={} try={} error={}", a.run.dag_id,
+                  a.run.run_id, a.task_id, a.try_number, s.toString());
+  }
+  return s;
+}
+
+Status TaskEventsSink::heartbeat(const AttemptRef& a) {
+  Status s = store_.reportHeartbeat(a, clock_.now());
+  if (!s.isOk() && s.code() != StatusCode::kConflict) {
+    logger_->warn("recording heartbeat failed dag_id={} run_id={} task_id={} try={} error={}", a.run.dag_id,
+                  a.run.run_id, a.task_id, a.try_number, s.toString());
+  }
+  return s;
+}
+
+Status TaskEventsSink::finished(const AttemptRef& a, const TaskOutcome& outcome) {
+  Status s = store_.reportFinished(a, outcome, clock_.now());
+  if (s.isOk()) {
+    logger_->debug("task finished dag_id={} run_id={} task_id={} try={} success={} exit_code={}", a.run.dag_id,
+                   a.run.run_id, a.task_id, a.try_number, outcome.success,
+                   outcome.exit_code ? std::to_string(*outcome.exit_code) : "none");
+    wake_.runChanged(a.run);
+  } else if (s.code() == StatusCode::kConflict) {
+    logger_->info("stale finished report ignored dag_id={} run_id={} task_id={} try={} reason={}", a.run.dag_id,
+                  a.run.run_id, a.task_id, a.try_number, s.message());
+  } else {
+    logger_->error("recording finished report failed dag_id={} run_id={} task_id={} try={} error={}", a.run.dag_id,
+                   a.run.run_id, a.task_id, a.try_number, s.toString());
+  }
+  return s;
+}
+
+}  // namespace leoflow::engine

@@ -1,0 +1,83 @@
+// What wakes the scheduler loop before its backstop tick: a task report, a change-feed message,
+// a finished hand-over. Remembers which runs changed, so the loop reloads only those.
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <mutex>
+#include <set>
+#include <vector>
+
+#include <leoflow/domain.h>
+#include <leoflow/store.h>
+
+namespace leoflow::engine {
+
+class WakeSignal final : public ChangeSink {
+ public:
+  /// A run changed (its instances or its state): reload it and plan it.
+  void runChanged(const RunKey& run) {
+    {
+      std::lock_guard lock(mutex_);
+      changed_runs_.insert(run);
+      pending_ = true;
+    }
+    cv_.notify_all();
+  }
+  /// Something changed that is not about one run (a DAG, a new run, a resync): plan everything.
+  void everythingChanged() {
+    {
+      std::lock_guard lock(mutex_);
+      everything_ = true;
+      pending_ = true;
+    }
+    cv_.notify_all();
+  }
+  /// Wakes the loop without a change (shutdown, a dispatch slot freed).
+  void poke() {
+    {
+      std::lock_guard lock(mutex_);
+      pending_ = true;
+    }
+    cv_.notify_all();
+  }
+
+  /// Waits until something is pending or `timeout` passes; true when woken by a signal.
+  bool waitFor(std::chrono::milliseconds timeout) {
+    std::unique_lock lock(mutex_);
+    return cv_.wait_for(lock, timeout, [this] { return pending_; });
+  }
+
+  struct Drained {
+    std::vector<RunKey> runs;
+    bool everything = false;
+  };
+  /// Takes what accumulated since the last call.
+  Drained drain() {
+    std::lock_guard lock(mutex_);
+    Drained d{{changed_runs_.begin(), changed_runs_.end()}, everything_};
+    changed_runs_.clear();
+    everything_ = false;
+    pending_ = false;
+    return d;
+  }
+
+  // ChangeSink: the store's change feed, on the store's thread.
+  void onChange(const Change& change) override {
+    if (change.kind == Change::Kind::kDag || change.run.run_id.empty()) {
+      everythingChanged();
+    } else {
+      runChanged(change.run);
+    }
+  }
+  void onResync() override { everythingChanged(); }
+
+ private:
+  std::mutex mutex_;
+  std::condition_variable cv_;
+  std::set<RunKey> changed_runs_;
+  bool everything_ = false;
+  bool pending_ = false;
+};
+
+}  // namespace leoflow::engine

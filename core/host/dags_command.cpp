@@ -1,0 +1,139 @@
+#include "host/dags_command.h"
+
+#include <ostream>
+
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "host/command_context.h"
+#include "host/dag_file.h"
+#include "host/exit_codes.h"
+#include "host/store_session.h"
+
+namespace leoflow::host {
+namespace {
+
+// Prints warnings and errors; true when there were no errors.
+bool report(const DagLoad& load, std::ostream& err) {
+  for (const std::string& w : load.warnings) err << "warning: " << w << '\n';
+  for (const std::string& e : load.errors) err << "error: " << e << '\n';
+  return load.errors.empty();
+}
+
+}  // namespace
+
+int dagsValidate(const std::vector<std::string>& paths, std::ostream& out, std::ostream& err) {
+  const DagLoad load = loadDagFiles(paths);
+  const bool ok = report(load, err);
+  for (const ParsedDag& d : load.dags) {
+    out << fmt::format("ok {}: dag {} ({} task{}{})\n", d.file, d.spec.dag_id, d.spec.tasks.size(),
+                       d.spec.tasks.size() == 1 ? "" : "s",
+                       d.spec.schedule.empty() ? ", manual" : ", schedule " + d.spec.schedule);
+  }
+  if (!ok) {
+    err << fmt::format("{} error{} in {} path{}; nothing is valid until all are fixed\n", load.errors.size(),
+                       load.errors.size() == 1 ? "" : "s", paths.size(), paths.size() == 1 ? "" : "s");
+    return kExitBadInput;
+  }
+  return kExitOk;
+}
+
+int dagsSync(Store& store, const std::vector<std::string>& paths, std::ostream& out, std::ostream& err) {
+  const DagLoad load = loadDagFiles(paths);
+  if (!report(load, err)) {
+    // §8.6: sync is all-or-nothing per call.
+    err << fmt::format("nothing registered: {} error{}\n", load.errors.size(), load.errors.size() == 1 ? "" : "s");
+    return kExitBadInput;
+  }
+  std::vector<DagDefinition> defs;
+  defs.reserve(load.dags.size());
+  for (const ParsedDag& d : load.dags) defs.push_back({d.spec, d.canonical_json});
+  auto registered = store.syncDags(defs);
+  if (!registered) failWith(registered.status(), "registering dags");
+  for (const DagRegistration& r : *registered) {
+    out << fmt::format("dag {}: version {} ({})\n", r.dag_id, r.version, r.changed ? "registered" : "unchanged");
+  }
+  return kExitOk;
+}
+
+int dagsList(Store& store, bool json, std::ostream& out) {
+  auto dags = store.listDags();
+  if (!dags) failWith(dags.status(), "listing dags");
+  if (json) {
+    nlohmann::ordered_json a = nlohmann::ordered_json::array();
+    for (const DagSummary& d : *dags) {
+      nlohmann::ordered_json j = nlohmann::ordered_json::object();
+      j["dag_id"] = d.dag_id;
+      j["schedule"] = d.schedule.empty() ? nlohmann::ordered_json(nullptr) : nlohmann::ordered_json(d.schedule);
+      j["paused"] = d.paused;
+      j["version"] = d.version;
+      a.push_back(std::move(j));
+    }
+    out << a.dump(2) << '\n';
+    return kExitOk;
+  }
+  if (dags->empty()) {
+    out << "no dags registered (leoflow dags sync PATH)\n";
+    return kExitOk;
+  }
+  std::size_t w = 6, sw = 8;
+  for (const DagSummary& d : *dags) {
+    w = std::max(w, d.dag_id.size());
+    sw = std::max(sw, d.schedule.size());
+  }
+  out << fmt::format("{:<{}}  {:<{}}  {:<6}  {}\n", "DAG_ID", w, "SCHEDULE", sw, "PAUSED", "VERSION");
+  for (const DagSummary& d : *dags) {
+    out << fmt::format("{:<{}}  {:<{}}  {:<6}  {}\n", d.dag_id, w, d.schedule.empty() ? "-" : d.schedule, sw,
+                       d.paused ? "yes" : "no", d.version);
+  }
+  return kExitOk;
+}
+
+int dagsSetPaused(Store& store, const std::string& dag_id, bool paused, std::ostream& out) {
+  Status s = store.setPaused(dag_id, paused);
+  if (!s.isOk()) {
+    if (s.code() == StatusCode::kNotFound) throw badInput("unknown dag \"" + dag_id + "\"");
+    failWith(s, std::string(paused ? "pausing" : "unpausing") + " dag " + dag_id);
+  }
+  out << fmt::format("dag {} {}\n", dag_id, paused ? "paused" : "unpaused");
+  return kExitOk;
+}
+
+void addDagsCommand(CLI::App& app, CommandContext& ctx) {
+  CLI::App* dags = app.add_subcommand("dags", "DAG files and registered DAGs: validate, sync, list, pause, unpause");
+  dags->require_subcommand(1);
+
+  static std::vector<std::string> paths;  // CLI11 binds to storage that outlives parsing
+  CLI::App* validate = dags->add_subcommand("validate", "Check DAG files and folders (no store needed)");
+  validate->add_option("paths", paths, "DAG files or folders of *.json files")->required();
+  validate->callback([&ctx] { ctx.exit_code = dagsValidate(paths, *ctx.out, *ctx.err); });
+
+  CLI::App* sync = dags->add_subcommand("sync", "Register DAG files (a new version when one changed); all or nothing");
+  sync->add_option("paths", paths, "DAG files or folders of *.json files")->required();
+  sync->callback([&ctx] {
+    StoreSession session(ctx);
+    ctx.exit_code = dagsSync(session.store(), paths, *ctx.out, *ctx.err);
+  });
+
+  static bool json = false;
+  CLI::App* list = dags->add_subcommand("list", "List registered DAGs");
+  list->add_flag("--json", json, "Print a JSON array of {dag_id, schedule, paused, version}");
+  list->callback([&ctx] {
+    StoreSession session(ctx);
+    ctx.exit_code = dagsList(session.store(), json, *ctx.out);
+  });
+
+  static std::string dag_id;
+  for (const bool pause : {true, false}) {
+    CLI::App* cmd = dags->add_subcommand(pause ? "pause" : "unpause",
+                                         pause ? "Stop creating scheduled runs of a DAG" : "Resume a paused DAG");
+    cmd->add_option("dag", dag_id, "DAG id")->required();
+    cmd->callback([&ctx, pause] {
+      StoreSession session(ctx);
+      ctx.exit_code = dagsSetPaused(session.store(), dag_id, pause, *ctx.out);
+    });
+  }
+}
+
+}  // namespace leoflow::host

@@ -1,0 +1,27 @@
+// `leoflow dags validate | sync | list | pause | unpause` (ARCHITECTURE §5, §6, §8.6).
+#pragma once
+
+#include <iosfwd>
+#include <string>
+#include <vector>
+
+#include <leoflow/store.h>
+
+namespace CLI {
+class App;
+}
+
+namespace leoflow::host {
+
+struct CommandContext;
+
+/// Checks DAG files and folders without a store: 0 when all are valid, 2 listing every error.
+int dagsValidate(const std::vector<std::string>& paths, std::ostream& out, std::ostream& err);
+/// Registers DAG files all-or-nothing: any invalid file → nothing registered, exit 2.
+int dagsSync(Store& store, const std::vector<std::string>& paths, std::ostream& out, std::ostream& err);
+int dagsList(Store& store, bool json, std::ostream& out);
+int dagsSetPaused(Store& store, const std::string& dag_id, bool paused, std::ostream& out);
+
+void addDagsCommand(CLI::App& app, CommandContext& ctx);
+
+}  // namespace leoflow::host

@@ -1,0 +1,253 @@
+#include "host/runs_command.h"
+
+#include <algorithm>
+#include <ostream>
+#include <thread>
+
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "host/command_context.h"
+#include "host/dag_file.h"
+#include "host/exit_codes.h"
+#include "host/run_view.h"
+#include "host/store_session.h"
+#include "schedule/iso_time.h"
+
+namespace leoflow::host {
+namespace {
+
+RunRecord loadRun(Store& store, const RunKey& key) {
+  auto loaded = store.loadRuns(std::span<const RunKey>(&key, 1));
+  if (loaded.empty()) failWith(internalError("no answer"), "loading run " + key.run_id);
+  if (!loaded[0]) {
+    if (loaded[0].status().code() == StatusCode::kNotFound) throw badInput("unknown run \"" + key.run_id + "\"");
+    failWith(loaded[0].status(), "loading run " + key.run_id);
+  }
+  return std::move(loaded[0]).value();
+}
+
+// Orders a run's task instances as its DAG declares them, when the DAG version can be read.
+void orderTasks(Store& store, RunRecord& run) {
+  auto stored = store.getDag(run.key.dag_id, run.dag_version);
+  if (!stored) return;
+  auto spec = decodeCanonicalDag(stored->spec_json);
+  if (!spec) return;
+  std::map<std::string, std::size_t> position;
+  for (std::size_t i = 0; i < spec->tasks.size(); ++i) position[spec->tasks[i].task_id] = i;
+  std::stable_sort(run.tasks.begin(), run.tasks.end(), [&](const TaskInstance& a, const TaskInstance& b) {
+    auto pa = position.find(a.task_id), pb = position.find(b.task_id);
+    const std::size_t ia = pa == position.end() ? position.size() : pa->second;
+    const std::size_t ib = pb == position.end() ? position.size() : pb->second;
+    return ia < ib;
+  });
+}
+
+std::string progressLine(const RunRecord& run, std::chrono::seconds elapsed) {
+  std::size_t done = 0;
+  std::map<TaskState, std::size_t> by_state;
+  std::vector<std::string> running;
+  for (const TaskInstance& t : run.tasks) {
+    ++by_state[t.state];
+    if (isTerminal(t.state)) ++done;
+    if (t.state == TaskState::kRunning) running.push_back(t.task_id);
+  }
+  std::string line = fmt::format("[{:>4}s] {} {}: {}", elapsed.count(), run.key.dag_id, run.key.run_id,
+                                 toString(run.state));
+  if (!run.tasks.empty()) {
+    line += fmt::format(", {}/{} tasks done", done, run.tasks.size());
+    std::vector<std::string> parts;
+    for (const auto& [state, n] : by_state) {
+      if (isTerminal(state)) parts.push_back(fmt::format("{} {}", n, toString(state)));
+    }
+    if (!parts.empty()) line += fmt::format(" ({})", fmt::join(parts, ", "));
+    if (!running.empty()) {
+      if (running.size() > 5) {
+        running.resize(5);
+        running.push_back("…");
+      }
+      line += fmt::format(", running: {}", fmt::join(running, " "));
+    }
+  }
+  return line;
+}
+
+int waitForRun(Store& store, const RunKey& key, const TriggerOptions& o, std::ostream& err) {
+  const auto start = std::chrono::steady_clock::now();
+  std::string last_line;
+  bool hinted = false;
+  for (;;) {
+    const auto elapsed = std::chrono::steady_clock::now() - start;
+    auto loaded = store.loadRuns(std::span<const RunKey>(&key, 1));
+    if (!loaded.empty() && loaded[0]) {
+      RunRecord run = std::move(loaded[0]).value();
+      orderTasks(store, run);
+      const std::string line = progressLine(run, std::chrono::duration_cast<std::chrono::seconds>(elapsed));
+      // A line when something changed, not every poll: the counter alone does not count.
+      const std::string change = line.substr(line.find(']'));
+      if (change != last_line) {
+        err << line << '\n' << std::flush;
+        last_line = change;
+      }
+      if (run.state == DagRunState::kSuccess) return kExitOk;
+      if (run.state == DagRunState::kFailed) {
+        for (const TaskInstance& t : run.tasks) {
+          if (t.state == TaskState::kFailed || t.state == TaskState::kUpstreamFailed) {
+            err << fmt::format("  {} {}{}\n", t.task_id, toString(t.state), t.note.empty() ? "" : ": " + t.note);
+          }
+        }
+        return kExitFailed;
+      }
+      if (!hinted && run.state == DagRunState::kQueued && elapsed > std::chrono::seconds(5)) {
+        err << "  (still queued: is a scheduler running? leoflow status)\n" << std::flush;
+        hinted = true;
+      }
+    } else if (!loaded.empty() && loaded[0].status().code() != StatusCode::kUnavailable) {
+      failWith(loaded[0].status(), "following run " + key.run_id);
+    }
+    if (o.timeout && elapsed >= *o.timeout) {
+      err << fmt::format("timed out after {} s; the run goes on (leoflow runs show {})\n",
+                         std::chrono::duration_cast<std::chrono::seconds>(*o.timeout).count(), key.run_id);
+      return kExitTimedOut;
+    }
+    std::this_thread::sleep_for(o.poll_interval);
+  }
+}
+
+}  // namespace
+
+bool isValidRunId(const std::string& id) {
+  if (id.empty() || id.size() > 250) return false;
+  return std::all_of(id.begin(), id.end(), [](unsigned char c) { return c > 0x20 && c != 0x7f && c != '/'; });
+}
+
+int runsTrigger(Store& store, const Clock& clock, const TriggerOptions& o, std::ostream& out, std::ostream& err) {
+  auto dag = store.getDag(o.dag_id, std::nullopt);
+  if (!dag) {
+    if (dag.status().code() == StatusCode::kNotFound) throw badInput("unknown dag \"" + o.dag_id + "\"");
+    failWith(dag.status(), "reading dag " + o.dag_id);
+  }
+  std::string conf;
+  if (!o.conf_json.empty()) {
+    try {
+      auto parsed = nlohmann::json::parse(o.conf_json);
+      if (!parsed.is_object()) throw badInput("--conf must be a JSON object, got " + o.conf_json);
+      conf = parsed.dump();
+    } catch (const nlohmann::json::parse_error& e) {
+      throw badInput(std::string("--conf is not valid JSON: ") + e.what());
+    }
+  }
+  const Timestamp now = clock.now();
+  // §8.5: manual__<now with microseconds>, unique per DAG.
+  const std::string run_id = o.run_id.empty() ? "manual__" + schedule::formatIsoMicros(now) : o.run_id;
+  if (!isValidRunId(run_id)) throw badInput("bad run id \"" + run_id + "\": use 1-250 printable characters, no spaces or '/'");
+  NewRun run{{o.dag_id, run_id}, dag->version, RunTrigger::kManual, now, conf, now};
+  Status s = store.createRun(std::nullopt, run);
+  if (!s.isOk()) {
+    if (s.code() == StatusCode::kAlreadyExists) {
+      throw badInput("run id \"" + run_id + "\" already exists for dag \"" + o.dag_id + "\"");
+    }
+    failWith(s, "triggering dag " + o.dag_id);
+  }
+  out << run_id << '\n' << std::flush;
+  if (dag->paused) err << "note: dag " << o.dag_id << " is paused; the run waits until it is unpaused\n";
+  if (!o.wait) return kExitOk;
+  return waitForRun(store, run.key, o, err);
+}
+
+int runsShow(Store& store, const std::string& run_id, const std::optional<std::string>& dag_id, bool json,
+             std::ostream& out) {
+  RunKey key{dag_id.value_or(""), run_id};
+  if (!dag_id) {
+    auto found = store.findRuns(run_id);
+    if (!found) failWith(found.status(), "finding run " + run_id);
+    if (found->empty()) throw badInput("unknown run \"" + run_id + "\"");
+    if (found->size() > 1) {
+      std::vector<std::string> dags;
+      for (const RunKey& k : *found) dags.push_back(k.dag_id);
+      throw badInput(fmt::format("run id \"{}\" exists in several dags ({}); say which with --dag", run_id,
+                                 fmt::join(dags, ", ")));
+    }
+    key = (*found)[0];
+  }
+  RunRecord run = loadRun(store, key);
+  orderTasks(store, run);
+  if (json) {
+    out << runToJson(run, true).dump(2) << '\n';
+  } else {
+    printRun(run, out);
+  }
+  return kExitOk;
+}
+
+int runsList(Store& store, const std::optional<std::string>& dag_id, const std::optional<std::string>& state,
+             bool json, std::ostream& out) {
+  RunFilter filter;
+  filter.dag_id = dag_id;
+  if (state) {
+    auto parsed = parseDagRunState(*state);
+    if (!parsed) throw badInput("unknown run state \"" + *state + "\" (queued, running, success, failed)");
+    filter.state = parsed;
+  }
+  if (dag_id) {
+    auto dag = store.getDag(*dag_id, std::nullopt);
+    if (!dag && dag.status().code() == StatusCode::kNotFound) throw badInput("unknown dag \"" + *dag_id + "\"");
+  }
+  auto runs = store.listRuns(filter);
+  if (!runs) failWith(runs.status(), "listing runs");
+  if (json) {
+    nlohmann::ordered_json a = nlohmann::ordered_json::array();
+    for (const RunRecord& r : *runs) a.push_back(runToJson(r, false));
+    out << a.dump(2) << '\n';
+  } else {
+    printRuns(*runs, out);
+  }
+  return kExitOk;
+}
+
+void addRunsCommand(CLI::App& app, CommandContext& ctx) {
+  CLI::App* runs = app.add_subcommand("runs", "Dag runs: trigger, show, list");
+  runs->require_subcommand(1);
+
+  // CLI11 binds options to storage that must outlive parsing.
+  static TriggerOptions trigger;
+  static double timeout_s = 0;
+  CLI::App* t = runs->add_subcommand("trigger", "Start a manual run of a DAG; prints its run id");
+  t->add_option("dag", trigger.dag_id, "DAG id")->required();
+  t->add_option("--run-id", trigger.run_id, "Run id (default manual__<now>); must not exist for the DAG");
+  t->add_option("--conf", trigger.conf_json, "The run's conf, a JSON object");
+  t->add_flag("--wait", trigger.wait, "Show progress until the run ends: exit 0 success, 1 failed, 124 timeout");
+  t->add_option("--timeout", timeout_s, "With --wait: give up after S seconds (the run goes on)")
+      ->check(CLI::PositiveNumber);
+  t->callback([&ctx] {
+    if (timeout_s > 0) trigger.timeout = std::chrono::milliseconds(static_cast<std::int64_t>(timeout_s * 1000));
+    StoreSession session(ctx);
+    ctx.exit_code = runsTrigger(session.store(), session.clock(), trigger, *ctx.out, *ctx.err);
+  });
+
+  static std::string run_id;
+  static std::string dag;
+  static std::string state;
+  static bool json = false;
+  CLI::App* show = runs->add_subcommand("show", "Show a run and its tasks");
+  show->add_option("run_id", run_id, "Run id")->required();
+  show->add_option("--dag", dag, "DAG id (needed when the run id exists in several DAGs)");
+  show->add_flag("--json", json, "Print JSON");
+  show->callback([&ctx] {
+    StoreSession session(ctx);
+    ctx.exit_code = runsShow(session.store(), run_id, dag.empty() ? std::nullopt : std::optional(dag), json, *ctx.out);
+  });
+
+  CLI::App* list = runs->add_subcommand("list", "List runs, newest first");
+  list->add_option("--dag", dag, "Only this DAG's runs");
+  list->add_option("--state", state, "Only runs in this state (queued, running, success, failed)");
+  list->add_flag("--json", json, "Print a JSON array");
+  list->callback([&ctx] {
+    StoreSession session(ctx);
+    ctx.exit_code = runsList(session.store(), dag.empty() ? std::nullopt : std::optional(dag),
+                             state.empty() ? std::nullopt : std::optional(state), json, *ctx.out);
+  });
+}
+
+}  // namespace leoflow::host

@@ -1,0 +1,42 @@
+// `leoflow runs trigger | show | list` (ARCHITECTURE §5, §8.5, §8.6).
+#pragma once
+
+#include <chrono>
+#include <iosfwd>
+#include <optional>
+#include <string>
+
+#include <leoflow/context.h>
+#include <leoflow/store.h>
+
+namespace CLI {
+class App;
+}
+
+namespace leoflow::host {
+
+struct CommandContext;
+
+struct TriggerOptions {
+  std::string dag_id;
+  std::string run_id;     ///< empty: manual__<now with microseconds>
+  std::string conf_json;  ///< empty: no conf
+  bool wait = false;
+  std::optional<std::chrono::milliseconds> timeout;  ///< with wait; absent = until the run ends
+  std::chrono::milliseconds poll_interval{100};
+};
+
+/// Creates a manual run and prints its id on stdout; with `wait`, shows progress on stderr until
+/// the run ends: exit 0 on success, 1 on failure, 124 on timeout (the run goes on).
+int runsTrigger(Store& store, const Clock& clock, const TriggerOptions& options, std::ostream& out, std::ostream& err);
+int runsShow(Store& store, const std::string& run_id, const std::optional<std::string>& dag_id, bool json,
+             std::ostream& out);
+int runsList(Store& store, const std::optional<std::string>& dag_id, const std::optional<std::string>& state,
+             bool json, std::ostream& out);
+
+/// A run id a person may choose: 1-250 printable characters, no whitespace and no '/'.
+bool isValidRunId(const std::string& run_id);
+
+void addRunsCommand(CLI::App& app, CommandContext& ctx);
+
+}  // namespace leoflow::host

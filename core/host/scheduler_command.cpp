@@ -1,0 +1,135 @@
+#include "host/scheduler_command.h"
+
+#include <csignal>
+#include <iostream>
+#include <thread>
+
+#include <CLI/CLI.hpp>
+#include <pthread.h>
+
+#include "engine/engine.h"
+#include "host/backends.h"
+#include "host/command_context.h"
+#include "host/dag_file.h"
+#include "host/exit_codes.h"
+#include "host/logging.h"
+
+namespace leoflow::host {
+namespace {
+
+engine::EngineOptions engineOptions(const SchedulerSettings& s, const std::string& replica_id) {
+  engine::EngineOptions o;
+  o.tick_interval = s.tick_interval;
+  o.step_timeout = s.stepTimeout();
+  o.orphan_threshold = s.orphan_threshold;
+  o.agent_lost_threshold = s.agent_lost_threshold;
+  o.dispatch_lost_threshold = s.dispatch_lost_threshold;
+  o.reaper_batch_size = static_cast<std::size_t>(s.reaper_batch_size);
+  o.dispatch_pool_size = static_cast<std::size_t>(s.dispatch_pool_size);
+  o.dispatch_queue_size = static_cast<std::size_t>(s.dispatch_queue_size);
+  o.dispatch_retry_limit = s.dispatch_retry_limit;
+  o.dispatch_retry_backoff = s.dispatch_retry_backoff;
+  o.shutdown_grace = s.shutdown_grace;
+  o.replica_id = replica_id;
+  return o;
+}
+
+// SIGINT/SIGTERM are blocked in every thread and taken by one waiting thread, which asks the
+// engine to stop: no work happens in a signal handler.
+class SignalWatcher {
+ public:
+  SignalWatcher() {
+    sigemptyset(&set_);
+    sigaddset(&set_, SIGINT);
+    sigaddset(&set_, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &set_, nullptr);
+  }
+  /// Calls `on_signal` (once) from the watcher thread when a signal arrives.
+  void start(std::function<void(int)> on_signal) {
+    thread_ = std::thread([this, on_signal] {
+      int sig = 0;
+      if (sigwait(&set_, &sig) == 0 && sig != 0 && !done_) on_signal(sig);
+    });
+  }
+  ~SignalWatcher() {
+    done_ = true;
+    if (thread_.joinable()) {
+      pthread_kill(thread_.native_handle(), SIGTERM);  // wakes sigwait; ignored as done_
+      thread_.join();
+    }
+  }
+
+ private:
+  sigset_t set_{};
+  std::atomic<bool> done_{false};
+  std::thread thread_;
+};
+
+int runScheduler(CommandContext& ctx, const std::string& log_level_override) {
+  const std::string path = findConfigPath(ctx.config_path);
+  HostConfig config = loadHostConfig(path);
+  const std::string level = log_level_override.empty() ? config.scheduler.log_level : log_level_override;
+  if (!setLogLevel(level)) throw badInput("unknown log level \"" + level + "\" (trace, debug, info, warn, error)");
+  auto log = makeLogger("leoflow");
+
+  SignalWatcher signals;
+  std::stop_source stop;
+  signals.start([&](int sig) {
+    log->info("signal received; shutting down signal={}", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    stop.request_stop();
+  });
+
+  PluginLoader loader(config.plugin_search_path);
+  // The scheduler keeps trying an unreachable backend with back-off (§8.6) until told to stop.
+  auto retry = [&](const std::string& why, int attempt) {
+    const auto wait = std::chrono::milliseconds(std::min(250 << std::min(attempt, 7), 30'000));
+    log->warn("backend unreachable at start-up; retrying attempt={} in_ms={} error={}", attempt, wait.count(), why);
+    const auto until = std::chrono::steady_clock::now() + wait;
+    while (std::chrono::steady_clock::now() < until) {
+      if (stop.stop_requested()) return false;
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    return !stop.stop_requested();
+  };
+  Backends backends(config, loader, Backends::Scope::kScheduler, retry);
+  log->info("scheduler starting replica={} config={} store={} leader={} dispatchers={}", backends.replicaId(), path,
+            backends.storePlugin(), backends.leaderPlugin(), config.dispatchers.size());
+
+  engine::EngineDeps deps;
+  deps.store = &backends.store();
+  deps.store_plugin = backends.storePlugin();
+  deps.leader = &backends.leader();
+  deps.leader_plugin = backends.leaderPlugin();
+  deps.dispatchers = backends.dispatcherRoutes();
+  deps.inline_runner = backends.inlineRunner();
+  deps.inline_runner_plugin = backends.inlineRunnerPlugin();
+  deps.recorder = &backends.recorder();
+  deps.clock = &backends.clock();
+  deps.logger = makeLogger("engine");
+  deps.decode_dag = [](const std::string& json) { return decodeCanonicalDag(json); };
+  engine::Engine engine(std::move(deps), engineOptions(config.scheduler, backends.replicaId()), backends.wake());
+  engine.run(stop.get_token());
+  return kExitOk;
+}
+
+}  // namespace
+
+void addSchedulerCommand(CLI::App& app, CommandContext& ctx) {
+  CLI::App* cmd = app.add_subcommand("scheduler", "Run the scheduler until SIGINT or SIGTERM (graceful)");
+  cmd->add_option("--log-level", ctx.log_level, "trace, debug, info, warn or error (default: [scheduler] log_level)");
+  cmd->callback([&ctx] {
+    try {
+      ctx.exit_code = runScheduler(ctx, ctx.log_level);
+    } catch (const ConfigError& e) {
+      throw CommandError(kExitBadInput, e.what());
+    } catch (const PluginError& e) {
+      throw CommandError(kExitBadInput, e.what());
+    } catch (const StartupError& e) {
+      throw CommandError(kExitBadInput, e.what());
+    } catch (const BackendUnavailable& e) {
+      throw CommandError(kExitUnreachable, e.what());
+    }
+  });
+}
+
+}  // namespace leoflow::host

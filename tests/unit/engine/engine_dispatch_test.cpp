@@ -1,0 +1,258 @@
+// Dispatch: routing, the order of ARCHITECTURE §8.8, backpressure, retries with back-off,
+// undispatchable tasks (BEHAVIOUR §9.5 as §8.8 amends it; §10 items 4, 9, 11, 12).
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "engine_harness.h"
+
+namespace leoflow::engine::testing {
+namespace {
+
+using ::testing::HasSubstr;
+using S = TaskState;
+
+RunKey scheduledRun(EngineHarness& h, const DagSpec& d) {
+  h.addDag(d);
+  std::map<std::string, TaskInstance> tis;
+  for (const TaskSpec& t : d.tasks) tis[t.task_id] = EngineHarness::ti(S::kNone, 1, t.maxTries());
+  tis[d.tasks[0].task_id] = EngineHarness::ti(S::kScheduled, 1, d.tasks[0].maxTries());
+  return h.seedRunning(d.dag_id, tis);
+}
+
+TEST(EngineDispatch, WritesQueuedBeforeHandingOver) {  // 47, 48; §10 item 4
+  EngineHarness h;
+  auto run = scheduledRun(h, linear());
+  std::optional<TaskState> state_at_dispatch;
+  h.dispatcher.setBehaviour([&](const DispatchRequest& r) -> Result<DispatchOutcome> {
+    state_at_dispatch = h.store.task(r.attempt.run, r.attempt.task_id)->state;
+    return DispatchOutcome::kStarted;
+  });
+  h.build(true, true);
+  h.lead();
+  h.tick();
+  EXPECT_EQ(state_at_dispatch, S::kQueued);
+  ASSERT_EQ(h.dispatcher.dispatched().size(), 1u);
+  const DispatchRequest req = h.dispatcher.dispatched()[0];
+  EXPECT_EQ(req.attempt, (AttemptRef{run, "a", 1}));
+  EXPECT_EQ(req.task.task_id, "a");
+  EXPECT_EQ(h.inline_runner.calls(), 0);
+  EXPECT_EQ(h.state(run, "a"), S::kQueued);
+  EXPECT_EQ(h.recorder.dispatchLatencies(), 1);
+}
+
+TEST(EngineDispatch, InlineHttpTasksGoToTheInlineRunner) {  // 44
+  EngineHarness h;
+  auto run = scheduledRun(h, dag("hook", {task("call", {}, "http_api")}));
+  h.build(true, true);
+  h.lead();
+  h.tick();
+  ASSERT_EQ(h.inline_runner.calls(), 1);
+  EXPECT_EQ(h.inline_runner.started()[0].attempt.task_id, "call");
+  EXPECT_EQ(h.dispatcher.calls(), 0);
+  EXPECT_EQ(h.state(run, "call"), S::kQueued);
+}
+
+TEST(EngineDispatch, AnInlineRunnerAtCapacityReturnsTheTaskToScheduled) {  // 45
+  EngineHarness h;
+  auto run = scheduledRun(h, dag("hook", {task("call", {}, "http_api")}));
+  h.inline_runner.setBehaviour([](const DispatchRequest&) -> Result<bool> { return false; });
+  h.build(true, true);
+  h.lead();
+  h.tick();
+  EXPECT_EQ(h.inline_runner.calls(), 1);
+  EXPECT_EQ(h.state(run, "call"), S::kScheduled);
+  EXPECT_FALSE(h.store.task(run, "call")->queued_at.has_value());
+  h.inline_runner.setBehaviour(nullptr);
+  h.tick();  // tried again on the next tick
+  EXPECT_EQ(h.inline_runner.calls(), 2);
+  EXPECT_EQ(h.state(run, "call"), S::kQueued);
+}
+
+TEST(EngineDispatch, AnInlineStartErrorFailsTheAttemptAfterRetries) {  // 46
+  EngineHarness h;
+  auto run = scheduledRun(h, dag("hook", {task("call", {}, "http_api")}));
+  h.inline_runner.setBehaviour([](const DispatchRequest&) -> Result<bool> { return unavailable("boom"); });
+  h.build(true, true);
+  h.lead();
+  h.tick();
+  EXPECT_EQ(h.inline_runner.calls(), 3);  // dispatch_retry_limit
+  EXPECT_EQ(h.state(run, "call"), S::kFailed);
+  EXPECT_THAT(h.store.task(run, "call")->note, HasSubstr("dispatch_failed: boom (after 3 attempts)"));
+}
+
+TEST(EngineDispatch, FailingDispatchIsRetriedWithBackOffThenFailsWithANote) {  // 49; §10 item 11
+  EngineHarness h;
+  DagSpec d = linear();
+  d.tasks[0].retries = 1;
+  auto run = scheduledRun(h, d);
+  h.dispatcher.setBehaviour([](const DispatchRequest&) -> Result<DispatchOutcome> { return unavailable("kube down"); });
+  h.build();
+  h.lead();
+  h.tick();
+  EXPECT_EQ(h.dispatcher.calls(), 3);
+  auto a = h.store.task(run, "a");
+  EXPECT_EQ(a->state, S::kFailed);
+  EXPECT_THAT(a->note, HasSubstr("kube down"));
+  EXPECT_EQ(a->max_tries, 2);  // an ordinary failure: the retry still applies
+  h.tick();
+  EXPECT_EQ(h.state(run, "a"), S::kUpForRetry);
+}
+
+TEST(EngineDispatch, ATransientDispatchFailureRecovers) {
+  EngineHarness h;
+  auto run = scheduledRun(h, linear());
+  std::atomic<int> calls{0};
+  h.dispatcher.setBehaviour([&](const DispatchRequest&) -> Result<DispatchOutcome> {
+    if (++calls < 3) return unavailable("flaky");
+    return DispatchOutcome::kStarted;
+  });
+  h.build();
+  h.lead();
+  h.tick();
+  EXPECT_EQ(calls.load(), 3);
+  EXPECT_EQ(h.state(run, "a"), S::kQueued);
+}
+
+TEST(EngineDispatch, ATaskTheExecutorRejectsFailsForGoodWithoutConsumingRetries) {
+  EngineHarness h;
+  DagSpec d = linear();
+  d.tasks[0].retries = 3;
+  auto run = scheduledRun(h, d);
+  h.dispatcher.setBehaviour(
+      [](const DispatchRequest&) -> Result<DispatchOutcome> { return invalidArgument("no such image"); });
+  h.build();
+  h.lead();
+  h.tick();
+  EXPECT_EQ(h.dispatcher.calls(), 1);
+  auto a = h.store.task(run, "a");
+  EXPECT_EQ(a->state, S::kFailed);
+  EXPECT_EQ(a->max_tries, 1);
+  h.tick();
+  EXPECT_EQ(h.state(run, "a"), S::kFailed);
+  EXPECT_EQ(h.state(run, "b"), S::kUpstreamFailed);
+}
+
+TEST(EngineDispatch, ATaskNoExecutorTakesFailsAtOnceTerminally) {  // 37, 50; §10 item 9
+  EngineHarness h;
+  DagSpec d = linear();
+  d.tasks[0].retries = 3;
+  auto run = scheduledRun(h, d);
+  h.build(/*with_dispatcher=*/false);
+  h.lead();
+  h.tick();
+  auto a = h.store.task(run, "a");
+  EXPECT_EQ(a->state, S::kFailed);
+  EXPECT_THAT(a->note, HasSubstr("no executor available for a \"python\" task"));
+  EXPECT_EQ(a->max_tries, 1);
+  EXPECT_EQ(h.recorder.undispatchable("no_executor"), 1);
+  EXPECT_EQ(h.recorder.transitions(S::kScheduled, S::kFailed), 1);
+  EXPECT_EQ(h.recorder.transitions(S::kScheduled, S::kQueued), 0);
+  h.tick();
+  EXPECT_EQ(h.runState(run), DagRunState::kFailed);
+}
+
+TEST(EngineDispatch, RoutesByTaskTypeAndFailsTypesNoDispatcherTakes) {
+  EngineHarness h;
+  h.dispatcher_types = {"bash"};
+  auto run = scheduledRun(h, dag("mixed", {task("sh", {}, "bash"), task("py", {}, "python")}));
+  h.store.putTask(run, [] {
+    TaskInstance t = EngineHarness::ti(S::kScheduled);
+    t.task_id = "py";
+    return t;
+  }());
+  h.build();
+  h.lead();
+  h.tick();
+  EXPECT_EQ(h.state(run, "sh"), S::kQueued);
+  EXPECT_EQ(h.state(run, "py"), S::kFailed);
+  EXPECT_EQ(h.dispatcher.calls(), 1);
+}
+
+TEST(EngineDispatch, BackpressureKeepsTasksScheduledBeyondTheExecutorsCapacity) {  // §8.8
+  EngineHarness h;
+  std::vector<TaskSpec> tasks;
+  std::map<std::string, TaskInstance> tis;
+  for (int i = 0; i < 5; ++i) {
+    tasks.push_back(task("t" + std::to_string(i)));
+    tis["t" + std::to_string(i)] = EngineHarness::ti(S::kScheduled);
+  }
+  h.addDag(dag("wide", tasks));
+  auto run = h.seedRunning("wide", tis);
+  h.dispatcher.setCapacity(2);
+  h.build();
+  h.lead();
+  auto report = h.tick();
+  EXPECT_EQ(report.dispatched, 2u);
+  EXPECT_EQ(report.backpressured, 3u);
+  int queued = 0, scheduled = 0;
+  for (int i = 0; i < 5; ++i) {
+    const S s = h.state(run, "t" + std::to_string(i));
+    queued += s == S::kQueued;
+    scheduled += s == S::kScheduled;
+  }
+  EXPECT_EQ(queued, 2);
+  EXPECT_EQ(scheduled, 3);
+  EXPECT_EQ(h.recorder.decisions("backpressure"), 3);
+  h.dispatcher.release(3);
+  report = h.tick();
+  EXPECT_EQ(report.dispatched, 3u);
+  EXPECT_EQ(h.dispatcher.accepted().size(), 5u);
+}
+
+TEST(EngineDispatch, TheDispatchQueueBoundsHowManyAreQueuedAtOnce) {
+  EngineHarness h;
+  h.options.dispatch_queue_size = 2;
+  h.options.dispatch_pool_size = 1;
+  std::vector<TaskSpec> tasks;
+  std::map<std::string, TaskInstance> tis;
+  for (int i = 0; i < 4; ++i) {
+    tasks.push_back(task("t" + std::to_string(i)));
+    tis["t" + std::to_string(i)] = EngineHarness::ti(S::kScheduled);
+  }
+  h.addDag(dag("wide", tasks));
+  h.seedRunning("wide", tis);
+  h.build();
+  h.lead();
+  auto report = h.engine->tick();
+  EXPECT_EQ(report.dispatched, 2u);
+  EXPECT_EQ(report.backpressured, 2u);
+}
+
+TEST(EngineDispatch, AThrowingDispatcherFailsOnlyItsAttempt) {  // 71
+  EngineHarness h;
+  auto run = scheduledRun(h, linear());
+  h.addDag(linear("other"));
+  auto good = h.trigger("other", "r2");
+  h.dispatcher.setBehaviour([](const DispatchRequest& r) -> Result<DispatchOutcome> {
+    if (r.attempt.run.dag_id == "etl") throw std::runtime_error("segfault-ish");
+    return DispatchOutcome::kStarted;
+  });
+  h.build();
+  h.lead();
+  h.tick();
+  h.tick();
+  h.tick();
+  EXPECT_EQ(h.state(run, "a"), S::kFailed);
+  EXPECT_THAT(h.store.task(run, "a")->note, HasSubstr("plugin dispatcher-fake threw: segfault-ish"));
+  EXPECT_EQ(h.state(good, "a"), S::kQueued);
+}
+
+TEST(EngineDispatch, ANewLeaderHandsEveryQueuedAttemptOverAgainIdempotently) {  // §8.8
+  EngineHarness h;
+  h.addDag(linear());
+  auto run = h.seedRunning("etl", {{"a", EngineHarness::ti(S::kQueued)}, {"b", EngineHarness::ti(S::kNone)}});
+  // the executor already runs this attempt (a previous leader handed it over)
+  ASSERT_EQ(*h.dispatcher.dispatch(DispatchRequest{{run, "a", 1}, task("a"), kNoon, ""}), DispatchOutcome::kStarted);
+  h.build();
+  h.lead();
+  h.tick();
+  auto calls = h.dispatcher.dispatched();
+  ASSERT_EQ(calls.size(), 2u);
+  EXPECT_EQ(calls[1].attempt, (AttemptRef{run, "a", 1}));
+  EXPECT_EQ(h.dispatcher.accepted().size(), 1u);  // not started twice
+  h.tick();
+  EXPECT_EQ(h.dispatcher.dispatched().size(), 2u);  // once per leadership, not every tick
+}
+
+}  // namespace
+}  // namespace leoflow::engine::testing

@@ -1,0 +1,153 @@
+// The loop survives everything: BEHAVIOUR §9.7 scenarios 69-74 and §10 item 13.
+#include <thread>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "engine_harness.h"
+
+namespace leoflow::engine::testing {
+namespace {
+
+using ::testing::HasSubstr;
+using S = TaskState;
+
+TEST(EngineResilience, AnErroringRunDoesNotStopTheOthersOrRunCreation) {  // 69
+  EngineHarness h;
+  h.addDag(linear("bad"));
+  h.addDag(linear("good"));
+  DagSpec cron = dag("cron_dag", {task("a")}, "@hourly");
+  h.addDag(cron);
+  auto bad = h.trigger("bad");
+  auto good = h.trigger("good");
+  h.lead();
+  h.store.failNext(Method::kMaterializeRun, internalError("disk full"));
+  // whichever run is materialized first gets the error: make it the bad one by loading order
+  auto report = h.engine->tick();
+  const bool bad_failed = h.runState(bad) == DagRunState::kQueued;
+  const bool good_failed = h.runState(good) == DagRunState::kQueued;
+  EXPECT_NE(bad_failed, good_failed);  // exactly one run failed, the other went on
+  EXPECT_EQ(h.recorder.decisions("run_error"), 1);
+  EXPECT_GE(report.errors, 1u);
+  std::size_t cron_runs = 0;
+  for (const RunRecord& r : h.store.runs()) cron_runs += r.key.dag_id == "cron_dag";
+  EXPECT_EQ(cron_runs, 1u);
+  h.engine->tick();  // and the failed one recovers on the next tick
+  EXPECT_EQ(h.runState(bad), DagRunState::kRunning);
+  EXPECT_EQ(h.runState(good), DagRunState::kRunning);
+}
+
+TEST(EngineResilience, ARunThatCannotBeLoadedIsIsolatedAndLoggedOnce) {  // §10 item 13
+  EngineHarness h;
+  h.addDag(linear("bad"));
+  h.addDag(linear("good"));
+  auto bad = h.trigger("bad");
+  auto good = h.trigger("good");
+  h.store.failLoadOf(bad, internalError("corrupt row"));
+  h.lead();
+  h.tick();
+  h.tick();
+  h.tick();
+  EXPECT_EQ(h.runState(good), DagRunState::kRunning);
+  EXPECT_EQ(h.state(good, "a"), S::kQueued);
+  EXPECT_EQ(h.runState(bad), DagRunState::kQueued);
+  const std::string logs = h.logs();
+  std::size_t count = 0;
+  for (std::size_t pos = logs.find("run cannot be planned"); pos != std::string::npos;
+       pos = logs.find("run cannot be planned", pos + 1)) {
+    ++count;
+  }
+  EXPECT_EQ(count, 1u);
+  h.store.clearFailures();
+  h.tick();
+  EXPECT_EQ(h.runState(bad), DagRunState::kRunning);
+}
+
+TEST(EngineResilience, ARunWhoseDagVersionCannotBeDecodedIsIsolated) {
+  EngineHarness h;
+  h.addDag(linear("good"));
+  auto good = h.trigger("good");
+  RunRecord orphan;
+  orphan.key = {"ghost", "r1"};
+  orphan.dag_version = 7;
+  orphan.state = DagRunState::kQueued;
+  orphan.queued_at = kNoon;
+  h.store.putRun(orphan);
+  h.lead();
+  h.tick();
+  EXPECT_EQ(h.runState(good), DagRunState::kRunning);
+  EXPECT_THAT(h.logs(), HasSubstr("dag_id=ghost"));
+}
+
+TEST(EngineResilience, FailingDagCreationIsIsolated) {  // 70
+  EngineHarness h;
+  h.addDag(dag("bad", {task("a")}, "@hourly"));
+  h.addDag(dag("good", {task("a")}, "@hourly"));
+  h.lead();
+  h.store.failNext(Method::kCreateRun, internalError("constraint"));
+  h.engine->tick();
+  std::size_t created = 0;
+  for (const RunRecord& r : h.store.runs()) created += r.trigger == RunTrigger::kScheduled;
+  EXPECT_EQ(created, 1u);
+  EXPECT_EQ(h.recorder.decisions("create_run_error"), 1);
+  h.engine->tick();  // the failed DAG gets its run next tick
+  created = 0;
+  for (const RunRecord& r : h.store.runs()) created += r.trigger == RunTrigger::kScheduled;
+  EXPECT_EQ(created, 2u);
+}
+
+TEST(EngineResilience, AThrowingActiveRunsListingSkipsPlanningOnly) {  // 72; §10 item 13
+  EngineHarness h;
+  h.addDag(dag("cron_dag", {task("a")}, "@hourly"));
+  h.lead();
+  h.store.throwOn(Method::kListActiveRuns, 1);
+  auto report = h.engine->tick();
+  EXPECT_TRUE(report.led);
+  EXPECT_EQ(h.recorder.decisions("active_runs_list_error"), 1);
+  // run creation is skipped without the active counts (max_active_runs needs them), the reapers ran
+  EXPECT_EQ(h.store.calls(Method::kListOrphanCandidates), 1);
+  h.engine->tick();
+  std::size_t created = 0;
+  for (const RunRecord& r : h.store.runs()) created += r.key.dag_id == "cron_dag";
+  EXPECT_EQ(created, 1u);
+}
+
+TEST(EngineResilience, AHungStepIsCutShortByTheStepTimeoutAndTheLoopGoesOn) {  // 73
+  EngineHarness h;
+  h.options.step_timeout = 50ms;
+  h.options.tick_interval = 10ms;
+  h.addDag(linear());
+  auto run = h.trigger("etl");
+  h.build();
+  h.store.blockOn(Method::kListActiveRuns);
+  std::jthread loop([&](std::stop_token st) { h.engine->run(st); });
+  ASSERT_TRUE(h.store.waitUntilBlocked(Method::kListActiveRuns, 2000ms));
+  for (int i = 0; i < 200 && h.recorder.decisions("step_timeout") == 0; ++i) std::this_thread::sleep_for(5ms);
+  EXPECT_EQ(h.recorder.decisions("step_timeout"), 1);
+  // health: a leader whose last tick is older than the step timeout plus two ticks is unhealthy
+  h.clock.advance(1s);
+  EXPECT_FALSE(h.engine->health().healthy);
+  h.store.unblock();
+  // the cut-short tick ends, and the next ones plan the run
+  for (int i = 0; i < 400 && h.runState(run) != DagRunState::kRunning; ++i) std::this_thread::sleep_for(5ms);
+  EXPECT_EQ(h.runState(run), DagRunState::kRunning);
+  EXPECT_TRUE(h.engine->health().healthy);
+  loop.request_stop();
+}
+
+TEST(EngineResilience, TheLoopSurvivesRepeatedPanics) {  // 74
+  EngineHarness h;
+  h.options.tick_interval = 1ms;
+  h.build();
+  h.store.throwOn(Method::kListActiveRuns);  // forever
+  std::jthread loop([&](std::stop_token st) { h.engine->run(st); });
+  for (int i = 0; i < 400 && h.recorder.decisions("active_runs_list_error") < 3; ++i) {
+    std::this_thread::sleep_for(5ms);
+  }
+  loop.request_stop();
+  loop.join();
+  EXPECT_GE(h.recorder.decisions("active_runs_list_error"), 3);
+}
+
+}  // namespace
+}  // namespace leoflow::engine::testing

@@ -1,0 +1,192 @@
+// One tick at a time: BEHAVIOUR §9.4 (Step-level scenarios) as ARCHITECTURE §8 amends them.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "engine_harness.h"
+
+namespace leoflow::engine::testing {
+namespace {
+
+using ::testing::HasSubstr;
+using S = TaskState;
+
+TEST(EngineStep, MovesRetriableFailureToUpForRetryWithoutTouchingTheRun) {  // 19
+  EngineHarness h;
+  h.addDag(linear());
+  auto run = h.seedRunning("etl", {{"a", EngineHarness::ti(S::kFailed, 1, 3)}, {"b", EngineHarness::ti(S::kNone, 1, 3)}});
+  h.lead();
+  h.tick();
+  EXPECT_EQ(h.state(run, "a"), S::kUpForRetry);
+  EXPECT_EQ(h.state(run, "b"), S::kNone);
+  EXPECT_EQ(h.runState(run), DagRunState::kRunning);
+}
+
+TEST(EngineStep, ResetsUpForRetryToTheNextAttemptExactlyOnce) {  // 20
+  EngineHarness h;
+  h.addDag(linear());
+  auto run = h.seedRunning("etl", {{"a", EngineHarness::ti(S::kUpForRetry, 1, 3)}, {"b", EngineHarness::ti(S::kNone)}});
+  h.lead();
+  h.engine->tick();
+  auto a = h.store.task(run, "a");
+  ASSERT_TRUE(a);
+  EXPECT_EQ(a->state, S::kNone);
+  EXPECT_EQ(a->try_number, 2);
+  EXPECT_EQ(h.recorder.decisions("retry"), 1);
+}
+
+TEST(EngineStep, FinalizesFailedWhenRetriesAreExhausted) {  // 21
+  EngineHarness h;
+  h.addDag(linear());
+  auto run = h.seedRunning("etl", {{"a", EngineHarness::ti(S::kFailed, 3, 3)}, {"b", EngineHarness::ti(S::kUpstreamFailed)}});
+  h.lead();
+  h.tick();
+  EXPECT_EQ(h.runState(run), DagRunState::kFailed);
+  EXPECT_TRUE(h.store.run(run)->ended_at.has_value());
+}
+
+TEST(EngineStep, MaterializesAQueuedRunAndStartsIt) {  // 22
+  EngineHarness h;
+  h.addDag(linear());
+  auto run = h.trigger("etl");
+  h.lead();
+  h.engine->tick();
+  EXPECT_EQ(h.store.calls(Method::kMaterializeRun), 1);
+  EXPECT_EQ(h.runState(run), DagRunState::kRunning);
+  auto rec = h.store.run(run);
+  ASSERT_EQ(rec->tasks.size(), 2u);
+  for (const TaskInstance& ti : rec->tasks) {
+    EXPECT_EQ(ti.state, S::kNone);
+    EXPECT_EQ(ti.try_number, 1);
+  }
+}
+
+TEST(EngineStep, SchedulesTheRootTaskOnly) {  // 23
+  EngineHarness h;
+  h.addDag(linear());
+  auto run = h.seedRunning("etl", {{"a", EngineHarness::ti(S::kNone)}, {"b", EngineHarness::ti(S::kNone)}});
+  h.lead();
+  h.engine->tick();
+  EXPECT_EQ(h.state(run, "a"), S::kScheduled);
+  EXPECT_EQ(h.state(run, "b"), S::kNone);
+  EXPECT_EQ(h.recorder.decisions("scheduled"), 1);
+}
+
+TEST(EngineStep, FinalizesACompletedRunAsSuccess) {  // 24
+  EngineHarness h;
+  h.addDag(linear());
+  auto run = h.seedRunning("etl", {{"a", EngineHarness::ti(S::kSuccess)}, {"b", EngineHarness::ti(S::kSuccess)}});
+  h.lead();
+  h.tick();
+  EXPECT_EQ(h.runState(run), DagRunState::kSuccess);
+}
+
+TEST(EngineStep, ARunWithNoTasksSucceedsStraightFromQueued) {
+  EngineHarness h;
+  h.addDag(dag("empty", {}));
+  auto run = h.trigger("empty");
+  h.lead();
+  h.tick();
+  EXPECT_EQ(h.runState(run), DagRunState::kSuccess);
+}
+
+TEST(EngineStep, DrivesARunToSuccessThroughTheExecutor) {
+  EngineHarness h;
+  h.executor.setDefault(Completion::kSucceed);
+  h.addDag(dag("diamond", {task("a"), task("b", {"a"}), task("c", {"a"}), task("d", {"b", "c"})}));
+  auto run = h.trigger("diamond");
+  h.lead();
+  h.settle();
+  EXPECT_EQ(h.runState(run), DagRunState::kSuccess);
+  for (const char* t : {"a", "b", "c", "d"}) EXPECT_EQ(h.state(run, t), S::kSuccess) << t;
+  EXPECT_EQ(h.dispatcher.accepted().size(), 4u);
+}
+
+TEST(EngineStep, RetriesAFailedTaskAfterItsDelayWithANewAttempt) {
+  EngineHarness h;
+  DagSpec d = linear();
+  d.tasks[0].retries = 1;
+  d.tasks[0].retry_delay_seconds = 60;
+  h.addDag(d);
+  h.executor.setDefault(Completion::kSucceed);
+  h.executor.setFor("a", Completion::kFail, 1);
+  auto run = h.trigger("etl");
+  h.lead();
+  h.settle();
+  EXPECT_EQ(h.state(run, "a"), S::kUpForRetry);  // waiting out the delay
+  h.clock.advance(59s);
+  h.settle();
+  EXPECT_EQ(h.state(run, "a"), S::kUpForRetry);
+  h.clock.advance(1s);
+  h.settle();
+  EXPECT_EQ(h.runState(run), DagRunState::kSuccess);
+  auto a = h.store.task(run, "a");
+  EXPECT_EQ(a->try_number, 2);
+  // each attempt was dispatched once, as its own attempt
+  std::vector<int> tries;
+  for (const auto& r : h.dispatcher.dispatched()) {
+    if (r.attempt.task_id == "a") tries.push_back(r.attempt.try_number);
+  }
+  EXPECT_EQ(tries, (std::vector<int>{1, 2}));
+}
+
+TEST(EngineStep, AppliesDefaultTriggerRulesAcrossAFailure) {
+  EngineHarness h;
+  TaskSpec cleanup = task("cleanup", {"a"});
+  cleanup.trigger_rule = TriggerRule::kAllDone;
+  h.addDag(dag("etl", {task("a"), task("b", {"a"}), cleanup}));
+  h.executor.setDefault(Completion::kSucceed);
+  h.executor.setFor("a", Completion::kFail);
+  auto run = h.trigger("etl");
+  h.lead();
+  h.settle();
+  EXPECT_EQ(h.state(run, "a"), S::kFailed);
+  EXPECT_EQ(h.state(run, "b"), S::kUpstreamFailed);
+  EXPECT_EQ(h.state(run, "cleanup"), S::kSuccess);
+  EXPECT_EQ(h.runState(run), DagRunState::kFailed);
+}
+
+TEST(EngineStep, FollowerReadsAndWritesNothing) {  // 27, 39
+  EngineHarness h;
+  h.addDag(dag("etl", {task("a"), task("b", {"a"})}, "@hourly"));
+  auto run = h.seedRunning("etl", {{"a", EngineHarness::ti(S::kNone)}, {"b", EngineHarness::ti(S::kNone)}});
+  h.board->acquire("someone-else");
+  h.build();
+  ASSERT_FALSE(*h.engine->campaignOnce());
+  h.store.resetCalls();
+  auto report = h.engine->tick();
+  EXPECT_FALSE(report.led);
+  for (std::size_t m = 0; m < leoflow::testing::kMethodCount; ++m) {
+    EXPECT_EQ(h.store.calls(static_cast<Method>(m)), 0) << leoflow::testing::toString(static_cast<Method>(m));
+  }
+  EXPECT_EQ(h.state(run, "a"), S::kNone);
+  EXPECT_TRUE(h.engine->health().healthy);
+  EXPECT_TRUE(h.engine->health().last_tick.has_value());
+}
+
+TEST(EngineStep, RecordsLivenessForStatus) {
+  EngineHarness h;
+  h.lead();
+  h.tick();
+  auto l = h.store.liveness();
+  ASSERT_TRUE(l);
+  EXPECT_EQ(l->holder, "replica-a");
+  EXPECT_EQ(l->term, h.engine->term());
+  EXPECT_EQ(l->last_tick, h.clock.now());
+}
+
+TEST(EngineStep, ReportsAStaleFinishedReportWithoutApplyingIt) {
+  // BEHAVIOUR §10 item 3: a late report from try 1 never lands on try 2.
+  EngineHarness h;
+  DagSpec d = linear();
+  d.tasks[0].retries = 2;
+  h.addDag(d);
+  auto run = h.seedRunning("etl", {{"a", EngineHarness::ti(S::kRunning, 2, 3)}, {"b", EngineHarness::ti(S::kNone)}});
+  h.build();
+  Status s = h.events->finished({run, "a", 1}, TaskOutcome{true, 0, ""});
+  EXPECT_EQ(s.code(), StatusCode::kConflict);
+  EXPECT_EQ(h.state(run, "a"), S::kRunning);
+  EXPECT_THAT(h.logs(), HasSubstr("stale finished report ignored"));
+}
+
+}  // namespace
+}  // namespace leoflow::engine::testing

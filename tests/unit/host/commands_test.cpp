@@ -1,0 +1,262 @@
+// dags, runs and status as a person drives them (ARCHITECTURE §5, §8.5, §8.6), against the
+// in-memory store.
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "host/dags_command.h"
+#include "host/exit_codes.h"
+#include "host/runs_command.h"
+#include "host/status_command.h"
+#include "support/memory_store.h"
+
+namespace leoflow::host {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::MatchesRegex;
+using leoflow::testing::ManualClock;
+using leoflow::testing::MemoryStore;
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+
+class Commands : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() / ("leoflow-cmd-" + std::to_string(::getpid()) + "-" +
+                                        ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::create_directories(dir_);
+    clock_.set(Timestamp{std::chrono::seconds{1779969600}});  // 2026-05-28T12:00:00Z
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  std::string write(const std::string& name, const std::string& text) {
+    const fs::path p = dir_ / name;
+    std::ofstream(p) << text;
+    return p.string();
+  }
+  std::string dagFile(const std::string& id, const std::string& cmd = "true") {
+    return write(id + ".json", R"({"dag_id":")" + id + R"(","tasks":[{"task_id":"a","type":"bash","entrypoint":")" + cmd +
+                                   R"("},{"task_id":"b","type":"bash","entrypoint":"true","depends_on":["a"]}]})");
+  }
+  // Runs a command that may throw CommandError; returns its exit code.
+  template <typename Fn>
+  int run(Fn&& fn) {
+    out_.str("");
+    err_.str("");
+    try {
+      return fn();
+    } catch (const CommandError& e) {
+      err_ << e.what() << '\n';
+      return e.exitCode();
+    }
+  }
+
+  fs::path dir_;
+  ManualClock clock_;
+  MemoryStore store_;
+  std::ostringstream out_, err_;
+};
+
+TEST_F(Commands, ValidateAcceptsGoodFilesAndNamesEveryBadOne) {
+  const std::string good = dagFile("etl");
+  EXPECT_EQ(run([&] { return dagsValidate({good}, out_, err_); }), 0);
+  EXPECT_THAT(out_.str(), HasSubstr("ok " + good + ": dag etl (2 tasks, manual)"));
+  const std::string bad = write("bad.json", R"({"dag_id":"bad","tasks":[{"task_id":"x","type":"bash","entrypoint":"true","depends_on":["nowhere"]}]})");
+  EXPECT_EQ(run([&] { return dagsValidate({good, bad}, out_, err_); }), 2);
+  EXPECT_THAT(err_.str(), HasSubstr(bad + ": task \"x\": depends on unknown task \"nowhere\""));
+}
+
+TEST_F(Commands, SyncRegistersVersionsAndIsAllOrNothing) {
+  const std::string etl = dagFile("etl");
+  EXPECT_EQ(run([&] { return dagsSync(store_, {etl}, out_, err_); }), 0);
+  EXPECT_THAT(out_.str(), HasSubstr("dag etl: version 1 (registered)"));
+  EXPECT_EQ(run([&] { return dagsSync(store_, {etl}, out_, err_); }), 0);
+  EXPECT_THAT(out_.str(), HasSubstr("dag etl: version 1 (unchanged)"));
+  dagFile("etl", "echo changed");
+  EXPECT_EQ(run([&] { return dagsSync(store_, {etl}, out_, err_); }), 0);
+  EXPECT_THAT(out_.str(), HasSubstr("dag etl: version 2 (registered)"));
+
+  // one bad file: nothing of the call is registered, not even the good one
+  const std::string other = dagFile("other");
+  const std::string bad = write("bad.json", R"({"dag_id":"bad","tasks":[{"task_id":"x","type":"perl","entrypoint":"x"}]})");
+  EXPECT_EQ(run([&] { return dagsSync(store_, {other, bad}, out_, err_); }), 2);
+  EXPECT_THAT(err_.str(), HasSubstr("nothing registered"));
+  EXPECT_TRUE(store_.dagVersions("other").empty());
+  EXPECT_EQ(store_.dagVersions("etl").size(), 2u);
+}
+
+TEST_F(Commands, ListPauseAndUnpause) {
+  ASSERT_EQ(run([&] { return dagsSync(store_, {dagFile("etl")}, out_, err_); }), 0);
+  EXPECT_EQ(run([&] { return dagsSetPaused(store_, "etl", true, out_); }), 0);
+  EXPECT_EQ(run([&] { return dagsList(store_, true, out_); }), 0);
+  auto list = nlohmann::json::parse(out_.str());
+  EXPECT_EQ(list, nlohmann::json::parse(R"([{"dag_id":"etl","schedule":null,"paused":true,"version":1}])"));
+  EXPECT_EQ(run([&] { return dagsSetPaused(store_, "etl", false, out_); }), 0);
+  EXPECT_EQ(run([&] { return dagsSetPaused(store_, "nope", true, out_); }), 2);
+  EXPECT_THAT(err_.str(), HasSubstr("unknown dag \"nope\""));
+  EXPECT_EQ(run([&] { return dagsList(store_, false, out_); }), 0);
+  EXPECT_THAT(out_.str(), HasSubstr("etl"));
+}
+
+TEST_F(Commands, TriggerPrintsTheRunIdAloneAndRefusesATakenId) {
+  ASSERT_EQ(run([&] { return dagsSync(store_, {dagFile("etl")}, out_, err_); }), 0);
+  TriggerOptions o;
+  o.dag_id = "etl";
+  EXPECT_EQ(run([&] { return runsTrigger(store_, clock_, o, out_, err_); }), 0);
+  EXPECT_EQ(out_.str(), "manual__2026-05-28T12:00:00.000000Z\n");
+  o.run_id = "nightly-1";
+  o.conf_json = R"({"day":"monday"})";
+  EXPECT_EQ(run([&] { return runsTrigger(store_, clock_, o, out_, err_); }), 0);
+  EXPECT_EQ(store_.run({"etl", "nightly-1"})->conf_json, R"({"day":"monday"})");
+  EXPECT_EQ(run([&] { return runsTrigger(store_, clock_, o, out_, err_); }), 2);
+  EXPECT_THAT(err_.str(), HasSubstr("run id \"nightly-1\" already exists"));
+  o.dag_id = "nope";
+  EXPECT_EQ(run([&] { return runsTrigger(store_, clock_, o, out_, err_); }), 2);
+  o.dag_id = "etl";
+  o.run_id = "x";
+  o.conf_json = "[1]";
+  EXPECT_EQ(run([&] { return runsTrigger(store_, clock_, o, out_, err_); }), 2);
+  EXPECT_THAT(err_.str(), HasSubstr("--conf must be a JSON object"));
+  o.conf_json = "";
+  o.run_id = "has space";
+  EXPECT_EQ(run([&] { return runsTrigger(store_, clock_, o, out_, err_); }), 2);
+}
+
+TEST_F(Commands, WaitFollowsTheRunAndExitsByItsOutcome) {
+  ASSERT_EQ(run([&] { return dagsSync(store_, {dagFile("etl")}, out_, err_); }), 0);
+  TriggerOptions o;
+  o.dag_id = "etl";
+  o.run_id = "r1";
+  o.wait = true;
+  o.poll_interval = 5ms;
+  // a stand-in scheduler finishing the run while the command waits
+  std::thread finisher([&] {
+    RunKey key{"etl", "r1"};
+    for (int i = 0; i < 400 && !store_.run(key); ++i) std::this_thread::sleep_for(2ms);
+    std::this_thread::sleep_for(30ms);
+    RunRecord r = *store_.run(key);
+    r.state = DagRunState::kFailed;
+    TaskInstance a;
+    a.task_id = "a";
+    a.state = TaskState::kFailed;
+    a.note = "exit code 3";
+    r.tasks = {a};
+    store_.putRun(r);
+  });
+  EXPECT_EQ(run([&] { return runsTrigger(store_, clock_, o, out_, err_); }), 1);
+  finisher.join();
+  EXPECT_EQ(out_.str(), "r1\n");
+  EXPECT_THAT(err_.str(), HasSubstr("etl r1: queued"));
+  EXPECT_THAT(err_.str(), HasSubstr("a failed: exit code 3"));
+}
+
+TEST_F(Commands, WaitTimesOutWith124AndLeavesTheRunGoing) {
+  ASSERT_EQ(run([&] { return dagsSync(store_, {dagFile("etl")}, out_, err_); }), 0);
+  TriggerOptions o;
+  o.dag_id = "etl";
+  o.run_id = "slow";
+  o.wait = true;
+  o.timeout = 50ms;
+  o.poll_interval = 5ms;
+  EXPECT_EQ(run([&] { return runsTrigger(store_, clock_, o, out_, err_); }), 124);
+  EXPECT_THAT(err_.str(), HasSubstr("the run goes on"));
+  EXPECT_EQ(store_.run({"etl", "slow"})->state, DagRunState::kQueued);
+}
+
+TEST_F(Commands, ShowFindsARunAcrossDagsAndAsksForDagWhenAmbiguous) {
+  ASSERT_EQ(run([&] { return dagsSync(store_, {dagFile("etl"), dagFile("other")}, out_, err_); }), 0);
+  TriggerOptions o;
+  o.dag_id = "etl";
+  o.run_id = "same";
+  ASSERT_EQ(run([&] { return runsTrigger(store_, clock_, o, out_, err_); }), 0);
+  EXPECT_EQ(run([&] { return runsShow(store_, "same", std::nullopt, true, out_); }), 0);
+  auto j = nlohmann::json::parse(out_.str());
+  EXPECT_EQ(j["run_id"], "same");
+  EXPECT_EQ(j["dag_id"], "etl");
+  EXPECT_EQ(j["state"], "queued");
+  EXPECT_EQ(j["logical_date"], "2026-05-28T12:00:00Z");
+  EXPECT_TRUE(j["started_at"].is_null());
+  EXPECT_TRUE(j["tasks"].is_array());
+  o.dag_id = "other";
+  ASSERT_EQ(run([&] { return runsTrigger(store_, clock_, o, out_, err_); }), 0);
+  EXPECT_EQ(run([&] { return runsShow(store_, "same", std::nullopt, true, out_); }), 2);
+  EXPECT_THAT(err_.str(), HasSubstr("several dags (etl, other); say which with --dag"));
+  EXPECT_EQ(run([&] { return runsShow(store_, "same", std::string("other"), false, out_); }), 0);
+  EXPECT_THAT(out_.str(), HasSubstr("run same of dag other: queued"));
+  EXPECT_EQ(run([&] { return runsShow(store_, "ghost", std::nullopt, false, out_); }), 2);
+  EXPECT_THAT(err_.str(), HasSubstr("unknown run \"ghost\""));
+}
+
+TEST_F(Commands, ShowListsTasksInDagOrderWithTheirAttempts) {
+  ASSERT_EQ(run([&] { return dagsSync(store_, {dagFile("etl")}, out_, err_); }), 0);
+  ASSERT_TRUE(store_.claimTerm("me").isOk());
+  TriggerOptions o;
+  o.dag_id = "etl";
+  o.run_id = "r";
+  ASSERT_EQ(run([&] { return runsTrigger(store_, clock_, o, out_, err_); }), 0);
+  std::vector<NewTaskInstance> tasks = {{"b", 1}, {"a", 3}};
+  ASSERT_TRUE(store_.materializeRun(1, {"etl", "r"}, tasks, clock_.now()).isOk());
+  EXPECT_EQ(run([&] { return runsShow(store_, "r", std::nullopt, true, out_); }), 0);
+  auto j = nlohmann::json::parse(out_.str());
+  ASSERT_EQ(j["tasks"].size(), 2u);
+  EXPECT_EQ(j["tasks"][0]["task_id"], "a");
+  EXPECT_EQ(j["tasks"][0]["try_number"], 1);
+  EXPECT_EQ(j["tasks"][0]["max_tries"], 3);
+  EXPECT_EQ(j["tasks"][0]["state"], "none");
+  EXPECT_EQ(j["state"], "running");
+  EXPECT_EQ(j["started_at"], "2026-05-28T12:00:00Z");
+}
+
+TEST_F(Commands, ListFiltersByDagAndState) {
+  ASSERT_EQ(run([&] { return dagsSync(store_, {dagFile("etl"), dagFile("other")}, out_, err_); }), 0);
+  for (const char* d : {"etl", "other"}) {
+    TriggerOptions o;
+    o.dag_id = d;
+    o.run_id = std::string("r-") + d;
+    ASSERT_EQ(run([&] { return runsTrigger(store_, clock_, o, out_, err_); }), 0);
+  }
+  EXPECT_EQ(run([&] { return runsList(store_, std::string("etl"), std::nullopt, true, out_); }), 0);
+  auto j = nlohmann::json::parse(out_.str());
+  ASSERT_EQ(j.size(), 1u);
+  EXPECT_EQ(j[0]["run_id"], "r-etl");
+  EXPECT_FALSE(j[0].contains("tasks"));
+  EXPECT_EQ(run([&] { return runsList(store_, std::nullopt, std::string("success"), true, out_); }), 0);
+  EXPECT_EQ(nlohmann::json::parse(out_.str()).size(), 0u);
+  EXPECT_EQ(run([&] { return runsList(store_, std::nullopt, std::string("paused"), true, out_); }), 2);
+  EXPECT_EQ(run([&] { return runsList(store_, std::string("nope"), std::nullopt, true, out_); }), 2);
+}
+
+TEST_F(Commands, StatusShowsTheLeadersRecord) {
+  EXPECT_EQ(run([&] { return status(store_, clock_, true, out_); }), 0);
+  auto j = nlohmann::json::parse(out_.str());
+  EXPECT_TRUE(j["leader"]["holder"].is_null());
+  EXPECT_TRUE(j["leader"]["term"].is_null());
+  EXPECT_TRUE(j["last_tick"].is_null());
+  auto term = store_.claimTerm("host-1-abcd");
+  ASSERT_TRUE(term.isOk());
+  LivenessRecord r;
+  r.holder = "host-1-abcd";
+  r.term = *term;
+  r.last_tick = clock_.now();
+  r.queue_depth = 3;
+  ASSERT_TRUE(store_.recordLiveness(*term, r).isOk());
+  clock_.advance(2s);
+  EXPECT_EQ(run([&] { return status(store_, clock_, true, out_); }), 0);
+  j = nlohmann::json::parse(out_.str());
+  EXPECT_EQ(j["leader"]["holder"], "host-1-abcd");
+  EXPECT_EQ(j["leader"]["term"], *term);
+  EXPECT_EQ(j["last_tick"], "2026-05-28T12:00:00Z");
+  EXPECT_EQ(j["queue_depth"], 3);
+  EXPECT_DOUBLE_EQ(j["last_tick_age_seconds"].get<double>(), 2.0);
+  EXPECT_EQ(run([&] { return status(store_, clock_, false, out_); }), 0);
+  EXPECT_THAT(out_.str(), HasSubstr("leader:      host-1-abcd (term 1)"));
+}
+
+}  // namespace
+}  // namespace leoflow::host
