@@ -363,6 +363,17 @@ TickReport Engine::tick(TickKind kind) {
       reload_everything_ = false;
     }
   }
+  if (kind == TickKind::kFull) {
+    // As in Airflow, a paused DAG's runs schedule no new tasks; what runs finishes and reports.
+    if (auto dags = store_.listDags()) {
+      paused_dags_.clear();
+      for (const DagSummary& d : *dags) {
+        if (d.paused) paused_dags_.insert(d.dag_id);
+      }
+    } else {
+      log_->warn("listing dags failed; keeping the last known pauses error={}", dags.status().toString());
+    }
+  }
   to_load.insert(to_load.end(), dirty_.begin(), dirty_.end());
   dirty_.clear();
   if (!to_load.empty() && !cancelled()) loadRuns(t, to_load);
@@ -517,6 +528,10 @@ void Engine::advanceRun(TickState& t, CachedRun& run) {
     log_->error("run is running without task instances dag_id={} run_id={}", key.dag_id, key.run_id);
     decision("run_error");
     ++t.report.errors;
+    return;
+  }
+  if (paused_dags_.count(key.dag_id) != 0) {
+    finalize(t, run);
     return;
   }
   ++t.report.runs_planned;

@@ -148,6 +148,7 @@ class Engine {
   bool redispatch_pending_ = false;
   std::chrono::steady_clock::time_point last_full_tick_{};
   std::map<std::string, std::string> warned_schedules_;  // dag → the bad expression warned about
+  std::set<std::string> paused_dags_;                     // as of the last full tick
 
   // shared with dispatch workers
   mutable std::mutex handed_mutex_;

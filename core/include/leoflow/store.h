@@ -4,7 +4,8 @@
 // Contract for every implementation (the contract suite in tests/contract checks each point):
 // - Thread-safe: the engine, dispatch workers and executors' report threads call concurrently.
 // - Every write of a scheduler decision takes the fencing term and is refused with kFenced,
-//   changing nothing, when the term is below the store's current term (ARCHITECTURE §8.7).
+//   changing nothing, unless the term is the store's current, claimed term (ARCHITECTURE §8.7):
+//   a lower term is a deposed leader, a higher one was never issued.
 // - Every task write is a compare-and-set on (state, try_number): a guard that does not hold
 //   leaves the row untouched and is reported, never an error for the whole call.
 // - Each call is atomic: a crash or a refused guard never leaves half a change behind.
@@ -51,7 +52,7 @@ struct DagRegistration {
 /// A run to create (state queued).
 struct NewRun {
   RunKey key;
-  std::int64_t dag_version = 0;
+  std::int64_t dag_version = 0;  ///< must name an existing version (0 is never one)
   RunTrigger trigger = RunTrigger::kManual;
   Timestamp logical_date{};
   std::string conf_json;
@@ -72,6 +73,8 @@ struct NewTaskInstance {
 /// stamp ended_at. up_for_retry → none starts the next attempt: try_number + 1, every per-attempt
 /// field cleared (scheduled_at, queued_at, started_at, ended_at, last_heartbeat_at, exit_code,
 /// note) so nothing of the previous attempt is mistaken for the new one (BEHAVIOUR §10 items 1, 6).
+/// The other moves out of up_for_retry the table allows (to scheduled or queued) start the next
+/// attempt the same way; the planner itself only ever makes up_for_retry → none.
 struct TaskTransitionWrite {
   std::string task_id;
   TaskState from = TaskState::kNone;
@@ -106,7 +109,10 @@ struct Change {
   std::string dag_id;   ///< for kDag
 };
 
-/// Receives change-feed messages on a thread the store owns. Must return quickly (signal, don't work).
+/// Receives change-feed messages on a thread the store owns, never with the store's own locks held.
+/// Must return quickly (signal, don't work). Published: run creation, materialization, run state
+/// changes, reaping, every applied transition, running and finished reports, DAG sync and pause.
+/// Heartbeats are not published (they change nothing a planner reads).
 class ChangeSink {
  public:
   virtual ~ChangeSink() = default;
@@ -182,8 +188,9 @@ class Store {
   // --- Reapers (BEHAVIOUR §4) ---------------------------------------------------------------------
 
   /// Running runs with no task instance in scheduled, queued, running or up_for_retry (a run
-  /// waiting on a retry delay is not orphaned: §10 item 5), oldest first. last_activity is the
-  /// latest of the run's queued/started stamps and its instances' started/ended stamps.
+  /// waiting on a retry delay is not orphaned: §10 item 5), stalest last_activity first (no activity
+  /// at all first). last_activity is the latest of the run's queued/started stamps and its
+  /// instances' started/ended stamps.
   virtual Result<std::vector<OrphanCandidate>> listOrphanCandidates(std::size_t limit) = 0;
   /// Fails a running run with `note`, and every unfinished instance of it. A run no longer
   /// running is left alone (ok: a finalizer won).
@@ -198,7 +205,8 @@ class Store {
   /// queued → running on this attempt; stamps started_at and the first heartbeat. kConflict when
   /// the attempt is not current or not queued.
   virtual Status reportRunning(const AttemptRef& attempt, Timestamp at) = 0;
-  /// Stamps last_heartbeat_at when this attempt is current and running. kConflict otherwise.
+  /// Stamps last_heartbeat_at when this attempt is current and running (or still queued: its
+  /// running report may be late). kConflict otherwise.
   virtual Status reportHeartbeat(const AttemptRef& attempt, Timestamp at) = 0;
   /// queued or running → success or failed on this attempt; stamps ended_at, records the exit
   /// code and the message as the note. kConflict when the attempt is not current or has ended.

@@ -145,6 +145,20 @@ TEST(EngineStep, AppliesDefaultTriggerRulesAcrossAFailure) {
   EXPECT_EQ(h.runState(run), DagRunState::kFailed);
 }
 
+TEST(EngineStep, APausedDagsRunsScheduleNothingUntilUnpaused) {
+  EngineHarness h;
+  h.executor.setDefault(Completion::kSucceed);
+  h.addDag(linear());
+  auto run = h.trigger("etl");
+  ASSERT_TRUE(h.store.setPaused("etl", true).isOk());
+  h.lead();
+  h.settle();
+  EXPECT_EQ(h.state(run, "a"), S::kNone);
+  ASSERT_TRUE(h.store.setPaused("etl", false).isOk());
+  h.settle();
+  EXPECT_EQ(h.runState(run), DagRunState::kSuccess);
+}
+
 TEST(EngineStep, FollowerReadsAndWritesNothing) {  // 27, 39
   EngineHarness h;
   h.addDag(dag("etl", {task("a"), task("b", {"a"})}, "@hourly"));

@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# Proves the installed SDK is enough to write a plugin (ARCHITECTURE §1, §3; STYLE.md "A third-party
+# plugin"): installs the SDK of a built tree into a temporary root, builds examples/dispatcher-echo
+# out of tree against it with pkg-config alone, runs its own tests, installs it into the .pc's
+# plugindir, and asks that build's `leoflow plugins check` (and `describe`) to accept it.
+#
+#   scripts/check_example_plugin.sh BUILD_DIR        e.g. scripts/check_example_plugin.sh build
+#
+# The last line is "check_example_plugin: PASS ..." or "check_example_plugin: FAIL: <why>"; the exit
+# code is non-zero on failure.
+set -uo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+
+say() { printf 'check_example_plugin: %s\n' "$*"; }
+fail() {
+  say "FAIL: $*"
+  exit 1
+}
+# run LOG_NAME COMMAND...: runs quietly, shows the output only when the command fails.
+run() {
+  local name="$1"
+  shift
+  if ! "$@" >"$work/$name.log" 2>&1; then
+    cat "$work/$name.log" >&2
+    return 1
+  fi
+}
+
+[[ $# -eq 1 ]] || {
+  echo "usage: $0 BUILD_DIR" >&2
+  exit 2
+}
+[[ -d "$1" ]] || fail "no build directory $1"
+build="$(cd "$1" && pwd)"
+leoflow="$build/core/host/leoflow"
+[[ -x "$leoflow" ]] || fail "$leoflow is not built (run ninja -C $1 first)"
+
+work="$(mktemp -d "${TMPDIR:-/tmp}/leoflow-example-plugin.XXXXXX")"
+trap 'rm -rf "$work"' EXIT
+
+# 1. The SDK alone — the headers and leoflow-plugin.pc, meson's "devel" install tag — into a
+#    temporary root. The .pc keeps the build's prefix; PKG_CONFIG_SYSROOT_DIR maps it into the root,
+#    and PKG_CONFIG_PATH points there only: nothing of the repository is on any include path.
+sysroot="$work/root"
+run sdk-install meson install -C "$build" --no-rebuild --tags devel --destdir "$sysroot" ||
+  fail "installing the SDK from $build"
+pc="$(find "$sysroot" -name leoflow-plugin.pc -print -quit)"
+[[ -n "$pc" ]] || fail "the SDK install has no leoflow-plugin.pc"
+[[ -n "$(find "$sysroot" -path '*/include/leoflow/plugin.h' -print -quit)" ]] ||
+  fail "the SDK install has no include/leoflow/plugin.h"
+export PKG_CONFIG_SYSROOT_DIR="$sysroot"
+export PKG_CONFIG_PATH
+PKG_CONFIG_PATH="$(dirname "$pc")"
+plugindir="$(pkg-config --variable=plugindir leoflow-plugin)" || fail "pkg-config cannot read leoflow-plugin.pc"
+[[ "$plugindir" == "$sysroot"/*/leoflow/plugins ]] || fail "plugindir is $plugindir, expected <libdir>/leoflow/plugins"
+
+# 2. The example, copied out of the repository like a third party's checkout, configured and built
+#    against the installed SDK, with its own tests.
+src="$work/dispatcher-echo"
+cp -R "$ROOT/examples/dispatcher-echo" "$src"
+run example-setup meson setup "$work/build" "$src" || fail "configuring examples/dispatcher-echo against the installed SDK"
+run example-build ninja -C "$work/build" || fail "building examples/dispatcher-echo"
+if grep -qF "$ROOT/" "$work/build/compile_commands.json"; then
+  fail "the example's build reaches into the repository ($ROOT)"
+fi
+run example-test meson test -C "$work/build" --no-rebuild --print-errorlogs || fail "the example's own tests failed"
+run example-install meson install -C "$work/build" --no-rebuild || fail "installing the example"
+so="$plugindir/leoflow-dispatcher-echo.so"
+[[ -f "$so" ]] || fail "the example did not install into plugindir ($so)"
+
+# 3. The host accepts it: `plugins check` on the file, `plugins describe` by name through the path.
+version="$(sed -n "s/^ *version : '\([^']*\)'.*/\1/p" "$src/meson.build" | head -n 1)"
+check_out="$(cd "$work" && env -u LEOFLOW_CONFIG -u LEOFLOW_PLUGIN_PATH "$leoflow" plugins check "$so" 2>"$work/check.err")"
+code=$?
+printf '%s\n' "$check_out"
+if [[ $code -ne 0 ]]; then
+  cat "$work/check.err" >&2
+  fail "leoflow plugins check $so exited $code"
+fi
+grep -qx 'plugin: *dispatcher-echo' <<<"$check_out" || fail "plugins check did not print the descriptor's name"
+grep -qx "version: *$version" <<<"$check_out" || fail "plugins check did not print version $version"
+grep -qx 'roles: *dispatcher' <<<"$check_out" || fail "plugins check did not print the dispatcher role"
+grep -q '^ok: ' <<<"$check_out" || fail "plugins check did not say ok"
+describe_out="$(cd "$work" && env -u LEOFLOW_CONFIG LEOFLOW_PLUGIN_PATH="$plugindir" "$leoflow" plugins describe dispatcher-echo 2>&1)" ||
+  fail "leoflow plugins describe dispatcher-echo failed: $describe_out"
+grep -q 'delay_ms' <<<"$describe_out" || fail "plugins describe did not list the delay_ms key"
+
+say "PASS: examples/dispatcher-echo $version built against the installed SDK alone and accepted by $leoflow"
