@@ -1,0 +1,149 @@
+// LocalDispatcher: runs bash and python tasks as local processes (README.md here; ARCHITECTURE §8.8;
+// BEHAVIOUR §6.4 with §10 items 3, 7, 12, 30, 33 fixed).
+//
+// Threads:
+// - dispatch() runs on the host's dispatch workers: it claims the attempt's state file, spawns the
+//   supervised process and returns; it never waits for the child.
+// - one watcher thread waits (epoll) on an inotify watch of the state dir (a supervisor closing
+//   its exit file: the task has ended), a pidfd per live supervisor (the backstop, and how it is
+//   reaped) and its timers (heartbeats, execution timeouts, SIGKILL escalation, report retries, the
+//   periodic state-dir scan); an end is seen at once, never polled for.
+// - a few reporter threads make the TaskEvents calls, which may block on store I/O. Reports of one
+//   attempt are strictly ordered (running, heartbeats, finished); different attempts proceed in
+//   parallel.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <optional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <queue>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+#include <leoflow/context.h>
+#include <leoflow/dispatcher.h>
+
+#include "process.h"
+#include "settings.h"
+#include "state_file.h"
+
+namespace leoflow::plugins::dispatcher_local {
+
+class LocalDispatcher final : public Dispatcher {
+ public:
+  /// Starts the watcher and reporter threads and adopts what a previous scheduler left in the state
+  /// dir. The folders must exist (prepareFolders()).
+  LocalDispatcher(Settings settings, const PluginContext& context);
+  ~LocalDispatcher() override;
+
+  std::vector<std::string> taskTypes() const override;
+  std::size_t freeCapacity() const override;
+  Result<DispatchOutcome> dispatch(const DispatchRequest& request) override;
+  /// Scans the state dir (at most once a second) for attempts nobody watches, and retries reports
+  /// that are waiting for the store.
+  Status reconcile() override;
+  /// Stops taking work and stops the threads within a few seconds. Running tasks are left running
+  /// for the next scheduler to adopt, unless stop_tasks_on_shutdown. Idempotent.
+  void shutdown() override;
+
+ private:
+  using SteadyTime = std::chrono::steady_clock::time_point;
+  struct Attempt;
+  using AttemptPtr = std::shared_ptr<Attempt>;
+
+  enum class TimerKind : std::uint8_t { kHeartbeat, kTimeout, kEscalate, kRetry, kScan };
+  struct Timer {
+    SteadyTime when;
+    std::uint64_t id = 0;
+    TimerKind kind = TimerKind::kScan;
+    bool operator>(const Timer& other) const { return when > other.when; }
+  };
+  enum class ReportKind : std::uint8_t { kRunning, kHeartbeat, kProbe, kFinished };
+
+  // dispatch()
+  Result<DispatchOutcome> startAttempt(const AttemptPtr& attempt, const DispatchRequest& request,
+                                       const std::vector<std::string>& argv);
+  void abandon(const AttemptPtr& attempt);
+
+  // State dir scan and adoption
+  void scanStateDir();
+  void considerStateFile(const std::string& base);
+  void removeStray(const std::string& name);
+
+  // Watcher thread
+  void watchLoop();
+  void onExit(std::uint64_t id);
+  void onExitFiles();
+  void markExited(const AttemptPtr& attempt, std::optional<int> code, std::optional<WaitStatus> status,
+                  const char* seen_by);
+  void onTimer(const Timer& timer);
+  void addTimerLocked(SteadyTime when, std::uint64_t id, TimerKind kind);
+  void wakeWatcher();
+  void watchPidfdLocked(const Attempt& attempt);
+  void startLiveTimersLocked(const AttemptPtr& attempt, SteadyTime now);
+
+  // Reporter threads (a strand per attempt)
+  void reportLoop();
+  void postLocked(const AttemptPtr& attempt, ReportKind kind);
+  void scheduleLocked(const AttemptPtr& attempt);
+  Status perform(ReportKind kind, const AttemptRef& ref, const std::optional<TaskOutcome>& outcome);
+  bool reportsPendingLocked() const;
+
+  // Ending attempts
+  void stop(const AttemptPtr& attempt, KillReason reason);
+  void persist(Attempt& attempt);
+  void cleanUp(const AttemptPtr& attempt);
+  void rememberFinishedLocked(const std::string& base);
+  void stopLiveTasks();
+
+  std::filesystem::path statePath(const std::string& base) const;
+  std::filesystem::path exitPath(const std::string& base) const;
+
+  const Settings settings_;
+  const PluginContext context_;  // a copy: its references outlive this object (context.h)
+  const std::chrono::milliseconds heartbeat_interval_;
+  const std::string boot_id_;
+  const std::map<std::string, std::string> parent_env_;
+
+  UniqueFd epoll_fd_;
+  UniqueFd wake_fd_;     // eventfd: wakes the watcher for new timers, new pidfds and shutdown
+  UniqueFd inotify_fd_;  // exit files written in state_dir: the earliest sign a task ended
+  // Supervisors whose exit file was seen before they exited: watched only to be reaped. Watcher
+  // thread only.
+  std::unordered_map<std::uint64_t, UniqueFd> exiting_;
+
+  mutable std::mutex mutex_;
+  std::condition_variable changed_cv_;  // dispatches in flight, live processes, reports done
+  std::condition_variable ready_cv_;    // strands ready for a reporter
+  bool accepting_ = true;
+  bool stop_watcher_ = false;
+  bool stop_reporters_ = false;
+  std::size_t live_ = 0;         // processes running (capacity in use)
+  std::size_t dispatching_ = 0;  // dispatch() calls between reservation and hand-over
+  std::uint64_t next_id_ = 1;    // 0 is the eventfd's epoll key
+  std::unordered_map<std::string, AttemptPtr> by_base_;
+  std::unordered_map<std::uint64_t, AttemptPtr> by_id_;
+  std::deque<AttemptPtr> ready_;
+  std::priority_queue<Timer, std::vector<Timer>, std::greater<>> timers_;
+  // Attempts finished and cleaned up lately: a late re-dispatch of one is not a new start.
+  std::unordered_set<std::string> recent_;
+  std::deque<std::string> recent_order_;
+
+  std::mutex scan_mutex_;
+  SteadyTime last_scan_{};
+
+  std::atomic<bool> shut_down_{false};
+  std::thread watcher_;
+  std::vector<std::thread> reporters_;
+};
+
+}  // namespace leoflow::plugins::dispatcher_local

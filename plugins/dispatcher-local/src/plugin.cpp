@@ -1,0 +1,16 @@
+// The library's only exported symbol: the plugin descriptor (ARCHITECTURE §3, plugin.h).
+#include <leoflow/plugin.h>
+
+#include "factory.h"
+
+namespace {
+
+void registerFactories(leoflow::PluginRegistrar& registrar) {
+  registrar.addDispatcher(std::make_unique<leoflow::plugins::dispatcher_local::LocalDispatcherFactory>());
+}
+
+}  // namespace
+
+LEOFLOW_PLUGIN("dispatcher-local", "0.1.0",
+               "runs bash and python tasks as local processes, adopted again after a scheduler restart",
+               registerFactories)

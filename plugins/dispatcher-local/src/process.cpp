@@ -1,0 +1,208 @@
+#include "process.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <sstream>
+
+namespace leoflow::plugins::dispatcher_local {
+namespace {
+
+// $1 is the exit file, the rest the task's argv. `trap :` (a handler, not an ignore) keeps the
+// shell waiting on SIGTERM while the task, after exec, gets default dispositions back.
+constexpr const char* kSupervisorScript =
+    "f=$1; shift; trap : TERM INT HUP; \"$@\"; rc=$?; echo \"$rc\" > \"$f\"; exit \"$rc\"";
+
+class SpawnAttributes {
+ public:
+  SpawnAttributes() {
+    ok_ = ::posix_spawnattr_init(&attr_) == 0;
+    ok_ = ok_ && ::posix_spawn_file_actions_init(&actions_) == 0;
+  }
+  ~SpawnAttributes() {
+    ::posix_spawnattr_destroy(&attr_);
+    ::posix_spawn_file_actions_destroy(&actions_);
+  }
+  SpawnAttributes(const SpawnAttributes&) = delete;
+  SpawnAttributes& operator=(const SpawnAttributes&) = delete;
+
+  bool ok() const { return ok_; }
+  posix_spawnattr_t* attr() { return &attr_; }
+  posix_spawn_file_actions_t* actions() { return &actions_; }
+
+ private:
+  bool ok_ = false;
+  posix_spawnattr_t attr_{};
+  posix_spawn_file_actions_t actions_{};
+};
+
+std::string errnoText(int err) { return std::strerror(err); }
+
+// Reads up to `limit` bytes of a small file (/proc entries); every descriptor we open is
+// close-on-exec, so none leaks into a process another thread spawns meanwhile.
+std::optional<std::string> readSmallFile(const char* path, std::size_t limit) {
+  UniqueFd fd(::open(path, O_RDONLY | O_CLOEXEC));
+  if (!fd.valid()) return std::nullopt;
+  std::string out;
+  char buf[4096];
+  while (out.size() < limit) {
+    const ssize_t n = ::read(fd.get(), buf, std::min(sizeof buf, limit - out.size()));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    out.append(buf, static_cast<std::size_t>(n));
+  }
+  return out;
+}
+
+}  // namespace
+
+Result<pid_t> spawnSupervised(const SpawnRequest& request) {
+  SpawnAttributes sa;
+  if (!sa.ok()) return internalError("preparing posix_spawn failed");
+
+  // A new session: own process group (signalled as a whole), no controlling terminal, and not
+  // killed with the scheduler. Signal mask cleared and every signal back to its default: the host
+  // may block or ignore some (an ignored SIGPIPE or SIGCHLD would otherwise be inherited).
+  sigset_t empty;
+  sigemptyset(&empty);
+  sigset_t defaults;
+  sigfillset(&defaults);
+  sigdelset(&defaults, SIGKILL);
+  sigdelset(&defaults, SIGSTOP);
+  int rc = ::posix_spawnattr_setflags(sa.attr(),
+                                      POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+  rc = rc != 0 ? rc : ::posix_spawnattr_setsigmask(sa.attr(), &empty);
+  rc = rc != 0 ? rc : ::posix_spawnattr_setsigdefault(sa.attr(), &defaults);
+  rc = rc != 0 ? rc : ::posix_spawn_file_actions_addopen(sa.actions(), STDIN_FILENO, "/dev/null", O_RDONLY, 0);
+  rc = rc != 0 ? rc : ::posix_spawn_file_actions_adddup2(sa.actions(), request.log_fd, STDOUT_FILENO);
+  rc = rc != 0 ? rc : ::posix_spawn_file_actions_adddup2(sa.actions(), request.log_fd, STDERR_FILENO);
+  rc = rc != 0 ? rc : ::posix_spawn_file_actions_addchdir_np(sa.actions(), request.cwd.c_str());
+  // Nothing of the scheduler's leaks into tasks: not our state-file locks (a task holding one
+  // would look like a live dispatcher), not other plugins' sockets.
+  rc = rc != 0 ? rc : ::posix_spawn_file_actions_addclosefrom_np(sa.actions(), STDERR_FILENO + 1);
+  if (rc != 0) return internalError("preparing posix_spawn failed: " + errnoText(rc));
+
+  std::vector<std::string> args;
+  args.reserve(request.argv.size() + 5);
+  args.emplace_back("/bin/sh");
+  args.emplace_back("-c");
+  args.emplace_back(kSupervisorScript);
+  args.emplace_back(kSupervisorName);
+  args.push_back(request.exit_path.string());
+  args.insert(args.end(), request.argv.begin(), request.argv.end());
+
+  std::vector<char*> argv;
+  argv.reserve(args.size() + 1);
+  for (std::string& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  std::vector<char*> envp;
+  envp.reserve(request.env.size() + 1);
+  for (const std::string& e : request.env) envp.push_back(const_cast<char*>(e.c_str()));
+  envp.push_back(nullptr);
+
+  pid_t pid = 0;
+  rc = ::posix_spawn(&pid, "/bin/sh", sa.actions(), sa.attr(), argv.data(), envp.data());
+  if (rc != 0) return unavailable("starting /bin/sh failed: " + errnoText(rc));
+  return pid;
+}
+
+std::optional<ProcessStat> readProcessStat(pid_t pid) {
+  char path[64];
+  std::snprintf(path, sizeof path, "/proc/%d/stat", static_cast<int>(pid));
+  const auto content = readSmallFile(path, 4096);
+  if (!content || content->empty()) return std::nullopt;
+  std::string_view text(*content);
+  // The command name (field 2) may contain spaces and parentheses: fields resume after the last ')'.
+  const std::size_t close = text.rfind(')');
+  if (close == std::string_view::npos || close + 2 >= text.size()) return std::nullopt;
+  std::istringstream in{std::string(text.substr(close + 2))};
+  ProcessStat stat;
+  in >> stat.state;  // field 3
+  std::string skip;
+  for (int field = 4; field < 22 && in; ++field) in >> skip;
+  in >> stat.start_ticks;  // field 22
+  if (!in) return std::nullopt;
+  return stat;
+}
+
+std::string readBootId() {
+  std::string id = readSmallFile("/proc/sys/kernel/random/boot_id", 128).value_or("");
+  while (!id.empty() && (id.back() == '\n' || id.back() == ' ')) id.pop_back();
+  return id;
+}
+
+// Through syscall(): glibc 2.36's <sys/pidfd.h> declares pidfd_open without C linkage for C++.
+UniqueFd openPidfd(pid_t pid) { return UniqueFd(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0U))); }
+
+std::optional<WaitStatus> reapChild(int pidfd) {
+  siginfo_t info{};
+  int rc;
+  do {
+    rc = ::waitid(static_cast<idtype_t>(P_PIDFD), static_cast<id_t>(pidfd), &info, WEXITED | WNOHANG);
+  } while (rc != 0 && errno == EINTR);
+  if (rc != 0 || info.si_pid == 0) return std::nullopt;
+  if (info.si_code == CLD_EXITED) return WaitStatus{false, info.si_status};
+  return WaitStatus{true, info.si_status};
+}
+
+std::optional<WaitStatus> reapZombieChild(pid_t pid) {
+  int status = 0;
+  pid_t rc;
+  do {
+    rc = ::waitpid(pid, &status, WNOHANG);
+  } while (rc < 0 && errno == EINTR);
+  if (rc != pid) return std::nullopt;
+  if (WIFEXITED(status)) return WaitStatus{false, WEXITSTATUS(status)};
+  if (WIFSIGNALED(status)) return WaitStatus{true, WTERMSIG(status)};
+  return std::nullopt;
+}
+
+bool signalGroup(pid_t pgid, int sig) { return pgid > 1 && ::kill(-pgid, sig) == 0; }
+
+std::optional<pid_t> findSupervisor(const std::filesystem::path& exit_path) {
+  DIR* proc = ::opendir("/proc");
+  if (proc == nullptr) return std::nullopt;
+  const std::string wanted = exit_path.string();
+  std::optional<pid_t> found;
+  while (dirent* entry = ::readdir(proc)) {
+    char* end = nullptr;
+    const long pid = std::strtol(entry->d_name, &end, 10);
+    if (end == entry->d_name || *end != '\0' || pid <= 1) continue;
+    const std::string path = "/proc/" + std::string(entry->d_name) + "/cmdline";
+    const std::string cmdline = readSmallFile(path.c_str(), 64 * 1024).value_or("");
+    // argv: /bin/sh -c <script> leoflow-supervisor <exit file> ...
+    std::vector<std::string_view> args;
+    std::string_view rest(cmdline);
+    while (!rest.empty() && args.size() < 5) {
+      const std::size_t nul = rest.find('\0');
+      args.push_back(rest.substr(0, nul));
+      rest = nul == std::string_view::npos ? std::string_view() : rest.substr(nul + 1);
+    }
+    if (args.size() == 5 && args[3] == kSupervisorName && args[4] == wanted) {
+      found = static_cast<pid_t>(pid);
+      break;
+    }
+  }
+  ::closedir(proc);
+  return found;
+}
+
+bool isSameLiveProcess(pid_t pid, std::uint64_t start_ticks, const std::string& boot_id,
+                       const std::string& current_boot_id) {
+  if (pid <= 1 || boot_id.empty() || boot_id != current_boot_id) return false;
+  const auto stat = readProcessStat(pid);
+  return stat && stat->start_ticks == start_ticks && stat->state != 'Z' && stat->state != 'X' &&
+         stat->state != 'x';
+}
+
+}  // namespace leoflow::plugins::dispatcher_local

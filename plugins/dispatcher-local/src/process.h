@@ -1,0 +1,80 @@
+// Starting, finding and watching task processes (README "Processes and the supervisor").
+//
+// Every attempt runs under a supervisor: `/bin/sh -c <script> leoflow-supervisor <exit file> <task
+// argv...>`, spawned with posix_spawn in a new session (so it is its own process group, has no
+// terminal and outlives the scheduler). The shell runs the task, writes its exit code to the exit
+// file and exits with it; it ignores SIGTERM/SIGINT/SIGHUP (by trapping them, so the task itself
+// gets the default actions back) so that a SIGTERM to the group reaches the task and the exit code
+// is still recorded.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <leoflow/status.h>
+
+#include "state_file.h"
+
+namespace leoflow::plugins::dispatcher_local {
+
+/// argv[0] of the supervisor shell: names it in `ps` and marks its command line for findSupervisor().
+inline constexpr const char* kSupervisorName = "leoflow-supervisor";
+
+struct SpawnRequest {
+  std::vector<std::string> argv;  ///< the task's command (bash -c ..., python3 ...)
+  std::vector<std::string> env;   ///< NAME=value, the whole environment
+  std::filesystem::path cwd;
+  int log_fd = -1;                ///< becomes stdout and stderr
+  std::filesystem::path exit_path;
+};
+
+/// Starts the supervised task; returns the supervisor's pid (= its process group and session).
+/// Never waits for the task. Safe in a multi-threaded process: posix_spawn runs no code of ours
+/// between fork and exec.
+Result<pid_t> spawnSupervised(const SpawnRequest& request);
+
+struct ProcessStat {
+  std::uint64_t start_ticks = 0;  ///< field 22: start time in clock ticks after boot
+  char state = '?';               ///< field 3: R, S, D, Z, ...
+};
+
+/// /proc/<pid>/stat, or nullopt when there is no such process.
+std::optional<ProcessStat> readProcessStat(pid_t pid);
+
+/// This boot's id (empty when unreadable).
+std::string readBootId();
+
+/// A pidfd for `pid` (invalid when the process is gone or pidfds are unavailable).
+UniqueFd openPidfd(pid_t pid);
+
+/// How a process ended, as waitid() tells its parent.
+struct WaitStatus {
+  bool signaled = false;
+  int value = 0;  ///< the exit code, or the signal number when signaled
+};
+
+/// Reaps the process behind `pidfd` if it is this process's child and has ended; nullopt when it
+/// is not our child (adopted from a previous incarnation) or was reaped by someone else.
+std::optional<WaitStatus> reapChild(int pidfd);
+
+/// Reaps `pid` if it is a zombie child of this process (a supervisor started by an earlier
+/// dispatcher object in the same process).
+std::optional<WaitStatus> reapZombieChild(pid_t pid);
+
+/// Sends `sig` to the process group `pgid`; false when the group is gone.
+bool signalGroup(pid_t pgid, int sig);
+
+/// Finds a live supervisor by its exit file among all processes (for a state file whose owner died
+/// between spawning and recording the pid).
+std::optional<pid_t> findSupervisor(const std::filesystem::path& exit_path);
+
+/// True when `pid` is alive, not a zombie, on this boot, and started at `start_ticks`.
+bool isSameLiveProcess(pid_t pid, std::uint64_t start_ticks, const std::string& boot_id,
+                       const std::string& current_boot_id);
+
+}  // namespace leoflow::plugins::dispatcher_local

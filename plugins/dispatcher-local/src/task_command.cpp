@@ -1,0 +1,102 @@
+#include "task_command.h"
+
+#include <unistd.h>
+
+#include "names.h"
+
+namespace leoflow::plugins::dispatcher_local {
+namespace {
+
+// sys.argv is ['-c', module, function, work_dir]. '' (the working directory) is already first on
+// sys.path; work_dir is added by absolute path so a task that changes directory still imports.
+// An exception prints its traceback and exits 1; a non-None return value is printed to the log.
+constexpr const char* kPythonBootstrap =
+    "import importlib, sys\n"
+    "sys.path.insert(1, sys.argv[3])\n"
+    "result = getattr(importlib.import_module(sys.argv[1]), sys.argv[2])()\n"
+    "if result is not None:\n"
+    "    print(result)\n";
+
+bool isIdentifier(std::string_view s) {
+  if (s.empty()) return false;
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    const char c = s[i];
+    const bool alpha = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_';
+    const bool digit = c >= '0' && c <= '9';
+    if (!(alpha || (digit && i > 0))) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+bool isModuleFunction(std::string_view entrypoint) {
+  const std::size_t colon = entrypoint.find(':');
+  if (colon == std::string_view::npos || entrypoint.find(':', colon + 1) != std::string_view::npos) return false;
+  std::string_view module = entrypoint.substr(0, colon);
+  if (!isIdentifier(entrypoint.substr(colon + 1))) return false;
+  for (;;) {
+    const std::size_t dot = module.find('.');
+    if (!isIdentifier(module.substr(0, dot))) return false;
+    if (dot == std::string_view::npos) return true;
+    module.remove_prefix(dot + 1);
+  }
+}
+
+Result<std::vector<std::string>> taskArgv(const TaskSpec& task, const Settings& settings) {
+  if (task.type != kBashType && task.type != kPythonType) {
+    return invalidArgument("dispatcher-local cannot run task \"" + task.task_id + "\" of type \"" + task.type +
+                           "\": it runs bash and python tasks");
+  }
+  if (task.entrypoint.empty()) {
+    return invalidArgument("task \"" + task.task_id + "\" (" + task.type + ") has no entrypoint to run");
+  }
+  if (task.type == kBashType) return std::vector<std::string>{"bash", "-c", task.entrypoint};
+  if (isModuleFunction(task.entrypoint)) {
+    const std::size_t colon = task.entrypoint.find(':');
+    return std::vector<std::string>{settings.python, "-c", kPythonBootstrap, task.entrypoint.substr(0, colon),
+                                    task.entrypoint.substr(colon + 1), settings.work_dir.string()};
+  }
+  // A relative script path is relative to work_dir, which is also the working directory; made
+  // absolute so the traceback and `ps` name the file.
+  std::filesystem::path script(task.entrypoint);
+  if (script.is_relative()) script = settings.work_dir / script;
+  return std::vector<std::string>{settings.python, script.lexically_normal().string()};
+}
+
+std::map<std::string, std::string> snapshotEnvironment() {
+  std::map<std::string, std::string> env;
+  for (char** e = ::environ; e != nullptr && *e != nullptr; ++e) {
+    std::string_view entry(*e);
+    const std::size_t eq = entry.find('=');
+    if (eq == std::string_view::npos || eq == 0) continue;
+    env.emplace(std::string(entry.substr(0, eq)), std::string(entry.substr(eq + 1)));
+  }
+  return env;
+}
+
+std::vector<std::string> taskEnvironment(const std::map<std::string, std::string>& parent,
+                                         const DispatchRequest& request, const Settings& settings) {
+  std::map<std::string, std::string> env = parent;
+  for (const auto& [name, value] : request.task.env) env[name] = value;
+  const AttemptRef& a = request.attempt;
+  env["LEOFLOW_DAG_ID"] = a.run.dag_id;
+  env["LEOFLOW_RUN_ID"] = a.run.run_id;  // the user-facing run id (ARCHITECTURE §8.5)
+  env["LEOFLOW_TASK_ID"] = a.task_id;
+  env["LEOFLOW_TRY_NUMBER"] = std::to_string(a.try_number);  // from 1 (§8.5)
+  env["LEOFLOW_LOGICAL_DATE"] = isoUtc(request.logical_date);
+  env["LEOFLOW_WORK_DIR"] = settings.work_dir.string();
+  if (!request.conf_json.empty()) {
+    env["LEOFLOW_CONF"] = request.conf_json;
+  } else {
+    env.erase("LEOFLOW_CONF");  // the scheduler's own, if any, is not this run's conf
+  }
+  // Python block-buffers a file; unbuffered, the log shows progress while the task runs.
+  if (request.task.type == kPythonType) env.emplace("PYTHONUNBUFFERED", "1");
+  std::vector<std::string> out;
+  out.reserve(env.size());
+  for (const auto& [name, value] : env) out.push_back(name + "=" + value);
+  return out;
+}
+
+}  // namespace leoflow::plugins::dispatcher_local

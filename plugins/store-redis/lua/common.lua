@@ -1,0 +1,183 @@
+-- Shared prelude of every store-redis script. gen_lua_scripts.py pastes it into each script right
+-- after the script's shebang line, so every script is self-contained for EVAL/EVALSHA.
+--
+-- Calling convention (every script): ARGV[1] = key prefix, ARGV[2] = change-feed channel; the
+-- script's own arguments start at ARGV[3]. Keys are built here from the prefix and the ids (ids are
+-- percent-encoded so that ':' can separate key segments; see README.md "Key layout"), which is fine
+-- for a standalone Redis (hiredis 0.14 has no cluster support anyway).
+--
+-- Numbers: every timestamp is an integer count of microseconds since the epoch, kept as the decimal
+-- STRING the caller sent. Lua numbers are doubles and tostring()/cjson print them with 14 significant
+-- digits (1.7000000001235e+15), which would lose the microseconds, so no timestamp is ever formatted
+-- from a Lua number. Small integers (terms, try numbers, counters) are safe to format.
+
+local P = ARGV[1]
+local CHANNEL = ARGV[2]
+
+-- Percent-encodes '%', ':' and control characters: the encoded id never contains ':'.
+local function enc(s)
+  return (string.gsub(s, '[%%:%c]', function(c) return string.format('%%%02X', string.byte(c)) end))
+end
+
+local function dec(s)
+  return (string.gsub(s, '%%(%x%x)', function(h) return string.char(tonumber(h, 16)) end))
+end
+
+local K_TERM = P .. ':term'
+local K_LIVENESS = P .. ':liveness'
+local K_DAGS = P .. ':dags'
+local K_ACTIVE_RUNS = P .. ':runs:active'
+local K_RUNS_BY_LOGICAL = P .. ':runs:by_logical'
+local K_RUNNING_TIS = P .. ':tis:running'
+local K_QUEUED_TIS = P .. ':tis:queued'
+
+local function dagKey(dag) return P .. ':dag:' .. enc(dag) end
+local function dagVersionsKey(dag) return dagKey(dag) .. ':versions' end
+local function dagRunsKey(dag) return dagKey(dag) .. ':runs' end
+local function runRef(dag, run) return enc(dag) .. ':' .. enc(run) end
+local function runKey(dag, run) return P .. ':run:' .. runRef(dag, run) end
+local function tisKey(dag, run) return runKey(dag, run) .. ':tis' end
+local function runIdKey(run) return P .. ':runid:' .. enc(run) end
+
+-- Change feed (README.md "Change feed"): t:<dag>:<run>:<task>, r:<dag>:<run>, d:<dag>.
+local function publishTask(dag, run, task)
+  redis.call('PUBLISH', CHANNEL, 't:' .. runRef(dag, run) .. ':' .. enc(task))
+end
+local function publishRun(dag, run) redis.call('PUBLISH', CHANNEL, 'r:' .. runRef(dag, run)) end
+local function publishDag(dag) redis.call('PUBLISH', CHANNEL, 'd:' .. enc(dag)) end
+
+-- Fencing (ARCHITECTURE §8.7): a decision must carry the store's current term. A lower term is a
+-- deposed leader; a higher one was never issued by claim_term. Returns an error text or nil.
+local function termError(term)
+  local cur = tonumber(redis.call('HGET', K_TERM, 'term') or '0')
+  local t = tonumber(term)
+  if t == nil then return 'INVALID term "' .. tostring(term) .. '" is not a number' end
+  if cur == 0 then return 'FENCED term ' .. term .. ' was never claimed (no term has been claimed)' end
+  if t < cur then
+    return 'FENCED term ' .. term .. ' is below the current term ' .. cur
+  end
+  if t > cur then
+    return 'FENCED term ' .. term .. ' was never claimed (current term ' .. cur .. ')'
+  end
+  return nil
+end
+
+-- Legal moves: core/planning/transitions.cpp (BEHAVIOUR §1.2 + ARCHITECTURE §8.2), mirrored here so
+-- that every write path, the executor reports included, refuses what the table forbids. The
+-- integration tests compare this table with planning::canTransition for all 81 pairs.
+local TASK_MOVES = {
+  none = {scheduled = true, skipped = true, upstream_failed = true, failed = true},
+  scheduled = {queued = true, failed = true},
+  queued = {running = true, failed = true, up_for_retry = true, success = true, scheduled = true},
+  running = {success = true, failed = true, up_for_retry = true},
+  up_for_retry = {scheduled = true, queued = true, none = true, failed = true},
+  success = {none = true},
+  failed = {none = true, up_for_retry = true},
+  skipped = {none = true},
+  upstream_failed = {none = true},
+}
+local RUN_MOVES = {
+  queued = {running = true, failed = true, success = true},
+  running = {success = true, failed = true},
+  success = {queued = true},
+  failed = {queued = true},
+}
+local TERMINAL = {success = true, failed = true, skipped = true, upstream_failed = true}
+-- The states that keep a run from being an orphan candidate (store.h, BEHAVIOUR §10 item 5).
+local ACTIVE = {scheduled = true, queued = true, running = true, up_for_retry = true}
+
+local function canMove(from, to)
+  local row = TASK_MOVES[from]
+  return row ~= nil and row[to] == true
+end
+
+-- A task instance record: 11 '|'-separated fields, the note last (it may contain '|').
+local F_SEQ, F_STATE, F_TRY, F_MAX, F_SCHED, F_QUEUED, F_STARTED, F_ENDED, F_HB, F_EXIT, F_NOTE =
+  1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11
+
+local function decodeTi(s)
+  local t = {}
+  local pos = 1
+  for i = 1, 10 do
+    local e = string.find(s, '|', pos, true)
+    if e == nil then return nil end
+    t[i] = string.sub(s, pos, e - 1)
+    pos = e + 1
+  end
+  t[11] = string.sub(s, pos)
+  return t
+end
+
+local function encodeTi(t)
+  return table.concat(t, '|', 1, 11)
+end
+
+-- The larger of two decimal timestamps ('', nil or false = none), compared as numbers, returned
+-- as given (never reformatted: see the note on numbers above).
+local function maxStamp(a, b)
+  if not a or a == '' then return b or '' end
+  if not b or b == '' then return a end
+  if tonumber(b) > tonumber(a) then return b end
+  return a
+end
+
+-- The latest started/ended stamp this script wrote to an instance (a script changes one run):
+-- flushRun folds it into the run's `activity` field, which listOrphanCandidates reads instead of
+-- scanning every instance.
+local runActivity = ''
+
+-- Applies the side effects of a move (store.h TaskTransitionWrite) to the record `t` of task
+-- `task` and keeps the queued/running indexes in step. Returns the change of the run's `active`
+-- counter (-1, 0 or 1). The caller writes the record back and publishes.
+local function applyMove(dag, run, task, t, to, at)
+  local from = t[F_STATE]
+  if from == 'up_for_retry' and to ~= 'failed' then
+    -- Leaving up_for_retry for none, scheduled or queued starts the next attempt: nothing of the
+    -- previous one may be mistaken for it (BEHAVIOUR §10 items 1, 3, 6). (up_for_retry → failed is
+    -- a reaped run: the attempt that failed stays the current one.)
+    t[F_TRY] = tostring(tonumber(t[F_TRY]) + 1)
+    for i = F_SCHED, F_NOTE do t[i] = '' end
+  end
+  if to == 'scheduled' then t[F_SCHED] = at end
+  if to == 'queued' then t[F_QUEUED] = at end
+  if from == 'queued' and to == 'scheduled' then t[F_QUEUED] = '' end
+  if to == 'running' then
+    t[F_STARTED] = at
+    t[F_HB] = at
+    runActivity = maxStamp(runActivity, at)
+  end
+  if TERMINAL[to] then
+    t[F_ENDED] = at
+    runActivity = maxStamp(runActivity, at)
+  end
+  t[F_STATE] = to
+
+  local member = runRef(dag, run) .. ':' .. enc(task)
+  if from == 'queued' then redis.call('ZREM', K_QUEUED_TIS, member) end
+  if to == 'queued' then redis.call('ZADD', K_QUEUED_TIS, t[F_QUEUED], member) end
+  if from == 'running' then redis.call('ZREM', K_RUNNING_TIS, member) end
+  if to == 'running' then redis.call('ZADD', K_RUNNING_TIS, t[F_HB], member) end
+
+  local delta = 0
+  if ACTIVE[from] then delta = delta - 1 end
+  if ACTIVE[to] then delta = delta + 1 end
+  return delta
+end
+
+-- Writes what applyMove accumulated for the run: the change of its `active` counter and its
+-- latest instance activity.
+local function flushRun(dag, run, delta)
+  local key = runKey(dag, run)
+  if delta ~= 0 then redis.call('HINCRBY', key, 'active', delta) end
+  if runActivity ~= '' then
+    redis.call('HSET', key, 'activity', maxStamp(redis.call('HGET', key, 'activity') or '', runActivity))
+  end
+end
+
+-- Decodes a task index member "<dag>:<run>:<task>" into its three ids.
+local function splitTaskRef(member)
+  local a, b, c = string.match(member, '^([^:]*):([^:]*):([^:]*)$')
+  if a == nil then return nil end
+  return dec(a), dec(b), dec(c)
+end
+

@@ -1,0 +1,29 @@
+#!lua
+-- reportFinished(attempt, outcome, at) — ARGV[3] dag_id, ARGV[4] run_id, ARGV[5] task_id,
+-- ARGV[6] try, ARGV[7] at, ARGV[8] 'success' or 'failed', ARGV[9] exit code ('' = none),
+-- ARGV[10] message. queued or running → success or failed on the current attempt; stamps
+-- ended_at, records the exit code and the message as the note (when non-empty).
+local dag, run, task, try, at, to, exit, msg =
+  ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9], ARGV[10]
+local tis = tisKey(dag, run)
+local raw = redis.call('HGET', tis, task)
+if not raw then
+  return redis.error_reply('NOTFOUND task "' .. task .. '" of run "' .. run .. '" of dag "' .. dag ..
+    '" does not exist')
+end
+local t = decodeTi(raw)
+if t[F_TRY] ~= try then
+  return redis.error_reply('CONFLICT attempt ' .. try .. ' is not current (try ' .. t[F_TRY] .. ')')
+end
+if t[F_STATE] ~= 'queued' and t[F_STATE] ~= 'running' then
+  return redis.error_reply('CONFLICT attempt ' .. try .. ' is ' .. t[F_STATE] .. ', it has ended')
+end
+if not canMove(t[F_STATE], to) then
+  return redis.error_reply('INVALID illegal move ' .. t[F_STATE] .. ' -> ' .. to)
+end
+flushRun(dag, run, applyMove(dag, run, task, t, to, at))
+t[F_EXIT] = exit
+if msg ~= '' then t[F_NOTE] = msg end
+redis.call('HSET', tis, task, encodeTi(t))
+publishTask(dag, run, task)
+return 1

@@ -1,0 +1,150 @@
+#include "connection.h"
+
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+
+#include <cerrno>
+#include <cstring>
+
+namespace leoflow::plugins::store_redis {
+namespace {
+
+timeval toTimeval(std::chrono::milliseconds ms) {
+  timeval tv{};
+  tv.tv_sec = static_cast<time_t>(ms.count() / 1000);
+  tv.tv_usec = static_cast<suseconds_t>((ms.count() % 1000) * 1000);
+  return tv;
+}
+
+}  // namespace
+
+std::string_view replyText(const redisReply* reply) noexcept {
+  if (reply == nullptr) return {};
+  if (reply->type == REDIS_REPLY_STRING || reply->type == REDIS_REPLY_STATUS ||
+      reply->type == REDIS_REPLY_ERROR) {
+    return {reply->str, reply->len};
+  }
+  return {};
+}
+
+std::unique_ptr<Connection> Connection::open(const Settings& settings, std::string& error) {
+  const Endpoint& ep = settings.endpoint;
+  redisContext* ctx = redisConnectWithTimeout(ep.host.c_str(), ep.port, toTimeval(settings.connect_timeout));
+  if (ctx == nullptr) {
+    error = "cannot allocate a redis context";
+    return nullptr;
+  }
+  if (ctx->err != 0) {
+    error = ctx->errstr;
+    redisFree(ctx);
+    return nullptr;
+  }
+  std::unique_ptr<Connection> conn(new Connection(ctx));
+  if (redisSetTimeout(ctx, toTimeval(settings.command_timeout)) != REDIS_OK ||
+      redisEnableKeepAlive(ctx) != REDIS_OK) {
+    error = ctx->errstr;
+    return nullptr;
+  }
+  auto expectOk = [&](const std::vector<std::string>& args, const char* what) {
+    ReplyPtr reply = conn->call(args);
+    if (!reply) {
+      error = conn->error();
+      return false;
+    }
+    if (reply->type == REDIS_REPLY_ERROR) {
+      error = std::string(what) + " failed: " + std::string(replyText(reply.get()));
+      return false;
+    }
+    return true;
+  };
+  if (!ep.password.empty()) {
+    std::vector<std::string> auth{"AUTH"};
+    if (!ep.username.empty()) auth.push_back(ep.username);
+    auth.push_back(ep.password);
+    if (!expectOk(auth, "AUTH")) return nullptr;
+  }
+  if (ep.db != 0 && !expectOk({"SELECT", std::to_string(ep.db)}, "SELECT")) return nullptr;
+  return conn;
+}
+
+Connection::~Connection() { redisFree(ctx_); }
+
+void Connection::fail(std::string why) {
+  broken_ = true;
+  error_ = std::move(why);
+}
+
+bool Connection::send(const std::vector<std::string>& args) {
+  if (broken_) return false;
+  std::vector<const char*> argv;
+  std::vector<std::size_t> lens;
+  argv.reserve(args.size());
+  lens.reserve(args.size());
+  for (const auto& a : args) {
+    argv.push_back(a.data());
+    lens.push_back(a.size());
+  }
+  char* cmd = nullptr;
+  const int len = redisFormatCommandArgv(&cmd, static_cast<int>(args.size()), argv.data(), lens.data());
+  if (len < 0 || cmd == nullptr) {
+    fail("cannot format the command");
+    return false;
+  }
+  std::size_t off = 0;
+  const auto total = static_cast<std::size_t>(len);
+  while (off < total) {
+    const ssize_t n = ::send(ctx_->fd, cmd + off, total - off, MSG_NOSIGNAL);
+    if (n > 0) {
+      off += static_cast<std::size_t>(n);
+      continue;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    const int err = errno;
+    redisFreeCommand(cmd);
+    fail(err == EAGAIN || err == EWOULDBLOCK ? std::string("timed out writing to redis")
+                                             : std::string("write failed: ") + std::strerror(err));
+    return false;
+  }
+  redisFreeCommand(cmd);
+  return true;
+}
+
+ReplyPtr Connection::bufferedReply() {
+  if (broken_) return nullptr;
+  void* reply = nullptr;
+  if (redisGetReplyFromReader(ctx_, &reply) != REDIS_OK) {
+    fail(ctx_->errstr);
+    return nullptr;
+  }
+  return ReplyPtr(static_cast<redisReply*>(reply));
+}
+
+bool Connection::readSome() {
+  if (broken_) return false;
+  if (redisBufferRead(ctx_) != REDIS_OK) {
+    // A blocking read that hit SO_RCVTIMEO surfaces as EAGAIN.
+    const bool timeout = ctx_->err == REDIS_ERR_IO && (errno == EAGAIN || errno == EWOULDBLOCK);
+    fail(timeout ? std::string("timed out waiting for redis") : std::string(ctx_->errstr));
+    return false;
+  }
+  return true;
+}
+
+ReplyPtr Connection::call(const std::vector<std::string>& args) {
+  if (!send(args)) return nullptr;
+  for (;;) {
+    ReplyPtr reply = bufferedReply();
+    if (reply) return reply;
+    if (broken_ || !readSome()) return nullptr;
+  }
+}
+
+bool Connection::looksDead() const {
+  if (broken_) return true;
+  pollfd p{ctx_->fd, POLLIN, 0};
+  const int n = ::poll(&p, 1, 0);
+  return n != 0;  // readable (EOF, RST or stray data) or poll failed
+}
+
+}  // namespace leoflow::plugins::store_redis

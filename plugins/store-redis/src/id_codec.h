@@ -1,0 +1,27 @@
+// How ids appear inside keys and change-feed messages (README.md "Key layout").
+//
+// Ids may contain ':' (the key separator) and anything else, so every id is percent-encoded in a
+// key: '%', ':' and control characters become %XX. The encoded form never contains ':', which makes
+// "<dag>:<run>:<task>" splittable. lua/common.lua implements the same encoding (enc/dec).
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include <leoflow/store.h>
+
+namespace leoflow::plugins::store_redis {
+
+std::string encodeId(std::string_view id);
+/// nullopt for a malformed %XX sequence.
+std::optional<std::string> decodeId(std::string_view encoded);
+
+/// The change-feed channel: "<prefix>:<db>:changes". Pub/sub spans databases in Redis, so the db
+/// number keeps two stores on one server apart.
+std::string changeChannel(const std::string& key_prefix, int db);
+
+/// Parses "t:<dag>:<run>:<task>", "r:<dag>:<run>" or "d:<dag>"; nullopt for anything else.
+std::optional<Change> parseChangeMessage(std::string_view message);
+
+}  // namespace leoflow::plugins::store_redis

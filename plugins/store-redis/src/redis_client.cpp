@@ -1,0 +1,173 @@
+#include "redis_client.h"
+
+#include <algorithm>
+#include <stdexcept>
+
+#include "id_codec.h"
+
+namespace leoflow::plugins::store_redis {
+namespace {
+
+constexpr std::size_t kMaxIdle = 16;
+constexpr std::chrono::milliseconds kFirstBackoff{25};
+constexpr std::chrono::milliseconds kMaxBackoff{1000};
+
+std::string_view firstWord(std::string_view text) { return text.substr(0, text.find(' ')); }
+
+std::string_view afterFirstWord(std::string_view text) {
+  const auto sp = text.find(' ');
+  return sp == std::string_view::npos ? std::string_view{} : text.substr(sp + 1);
+}
+
+}  // namespace
+
+Status statusFromError(std::string_view text) {
+  const std::string_view word = firstWord(text);
+  const std::string rest(afterFirstWord(text));
+  if (word == "FENCED") return fenced(rest);
+  if (word == "NOTFOUND") return notFound(rest);
+  if (word == "CONFLICT") return conflict(rest);
+  if (word == "EXISTS") return alreadyExists(rest);
+  if (word == "INVALID") return invalidArgument(rest);
+  if (word == "LOADING" || word == "BUSY" || word == "MASTERDOWN" || word == "TRYAGAIN" ||
+      word == "READONLY" || word == "OOM" || word == "NOREPLICAS" || word == "MISCONF") {
+    return unavailable("redis: " + std::string(text));
+  }
+  return internalError("redis: " + std::string(text));
+}
+
+RedisClient::RedisClient(Settings settings, std::shared_ptr<spdlog::logger> logger)
+    : settings_(std::move(settings)),
+      channel_(changeChannel(settings_.key_prefix, settings_.endpoint.db)),
+      logger_(std::move(logger)) {}
+
+void RedisClient::start() {
+  std::string error;
+  auto conn = Connection::open(settings_, error);
+  if (!conn) {
+    throw std::runtime_error("cannot connect to redis at " + settings_.endpoint.redacted + " (key \"url\" in [" +
+                             settings_.section + "]): " + error);
+  }
+  for (const lua::ScriptSource* script : lua::kAllScripts) {
+    ReplyPtr reply = conn->call({"SCRIPT", "LOAD", std::string(script->body)});
+    if (!reply || reply->type != REDIS_REPLY_STRING) {
+      const std::string why = reply ? std::string(replyText(reply.get())) : conn->error();
+      throw std::runtime_error("redis at " + settings_.endpoint.redacted + " refused script " +
+                               std::string(script->name) + ": " + why);
+    }
+    shas_.emplace(script->name, std::string(replyText(reply.get())));
+  }
+  std::lock_guard lock(mu_);
+  idle_.push_back(Pooled{std::move(conn), generation_});
+}
+
+Result<RedisClient::Pooled> RedisClient::acquire() {
+  const auto now = std::chrono::steady_clock::now();
+  std::uint64_t generation = 0;
+  {
+    std::lock_guard lock(mu_);
+    while (!idle_.empty()) {
+      Pooled p = std::move(idle_.back());
+      idle_.pop_back();
+      // A restarted server closed every connection: notice before sending anything on it.
+      if (p.generation == generation_ && !p.conn->looksDead()) return p;
+    }
+    if (now < retry_after_) {
+      return unavailable("redis at " + settings_.endpoint.redacted + " is unreachable: " + last_error_);
+    }
+    generation = generation_;
+  }
+  std::string error;
+  auto conn = Connection::open(settings_, error);
+  std::lock_guard lock(mu_);
+  if (!conn) {
+    ++connect_failures_;
+    const auto backoff = std::min(kMaxBackoff, kFirstBackoff * (1 << std::min(connect_failures_ - 1, 6)));
+    retry_after_ = std::chrono::steady_clock::now() + backoff;
+    last_error_ = error;
+    if (!down_) {
+      down_ = true;
+      logger_->warn("redis unavailable url={} error=\"{}\"", settings_.endpoint.redacted, error);
+    } else {
+      logger_->debug("redis still unavailable url={} error=\"{}\" retry_in_ms={}", settings_.endpoint.redacted,
+                     error, backoff.count());
+    }
+    return unavailable("cannot connect to redis at " + settings_.endpoint.redacted + ": " + error);
+  }
+  connect_failures_ = 0;
+  retry_after_ = {};
+  if (down_) {
+    down_ = false;
+    logger_->info("redis reachable again url={}", settings_.endpoint.redacted);
+  }
+  return Pooled{std::move(conn), generation};
+}
+
+void RedisClient::release(Pooled pooled) {
+  std::lock_guard lock(mu_);
+  if (pooled.generation == generation_ && idle_.size() < kMaxIdle) idle_.push_back(std::move(pooled));
+}
+
+void RedisClient::connectionFailed(const Pooled& pooled) {
+  std::lock_guard lock(mu_);
+  if (pooled.generation == generation_) {
+    ++generation_;
+    idle_.clear();
+  }
+  last_error_ = pooled.conn->error();
+  if (!down_) {
+    down_ = true;
+    logger_->warn("redis unavailable url={} error=\"{}\"", settings_.endpoint.redacted, last_error_);
+  }
+}
+
+Result<ReplyPtr> RedisClient::roundTrip(const std::vector<std::string>& args) {
+  auto pooled = acquire();
+  if (!pooled) return pooled.status();
+  ReplyPtr reply = pooled->conn->call(args);
+  if (!reply) {
+    connectionFailed(*pooled);
+    return unavailable("redis at " + settings_.endpoint.redacted + ": " + pooled->conn->error());
+  }
+  release(std::move(*pooled));
+  return reply;
+}
+
+Result<ReplyPtr> RedisClient::command(const std::vector<std::string>& args) {
+  auto reply = roundTrip(args);
+  if (!reply) return reply;
+  if ((*reply)->type == REDIS_REPLY_ERROR) return statusFromError(replyText(reply->get()));
+  return reply;
+}
+
+Result<ReplyPtr> RedisClient::eval(const lua::ScriptSource& script, const std::vector<std::string>& args) {
+  std::vector<std::string> argv;
+  argv.reserve(args.size() + 5);
+  const auto sha = shas_.find(script.name);
+  if (sha != shas_.end()) {
+    argv = {"EVALSHA", sha->second, "0", settings_.key_prefix, channel_};
+  } else {
+    argv = {"EVAL", std::string(script.body), "0", settings_.key_prefix, channel_};
+  }
+  argv.insert(argv.end(), args.begin(), args.end());
+  auto reply = roundTrip(argv);
+  if (!reply) return reply;
+  if ((*reply)->type == REDIS_REPLY_ERROR && firstWord(replyText(reply->get())) == "NOSCRIPT") {
+    // The server restarted and forgot its script cache: EVAL runs the script and caches it again.
+    logger_->debug("script not cached, sending it again script={}", script.name);
+    argv[0] = "EVAL";
+    argv[1] = std::string(script.body);
+    reply = roundTrip(argv);
+    if (!reply) return reply;
+  }
+  if ((*reply)->type == REDIS_REPLY_ERROR) {
+    Status st = statusFromError(replyText(reply->get()));
+    if (st.code() == StatusCode::kInternal) {
+      logger_->error("script failed script={} error=\"{}\"", script.name, st.message());
+    }
+    return st;
+  }
+  return reply;
+}
+
+}  // namespace leoflow::plugins::store_redis

@@ -1,0 +1,534 @@
+#include "redis_store.h"
+
+#include <algorithm>
+#include <set>
+
+#include "id_codec.h"
+#include "records.h"
+
+namespace leoflow::plugins::store_redis {
+namespace {
+
+// --- Reading replies ------------------------------------------------------------------------------
+
+Status malformed(std::string_view what) {
+  return internalError("unexpected reply from redis for " + std::string(what));
+}
+
+std::string elementText(const redisReply* e) {
+  if (e == nullptr) return {};
+  if (e->type == REDIS_REPLY_INTEGER) return std::to_string(e->integer);
+  return std::string(replyText(e));  // nil reads as ""
+}
+
+/// A flat array reply as strings; `stride` checks that it holds whole records.
+Result<std::vector<std::string>> flatArray(const ReplyPtr& reply, std::size_t stride, std::string_view what) {
+  if (reply->type != REDIS_REPLY_ARRAY || (stride != 0 && reply->elements % stride != 0)) return malformed(what);
+  std::vector<std::string> out;
+  out.reserve(reply->elements);
+  for (std::size_t i = 0; i < reply->elements; ++i) out.push_back(elementText(reply->element[i]));
+  return out;
+}
+
+Result<std::int64_t> integerReply(const ReplyPtr& reply, std::string_view what) {
+  if (reply->type != REDIS_REPLY_INTEGER) return malformed(what);
+  return static_cast<std::int64_t>(reply->integer);
+}
+
+bool toInt(const std::string& s, std::int64_t& out) { return parseInt64(s, out); }
+
+std::optional<Timestamp> micros(const std::string& s, bool& ok) {
+  std::optional<Timestamp> t;
+  if (!parseMicros(s, t)) ok = false;
+  return t;
+}
+
+// --- Encoding arguments ---------------------------------------------------------------------------
+
+std::string str(std::int64_t v) { return std::to_string(v); }
+
+const char* boolArg(bool b) { return b ? "1" : "0"; }
+
+Status checkRunKey(const RunKey& run) {
+  if (run.dag_id.empty()) return invalidArgument("a run key needs a dag id");
+  if (run.run_id.empty()) return invalidArgument("a run key needs a run id");
+  return Status::ok();
+}
+
+// Reads the 11 run fields shared by load_runs.lua and list_runs.lua (dag_id, run_id, dag_version,
+// state, trigger, logical_date, queued_at, started_at, ended_at, conf, note).
+Result<RunRecord> runFromFields(const std::vector<std::string>& f, std::size_t at) {
+  RunRecord r;
+  bool ok = true;
+  r.key = RunKey{f[at], f[at + 1]};
+  const auto state = parseDagRunState(f[at + 3]);
+  std::int64_t logical = 0;
+  if (!toInt(f[at + 2], r.dag_version) || !state || !toInt(f[at + 5], logical)) ok = false;
+  if (state) r.state = *state;
+  r.trigger = f[at + 4] == "scheduled" ? RunTrigger::kScheduled : RunTrigger::kManual;
+  r.logical_date = Timestamp(std::chrono::microseconds(logical));
+  r.queued_at = micros(f[at + 6], ok);
+  r.started_at = micros(f[at + 7], ok);
+  r.ended_at = micros(f[at + 8], ok);
+  r.conf_json = f[at + 9];
+  r.note = f[at + 10];
+  if (!ok) return internalError("run \"" + r.key.run_id + "\" of dag \"" + r.key.dag_id + "\" has a corrupt record");
+  return r;
+}
+
+std::vector<std::string> attemptArgs(const AttemptRef& a, Timestamp at) {
+  return {a.run.dag_id, a.run.run_id, a.task_id, str(a.try_number), toMicros(at)};
+}
+
+Status checkAttempt(const AttemptRef& a) {
+  if (Status s = checkRunKey(a.run); !s) return s;
+  if (a.task_id.empty()) return invalidArgument("an attempt needs a task id");
+  return Status::ok();
+}
+
+}  // namespace
+
+RedisStore::RedisStore(const Settings& settings, const PluginContext& context)
+    : client_(settings, context.logger()) {
+  client_.start();
+  client_.logger()->info("store connected url={} key_prefix={} channel={}", settings.endpoint.redacted,
+                         settings.key_prefix, client_.channel());
+}
+
+RedisStore::~RedisStore() { unsubscribe(); }
+
+Status RedisStore::ping() {
+  auto reply = client_.command({"PING"});
+  return reply ? Status::ok() : reply.status();
+}
+
+// --- Term and liveness ----------------------------------------------------------------------------
+
+Result<Term> RedisStore::claimTerm(const std::string& holder) {
+  auto reply = client_.eval(lua::kClaimTerm, {holder});
+  if (!reply) return reply.status();
+  auto term = integerReply(*reply, "claim_term");
+  if (!term) return term.status();
+  client_.logger()->info("term claimed term={} holder={}", *term, holder);
+  return Term{*term};
+}
+
+Status RedisStore::recordLiveness(Term term, const LivenessRecord& record) {
+  auto reply = client_.eval(lua::kRecordLiveness,
+                            {str(term), record.holder, str(record.term), toMicros(record.last_tick),
+                             str(record.queue_depth), str(record.active_runs)});
+  return reply ? Status::ok() : reply.status();
+}
+
+Result<std::optional<LivenessRecord>> RedisStore::readLiveness() {
+  auto reply = client_.command(
+      {"HMGET", client_.settings().key_prefix + ":liveness", "holder", "term", "last_tick", "queue_depth", "active_runs"});
+  if (!reply) return reply.status();
+  auto f = flatArray(*reply, 5, "readLiveness");
+  if (!f) return f.status();
+  const auto& v = *f;
+  if ((*reply)->element[0]->type == REDIS_REPLY_NIL) return std::optional<LivenessRecord>{};
+  LivenessRecord rec;
+  bool ok = true;
+  rec.holder = v[0];
+  if (!toInt(v[1], rec.term) || !toInt(v[3], rec.queue_depth) || !toInt(v[4], rec.active_runs)) ok = false;
+  rec.last_tick = micros(v[2], ok);
+  if (!ok) return internalError("the liveness record is corrupt");
+  return std::optional<LivenessRecord>(std::move(rec));
+}
+
+// --- Catalog ----------------------------------------------------------------------------------------
+
+Result<std::vector<DagRegistration>> RedisStore::syncDags(std::span<const DagDefinition> dags) {
+  std::vector<std::string> args{str(static_cast<std::int64_t>(dags.size()))};
+  args.reserve(1 + dags.size() * 8);
+  for (const DagDefinition& d : dags) {
+    if (d.spec.dag_id.empty()) return invalidArgument("a DAG needs a dag_id");
+    const DagSpec& s = d.spec;
+    args.insert(args.end(), {s.dag_id, d.spec_json, s.schedule, s.schedule_timezone, toMicros(s.start_date),
+                             toMicros(s.end_date), boolArg(s.catchup), str(s.max_active_runs)});
+  }
+  if (dags.empty()) return std::vector<DagRegistration>{};
+  auto reply = client_.eval(lua::kSyncDags, args);
+  if (!reply) return reply.status();
+  auto f = flatArray(*reply, 2, "sync_dags");
+  if (!f || f->size() != dags.size() * 2) return malformed("sync_dags");
+  std::vector<DagRegistration> out;
+  for (std::size_t i = 0; i < dags.size(); ++i) {
+    DagRegistration r;
+    r.dag_id = dags[i].spec.dag_id;
+    if (!toInt((*f)[2 * i], r.version)) return malformed("sync_dags");
+    r.changed = (*f)[2 * i + 1] == "1";
+    if (r.changed) client_.logger()->info("dag registered dag_id={} version={}", r.dag_id, r.version);
+    out.push_back(std::move(r));
+  }
+  return out;
+}
+
+Result<std::vector<DagSummary>> RedisStore::listDags() {
+  auto reply = client_.eval(lua::kListDags, {});
+  if (!reply) return reply.status();
+  auto f = flatArray(*reply, 4, "list_dags");
+  if (!f) return f.status();
+  std::vector<DagSummary> out;
+  for (std::size_t i = 0; i < f->size(); i += 4) {
+    DagSummary d;
+    d.dag_id = (*f)[i];
+    d.schedule = (*f)[i + 1];
+    d.paused = (*f)[i + 2] == "1";
+    if (!toInt((*f)[i + 3], d.version)) return malformed("list_dags");
+    out.push_back(std::move(d));
+  }
+  return out;
+}
+
+Result<StoredDag> RedisStore::getDag(const std::string& dag_id, std::optional<std::int64_t> version) {
+  auto reply = client_.eval(lua::kGetDag, {dag_id, version ? str(*version) : std::string()});
+  if (!reply) return reply.status();
+  auto f = flatArray(*reply, 3, "get_dag");
+  if (!f || f->size() != 3) return malformed("get_dag");
+  StoredDag d;
+  d.dag_id = dag_id;
+  if (!toInt((*f)[0], d.version)) return malformed("get_dag");
+  d.paused = (*f)[1] == "1";
+  d.spec_json = std::move((*f)[2]);
+  return d;
+}
+
+Status RedisStore::setPaused(const std::string& dag_id, bool paused) {
+  auto reply = client_.eval(lua::kSetPaused, {dag_id, boolArg(paused)});
+  if (!reply) return reply.status();
+  client_.logger()->info("dag {} dag_id={}", paused ? "paused" : "unpaused", dag_id);
+  return Status::ok();
+}
+
+Result<std::vector<ScheduledDag>> RedisStore::scheduledDags() {
+  auto reply = client_.eval(lua::kScheduledDags, {});
+  if (!reply) return reply.status();
+  auto f = flatArray(*reply, 10, "scheduled_dags");
+  if (!f) return f.status();
+  std::vector<ScheduledDag> out;
+  for (std::size_t i = 0; i < f->size(); i += 10) {
+    const auto* v = &(*f)[i];
+    ScheduledDag d;
+    bool ok = true;
+    std::int64_t max_active = 0;
+    d.dag_id = v[0];
+    if (!toInt(v[1], d.version) || !toInt(v[7], max_active)) ok = false;
+    d.schedule = v[2];
+    d.schedule_timezone = v[3];
+    d.start_date = micros(v[4], ok);
+    d.end_date = micros(v[5], ok);
+    d.catchup = v[6] == "1";
+    d.max_active_runs = static_cast<int>(max_active);
+    d.last_logical = micros(v[8], ok);
+    d.ever_run = v[9] == "1";
+    if (!ok) return internalError("dag \"" + d.dag_id + "\" has a corrupt record");
+    out.push_back(std::move(d));
+  }
+  return out;
+}
+
+// --- Runs ---------------------------------------------------------------------------------------------
+
+Status RedisStore::createRun(std::optional<Term> term, const NewRun& run) {
+  if (Status s = checkRunKey(run.key); !s) return s;
+  auto reply = client_.eval(lua::kCreateRun,
+                            {term ? str(*term) : std::string(), run.key.dag_id, run.key.run_id,
+                             str(std::max<std::int64_t>(run.dag_version, 0)), std::string(toString(run.trigger)),
+                             toMicros(run.logical_date), run.conf_json, toMicros(run.queued_at)});
+  if (!reply) return reply.status();
+  client_.logger()->debug("run created dag_id={} run_id={} trigger={}", run.key.dag_id, run.key.run_id,
+                          toString(run.trigger));
+  return Status::ok();
+}
+
+Result<std::vector<ActiveRun>> RedisStore::listActiveRuns() {
+  auto reply = client_.eval(lua::kListActiveRuns, {});
+  if (!reply) return reply.status();
+  auto f = flatArray(*reply, 5, "list_active_runs");
+  if (!f) return f.status();
+  std::vector<ActiveRun> out;
+  out.reserve(f->size() / 5);
+  for (std::size_t i = 0; i < f->size(); i += 5) {
+    ActiveRun r;
+    bool ok = true;
+    r.key = RunKey{(*f)[i], (*f)[i + 1]};
+    const auto state = parseDagRunState((*f)[i + 3]);
+    if (!toInt((*f)[i + 2], r.dag_version) || !state) ok = false;
+    if (state) r.state = *state;
+    r.queued_at = micros((*f)[i + 4], ok);
+    if (!ok) return internalError("run \"" + r.key.run_id + "\" of dag \"" + r.key.dag_id + "\" has a corrupt record");
+    out.push_back(std::move(r));
+  }
+  return out;
+}
+
+std::vector<Result<RunRecord>> RedisStore::loadRuns(std::span<const RunKey> keys) {
+  std::vector<Result<RunRecord>> out;
+  if (keys.empty()) return out;
+  std::vector<std::string> args;
+  args.reserve(keys.size() * 2);
+  for (const RunKey& k : keys) {
+    args.push_back(k.dag_id);
+    args.push_back(k.run_id);
+  }
+  auto reply = client_.eval(lua::kLoadRuns, args);
+  out.reserve(keys.size());
+  if (!reply || (*reply)->type != REDIS_REPLY_ARRAY || (*reply)->elements != keys.size()) {
+    const Status failure = reply ? malformed("load_runs") : reply.status();
+    for (std::size_t i = 0; i < keys.size(); ++i) out.emplace_back(failure);
+    return out;
+  }
+  for (std::size_t i = 0; i < keys.size(); ++i) {
+    const redisReply* item = (*reply)->element[i];
+    const RunKey& key = keys[i];
+    if (item->type != REDIS_REPLY_ARRAY || item->elements == 0 || item->element[0]->type != REDIS_REPLY_INTEGER) {
+      out.emplace_back(malformed("load_runs"));
+      continue;
+    }
+    if (item->element[0]->integer == 0) {
+      out.emplace_back(notFound("run \"" + key.run_id + "\" of dag \"" + key.dag_id + "\" does not exist"));
+      continue;
+    }
+    // {1, 12 run fields, {task_id, record, ...}}
+    if (item->elements != 14 || item->element[13]->type != REDIS_REPLY_ARRAY) {
+      out.emplace_back(malformed("load_runs"));
+      continue;
+    }
+    std::vector<std::string> fields;
+    for (std::size_t j = 1; j <= 11; ++j) fields.push_back(elementText(item->element[j]));
+    auto run = runFromFields(fields, 0);
+    if (!run) {
+      out.emplace_back(run.status());
+      continue;
+    }
+    const redisReply* tis = item->element[13];
+    std::vector<TiRecord> records;
+    records.reserve(tis->elements / 2);
+    bool ok = tis->elements % 2 == 0;
+    for (std::size_t j = 0; ok && j + 1 < tis->elements; j += 2) {
+      auto rec = decodeTiRecord(replyText(tis->element[j]), replyText(tis->element[j + 1]));
+      if (!rec) {
+        out.emplace_back(internalError("task \"" + std::string(replyText(tis->element[j])) + "\" of run \"" +
+                                       key.run_id + "\" of dag \"" + key.dag_id + "\" has a corrupt record"));
+        ok = false;
+        break;
+      }
+      records.push_back(std::move(*rec));
+    }
+    if (!ok) {
+      if (tis->elements % 2 != 0) out.emplace_back(malformed("load_runs"));
+      continue;
+    }
+    // Materialization order, which is the DAG's task order.
+    std::sort(records.begin(), records.end(), [](const TiRecord& a, const TiRecord& b) { return a.seq < b.seq; });
+    run->tasks.reserve(records.size());
+    for (TiRecord& r : records) run->tasks.push_back(std::move(r.ti));
+    out.emplace_back(std::move(*run));
+  }
+  return out;
+}
+
+Result<std::vector<RunRecord>> RedisStore::listRuns(const RunFilter& filter) {
+  if (filter.limit == 0) return std::vector<RunRecord>{};
+  auto reply = client_.eval(lua::kListRuns, {filter.dag_id ? "1" : "0", filter.dag_id.value_or(""),
+                                             filter.state ? std::string(toString(*filter.state)) : std::string(),
+                                             str(static_cast<std::int64_t>(filter.limit))});
+  if (!reply) return reply.status();
+  auto f = flatArray(*reply, 11, "list_runs");
+  if (!f) return f.status();
+  std::vector<RunRecord> out;
+  out.reserve(f->size() / 11);
+  for (std::size_t i = 0; i < f->size(); i += 11) {
+    auto run = runFromFields(*f, i);
+    if (!run) return run.status();
+    out.push_back(std::move(*run));
+  }
+  return out;
+}
+
+Result<std::vector<RunKey>> RedisStore::findRuns(const std::string& run_id) {
+  auto reply = client_.command({"SMEMBERS", client_.settings().key_prefix + ":runid:" + encodeId(run_id)});
+  if (!reply) return reply.status();
+  auto f = flatArray(*reply, 0, "findRuns");
+  if (!f) return f.status();
+  std::sort(f->begin(), f->end());
+  std::vector<RunKey> out;
+  out.reserve(f->size());
+  for (std::string& dag : *f) out.push_back(RunKey{std::move(dag), run_id});
+  return out;
+}
+
+Status RedisStore::materializeRun(Term term, const RunKey& run, std::span<const NewTaskInstance> tasks,
+                                  Timestamp at) {
+  if (Status s = checkRunKey(run); !s) return s;
+  std::vector<std::string> args{str(term), run.dag_id, run.run_id, toMicros(at)};
+  args.reserve(4 + tasks.size() * 2);
+  std::set<std::string_view> seen;
+  for (const NewTaskInstance& t : tasks) {
+    if (t.task_id.empty()) return invalidArgument("a task instance needs a task id");
+    if (t.max_tries < 1) {
+      return invalidArgument("task \"" + t.task_id + "\": max_tries must be at least 1, got " + str(t.max_tries));
+    }
+    if (!seen.insert(t.task_id).second) return invalidArgument("task \"" + t.task_id + "\" is listed twice");
+    args.push_back(t.task_id);
+    args.push_back(str(t.max_tries));
+  }
+  auto reply = client_.eval(lua::kMaterializeRun, args);
+  if (!reply) return reply.status();
+  client_.logger()->debug("run materialized dag_id={} run_id={} tasks={}", run.dag_id, run.run_id, tasks.size());
+  return Status::ok();
+}
+
+Status RedisStore::setRunState(Term term, const RunKey& run, DagRunState from, DagRunState to, Timestamp at,
+                               const std::string& note) {
+  if (Status s = checkRunKey(run); !s) return s;
+  auto reply = client_.eval(lua::kSetRunState, {str(term), run.dag_id, run.run_id, std::string(toString(from)),
+                                                std::string(toString(to)), toMicros(at), note});
+  return reply ? Status::ok() : reply.status();
+}
+
+Result<std::vector<bool>> RedisStore::applyTransitions(Term term, const RunKey& run,
+                                                       std::span<const TaskTransitionWrite> writes, Timestamp at) {
+  if (Status s = checkRunKey(run); !s) return s;
+  std::vector<std::string> args{str(term), run.dag_id, run.run_id, toMicros(at)};
+  args.reserve(4 + writes.size() * 6);
+  for (const TaskTransitionWrite& w : writes) {
+    args.insert(args.end(), {w.task_id, std::string(toString(w.from)), str(w.try_number), std::string(toString(w.to)),
+                             w.note, boolArg(w.exhaust_retries)});
+  }
+  // An empty batch still goes to Redis: its answer says whether the term and the run are current.
+  auto reply = client_.eval(lua::kApplyTransitions, args);
+  if (!reply) return reply.status();
+  if ((*reply)->type != REDIS_REPLY_ARRAY || (*reply)->elements != writes.size()) {
+    return malformed("apply_transitions");
+  }
+  std::vector<bool> applied(writes.size());
+  for (std::size_t i = 0; i < writes.size(); ++i) {
+    applied[i] = (*reply)->element[i]->type == REDIS_REPLY_INTEGER && (*reply)->element[i]->integer == 1;
+  }
+  return applied;
+}
+
+// --- Reapers --------------------------------------------------------------------------------------------
+
+Result<std::vector<OrphanCandidate>> RedisStore::listOrphanCandidates(std::size_t limit) {
+  if (limit == 0) return std::vector<OrphanCandidate>{};
+  auto reply = client_.eval(lua::kListOrphanCandidates, {str(static_cast<std::int64_t>(limit))});
+  if (!reply) return reply.status();
+  auto f = flatArray(*reply, 3, "list_orphan_candidates");
+  if (!f) return f.status();
+  std::vector<OrphanCandidate> out;
+  for (std::size_t i = 0; i < f->size(); i += 3) {
+    bool ok = true;
+    OrphanCandidate c{RunKey{(*f)[i], (*f)[i + 1]}, micros((*f)[i + 2], ok)};
+    if (!ok) return malformed("list_orphan_candidates");
+    out.push_back(std::move(c));
+  }
+  return out;
+}
+
+Status RedisStore::reapRun(Term term, const RunKey& run, Timestamp at, const std::string& note) {
+  if (Status s = checkRunKey(run); !s) return s;
+  auto reply = client_.eval(lua::kReapRun, {str(term), run.dag_id, run.run_id, toMicros(at), note});
+  if (!reply) return reply.status();
+  if ((*reply)->type == REDIS_REPLY_INTEGER && (*reply)->integer == 1) {
+    client_.logger()->info("run reaped dag_id={} run_id={}", run.dag_id, run.run_id);
+  }
+  return Status::ok();
+}
+
+namespace {
+
+struct IndexedAttempt {
+  AttemptRef attempt;
+  std::optional<Timestamp> stamp;
+};
+
+Result<std::vector<IndexedAttempt>> listTaskIndex(RedisClient& client, const char* which, std::size_t limit) {
+  if (limit == 0) return std::vector<IndexedAttempt>{};
+  auto reply = client.eval(lua::kListTaskIndex, {which, str(static_cast<std::int64_t>(limit))});
+  if (!reply) return reply.status();
+  auto f = flatArray(*reply, 5, "list_task_index");
+  if (!f) return f.status();
+  std::vector<IndexedAttempt> out;
+  for (std::size_t i = 0; i < f->size(); i += 5) {
+    IndexedAttempt a;
+    bool ok = true;
+    std::int64_t try_number = 0;
+    a.attempt.run = RunKey{(*f)[i], (*f)[i + 1]};
+    a.attempt.task_id = (*f)[i + 2];
+    if (!toInt((*f)[i + 3], try_number)) ok = false;
+    a.attempt.try_number = static_cast<std::int32_t>(try_number);
+    a.stamp = micros((*f)[i + 4], ok);
+    if (!ok) return malformed("list_task_index");
+    out.push_back(std::move(a));
+  }
+  return out;
+}
+
+}  // namespace
+
+Result<std::vector<AgentLostCandidate>> RedisStore::listAgentLostCandidates(std::size_t limit) {
+  auto rows = listTaskIndex(client_, "running", limit);
+  if (!rows) return rows.status();
+  std::vector<AgentLostCandidate> out;
+  out.reserve(rows->size());
+  for (auto& r : *rows) out.push_back(AgentLostCandidate{std::move(r.attempt), r.stamp});
+  return out;
+}
+
+Result<std::vector<DispatchLostCandidate>> RedisStore::listDispatchLostCandidates(std::size_t limit) {
+  auto rows = listTaskIndex(client_, "queued", limit);
+  if (!rows) return rows.status();
+  std::vector<DispatchLostCandidate> out;
+  out.reserve(rows->size());
+  for (auto& r : *rows) out.push_back(DispatchLostCandidate{std::move(r.attempt), r.stamp});
+  return out;
+}
+
+// --- Executor reports ----------------------------------------------------------------------------------
+
+Status RedisStore::reportRunning(const AttemptRef& attempt, Timestamp at) {
+  if (Status s = checkAttempt(attempt); !s) return s;
+  auto reply = client_.eval(lua::kReportRunning, attemptArgs(attempt, at));
+  return reply ? Status::ok() : reply.status();
+}
+
+Status RedisStore::reportHeartbeat(const AttemptRef& attempt, Timestamp at) {
+  if (Status s = checkAttempt(attempt); !s) return s;
+  auto reply = client_.eval(lua::kReportHeartbeat, attemptArgs(attempt, at));
+  return reply ? Status::ok() : reply.status();
+}
+
+Status RedisStore::reportFinished(const AttemptRef& attempt, const TaskOutcome& outcome, Timestamp at) {
+  if (Status s = checkAttempt(attempt); !s) return s;
+  auto args = attemptArgs(attempt, at);
+  args.insert(args.end(), {outcome.success ? "success" : "failed",
+                           outcome.exit_code ? str(*outcome.exit_code) : std::string(), outcome.message});
+  auto reply = client_.eval(lua::kReportFinished, args);
+  return reply ? Status::ok() : reply.status();
+}
+
+// --- Change feed ------------------------------------------------------------------------------------------
+
+Status RedisStore::subscribe(ChangeSink& sink) {
+  std::lock_guard lock(feed_mu_);
+  if (feed_) return invalidArgument("the store already has a change-feed subscriber; unsubscribe first");
+  auto feed = std::make_unique<ChangeFeed>(client_.settings(), client_.channel(), client_.logger());
+  if (Status s = feed->start(sink); !s) return s;
+  feed_ = std::move(feed);
+  return Status::ok();
+}
+
+void RedisStore::unsubscribe() {
+  std::unique_ptr<ChangeFeed> feed;
+  {
+    std::lock_guard lock(feed_mu_);
+    feed = std::move(feed_);
+  }
+  if (feed) feed->stop();
+}
+
+}  // namespace leoflow::plugins::store_redis

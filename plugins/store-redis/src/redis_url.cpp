@@ -1,0 +1,132 @@
+#include "redis_url.h"
+
+#include <charconv>
+#include <stdexcept>
+#include <string_view>
+
+namespace leoflow::plugins::store_redis {
+namespace {
+
+constexpr std::string_view kScheme = "redis://";
+constexpr std::string_view kExpected = "expected redis://[:password@]host:port/db";
+
+[[noreturn]] void fail(const std::string& url_for_message, const std::string& where,
+                       const std::string& why) {
+  throw std::invalid_argument(where + ": bad redis url \"" + url_for_message + "\": " + why + " (" +
+                              std::string(kExpected) + ")");
+}
+
+int hexValue(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+// Credentials may carry reserved characters percent-encoded, as in any URL.
+bool percentDecode(std::string_view in, std::string& out) {
+  out.clear();
+  for (std::size_t i = 0; i < in.size(); ++i) {
+    if (in[i] != '%') {
+      out.push_back(in[i]);
+      continue;
+    }
+    if (i + 2 >= in.size()) return false;
+    const int hi = hexValue(in[i + 1]);
+    const int lo = hexValue(in[i + 2]);
+    if (hi < 0 || lo < 0) return false;
+    out.push_back(static_cast<char>(hi * 16 + lo));
+    i += 2;
+  }
+  return true;
+}
+
+// For a URL that did not even parse: hide whatever precedes the last '@', where credentials live.
+std::string redactLoosely(const std::string& url) {
+  const auto at = url.rfind('@');
+  if (at == std::string::npos) return url;
+  const auto scheme = url.find("://");
+  const std::size_t from = scheme == std::string::npos ? 0 : scheme + 3;
+  return url.substr(0, from) + "***" + url.substr(at);
+}
+
+bool parseInt(std::string_view s, int& value) {
+  if (s.empty()) return false;
+  const auto [ptr, ec] = std::from_chars(s.data(), s.data() + s.size(), value);
+  return ec == std::errc() && ptr == s.data() + s.size();
+}
+
+}  // namespace
+
+Endpoint parseRedisUrl(const std::string& url, const std::string& where) {
+  Endpoint ep;
+  std::string_view rest(url);
+  if (rest.substr(0, kScheme.size()) != kScheme) {
+    fail(redactLoosely(url), where, rest.find("://") == std::string_view::npos
+                         ? "no scheme"
+                         : "the scheme must be redis:// (rediss:// and unix sockets are not supported)");
+  }
+  rest.remove_prefix(kScheme.size());
+
+  // Credentials end at the last '@' (a password may contain '@' when not encoded).
+  std::string_view userinfo;
+  if (const auto at = rest.rfind('@'); at != std::string_view::npos) {
+    userinfo = rest.substr(0, at);
+    rest.remove_prefix(at + 1);
+  }
+  // The redacted form is built before anything can fail on the credentials, so a password never
+  // reaches a message or a log line.
+  if (userinfo.empty()) {
+    ep.redacted = std::string(kScheme) + std::string(rest);
+  } else {
+    const auto colon = userinfo.find(':');
+    std::string_view user = colon == std::string_view::npos ? std::string_view{} : userinfo.substr(0, colon);
+    // redis://secret@host: a lone credential is the password, as redis-cli -u reads it.
+    std::string_view pass = colon == std::string_view::npos ? userinfo : userinfo.substr(colon + 1);
+    ep.redacted = std::string(kScheme) + std::string(user) + ":***@" + std::string(rest);
+    if (!percentDecode(user, ep.username) || !percentDecode(pass, ep.password)) {
+      fail(ep.redacted, where, "bad percent-encoding in the credentials");
+    }
+  }
+
+  std::string_view hostport = rest;
+  std::string_view db;
+  if (const auto slash = rest.find('/'); slash != std::string_view::npos) {
+    hostport = rest.substr(0, slash);
+    db = rest.substr(slash + 1);
+  }
+  if (hostport.find_first_of("?#") != std::string_view::npos || db.find_first_of("?#") != std::string_view::npos) {
+    fail(ep.redacted, where, "query parameters are not supported");
+  }
+  std::string_view host = hostport;
+  if (!hostport.empty() && hostport.front() == '[') {
+    const auto close = hostport.find(']');
+    if (close == std::string_view::npos) fail(ep.redacted, where, "unclosed '[' in the host");
+    host = hostport.substr(1, close - 1);
+    std::string_view after = hostport.substr(close + 1);
+    if (!after.empty()) {
+      if (after.front() != ':' || !parseInt(after.substr(1), ep.port)) {
+        fail(ep.redacted, where, "bad port \"" + std::string(after) + "\"");
+      }
+    }
+  } else if (const auto colon = hostport.rfind(':'); colon != std::string_view::npos) {
+    host = hostport.substr(0, colon);
+    const std::string_view port = hostport.substr(colon + 1);
+    if (!parseInt(port, ep.port)) fail(ep.redacted, where, "bad port \"" + std::string(port) + "\"");
+  }
+  if (host.empty()) fail(ep.redacted, where, "no host");
+  if (hostport.front() != '[' && host.find(':') != std::string_view::npos) {
+    fail(ep.redacted, where, "bad host \"" + std::string(host) + "\" (an IPv6 address goes in brackets)");
+  }
+  if (ep.port <= 0 || ep.port > 65535) {
+    fail(ep.redacted, where, "port " + std::to_string(ep.port) + " is out of range 1-65535");
+  }
+  ep.host = std::string(host);
+  if (!db.empty() && !parseInt(db, ep.db)) {
+    fail(ep.redacted, where, "bad database number \"" + std::string(db) + "\"");
+  }
+  if (ep.db < 0) fail(ep.redacted, where, "the database number must not be negative");
+  return ep;
+}
+
+}  // namespace leoflow::plugins::store_redis

@@ -1,0 +1,197 @@
+// Chaos: schedulers killed, stopped past their lease, Redis restarted — every run still finishes
+// and no task attempt runs twice (each task appends "run/task/try" to the ledger).
+#include <signal.h>
+
+#include <fstream>
+#include <set>
+#include <thread>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "support/e2e_stack.h"
+
+namespace leoflow::testing {
+namespace {
+
+using ::testing::IsEmpty;
+using nlohmann::json;
+using namespace std::chrono_literals;
+
+bool pluginsBuilt() {
+  static const bool built = runCommand(leoflowBinary() + " plugins describe store-redis").exit_code == 0 &&
+                            runCommand(leoflowBinary() + " plugins describe dispatcher-local").exit_code == 0;
+  return built;
+}
+
+#define REQUIRE_STACK()                                                                  \
+  if (!pluginsBuilt()) GTEST_SKIP() << "store-redis or dispatcher-local is not built"
+
+// A chain of `n` tasks, each sleeping `sleep_s` after recording its attempt.
+void writeChain(E2eStack& stack, const std::string& dag_id, int n, double sleep_s) {
+  json tasks = json::array();
+  for (int i = 0; i < n; ++i) {
+    json t = {{"task_id", "t" + std::to_string(i)}, {"type", "bash"}, {"entrypoint", stack.ledgerTask(sleep_s)}};
+    if (i > 0) t["depends_on"] = {"t" + std::to_string(i - 1)};
+    tasks.push_back(t);
+  }
+  stack.writeDag({{"dag_id", dag_id}, {"tasks", tasks}});
+  ASSERT_EQ(stack.leoflow("dags sync " + (stack.dir() / "dags").string()).exit_code, 0);
+}
+
+void trigger(E2eStack& stack, const std::string& dag_id, const std::string& run_id) {
+  auto r = stack.leoflow("runs trigger " + dag_id + " --run-id " + run_id);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+}
+
+void expectEveryAttemptOnce(E2eStack& stack, const std::string& run_id, int n) {
+  std::set<std::string> tasks;
+  for (const std::string& line : stack.ledgerLines()) {
+    if (line.rfind(run_id + "/", 0) == 0) tasks.insert(line.substr(run_id.size() + 1, line.rfind('/') - run_id.size() - 1));
+  }
+  EXPECT_EQ(tasks.size(), static_cast<std::size_t>(n)) << "every task ran";
+  EXPECT_THAT(stack.duplicateAttempts(), IsEmpty()) << "no attempt ran twice";
+}
+
+// Waits until the ledger holds at least `lines` lines (the run is mid-way).
+bool waitForLedger(E2eStack& stack, std::size_t lines, std::chrono::milliseconds timeout) {
+  const auto until = std::chrono::steady_clock::now() + timeout;
+  while (stack.ledgerLines().size() < lines) {
+    if (std::chrono::steady_clock::now() > until) return false;
+    std::this_thread::sleep_for(20ms);
+  }
+  return true;
+}
+
+std::string leaderOf(E2eStack& stack) {
+  auto s = stack.leoflow("status --json");
+  auto j = json::parse(s.out, nullptr, false);
+  if (j.is_discarded() || j["leader"]["holder"].is_null()) return "";
+  return j["leader"]["holder"];
+}
+
+TEST(Chaos, ASchedulerKilledMidRunAndRestartedFinishesEveryRunOnce) {
+  REQUIRE_STACK();
+  E2eStack stack("kill9");
+  writeChain(stack, "chain", 8, 0.3);
+  auto s1 = stack.startScheduler("s1");
+  trigger(stack, "chain", "c1");
+  ASSERT_TRUE(waitForLedger(stack, 3, 30s)) << s1->log();
+  s1->signal(SIGKILL);
+  s1->wait(5s);
+  auto s2 = stack.startScheduler("s2");
+  auto run = stack.waitForRun("chain", "c1", 90s);
+  ASSERT_TRUE(run) << s2->log();
+  EXPECT_EQ((*run)["state"], "success");
+  expectEveryAttemptOnce(stack, "c1", 8);
+}
+
+TEST(Chaos, TwoSchedulersOnlyTheLeaseHolderPlans) {
+  REQUIRE_STACK();
+  E2eStack stack("two");
+  writeChain(stack, "chain", 5, 0.1);
+  auto s1 = stack.startScheduler("s1");
+  auto s2 = stack.startScheduler("s2");
+  ASSERT_TRUE(stack.waitForStatus([](const json& j) { return !j["leader"]["holder"].is_null(); }, 20s));
+  for (int i = 0; i < 3; ++i) trigger(stack, "chain", "r" + std::to_string(i));
+  for (int i = 0; i < 3; ++i) {
+    auto run = stack.waitForRun("chain", "r" + std::to_string(i), 60s);
+    ASSERT_TRUE(run) << s1->log() << s2->log();
+    EXPECT_EQ((*run)["state"], "success");
+    expectEveryAttemptOnce(stack, "r" + std::to_string(i), 5);
+  }
+  // exactly one of them ever led
+  const bool s1_led = s1->log().find("became scheduler leader") != std::string::npos;
+  const bool s2_led = s2->log().find("became scheduler leader") != std::string::npos;
+  EXPECT_NE(s1_led, s2_led);
+}
+
+TEST(Chaos, TheLeaderKilledMidRunIsReplacedAndEveryRunFinishesOnce) {
+  REQUIRE_STACK();
+  E2eStack stack("failover");
+  writeChain(stack, "chain", 8, 0.3);
+  auto s1 = stack.startScheduler("s1");
+  ASSERT_TRUE(stack.waitForStatus([](const json& j) { return !j["leader"]["holder"].is_null(); }, 20s));
+  auto s2 = stack.startScheduler("s2");
+  trigger(stack, "chain", "c1");
+  ASSERT_TRUE(waitForLedger(stack, 3, 30s));
+  const std::string first = leaderOf(stack);
+  ChildProcess& leader = s1->log().find("became scheduler leader") != std::string::npos ? *s1 : *s2;
+  leader.signal(SIGKILL);
+  leader.wait(5s);
+  auto run = stack.waitForRun("chain", "c1", 90s);
+  ASSERT_TRUE(run) << s1->log() << s2->log();
+  EXPECT_EQ((*run)["state"], "success");
+  EXPECT_NE(leaderOf(stack), first);
+  expectEveryAttemptOnce(stack, "c1", 8);
+}
+
+TEST(Chaos, ALeaderStoppedPastItsLeaseIsFencedWhenItResumes) {
+  REQUIRE_STACK();
+  E2eStack stack("sigstop");
+  writeChain(stack, "chain", 8, 0.3);
+  auto s1 = stack.startScheduler("s1");
+  ASSERT_TRUE(stack.waitForStatus([](const json& j) { return !j["leader"]["holder"].is_null(); }, 20s));
+  auto s2 = stack.startScheduler("s2");
+  trigger(stack, "chain", "c1");
+  ASSERT_TRUE(waitForLedger(stack, 2, 30s));
+  ChildProcess& leader = s1->log().find("became scheduler leader") != std::string::npos ? *s1 : *s2;
+  ChildProcess& follower = &leader == s1.get() ? *s2 : *s1;
+  const std::string first = leaderOf(stack);
+  leader.signal(SIGSTOP);
+  // the follower takes over once the lease (1.5 s) runs out
+  ASSERT_TRUE(stack.waitForStatus(
+      [&](const json& j) { return !j["leader"]["holder"].is_null() && j["leader"]["holder"] != first; }, 30s))
+      << follower.log();
+  leader.signal(SIGCONT);  // the old leader wakes up believing it still leads
+  auto run = stack.waitForRun("chain", "c1", 90s);
+  ASSERT_TRUE(run) << s1->log() << s2->log();
+  EXPECT_EQ((*run)["state"], "success");
+  expectEveryAttemptOnce(stack, "c1", 8);
+  // it found out — by its lease or by the fence — and stepped down instead of deciding anything
+  for (int i = 0; i < 100 && leader.log().find("stepped down as scheduler leader") == std::string::npos; ++i) {
+    std::this_thread::sleep_for(50ms);
+  }
+  EXPECT_THAT(leader.log(), ::testing::HasSubstr("stepped down as scheduler leader")) << leader.log();
+  EXPECT_NE(leaderOf(stack), first);  // the follower still leads
+}
+
+TEST(Chaos, ARedisRestartMidRunLosesNothing) {
+  REQUIRE_STACK();
+  E2eStack stack("redis-restart");
+  writeChain(stack, "chain", 8, 0.3);
+  auto s1 = stack.startScheduler("s1");
+  trigger(stack, "chain", "c1");
+  ASSERT_TRUE(waitForLedger(stack, 3, 30s)) << s1->log();
+  stack.redis().shutdown();
+  std::this_thread::sleep_for(1s);
+  stack.redis().start();
+  auto run = stack.waitForRun("chain", "c1", 90s);
+  ASSERT_TRUE(run) << s1->log();
+  EXPECT_EQ((*run)["state"], "success");
+  expectEveryAttemptOnce(stack, "c1", 8);
+  EXPECT_TRUE(s1->running());  // the scheduler rode it out by itself
+}
+
+TEST(Chaos, ShutdownIsGracefulAndQuick) {
+  REQUIRE_STACK();
+  E2eStack stack("sigterm");
+  writeChain(stack, "chain", 3, 0.1);
+  auto s1 = stack.startScheduler("s1");
+  ASSERT_TRUE(stack.waitForStatus([](const json& j) { return !j["leader"]["holder"].is_null(); }, 20s));
+  const auto t0 = std::chrono::steady_clock::now();
+  s1->signal(SIGTERM);
+  auto code = s1->wait(10s);
+  ASSERT_TRUE(code) << "did not exit within 10 s";
+  EXPECT_EQ(*code, 0) << s1->log();
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 10s);
+  // the lease was released: a new scheduler leads at once
+  auto s2 = stack.startScheduler("s2");
+  EXPECT_TRUE(stack.waitForStatus(
+      [](const json& j) { return j["leader"]["holder"].is_string() && j["last_tick_age_seconds"].is_number() &&
+                                 j["last_tick_age_seconds"].get<double>() < 1.0; },
+      5s));
+}
+
+}  // namespace
+}  // namespace leoflow::testing

@@ -1,0 +1,183 @@
+// End to end with real parts: `leoflow` processes, a real Redis, local processes (issue: "First end
+// to end"). Each test owns its Redis server and folder; tasks record their attempts in a ledger.
+#include <cstdlib>
+#include <fstream>
+#include <set>
+#include <thread>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "support/e2e_stack.h"
+
+namespace leoflow::testing {
+namespace {
+
+using ::testing::HasSubstr;
+using nlohmann::json;
+using namespace std::chrono_literals;
+
+// The end-to-end tests need the two plugins of the dev stack.
+bool pluginsBuilt() {
+  static const bool built = runCommand(leoflowBinary() + " plugins describe store-redis").exit_code == 0 &&
+                            runCommand(leoflowBinary() + " plugins describe dispatcher-local").exit_code == 0;
+  return built;
+}
+
+#define REQUIRE_STACK()                                                                  \
+  if (!pluginsBuilt()) GTEST_SKIP() << "store-redis or dispatcher-local is not built"
+
+json task(const std::string& id, const std::string& cmd, std::vector<std::string> deps = {}) {
+  return {{"task_id", id}, {"type", "bash"}, {"entrypoint", cmd}, {"depends_on", deps}};
+}
+
+std::map<std::string, std::string> taskStates(const json& run) {
+  std::map<std::string, std::string> states;
+  for (const json& t : run["tasks"]) states[t["task_id"]] = t["state"];
+  return states;
+}
+
+TEST(EndToEnd, ADiamondWithTriggerRulesRunsToItsExpectedStates) {
+  REQUIRE_STACK();
+  E2eStack stack("diamond");
+  json cleanup = task("cleanup", stack.ledgerTask(), {"load"});
+  cleanup["trigger_rule"] = "all_done";
+  json notify = task("notify_failure", stack.ledgerTask(), {"transform_a", "transform_b"});
+  notify["trigger_rule"] = "one_failed";
+  stack.writeDag({{"dag_id", "diamond"},
+                  {"tasks", json::array({task("extract", stack.ledgerTask()),
+                                         task("transform_a", stack.ledgerTask(), {"extract"}),
+                                         task("transform_b", stack.ledgerTask(0, "exit 3"), {"extract"}),
+                                         task("load", stack.ledgerTask(), {"transform_a", "transform_b"}),
+                                         notify, cleanup})}});
+  ASSERT_EQ(stack.leoflow("dags sync " + (stack.dir() / "dags").string()).exit_code, 0);
+  auto scheduler = stack.startScheduler("s1");
+  auto trigger = stack.leoflow("runs trigger diamond --run-id d1 --wait --timeout 60");
+  EXPECT_EQ(trigger.exit_code, 1) << trigger.err << scheduler->log();
+  EXPECT_EQ(trigger.out, "d1\n");
+  auto run = stack.waitForRun("diamond", "d1", 5s);
+  ASSERT_TRUE(run);
+  EXPECT_EQ((*run)["state"], "failed");
+  auto states = taskStates(*run);
+  EXPECT_EQ(states["extract"], "success");
+  EXPECT_EQ(states["transform_a"], "success");
+  EXPECT_EQ(states["transform_b"], "failed");
+  EXPECT_EQ(states["load"], "upstream_failed");
+  EXPECT_EQ(states["notify_failure"], "success");
+  EXPECT_EQ(states["cleanup"], "success");
+  EXPECT_THAT(stack.duplicateAttempts(), ::testing::IsEmpty());
+}
+
+TEST(EndToEnd, AFailingTaskIsRetriedAfterItsDelayAndSucceeds) {
+  REQUIRE_STACK();
+  E2eStack stack("retry");
+  // fails on try 1, succeeds on try 2; each attempt stamps the time it started
+  const std::string stamps = (stack.dir() / "starts.txt").string();
+  json flaky = task("flaky", "date +%s.%N >> " + stamps + " && " +
+                                 stack.ledgerTask(0, "test \"$LEOFLOW_TRY_NUMBER\" -ge 2"));
+  flaky["retries"] = 2;
+  flaky["retry_delay_seconds"] = 2;
+  stack.writeDag({{"dag_id", "retry"}, {"tasks", json::array({flaky})}});
+  ASSERT_EQ(stack.leoflow("dags sync " + (stack.dir() / "dags").string()).exit_code, 0);
+  auto scheduler = stack.startScheduler("s1");
+  auto trigger = stack.leoflow("runs trigger retry --run-id r1 --wait --timeout 60");
+  ASSERT_EQ(trigger.exit_code, 0) << trigger.err << scheduler->log();
+  auto run = stack.waitForRun("retry", "r1", 5s);
+  ASSERT_TRUE(run);
+  EXPECT_EQ((*run)["tasks"][0]["try_number"], 2);
+  EXPECT_EQ(stack.ledgerLines(), (std::vector<std::string>{"r1/flaky/1", "r1/flaky/2"}));
+  std::ifstream in(stamps);
+  double first = 0, second = 0;
+  in >> first >> second;
+  EXPECT_GE(second - first, 2.0);  // the retry waited out its delay
+}
+
+TEST(EndToEnd, MaxActiveRunsHolds) {
+  REQUIRE_STACK();
+  E2eStack stack("cap");
+  const std::string spans = (stack.dir() / "spans.txt").string();
+  json t = task("work", "echo start $(date +%s.%N) >> " + spans + " && sleep 0.5 && echo end $(date +%s.%N) >> " + spans);
+  // The cap holds back scheduled runs (BEHAVIOUR §3.6): a schedule with catch-up over three slots.
+  json sched = {{"dag_id", "capped"},
+                {"schedule", "@hourly"},
+                {"catchup", true},
+                {"max_active_runs", 1},
+                {"start_date", "2026-01-01T00:00:00Z"},
+                {"end_date", "2026-01-01T02:00:00Z"},
+                {"tasks", json::array({t})}};
+  stack.writeDag(sched);
+  ASSERT_EQ(stack.leoflow("dags sync " + (stack.dir() / "dags").string()).exit_code, 0);
+  auto scheduler = stack.startScheduler("s1");
+  for (const char* slot : {"2026-01-01T00:00:00Z", "2026-01-01T01:00:00Z", "2026-01-01T02:00:00Z"}) {
+    auto run = stack.waitForRun("capped", std::string("scheduled__") + slot, 60s);
+    ASSERT_TRUE(run) << slot << scheduler->log();
+    EXPECT_EQ((*run)["state"], "success");
+  }
+  // the runs never overlapped: starts and ends alternate
+  std::ifstream in(spans);
+  std::string word, time;
+  int open = 0, max_open = 0;
+  while (in >> word >> time) {
+    open += word == "start" ? 1 : -1;
+    max_open = std::max(max_open, open);
+  }
+  EXPECT_EQ(max_open, 1);
+}
+
+TEST(EndToEnd, TheExampleDagsReachTheirExpectedStates) {
+  REQUIRE_STACK();
+  const char* root = std::getenv("LEOFLOW_SOURCE_ROOT");
+  ASSERT_NE(root, nullptr) << "LEOFLOW_SOURCE_ROOT is not set";
+  E2eStack::Options options;
+  options.work_dir = root;  // as in the dev stack, tasks run in the project folder
+  E2eStack stack("examples", options);
+  auto sync = stack.leoflow(std::string("dags sync ") + root + "/examples/dags");
+  ASSERT_EQ(sync.exit_code, 0) << sync.err;
+  auto scheduler = stack.startScheduler("s1");
+  auto diamond = stack.leoflow("runs trigger example_diamond --run-id d --wait --timeout 60");
+  EXPECT_EQ(diamond.exit_code, 0) << diamond.err << scheduler->log();
+  auto flaky = stack.leoflow("runs trigger example_flaky_retry --run-id f --wait --timeout 60");
+  EXPECT_EQ(flaky.exit_code, 0) << flaky.err;
+  auto run = stack.waitForRun("example_flaky_retry", "f", 5s);
+  ASSERT_TRUE(run);
+  EXPECT_EQ((*run)["tasks"][0]["task_id"], "call_flaky_service");
+  EXPECT_EQ((*run)["tasks"][0]["try_number"], 2);  // failed once, succeeded after its delay
+  run = stack.waitForRun("example_diamond", "d", 5s);
+  ASSERT_TRUE(run);
+  auto states = taskStates(*run);
+  EXPECT_EQ(states["report_any_failure"], "skipped");  // one_failed with no failure
+  EXPECT_EQ(states["cleanup"], "success");
+  // the cron DAG catches up its six hourly slots, two at a time at most
+  for (int h = 0; h <= 5; ++h) {
+    auto slot = stack.waitForRun("example_hourly_catchup", "scheduled__2026-01-01T0" + std::to_string(h) + ":00:00Z", 60s);
+    ASSERT_TRUE(slot) << h;
+    EXPECT_EQ((*slot)["state"], "success");
+  }
+}
+
+TEST(EndToEnd, InvalidDagFilesAreRefusedWithClearMessagesAndChangeNothing) {
+  REQUIRE_STACK();
+  E2eStack stack("bad");
+  stack.writeDag({{"dag_id", "good"}, {"tasks", json::array({task("a", "true")})}});
+  ASSERT_EQ(stack.leoflow("dags sync " + (stack.dir() / "dags").string()).exit_code, 0);
+  stack.writeDag({{"dag_id", "good"}, {"tasks", json::array({task("a", "echo v2")})}});
+  stack.writeDag({{"dag_id", "cyclic"}, {"tasks", json::array({task("a", "true", {"b"}), task("b", "true", {"a"})})}});
+  auto sync = stack.leoflow("dags sync " + (stack.dir() / "dags").string());
+  EXPECT_EQ(sync.exit_code, 2);
+  EXPECT_THAT(sync.err, HasSubstr("cyclic.json: cycle a -> b -> a"));
+  auto list = stack.leoflow("dags list --json");
+  ASSERT_EQ(list.exit_code, 0);
+  EXPECT_EQ(json::parse(list.out), json::parse(R"([{"dag_id":"good","schedule":null,"paused":false,"version":1}])"));
+}
+
+TEST(EndToEnd, AConfigNamingAMissingPluginIsRefusedClearly) {
+  E2eStack stack("missing-plugin");
+  std::ofstream(stack.dir() / "broken.toml") << "[store]\nplugin = \"store-nowhere\"\n[dispatcher]\nplugin = \"dispatcher-local\"\n";
+  auto r = runCommand(leoflowBinary() + " --config " + (stack.dir() / "broken.toml").string() + " scheduler");
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_THAT(r.err, HasSubstr("store-nowhere"));
+  EXPECT_THAT(r.err, HasSubstr("not found"));
+}
+
+}  // namespace
+}  // namespace leoflow::testing

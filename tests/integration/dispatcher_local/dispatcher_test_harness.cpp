@@ -1,0 +1,211 @@
+#include "dispatcher_test_harness.h"
+
+#include <signal.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include <spdlog/logger.h>
+#include <spdlog/sinks/null_sink.h>
+#include <spdlog/sinks/stdout_sinks.h>
+
+namespace leoflow::testing::dispatcher_local {
+
+using std::chrono::milliseconds;
+using std::chrono::steady_clock;
+
+Status RecordingEvents::running(const AttemptRef& attempt) { return record(ReportType::kRunning, attempt, {}); }
+
+Status RecordingEvents::heartbeat(const AttemptRef& attempt) { return record(ReportType::kHeartbeat, attempt, {}); }
+
+Status RecordingEvents::finished(const AttemptRef& attempt, const TaskOutcome& outcome) {
+  return record(ReportType::kFinished, attempt, outcome);
+}
+
+Status RecordingEvents::record(ReportType type, const AttemptRef& attempt, const TaskOutcome& outcome) {
+  Answer answer;
+  {
+    std::lock_guard lock(mutex_);
+    answer = answer_;
+  }
+  std::optional<Status> custom = answer ? answer(type, attempt) : std::nullopt;
+  std::lock_guard lock(mutex_);
+  Status status;
+  if (custom) {
+    status = *custom;
+  } else if (store_mode_) {
+    auto [it, inserted] = states_.try_emplace(attempt, TaskState::kQueued);
+    TaskState& state = it->second;
+    switch (type) {
+      case ReportType::kRunning:
+        if (state == TaskState::kQueued) state = TaskState::kRunning;
+        else status = conflict("not queued");
+        break;
+      case ReportType::kHeartbeat:
+        if (state != TaskState::kRunning) status = conflict("not running");
+        break;
+      case ReportType::kFinished:
+        if (state == TaskState::kQueued || state == TaskState::kRunning) {
+          state = outcome.success ? TaskState::kSuccess : TaskState::kFailed;
+        } else {
+          status = conflict("already ended");
+        }
+        break;
+    }
+  }
+  reports_.push_back(Report{type, attempt, outcome, status, steady_clock::now(), std::chrono::system_clock::now()});
+  cv_.notify_all();
+  return status;
+}
+
+void RecordingEvents::setAnswer(Answer answer) {
+  std::lock_guard lock(mutex_);
+  answer_ = std::move(answer);
+}
+
+void RecordingEvents::setStoreMode(bool on) {
+  std::lock_guard lock(mutex_);
+  store_mode_ = on;
+}
+
+std::vector<Report> RecordingEvents::reports() const {
+  std::lock_guard lock(mutex_);
+  return reports_;
+}
+
+std::vector<Report> RecordingEvents::reportsFor(const AttemptRef& attempt) const {
+  std::lock_guard lock(mutex_);
+  std::vector<Report> out;
+  for (const Report& r : reports_) {
+    if (r.attempt == attempt) out.push_back(r);
+  }
+  return out;
+}
+
+int RecordingEvents::count(ReportType type, const AttemptRef& attempt, bool accepted_only) const {
+  std::lock_guard lock(mutex_);
+  int n = 0;
+  for (const Report& r : reports_) {
+    if (r.type == type && r.attempt == attempt && (!accepted_only || r.answer.isOk())) ++n;
+  }
+  return n;
+}
+
+std::optional<Report> RecordingEvents::waitFinished(const AttemptRef& attempt, milliseconds timeout) const {
+  std::unique_lock lock(mutex_);
+  std::optional<Report> found;
+  cv_.wait_for(lock, timeout, [&] {
+    for (const Report& r : reports_) {
+      if (r.type == ReportType::kFinished && r.attempt == attempt && r.answer.isOk()) {
+        found = r;
+        return true;
+      }
+    }
+    return false;
+  });
+  return found;
+}
+
+bool RecordingEvents::waitCount(ReportType type, const AttemptRef& attempt, int n, milliseconds timeout) const {
+  std::unique_lock lock(mutex_);
+  return cv_.wait_for(lock, timeout, [&] {
+    int seen = 0;
+    for (const Report& r : reports_) {
+      if (r.type == type && r.attempt == attempt && r.answer.isOk()) ++seen;
+    }
+    return seen >= n;
+  });
+}
+
+Timestamp WallClock::now() const {
+  return std::chrono::time_point_cast<std::chrono::microseconds>(std::chrono::system_clock::now());
+}
+
+std::shared_ptr<spdlog::logger> testLogger() {
+  spdlog::sink_ptr sink;
+  if (std::getenv("LEOFLOW_TEST_VERBOSE") != nullptr) {
+    sink = std::make_shared<spdlog::sinks::stderr_sink_mt>();
+  } else {
+    sink = std::make_shared<spdlog::sinks::null_sink_mt>();
+  }
+  auto logger = std::make_shared<spdlog::logger>("plugin.dispatcher-local", sink);
+  logger->set_level(spdlog::level::debug);
+  return logger;
+}
+
+TempDir::TempDir() {
+  const char* base = std::getenv("TMPDIR");
+  std::string pattern = std::string(base != nullptr && *base != '\0' ? base : "/tmp") + "/leoflow-dl-XXXXXX";
+  if (::mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("mkdtemp failed for " + pattern);
+  path_ = pattern;
+}
+
+TempDir::~TempDir() {
+  std::error_code ec;
+  std::filesystem::remove_all(path_, ec);
+}
+
+AttemptRef attemptOf(const std::string& dag, const std::string& run, const std::string& task, int try_number) {
+  return AttemptRef{RunKey{dag, run}, task, try_number};
+}
+
+DispatchRequest requestOf(const AttemptRef& attempt, const std::string& entrypoint, const std::string& type,
+                          int timeout_seconds) {
+  DispatchRequest r;
+  r.attempt = attempt;
+  r.task.task_id = attempt.task_id;
+  r.task.type = type;
+  r.task.entrypoint = entrypoint;
+  r.task.execution_timeout_seconds = timeout_seconds;
+  r.logical_date = Timestamp{std::chrono::seconds(1767323045)};  // 2026-01-02T03:04:05Z
+  return r;
+}
+
+std::string readFile(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream out;
+  out << in.rdbuf();
+  return out.str();
+}
+
+std::vector<std::string> readLines(const std::filesystem::path& path) {
+  std::ifstream in(path);
+  std::vector<std::string> lines;
+  for (std::string line; std::getline(in, line);) lines.push_back(line);
+  return lines;
+}
+
+std::optional<pid_t> waitForPidFile(const std::filesystem::path& path, milliseconds timeout) {
+  std::optional<pid_t> pid;
+  waitUntil(
+      [&] {
+        const std::string text = readFile(path);
+        if (text.empty() || text.back() != '\n') return false;
+        pid = static_cast<pid_t>(std::stol(text));
+        return true;
+      },
+      timeout);
+  return pid;
+}
+
+bool processAlive(pid_t pid) {
+  if (pid <= 0 || ::kill(pid, 0) != 0) return false;
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const std::size_t close = stat.rfind(')');
+  return close != std::string::npos && close + 2 < stat.size() && stat[close + 2] != 'Z';
+}
+
+bool waitUntil(const std::function<bool()>& condition, milliseconds timeout) {
+  const auto deadline = steady_clock::now() + timeout;
+  for (;;) {
+    if (condition()) return true;
+    if (steady_clock::now() >= deadline) return false;
+    std::this_thread::sleep_for(milliseconds(5));
+  }
+}
+
+}  // namespace leoflow::testing::dispatcher_local

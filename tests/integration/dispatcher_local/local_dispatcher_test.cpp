@@ -1,0 +1,799 @@
+// dispatcher-local with real processes: what a task sees, what the store is told, and how attempts
+// survive restarts, timeouts, refusals and double dispatch (plugins/dispatcher-local/README.md).
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <barrier>
+#include <fstream>
+#include <thread>
+
+#include <gtest/gtest.h>
+
+#include "dispatcher_test_harness.h"
+#include "factory.h"
+#include "names.h"
+#include "state_file.h"
+
+namespace leoflow::testing::dispatcher_local {
+namespace {
+
+namespace dl = leoflow::plugins::dispatcher_local;
+namespace fs = std::filesystem;
+using std::chrono::milliseconds;
+using std::chrono::seconds;
+using std::chrono::steady_clock;
+using namespace std::chrono_literals;
+
+// Process start-up is slow on shared CI machines (tens of milliseconds); waits are generous and
+// only the behaviour is asserted, never a speed.
+constexpr milliseconds kWait = 20s;
+
+class LocalDispatcherTest : public ::testing::Test {
+ protected:
+  void TearDown() override {
+    killLeftovers();
+    // Supervisors of dispatchers destroyed without stopping their tasks are our children.
+    waitUntil([] { return ::waitpid(-1, nullptr, WNOHANG) <= 0; }, 2s);
+  }
+
+  fs::path work() const { return dir_.path() / "work"; }
+  fs::path logs() const { return dir_.path() / "logs"; }
+  fs::path state() const { return dir_.path() / "state"; }
+
+  ConfigView config(std::map<std::string, ConfigValue> overrides = {}) const {
+    std::map<std::string, ConfigValue> values = {
+        {"max_parallel", std::int64_t{8}},
+        {"work_dir", work().string()},
+        {"log_dir", logs().string()},
+        {"state_dir", state().string()},
+        {"python", std::string("python3")},
+        {"kill_grace_ms", std::int64_t{1000}},
+        {"stop_tasks_on_shutdown", false},
+    };
+    for (auto& [k, v] : overrides) values[k] = v;
+    return ConfigView("dispatcher.config", values);
+  }
+
+  std::unique_ptr<Dispatcher> make(RecordingEvents& events, std::map<std::string, ConfigValue> overrides = {},
+                                   milliseconds heartbeat = 200ms) {
+    contexts_.push_back(std::make_unique<PluginContext>("dispatcher-local", testLogger(), clock_, events, recorder_,
+                                                        heartbeat, "test-replica"));
+    return dl::LocalDispatcherFactory().create(config(std::move(overrides)), *contexts_.back());
+  }
+
+  std::unique_ptr<Dispatcher> make(std::map<std::string, ConfigValue> overrides = {}, milliseconds heartbeat = 200ms) {
+    return make(events_, std::move(overrides), heartbeat);
+  }
+
+  // Runs one task to its end and returns the accepted finished report.
+  Report runToEnd(Dispatcher& d, const DispatchRequest& request) {
+    auto outcome = d.dispatch(request);
+    EXPECT_TRUE(outcome.isOk()) << outcome.status().toString();
+    if (outcome) {
+      EXPECT_EQ(*outcome, DispatchOutcome::kStarted);
+    }
+    auto finished = events_.waitFinished(request.attempt, kWait);
+    EXPECT_TRUE(finished.has_value()) << "no finished report for " << request.attempt.task_id;
+    return finished.value_or(Report{});
+  }
+
+  fs::path logOf(const AttemptRef& a) const { return dl::attemptLogPath(logs(), a); }
+
+  std::size_t stateFiles() const {
+    std::size_t n = 0;
+    std::error_code ec;
+    for (const auto& e : fs::directory_iterator(state(), ec)) {
+      (void)e;
+      ++n;
+    }
+    return n;
+  }
+
+  void killLeftovers() {
+    std::error_code ec;
+    for (const auto& e : fs::directory_iterator(state(), ec)) {
+      if (e.path().extension() != ".json") continue;
+      if (auto r = dl::decodeStateRecord(readFile(e.path())); r && r->pid > 1) {
+        ::kill(-static_cast<pid_t>(r->pid), SIGKILL);
+      }
+    }
+    for (pid_t pid : extra_pids_) ::kill(pid, SIGKILL);
+  }
+
+  TempDir dir_;
+  RecordingEvents events_;
+  WallClock clock_;
+  NullRecorder recorder_;
+  std::vector<std::unique_ptr<PluginContext>> contexts_;
+  std::vector<pid_t> extra_pids_;
+};
+
+// ---------------------------------------------------------------------------------------------------
+// Task types, exit codes, logs, environment
+
+TEST_F(LocalDispatcherTest, RunsBashAndPythonOnly) {
+  auto d = make();
+  EXPECT_EQ(d->taskTypes(), (std::vector<std::string>{"bash", "python"}));
+  auto http = d->dispatch(requestOf(attemptOf("d", "r", "call"), "https://example.com", "http_api"));
+  ASSERT_FALSE(http.isOk());
+  EXPECT_EQ(http.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(http.status().message().find("http_api"), std::string::npos) << http.status().message();
+  auto empty = d->dispatch(requestOf(attemptOf("d", "r", "nothing"), ""));
+  ASSERT_FALSE(empty.isOk());
+  EXPECT_EQ(empty.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(d->freeCapacity(), 8u);
+}
+
+TEST_F(LocalDispatcherTest, BashSuccessReportsRunningThenFinishedAndLogsBothStreams) {
+  auto d = make();
+  const AttemptRef a = attemptOf("etl", "manual__1", "hello");
+  const Report finished = runToEnd(*d, requestOf(a, "echo hello from stdout; echo hello from stderr >&2"));
+  EXPECT_TRUE(finished.outcome.success);
+  EXPECT_EQ(finished.outcome.exit_code, 0);
+  EXPECT_EQ(finished.outcome.message, "");
+
+  const auto reports = events_.reportsFor(a);
+  ASSERT_GE(reports.size(), 2u);
+  EXPECT_EQ(reports.front().type, ReportType::kRunning);
+  EXPECT_EQ(reports.back().type, ReportType::kFinished);
+  EXPECT_EQ(events_.count(ReportType::kRunning, a), 1);
+  EXPECT_EQ(events_.count(ReportType::kFinished, a), 1);
+
+  const fs::path log = logs() / "etl" / "manual__1" / "hello" / "1.log";
+  ASSERT_TRUE(fs::exists(log));
+  const std::string text = readFile(log);
+  EXPECT_NE(text.find("hello from stdout"), std::string::npos) << text;
+  EXPECT_NE(text.find("hello from stderr"), std::string::npos) << text;
+  // Reported and cleaned up: nothing left in the state dir.
+  EXPECT_TRUE(waitUntil([&] { return stateFiles() == 0; }, 5s)) << stateFiles() << " state files left";
+  EXPECT_EQ(d->freeCapacity(), 8u);
+}
+
+TEST_F(LocalDispatcherTest, BashFailureReportsItsExitCode) {
+  auto d = make();
+  const AttemptRef a = attemptOf("etl", "r1", "fails");
+  const Report finished = runToEnd(*d, requestOf(a, "echo about to fail; exit 3"));
+  EXPECT_FALSE(finished.outcome.success);
+  EXPECT_EQ(finished.outcome.exit_code, 3);
+  EXPECT_EQ(finished.outcome.message, "exit code 3");
+}
+
+TEST_F(LocalDispatcherTest, BashKilledBySignalIsNamed) {
+  auto d = make();
+  const AttemptRef a = attemptOf("etl", "r1", "killed");
+  const Report finished = runToEnd(*d, requestOf(a, "kill -9 $$"));
+  EXPECT_FALSE(finished.outcome.success);
+  EXPECT_EQ(finished.outcome.exit_code, 137);
+  EXPECT_NE(finished.outcome.message.find("killed by signal 9"), std::string::npos) << finished.outcome.message;
+}
+
+TEST_F(LocalDispatcherTest, PythonModuleFunctionIsImportedFromWorkDirAndCalled) {
+  auto d = make();
+  {
+    std::ofstream module(work() / "leoflow_sample_tasks.py");
+    module << "def answer():\n"
+              "    print('computing the answer')\n"
+              "    return 42\n"
+              "\n"
+              "def boom():\n"
+              "    raise ValueError('bad input')\n";
+  }
+  const AttemptRef ok = attemptOf("py", "r1", "answer");
+  const Report good = runToEnd(*d, requestOf(ok, "leoflow_sample_tasks:answer", "python"));
+  EXPECT_TRUE(good.outcome.success) << good.outcome.message << "\n" << readFile(logOf(ok));
+  const std::string log = readFile(logOf(ok));
+  EXPECT_NE(log.find("computing the answer"), std::string::npos) << log;
+  EXPECT_NE(log.find("42"), std::string::npos) << log;
+
+  const AttemptRef bad = attemptOf("py", "r1", "boom");
+  const Report failed = runToEnd(*d, requestOf(bad, "leoflow_sample_tasks:boom", "python"));
+  EXPECT_FALSE(failed.outcome.success);
+  EXPECT_EQ(failed.outcome.exit_code, 1);
+  const std::string trace = readFile(logOf(bad));
+  EXPECT_NE(trace.find("ValueError: bad input"), std::string::npos) << trace;
+}
+
+TEST_F(LocalDispatcherTest, PythonScriptPathRunsRelativeToWorkDir) {
+  auto d = make();
+  fs::create_directories(work() / "scripts");
+  {
+    std::ofstream script(work() / "scripts" / "exit4.py");
+    script << "import os, sys\nprint('script ran in', os.getcwd())\nsys.exit(4)\n";
+  }
+  const AttemptRef a = attemptOf("py", "r1", "script");
+  const Report finished = runToEnd(*d, requestOf(a, "scripts/exit4.py", "python"));
+  EXPECT_FALSE(finished.outcome.success);
+  EXPECT_EQ(finished.outcome.exit_code, 4);
+  EXPECT_EQ(finished.outcome.message, "exit code 4");
+  EXPECT_NE(readFile(logOf(a)).find("script ran in " + work().string()), std::string::npos) << readFile(logOf(a));
+}
+
+TEST_F(LocalDispatcherTest, TaskSeesLeoflowVariablesItsEnvAndTheParentEnvironment) {
+  auto d = make();
+  const AttemptRef a = attemptOf("env_dag", "manual__2026-01-02T03:04:05.000001Z", "show", 2);
+  DispatchRequest r = requestOf(a, "env | sort; echo \"cwd=$(pwd)\"");
+  r.task.env = {{"FOO", "bar baz"}, {"LEOFLOW_DAG_ID", "not-allowed"}};
+  r.conf_json = R"({"k":1})";
+  const Report finished = runToEnd(*d, r);
+  ASSERT_TRUE(finished.outcome.success);
+  const std::vector<std::string> lines = readLines(logOf(a));
+  auto has = [&](const std::string& line) { return std::find(lines.begin(), lines.end(), line) != lines.end(); };
+  EXPECT_TRUE(has("LEOFLOW_DAG_ID=env_dag"));
+  EXPECT_TRUE(has("LEOFLOW_RUN_ID=manual__2026-01-02T03:04:05.000001Z"));
+  EXPECT_TRUE(has("LEOFLOW_TASK_ID=show"));
+  EXPECT_TRUE(has("LEOFLOW_TRY_NUMBER=2"));
+  EXPECT_TRUE(has("LEOFLOW_LOGICAL_DATE=2026-01-02T03:04:05Z"));
+  EXPECT_TRUE(has(R"(LEOFLOW_CONF={"k":1})"));
+  EXPECT_TRUE(has("FOO=bar baz"));
+  EXPECT_TRUE(has("cwd=" + work().string()));
+  EXPECT_TRUE(std::any_of(lines.begin(), lines.end(), [](const std::string& l) { return l.rfind("PATH=/", 0) == 0; }))
+      << "the parent's PATH is passed on";
+}
+
+TEST_F(LocalDispatcherTest, LogPathComponentsAreSanitized) {
+  auto d = make();
+  const AttemptRef a = attemptOf("dag", "../escape", "a/b");
+  const Report finished = runToEnd(*d, requestOf(a, "echo contained"));
+  ASSERT_TRUE(finished.outcome.success);
+  const fs::path expected = logs() / "dag" / "%2E.%2Fescape" / "a%2Fb" / "1.log";
+  ASSERT_TRUE(fs::exists(expected)) << "log not at " << expected;
+  EXPECT_NE(readFile(expected).find("contained"), std::string::npos);
+  EXPECT_FALSE(fs::exists(dir_.path() / "escape"));
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Heartbeats and timeouts
+
+TEST_F(LocalDispatcherTest, HeartbeatsWhileTheProcessRuns) {
+  auto d = make({}, 100ms);
+  const AttemptRef a = attemptOf("hb", "r1", "sleepy");
+  const Report finished = runToEnd(*d, requestOf(a, "sleep 1.5"));
+  EXPECT_TRUE(finished.outcome.success);
+  const auto reports = events_.reportsFor(a);
+  ASSERT_FALSE(reports.empty());
+  ASSERT_EQ(reports.front().type, ReportType::kRunning);
+  int beats = 0;
+  for (std::size_t i = 1; i + 1 < reports.size(); ++i) {
+    EXPECT_EQ(reports[i].type, ReportType::kHeartbeat) << "only heartbeats between running and finished";
+    ++beats;
+  }
+  EXPECT_GE(beats, 5) << "1.5 s at a 100 ms interval";
+  EXPECT_LE(beats, 40);
+  for (std::size_t i = 2; i + 1 < reports.size(); ++i) {
+    EXPECT_GE(reports[i].at - reports[i - 1].at, 50ms) << "beats are paced, not a busy loop";
+  }
+}
+
+TEST_F(LocalDispatcherTest, TimeoutSendsSigtermThenSigkillAndFailsWithANote) {
+  auto d = make({{"kill_grace_ms", std::int64_t{300}}});
+  const AttemptRef a = attemptOf("slow", "r1", "ignores_term");
+  const fs::path pid_file = dir_.path() / "task.pid";
+  const auto started = steady_clock::now();
+  // bash ignores SIGTERM, and so does the sleep it starts: only SIGKILL ends it.
+  auto outcome = d->dispatch(requestOf(a, "trap '' TERM; echo $$ > " + pid_file.string() + "; sleep 60", "bash", 1));
+  ASSERT_TRUE(outcome.isOk());
+  const auto pid = waitForPidFile(pid_file, kWait);
+  ASSERT_TRUE(pid.has_value());
+  extra_pids_.push_back(*pid);
+  auto finished = events_.waitFinished(a, kWait);
+  ASSERT_TRUE(finished.has_value());
+  const auto elapsed = steady_clock::now() - started;
+  EXPECT_GE(elapsed, 1300ms) << "not before the timeout plus the grace";
+  EXPECT_FALSE(finished->outcome.success);
+  EXPECT_EQ(finished->outcome.message, "timed out after 1 s");
+  // SIGKILL went to the whole group; the supervisor's end may be seen a moment before the task's.
+  EXPECT_TRUE(waitUntil([&] { return !processAlive(*pid); }, 2s));
+  const std::string log = readFile(logOf(a));
+  EXPECT_NE(log.find("timed out after 1 s; sending SIGTERM"), std::string::npos) << log;
+  EXPECT_NE(log.find("SIGKILL"), std::string::npos) << log;
+}
+
+TEST_F(LocalDispatcherTest, TimeoutEndsACooperativeTaskWithinTheGrace) {
+  auto d = make({{"kill_grace_ms", std::int64_t{10000}}});
+  const AttemptRef a = attemptOf("slow", "r1", "obeys_term");
+  const auto started = steady_clock::now();
+  auto outcome = d->dispatch(requestOf(a, "sleep 60", "bash", 1));
+  ASSERT_TRUE(outcome.isOk());
+  auto finished = events_.waitFinished(a, kWait);
+  ASSERT_TRUE(finished.has_value());
+  EXPECT_LT(steady_clock::now() - started, 9s) << "SIGTERM ended it; no SIGKILL needed";
+  EXPECT_FALSE(finished->outcome.success);
+  EXPECT_EQ(finished->outcome.message, "timed out after 1 s");
+  EXPECT_EQ(finished->outcome.exit_code, 128 + SIGTERM);
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Capacity and idempotence
+
+TEST_F(LocalDispatcherTest, MaxParallelGivesBackpressureWithoutBlocking) {
+  auto d = make({{"max_parallel", std::int64_t{2}}});
+  EXPECT_EQ(d->freeCapacity(), 2u);
+  const AttemptRef a1 = attemptOf("cap", "r1", "t1");
+  const AttemptRef a2 = attemptOf("cap", "r1", "t2");
+  const AttemptRef a3 = attemptOf("cap", "r1", "t3");
+  ASSERT_EQ(*d->dispatch(requestOf(a1, "sleep 1")), DispatchOutcome::kStarted);
+  EXPECT_EQ(d->freeCapacity(), 1u);
+  ASSERT_EQ(*d->dispatch(requestOf(a2, "sleep 1")), DispatchOutcome::kStarted);
+  EXPECT_EQ(d->freeCapacity(), 0u);
+  const auto before = steady_clock::now();
+  auto third = d->dispatch(requestOf(a3, "true"));
+  EXPECT_LT(steady_clock::now() - before, 500ms) << "dispatch never waits for room";
+  ASSERT_TRUE(third.isOk());
+  EXPECT_EQ(*third, DispatchOutcome::kAtCapacity);
+  EXPECT_FALSE(fs::exists(logOf(a3))) << "an attempt refused for capacity did not start";
+
+  ASSERT_TRUE(events_.waitFinished(a1, kWait));
+  ASSERT_TRUE(events_.waitFinished(a2, kWait));
+  EXPECT_TRUE(waitUntil([&] { return d->freeCapacity() == 2; }, 5s));
+  EXPECT_EQ(*d->dispatch(requestOf(a3, "true")), DispatchOutcome::kStarted);
+  EXPECT_TRUE(events_.waitFinished(a3, kWait));
+}
+
+TEST_F(LocalDispatcherTest, RedispatchOfAnAttemptNeverStartsItAgain) {
+  auto d = make();
+  const fs::path ledger = dir_.path() / "ledger";
+  const AttemptRef a = attemptOf("idem", "r1", "once");
+  const DispatchRequest r = requestOf(a, "echo ran >> " + ledger.string() + "; sleep 0.5");
+  ASSERT_EQ(*d->dispatch(r), DispatchOutcome::kStarted);
+  EXPECT_EQ(*d->dispatch(r), DispatchOutcome::kAlreadyRunning);
+  ASSERT_TRUE(events_.waitFinished(a, kWait));
+  EXPECT_EQ(*d->dispatch(r), DispatchOutcome::kAlreadyRunning) << "finished attempts are not started again";
+  std::this_thread::sleep_for(300ms);
+  EXPECT_EQ(readLines(ledger).size(), 1u);
+  // The next try is another attempt.
+  const AttemptRef retry = attemptOf("idem", "r1", "once", 2);
+  EXPECT_EQ(*d->dispatch(requestOf(retry, "echo ran >> " + ledger.string())), DispatchOutcome::kStarted);
+  ASSERT_TRUE(events_.waitFinished(retry, kWait));
+  EXPECT_EQ(readLines(ledger).size(), 2u);
+}
+
+TEST_F(LocalDispatcherTest, TwoDispatchersRacingOnOneAttemptStartOneProcess) {
+  RecordingEvents other_events;
+  auto first = make();
+  auto second = make(other_events);
+  const fs::path ledger = dir_.path() / "ledger";
+  const AttemptRef a = attemptOf("race", "r1", "once");
+  const DispatchRequest r = requestOf(a, "echo ran >> " + ledger.string() + "; sleep 1");
+
+  constexpr int kThreads = 8;
+  std::barrier start(kThreads);
+  std::atomic<int> started{0};
+  std::atomic<int> already{0};
+  std::atomic<int> other{0};
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kThreads; ++i) {
+    threads.emplace_back([&, i] {
+      Dispatcher& d = i % 2 == 0 ? *first : *second;
+      start.arrive_and_wait();
+      auto outcome = d.dispatch(r);
+      if (outcome && *outcome == DispatchOutcome::kStarted) {
+        ++started;
+      } else if (outcome && *outcome == DispatchOutcome::kAlreadyRunning) {
+        ++already;
+      } else {
+        ++other;
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(started.load(), 1);
+  EXPECT_EQ(already.load(), kThreads - 1);
+  EXPECT_EQ(other.load(), 0);
+
+  const bool done = waitUntil(
+      [&] {
+        return events_.count(ReportType::kFinished, a, true) + other_events.count(ReportType::kFinished, a, true) == 1;
+      },
+      kWait);
+  EXPECT_TRUE(done);
+  std::this_thread::sleep_for(500ms);
+  EXPECT_EQ(readLines(ledger).size(), 1u) << "exactly one process ran";
+  EXPECT_EQ(events_.count(ReportType::kRunning, a) + other_events.count(ReportType::kRunning, a), 1);
+  EXPECT_EQ(events_.count(ReportType::kFinished, a) + other_events.count(ReportType::kFinished, a), 1);
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Refused reports: the attempt is no longer current
+
+TEST_F(LocalDispatcherTest, ConflictOnHeartbeatKillsTheProcess) {
+  auto d = make({{"kill_grace_ms", std::int64_t{500}}}, 100ms);
+  const AttemptRef a = attemptOf("stale", "r1", "reaped");
+  const fs::path pid_file = dir_.path() / "task.pid";
+  events_.setAnswer([&](ReportType type, const AttemptRef& ref) -> std::optional<Status> {
+    if (type != ReportType::kHeartbeat || ref != a) return std::nullopt;
+    waitForPidFile(pid_file, kWait);  // a slow store: the task is well under way when it answers
+    return conflict("attempt was reaped");
+  });
+  ASSERT_EQ(*d->dispatch(requestOf(a, "echo $$ > " + pid_file.string() + "; sleep 60")), DispatchOutcome::kStarted);
+  const auto pid = waitForPidFile(pid_file, kWait);
+  ASSERT_TRUE(pid.has_value());
+  extra_pids_.push_back(*pid);
+  EXPECT_TRUE(waitUntil([&] { return !processAlive(*pid); }, kWait)) << "a stale attempt keeps no process running";
+  EXPECT_TRUE(waitUntil([&] { return d->freeCapacity() == 8 && stateFiles() == 0; }, kWait));
+  EXPECT_EQ(events_.count(ReportType::kFinished, a), 0) << "nothing more is reported about a stale attempt";
+  EXPECT_EQ(events_.count(ReportType::kHeartbeat, a), 1) << "no beat after the refusal";
+}
+
+TEST_F(LocalDispatcherTest, ConflictOnRunningKillsTheProcess) {
+  auto d = make({{"kill_grace_ms", std::int64_t{500}}});
+  const AttemptRef a = attemptOf("stale", "r1", "superseded");
+  const fs::path pid_file = dir_.path() / "task.pid";
+  events_.setAnswer([&](ReportType type, const AttemptRef&) -> std::optional<Status> {
+    if (type != ReportType::kRunning) return std::nullopt;
+    waitForPidFile(pid_file, kWait);  // a slow store: the task is well under way when it answers
+    return conflict("not queued");
+  });
+  ASSERT_EQ(*d->dispatch(requestOf(a, "echo $$ > " + pid_file.string() + "; sleep 60")), DispatchOutcome::kStarted);
+  const auto pid = waitForPidFile(pid_file, kWait);
+  ASSERT_TRUE(pid.has_value());
+  extra_pids_.push_back(*pid);
+  EXPECT_TRUE(waitUntil([&] { return !processAlive(*pid); }, kWait));
+  EXPECT_TRUE(waitUntil([&] { return stateFiles() == 0; }, kWait));
+  EXPECT_EQ(events_.count(ReportType::kFinished, a), 0);
+  EXPECT_EQ(events_.count(ReportType::kHeartbeat, a), 0);
+}
+
+TEST_F(LocalDispatcherTest, FinishedReportIsRetriedWhileTheStoreIsUnavailable) {
+  auto d = make();
+  const AttemptRef a = attemptOf("retry", "r1", "report");
+  std::atomic<int> refusals{0};
+  events_.setAnswer([&](ReportType type, const AttemptRef&) -> std::optional<Status> {
+    if (type == ReportType::kFinished && refusals.fetch_add(1) < 3) return unavailable("store down");
+    return std::nullopt;
+  });
+  ASSERT_EQ(*d->dispatch(requestOf(a, "exit 2")), DispatchOutcome::kStarted);
+  auto finished = events_.waitFinished(a, kWait);
+  ASSERT_TRUE(finished.has_value());
+  EXPECT_EQ(finished->outcome.exit_code, 2);
+  EXPECT_EQ(events_.count(ReportType::kFinished, a), 4);
+  EXPECT_TRUE(waitUntil([&] { return stateFiles() == 0; }, 5s));
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Restarts: adoption and reporting of what ended meanwhile
+
+TEST_F(LocalDispatcherTest, RestartAdoptsARunningTaskAndReportsItsRealExitCode) {
+  RecordingEvents before;
+  RecordingEvents after;
+  const AttemptRef a = attemptOf("adopt", "r1", "long");
+  const fs::path pid_file = dir_.path() / "task.pid";
+  auto first = make(before, {}, 100ms);
+  ASSERT_EQ(*first->dispatch(requestOf(a, "echo $$ > " + pid_file.string() + "; sleep 2.5; exit 7")),
+            DispatchOutcome::kStarted);
+  ASSERT_TRUE(before.waitCount(ReportType::kRunning, a, 1, kWait));
+  const auto pid = waitForPidFile(pid_file, kWait);
+  ASSERT_TRUE(pid.has_value());
+  extra_pids_.push_back(*pid);
+
+  const auto stopping = steady_clock::now();
+  first.reset();  // shutdown() and destruction, stop_tasks_on_shutdown = false
+  EXPECT_LT(steady_clock::now() - stopping, 3s);
+  EXPECT_TRUE(processAlive(*pid)) << "the task outlives its scheduler";
+
+  auto second = make(after, {}, 100ms);
+  EXPECT_EQ(second->freeCapacity(), 7u) << "the adopted process counts against max_parallel";
+  auto finished = after.waitFinished(a, kWait);
+  ASSERT_TRUE(finished.has_value());
+  EXPECT_FALSE(finished->outcome.success);
+  EXPECT_EQ(finished->outcome.exit_code, 7);
+  EXPECT_EQ(finished->outcome.message, "exit code 7");
+  EXPECT_GE(after.count(ReportType::kHeartbeat, a, true), 2) << "the adopter keeps the attempt alive";
+  EXPECT_EQ(before.count(ReportType::kFinished, a), 0);
+  EXPECT_TRUE(waitUntil([&] { return stateFiles() == 0 && second->freeCapacity() == 8; }, 5s));
+  EXPECT_EQ(*second->dispatch(requestOf(a, "true")), DispatchOutcome::kAlreadyRunning);
+}
+
+TEST_F(LocalDispatcherTest, AdopterReportsRunningWhenTheOldSchedulerNeverDid) {
+  RecordingEvents before;
+  RecordingEvents after;
+  after.setStoreMode(true);  // the attempt is still queued in this store
+  before.setAnswer([](ReportType, const AttemptRef&) -> std::optional<Status> { return unavailable("store down"); });
+  const AttemptRef a = attemptOf("adopt", "r1", "unreported");
+  auto first = make(before);
+  ASSERT_EQ(*first->dispatch(requestOf(a, "sleep 1.5")), DispatchOutcome::kStarted);
+  ASSERT_TRUE(waitUntil([&] { return before.count(ReportType::kRunning, a) >= 1; }, kWait));
+  first.reset();
+
+  auto second = make(after, {}, 100ms);
+  auto finished = after.waitFinished(a, kWait);
+  ASSERT_TRUE(finished.has_value());
+  EXPECT_TRUE(finished->outcome.success) << "the task was not killed: " << finished->outcome.message;
+  const auto reports = after.reportsFor(a);
+  ASSERT_GE(reports.size(), 3u);
+  EXPECT_EQ(reports[0].type, ReportType::kHeartbeat);
+  EXPECT_EQ(reports[0].answer.code(), StatusCode::kConflict) << "the probe finds it still queued";
+  EXPECT_EQ(reports[1].type, ReportType::kRunning);
+  EXPECT_TRUE(reports[1].answer.isOk());
+}
+
+TEST_F(LocalDispatcherTest, TaskThatEndedWhileNoDispatcherWasAliveIsReportedWithItsExitCode) {
+  RecordingEvents before;
+  RecordingEvents after;
+  const AttemptRef a = attemptOf("gap", "r1", "quick");
+  const fs::path done = dir_.path() / "done";
+  auto first = make(before);
+  ASSERT_EQ(*first->dispatch(requestOf(a, "sleep 0.5; touch " + done.string() + "; exit 5")),
+            DispatchOutcome::kStarted);
+  ASSERT_TRUE(before.waitCount(ReportType::kRunning, a, 1, kWait));
+  first.reset();
+  ASSERT_TRUE(waitUntil([&] { return fs::exists(done); }, kWait));
+  std::this_thread::sleep_for(500ms);  // the supervisor records the code and exits
+
+  auto second = make(after);
+  auto finished = after.waitFinished(a, kWait);
+  ASSERT_TRUE(finished.has_value());
+  EXPECT_FALSE(finished->outcome.success);
+  EXPECT_EQ(finished->outcome.exit_code, 5);
+  EXPECT_EQ(finished->outcome.message, "exit code 5");
+  EXPECT_EQ(after.count(ReportType::kHeartbeat, a), 0);
+  EXPECT_TRUE(waitUntil([&] { return stateFiles() == 0; }, 5s));
+}
+
+TEST_F(LocalDispatcherTest, LeftoversWithoutAnExitCodeAreReportedLostAndOthersKeepTheirReason) {
+  fs::create_directories(state());
+  // A process that is certainly gone: spawned, ended and reaped.
+  const pid_t gone = ::fork();
+  if (gone == 0) ::_exit(0);
+  ::waitpid(gone, nullptr, 0);
+  const std::string boot = readLines("/proc/sys/kernel/random/boot_id").at(0);
+
+  dl::StateRecord lost;
+  lost.attempt = attemptOf("left", "r1", "lost");
+  lost.task_type = "bash";
+  lost.pid = gone;
+  lost.pid_start_ticks = 1;
+  lost.boot_id = boot;
+  lost.started_at_us = 1;
+  {
+    std::ofstream f(state() / (dl::stateBaseName(lost.attempt) + ".json"));
+    f << dl::encodeStateRecord(lost);
+  }
+  dl::StateRecord timed_out = lost;
+  timed_out.attempt = attemptOf("left", "r1", "timed_out");
+  timed_out.execution_timeout_seconds = 60;
+  timed_out.kill_reason = dl::KillReason::kTimeout;
+  {
+    std::ofstream f(state() / (dl::stateBaseName(timed_out.attempt) + ".json"));
+    f << dl::encodeStateRecord(timed_out);
+    std::ofstream code(state() / (dl::stateBaseName(timed_out.attempt) + ".exit"));
+    code << "143\n";
+  }
+  dl::StateRecord rebooted = lost;
+  rebooted.attempt = attemptOf("left", "r1", "before_reboot");
+  rebooted.boot_id = "another-boot";
+  rebooted.pid = ::getpid();  // alive, but that was another boot's pid
+  {
+    std::ofstream f(state() / (dl::stateBaseName(rebooted.attempt) + ".json"));
+    f << dl::encodeStateRecord(rebooted);
+  }
+  {
+    std::ofstream f(state() / "garbage~x~y~1.json");
+    f << "{not json";
+  }
+
+  auto d = make();
+  auto r1 = events_.waitFinished(lost.attempt, kWait);
+  ASSERT_TRUE(r1.has_value());
+  EXPECT_FALSE(r1->outcome.success);
+  EXPECT_FALSE(r1->outcome.exit_code.has_value());
+  EXPECT_EQ(r1->outcome.message, "process lost while the scheduler was down");
+  auto r2 = events_.waitFinished(timed_out.attempt, kWait);
+  ASSERT_TRUE(r2.has_value());
+  EXPECT_EQ(r2->outcome.message, "timed out after 60 s");
+  EXPECT_EQ(r2->outcome.exit_code, 143);
+  auto r3 = events_.waitFinished(rebooted.attempt, kWait);
+  ASSERT_TRUE(r3.has_value());
+  EXPECT_EQ(r3->outcome.message, "process lost while the scheduler was down");
+  EXPECT_TRUE(fs::exists(state() / "garbage~x~y~1.json.corrupt")) << "an unreadable file is moved aside, not lost";
+  EXPECT_TRUE(waitUntil([&] { return stateFiles() == 1; }, 5s)) << "only the moved-aside file is left";
+}
+
+TEST_F(LocalDispatcherTest, AClaimWithoutAPidFindsItsSupervisorByItsCommandLine) {
+  // A scheduler died between spawning and recording the pid: only the claim is on disk.
+  fs::create_directories(state());
+  dl::StateRecord claim;
+  claim.attempt = attemptOf("claim", "r1", "no_pid");
+  claim.task_type = "bash";
+  claim.boot_id = readLines("/proc/sys/kernel/random/boot_id").at(0);
+  claim.started_at_us = 1;
+  const std::string base = dl::stateBaseName(claim.attempt);
+  {
+    std::ofstream f(state() / (base + ".json"));
+    f << dl::encodeStateRecord(claim);
+  }
+  // Its supervisor, with the command line a real one has: sh -c <script> leoflow-supervisor <exit file>.
+  const std::string exit_file = (state() / (base + ".exit")).string();
+  std::vector<std::string> args = {"/bin/sh", "-c", "sleep 1; echo 9 > \"$1\"", "leoflow-supervisor", exit_file};
+  std::vector<char*> argv;
+  for (auto& arg : args) argv.push_back(arg.data());
+  argv.push_back(nullptr);
+  pid_t pid = 0;
+  ASSERT_EQ(::posix_spawn(&pid, "/bin/sh", nullptr, nullptr, argv.data(), environ), 0);
+  extra_pids_.push_back(pid);
+  const fs::path cmdline = "/proc/" + std::to_string(pid) + "/cmdline";
+  ASSERT_TRUE(waitUntil([&] { return readFile(cmdline).find(exit_file) != std::string::npos; }, kWait));
+
+  auto d = make();
+  EXPECT_EQ(d->freeCapacity(), 7u) << "found and adopted while it runs";
+  const auto recorded = dl::decodeStateRecord(readFile(state() / (base + ".json")));
+  ASSERT_TRUE(recorded.has_value());
+  EXPECT_EQ(recorded->pid, pid) << "the pid is recorded now: " << readFile(state() / (base + ".json"));
+  auto finished = events_.waitFinished(claim.attempt, kWait);
+  ASSERT_TRUE(finished.has_value());
+  EXPECT_EQ(finished->outcome.exit_code, 9);
+  EXPECT_EQ(finished->outcome.message, "exit code 9");
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Shutdown
+
+TEST_F(LocalDispatcherTest, ShutdownReturnsPromptlyAndLeavesTasksRunning) {
+  auto d = make();
+  std::vector<pid_t> pids;
+  for (int i = 0; i < 3; ++i) {
+    const fs::path pid_file = dir_.path() / ("task" + std::to_string(i) + ".pid");
+    const AttemptRef a = attemptOf("shut", "r1", "t" + std::to_string(i));
+    ASSERT_EQ(*d->dispatch(requestOf(a, "echo $$ > " + pid_file.string() + "; sleep 30")), DispatchOutcome::kStarted);
+    const auto pid = waitForPidFile(pid_file, kWait);
+    ASSERT_TRUE(pid.has_value());
+    pids.push_back(*pid);
+    extra_pids_.push_back(*pid);
+  }
+  const auto before = steady_clock::now();
+  d->shutdown();
+  EXPECT_LT(steady_clock::now() - before, 3s);
+  for (pid_t pid : pids) EXPECT_TRUE(processAlive(pid)) << "left for the next scheduler to adopt";
+  EXPECT_EQ(d->freeCapacity(), 0u);
+  auto after = d->dispatch(requestOf(attemptOf("shut", "r1", "late"), "true"));
+  ASSERT_TRUE(after.isOk());
+  EXPECT_EQ(*after, DispatchOutcome::kAtCapacity) << "no work after shutdown";
+  d->shutdown();  // idempotent
+  EXPECT_EQ(stateFiles(), 3u) << "their state files stay for adoption";
+}
+
+TEST_F(LocalDispatcherTest, ShutdownStopsTasksWhenConfiguredAndReportsThem) {
+  auto d = make({{"stop_tasks_on_shutdown", true}, {"kill_grace_ms", std::int64_t{500}}});
+  std::vector<pid_t> pids;
+  std::vector<AttemptRef> attempts;
+  for (int i = 0; i < 2; ++i) {
+    const fs::path pid_file = dir_.path() / ("task" + std::to_string(i) + ".pid");
+    attempts.push_back(attemptOf("shut", "r1", "t" + std::to_string(i)));
+    // The first obeys SIGTERM, the second needs SIGKILL.
+    const std::string body = i == 0 ? "sleep 30" : "trap '' TERM; sleep 30";
+    ASSERT_EQ(*d->dispatch(requestOf(attempts.back(), "echo $$ > " + pid_file.string() + "; " + body)),
+              DispatchOutcome::kStarted);
+    const auto pid = waitForPidFile(pid_file, kWait);
+    ASSERT_TRUE(pid.has_value());
+    pids.push_back(*pid);
+    extra_pids_.push_back(*pid);
+  }
+  ASSERT_TRUE(events_.waitCount(ReportType::kRunning, attempts[1], 1, kWait));
+  const auto before = steady_clock::now();
+  d->shutdown();
+  EXPECT_LT(steady_clock::now() - before, 5s);
+  for (pid_t pid : pids) EXPECT_TRUE(waitUntil([&] { return !processAlive(pid); }, 2s));
+  for (const AttemptRef& a : attempts) {
+    auto finished = events_.waitFinished(a, 1s);
+    ASSERT_TRUE(finished.has_value()) << a.task_id;
+    EXPECT_FALSE(finished->outcome.success);
+    EXPECT_EQ(finished->outcome.message, "stopped: the scheduler shut down (stop_tasks_on_shutdown)");
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Configuration
+
+TEST_F(LocalDispatcherTest, FactoryDeclaresItsKeys) {
+  const auto keys = dl::LocalDispatcherFactory().configKeys();
+  std::vector<std::string> names;
+  for (const ConfigKey& k : keys) {
+    names.push_back(k.name);
+    EXPECT_FALSE(k.required) << k.name;
+    EXPECT_TRUE(k.default_value.has_value()) << k.name;
+    EXPECT_FALSE(k.help.empty()) << k.name;
+  }
+  EXPECT_EQ(names, (std::vector<std::string>{"max_parallel", "work_dir", "log_dir", "state_dir", "python",
+                                             "kill_grace_ms", "stop_tasks_on_shutdown"}));
+}
+
+TEST_F(LocalDispatcherTest, CreateRejectsBadValuesAndUncreatableFolders) {
+  RecordingEvents events;
+  EXPECT_THROW(make(events, {{"max_parallel", std::int64_t{0}}}), std::invalid_argument);
+  EXPECT_THROW(make(events, {{"kill_grace_ms", std::int64_t{-1}}}), std::invalid_argument);
+  {
+    std::ofstream file(dir_.path() / "a-file");
+    file << "x";
+  }
+  const std::string blocked = (dir_.path() / "a-file" / "state").string();
+  try {
+    make(events, {{"state_dir", blocked}});
+    ADD_FAILURE() << "create() accepted a state_dir under a file";
+  } catch (const std::runtime_error& e) {
+    const std::string what = e.what();
+    EXPECT_NE(what.find("state_dir"), std::string::npos) << what;
+    EXPECT_NE(what.find(blocked), std::string::npos) << what;
+  }
+  auto d = make(events);
+  EXPECT_TRUE(fs::is_directory(work()));
+  EXPECT_TRUE(fs::is_directory(logs()));
+  EXPECT_TRUE(fs::is_directory(state()));
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Figures (printed, loosely bounded): a fan-out of `true`, and exit-to-report latency
+
+TEST_F(LocalDispatcherTest, FanOutOfTrueAndExitToFinishedLatency) {
+  auto d = make({{"max_parallel", std::int64_t{16}}});
+  constexpr int kTasks = 100;
+  std::vector<AttemptRef> attempts;
+  const auto start = steady_clock::now();
+  int next = 0;
+  while (next < kTasks) {
+    const AttemptRef a = attemptOf("fan", "r1", "t" + std::to_string(next));
+    auto outcome = d->dispatch(requestOf(a, "true"));
+    ASSERT_TRUE(outcome.isOk());
+    if (*outcome == DispatchOutcome::kAtCapacity) {
+      std::this_thread::sleep_for(1ms);
+      continue;
+    }
+    attempts.push_back(a);
+    ++next;
+  }
+  for (const AttemptRef& a : attempts) ASSERT_TRUE(events_.waitFinished(a, kWait)) << a.task_id;
+  const double secs = std::chrono::duration<double>(steady_clock::now() - start).count();
+  std::printf("[ figure ] %d `true` tasks, max_parallel 16: %.2f s, %.0f tasks/s\n", kTasks, secs, kTasks / secs);
+
+  // The task stamps the wall clock as its last act (bash's $EPOCHREALTIME: no extra process); the
+  // report follows the task's exit, the supervisor's wake-up and its exit file. For scale, the
+  // same stamp to the moment a directly spawned bash is seen gone (its exit alone) on this machine.
+  auto stampOf = [](const fs::path& file) {
+    const std::string text = readFile(file);
+    return std::chrono::duration<double>(std::stod(text));
+  };
+  std::vector<double> latencies_ms;
+  for (int i = 0; i < 20; ++i) {
+    const AttemptRef a = attemptOf("lat", "r1", "t" + std::to_string(i));
+    const fs::path stamp = dir_.path() / ("stamp" + std::to_string(i));
+    auto outcome = d->dispatch(requestOf(a, "echo $EPOCHREALTIME > " + stamp.string()));
+    ASSERT_TRUE(outcome.isOk());
+    auto finished = events_.waitFinished(a, kWait);
+    ASSERT_TRUE(finished.has_value());
+    const std::chrono::duration<double> reported = finished->wall.time_since_epoch();
+    latencies_ms.push_back((reported - stampOf(stamp)).count() * 1000.0);
+  }
+  std::vector<double> exit_alone_ms;
+  for (int i = 0; i < 20; ++i) {
+    const fs::path stamp = dir_.path() / ("direct" + std::to_string(i));
+    const std::string script = "echo $EPOCHREALTIME > " + stamp.string();
+    std::vector<std::string> args = {"bash", "-c", script};
+    std::vector<char*> argv;
+    for (auto& arg : args) argv.push_back(arg.data());
+    argv.push_back(nullptr);
+    pid_t pid = 0;
+    ASSERT_EQ(::posix_spawn(&pid, "/bin/bash", nullptr, nullptr, argv.data(), environ), 0);
+    const int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0U));
+    ASSERT_GE(pidfd, 0);
+    pollfd p{pidfd, POLLIN, 0};
+    ASSERT_EQ(::poll(&p, 1, 20000), 1);
+    const std::chrono::duration<double> gone = std::chrono::system_clock::now().time_since_epoch();
+    exit_alone_ms.push_back((gone - stampOf(stamp)).count() * 1000.0);
+    ::waitpid(pid, nullptr, 0);
+    ::close(pidfd);
+  }
+  std::sort(latencies_ms.begin(), latencies_ms.end());
+  std::sort(exit_alone_ms.begin(), exit_alone_ms.end());
+  std::printf("[ figure ] task's last act to finished report: median %.2f ms, max %.2f ms\n",
+              latencies_ms[latencies_ms.size() / 2], latencies_ms.back());
+  std::printf("[ figure ] for scale, a bash's last act to its exit being seen: median %.2f ms, max %.2f ms\n",
+              exit_alone_ms[exit_alone_ms.size() / 2], exit_alone_ms.back());
+  EXPECT_LT(latencies_ms[latencies_ms.size() / 2], 1000.0);
+}
+
+}  // namespace
+}  // namespace leoflow::testing::dispatcher_local

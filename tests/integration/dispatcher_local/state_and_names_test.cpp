@@ -1,0 +1,166 @@
+// The pieces under the dispatcher: file names from ids, the state-file codec and its lock, the
+// python entrypoint forms, and what /proc tells about a process.
+#include <sys/file.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <set>
+
+#include <gtest/gtest.h>
+
+#include "dispatcher_test_harness.h"
+#include "names.h"
+#include "process.h"
+#include "state_file.h"
+#include "task_command.h"
+
+namespace leoflow::testing::dispatcher_local {
+namespace {
+
+namespace dl = leoflow::plugins::dispatcher_local;
+namespace fs = std::filesystem;
+
+TEST(DispatcherLocalNames, ComponentsAreSafeAndDistinct) {
+  EXPECT_EQ(dl::encodeComponent("etl"), "etl");
+  EXPECT_EQ(dl::encodeComponent("manual__2026-01-01T00:00:00.123456Z"), "manual__2026-01-01T00:00:00.123456Z");
+  EXPECT_EQ(dl::encodeComponent("a/b"), "a%2Fb");
+  EXPECT_EQ(dl::encodeComponent("."), "%2E");
+  EXPECT_EQ(dl::encodeComponent(".."), "%2E.");
+  EXPECT_EQ(dl::encodeComponent(""), "%");
+  EXPECT_EQ(dl::encodeComponent("100%"), "100%25");
+  EXPECT_EQ(dl::encodeComponent("a b~c"), "a%20b%7Ec");
+  const std::string long_a(500, 'a');
+  const std::string long_b = std::string(499, 'a') + "b";
+  const std::string ea = dl::encodeComponent(long_a);
+  const std::string eb = dl::encodeComponent(long_b);
+  EXPECT_LE(ea.size(), dl::kMaxComponent);
+  EXPECT_NE(ea, eb) << "ids that differ only past the cut still get distinct names";
+  EXPECT_NE(ea.find("%%"), std::string::npos);
+}
+
+TEST(DispatcherLocalNames, StateBaseNamesSeparateTheParts) {
+  std::set<std::string> names = {
+      dl::stateBaseName(attemptOf("a~b", "c", "d")),
+      dl::stateBaseName(attemptOf("a", "b~c", "d")),
+      dl::stateBaseName(attemptOf("a", "b", "c~d")),
+      dl::stateBaseName(attemptOf("a", "b", "c", 2)),
+      dl::stateBaseName(attemptOf("a", "b", "c", 1)),
+  };
+  EXPECT_EQ(names.size(), 5u);
+  const std::string huge = dl::stateBaseName(attemptOf(std::string(300, 'd'), std::string(300, 'r'), "t"));
+  EXPECT_LE(huge.size() + 5, 255u) << "fits a file name with its extension";
+  EXPECT_EQ(dl::attemptLogPath("/logs", attemptOf("d", "r/1", "t", 3)), fs::path("/logs/d/r%2F1/t/3.log"));
+}
+
+TEST(DispatcherLocalNames, IsoUtcHasWholeSeconds) {
+  EXPECT_EQ(dl::isoUtc(Timestamp{std::chrono::microseconds(1767323045123456)}), "2026-01-02T03:04:05Z");
+}
+
+TEST(DispatcherLocalStateFile, RecordRoundTrips) {
+  dl::StateRecord r;
+  r.attempt = attemptOf("dag", "run \"quoted\"", "task", 3);
+  r.task_type = "python";
+  r.pid = 4242;
+  r.pid_start_ticks = 987654321;
+  r.boot_id = "boot";
+  r.started_at_us = 1767323045123456;
+  r.execution_timeout_seconds = 60;
+  r.log_path = "/logs/x.log";
+  r.owner = "host:1:abc";
+  r.kill_reason = dl::KillReason::kTimeout;
+  r.outcome = TaskOutcome{false, 143, "timed out after 60 s"};
+  const auto back = dl::decodeStateRecord(dl::encodeStateRecord(r));
+  ASSERT_TRUE(back.has_value());
+  EXPECT_EQ(back->attempt, r.attempt);
+  EXPECT_EQ(back->task_type, "python");
+  EXPECT_EQ(back->pid, 4242);
+  EXPECT_EQ(back->pid_start_ticks, 987654321u);
+  EXPECT_EQ(back->boot_id, "boot");
+  EXPECT_EQ(back->started_at_us, r.started_at_us);
+  EXPECT_EQ(back->execution_timeout_seconds, 60);
+  EXPECT_EQ(back->log_path, r.log_path);
+  EXPECT_EQ(back->owner, r.owner);
+  EXPECT_EQ(back->kill_reason, dl::KillReason::kTimeout);
+  ASSERT_TRUE(back->outcome.has_value());
+  EXPECT_EQ(back->outcome->exit_code, 143);
+  EXPECT_EQ(back->outcome->message, "timed out after 60 s");
+
+  EXPECT_FALSE(dl::decodeStateRecord("").has_value());
+  EXPECT_FALSE(dl::decodeStateRecord("{\"format\":1}").has_value());
+  EXPECT_FALSE(
+      dl::decodeStateRecord(R"({"format":2,"dag_id":"d","run_id":"r","task_id":"t","try_number":1})").has_value())
+      << "a newer format is not guessed at";
+}
+
+TEST(DispatcherLocalStateFile, ClaimIsExclusiveAndLockedUntilClosed) {
+  TempDir dir;
+  auto first = dl::claimStateFile(dir.path(), "base", "{}\n");
+  ASSERT_TRUE(first.isOk()) << first.status().toString();
+  ASSERT_TRUE(first->has_value());
+  auto second = dl::claimStateFile(dir.path(), "base", "{}\n");
+  ASSERT_TRUE(second.isOk());
+  EXPECT_FALSE(second->has_value()) << "claimed before";
+  EXPECT_FALSE(dl::lockExisting(dir.path() / "base.json").has_value()) << "held by its claimant";
+  (*first)->reset();
+  EXPECT_TRUE(dl::lockExisting(dir.path() / "base.json").has_value()) << "free once its claimant is gone";
+  std::size_t files = 0;
+  for (const auto& e : fs::directory_iterator(dir.path())) {
+    (void)e;
+    ++files;
+  }
+  EXPECT_EQ(files, 1u) << "no temporary file left behind";
+  EXPECT_EQ(readFile(dir.path() / "base.json"), "{}\n");
+}
+
+TEST(DispatcherLocalStateFile, ExitCodeFile) {
+  TempDir dir;
+  const fs::path p = dir.path() / "x.exit";
+  EXPECT_FALSE(dl::readExitCode(p).has_value());
+  std::ofstream(p) << "17\n";
+  EXPECT_EQ(dl::readExitCode(p), 17);
+  std::ofstream(p) << "";
+  EXPECT_FALSE(dl::readExitCode(p).has_value()) << "empty: the supervisor had not finished writing";
+  std::ofstream(p) << "x1\n";
+  EXPECT_FALSE(dl::readExitCode(p).has_value());
+}
+
+TEST(DispatcherLocalTaskCommand, PythonEntrypointForms) {
+  EXPECT_TRUE(dl::isModuleFunction("tasks:run"));
+  EXPECT_TRUE(dl::isModuleFunction("pkg.sub_mod:do_it2"));
+  EXPECT_FALSE(dl::isModuleFunction("scripts/run.py"));
+  EXPECT_FALSE(dl::isModuleFunction("run.py"));
+  EXPECT_FALSE(dl::isModuleFunction("pkg.:f"));
+  EXPECT_FALSE(dl::isModuleFunction("pkg:1f"));
+  EXPECT_FALSE(dl::isModuleFunction("a:b:c"));
+  EXPECT_FALSE(dl::isModuleFunction("C:/x.py"));
+
+  dl::Settings s;
+  s.work_dir = "/work";
+  s.python = "/usr/bin/python3.11";
+  TaskSpec t;
+  t.task_id = "t";
+  t.type = "python";
+  t.entrypoint = "scripts/x.py";
+  auto argv = dl::taskArgv(t, s);
+  ASSERT_TRUE(argv.isOk());
+  EXPECT_EQ(*argv, (std::vector<std::string>{"/usr/bin/python3.11", "/work/scripts/x.py"}));
+  t.entrypoint = "/abs/y.py";
+  EXPECT_EQ(dl::taskArgv(t, s)->back(), "/abs/y.py");
+  t.type = "bash";
+  t.entrypoint = "echo hi";
+  EXPECT_EQ(*dl::taskArgv(t, s), (std::vector<std::string>{"bash", "-c", "echo hi"}));
+}
+
+TEST(DispatcherLocalProcess, ProcStatTellsARecycledPidApart) {
+  const auto self = dl::readProcessStat(::getpid());
+  ASSERT_TRUE(self.has_value());
+  EXPECT_GT(self->start_ticks, 0u);
+  const std::string boot = dl::readBootId();
+  ASSERT_FALSE(boot.empty());
+  EXPECT_TRUE(dl::isSameLiveProcess(::getpid(), self->start_ticks, boot, boot));
+  EXPECT_FALSE(dl::isSameLiveProcess(::getpid(), self->start_ticks + 1, boot, boot));
+  EXPECT_FALSE(dl::isSameLiveProcess(::getpid(), self->start_ticks, "other-boot", boot));
+}
+
+}  // namespace
+}  // namespace leoflow::testing::dispatcher_local

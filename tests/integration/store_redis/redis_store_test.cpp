@@ -1,0 +1,452 @@
+// store-redis behaviour beyond the contract suite, on a real Redis (database 5): the Lua transition
+// table against planning::canTransition, fencing of big batches, ids with separators, the key
+// layout the README documents, key-prefix isolation, and figures (printed, never asserted) for
+// latency and throughput. What disturbs the whole server (a hang, a restart, a script-cache flush)
+// is in redis_restart_test.cpp, which runs alone.
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdio>
+#include <functional>
+#include <optional>
+#include <mutex>
+#include <numeric>
+#include <set>
+#include <thread>
+#include <vector>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "factories.h"
+#include "id_codec.h"
+#include "planning/transitions.h"
+#include "records.h"
+#include "redis_test_env.h"
+
+namespace leoflow::plugins::store_redis {
+namespace {
+
+namespace redis = leoflow::testing::redis;
+using namespace std::chrono_literals;
+using S = TaskState;
+using R = DagRunState;
+using SteadyClock = std::chrono::steady_clock;
+
+constexpr int kDb = 5;
+const Timestamp kT0 = Timestamp{std::chrono::sys_days{std::chrono::year{2026} / std::chrono::May / 28}} + 12h;
+
+Timestamp at(int seconds) { return kT0 + std::chrono::seconds{seconds}; }
+
+std::unique_ptr<Store> openStore(const std::string& prefix = "leoflow", std::int64_t command_timeout_ms = 2000) {
+  return RedisStoreFactory().create(redis::storeConfig(redis::urlForDb(kDb), prefix, 3000, command_timeout_ms),
+                                    redis::makeContext());
+}
+
+DagDefinition dagDef(const std::string& dag_id, const std::string& schedule = "") {
+  DagDefinition d;
+  d.spec.dag_id = dag_id;
+  d.spec.schedule = schedule;
+  d.spec_json = R"({"dag_id":")" + dag_id + R"("})";
+  return d;
+}
+
+class RedisStoreTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (!redis::serverUrl()) GTEST_SKIP() << redis::kNoServer;
+    redis::flushDb(kDb);
+    store_ = openStore();
+  }
+  void TearDown() override {
+    if (store_) store_->unsubscribe();
+  }
+
+  Store& store() { return *store_; }
+
+  /// A running run with `tasks` in none, under a freshly claimed term.
+  RunKey startedRun(const std::string& dag, const std::string& run, const std::vector<std::string>& tasks,
+                    std::int32_t max_tries = 1) {
+    EXPECT_TRUE(store().syncDags(std::vector{dagDef(dag)}).isOk());
+    if (term_ == 0) term_ = *store().claimTerm("replica-test");
+    const RunKey key{dag, run};
+    EXPECT_TRUE(store().createRun(std::nullopt, NewRun{key, 1, RunTrigger::kManual, kT0, "", kT0}).isOk());
+    std::vector<NewTaskInstance> instances;
+    for (const auto& t : tasks) instances.push_back(NewTaskInstance{t, max_tries});
+    const Status s = store().materializeRun(term_, key, instances, at(1));
+    EXPECT_TRUE(s.isOk()) << s.toString();
+    return key;
+  }
+
+  RunRecord load(const RunKey& key) {
+    auto r = store().loadRuns(std::vector{key});
+    EXPECT_TRUE(r.at(0).isOk()) << r.at(0).status().toString();
+    return r.at(0).isOk() ? r.at(0).value() : RunRecord{};
+  }
+
+  TaskInstance task(const RunKey& key, const std::string& id) {
+    for (const TaskInstance& t : load(key).tasks) {
+      if (t.task_id == id) return t;
+    }
+    ADD_FAILURE() << "no task " << id;
+    return {};
+  }
+
+  /// Writes a task instance record as stored, bypassing every rule (to start from any state).
+  void seed(const RunKey& key, const TaskInstance& ti, std::int64_t seq = 0) {
+    const std::string tis = "leoflow:run:" + encodeId(key.dag_id) + ":" + encodeId(key.run_id) + ":tis";
+    redis::serverCommand(kDb, {"HSET", tis, ti.task_id, encodeTiRecord(TiRecord{seq, ti})});
+  }
+
+  std::unique_ptr<Store> store_;
+  Term term_ = 0;
+};
+
+class Collector final : public ChangeSink {
+ public:
+  void onChange(const Change& change) override {
+    {
+      std::lock_guard lock(mu_);
+      changes_.push_back({change, SteadyClock::now()});
+    }
+    cv_.notify_all();
+  }
+  void onResync() override {
+    {
+      std::lock_guard lock(mu_);
+      ++resyncs_;
+    }
+    cv_.notify_all();
+  }
+  /// Waits until `n` changes arrived; the arrival times, in order.
+  std::vector<std::pair<Change, SteadyClock::time_point>> waitFor(std::size_t n, std::chrono::milliseconds timeout = 5s) {
+    std::unique_lock lock(mu_);
+    cv_.wait_for(lock, timeout, [&] { return changes_.size() >= n; });
+    return changes_;
+  }
+  /// Waits until a change like `wanted` arrived (earlier writes' changes may still trickle in).
+  std::optional<Change> waitUntil(const std::function<bool(const Change&)>& wanted,
+                                  std::chrono::milliseconds timeout = 5s) {
+    std::unique_lock lock(mu_);
+    std::optional<Change> found;
+    cv_.wait_for(lock, timeout, [&] {
+      for (const auto& [c, when] : changes_) {
+        if (wanted(c)) {
+          found = c;
+          return true;
+        }
+      }
+      return false;
+    });
+    return found;
+  }
+  void clear() {
+    std::lock_guard lock(mu_);
+    changes_.clear();
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<std::pair<Change, SteadyClock::time_point>> changes_;
+  int resyncs_ = 0;
+};
+
+// ------------------------------------------------------------------------------------------------
+
+TEST_F(RedisStoreTest, TheLuaTransitionTableIsPlanningsTable) {
+  // lua/common.lua mirrors core/planning/transitions.cpp (the plugin may not include core): all 81
+  // pairs must agree, through the real write path.
+  std::vector<std::string> ids;
+  for (S from : kAllTaskStates) {
+    for (S to : kAllTaskStates) ids.push_back(std::string(toString(from)) + "->" + std::string(toString(to)));
+  }
+  const RunKey key = startedRun("table", "r1", ids);
+  std::vector<TaskTransitionWrite> writes;
+  for (S from : kAllTaskStates) {
+    for (S to : kAllTaskStates) {
+      TaskInstance ti;
+      ti.task_id = std::string(toString(from)) + "->" + std::string(toString(to));
+      ti.state = from;
+      seed(key, ti);
+      writes.push_back(TaskTransitionWrite{ti.task_id, from, 1, to, "", false});
+    }
+  }
+  auto applied = store().applyTransitions(term_, key, writes, at(10));
+  ASSERT_TRUE(applied.isOk()) << applied.status().toString();
+  ASSERT_EQ(applied->size(), writes.size());
+  int legal = 0;
+  for (std::size_t i = 0; i < writes.size(); ++i) {
+    EXPECT_EQ((*applied)[i], planning::canTransition(writes[i].from, writes[i].to)) << writes[i].task_id;
+    legal += (*applied)[i] ? 1 : 0;
+  }
+  EXPECT_EQ(legal, 23) << "the seed's 17 moves and §8.2's 6";
+  // Refused moves changed nothing.
+  for (const TaskInstance& t : load(key).tasks) {
+    const auto arrow = t.task_id.find("->");
+    const auto from = *parseTaskState(t.task_id.substr(0, arrow));
+    const auto to = *parseTaskState(t.task_id.substr(arrow + 2));
+    if (!planning::canTransition(from, to)) {
+      EXPECT_EQ(t.state, from) << t.task_id;
+      EXPECT_FALSE(t.ended_at.has_value()) << t.task_id;
+    }
+  }
+}
+
+TEST_F(RedisStoreTest, AStaleLeadersBigBatchLandsNowhereWhileTheNewLeadersLands) {
+  constexpr int kTasks = 2000;
+  std::vector<std::string> ids;
+  for (int i = 0; i < kTasks; ++i) ids.push_back("t" + std::to_string(i));
+  const RunKey key = startedRun("big", "r1", ids);
+  const Term old_term = term_;
+  const Term new_term = *store().claimTerm("replica-b");
+  std::vector<TaskTransitionWrite> batch;
+  for (const auto& id : ids) batch.push_back(TaskTransitionWrite{id, S::kNone, 1, S::kScheduled, "stale", false});
+
+  // Both leaders race their batch; the stale one must be refused whole, whatever the interleaving.
+  Result<std::vector<bool>> stale{std::vector<bool>{}};
+  Result<std::vector<bool>> fresh{std::vector<bool>{}};
+  std::thread a([&] { stale = store().applyTransitions(old_term, key, batch, at(10)); });
+  std::thread b([&] {
+    auto mine = batch;
+    for (auto& w : mine) w.note = "fresh";
+    fresh = store().applyTransitions(new_term, key, mine, at(11));
+  });
+  a.join();
+  b.join();
+  EXPECT_EQ(stale.status().code(), StatusCode::kFenced);
+  ASSERT_TRUE(fresh.isOk()) << fresh.status().toString();
+  EXPECT_EQ(std::count(fresh->begin(), fresh->end(), true), kTasks);
+  for (const TaskInstance& t : load(key).tasks) {
+    ASSERT_EQ(t.state, S::kScheduled) << t.task_id;
+    ASSERT_EQ(t.note, "fresh") << t.task_id;
+    ASSERT_EQ(t.scheduled_at, at(11)) << t.task_id;
+  }
+}
+
+TEST_F(RedisStoreTest, IdsWithSeparatorsAndOddCharactersRoundTrip) {
+  const std::string dag = "team:etl%v2";
+  const std::string run = "manual__2026-01-01T00:00:00.123456Z";
+  const std::string other_run = "r:1|x\nnew line";
+  const std::string task = "load|stage:2 ünï";
+  Collector sink;
+  ASSERT_TRUE(store().subscribe(sink).isOk());
+  const RunKey key = startedRun(dag, run, {task, "plain"});
+  ASSERT_TRUE(store().createRun(std::nullopt, NewRun{RunKey{dag, other_run}, 1, RunTrigger::kManual, kT0, "", kT0}).isOk());
+
+  const RunRecord r = load(key);
+  EXPECT_EQ(r.key, key);
+  ASSERT_EQ(r.tasks.size(), 2u);
+  EXPECT_EQ(r.tasks[0].task_id, task) << "instances come back in materialization order";
+  EXPECT_EQ(r.tasks[1].task_id, "plain");
+  auto found = store().findRuns(other_run);
+  ASSERT_TRUE(found.isOk());
+  EXPECT_EQ(*found, (std::vector<RunKey>{RunKey{dag, other_run}}));
+  auto listed = store().listRuns(RunFilter{dag, std::nullopt, 10});
+  ASSERT_TRUE(listed.isOk());
+  EXPECT_EQ(listed->size(), 2u);
+
+  auto applied = store().applyTransitions(term_, key, std::vector{TaskTransitionWrite{task, S::kNone, 1, S::kScheduled, "", false}}, at(5));
+  ASSERT_TRUE(applied.isOk() && (*applied)[0]);
+  // The feed decodes the ids exactly: the change names this run and this task.
+  const auto change = sink.waitUntil([](const Change& c) { return c.kind == Change::Kind::kTask; });
+  ASSERT_TRUE(change.has_value()) << "no task change arrived";
+  EXPECT_EQ(change->run, key);
+  EXPECT_EQ(change->task_id, task);
+}
+
+TEST_F(RedisStoreTest, TimesKeepTheirMicroseconds) {
+  const RunKey key = startedRun("precise", "r1", {"a"});
+  const Timestamp t{std::chrono::microseconds(1'780'000'000'123'457)};
+  ASSERT_TRUE(store().applyTransitions(term_, key, std::vector{TaskTransitionWrite{"a", S::kNone, 1, S::kScheduled, "", false}}, t).isOk());
+  EXPECT_EQ(task(key, "a").scheduled_at, t);
+  auto orphans = store().listOrphanCandidates(10);  // none: a is scheduled
+  ASSERT_TRUE(orphans.isOk());
+  EXPECT_TRUE(orphans->empty());
+}
+
+TEST_F(RedisStoreTest, TheKeyLayoutIsTheDocumentedOne) {
+  // README.md "Key layout": operators and the other tests rely on these names.
+  ASSERT_TRUE(store().syncDags(std::vector{dagDef("etl:x", "@daily")}).isOk());
+  const RunKey key = startedRun("etl:x", "r:1", {"a"});
+  ASSERT_TRUE(store().applyTransitions(term_, key, std::vector{TaskTransitionWrite{"a", S::kNone, 1, S::kScheduled, "", false},
+                                                              TaskTransitionWrite{"a", S::kScheduled, 1, S::kQueued, "", false}},
+                                       at(2)).isOk());
+  ASSERT_TRUE(store().recordLiveness(term_, LivenessRecord{"replica-test", term_, at(3), 0, 1}).isOk());
+  auto keys = [](const std::string& pattern) {
+    const std::string listed = redis::serverCommand(kDb, {"EVAL", "return table.concat(redis.call('KEYS', ARGV[1]), ' ')", "0", pattern});
+    std::set<std::string> out;
+    std::size_t start = 0;
+    while (start < listed.size()) {
+      const auto sp = listed.find(' ', start);
+      out.insert(listed.substr(start, sp == std::string::npos ? std::string::npos : sp - start));
+      if (sp == std::string::npos) break;
+      start = sp + 1;
+    }
+    return out;
+  };
+  EXPECT_EQ(keys("leoflow:*"),
+            (std::set<std::string>{"leoflow:term", "leoflow:liveness", "leoflow:dags", "leoflow:dag:etl%3Ax",
+                                   "leoflow:dag:etl%3Ax:versions", "leoflow:dag:etl%3Ax:runs", "leoflow:run:etl%3Ax:r%3A1",
+                                   "leoflow:run:etl%3Ax:r%3A1:tis", "leoflow:runs:active", "leoflow:runs:by_logical",
+                                   "leoflow:runid:r%3A1", "leoflow:tis:queued"}));
+  EXPECT_EQ(redis::serverCommand(kDb, {"HGET", "leoflow:run:etl%3Ax:r%3A1", "state"}), "running");
+  EXPECT_EQ(redis::serverCommand(kDb, {"HGET", "leoflow:run:etl%3Ax:r%3A1", "active"}), "1");
+  EXPECT_EQ(redis::serverCommand(kDb, {"HGET", "leoflow:dag:etl%3Ax", "version"}), "1");
+  EXPECT_EQ(redis::serverCommand(kDb, {"ZSCORE", "leoflow:tis:queued", "etl%3Ax:r%3A1:a"}),
+            std::to_string(at(2).time_since_epoch().count()));
+  const std::string record = redis::serverCommand(kDb, {"HGET", "leoflow:run:etl%3Ax:r%3A1:tis", "a"});
+  EXPECT_EQ(record, "0|queued|1|1|" + toMicros(at(2)) + "|" + toMicros(at(2)) + "|||||");
+}
+
+TEST_F(RedisStoreTest, KeyPrefixesKeepInstallationsApart) {
+  auto other = openStore("other");
+  Collector sink;
+  ASSERT_TRUE(other->subscribe(sink).isOk());
+  ASSERT_TRUE(store().syncDags(std::vector{dagDef("mine")}).isOk());
+  ASSERT_TRUE(other->syncDags(std::vector{dagDef("theirs")}).isOk());
+  auto mine = store().listDags();
+  auto theirs = other->listDags();
+  ASSERT_TRUE(mine.isOk() && theirs.isOk());
+  ASSERT_EQ(mine->size(), 1u);
+  EXPECT_EQ((*mine)[0].dag_id, "mine");
+  ASSERT_EQ(theirs->size(), 1u);
+  EXPECT_EQ((*theirs)[0].dag_id, "theirs");
+  const Term mine_term = *store().claimTerm("a");
+  EXPECT_EQ(*other->claimTerm("b"), 1) << "terms are per installation";
+  EXPECT_TRUE(store().recordLiveness(mine_term, LivenessRecord{"a", mine_term, std::nullopt, 0, 0}).isOk());
+  // Only "theirs" reached the other installation's feed.
+  const auto changes = sink.waitFor(2, 300ms);
+  ASSERT_EQ(changes.size(), 1u);
+  EXPECT_EQ(changes[0].first.dag_id, "theirs");
+  other->unsubscribe();
+}
+
+TEST_F(RedisStoreTest, UnsubscribeReturnsPromptlyAndSubscribeWorksAgain) {
+  Collector sink;
+  for (int round = 0; round < 3; ++round) {
+    ASSERT_TRUE(store().subscribe(sink).isOk());
+    std::this_thread::sleep_for(20ms);
+    const auto start = SteadyClock::now();
+    store().unsubscribe();
+    EXPECT_LT(SteadyClock::now() - start, 500ms) << "the feed thread must notice the stop at once";
+  }
+}
+
+TEST_F(RedisStoreTest, ARunOfTwentyThousandTasksMaterializesAndLoadsInOrder) {
+  constexpr int kTasks = 20000;
+  std::vector<std::string> ids;
+  for (int i = kTasks; i > 0; --i) ids.push_back("task_" + std::to_string(i));  // not sorted by name
+  const auto start = SteadyClock::now();
+  const RunKey key = startedRun("huge", "r1", ids, 3);
+  const auto materialized = SteadyClock::now();
+  const RunRecord r = load(key);
+  const auto loaded = SteadyClock::now();
+  ASSERT_EQ(r.tasks.size(), ids.size());
+  for (std::size_t i = 0; i < ids.size(); ++i) ASSERT_EQ(r.tasks[i].task_id, ids[i]) << i;
+  EXPECT_EQ(r.tasks.back().max_tries, 3);
+  std::vector<TaskTransitionWrite> batch;
+  for (const auto& id : ids) batch.push_back(TaskTransitionWrite{id, S::kNone, 1, S::kScheduled, "", false});
+  auto applied = store().applyTransitions(term_, key, batch, at(5));
+  const auto planned = SteadyClock::now();
+  ASSERT_TRUE(applied.isOk()) << applied.status().toString();
+  EXPECT_EQ(std::count(applied->begin(), applied->end(), true), kTasks);
+  auto ms = [](auto d) { return static_cast<long long>(std::chrono::duration_cast<std::chrono::milliseconds>(d).count()); };
+  std::printf("[ figures  ] 20000 tasks: materialize %lld ms, loadRuns %lld ms, one batch of 20000 moves %lld ms\n",
+              ms(materialized - start), ms(loaded - materialized), ms(planned - loaded));
+}
+
+TEST_F(RedisStoreTest, FiguresForTheChangeFeedAndConcurrentReports) {
+  // Figures only (ARCHITECTURE §7: benchmarks print, they do not assert times).
+  constexpr int kTasks = 400;
+  std::vector<std::string> ids;
+  for (int i = 0; i < kTasks; ++i) ids.push_back("t" + std::to_string(i));
+  const RunKey key = startedRun("perf", "r1", ids);
+  for (S from : {S::kNone, S::kScheduled}) {
+    std::vector<TaskTransitionWrite> batch;
+    for (const auto& id : ids) batch.push_back(TaskTransitionWrite{id, from, 1, from == S::kNone ? S::kScheduled : S::kQueued, "", false});
+    ASSERT_TRUE(store().applyTransitions(term_, key, batch, at(2)).isOk());
+  }
+
+  // Wake-up latency: an executor's report → the change reaches the subscriber's thread.
+  Collector sink;
+  ASSERT_TRUE(store().subscribe(sink).isOk());
+  std::vector<double> latencies_us;
+  for (int i = 0; i < 200; ++i) {
+    sink.clear();
+    const auto sent = SteadyClock::now();
+    ASSERT_TRUE(store().reportRunning(AttemptRef{key, ids[static_cast<std::size_t>(i)], 1}, at(3)).isOk());
+    const auto changes = sink.waitFor(1);
+    ASSERT_FALSE(changes.empty());
+    latencies_us.push_back(std::chrono::duration<double, std::micro>(changes[0].second - sent).count());
+  }
+  std::sort(latencies_us.begin(), latencies_us.end());
+  std::printf("[ figures  ] report -> change delivered: p50 %.0f us, p99 %.0f us, max %.0f us (200 samples)\n",
+              latencies_us[100], latencies_us[197], latencies_us.back());
+  store().unsubscribe();
+
+  // Throughput: 8 threads of executor reports (heartbeats) on one store.
+  constexpr int kThreads = 8;
+  constexpr int kPerThread = 2000;
+  std::atomic<int> failures{0};
+  const auto start = SteadyClock::now();
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kPerThread; ++i) {
+        const auto& id = ids[static_cast<std::size_t>((t * 25 + i) % 200)];
+        if (!store().reportHeartbeat(AttemptRef{key, id, 1}, at(4 + i)).isOk()) ++failures;
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  const double secs = std::chrono::duration<double>(SteadyClock::now() - start).count();
+  EXPECT_EQ(failures.load(), 0);
+  std::printf("[ figures  ] %d heartbeats from %d threads: %.0f reports/s\n", kThreads * kPerThread, kThreads,
+              kThreads * kPerThread / secs);
+
+  // A scheduler tick's reads: active runs then one loadRuns of a 400-task run.
+  const auto tick = SteadyClock::now();
+  for (int i = 0; i < 50; ++i) {
+    auto active = store().listActiveRuns();
+    ASSERT_TRUE(active.isOk());
+    std::vector<RunKey> keys;
+    for (const auto& a : *active) keys.push_back(a.key);
+    ASSERT_TRUE(store().loadRuns(keys).at(0).isOk());
+  }
+  std::printf("[ figures  ] listActiveRuns + loadRuns(400 tasks): %.2f ms per tick\n",
+              std::chrono::duration<double, std::milli>(SteadyClock::now() - tick).count() / 50);
+}
+
+TEST_F(RedisStoreTest, CreateRunWithVersionZeroBindsTheCurrentVersion) {
+  ASSERT_TRUE(store().syncDags(std::vector{dagDef("etl")}).isOk());
+  DagDefinition v2 = dagDef("etl");
+  v2.spec_json = R"({"dag_id":"etl","v":2})";
+  ASSERT_TRUE(store().syncDags(std::vector{v2}).isOk());
+  ASSERT_TRUE(store().createRun(std::nullopt, NewRun{RunKey{"etl", "r"}, 0, RunTrigger::kManual, kT0, "", kT0}).isOk());
+  EXPECT_EQ(load(RunKey{"etl", "r"}).dag_version, 2);
+}
+
+TEST_F(RedisStoreTest, OrphanActivityCountsAFinishedAttemptEvenAfterItsRetryWasReset) {
+  // The run's `activity` keeps the latest instance stamp ever written, so the reset of a retry
+  // (which clears the attempt's stamps) does not make a run look older than it is (§10 item 5).
+  const RunKey key = startedRun("retry", "r1", {"a"}, 2);
+  auto move = [&](S from, S to, int s, std::int32_t try_number = 1) {
+    auto r = store().applyTransitions(term_, key, std::vector{TaskTransitionWrite{"a", from, try_number, to, "", false}}, at(s));
+    ASSERT_TRUE(r.isOk() && (*r)[0]) << toString(from) << "->" << toString(to);
+  };
+  move(S::kNone, S::kScheduled, 10);
+  move(S::kScheduled, S::kQueued, 11);
+  move(S::kQueued, S::kRunning, 12);
+  move(S::kRunning, S::kFailed, 40);
+  move(S::kFailed, S::kUpForRetry, 41);
+  move(S::kUpForRetry, S::kNone, 100);
+  auto orphans = store().listOrphanCandidates(10);
+  ASSERT_TRUE(orphans.isOk());
+  ASSERT_EQ(orphans->size(), 1u);
+  EXPECT_EQ((*orphans)[0].last_activity, at(40));
+}
+
+}  // namespace
+}  // namespace leoflow::plugins::store_redis

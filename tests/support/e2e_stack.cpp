@@ -1,0 +1,241 @@
+#include "support/e2e_stack.h"
+
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <fstream>
+#include <functional>
+#include <random>
+#include <set>
+#include <sstream>
+#include <stdexcept>
+#include <thread>
+
+extern char** environ;
+
+namespace leoflow::testing {
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+
+TempDir::TempDir(const std::string& tag) {
+  std::random_device rd;
+  path_ = fs::temp_directory_path() / ("leoflow-" + tag + "-" + std::to_string(getpid()) + "-" + std::to_string(rd() % 100000));
+  fs::create_directories(path_);
+}
+
+TempDir::~TempDir() {
+  std::error_code ec;
+  fs::remove_all(path_, ec);
+}
+
+ChildProcess::ChildProcess(std::vector<std::string> argv, std::map<std::string, std::string> env, fs::path log_file)
+    : log_file_(std::move(log_file)) {
+  std::map<std::string, std::string> merged;
+  for (char** e = environ; *e != nullptr; ++e) {
+    std::string kv = *e;
+    auto eq = kv.find('=');
+    if (eq != std::string::npos) merged[kv.substr(0, eq)] = kv.substr(eq + 1);
+  }
+  for (auto& [k, v] : env) merged[k] = v;
+  std::vector<std::string> env_strings;
+  for (auto& [k, v] : merged) env_strings.push_back(k + "=" + v);
+  std::vector<char*> envp, args;
+  for (auto& s : env_strings) envp.push_back(s.data());
+  envp.push_back(nullptr);
+  for (auto& s : argv) args.push_back(s.data());
+  args.push_back(nullptr);
+
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_addopen(&actions, 1, log_file_.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+  posix_spawn_file_actions_adddup2(&actions, 1, 2);
+  const int rc = posix_spawnp(&pid_, args[0], &actions, nullptr, args.data(), envp.data());
+  posix_spawn_file_actions_destroy(&actions);
+  if (rc != 0) throw std::runtime_error("cannot start " + argv[0] + ": " + std::strerror(rc));
+}
+
+ChildProcess::~ChildProcess() {
+  if (running()) {
+    ::kill(pid_, SIGKILL);
+    wait(5s);
+  }
+}
+
+void ChildProcess::signal(int sig) {
+  if (!status_) ::kill(pid_, sig);
+}
+
+std::optional<int> ChildProcess::wait(std::chrono::milliseconds timeout) {
+  const auto until = std::chrono::steady_clock::now() + timeout;
+  while (!status_) {
+    int st = 0;
+    const pid_t r = waitpid(pid_, &st, WNOHANG);
+    if (r == pid_) {
+      status_ = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+      break;
+    }
+    if (std::chrono::steady_clock::now() >= until) return std::nullopt;
+    std::this_thread::sleep_for(5ms);
+  }
+  return status_;
+}
+
+bool ChildProcess::running() { return !wait(0ms).has_value(); }
+
+std::string ChildProcess::log() const {
+  std::ifstream in(log_file_);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+int freePort() {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = 0;
+  bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
+  socklen_t len = sizeof(addr);
+  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  const int port = ntohs(addr.sin_port);
+  close(fd);
+  return port;
+}
+
+RedisServer::RedisServer(fs::path dir) : dir_(std::move(dir)), port_(freePort()) {
+  fs::create_directories(dir_);
+  start();
+}
+
+RedisServer::~RedisServer() {
+  if (process_) process_->signal(SIGKILL);
+}
+
+void RedisServer::start() {
+  process_ = std::make_unique<ChildProcess>(
+      std::vector<std::string>{"redis-server", "--bind", "127.0.0.1", "--port", std::to_string(port_), "--dir",
+                               dir_.string(), "--appendonly", "yes", "--appendfsync", "everysec", "--save", "",
+                               "--daemonize", "no"},
+      std::map<std::string, std::string>{}, dir_ / "redis.log");
+  for (int i = 0; i < 500; ++i) {
+    if (runCommand("redis-cli -p " + std::to_string(port_) + " ping").out.find("PONG") != std::string::npos) return;
+    std::this_thread::sleep_for(10ms);
+  }
+  throw std::runtime_error("redis-server did not start on port " + std::to_string(port_));
+}
+
+void RedisServer::shutdown() {
+  runCommand("redis-cli -p " + std::to_string(port_) + " shutdown");
+  process_->wait(10s);
+  process_.reset();
+}
+
+E2eStack::E2eStack(const std::string& tag) : E2eStack(tag, Options{}) {}
+
+E2eStack::E2eStack(const std::string& tag, Options options) : dir_(tag), options_(std::move(options)) {
+  fs::create_directories(dir() / "dags");
+  redis_ = std::make_unique<RedisServer>(dir() / "redis");
+  config_ = dir() / "leoflow.toml";
+  writeConfig();
+}
+
+E2eStack::~E2eStack() = default;
+
+void E2eStack::writeConfig() {
+  std::ofstream f(config_);
+  f << "[scheduler]\n"
+    << "tick_interval_ms = " << options_.tick.count() << "\n"
+    << "orphan_threshold_s = " << options_.orphan_threshold_s << "\n"
+    << "agent_lost_threshold_s = " << options_.agent_lost_threshold_s << "\n"
+    << "dispatch_lost_threshold_s = " << options_.dispatch_lost_threshold_s << "\n"
+    << "shutdown_grace_ms = 3000\n"
+    << options_.extra_scheduler_toml << "\n"
+    << "[store]\nplugin = \"store-redis\"\n[store.config]\nurl = \"" << redis_->url() << "\"\n"
+    << "[leader]\nplugin = \"store-redis\"\n[leader.config]\nurl = \"" << redis_->url() << "\"\n"
+    << "lease_ms = " << options_.lease.count() << "\n"
+    << "[dispatcher]\nplugin = \"dispatcher-local\"\n[dispatcher.config]\n"
+    << "max_parallel = " << options_.max_parallel << "\n"
+    << "work_dir = \"" << (options_.work_dir.empty() ? (dir() / "work").string() : options_.work_dir) << "\"\n"
+    << "log_dir = \"" << (dir() / "logs").string() << "\"\n"
+    << "state_dir = \"" << (dir() / "state").string() << "\"\n";
+}
+
+fs::path E2eStack::writeDag(const nlohmann::json& dag) {
+  const fs::path p = dir() / "dags" / (dag.at("dag_id").get<std::string>() + ".json");
+  std::ofstream(p) << dag.dump(2);
+  return p;
+}
+
+std::string E2eStack::ledgerTask(double sleep_s, const std::string& then) const {
+  std::ostringstream s;
+  s << "echo \"$LEOFLOW_RUN_ID/$LEOFLOW_TASK_ID/$LEOFLOW_TRY_NUMBER\" >> " << ledger().string();
+  if (sleep_s > 0) s << " && sleep " << sleep_s;
+  s << " && " << then;
+  return s.str();
+}
+
+CommandOutput E2eStack::leoflow(const std::string& args, const std::string& stdin_text) {
+  return runCommand("LEOFLOW_CONFIG=" + config_.string() + " " + leoflowBinary() + " " + args, stdin_text);
+}
+
+std::unique_ptr<ChildProcess> E2eStack::startScheduler(const std::string& name) {
+  return std::make_unique<ChildProcess>(std::vector<std::string>{leoflowBinary(), "scheduler"},
+                                        std::map<std::string, std::string>{{"LEOFLOW_CONFIG", config_.string()}},
+                                        dir() / (name + ".log"));
+}
+
+std::optional<nlohmann::json> E2eStack::waitForRun(const std::string& dag_id, const std::string& run_id,
+                                                   std::chrono::milliseconds timeout) {
+  const auto until = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < until) {
+    auto r = leoflow("runs show " + run_id + " --dag " + dag_id + " --json");
+    if (r.exit_code == 0) {
+      auto j = nlohmann::json::parse(r.out, nullptr, false);
+      if (!j.is_discarded() && (j["state"] == "success" || j["state"] == "failed")) return j;
+    }
+    std::this_thread::sleep_for(100ms);
+  }
+  return std::nullopt;
+}
+
+std::optional<nlohmann::json> E2eStack::waitForStatus(const std::function<bool(const nlohmann::json&)>& pred,
+                                                      std::chrono::milliseconds timeout) {
+  const auto until = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < until) {
+    auto r = leoflow("status --json");
+    if (r.exit_code == 0) {
+      auto j = nlohmann::json::parse(r.out, nullptr, false);
+      if (!j.is_discarded() && pred(j)) return j;
+    }
+    std::this_thread::sleep_for(50ms);
+  }
+  return std::nullopt;
+}
+
+std::vector<std::string> E2eStack::ledgerLines() const {
+  std::vector<std::string> lines;
+  std::ifstream in(ledger());
+  for (std::string line; std::getline(in, line);) {
+    if (!line.empty()) lines.push_back(line);
+  }
+  return lines;
+}
+
+std::vector<std::string> E2eStack::duplicateAttempts() const {
+  std::set<std::string> seen;
+  std::vector<std::string> twice;
+  for (const std::string& l : ledgerLines()) {
+    if (!seen.insert(l).second) twice.push_back(l);
+  }
+  return twice;
+}
+
+}  // namespace leoflow::testing
