@@ -405,6 +405,7 @@ TickReport Engine::tick(TickKind kind) {
     if (!cancelled()) reapOrphans(t);
     if (!cancelled()) reapAgentLost(t);
     if (!cancelled()) reapDispatchLost(t);
+    if (!cancelled()) reconcileDispatchers(t);
     if (!cancelled()) recordLiveness(t);
   }
 
@@ -963,6 +964,19 @@ void Engine::reapDispatchLost(TickState& t) {
                   a.run.run_id, a.task_id, applied.status().toString());
       decision("dispatch_lost_error");
       noteStatus(t, applied.status());
+    }
+  }
+}
+
+void Engine::reconcileDispatchers(TickState& t) {
+  // dispatcher.h: the leader's hook for executors to find vanished attempts and leftovers.
+  for (auto& d : dispatchers_) {
+    if (cancelled()) return;
+    Status s = d->reconcile();
+    if (!s.isOk()) {
+      log_->warn("dispatcher reconcile failed plugin={} error={}", d->pluginName(), s.toString());
+      decision("reconcile_error");
+      ++t.report.errors;
     }
   }
 }

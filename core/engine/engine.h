@@ -103,6 +103,7 @@ class Engine {
   void reapOrphans(TickState& t);
   void reapAgentLost(TickState& t);
   void reapDispatchLost(TickState& t);
+  void reconcileDispatchers(TickState& t);
   void recordLiveness(TickState& t);
 
   // dispatch

@@ -1,4 +1,5 @@
 #include "host/config.h"
+#include "text/quoted.h"
 
 #include <algorithm>
 #include <cerrno>
@@ -30,7 +31,6 @@ constexpr std::int64_t kMaxDurationMs = 365LL * 24 * 3600 * 1000;
 constexpr std::int64_t kMaxCount = std::numeric_limits<int>::max();
 constexpr const char* kLogLevels[] = {"trace", "debug", "info", "warn", "error"};
 
-std::string inQuotes(std::string_view s) { return "\"" + std::string(s) + "\""; }
 
 int lineOf(const toml::node& node) { return static_cast<int>(node.source().begin.line); }
 
@@ -131,7 +131,7 @@ class Reader {
   const std::string& file() const noexcept { return file_; }
 
   static std::string where(std::string_view key, std::string_view section) {
-    return "key " + inQuotes(key) + " in [" + std::string(section) + "]";
+    return "key " + text::quoted(key) + " in [" + std::string(section) + "]";
   }
 
   std::string string(const toml::node& node, std::string_view key, std::string_view section) const {
@@ -240,10 +240,10 @@ SchedulerSettings readScheduler(const Reader& r, const toml::table& table) {
       s.log_level = r.string(n, key, kSection);
       if (std::find(std::begin(kLogLevels), std::end(kLogLevels), s.log_level) == std::end(kLogLevels)) {
         r.fail(line, Reader::where(key, kSection) +
-                              " must be one of trace, debug, info, warn, error; got " + inQuotes(s.log_level));
+                              " must be one of trace, debug, info, warn, error; got " + text::quoted(s.log_level));
       }
     } else {
-      r.fail(line, "unknown key " + inQuotes(key) + " in [scheduler]");
+      r.fail(line, "unknown key " + text::quoted(key) + " in [scheduler]");
     }
   }
   return s;
@@ -254,7 +254,7 @@ std::vector<fs::path> readPlugins(const Reader& r, const toml::table& table) {
   // Relative directories are read from the config file's directory, wherever leoflow is started.
   const fs::path base = fs::absolute(fs::path(r.file())).parent_path();
   for (const auto& [key, node, line] : inFileOrder(table)) {
-    if (key != "search_path") r.fail(line, "unknown key " + inQuotes(key) + " in [plugins]");
+    if (key != "search_path") r.fail(line, "unknown key " + text::quoted(key) + " in [plugins]");
     for (const std::string& dir : r.stringList(*node, key, "plugins")) {
       if (dir.empty()) r.fail(line, Reader::where(key, "plugins") + " has an empty directory");
       const fs::path p(dir);
@@ -300,7 +300,7 @@ PluginSection readPluginSection(const Reader& r, const toml::node& node, std::st
     if (key == "plugin") {
       s.plugin = r.string(n, key, section);
       if (!isValidPluginName(s.plugin)) {
-        r.fail(line, Reader::where(key, section) + ": " + inQuotes(s.plugin) +
+        r.fail(line, Reader::where(key, section) + ": " + text::quoted(s.plugin) +
                               " is not a plugin name (lower-case letters, digits, '-' and '_')");
       }
     } else if (key == "config") {
@@ -318,11 +318,11 @@ PluginSection readPluginSection(const Reader& r, const toml::node& node, std::st
       for (const std::string& type : s.task_types) {
         if (type.empty()) r.fail(line, Reader::where(key, section) + " has an empty task type");
         if (!seen.insert(type).second) {
-          r.fail(line, Reader::where(key, section) + " lists " + inQuotes(type) + " twice");
+          r.fail(line, Reader::where(key, section) + " lists " + text::quoted(type) + " twice");
         }
       }
     } else {
-      r.fail(line, "unknown key " + inQuotes(key) + " in [" + section + "]");
+      r.fail(line, "unknown key " + text::quoted(key) + " in [" + section + "]");
     }
   }
   if (s.plugin.empty()) r.fail(s.line, "missing key \"plugin\" in [" + section + "]");
@@ -347,7 +347,7 @@ void checkDispatcherTypes(const Reader& r, const std::vector<PluginSection>& dis
     for (const std::string& type : d.task_types) {
       auto [it, inserted] = owner.emplace(type, &d);
       if (!inserted) {
-        r.fail(d.line, "task type " + inQuotes(type) + " of [" + d.section + "] is already taken by [" +
+        r.fail(d.line, "task type " + text::quoted(type) + " of [" + d.section + "] is already taken by [" +
                            it->second->section + "] (line " + std::to_string(it->second->line) + ")");
       }
     }
@@ -457,7 +457,7 @@ HostConfig loadHostConfig(const std::string& path) {
     } else if (n.is_array_of_tables()) {
       r.fail(line, "unknown section [[" + name + "]]");
     } else {
-      r.fail(line, "unknown key " + inQuotes(name));
+      r.fail(line, "unknown key " + text::quoted(name));
     }
   }
 
@@ -513,8 +513,8 @@ ConfigView bindPluginConfig(const PluginSection& section, const std::vector<Conf
       if (section.config_lent_by_store) continue;
       std::string accepted;
       for (const ConfigKey& key : keys) accepted += (accepted.empty() ? "" : ", ") + key.name;
-      r.fail(value->line, "unknown key " + inQuotes(name) + " in [" + view_section + "] (plugin " +
-                              inQuotes(section.plugin) + " accepts: " + (accepted.empty() ? "no keys" : accepted) +
+      r.fail(value->line, "unknown key " + text::quoted(name) + " in [" + view_section + "] (plugin " +
+                              text::quoted(section.plugin) + " accepts: " + (accepted.empty() ? "no keys" : accepted) +
                               ")");
     }
     const ConfigKey& key = *it->second;
@@ -563,7 +563,7 @@ ConfigView bindPluginConfig(const PluginSection& section, const std::vector<Conf
     if (values.count(key.name) != 0) continue;
     if (key.required) {
       r.fail(raw.line > 0 ? raw.line : section.line,
-             "missing required key " + inQuotes(key.name) + " in [" + view_section + "] (" + expected(key.type) +
+             "missing required key " + text::quoted(key.name) + " in [" + view_section + "] (" + expected(key.type) +
                  (key.help.empty() ? "" : ": " + key.help) + ")" + lent_note);
     }
     if (key.default_value) values.emplace(key.name, normalizedDefault(key));

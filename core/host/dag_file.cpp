@@ -13,6 +13,7 @@
 #include "planning/compiled_dag.h"
 #include "schedule/cron.h"
 #include "schedule/iso_time.h"
+#include "text/quoted.h"
 
 namespace leoflow::host {
 namespace {
@@ -20,7 +21,6 @@ namespace {
 using nlohmann::json;
 namespace fs = std::filesystem;
 
-std::string jsonQuoted(const std::string& s) { return json(s).dump(); }
 
 const std::set<std::string> kTaskTypes = {"bash", "python", "http_api"};
 const std::set<std::string> kPullPolicies = {"Always", "IfNotPresent", "Never"};
@@ -91,7 +91,7 @@ class Checker {
     if (auto t = schedule::parseIsoTime(*text)) return t;
     // A bare date means midnight UTC, as Airflow users write start dates.
     if (auto t = schedule::parseIsoTime(*text + "T00:00:00Z"); t && text->size() == 10) return t;
-    error(where, std::string(key) + " must be an ISO-8601 time such as 2026-01-01T00:00:00Z, got " + jsonQuoted(*text));
+    error(where, std::string(key) + " must be an ISO-8601 time such as 2026-01-01T00:00:00Z, got " + text::quoted(*text));
     return std::nullopt;
   }
   std::map<std::string, std::string> stringMap(const json& obj, const char* key, const std::string& where) {
@@ -115,7 +115,7 @@ class Checker {
   }
   void unknownKeys(const json& obj, const std::set<std::string>& known, const std::string& where) {
     for (auto e = obj.begin(); e != obj.end(); ++e) {
-      if (known.count(e.key()) == 0) warn(where, "unknown key " + jsonQuoted(e.key()) + " ignored");
+      if (known.count(e.key()) == 0) warn(where, "unknown key " + text::quoted(e.key()) + " ignored");
     }
   }
 
@@ -137,10 +137,10 @@ std::optional<HttpRequestSpec> parseHttpRequest(Checker& c, const json& t, const
   h.method = c.str(r, "method", where + "http_request: ").value_or("GET");
   std::transform(h.method.begin(), h.method.end(), h.method.begin(), [](unsigned char ch) { return std::toupper(ch); });
   static const std::set<std::string> kMethods = {"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"};
-  if (kMethods.count(h.method) == 0) c.error(where, "http_request.method " + jsonQuoted(h.method) + " is not an HTTP method");
+  if (kMethods.count(h.method) == 0) c.error(where, "http_request.method " + text::quoted(h.method) + " is not an HTTP method");
   h.url = c.str(r, "url", where + "http_request: ").value_or("");
   if (h.url.rfind("http://", 0) != 0 && h.url.rfind("https://", 0) != 0) {
-    c.error(where, "http_request.url must be an http:// or https:// URL, got " + jsonQuoted(h.url));
+    c.error(where, "http_request.url must be an http:// or https:// URL, got " + text::quoted(h.url));
   }
   h.headers = c.stringMap(r, "headers", where + "http_request: ");
   if (auto b = r.find("body"); b != r.end() && !b->is_null()) h.body_json = b->dump();
@@ -175,7 +175,7 @@ void parseExecution(Checker& c, const json& t, const std::string& where, TaskSpe
   spec.execution.image_pull_policy = c.str(e, "image_pull_policy", ew).value_or("");
   if (!spec.execution.image_pull_policy.empty() && kPullPolicies.count(spec.execution.image_pull_policy) == 0) {
     c.error(where, "execution.image_pull_policy must be Always, IfNotPresent or Never, got " +
-                       jsonQuoted(spec.execution.image_pull_policy));
+                       text::quoted(spec.execution.image_pull_policy));
   }
   if (auto tol = e.find("tolerations"); tol != e.end() && !tol->is_null()) {
     if (!tol->is_array()) {
@@ -193,7 +193,7 @@ void parseExecution(Checker& c, const json& t, const std::string& where, TaskSpe
       tt.value = c.str(x, "value", ew).value_or("");
       tt.effect = c.str(x, "effect", ew).value_or("");
       if (!tt.op.empty() && tt.op != "Equal" && tt.op != "Exists") {
-        c.error(where, "execution.tolerations operator must be Equal or Exists, got " + jsonQuoted(tt.op));
+        c.error(where, "execution.tolerations operator must be Equal or Exists, got " + text::quoted(tt.op));
       }
       for (const char* k : {"toleration_seconds", "tolerationSeconds"}) {
         if (auto s = x.find(k); s != x.end() && !s->is_null()) {
@@ -221,7 +221,7 @@ TaskSpec parseTask(Checker& c, const json& t, std::size_t index, const Defaults&
   }
   spec.task_id = c.str(t, "task_id", "tasks[" + std::to_string(index) + "]: ").value_or("");
   const std::string where =
-      spec.task_id.empty() ? "tasks[" + std::to_string(index) + "]: " : "task " + jsonQuoted(spec.task_id) + ": ";
+      spec.task_id.empty() ? "tasks[" + std::to_string(index) + "]: " : "task " + text::quoted(spec.task_id) + ": ";
   if (spec.task_id.empty()) {
     c.error(where, "task_id is missing");
   } else if (!isValidId(spec.task_id)) {
@@ -233,7 +233,7 @@ TaskSpec parseTask(Checker& c, const json& t, std::size_t index, const Defaults&
   if (spec.type.empty()) {
     c.error(where, "type is missing (bash, python or http_api)");
   } else if (kTaskTypes.count(spec.type) == 0) {
-    c.error(where, "unknown type " + jsonQuoted(spec.type) + " (expected bash, python or http_api)");
+    c.error(where, "unknown type " + text::quoted(spec.type) + " (expected bash, python or http_api)");
   }
   if (auto deps = t.find("depends_on"); deps != t.end() && !deps->is_null()) {
     if (!deps->is_array()) {
@@ -252,7 +252,7 @@ TaskSpec parseTask(Checker& c, const json& t, std::size_t index, const Defaults&
   if (auto parsed = parseTriggerRule(rule)) {
     spec.trigger_rule = *parsed;
   } else {
-    c.error(where, "unknown trigger rule " + jsonQuoted(rule));
+    c.error(where, "unknown trigger rule " + text::quoted(rule));
   }
   spec.retries = static_cast<int>(c.count(t, "retries", where).value_or(defaults.retries.value_or(0)));
   spec.retry_delay_seconds =
@@ -270,7 +270,7 @@ TaskSpec parseTask(Checker& c, const json& t, std::size_t index, const Defaults&
   } else if (mode == "pod") {
     spec.execution_mode = ExecutionMode::kPod;
   } else {
-    c.error(where, "execution_mode must be \"inline\" or \"pod\", got " + jsonQuoted(mode));
+    c.error(where, "execution_mode must be \"inline\" or \"pod\", got " + text::quoted(mode));
   }
   spec.entrypoint = c.str(t, "entrypoint", where).value_or("");
   if ((spec.type == "bash" || spec.type == "python") && spec.entrypoint.empty()) {
@@ -353,13 +353,13 @@ std::optional<ParsedDag> parseDagDocument(const json& doc, const std::string& fi
   if (d.dag_id.empty()) {
     c.error("", "dag_id is missing");
   } else if (!isValidId(d.dag_id)) {
-    c.error("", "dag_id " + jsonQuoted(d.dag_id) + " must use only letters, digits, '_', '.' and '-' (at most 250)");
+    c.error("", "dag_id " + text::quoted(d.dag_id) + " must use only letters, digits, '_', '.' and '-' (at most 250)");
   }
   c.unknownKeys(doc, kDagKeys, "");
   d.schedule = c.str(doc, "schedule", "").value_or("");
   d.schedule_timezone = c.str(doc, "schedule_timezone", "").value_or("");
   if (auto parsed = schedule::Schedule::parse(d.schedule, d.schedule_timezone); !parsed) {
-    c.error("", "bad schedule " + jsonQuoted(d.schedule) + ": " + parsed.status().message());
+    c.error("", "bad schedule " + text::quoted(d.schedule) + ": " + parsed.status().message());
   }
   d.start_date = c.time(doc, "start_date", "");
   d.end_date = c.time(doc, "end_date", "");
@@ -387,7 +387,7 @@ std::optional<ParsedDag> parseDagDocument(const json& doc, const std::string& fi
     for (std::size_t i = 0; i < tasks->size(); ++i) {
       TaskSpec t = parseTask(c, (*tasks)[i], i, defaults);
       if (!t.task_id.empty() && !seen.insert(t.task_id).second) {
-        c.error("task " + jsonQuoted(t.task_id) + ": ", "duplicate task id");
+        c.error("task " + text::quoted(t.task_id) + ": ", "duplicate task id");
         continue;
       }
       d.tasks.push_back(std::move(t));
@@ -399,7 +399,7 @@ std::optional<ParsedDag> parseDagDocument(const json& doc, const std::string& fi
     for (const TaskSpec& t : d.tasks) {
       for (const std::string& dep : t.depends_on) {
         if (ids.count(dep) == 0) {
-          c.error("task " + jsonQuoted(t.task_id) + ": ", "depends on unknown task " + jsonQuoted(dep));
+          c.error("task " + text::quoted(t.task_id) + ": ", "depends on unknown task " + text::quoted(dep));
           dangling = true;
         }
       }
@@ -475,7 +475,7 @@ DagLoad loadDagFiles(const std::vector<std::string>& paths) {
     if (!parsed) continue;
     auto [it, inserted] = defined_in.emplace(parsed->spec.dag_id, f);
     if (!inserted) {
-      load.errors.push_back(f + ": dag " + jsonQuoted(parsed->spec.dag_id) + " is also defined in " + it->second);
+      load.errors.push_back(f + ": dag " + text::quoted(parsed->spec.dag_id) + " is also defined in " + it->second);
       continue;
     }
     load.dags.push_back(std::move(*parsed));

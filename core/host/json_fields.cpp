@@ -3,10 +3,11 @@
 #include <cmath>
 
 #include "schedule/iso_time.h"
+#include "text/quoted.h"
 
 namespace leoflow::host {
 
-std::string quote(const std::string& s) { return nlohmann::json(s).dump(); }
+std::string quote(const std::string& s) { return text::quoted(s); }
 
 nlohmann::json parseJsonText(const std::string& text, const std::string& what) {
   try {

@@ -1,4 +1,5 @@
 #include "host/plugin_loader.h"
+#include "text/quoted.h"
 
 #include <dlfcn.h>
 
@@ -35,11 +36,10 @@ constexpr std::size_t kLeadingFieldsSize = offsetof(LeoflowPluginDescriptor, abi
 constexpr std::size_t kMinDescriptorSize =
     offsetof(LeoflowPluginDescriptor, register_factories) + sizeof(LeoflowPluginDescriptor::register_factories);
 
-std::string inQuotes(std::string_view s) { return "\"" + std::string(s) + "\""; }
 
 // "plugin "x" (/path/leoflow-x.so): " — the start of every refusal.
 std::string about(const std::string& name, const fs::path& path) {
-  return "plugin " + inQuotes(name) + " (" + path.string() + "): ";
+  return "plugin " + text::quoted(name) + " (" + path.string() + "): ";
 }
 
 [[noreturn]] void refuse(PluginErrorKind kind, const std::string& name, const fs::path& path,
@@ -266,7 +266,7 @@ class PluginLibraries {
     // Two names for one file (a symlink): the descriptor matched the first one only.
     if (plugin.name() != name) {
       refuse(PluginErrorKind::kNameMismatch, name, canonical_path,
-             "descriptor names " + inQuotes(plugin.name()) + ", not " + inQuotes(name) + " as the file name says");
+             "descriptor names " + text::quoted(plugin.name()) + ", not " + text::quoted(name) + " as the file name says");
     }
     return plugin;
   }
@@ -353,12 +353,12 @@ class PluginLibraries {
     // DuckDB's lesson: a C++ interface must match the host's build exactly, so compare the whole tag.
     if (std::strcmp(d->build_tag, LEOFLOW_BUILD_TAG) != 0) {
       refuse(PluginErrorKind::kBuildTagMismatch, name, path,
-             "build tag " + inQuotes(d->build_tag) + " differs from the host's " + inQuotes(LEOFLOW_BUILD_TAG) +
+             "build tag " + text::quoted(d->build_tag) + " differs from the host's " + text::quoted(LEOFLOW_BUILD_TAG) +
                  "; build the plugin with the host's compiler, C++ standard, spdlog and fmt");
     }
     if (name != d->name) {
       refuse(PluginErrorKind::kNameMismatch, name, path,
-             "descriptor names " + inQuotes(d->name) + ", not " + inQuotes(name) + " as the file name says");
+             "descriptor names " + text::quoted(d->name) + ", not " + text::quoted(name) + " as the file name says");
     }
   }
 
@@ -426,7 +426,7 @@ PluginLoader::PluginLoader(std::vector<fs::path> configured_search_path) {
 const LoadedPlugin& PluginLoader::load(const std::string& name) {
   if (!isValidPluginName(name)) {
     throw PluginError(PluginErrorKind::kInvalidName, name, "",
-                      inQuotes(name) + " is not a plugin name: use lower-case letters, digits, '-' and '_'");
+                      text::quoted(name) + " is not a plugin name: use lower-case letters, digits, '-' and '_'");
   }
   const std::string file = pluginFileName(name);
   std::string tried;
@@ -440,7 +440,7 @@ const LoadedPlugin& PluginLoader::load(const std::string& name) {
     tried += (tried.empty() ? "" : ", ") + candidate.string();
   }
   throw PluginError(PluginErrorKind::kNotFound, name, "",
-                    "plugin " + inQuotes(name) + " not found; tried " + tried +
+                    "plugin " + text::quoted(name) + " not found; tried " + tried +
                         " (add its directory to [plugins] search_path or $LEOFLOW_PLUGIN_PATH)");
 }
 

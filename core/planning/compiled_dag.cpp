@@ -2,18 +2,10 @@
 
 #include <algorithm>
 
+#include "text/quoted.h"
+
 namespace leoflow::planning {
 namespace {
-
-// Built by appends: g++ 12 at -O3 reports a false -Wrestrict on "\"" + std::string(s).
-std::string quoted(std::string_view s) {
-  std::string out;
-  out.reserve(s.size() + 2);
-  out += '"';
-  out += s;
-  out += '"';
-  return out;
-}
 
 // Finds one cycle among the tasks Kahn's algorithm could not order and spells it out, so the
 // message shows the loop instead of just saying there is one.
@@ -67,7 +59,7 @@ Result<CompiledDag> CompiledDag::compile(std::span<const TaskSpec> tasks) {
     }
     if (!dag.index_.emplace(t.task_id, i).second) {
       return invalidArgument("tasks[" + std::to_string(i) + "].task_id: duplicate task id " +
-                             quoted(t.task_id));
+                             text::quoted(t.task_id));
     }
     dag.ids_.push_back(t.task_id);
     dag.rules_.push_back(t.trigger_rule);
@@ -83,8 +75,8 @@ Result<CompiledDag> CompiledDag::compile(std::span<const TaskSpec> tasks) {
     for (const std::string& dep : tasks[i].depends_on) {
       auto found = dag.find(dep);
       if (!found) {
-        return invalidArgument("tasks[" + std::to_string(i) + "].depends_on: " + quoted(dep) +
-                               " is not a task (in task " + quoted(tasks[i].task_id) + ")");
+        return invalidArgument("tasks[" + std::to_string(i) + "].depends_on: " + text::quoted(dep) +
+                               " is not a task (in task " + text::quoted(tasks[i].task_id) + ")");
       }
       if (std::find(dag.up_.begin() + static_cast<std::ptrdiff_t>(first), dag.up_.end(), *found) !=
           dag.up_.end()) {

@@ -1,5 +1,7 @@
 #include "schedule/cron.h"
 
+#include "text/quoted.h"
+
 #include <algorithm>
 #include <array>
 #include <cstdint>
@@ -47,15 +49,6 @@ std::string lowered(std::string_view s) {
   return out;
 }
 
-// Built by appending: g++ 12 at -O3 warns (-Wrestrict, a false positive) on `"\"" + std::string(s)`.
-std::string quoted(std::string_view s) {
-  std::string out;
-  out.reserve(s.size() + 2);
-  out += '"';
-  out += s;
-  out += '"';
-  return out;
-}
 
 // Names that mean UTC itself: they take the fast path and never load the tz database.
 bool isUtcName(std::string_view name) noexcept {
@@ -72,7 +65,7 @@ Status resolveZone(std::string_view name, const date::time_zone*& zone) {
     zone = date::locate_zone(name);
   } catch (...) {
     // date/tz throws std::runtime_error for an unknown name (and for a missing database).
-    return invalidArgument("unknown time zone " + quoted(name));
+    return invalidArgument("unknown time zone " + text::quoted(name));
   }
   return Status::ok();
 }
@@ -81,7 +74,7 @@ Status resolveZone(std::string_view name, const date::time_zone*& zone) {
 // BEHAVIOUR §10 item 27: zero, negative and sub-second durations are errors, not clamped to 1 s.
 Result<seconds> parseEvery(std::string_view text) {
   const auto bad = [text](const std::string& why) {
-    return invalidArgument("@every duration " + quoted(text) + ": " + why);
+    return invalidArgument("@every duration " + text::quoted(text) + ": " + why);
   };
   if (text.empty()) return invalidArgument("@every needs a duration such as 1h30m or 90s");
   std::int64_t total = 0;
@@ -112,7 +105,7 @@ Result<seconds> parseEvery(std::string_view text) {
       return bad("missing unit after " + std::string(text.substr(digits_begin, i - digits_begin)) +
                  " (use d, h, m or s)");
     } else {
-      return bad("unknown unit " + quoted(text.substr(unit_begin, i - unit_begin)) + " (use d, h, m or s)");
+      return bad("unknown unit " + text::quoted(text.substr(unit_begin, i - unit_begin)) + " (use d, h, m or s)");
     }
     total += std::min(value, kMaxEverySeconds + 1) * scale;
     if (total > kMaxEverySeconds) return bad("longer than 100000 days");
@@ -168,10 +161,10 @@ Result<Schedule> Schedule::parse(std::string_view expression, std::string_view t
     while (end < text.size() && !isSpace(text[end])) ++end;
     prefix = text.substr(0, end);
     zone_name = text.substr(marker.size(), end - marker.size());
-    if (zone_name.empty()) return invalidArgument("time zone prefix " + quoted(prefix) + " names no zone");
+    if (zone_name.empty()) return invalidArgument("time zone prefix " + text::quoted(prefix) + " names no zone");
     text = trim(text.substr(end));
     if (text.empty()) {
-      return invalidArgument("time zone prefix " + quoted(prefix) + " is not followed by a schedule");
+      return invalidArgument("time zone prefix " + text::quoted(prefix) + " is not followed by a schedule");
     }
     break;
   }
@@ -179,7 +172,7 @@ Result<Schedule> Schedule::parse(std::string_view expression, std::string_view t
   Schedule schedule;
   if (Status s = resolveZone(zone_name, schedule.zone_); !s) {
     if (prefix.empty()) return s;
-    return invalidArgument(s.message() + " in prefix " + quoted(prefix));
+    return invalidArgument(s.message() + " in prefix " + text::quoted(prefix));
   }
 
   if (text.empty()) return schedule;  // ARCHITECTURE §8.4: absent or empty = manual
@@ -205,8 +198,8 @@ Result<Schedule> Schedule::parse(std::string_view expression, std::string_view t
   }
   const auto no_argument = [&]() -> Status {
     if (argument.empty()) return Status::ok();
-    return invalidArgument("descriptor " + quoted(text.substr(0, word_end)) + " takes no argument, got " +
-                           quoted(argument));
+    return invalidArgument("descriptor " + text::quoted(text.substr(0, word_end)) + " takes no argument, got " +
+                           text::quoted(argument));
   };
   if (word == "@once" || word == "@continuous") {
     if (Status s = no_argument(); !s) return s;
@@ -222,7 +215,7 @@ Result<Schedule> Schedule::parse(std::string_view expression, std::string_view t
     schedule.fields_ = *fields;
     return schedule;
   }
-  return invalidArgument("unrecognized descriptor " + quoted(text.substr(0, word_end)) +
+  return invalidArgument("unrecognized descriptor " + text::quoted(text.substr(0, word_end)) +
                          " (use @yearly, @annually, @monthly, @weekly, @daily, @midnight, @hourly, "
                          "@every <duration>, @once or @continuous)");
 }

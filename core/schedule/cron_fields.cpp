@@ -1,5 +1,7 @@
 #include "schedule/cron_fields.h"
 
+#include "text/quoted.h"
+
 #include <bit>
 #include <span>
 #include <string>
@@ -61,15 +63,6 @@ int parseBounded(std::string_view digits, int cap) noexcept {
   return static_cast<int>(v);
 }
 
-// Built by appending: g++ 12 at -O3 warns (-Wrestrict, a false positive) on `"\"" + std::string(s)`.
-std::string quoted(std::string_view s) {
-  std::string out;
-  out.reserve(s.size() + 2);
-  out += '"';
-  out += s;
-  out += '"';
-  return out;
-}
 
 // Collects the first problem in a field; the field name and text prefix every message.
 class FieldParser {
@@ -77,7 +70,7 @@ class FieldParser {
   FieldParser(const FieldSpec& spec, std::string_view text) : spec_(spec), text_(text) {}
 
   Status fail(const std::string& what) const {
-    return invalidArgument(std::string(spec_.name) + " field " + quoted(text_) + ": " + what);
+    return invalidArgument(std::string(spec_.name) + " field " + text::quoted(text_) + ": " + what);
   }
 
   // One value: a number in [min, max] or, where the field has names, a three-letter name.
@@ -98,10 +91,10 @@ class FieldParser {
       }
     }
     if (!spec_.names.empty()) {
-      return fail("unknown name " + quoted(token) + " (use " + std::to_string(spec_.min) + "-" +
+      return fail("unknown name " + text::quoted(token) + " (use " + std::to_string(spec_.min) + "-" +
                   std::to_string(spec_.max) + " or " + std::string(spec_.name_hint) + ")");
     }
-    return fail(quoted(token) + " is not a number");
+    return fail(text::quoted(token) + " is not a number");
   }
 
   // One list element: `*`, `?`, `a`, `a-b`, each optionally `/step`.
@@ -115,7 +108,7 @@ class FieldParser {
       base = part.substr(0, slash);
       const std::string_view step_text = part.substr(slash + 1);
       if (step_text.empty()) return fail("missing step after \"/\"");
-      if (!allDigits(step_text)) return fail("step " + quoted(step_text) + " is not a number");
+      if (!allDigits(step_text)) return fail("step " + text::quoted(step_text) + " is not a number");
       step = parseBounded(step_text, 9999);
       if (step < 1) return fail("step must be at least 1");
     }
@@ -129,7 +122,7 @@ class FieldParser {
     } else if (const auto dash = base.find('-'); dash != std::string_view::npos) {
       if (Status s = value(base.substr(0, dash), lo); !s) return s;
       if (Status s = value(base.substr(dash + 1), hi); !s) return s;
-      if (lo > hi) return fail("range " + quoted(base) + " runs backwards");
+      if (lo > hi) return fail("range " + text::quoted(base) + " runs backwards");
     } else {
       if (Status s = value(base, lo); !s) return s;
       // `a/n` means a through the end of the field, every n.
@@ -245,8 +238,8 @@ Result<CronFields> parseCronFields(std::string_view text) {
       fires = (f.days & ((std::uint64_t{2} << longest) - 2)) != 0;
     }
     if (!fires) {
-      return invalidArgument("never fires: day-of-month field " + quoted(field[2]) +
-                             " names no day that exists in month field " + quoted(field[3]));
+      return invalidArgument("never fires: day-of-month field " + text::quoted(field[2]) +
+                             " names no day that exists in month field " + text::quoted(field[3]));
     }
   }
   return f;

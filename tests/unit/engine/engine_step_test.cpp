@@ -177,6 +177,14 @@ TEST(EngineStep, FollowerReadsAndWritesNothing) {  // 27, 39
   EXPECT_TRUE(h.engine->health().last_tick.has_value());
 }
 
+TEST(EngineStep, LetsDispatchersReconcileOnFullTicksOnly) {
+  EngineHarness h;
+  h.lead();
+  h.engine->tick(Engine::TickKind::kFull);
+  h.engine->tick(Engine::TickKind::kQuick);
+  EXPECT_EQ(h.dispatcher.reconcileCalls(), 1);
+}
+
 TEST(EngineStep, RecordsLivenessForStatus) {
   EngineHarness h;
   h.lead();
