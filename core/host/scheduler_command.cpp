@@ -13,6 +13,7 @@
 #include "host/dag_file.h"
 #include "host/exit_codes.h"
 #include "host/logging.h"
+#include "host/startup_errors.h"
 
 namespace leoflow::host {
 namespace {
@@ -118,17 +119,7 @@ void addSchedulerCommand(CLI::App& app, CommandContext& ctx) {
   CLI::App* cmd = app.add_subcommand("scheduler", "Run the scheduler until SIGINT or SIGTERM (graceful)");
   cmd->add_option("--log-level", ctx.log_level, "trace, debug, info, warn or error (default: [scheduler] log_level)");
   cmd->callback([&ctx] {
-    try {
-      ctx.exit_code = runScheduler(ctx, ctx.log_level);
-    } catch (const ConfigError& e) {
-      throw CommandError(kExitBadInput, e.what());
-    } catch (const PluginError& e) {
-      throw CommandError(kExitBadInput, e.what());
-    } catch (const StartupError& e) {
-      throw CommandError(kExitBadInput, e.what());
-    } catch (const BackendUnavailable& e) {
-      throw CommandError(kExitUnreachable, e.what());
-    }
+    ctx.exit_code = withStartupExitCodes([&ctx] { return runScheduler(ctx, ctx.log_level); });
   });
 }
 

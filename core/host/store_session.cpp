@@ -2,25 +2,18 @@
 
 #include "host/exit_codes.h"
 #include "host/logging.h"
+#include "host/startup_errors.h"
 
 namespace leoflow::host {
 
 StoreSession::StoreSession(const CommandContext& ctx) {
-  try {
+  withStartupExitCodes([&] {
     config_ = loadHostConfig(findConfigPath(ctx.config_path));
     // One-shot commands talk to people on stderr: keep the plugins' logs to warnings and worse.
     setLogLevel("warn");
     loader_ = std::make_unique<PluginLoader>(config_.plugin_search_path);
     backends_ = std::make_unique<Backends>(config_, *loader_, Backends::Scope::kStoreOnly);
-  } catch (const ConfigError& e) {
-    throw CommandError(kExitBadInput, e.what());
-  } catch (const PluginError& e) {
-    throw CommandError(kExitBadInput, e.what());
-  } catch (const StartupError& e) {
-    throw CommandError(kExitBadInput, e.what());
-  } catch (const BackendUnavailable& e) {
-    throw CommandError(kExitUnreachable, e.what());
-  }
+  });
   Status ping = backends_->store().ping();
   if (!ping.isOk()) failWith(ping, "store " + config_.store.plugin);
 }

@@ -18,15 +18,6 @@ using ::testing::IsEmpty;
 using nlohmann::json;
 using namespace std::chrono_literals;
 
-bool pluginsBuilt() {
-  static const bool built = runCommand(leoflowBinary() + " plugins describe store-redis").exit_code == 0 &&
-                            runCommand(leoflowBinary() + " plugins describe dispatcher-local").exit_code == 0;
-  return built;
-}
-
-#define REQUIRE_STACK()                                                                  \
-  if (!pluginsBuilt()) GTEST_SKIP() << "store-redis or dispatcher-local is not built"
-
 // A chain of `n` tasks, each sleeping `sleep_s` after recording its attempt.
 void writeChain(E2eStack& stack, const std::string& dag_id, int n, double sleep_s) {
   json tasks = json::array();

@@ -17,16 +17,6 @@ using ::testing::HasSubstr;
 using nlohmann::json;
 using namespace std::chrono_literals;
 
-// The end-to-end tests need the two plugins of the dev stack.
-bool pluginsBuilt() {
-  static const bool built = runCommand(leoflowBinary() + " plugins describe store-redis").exit_code == 0 &&
-                            runCommand(leoflowBinary() + " plugins describe dispatcher-local").exit_code == 0;
-  return built;
-}
-
-#define REQUIRE_STACK()                                                                  \
-  if (!pluginsBuilt()) GTEST_SKIP() << "store-redis or dispatcher-local is not built"
-
 json task(const std::string& id, const std::string& cmd, std::vector<std::string> deps = {}) {
   return {{"task_id", id}, {"type", "bash"}, {"entrypoint", cmd}, {"depends_on", deps}};
 }

@@ -12,9 +12,8 @@
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <spdlog/logger.h>
-#include <spdlog/sinks/stdout_sinks.h>
 
-#include <leoflow/recorder.h>
+#include "support/null_roles.h"
 
 #include "contract/dispatcher_contract.h"
 #include "host/config.h"
@@ -28,26 +27,8 @@ namespace fs = std::filesystem;
 
 constexpr const char* kPlugin = "dispatcher-local";
 
-class WallClock final : public Clock {
- public:
-  Timestamp now() const override {
-    return std::chrono::time_point_cast<std::chrono::microseconds>(std::chrono::system_clock::now());
-  }
-};
-
-class NullRecorder final : public Recorder {
- public:
-  void recordSchedulerDecision(std::string_view) override {}
-  void recordTaskTransition(TaskState, TaskState, std::string_view) override {}
-  void recordUndispatchable(std::string_view) override {}
-  void recordSchedulerStepDown(std::string_view) override {}
-  void observeSchedulerReacquire(std::chrono::microseconds) override {}
-  void observeTickDuration(std::chrono::microseconds) override {}
-  void setDispatchQueueDepth(std::int64_t) override {}
-  void observeDispatchLatency(std::chrono::microseconds) override {}
-  void observeTaskDuration(std::string_view, std::string_view, std::string_view,
-                           std::chrono::microseconds) override {}
-};
+using leoflow::testing::NullRecorder;
+using leoflow::testing::WallClock;
 
 // What the host lends every dispatcher, for the whole process: a plugin keeps references to the
 // clock and the recorder, and may keep one to its context (the host keeps contexts alive too).
@@ -58,13 +39,8 @@ struct Plumbing {
   std::mutex mutex;
   std::deque<PluginContext> contexts;
 
-  Plumbing() {
-    // Stopping tasks at shutdown logs warnings in every test; LEOFLOW_TEST_LOG=debug shows all.
-    logger = std::make_shared<spdlog::logger>("plugin.dispatcher-local",
-                                              std::make_shared<spdlog::sinks::stderr_sink_mt>());
-    const char* level = std::getenv("LEOFLOW_TEST_LOG");
-    logger->set_level(level != nullptr ? spdlog::level::from_str(level) : spdlog::level::err);
-  }
+  // Stopping tasks at shutdown logs warnings in every test: errors only, unless LEOFLOW_TEST_LOG.
+  Plumbing() : logger(leoflow::testing::stderrTestLogger("plugin.dispatcher-local", spdlog::level::err)) {}
 };
 
 Plumbing& plumbing() {

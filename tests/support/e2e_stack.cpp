@@ -96,6 +96,12 @@ std::string ChildProcess::log() const {
   return ss.str();
 }
 
+bool devStackPluginsBuilt() {
+  static const bool built = runCommand(leoflowBinary() + " plugins describe store-redis").exit_code == 0 &&
+                            runCommand(leoflowBinary() + " plugins describe dispatcher-local").exit_code == 0;
+  return built;
+}
+
 int freePort() {
   const int fd = socket(AF_INET, SOCK_STREAM, 0);
   sockaddr_in addr{};

@@ -56,6 +56,14 @@ class ChildProcess {
   std::filesystem::path log_file_;
 };
 
+/// True when this build has the two plugins of the dev stack, store-redis and dispatcher-local.
+bool devStackPluginsBuilt();
+
+/// Skips the test when the dev stack's plugins are not built.
+#define REQUIRE_STACK()                 \
+  if (!::leoflow::testing::devStackPluginsBuilt()) \
+  GTEST_SKIP() << "store-redis or dispatcher-local is not built"
+
 /// A free TCP port on 127.0.0.1.
 int freePort();
 

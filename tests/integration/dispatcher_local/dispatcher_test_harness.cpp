@@ -120,10 +120,6 @@ bool RecordingEvents::waitCount(ReportType type, const AttemptRef& attempt, int 
   });
 }
 
-Timestamp WallClock::now() const {
-  return std::chrono::time_point_cast<std::chrono::microseconds>(std::chrono::system_clock::now());
-}
-
 std::shared_ptr<spdlog::logger> testLogger() {
   spdlog::sink_ptr sink;
   if (std::getenv("LEOFLOW_TEST_VERBOSE") != nullptr) {

@@ -18,6 +18,8 @@
 
 #include <leoflow/context.h>
 #include <leoflow/dispatcher.h>
+
+#include "support/null_roles.h"
 #include <leoflow/recorder.h>
 
 namespace leoflow::testing::dispatcher_local {
@@ -67,23 +69,6 @@ class RecordingEvents final : public TaskEvents {
   std::map<AttemptRef, TaskState> states_;
 };
 
-class WallClock final : public Clock {
- public:
-  Timestamp now() const override;
-};
-
-class NullRecorder final : public Recorder {
- public:
-  void recordSchedulerDecision(std::string_view) override {}
-  void recordTaskTransition(TaskState, TaskState, std::string_view) override {}
-  void recordUndispatchable(std::string_view) override {}
-  void recordSchedulerStepDown(std::string_view) override {}
-  void observeSchedulerReacquire(std::chrono::microseconds) override {}
-  void observeTickDuration(std::chrono::microseconds) override {}
-  void setDispatchQueueDepth(std::int64_t) override {}
-  void observeDispatchLatency(std::chrono::microseconds) override {}
-  void observeTaskDuration(std::string_view, std::string_view, std::string_view, std::chrono::microseconds) override {}
-};
 
 /// "plugin.dispatcher-local"; prints to stderr when LEOFLOW_TEST_VERBOSE is set.
 std::shared_ptr<spdlog::logger> testLogger();

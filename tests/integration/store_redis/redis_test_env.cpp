@@ -8,55 +8,21 @@
 #include <thread>
 
 #include <spdlog/logger.h>
-#include <spdlog/sinks/stdout_sinks.h>
 
-#include <leoflow/recorder.h>
+#include "support/null_roles.h"
 
 namespace leoflow::testing::redis {
 namespace {
 
-class WallClock final : public Clock {
- public:
-  Timestamp now() const override {
-    return std::chrono::time_point_cast<std::chrono::microseconds>(std::chrono::system_clock::now());
-  }
-};
-
-class NoEvents final : public TaskEvents {
- public:
-  Status running(const AttemptRef&) override { return Status::ok(); }
-  Status heartbeat(const AttemptRef&) override { return Status::ok(); }
-  Status finished(const AttemptRef&, const TaskOutcome&) override { return Status::ok(); }
-};
-
-class NoRecorder final : public Recorder {
- public:
-  void recordSchedulerDecision(std::string_view) override {}
-  void recordTaskTransition(TaskState, TaskState, std::string_view) override {}
-  void recordUndispatchable(std::string_view) override {}
-  void recordSchedulerStepDown(std::string_view) override {}
-  void observeSchedulerReacquire(std::chrono::microseconds) override {}
-  void observeTickDuration(std::chrono::microseconds) override {}
-  void setDispatchQueueDepth(std::int64_t) override {}
-  void observeDispatchLatency(std::chrono::microseconds) override {}
-  void observeTaskDuration(std::string_view, std::string_view, std::string_view,
-                           std::chrono::microseconds) override {}
-};
 
 // Lives for the whole process: contexts lent to stores only hold references.
 struct Plumbing {
   WallClock clock;
-  NoEvents events;
-  NoRecorder recorder;
-  std::shared_ptr<spdlog::logger> logger;
-
-  Plumbing() {
-    // The plugin's warnings (Redis going away in the restart tests) are part of what a reader of a
-    // failing test wants to see; LEOFLOW_TEST_LOG=debug shows everything.
-    logger = std::make_shared<spdlog::logger>("plugin.store-redis", std::make_shared<spdlog::sinks::stderr_sink_mt>());
-    const char* level = std::getenv("LEOFLOW_TEST_LOG");
-    logger->set_level(level != nullptr ? spdlog::level::from_str(level) : spdlog::level::warn);
-  }
+  NullTaskEvents events;
+  NullRecorder recorder;
+  // The plugin's warnings (Redis going away in the restart tests) are part of what a reader of a
+  // failing test wants to see.
+  std::shared_ptr<spdlog::logger> logger = stderrTestLogger("plugin.store-redis", spdlog::level::warn);
 };
 
 Plumbing& plumbing() {
