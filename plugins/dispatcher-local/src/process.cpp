@@ -20,8 +20,40 @@ namespace {
 
 // $1 is the exit file, the rest the task's argv. `trap :` (a handler, not an ignore) keeps the
 // shell waiting on SIGTERM while the task, after exec, gets default dispositions back.
-constexpr const char* kSupervisorScript =
+constexpr const char* kShSupervisorScript =
     "f=$1; shift; trap : TERM INT HUP; \"$@\"; rc=$?; echo \"$rc\" > \"$f\"; exit \"$rc\"";
+
+// $1 is the exit file, $2 the entrypoint, run in this shell: no second exec. The EXIT trap sees
+// the script's status however it ends (its end, `exit N`, set -e); a fatal signal would run it
+// with $? = 0, hence the explicit TERM/INT/HUP traps. The entrypoint sees no positional
+// parameters and none of the helper variables, as under `bash -c`. Without fork: printf -v.
+constexpr const char* kBashSupervisorScript =
+    "printf -v __leoflow_exit 'echo $? > %q' \"$1\"; trap \"$__leoflow_exit\" EXIT; "
+    "trap 'exit 143' TERM; trap 'exit 130' INT; trap 'exit 129' HUP; "
+    "__leoflow_entry=$2; shift 2; unset __leoflow_exit; "
+    "eval \"unset __leoflow_entry; $__leoflow_entry\"";
+
+bool isBashEntrypoint(const std::vector<std::string>& argv) {
+  return argv.size() == 3 && argv[0] == "bash" && argv[1] == "-c";
+}
+
+// `name` on the PATH of the task's environment (NAME=value entries), as a shell would find it;
+// the default path when there is none. Empty when not found.
+std::string findOnPath(const std::string& name, const std::vector<std::string>& env) {
+  std::string_view path = "/usr/local/bin:/usr/bin:/bin";
+  for (const std::string& e : env) {
+    if (e.rfind("PATH=", 0) == 0) path = std::string_view(e).substr(5);
+  }
+  while (true) {
+    const std::size_t colon = path.find(':');
+    std::string dir(path.substr(0, colon));
+    if (dir.empty()) dir = ".";
+    const std::string candidate = dir + "/" + name;
+    if (::access(candidate.c_str(), X_OK) == 0) return candidate;
+    if (colon == std::string_view::npos) return {};
+    path.remove_prefix(colon + 1);
+  }
+}
 
 class SpawnAttributes {
  public:
@@ -92,14 +124,20 @@ Result<pid_t> spawnSupervised(const SpawnRequest& request) {
   rc = rc != 0 ? rc : ::posix_spawn_file_actions_addclosefrom_np(sa.actions(), STDERR_FILENO + 1);
   if (rc != 0) return internalError("preparing posix_spawn failed: " + errnoText(rc));
 
+  // The same layout either way (argv[3] the name, argv[4] the exit file: findSupervisor()).
+  const bool bash = isBashEntrypoint(request.argv);
   std::vector<std::string> args;
   args.reserve(request.argv.size() + 5);
-  args.emplace_back("/bin/sh");
+  args.emplace_back(bash ? "bash" : "/bin/sh");
   args.emplace_back("-c");
-  args.emplace_back(kSupervisorScript);
+  args.emplace_back(bash ? kBashSupervisorScript : kShSupervisorScript);
   args.emplace_back(kSupervisorName);
   args.push_back(request.exit_path.string());
-  args.insert(args.end(), request.argv.begin(), request.argv.end());
+  if (bash) {
+    args.push_back(request.argv[2]);
+  } else {
+    args.insert(args.end(), request.argv.begin(), request.argv.end());
+  }
 
   std::vector<char*> argv;
   argv.reserve(args.size() + 1);
@@ -111,8 +149,11 @@ Result<pid_t> spawnSupervised(const SpawnRequest& request) {
   envp.push_back(nullptr);
 
   pid_t pid = 0;
-  rc = ::posix_spawn(&pid, "/bin/sh", sa.actions(), sa.attr(), argv.data(), envp.data());
-  if (rc != 0) return unavailable("starting /bin/sh failed: " + errnoText(rc));
+  // bash is looked up on the task's PATH, as a shell running `bash -c` would.
+  const std::string program = bash ? findOnPath("bash", request.env) : "/bin/sh";
+  if (program.empty()) return unavailable("starting bash failed: not found on the task's PATH");
+  rc = ::posix_spawn(&pid, program.c_str(), sa.actions(), sa.attr(), argv.data(), envp.data());
+  if (rc != 0) return unavailable("starting " + program + " failed: " + errnoText(rc));
   return pid;
 }
 
@@ -180,7 +221,7 @@ std::optional<pid_t> findSupervisor(const std::filesystem::path& exit_path) {
     if (end == entry->d_name || *end != '\0' || pid <= 1) continue;
     const std::string path = "/proc/" + std::string(entry->d_name) + "/cmdline";
     const std::string cmdline = readSmallFile(path.c_str(), 64 * 1024).value_or("");
-    // argv: /bin/sh -c <script> leoflow-supervisor <exit file> ...
+    // argv: /bin/sh (or bash) -c <script> leoflow-supervisor <exit file> ...
     std::vector<std::string_view> args;
     std::string_view rest(cmdline);
     while (!rest.empty() && args.size() < 5) {

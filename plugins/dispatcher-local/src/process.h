@@ -1,11 +1,14 @@
 // Starting, finding and watching task processes (README "Processes and the supervisor").
 //
-// Every attempt runs under a supervisor: `/bin/sh -c <script> leoflow-supervisor <exit file> <task
-// argv...>`, spawned with posix_spawn in a new session (so it is its own process group, has no
-// terminal and outlives the scheduler). The shell runs the task, writes its exit code to the exit
-// file and exits with it; it ignores SIGTERM/SIGINT/SIGHUP (by trapping them, so the task itself
-// gets the default actions back) so that a SIGTERM to the group reaches the task and the exit code
-// is still recorded.
+// Every attempt runs under a supervisor that records the task's exit code in the exit file before
+// it exits, spawned with posix_spawn in a new session (so it is its own process group, has no
+// terminal and outlives the scheduler):
+// - a bash task's entrypoint runs in the supervisor itself, `bash -c <script> leoflow-supervisor
+//   <exit file> <entrypoint>`: one exec per task. An EXIT trap writes the code; TERM, INT and HUP
+//   end the script with 128 + the signal (so a stopped task records 143, never 0);
+// - any other command runs as the child of `/bin/sh -c <script> leoflow-supervisor <exit file>
+//   <argv...>`, which traps TERM/INT/HUP (a handler, not an ignore, so the task gets the default
+//   actions back) so that a SIGTERM to the group reaches the task and its exit code is recorded.
 #pragma once
 
 #include <sys/types.h>
@@ -26,7 +29,9 @@ namespace leoflow::plugins::dispatcher_local {
 inline constexpr const char* kSupervisorName = "leoflow-supervisor";
 
 struct SpawnRequest {
-  std::vector<std::string> argv;  ///< the task's command (bash -c ..., python3 ...)
+  /// The task's command (python3 ...), run as the child of a /bin/sh supervisor; or, when it is
+  /// exactly `bash -c <entrypoint>`, the entrypoint run by a bash supervisor itself.
+  std::vector<std::string> argv;
   std::vector<std::string> env;   ///< NAME=value, the whole environment
   std::filesystem::path cwd;
   int log_fd = -1;                ///< becomes stdout and stderr

@@ -173,6 +173,39 @@ TEST_F(LocalDispatcherTest, BashKilledBySignalIsNamed) {
   EXPECT_NE(finished.outcome.message.find("killed by signal 9"), std::string::npos) << finished.outcome.message;
 }
 
+// A bash entrypoint runs in the supervisor shell itself: a SIGTERM must still end it as a failure
+// with 143, never as the 0 a plain EXIT trap would record.
+TEST_F(LocalDispatcherTest, BashTerminatedBySigtermFailsWith143) {
+  auto d = make();
+  const AttemptRef a = attemptOf("etl", "r1", "terminated");
+  const Report finished = runToEnd(*d, requestOf(a, "kill -TERM $$; sleep 5; exit 0"));
+  EXPECT_FALSE(finished.outcome.success);
+  EXPECT_EQ(finished.outcome.exit_code, 143);
+}
+
+TEST_F(LocalDispatcherTest, BashThatExecsAnotherProgramReportsThatProgramsExitCode) {
+  auto d = make();
+  const AttemptRef a = attemptOf("etl", "r1", "execs");
+  const Report finished = runToEnd(*d, requestOf(a, "exec sh -c 'exit 4'"));
+  EXPECT_FALSE(finished.outcome.success);
+  EXPECT_EQ(finished.outcome.exit_code, 4);
+}
+
+// As under `bash -c`: no positional parameters, none of the supervisor's helper variables, and
+// the script's own EXIT trap and `set -e` behave as written.
+TEST_F(LocalDispatcherTest, BashEntrypointSeesAPlainShell) {
+  auto d = make();
+  const AttemptRef plain = attemptOf("etl", "r1", "plain");
+  const Report ok = runToEnd(
+      *d, requestOf(plain, "test $# -eq 0 || exit 10; test -z \"${__leoflow_entry+x}${__leoflow_exit+x}\" || exit 11; "
+                           "set -e; false; exit 12"));
+  EXPECT_EQ(ok.outcome.exit_code, 1) << ok.outcome.message;
+  const AttemptRef trapped = attemptOf("etl", "r1", "own_trap");
+  const Report own = runToEnd(*d, requestOf(trapped, "trap 'echo own exit trap ran' EXIT; exit 6"));
+  EXPECT_EQ(own.outcome.exit_code, 6);
+  EXPECT_NE(readFile(logs() / "etl" / "r1" / "own_trap" / "1.log").find("own exit trap ran"), std::string::npos);
+}
+
 TEST_F(LocalDispatcherTest, PythonModuleFunctionIsImportedFromWorkDirAndCalled) {
   auto d = make();
   {
