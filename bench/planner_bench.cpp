@@ -3,7 +3,7 @@
 //
 // Names are stable so `--benchmark_format=json` output compares run to run:
 //   plan_finalize/a..e  launch/f  sim/d  sim/e1000  tick/e10k  tick/e10k_mixed  rule/eval3
-//   (cron/next and cron/catchup100 live in cron_bench.cpp)
+//   cron/next  cron/catchup100 (in cron_bench.cpp)
 #include <cstdio>
 #include <cstdlib>
 #include <memory>
