@@ -182,15 +182,16 @@ LocalDispatcher::LocalDispatcher(Settings settings, const PluginContext& context
     shutdown();  // joins whatever started; the destructor does not run for a throwing constructor
     throw;
   }
+  warm_ = std::make_unique<WarmShellPool>(settings_.warm_shells, parent_env_, settings_.work_dir, context_.logger());
   std::size_t adopted = 0;
   {
     std::lock_guard lock(mutex_);
     adopted = by_base_.size();
   }
   context_.logger()->info(
-      "dispatcher ready max_parallel={} work_dir={} log_dir={} state_dir={} heartbeat_ms={} adopted={}",
+      "dispatcher ready max_parallel={} work_dir={} log_dir={} state_dir={} heartbeat_ms={} warm_shells={} adopted={}",
       settings_.max_parallel, settings_.work_dir.string(), settings_.log_dir.string(), settings_.state_dir.string(),
-      heartbeat_interval_.count(), adopted);
+      heartbeat_interval_.count(), settings_.warm_shells, adopted);
 }
 
 LocalDispatcher::~LocalDispatcher() { shutdown(); }
@@ -255,14 +256,37 @@ Result<DispatchOutcome> LocalDispatcher::startAttempt(const AttemptPtr& attempt,
   record.log_path = log_path.string();
   record.owner = context_.replicaId();
 
+  // A bash task starts in a warm shell when one is ready and can take on the task's environment;
+  // its pid goes into the claim, so the state file names the process from the start.
+  std::vector<std::string> env = taskEnvironment(parent_env_, request, settings_);
+  std::optional<WarmShell> warm;
+  WarmLaunch launch;
+  if (argv.size() == 3 && argv[0] == "bash" && warm_) {
+    if (auto delta = environmentDelta(parent_env_, env)) {
+      warm = warm_->take();
+      if (warm) {
+        launch = WarmLaunch{exitPath(base), log_path, std::move(delta->first), std::move(delta->second),
+                            request.task.entrypoint};
+        record.pid = warm->pid;
+        record.pid_start_ticks = warm->start_ticks;
+      }
+    }
+  }
+  auto giveBackWarm = [&] {
+    if (warm) warm_->giveBack(std::move(*warm));
+    warm.reset();
+  };
+
   auto claim = claimStateFile(settings_.state_dir, base, encodeStateRecord(record));
   if (!claim) {
+    giveBackWarm();
     abandon(attempt);
     return claim.status();
   }
   if (!claim->has_value()) {
     // Claimed before, by this scheduler before a restart or by another one sharing the state dir.
     // Whoever holds its lock watches it; if nobody does, it is taken over right now.
+    giveBackWarm();
     abandon(attempt);
     considerStateFile(base);
     context_.logger()->debug("attempt claimed before; not started again dag_id={} run_id={} task_id={} try={}",
@@ -272,6 +296,7 @@ Result<DispatchOutcome> LocalDispatcher::startAttempt(const AttemptPtr& attempt,
   attempt->state_fd = std::move(**claim);
 
   auto fail = [&](const Status& status) -> Result<DispatchOutcome> {
+    giveBackWarm();
     ::unlink(statePath(base).c_str());
     attempt->state_fd.reset();
     abandon(attempt);
@@ -289,16 +314,33 @@ Result<DispatchOutcome> LocalDispatcher::startAttempt(const AttemptPtr& attempt,
   // A leftover exit file (of a claim whose scheduler died before cleaning up) must not pass for
   // this process's.
   ::unlink(exitPath(base).c_str());
-  const SpawnRequest spawn{argv, taskEnvironment(parent_env_, request, settings_), settings_.work_dir, log_fd.get(),
-                           exitPath(base)};
-  auto pid = spawnSupervised(spawn);
+  UniqueFd pidfd;
+  std::optional<pid_t> pid;
+  const char* start = "cold";
+  if (warm) {
+    if (feedWarmShell(*warm, launch)) {
+      pid = warm->pid;
+      pidfd = std::move(warm->pidfd);
+      start = "warm";
+    } else {
+      // Gone, or the launch too large for a warm start: retired, and the task starts cold.
+      retireWarmShell(*warm, std::chrono::milliseconds(1000));
+      record.pid = 0;
+      record.pid_start_ticks = 0;
+    }
+    warm.reset();
+  }
+  if (!pid) {
+    const SpawnRequest spawn{argv, std::move(env), settings_.work_dir, log_fd.get(), exitPath(base)};
+    auto spawned = spawnSupervised(spawn);
+    if (!spawned) return fail(spawned.status());
+    pid = *spawned;
+    pidfd = openPidfd(*pid);
+    const auto stat = readProcessStat(*pid);
+    record.pid = *pid;
+    record.pid_start_ticks = stat ? stat->start_ticks : 0;
+  }
   log_fd.reset();
-  if (!pid) return fail(pid.status());
-
-  UniqueFd pidfd = openPidfd(*pid);
-  const auto stat = readProcessStat(*pid);
-  record.pid = *pid;
-  record.pid_start_ticks = stat ? stat->start_ticks : 0;
   {
     std::lock_guard lock(mutex_);
     attempt->record = record;
@@ -317,8 +359,8 @@ Result<DispatchOutcome> LocalDispatcher::startAttempt(const AttemptPtr& attempt,
     // Right after the start; it also stamps the first heartbeat (§8.8).
     postLocked(attempt, ReportKind::kRunning);
   }
-  context_.logger()->debug("task process started dag_id={} run_id={} task_id={} try={} pid={} log={}",
-                           ref.run.dag_id, ref.run.run_id, ref.task_id, ref.try_number, *pid, record.log_path);
+  context_.logger()->debug("task process started dag_id={} run_id={} task_id={} try={} pid={} start={} log={}",
+                           ref.run.dag_id, ref.run.run_id, ref.task_id, ref.try_number, *pid, start, record.log_path);
   if (!watched) {
     // No pidfd (descriptor limit, or someone's waitpid(-1) reaped the child already): the exit
     // file and the heartbeat timer's liveness check still see its end.
@@ -1038,6 +1080,7 @@ void LocalDispatcher::shutdown() {
     accepting_ = false;
     changed_cv_.wait_for(lock, kDispatchDrain, [&] { return dispatching_ == 0; });
   }
+  if (warm_) warm_->stop();
   if (settings_.stop_tasks_on_shutdown) stopLiveTasks();
   {
     // Let running and finished reports already due go out; heartbeats do not matter any more.

@@ -35,6 +35,7 @@
 #include "process.h"
 #include "settings.h"
 #include "state_file.h"
+#include "warm_shells.h"
 
 namespace leoflow::plugins::dispatcher_local {
 
@@ -140,6 +141,9 @@ class LocalDispatcher final : public Dispatcher {
 
   std::mutex scan_mutex_;
   SteadyTime last_scan_{};
+
+  // Started after the threads above: its filler spawns bash supervisors ahead of need.
+  std::unique_ptr<WarmShellPool> warm_;
 
   std::atomic<bool> shut_down_{false};
   std::thread watcher_;

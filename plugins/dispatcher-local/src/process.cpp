@@ -33,6 +33,23 @@ constexpr const char* kBashSupervisorScript =
     "__leoflow_entry=$2; shift 2; unset __leoflow_exit; "
     "eval \"unset __leoflow_entry; $__leoflow_entry\"";
 
+// A warm shell (README "Warm shells"): waits on stdin for its attempt — NUL-terminated fields: the
+// exit file, the log file, a count and that many NAME=value to export, a count and that many names
+// to unset, the entrypoint — then becomes that attempt's bash supervisor, exactly as
+// kBashSupervisorScript. EOF before the last field (the dispatcher retired it, or died): exit 0.
+constexpr const char* kWarmShellScript =
+    "IFS= read -r -d '' __leoflow_exit || exit 0; IFS= read -r -d '' __leoflow_log || exit 0; "
+    "IFS= read -r -d '' __leoflow_n || exit 0; "
+    "while (( __leoflow_n-- > 0 )); do IFS= read -r -d '' __leoflow_kv || exit 0; export \"$__leoflow_kv\"; done; "
+    "IFS= read -r -d '' __leoflow_n || exit 0; "
+    "while (( __leoflow_n-- > 0 )); do IFS= read -r -d '' __leoflow_kv || exit 0; unset -v \"$__leoflow_kv\"; done; "
+    "IFS= read -r -d '' __leoflow_entry || exit 0; "
+    "exec </dev/null >>\"$__leoflow_log\" 2>&1; "
+    "printf -v __leoflow_exit 'echo $? > %q' \"$__leoflow_exit\"; trap \"$__leoflow_exit\" EXIT; "
+    "trap 'exit 143' TERM; trap 'exit 130' INT; trap 'exit 129' HUP; "
+    "unset __leoflow_exit __leoflow_log __leoflow_n __leoflow_kv; set --; "
+    "eval \"unset __leoflow_entry; $__leoflow_entry\"";
+
 bool isBashEntrypoint(const std::vector<std::string>& argv) {
   return argv.size() == 3 && argv[0] == "bash" && argv[1] == "-c";
 }
@@ -98,13 +115,18 @@ std::optional<std::string> readSmallFile(const char* path, std::size_t limit) {
 
 }  // namespace
 
-Result<pid_t> spawnSupervised(const SpawnRequest& request) {
+namespace {
+
+// Spawns `args` (args[0] the program's path) in a new session: its own process group (signalled as
+// a whole), no controlling terminal, and not killed with the scheduler. Signal mask cleared and
+// every signal back to its default: the host may block or ignore some (an ignored SIGPIPE or
+// SIGCHLD would otherwise be inherited). stdin is `stdin_fd` (-1: /dev/null); stdout and stderr
+// are `out_fd` (-1: /dev/null). Nothing else of the scheduler's leaks in: not our state-file locks
+// (a task holding one would look like a live dispatcher), not other plugins' sockets.
+Result<pid_t> spawnInSession(std::vector<std::string> args, const std::vector<std::string>& env,
+                             const std::filesystem::path& cwd, int stdin_fd, int out_fd) {
   SpawnAttributes sa;
   if (!sa.ok()) return internalError("preparing posix_spawn failed");
-
-  // A new session: own process group (signalled as a whole), no controlling terminal, and not
-  // killed with the scheduler. Signal mask cleared and every signal back to its default: the host
-  // may block or ignore some (an ignored SIGPIPE or SIGCHLD would otherwise be inherited).
   sigset_t empty;
   sigemptyset(&empty);
   sigset_t defaults;
@@ -115,20 +137,48 @@ Result<pid_t> spawnSupervised(const SpawnRequest& request) {
                                       POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
   rc = rc != 0 ? rc : ::posix_spawnattr_setsigmask(sa.attr(), &empty);
   rc = rc != 0 ? rc : ::posix_spawnattr_setsigdefault(sa.attr(), &defaults);
-  rc = rc != 0 ? rc : ::posix_spawn_file_actions_addopen(sa.actions(), STDIN_FILENO, "/dev/null", O_RDONLY, 0);
-  rc = rc != 0 ? rc : ::posix_spawn_file_actions_adddup2(sa.actions(), request.log_fd, STDOUT_FILENO);
-  rc = rc != 0 ? rc : ::posix_spawn_file_actions_adddup2(sa.actions(), request.log_fd, STDERR_FILENO);
-  rc = rc != 0 ? rc : ::posix_spawn_file_actions_addchdir_np(sa.actions(), request.cwd.c_str());
-  // Nothing of the scheduler's leaks into tasks: not our state-file locks (a task holding one
-  // would look like a live dispatcher), not other plugins' sockets.
+  if (stdin_fd >= 0) {
+    rc = rc != 0 ? rc : ::posix_spawn_file_actions_adddup2(sa.actions(), stdin_fd, STDIN_FILENO);
+  } else {
+    rc = rc != 0 ? rc : ::posix_spawn_file_actions_addopen(sa.actions(), STDIN_FILENO, "/dev/null", O_RDONLY, 0);
+  }
+  if (out_fd >= 0) {
+    rc = rc != 0 ? rc : ::posix_spawn_file_actions_adddup2(sa.actions(), out_fd, STDOUT_FILENO);
+    rc = rc != 0 ? rc : ::posix_spawn_file_actions_adddup2(sa.actions(), out_fd, STDERR_FILENO);
+  } else {
+    rc = rc != 0 ? rc : ::posix_spawn_file_actions_addopen(sa.actions(), STDOUT_FILENO, "/dev/null", O_WRONLY, 0);
+    rc = rc != 0 ? rc : ::posix_spawn_file_actions_adddup2(sa.actions(), STDOUT_FILENO, STDERR_FILENO);
+  }
+  rc = rc != 0 ? rc : ::posix_spawn_file_actions_addchdir_np(sa.actions(), cwd.c_str());
   rc = rc != 0 ? rc : ::posix_spawn_file_actions_addclosefrom_np(sa.actions(), STDERR_FILENO + 1);
   if (rc != 0) return internalError("preparing posix_spawn failed: " + errnoText(rc));
 
+  std::vector<char*> argv;
+  argv.reserve(args.size() + 1);
+  for (std::string& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  std::vector<char*> envp;
+  envp.reserve(env.size() + 1);
+  for (const std::string& e : env) envp.push_back(const_cast<char*>(e.c_str()));
+  envp.push_back(nullptr);
+
+  pid_t pid = 0;
+  rc = ::posix_spawn(&pid, args[0].c_str(), sa.actions(), sa.attr(), argv.data(), envp.data());
+  if (rc != 0) return unavailable("starting " + args[0] + " failed: " + errnoText(rc));
+  return pid;
+}
+
+}  // namespace
+
+Result<pid_t> spawnSupervised(const SpawnRequest& request) {
   // The same layout either way (argv[3] the name, argv[4] the exit file: findSupervisor()).
   const bool bash = isBashEntrypoint(request.argv);
+  // bash is looked up on the task's PATH, as a shell running `bash -c` would.
+  const std::string program = bash ? findOnPath("bash", request.env) : "/bin/sh";
+  if (program.empty()) return unavailable("starting bash failed: not found on the task's PATH");
   std::vector<std::string> args;
   args.reserve(request.argv.size() + 5);
-  args.emplace_back(bash ? "bash" : "/bin/sh");
+  args.push_back(program);
   args.emplace_back("-c");
   args.emplace_back(bash ? kBashSupervisorScript : kShSupervisorScript);
   args.emplace_back(kSupervisorName);
@@ -138,23 +188,13 @@ Result<pid_t> spawnSupervised(const SpawnRequest& request) {
   } else {
     args.insert(args.end(), request.argv.begin(), request.argv.end());
   }
+  return spawnInSession(std::move(args), request.env, request.cwd, -1, request.log_fd);
+}
 
-  std::vector<char*> argv;
-  argv.reserve(args.size() + 1);
-  for (std::string& a : args) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  std::vector<char*> envp;
-  envp.reserve(request.env.size() + 1);
-  for (const std::string& e : request.env) envp.push_back(const_cast<char*>(e.c_str()));
-  envp.push_back(nullptr);
-
-  pid_t pid = 0;
-  // bash is looked up on the task's PATH, as a shell running `bash -c` would.
-  const std::string program = bash ? findOnPath("bash", request.env) : "/bin/sh";
-  if (program.empty()) return unavailable("starting bash failed: not found on the task's PATH");
-  rc = ::posix_spawn(&pid, program.c_str(), sa.actions(), sa.attr(), argv.data(), envp.data());
-  if (rc != 0) return unavailable("starting " + program + " failed: " + errnoText(rc));
-  return pid;
+Result<pid_t> spawnWarmShell(const std::vector<std::string>& env, const std::filesystem::path& cwd, int feed_fd) {
+  const std::string program = findOnPath("bash", env);
+  if (program.empty()) return unavailable("starting bash failed: not found on PATH");
+  return spawnInSession({program, "-c", kWarmShellScript, kSupervisorName, kWarmShellMark}, env, cwd, feed_fd, -1);
 }
 
 std::optional<ProcessStat> readProcessStat(pid_t pid) {

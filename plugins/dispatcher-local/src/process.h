@@ -74,6 +74,13 @@ std::optional<WaitStatus> reapZombieChild(pid_t pid);
 /// Sends `sig` to the process group `pgid`; false when the group is gone.
 bool signalGroup(pid_t pgid, int sig);
 
+/// argv[4] of a warm shell, which has no exit file yet.
+inline constexpr const char* kWarmShellMark = "warm";
+
+/// Starts a warm shell: a bash supervisor in a session of its own, with the environment `env`, in
+/// `cwd`, reading the attempt it is to run from `feed_fd` (its stdin) — README "Warm shells".
+Result<pid_t> spawnWarmShell(const std::vector<std::string>& env, const std::filesystem::path& cwd, int feed_fd);
+
 /// Finds a live supervisor by its exit file among all processes (for a state file whose owner died
 /// between spawning and recording the pid).
 std::optional<pid_t> findSupervisor(const std::filesystem::path& exit_path);

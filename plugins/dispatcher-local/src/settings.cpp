@@ -16,6 +16,8 @@ constexpr const char* kDefaultLogDir = "./.leoflow/logs";
 constexpr const char* kDefaultStateDir = "./.leoflow/state";
 constexpr const char* kDefaultPython = "python3";
 constexpr std::int64_t kDefaultKillGraceMs = 5000;
+constexpr std::int64_t kDefaultWarmShells = 2;
+constexpr std::int64_t kMaxWarmShells = 64;
 
 std::string where(const ConfigView& config, const std::string& key) {
   return "key \"" + key + "\" in [" + config.section() + "]";
@@ -71,6 +73,8 @@ std::vector<ConfigKey> configKeys() {
        "time between SIGTERM and SIGKILL when a task times out or is no longer current, in milliseconds"},
       {"stop_tasks_on_shutdown", ConfigType::kBool, false, ConfigValue{false},
        "stop running tasks when the scheduler stops (default: leave them to the next scheduler)"},
+      {"warm_shells", ConfigType::kInt, false, ConfigValue{kDefaultWarmShells},
+       "bash supervisors kept started ahead of need, so a bash task starts without waiting for bash (0: none)"},
   };
 }
 
@@ -95,6 +99,12 @@ Settings readSettings(const ConfigView& config) {
   }
   s.kill_grace = std::chrono::milliseconds(grace);
   s.stop_tasks_on_shutdown = config.has("stop_tasks_on_shutdown") && config.getBool("stop_tasks_on_shutdown");
+  const std::int64_t warm = intOr(config, "warm_shells", kDefaultWarmShells);
+  if (warm < 0 || warm > kMaxWarmShells) {
+    throw std::invalid_argument(where(config, "warm_shells") + ": must be between 0 and " +
+                                std::to_string(kMaxWarmShells) + ", got " + std::to_string(warm));
+  }
+  s.warm_shells = static_cast<std::size_t>(warm);
   return s;
 }
 

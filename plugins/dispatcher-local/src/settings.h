@@ -21,6 +21,7 @@ struct Settings {
   std::string python = "python3";
   std::chrono::milliseconds kill_grace{5000};
   bool stop_tasks_on_shutdown = false;
+  std::size_t warm_shells = 2;  ///< bash supervisors kept started ahead of need (README "Warm shells")
   std::string section;  ///< e.g. "dispatcher.config", for messages
 };
 

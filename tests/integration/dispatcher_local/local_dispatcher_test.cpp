@@ -11,6 +11,8 @@
 #include <atomic>
 #include <barrier>
 #include <fstream>
+#include <iterator>
+#include <sstream>
 #include <thread>
 
 #include <gtest/gtest.h>
@@ -33,6 +35,31 @@ using namespace std::chrono_literals;
 // Process start-up is slow on shared CI machines (tens of milliseconds); waits are generous and
 // only the behaviour is asserted, never a speed.
 constexpr milliseconds kWait = 20s;
+
+// This process's children that are warm shells waiting for an attempt (argv: bash -c <script>
+// leoflow-supervisor warm).
+std::vector<pid_t> ourWarmShells() {
+  std::vector<pid_t> out;
+  for (const auto& e : fs::directory_iterator("/proc")) {
+    const std::string name = e.path().filename().string();
+    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+    std::ifstream stat(e.path() / "stat");
+    std::string text((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
+    const std::size_t close = text.rfind(')');
+    if (close == std::string::npos) continue;
+    std::istringstream fields(text.substr(close + 2));
+    char state = '?';
+    pid_t ppid = 0;
+    fields >> state >> ppid;
+    if (ppid != ::getpid() || state == 'Z') continue;
+    std::ifstream cmd(e.path() / "cmdline");
+    std::string cmdline((std::istreambuf_iterator<char>(cmd)), std::istreambuf_iterator<char>());
+    if (cmdline.find(std::string("leoflow-supervisor\0warm\0", 24)) != std::string::npos) {
+      out.push_back(static_cast<pid_t>(std::stoi(name)));
+    }
+  }
+  return out;
+}
 
 class LocalDispatcherTest : public ::testing::Test {
  protected:
@@ -267,6 +294,54 @@ TEST_F(LocalDispatcherTest, TaskSeesLeoflowVariablesItsEnvAndTheParentEnvironmen
   EXPECT_TRUE(has("cwd=" + work().string()));
   EXPECT_TRUE(std::any_of(lines.begin(), lines.end(), [](const std::string& l) { return l.rfind("PATH=/", 0) == 0; }))
       << "the parent's PATH is passed on";
+}
+
+// A bash task handed to a warm shell (started before the dispatch) runs exactly as a cold start
+// would: same environment, working directory, log and exit code.
+TEST_F(LocalDispatcherTest, AWarmShellRunsTheTaskAsAColdStartWould) {
+  auto cold = make({{"warm_shells", std::int64_t{0}}});
+  auto warm = make({{"warm_shells", std::int64_t{1}}});
+  ASSERT_TRUE(waitUntil([] { return ourWarmShells().size() == 1; }, kWait)) << "no warm shell started";
+  const pid_t shell = ourWarmShells().front();
+
+  auto request = [](const AttemptRef& a) {
+    // Everything a task could tell apart, except bash's own bookkeeping ($_, $SHLVL is the same).
+    DispatchRequest r = requestOf(a, "echo \"pid=$$\"; echo \"cwd=$(pwd)\"; echo \"args=$#:$0\"; "
+                                     "env | grep -v -e '^_=' -e '^LEOFLOW_TASK_ID=' | sort; exit 5");
+    r.task.env = {{"FOO", "bar baz"}, {"MULTI", "line one\nline two"}};
+    r.conf_json = R"({"k":1})";
+    return r;
+  };
+  const AttemptRef a_cold = attemptOf("env_dag", "r1", "cold");
+  const AttemptRef a_warm = attemptOf("env_dag", "r1", "warm");
+  const Report c = runToEnd(*cold, request(a_cold));
+  const Report w = runToEnd(*warm, request(a_warm));
+  EXPECT_EQ(c.outcome.exit_code, 5);
+  EXPECT_EQ(w.outcome.exit_code, 5);
+
+  std::vector<std::string> cold_lines = readLines(logOf(a_cold));
+  std::vector<std::string> warm_lines = readLines(logOf(a_warm));
+  ASSERT_FALSE(warm_lines.empty());
+  EXPECT_EQ(warm_lines.front(), "pid=" + std::to_string(shell)) << "the task did not run in the warm shell";
+  EXPECT_NE(cold_lines.front(), "pid=" + std::to_string(shell));
+  cold_lines.erase(cold_lines.begin());
+  warm_lines.erase(warm_lines.begin());
+  EXPECT_EQ(warm_lines, cold_lines);
+  EXPECT_NE(std::find(warm_lines.begin(), warm_lines.end(), "FOO=bar baz"), warm_lines.end());
+  EXPECT_NE(std::find(warm_lines.begin(), warm_lines.end(), "args=0:leoflow-supervisor"), warm_lines.end());
+  // The pool starts a replacement for the shell it gave away.
+  EXPECT_TRUE(waitUntil([&] {
+    const auto shells = ourWarmShells();
+    return shells.size() == 1 && shells.front() != shell;
+  }, kWait));
+}
+
+TEST_F(LocalDispatcherTest, ShutdownRetiresWarmShellsAndLeavesNoneBehind) {
+  auto d = make({{"warm_shells", std::int64_t{3}}});
+  ASSERT_TRUE(waitUntil([] { return ourWarmShells().size() == 3; }, kWait));
+  d->shutdown();
+  EXPECT_TRUE(ourWarmShells().empty());
+  EXPECT_EQ(::waitpid(-1, nullptr, WNOHANG), -1) << "a warm shell was left unreaped";
 }
 
 TEST_F(LocalDispatcherTest, LogPathComponentsAreSanitized) {
@@ -732,13 +807,15 @@ TEST_F(LocalDispatcherTest, FactoryDeclaresItsKeys) {
     EXPECT_FALSE(k.help.empty()) << k.name;
   }
   EXPECT_EQ(names, (std::vector<std::string>{"max_parallel", "work_dir", "log_dir", "state_dir", "python",
-                                             "kill_grace_ms", "stop_tasks_on_shutdown"}));
+                                             "kill_grace_ms", "stop_tasks_on_shutdown", "warm_shells"}));
 }
 
 TEST_F(LocalDispatcherTest, CreateRejectsBadValuesAndUncreatableFolders) {
   RecordingEvents events;
   EXPECT_THROW(make(events, {{"max_parallel", std::int64_t{0}}}), std::invalid_argument);
   EXPECT_THROW(make(events, {{"kill_grace_ms", std::int64_t{-1}}}), std::invalid_argument);
+  EXPECT_THROW(make(events, {{"warm_shells", std::int64_t{-1}}}), std::invalid_argument);
+  EXPECT_THROW(make(events, {{"warm_shells", std::int64_t{65}}}), std::invalid_argument);
   {
     std::ofstream file(dir_.path() / "a-file");
     file << "x";
