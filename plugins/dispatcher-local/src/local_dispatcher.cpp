@@ -182,7 +182,11 @@ LocalDispatcher::LocalDispatcher(Settings settings, const PluginContext& context
     shutdown();  // joins whatever started; the destructor does not run for a throwing constructor
     throw;
   }
-  warm_ = std::make_unique<WarmShellPool>(settings_.warm_shells, parent_env_, settings_.work_dir, context_.logger());
+  // Warm shells read their launch from .warm-<pid>.sh files in the state dir (not attempts: the
+  // scan passes them by); those of shells that are gone are removed here.
+  sweepWarmLaunches(settings_.state_dir);
+  warm_ = std::make_unique<WarmShellPool>(settings_.warm_shells, parent_env_, settings_.work_dir, settings_.state_dir,
+                                          context_.logger());
   std::size_t adopted = 0;
   {
     std::lock_guard lock(mutex_);
@@ -318,7 +322,7 @@ Result<DispatchOutcome> LocalDispatcher::startAttempt(const AttemptPtr& attempt,
   std::optional<pid_t> pid;
   const char* start = "cold";
   if (warm) {
-    if (feedWarmShell(*warm, launch)) {
+    if (feedWarmShell(*warm, launch, warm_->launchDir())) {
       pid = warm->pid;
       pidfd = std::move(warm->pidfd);
       start = "warm";
@@ -1023,9 +1027,12 @@ void LocalDispatcher::cleanUp(const AttemptPtr& attempt) {
     if (attempt->phase == Attempt::Phase::kDone) return;
     attempt->phase = Attempt::Phase::kDone;
   }
-  // The exit file first, the state file last and while still locked: whoever finds the state file
-  // unlocked may trust it is abandoned.
+  // The exit file (and a warm shell's launch file) first, the state file last and while still
+  // locked: whoever finds the state file unlocked may trust it is abandoned.
   ::unlink(exitPath(attempt->base).c_str());
+  if (attempt->record.pid > 1) {
+    ::unlink(warmLaunchPath(settings_.state_dir, static_cast<pid_t>(attempt->record.pid)).c_str());
+  }
   {
     std::lock_guard file_lock(attempt->file_mutex);
     ::unlink(statePath(attempt->base).c_str());

@@ -33,21 +33,16 @@ constexpr const char* kBashSupervisorScript =
     "__leoflow_entry=$2; shift 2; unset __leoflow_exit; "
     "eval \"unset __leoflow_entry; $__leoflow_entry\"";
 
-// A warm shell (README "Warm shells"): waits on stdin for its attempt — NUL-terminated fields: the
-// exit file, the log file, a count and that many NAME=value to export, a count and that many names
-// to unset, the entrypoint — then becomes that attempt's bash supervisor, exactly as
-// kBashSupervisorScript. EOF before the last field (the dispatcher retired it, or died): exit 0.
+// A warm shell (README "Warm shells"): $2 is the state dir. It waits for one byte on stdin,
+// then sources "$2/.warm-$$.sh" — written by the dispatcher just before that byte, it sets the exit file,
+// the environment, the entrypoint and the log redirection — and becomes that attempt's bash
+// supervisor, exactly as kBashSupervisorScript. A file is read in one go, where bash reads a
+// socket a byte per system call. EOF instead of the byte (retired, or the dispatcher died): exit 0.
 constexpr const char* kWarmShellScript =
-    "IFS= read -r -d '' __leoflow_exit || exit 0; IFS= read -r -d '' __leoflow_log || exit 0; "
-    "IFS= read -r -d '' __leoflow_n || exit 0; "
-    "while (( __leoflow_n-- > 0 )); do IFS= read -r -d '' __leoflow_kv || exit 0; export \"$__leoflow_kv\"; done; "
-    "IFS= read -r -d '' __leoflow_n || exit 0; "
-    "while (( __leoflow_n-- > 0 )); do IFS= read -r -d '' __leoflow_kv || exit 0; unset -v \"$__leoflow_kv\"; done; "
-    "IFS= read -r -d '' __leoflow_entry || exit 0; "
-    "exec </dev/null >>\"$__leoflow_log\" 2>&1; "
+    "IFS= read -r -n 1 __leoflow_go || exit 0; . \"$2/.warm-$$.sh\" || exit 0; "
     "printf -v __leoflow_exit 'echo $? > %q' \"$__leoflow_exit\"; trap \"$__leoflow_exit\" EXIT; "
     "trap 'exit 143' TERM; trap 'exit 130' INT; trap 'exit 129' HUP; "
-    "unset __leoflow_exit __leoflow_log __leoflow_n __leoflow_kv; set --; "
+    "unset __leoflow_exit __leoflow_go; set --; "
     "eval \"unset __leoflow_entry; $__leoflow_entry\"";
 
 bool isBashEntrypoint(const std::vector<std::string>& argv) {
@@ -191,10 +186,12 @@ Result<pid_t> spawnSupervised(const SpawnRequest& request) {
   return spawnInSession(std::move(args), request.env, request.cwd, -1, request.log_fd);
 }
 
-Result<pid_t> spawnWarmShell(const std::vector<std::string>& env, const std::filesystem::path& cwd, int feed_fd) {
+Result<pid_t> spawnWarmShell(const std::vector<std::string>& env, const std::filesystem::path& cwd,
+                             const std::filesystem::path& launch_dir, int feed_fd) {
   const std::string program = findOnPath("bash", env);
   if (program.empty()) return unavailable("starting bash failed: not found on PATH");
-  return spawnInSession({program, "-c", kWarmShellScript, kSupervisorName, kWarmShellMark}, env, cwd, feed_fd, -1);
+  return spawnInSession({program, "-c", kWarmShellScript, kSupervisorName, kWarmShellMark, launch_dir.string()}, env,
+                        cwd, feed_fd, -1);
 }
 
 std::optional<ProcessStat> readProcessStat(pid_t pid) {

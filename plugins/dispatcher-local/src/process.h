@@ -78,8 +78,10 @@ bool signalGroup(pid_t pgid, int sig);
 inline constexpr const char* kWarmShellMark = "warm";
 
 /// Starts a warm shell: a bash supervisor in a session of its own, with the environment `env`, in
-/// `cwd`, reading the attempt it is to run from `feed_fd` (its stdin) — README "Warm shells".
-Result<pid_t> spawnWarmShell(const std::vector<std::string>& env, const std::filesystem::path& cwd, int feed_fd);
+/// `cwd`, that runs `<launch_dir>/.warm-<its pid>.sh` when a byte arrives on `feed_fd` (its stdin) —
+/// README "Warm shells".
+Result<pid_t> spawnWarmShell(const std::vector<std::string>& env, const std::filesystem::path& cwd,
+                             const std::filesystem::path& launch_dir, int feed_fd);
 
 /// Finds a live supervisor by its exit file among all processes (for a state file whose owner died
 /// between spawning and recording the pid).

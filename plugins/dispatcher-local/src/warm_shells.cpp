@@ -1,5 +1,6 @@
 #include "warm_shells.h"
 
+#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -8,6 +9,7 @@
 #include <algorithm>
 #include <array>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <set>
 #include <string_view>
@@ -19,8 +21,6 @@ namespace {
 
 using namespace std::chrono_literals;
 
-// Larger launches (a long inline script) start cold: bash reads a socket a byte at a time.
-constexpr std::size_t kMaxWarmMessage = 16 * 1024;
 constexpr auto kRefillBackoff = 1s;
 
 // Variables bash reads once at start-up, or that decide which bash runs: a warm shell would not
@@ -61,10 +61,20 @@ bool waitExit(const WarmShell& shell, std::chrono::milliseconds wait) {
   return rc > 0;
 }
 
-void appendField(std::string& out, std::string_view field) {
-  out.append(field);
-  out.push_back('\0');
+// One shell word: single quotes, each ' written as '\''.
+void appendQuoted(std::string& out, std::string_view word) {
+  out.push_back('\'');
+  for (const char c : word) {
+    if (c == '\'') {
+      out.append("'\\''");
+    } else {
+      out.push_back(c);
+    }
+  }
+  out.push_back('\'');
 }
+
+bool hasNul(std::string_view s) { return s.find('\0') != std::string_view::npos; }
 
 }  // namespace
 
@@ -91,31 +101,66 @@ std::optional<std::pair<std::vector<std::string>, std::vector<std::string>>> env
   return std::make_pair(std::move(exports), std::move(unsets));
 }
 
-bool feedWarmShell(WarmShell& shell, const WarmLaunch& launch) {
-  std::string message;
-  appendField(message, launch.exit_path.string());
-  appendField(message, launch.log_path.string());
-  appendField(message, std::to_string(launch.exports.size()));
-  for (const std::string& e : launch.exports) appendField(message, e);
-  appendField(message, std::to_string(launch.unsets.size()));
-  for (const std::string& u : launch.unsets) appendField(message, u);
-  appendField(message, launch.entrypoint);
-  // A NUL inside a field would split it: such a task starts cold.
-  const std::size_t fields = 5 + launch.exports.size() + launch.unsets.size();
-  if (message.size() > kMaxWarmMessage || static_cast<std::size_t>(std::count(message.begin(), message.end(), '\0')) != fields) {
-    return false;
+std::filesystem::path warmLaunchPath(const std::filesystem::path& launch_dir, pid_t pid) {
+  return launch_dir / (".warm-" + std::to_string(pid) + ".sh");
+}
+
+bool feedWarmShell(WarmShell& shell, const WarmLaunch& launch, const std::filesystem::path& launch_dir) {
+  if (hasNul(launch.entrypoint) || hasNul(launch.exit_path.native()) || hasNul(launch.log_path.native())) return false;
+  std::string script = "__leoflow_exit=";
+  appendQuoted(script, launch.exit_path.native());
+  for (const std::string& e : launch.exports) {
+    if (hasNul(e)) return false;
+    script += "\nexport ";
+    appendQuoted(script, e);
   }
+  for (const std::string& u : launch.unsets) {
+    script += "\nunset -v ";
+    appendQuoted(script, u);
+  }
+  script += "\n__leoflow_entry=";
+  appendQuoted(script, launch.entrypoint);
+  script += "\nexec </dev/null >>";
+  appendQuoted(script, launch.log_path.native());
+  script += " 2>&1\n";
+
   if (!shell.feed.valid() || exited(shell)) return false;
-  std::size_t sent = 0;
-  while (sent < message.size()) {
-    // MSG_NOSIGNAL: a shell that died meanwhile must not raise SIGPIPE in the scheduler.
-    const ssize_t n = ::send(shell.feed.get(), message.data() + sent, message.size() - sent, MSG_NOSIGNAL);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return false;
-    sent += static_cast<std::size_t>(n);
+  const std::filesystem::path path = warmLaunchPath(launch_dir, shell.pid);
+  {
+    UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
+    if (!fd.valid()) return false;
+    std::size_t written = 0;
+    while (written < script.size()) {
+      const ssize_t n = ::write(fd.get(), script.data() + written, script.size() - written);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) return false;
+      written += static_cast<std::size_t>(n);
+    }
+  }
+  // The file is complete before the byte that makes the shell read it. MSG_NOSIGNAL: a shell that
+  // died meanwhile must not raise SIGPIPE in the scheduler.
+  ssize_t n;
+  do {
+    n = ::send(shell.feed.get(), "x", 1, MSG_NOSIGNAL);
+  } while (n < 0 && errno == EINTR);
+  if (n != 1) {
+    ::unlink(path.c_str());
+    return false;
   }
   shell.feed.reset();
   return true;
+}
+
+void sweepWarmLaunches(const std::filesystem::path& launch_dir) {
+  std::error_code ec;
+  for (std::filesystem::directory_iterator it(launch_dir, ec), end; !ec && it != end; it.increment(ec)) {
+    const std::string name = it->path().filename().string();
+    if (name.rfind(".warm-", 0) != 0) continue;
+    char* stop = nullptr;
+    const long pid = std::strtol(name.c_str() + 6, &stop, 10);
+    if (pid <= 1 || std::string_view(stop) != ".sh") continue;
+    if (::kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH) ::unlink(it->path().c_str());
+  }
 }
 
 void retireWarmShell(WarmShell& shell, std::chrono::milliseconds wait) {
@@ -129,7 +174,8 @@ void retireWarmShell(WarmShell& shell, std::chrono::milliseconds wait) {
 }
 
 WarmShellPool::WarmShellPool(std::size_t size, const std::map<std::string, std::string>& env,
-                             std::filesystem::path cwd, std::shared_ptr<spdlog::logger> logger)
+                             std::filesystem::path cwd, std::filesystem::path launch_dir,
+                             std::shared_ptr<spdlog::logger> logger)
     : size_(size),
       env_([&] {
         std::vector<std::string> out;
@@ -138,6 +184,7 @@ WarmShellPool::WarmShellPool(std::size_t size, const std::map<std::string, std::
         return out;
       }()),
       cwd_(std::move(cwd)),
+      launch_dir_(std::move(launch_dir)),
       logger_(std::move(logger)) {
   if (size_ > 0) filler_ = std::thread([this] { fillLoop(); });
 }
@@ -210,7 +257,7 @@ void WarmShellPool::fillLoop() {
     }
     UniqueFd ours(fds[0]);
     UniqueFd theirs(fds[1]);
-    auto pid = spawnWarmShell(env_, cwd_, theirs.get());
+    auto pid = spawnWarmShell(env_, cwd_, launch_dir_, theirs.get());
     theirs.reset();
     if (!pid) {
       if (!warned) logger_->warn("warm shell: starting one failed; tasks start cold error={}", pid.status().toString());

@@ -1,12 +1,13 @@
 // Warm shells (README "Warm shells"): bash supervisors started ahead of need, each waiting on a
 // socket for the one attempt it will run. Starting bash costs ~4 ms on a small VM; a warm shell
-// starts its task in well under one, which is most of the gap between dependent tasks.
+// starts its task in a fraction of that, off the gap between dependent tasks.
 //
 // A warm shell is started exactly like a cold supervisor (its own session, the scheduler's
-// environment, work_dir, nothing inherited) and is told, over the socket, its exit file, its log
-// and how its environment differs from the scheduler's; from then on it is that attempt's
-// supervisor, watched, timed and adopted like any other. A shell nobody feeds exits when the socket
-// closes: when the pool retires it, or when the scheduler dies.
+// environment, work_dir, nothing inherited). Its launch — exit file, log, how its environment
+// differs from the scheduler's, the entrypoint — is written to a file it sources when one byte
+// arrives on the socket; from then on it is that attempt's supervisor, watched, timed and adopted
+// like any other. A shell nobody feeds exits when the socket closes: when the pool retires it, or
+// when the scheduler dies.
 #pragma once
 
 #include <sys/types.h>
@@ -53,9 +54,16 @@ struct WarmLaunch {
 std::optional<std::pair<std::vector<std::string>, std::vector<std::string>>> environmentDelta(
     const std::map<std::string, std::string>& parent, const std::vector<std::string>& target);
 
-/// Sends `launch` to `shell` and closes the socket. false when the shell is gone or the message is
-/// too large to be worth a warm start; the shell is then unusable and should be retired.
-bool feedWarmShell(WarmShell& shell, const WarmLaunch& launch);
+/// `<launch_dir>/.warm-<pid>.sh`: where the shell with this pid finds its launch.
+std::filesystem::path warmLaunchPath(const std::filesystem::path& launch_dir, pid_t pid);
+
+/// Writes `launch` where `shell` looks for it, wakes the shell and closes the socket. false when the
+/// shell is gone, the file cannot be written, or a field holds a NUL byte (no shell word can); the
+/// shell is then unusable and should be retired.
+bool feedWarmShell(WarmShell& shell, const WarmLaunch& launch, const std::filesystem::path& launch_dir);
+
+/// Removes the launch files of shells that are gone (left by a scheduler that died).
+void sweepWarmLaunches(const std::filesystem::path& launch_dir);
 
 /// Ends a shell that was never fed (closing its socket ends it; SIGKILL after `wait`) and reaps it.
 void retireWarmShell(WarmShell& shell, std::chrono::milliseconds wait);
@@ -63,13 +71,14 @@ void retireWarmShell(WarmShell& shell, std::chrono::milliseconds wait);
 /// A few warm shells, topped up by a thread of the pool's own, off the dispatch path.
 class WarmShellPool {
  public:
-  /// `size` 0: never any shell (take() always answers nullopt).
+  /// `size` 0: never any shell (take() always answers nullopt). `launch_dir` must exist.
   WarmShellPool(std::size_t size, const std::map<std::string, std::string>& env, std::filesystem::path cwd,
-                std::shared_ptr<spdlog::logger> logger);
+                std::filesystem::path launch_dir, std::shared_ptr<spdlog::logger> logger);
   ~WarmShellPool();
   WarmShellPool(const WarmShellPool&) = delete;
   WarmShellPool& operator=(const WarmShellPool&) = delete;
 
+  const std::filesystem::path& launchDir() const { return launch_dir_; }
   /// A live shell, if one is ready; never waits. The pool starts a replacement.
   std::optional<WarmShell> take();
   /// Returns a shell taken but not used.
@@ -83,6 +92,7 @@ class WarmShellPool {
   const std::size_t size_;
   const std::vector<std::string> env_;
   const std::filesystem::path cwd_;
+  const std::filesystem::path launch_dir_;
   std::shared_ptr<spdlog::logger> logger_;
   std::mutex mutex_;
   std::condition_variable cv_;

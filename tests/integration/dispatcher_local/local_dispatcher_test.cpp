@@ -40,11 +40,20 @@ constexpr milliseconds kWait = 20s;
 // leoflow-supervisor warm).
 std::vector<pid_t> ourWarmShells() {
   std::vector<pid_t> out;
-  for (const auto& e : fs::directory_iterator("/proc")) {
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator("/proc", ec)) {
     const std::string name = e.path().filename().string();
     if (name.find_first_not_of("0123456789") != std::string::npos) continue;
-    std::ifstream stat(e.path() / "stat");
-    std::string text((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
+    std::string text;
+    std::string cmdline;
+    try {  // a process may end while we read it (ESRCH)
+      std::ifstream stat(e.path() / "stat");
+      text.assign(std::istreambuf_iterator<char>(stat), std::istreambuf_iterator<char>());
+      std::ifstream cmd(e.path() / "cmdline");
+      cmdline.assign(std::istreambuf_iterator<char>(cmd), std::istreambuf_iterator<char>());
+    } catch (const std::exception&) {
+      continue;
+    }
     const std::size_t close = text.rfind(')');
     if (close == std::string::npos) continue;
     std::istringstream fields(text.substr(close + 2));
@@ -52,8 +61,6 @@ std::vector<pid_t> ourWarmShells() {
     pid_t ppid = 0;
     fields >> state >> ppid;
     if (ppid != ::getpid() || state == 'Z') continue;
-    std::ifstream cmd(e.path() / "cmdline");
-    std::string cmdline((std::istreambuf_iterator<char>(cmd)), std::istreambuf_iterator<char>());
     if (cmdline.find(std::string("leoflow-supervisor\0warm\0", 24)) != std::string::npos) {
       out.push_back(static_cast<pid_t>(std::stoi(name)));
     }
@@ -112,12 +119,15 @@ class LocalDispatcherTest : public ::testing::Test {
 
   fs::path logOf(const AttemptRef& a) const { return dl::attemptLogPath(logs(), a); }
 
-  std::size_t stateFiles() const {
+  // Attempt files in the state dir; a warm shell's launch file (.warm-<pid>.sh) lives as long as
+  // its attempt and is counted apart.
+  std::size_t stateFiles() const { return countStateDir(false); }
+  std::size_t launchFiles() const { return countStateDir(true); }
+  std::size_t countStateDir(bool launch) const {
     std::size_t n = 0;
     std::error_code ec;
     for (const auto& e : fs::directory_iterator(state(), ec)) {
-      (void)e;
-      ++n;
+      n += (e.path().filename().string().rfind(".warm-", 0) == 0) == launch;
     }
     return n;
   }
@@ -307,8 +317,8 @@ TEST_F(LocalDispatcherTest, AWarmShellRunsTheTaskAsAColdStartWould) {
   auto request = [](const AttemptRef& a) {
     // Everything a task could tell apart, except bash's own bookkeeping ($_, $SHLVL is the same).
     DispatchRequest r = requestOf(a, "echo \"pid=$$\"; echo \"cwd=$(pwd)\"; echo \"args=$#:$0\"; "
-                                     "env | grep -v -e '^_=' -e '^LEOFLOW_TASK_ID=' | sort; exit 5");
-    r.task.env = {{"FOO", "bar baz"}, {"MULTI", "line one\nline two"}};
+                                     "env | grep -v -e '^_=' -e '^LEOFLOW_TASK_ID=' | sort; echo 'it'\\''s'; exit 5");
+    r.task.env = {{"FOO", "bar baz"}, {"MULTI", "line one\nline two"}, {"QUOTES", "it's \"quoted\" $HOME `x` \\'"}};
     r.conf_json = R"({"k":1})";
     return r;
   };
@@ -328,7 +338,11 @@ TEST_F(LocalDispatcherTest, AWarmShellRunsTheTaskAsAColdStartWould) {
   warm_lines.erase(warm_lines.begin());
   EXPECT_EQ(warm_lines, cold_lines);
   EXPECT_NE(std::find(warm_lines.begin(), warm_lines.end(), "FOO=bar baz"), warm_lines.end());
+  EXPECT_NE(std::find(warm_lines.begin(), warm_lines.end(), "QUOTES=it's \"quoted\" $HOME `x` \\'"), warm_lines.end());
+  EXPECT_EQ(warm_lines.back(), "it's");
   EXPECT_NE(std::find(warm_lines.begin(), warm_lines.end(), "args=0:leoflow-supervisor"), warm_lines.end());
+  EXPECT_TRUE(waitUntil([&] { return stateFiles() == 0 && launchFiles() == 0; }, kWait))
+      << "the launch file goes with its attempt";
   // The pool starts a replacement for the shell it gave away.
   EXPECT_TRUE(waitUntil([&] {
     const auto shells = ourWarmShells();
