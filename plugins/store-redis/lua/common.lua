@@ -112,6 +112,21 @@ local function encodeTi(t)
   return table.concat(t, '|', 1, 11)
 end
 
+-- The instance of an executor's report, when `try` is its current attempt; else nil and the
+-- NOTFOUND or CONFLICT reply the report answers with (guarded by try_number, §8.7).
+local function currentAttempt(dag, run, task, try)
+  local raw = redis.call('HGET', tisKey(dag, run), task)
+  if not raw then
+    return nil, redis.error_reply('NOTFOUND task "' .. task .. '" of run "' .. run .. '" of dag "' .. dag ..
+      '" does not exist')
+  end
+  local t = decodeTi(raw)
+  if t[F_TRY] ~= try then
+    return nil, redis.error_reply('CONFLICT attempt ' .. try .. ' is not current (try ' .. t[F_TRY] .. ')')
+  end
+  return t
+end
+
 -- The larger of two decimal timestamps ('', nil or false = none), compared as numbers, returned
 -- as given (never reformatted: see the note on numbers above).
 local function maxStamp(a, b)

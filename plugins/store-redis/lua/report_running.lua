@@ -4,15 +4,8 @@
 -- queued → running; stamps started_at and the first heartbeat (§8.8).
 local dag, run, task, try, at = ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7]
 local tis = tisKey(dag, run)
-local raw = redis.call('HGET', tis, task)
-if not raw then
-  return redis.error_reply('NOTFOUND task "' .. task .. '" of run "' .. run .. '" of dag "' .. dag ..
-    '" does not exist')
-end
-local t = decodeTi(raw)
-if t[F_TRY] ~= try then
-  return redis.error_reply('CONFLICT attempt ' .. try .. ' is not current (try ' .. t[F_TRY] .. ')')
-end
+local t, refused = currentAttempt(dag, run, task, try)
+if not t then return refused end
 if t[F_STATE] ~= 'queued' then
   return redis.error_reply('CONFLICT attempt ' .. try .. ' is ' .. t[F_STATE] .. ', not queued')
 end
