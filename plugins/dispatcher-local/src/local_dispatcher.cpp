@@ -1,7 +1,6 @@
 #include "local_dispatcher.h"
 
 #include <fcntl.h>
-#include <poll.h>
 #include <signal.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
@@ -95,12 +94,6 @@ TaskOutcome outcomeFor(const StateRecord& record, std::optional<int> code, std::
   return {false, std::nullopt,
           lost_while_down ? "process lost while the scheduler was down"
                           : "process lost: it ended without recording an exit code"};
-}
-
-bool pidfdExited(int pidfd) {
-  if (pidfd < 0) return false;
-  pollfd p{pidfd, POLLIN, 0};
-  return ::poll(&p, 1, 0) > 0 && (p.revents & (POLLIN | POLLHUP | POLLERR)) != 0;
 }
 
 void appendLogNote(const std::string& path, const std::string& note) {
@@ -265,7 +258,7 @@ Result<DispatchOutcome> LocalDispatcher::startAttempt(const AttemptPtr& attempt,
   std::vector<std::string> env = taskEnvironment(parent_env_, request, settings_);
   std::optional<WarmShell> warm;
   WarmLaunch launch;
-  if (argv.size() == 3 && argv[0] == "bash" && warm_) {
+  if (isBashEntrypoint(argv) && warm_) {
     if (auto delta = environmentDelta(parent_env_, env)) {
       warm = warm_->take();
       if (warm) {

@@ -2,6 +2,7 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <spawn.h>
 #include <sys/syscall.h>
@@ -45,9 +46,6 @@ constexpr const char* kWarmShellScript =
     "unset __leoflow_exit __leoflow_go; set --; "
     "eval \"unset __leoflow_entry; $__leoflow_entry\"";
 
-bool isBashEntrypoint(const std::vector<std::string>& argv) {
-  return argv.size() == 3 && argv[0] == "bash" && argv[1] == "-c";
-}
 
 // `name` on the PATH of the task's environment (NAME=value entries), as a shell would find it;
 // the default path when there is none. Empty when not found.
@@ -221,6 +219,16 @@ std::string readBootId() {
 
 // Through syscall(): glibc 2.36's <sys/pidfd.h> declares pidfd_open without C linkage for C++.
 UniqueFd openPidfd(pid_t pid) { return UniqueFd(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0U))); }
+
+bool isBashEntrypoint(const std::vector<std::string>& argv) {
+  return argv.size() == 3 && argv[0] == "bash" && argv[1] == "-c";
+}
+
+bool pidfdExited(int pidfd) {
+  if (pidfd < 0) return false;
+  pollfd p{pidfd, POLLIN, 0};
+  return ::poll(&p, 1, 0) > 0 && (p.revents & (POLLIN | POLLHUP | POLLERR)) != 0;
+}
 
 std::optional<WaitStatus> reapChild(int pidfd) {
   siginfo_t info{};

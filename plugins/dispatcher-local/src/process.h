@@ -28,6 +28,9 @@ namespace leoflow::plugins::dispatcher_local {
 /// argv[0] of the supervisor shell: names it in `ps` and marks its command line for findSupervisor().
 inline constexpr const char* kSupervisorName = "leoflow-supervisor";
 
+/// True for the argv `bash -c <entrypoint>`: a bash task, run by a bash supervisor itself.
+bool isBashEntrypoint(const std::vector<std::string>& argv);
+
 struct SpawnRequest {
   /// The task's command (python3 ...), run as the child of a /bin/sh supervisor; or, when it is
   /// exactly `bash -c <entrypoint>`, the entrypoint run by a bash supervisor itself.
@@ -56,6 +59,9 @@ std::string readBootId();
 
 /// A pidfd for `pid` (invalid when the process is gone or pidfds are unavailable).
 UniqueFd openPidfd(pid_t pid);
+
+/// True when the process behind `pidfd` has ended (never waits; false for an invalid pidfd).
+bool pidfdExited(int pidfd);
 
 /// How a process ended, as waitid() tells its parent.
 struct WaitStatus {

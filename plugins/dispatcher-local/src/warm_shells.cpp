@@ -45,11 +45,7 @@ bool changeable(std::string_view name) {
   return isIdentifier(name) && startupVariables().count(name) == 0 && name.substr(0, 10) != "__leoflow_";
 }
 
-bool exited(const WarmShell& shell) {
-  if (!shell.pidfd.valid()) return true;
-  pollfd p{shell.pidfd.get(), POLLIN, 0};
-  return ::poll(&p, 1, 0) > 0;
-}
+bool exited(const WarmShell& shell) { return !shell.pidfd.valid() || pidfdExited(shell.pidfd.get()); }
 
 bool waitExit(const WarmShell& shell, std::chrono::milliseconds wait) {
   if (!shell.pidfd.valid()) return true;
@@ -240,6 +236,34 @@ void WarmShellPool::stop() {
   for (WarmShell& shell : left) retireWarmShell(shell, 1000ms);
 }
 
+Result<WarmShell> WarmShellPool::startShell() {
+  std::array<int, 2> fds{-1, -1};
+  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds.data()) != 0) {
+    return unavailable(std::string("socketpair failed: ") + std::strerror(errno));
+  }
+  UniqueFd ours(fds[0]);
+  UniqueFd theirs(fds[1]);
+  auto pid = spawnWarmShell(env_, cwd_, launch_dir_, theirs.get());
+  theirs.reset();
+  if (!pid) return pid.status();
+  WarmShell shell;
+  shell.pid = *pid;
+  shell.pidfd = openPidfd(*pid);
+  const auto stat = readProcessStat(*pid);
+  shell.start_ticks = stat ? stat->start_ticks : 0;
+  shell.feed = std::move(ours);
+  if (shell.pidfd.valid() && shell.start_ticks != 0) return shell;
+  // Without a pidfd it could not be watched like a supervisor must be: not worth keeping.
+  if (shell.pidfd.valid()) {
+    retireWarmShell(shell, 1000ms);
+  } else {
+    shell.feed.reset();
+    signalGroup(*pid, SIGKILL);
+    ::waitpid(*pid, nullptr, 0);
+  }
+  return unavailable("the new shell could not be watched (no pidfd or no start time)");
+}
+
 void WarmShellPool::fillLoop() {
   bool warned = false;
   for (;;) {
@@ -248,46 +272,16 @@ void WarmShellPool::fillLoop() {
       cv_.wait(lock, [&] { return stopping_ || ready_.size() < size_; });
       if (stopping_) return;
     }
-    std::array<int, 2> fds{-1, -1};
-    if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds.data()) != 0) {
-      logger_->warn("warm shell: socketpair failed error={}", std::strerror(errno));
-      std::unique_lock lock(mutex_);
-      cv_.wait_for(lock, kRefillBackoff, [&] { return stopping_; });
+    auto shell = startShell();
+    std::unique_lock lock(mutex_);
+    if (shell) {
+      warned = false;
+      ready_.push_back(std::move(*shell));
       continue;
     }
-    UniqueFd ours(fds[0]);
-    UniqueFd theirs(fds[1]);
-    auto pid = spawnWarmShell(env_, cwd_, launch_dir_, theirs.get());
-    theirs.reset();
-    if (!pid) {
-      if (!warned) logger_->warn("warm shell: starting one failed; tasks start cold error={}", pid.status().toString());
-      warned = true;
-      std::unique_lock lock(mutex_);
-      cv_.wait_for(lock, kRefillBackoff, [&] { return stopping_; });
-      continue;
-    }
-    warned = false;
-    WarmShell shell;
-    shell.pid = *pid;
-    shell.pidfd = openPidfd(*pid);
-    const auto stat = readProcessStat(*pid);
-    shell.start_ticks = stat ? stat->start_ticks : 0;
-    shell.feed = std::move(ours);
-    if (!shell.pidfd.valid() || shell.start_ticks == 0) {
-      // Without a pidfd it could not be watched like a supervisor must be: not worth keeping.
-      if (shell.pidfd.valid()) {
-        retireWarmShell(shell, 1000ms);
-      } else {
-        shell.feed.reset();
-        signalGroup(*pid, SIGKILL);
-        ::waitpid(*pid, nullptr, 0);
-      }
-      std::unique_lock lock(mutex_);
-      cv_.wait_for(lock, kRefillBackoff, [&] { return stopping_; });
-      continue;
-    }
-    std::lock_guard lock(mutex_);
-    ready_.push_back(std::move(shell));
+    if (!warned) logger_->warn("warm shell: starting one failed; tasks start cold error={}", shell.status().toString());
+    warned = true;
+    cv_.wait_for(lock, kRefillBackoff, [&] { return stopping_; });
   }
 }
 

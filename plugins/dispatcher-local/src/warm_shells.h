@@ -27,6 +27,8 @@
 
 #include <spdlog/logger.h>
 
+#include <leoflow/status.h>
+
 #include "state_file.h"
 
 namespace leoflow::plugins::dispatcher_local {
@@ -88,6 +90,8 @@ class WarmShellPool {
 
  private:
   void fillLoop();
+  /// A new, watchable shell (the filler thread's work).
+  Result<WarmShell> startShell();
 
   const std::size_t size_;
   const std::vector<std::string> env_;
