@@ -121,6 +121,9 @@ struct LocalDispatcher::Attempt {
 
   // Guarded by the dispatcher's mutex_.
   StateRecord record;
+  // When this dispatcher started it (not adopted): its timeout counts on the steady clock, which a
+  // wall-clock step cannot shorten.
+  std::optional<SteadyTime> started_steady;
   UniqueFd pidfd;
   Phase phase = Phase::kStarting;
   bool running_reported = false;
@@ -248,6 +251,7 @@ Result<DispatchOutcome> LocalDispatcher::startAttempt(const AttemptPtr& attempt,
   record.task_type = request.task.type;
   record.boot_id = boot_id_;
   record.started_at_us = duration_cast<microseconds>(system_clock::now().time_since_epoch()).count();
+  const SteadyTime started_steady = steady_clock::now();
   record.execution_timeout_seconds = std::max(request.task.execution_timeout_seconds, 0);
   const std::filesystem::path log_path = attemptLogPath(settings_.log_dir, ref);
   record.log_path = log_path.string();
@@ -341,6 +345,7 @@ Result<DispatchOutcome> LocalDispatcher::startAttempt(const AttemptPtr& attempt,
   {
     std::lock_guard lock(mutex_);
     attempt->record = record;
+    attempt->started_steady = started_steady;
   }
   persist(*attempt);
 
@@ -785,8 +790,10 @@ void LocalDispatcher::watchPidfdLocked(const Attempt& attempt) {
 void LocalDispatcher::startLiveTimersLocked(const AttemptPtr& attempt, SteadyTime now) {
   addTimerLocked(now + heartbeat_interval_, attempt->id, TimerKind::kHeartbeat);
   const int timeout = attempt->record.execution_timeout_seconds;
-  if (timeout > 0) {
-    // From the recorded start, so an adopted attempt keeps its original deadline.
+  if (timeout > 0 && attempt->started_steady) {
+    addTimerLocked(*attempt->started_steady + seconds(timeout), attempt->id, TimerKind::kTimeout);
+  } else if (timeout > 0) {
+    // Adopted: from the recorded start, so it keeps its original deadline.
     const system_clock::time_point started{microseconds(attempt->record.started_at_us)};
     const auto remaining = started + seconds(timeout) - system_clock::now();
     const auto left = std::max(duration_cast<steady_clock::duration>(remaining), steady_clock::duration::zero());
