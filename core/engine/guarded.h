@@ -8,6 +8,7 @@
 #include <string>
 #include <utility>
 
+#include <leoflow/abi.h>
 #include <leoflow/dispatcher.h>
 #include <leoflow/inline_runner.h>
 #include <leoflow/leader.h>
@@ -30,7 +31,10 @@ auto guardCall(const std::string& plugin, Call&& call) -> decltype(call()) {
 
 class GuardedStore final : public Store {
  public:
-  GuardedStore(Store& inner, std::string plugin) : inner_(inner), plugin_(std::move(plugin)) {}
+  /// `abi_minor`: the SDK minor the plugin was built with; functions appended later are not called
+  /// on it (their vtable slots do not exist there: ARCHITECTURE §8.17).
+  GuardedStore(Store& inner, std::string plugin, std::uint32_t abi_minor = LEOFLOW_ABI_MINOR)
+      : inner_(inner), plugin_(std::move(plugin)), abi_minor_(abi_minor) {}
 
   Status ping() override { return g([&] { return inner_.ping(); }); }
   Result<Term> claimTerm(const std::string& holder) override { return g([&] { return inner_.claimTerm(holder); }); }
@@ -105,6 +109,16 @@ class GuardedStore final : public Store {
     }
   }
 
+  // SDK 1.1.
+  Result<std::optional<std::vector<std::string>>> migrate() override {
+    if (abi_minor_ < 1) return std::optional<std::vector<std::string>>{};
+    return g([&] { return inner_.migrate(); });
+  }
+  Result<std::optional<std::int64_t>> deleteFinishedRuns(Timestamp before) override {
+    if (abi_minor_ < 1) return std::optional<std::int64_t>{};
+    return g([&] { return inner_.deleteFinishedRuns(before); });
+  }
+
   const std::string& pluginName() const noexcept { return plugin_; }
 
  private:
@@ -114,6 +128,7 @@ class GuardedStore final : public Store {
   }
   Store& inner_;
   std::string plugin_;
+  std::uint32_t abi_minor_;
 };
 
 class GuardedLeader final : public Leader {

@@ -124,7 +124,7 @@ Backends::Backends(const HostConfig& config, PluginLoader& loader, Scope scope,
   {
     PluginContext& ctx = context(config.store.plugin, *null_events_);
     store_ = create(config.store, retry_unavailable, [&] { return store_factory.create(store_config, ctx); });
-    guarded_store_ = std::make_unique<engine::GuardedStore>(*store_, store_plugin_);
+    guarded_store_ = std::make_unique<engine::GuardedStore>(*store_, store_plugin_, store_lib.abiMinor());
   }
   events_ = std::make_unique<engine::TaskEventsSink>(*guarded_store_, clock_, wake_, makeLogger("events"));
   if (!everything) return;

@@ -13,6 +13,7 @@
 #include "host/schedule_command.h"
 #include "host/scheduler_command.h"
 #include "host/status_command.h"
+#include "host/store_command.h"
 #include "host/version.h"
 
 namespace {
@@ -44,6 +45,7 @@ int main(int argc, char** argv) {
   addDagsCommand(app, ctx);
   addRunsCommand(app, ctx);
   addStatusCommand(app, ctx);
+  addStoreCommand(app, ctx);
   addPluginsCommand(app, ctx);
 
   try {

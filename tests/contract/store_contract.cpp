@@ -1335,6 +1335,44 @@ TEST_P(StoreContract, ReapingARunNoLongerRunningChangesNothing) {
   EXPECT_EQ(str(w.load(queued)), queued_before);
 }
 
+// `leoflow store clean` (SDK 1.1): Airflow's `db clean`. Every store of this repository supports it.
+TEST_P(StoreContract, CleaningDeletesOnlyRunsThatFinishedBeforeTheCutoff) {
+  Scenario w(store());
+  const RunKey old_ok = w.started("etl", "old_ok", {"a"});
+  ASSERT_TRUE(ok(store().setRunState(w.term(), old_ok, R::kRunning, R::kSuccess, at(10), "")));
+  const RunKey old_failed = w.started("etl", "old_failed", {"a"});
+  ASSERT_TRUE(ok(store().reapRun(w.term(), old_failed, at(20), "orphaned")));
+  const RunKey recent = w.started("etl", "recent", {"a"});
+  ASSERT_TRUE(ok(store().setRunState(w.term(), recent, R::kRunning, R::kSuccess, at(200), "")));
+  const RunKey active = w.started("etl", "active", {"a"});  // started long ago, still running
+  const RunKey waiting = w.run("etl", "waiting", 5);
+
+  auto deleted = store().deleteFinishedRuns(at(100));
+  ASSERT_TRUE(deleted.isOk()) << deleted.status().toString();
+  ASSERT_TRUE(deleted->has_value()) << "the store says it cannot clean";
+  EXPECT_EQ(**deleted, 2);
+  auto runs = store().listRuns(RunFilter{});
+  ASSERT_TRUE(runs.isOk());
+  std::vector<std::string> left;
+  for (const RunRecord& r : *runs) left.push_back(r.key.run_id);
+  std::sort(left.begin(), left.end());
+  EXPECT_EQ(left, (std::vector<std::string>{"active", "recent", "waiting"}));
+  auto loaded = store().loadRuns(std::vector<RunKey>{old_ok, active});
+  ASSERT_EQ(loaded.size(), 2u);
+  EXPECT_EQ(loaded[0].status().code(), StatusCode::kNotFound) << "a deleted run is gone with its instances";
+  ASSERT_TRUE(loaded[1].isOk());
+  EXPECT_EQ(loaded[1]->tasks.size(), 1u);
+  auto found = store().findRuns("old_failed");
+  ASSERT_TRUE(found.isOk());
+  EXPECT_TRUE(found->empty()) << "a deleted run is not found by its id";
+  // The id is free again: a run created with it is a new run.
+  const RunKey reborn = w.run("etl", "old_ok", 300);
+  EXPECT_EQ(w.load(reborn).state, R::kQueued);
+  auto again = store().deleteFinishedRuns(at(100));
+  ASSERT_TRUE(again.isOk());
+  EXPECT_EQ(again->value_or(-1), 0) << "nothing left to clean";
+}
+
 TEST_P(StoreContract, AgentLostCandidatesAreRunningAttemptsOldestHeartbeatFirst) {  // BEHAVIOUR §4.3
   Scenario w(store());
   const RunKey key = w.started("etl", "r1", {"a", "b", "c", "d", "e"}, 2);

@@ -982,6 +982,21 @@ void MemoryStore::unsubscribe() {
   backend_->feed.unsubscribe(this);
 }
 
+Result<std::optional<std::int64_t>> MemoryStore::deleteFinishedRuns(Timestamp before) {
+  std::lock_guard lock(backend_->mutex);
+  std::int64_t deleted = 0;
+  for (auto it = backend_->runs.begin(); it != backend_->runs.end();) {
+    const RunRecord& r = it->second.record;
+    if (isTerminal(r.state) && r.ended_at && *r.ended_at < before) {
+      it = backend_->runs.erase(it);
+      ++deleted;
+    } else {
+      ++it;
+    }
+  }
+  return std::optional<std::int64_t>(deleted);
+}
+
 void MemoryStore::drainChanges() const { backend_->feed.drain(); }
 
 void MemoryStore::interruptFeed() { backend_->feed.resync(); }

@@ -152,6 +152,8 @@ class MemoryStore final : public Store {
   Status reportFinished(const AttemptRef& attempt, const TaskOutcome& outcome, Timestamp at) override;
   Status subscribe(ChangeSink& sink) override;
   void unsubscribe() override;
+  /// Finished runs that ended before `before` go, with their instances (no failure injection).
+  Result<std::optional<std::int64_t>> deleteFinishedRuns(Timestamp before) override;
 
   // --- Failure injection ------------------------------------------------------------------------
 

@@ -12,7 +12,8 @@
 /// Raised on any incompatible change to an SDK type or interface.
 #define LEOFLOW_ABI_MAJOR 1
 /// Raised when the SDK grows compatibly (a new descriptor field at the end, a new optional hook).
-#define LEOFLOW_ABI_MINOR 0
+/// 1: Store::migrate() and Store::deleteFinishedRuns().
+#define LEOFLOW_ABI_MINOR 1
 
 #define LEOFLOW_ABI_STR2(x) #x
 #define LEOFLOW_ABI_STR(x) LEOFLOW_ABI_STR2(x)

@@ -218,6 +218,23 @@ class Store {
   /// unsubscribe() or destruction. One subscriber at a time; `sink` must outlive the subscription.
   virtual Status subscribe(ChangeSink& sink) = 0;
   virtual void unsubscribe() = 0;
+
+  // --- Maintenance (SDK 1.1: the host calls these only on plugins built with ABI minor >= 1) ---------
+
+  /// Brings the backend's schema up to date (`leoflow store migrate`). nullopt: this store keeps no
+  /// schema migrations. Otherwise the names of the migrations this store object applied — in its
+  /// factory's create() or now — in order; empty when the schema was already up to date. A schema
+  /// newer than the plugin knows is kInvalidArgument.
+  virtual Result<std::optional<std::vector<std::string>>> migrate() {
+    return std::optional<std::vector<std::string>>{};
+  }
+  /// Deletes the finished (success or failed) runs that ended before `before`, with their task
+  /// instances and history (`leoflow store clean`); returns how many runs. nullopt: not supported.
+  /// Not fenced (a person's command); active runs are never touched.
+  virtual Result<std::optional<std::int64_t>> deleteFinishedRuns(Timestamp before) {
+    (void)before;
+    return std::optional<std::int64_t>{};
+  }
 };
 
 /// Makes Stores from a plugin's configuration.

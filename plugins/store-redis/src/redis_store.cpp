@@ -531,4 +531,22 @@ void RedisStore::unsubscribe() {
   if (feed) feed->stop();
 }
 
+// --- Maintenance ------------------------------------------------------------------------------------------
+
+Result<std::optional<std::int64_t>> RedisStore::deleteFinishedRuns(Timestamp before) {
+  // In slices, so no single script holds Redis for long.
+  constexpr std::int64_t kSlice = 500;
+  std::int64_t total = 0;
+  for (;;) {
+    auto reply = client_.eval(lua::kDeleteFinishedRuns, {toMicros(before), str(kSlice)});
+    if (!reply) return reply.status();
+    auto n = integerReply(*reply, "delete_finished_runs");
+    if (!n) return n.status();
+    total += *n;
+    if (*n < kSlice) break;
+  }
+  client_.logger()->info("finished runs deleted count={}", total);
+  return std::optional<std::int64_t>(total);
+}
+
 }  // namespace leoflow::plugins::store_redis

@@ -57,6 +57,8 @@ class RedisStore final : public Store {
   Status subscribe(ChangeSink& sink) override;
   void unsubscribe() override;
 
+  Result<std::optional<std::int64_t>> deleteFinishedRuns(Timestamp before) override;
+
  private:
   RedisClient client_;
   std::mutex feed_mu_;
