@@ -1,0 +1,20 @@
+// The change-feed payloads the SQL functions send with pg_notify (migrations/002_functions.sql):
+// "t:<dag>:<run>:<task>", "r:<dag>:<run>", "d:<dag>", each id percent-encoded ('%' → %25, ':' → %3A)
+// so ':' separates them.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include <leoflow/store.h>
+
+namespace leoflow::plugins::store_postgres {
+
+/// nullopt for a malformed %XX sequence.
+std::optional<std::string> decodeId(std::string_view encoded);
+
+/// Parses one payload; nullopt for anything else.
+std::optional<Change> parseChangeMessage(std::string_view message);
+
+}  // namespace leoflow::plugins::store_postgres

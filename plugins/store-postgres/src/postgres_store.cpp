@@ -1,0 +1,663 @@
+#include "postgres_store.h"
+
+#include <set>
+
+#include <pqxx/nontransaction>
+#include <pqxx/result>
+
+#include "migrator.h"
+#include "pg_errors.h"
+#include "sql_params.h"
+
+namespace leoflow::plugins::store_postgres {
+namespace {
+
+// Every statement the store runs, prepared on each session. Functions do the writes
+// (migrations/002_functions.sql); reads are single statements. Times travel as microseconds.
+const std::vector<PreparedStatement>& statements() {
+  static const std::vector<PreparedStatement> kStatements = {
+      {"ping", "SELECT 1"},
+      {"claim_term", "SELECT claim_term($1::text)"},
+      {"record_liveness", "SELECT record_liveness($1::bigint, $2::text, $3::bigint, $4::bigint, $5::bigint, $6::bigint)"},
+      {"read_liveness", "SELECT holder, term, ts_us(last_tick), queue_depth, active_runs FROM liveness"},
+      {"sync_dags",
+       "SELECT out_version, out_changed FROM sync_dags($1::text[], $2::text[], $3::text[], $4::text[], "
+       "$5::bigint[], $6::bigint[], $7::boolean[], $8::integer[])"},
+      {"list_dags", "SELECT dag_id, schedule, paused, version FROM dags ORDER BY dag_id"},
+      {"get_dag",
+       "SELECT d.version, d.paused, v.spec_json FROM dags d LEFT JOIN dag_versions v "
+       "ON v.dag_id = d.dag_id AND v.version = coalesce($2::integer, d.version) WHERE d.dag_id = $1::text"},
+      {"set_paused", "SELECT set_paused($1::text, $2::boolean)"},
+      {"scheduled_dags",
+       "SELECT dag_id, version, schedule, schedule_timezone, ts_us(start_date), ts_us(end_date), catchup, "
+       "max_active_runs, ts_us(last_scheduled_logical), ever_run FROM dags "
+       "WHERE NOT paused AND schedule <> '' ORDER BY dag_id"},
+      {"create_run",
+       "SELECT create_run($1::bigint, $2::text, $3::text, $4::integer, $5::text, $6::bigint, $7::text, $8::bigint)"},
+      {"list_active_runs",
+       "SELECT dag_id, run_id, dag_version, state, ts_us(queued_at) FROM runs "
+       "WHERE state IN ('queued', 'running') ORDER BY queued_at, uid"},
+      // One statement, so one snapshot of every run with all its instances (the run's fields repeat
+      // on each instance's row); a run that does not exist has no row.
+      {"load_runs",
+       "WITH k AS (SELECT dag_id, run_id, ord FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS k(dag_id, run_id, ord)) "
+       "SELECT k.ord, r.dag_version, r.state, r.trigger, ts_us(r.logical_date), ts_us(r.queued_at), "
+       "ts_us(r.started_at), ts_us(r.ended_at), r.conf, r.note, "
+       "ti.task_id, ti.state, ti.try_number, ti.max_tries, ts_us(ti.scheduled_at), ts_us(ti.queued_at), "
+       "ts_us(ti.started_at), ts_us(ti.ended_at), ts_us(ti.last_heartbeat_at), ti.exit_code, ti.note "
+       "FROM k JOIN runs r ON r.dag_id = k.dag_id AND r.run_id = k.run_id "
+       "LEFT JOIN task_instances ti ON ti.run_uid = r.uid ORDER BY k.ord, ti.seq"},
+      {"list_runs",
+       "SELECT dag_id, run_id, dag_version, state, trigger, ts_us(logical_date), ts_us(queued_at), "
+       "ts_us(started_at), ts_us(ended_at), conf, note FROM runs "
+       "WHERE ($1::text IS NULL OR dag_id = $1::text) AND ($2::text IS NULL OR state = $2::text) "
+       "ORDER BY logical_date DESC, uid DESC LIMIT $3::bigint"},
+      {"find_runs", "SELECT dag_id FROM runs WHERE run_id = $1::text ORDER BY dag_id"},
+      {"materialize_run",
+       "SELECT materialize_run($1::bigint, $2::text, $3::text, $4::bigint, $5::text[], $6::integer[])"},
+      {"set_run_state",
+       "SELECT set_run_state($1::bigint, $2::text, $3::text, $4::text, $5::text, $6::bigint, $7::text)"},
+      {"apply_transitions",
+       "SELECT apply_transitions($1::bigint, $2::text, $3::text, $4::bigint, $5::text[], $6::text[], "
+       "$7::integer[], $8::text[], $9::text[], $10::boolean[])"},
+      // Running runs with nothing in flight (BEHAVIOUR §4.2, §10 item 5), stalest first.
+      {"list_orphans",
+       "SELECT r.dag_id, r.run_id, ts_us(greatest(r.queued_at, r.started_at, a.last)) FROM runs r "
+       "LEFT JOIN LATERAL (SELECT max(greatest(ti.started_at, ti.ended_at)) AS last FROM task_instances ti "
+       "WHERE ti.run_uid = r.uid) a ON true "
+       "WHERE r.state = 'running' AND NOT EXISTS (SELECT 1 FROM task_instances ti WHERE ti.run_uid = r.uid "
+       "AND ti.state IN ('scheduled', 'queued', 'running', 'up_for_retry')) "
+       "ORDER BY greatest(r.queued_at, r.started_at, a.last) ASC NULLS FIRST, r.queued_at, r.uid LIMIT $1::bigint"},
+      {"reap_run", "SELECT reap_run($1::bigint, $2::text, $3::text, $4::bigint, $5::text)"},
+      {"agent_lost",
+       "SELECT r.dag_id, r.run_id, ti.task_id, ti.try_number, ts_us(ti.last_heartbeat_at) FROM task_instances ti "
+       "JOIN runs r ON r.uid = ti.run_uid WHERE ti.state = 'running' AND ti.last_heartbeat_at IS NOT NULL "
+       "ORDER BY ti.last_heartbeat_at LIMIT $1::bigint"},
+      {"dispatch_lost",
+       "SELECT r.dag_id, r.run_id, ti.task_id, ti.try_number, ts_us(ti.queued_at) FROM task_instances ti "
+       "JOIN runs r ON r.uid = ti.run_uid WHERE ti.state = 'queued' AND ti.queued_at IS NOT NULL "
+       "ORDER BY ti.queued_at LIMIT $1::bigint"},
+      {"report_running", "SELECT report_running($1::text, $2::text, $3::text, $4::integer, $5::bigint)"},
+      {"report_heartbeat", "SELECT report_heartbeat($1::text, $2::text, $3::text, $4::integer, $5::bigint)"},
+      {"report_finished",
+       "SELECT report_finished($1::text, $2::text, $3::text, $4::integer, $5::bigint, $6::text, $7::integer, $8::text)"},
+      {"delete_finished",
+       "WITH d AS (DELETE FROM runs WHERE state IN ('success', 'failed') AND ended_at < us_ts($1::bigint) "
+       "RETURNING 1) SELECT count(*) FROM d"},
+  };
+  return kStatements;
+}
+
+// --- Reading rows ----------------------------------------------------------------------------------
+
+std::optional<Timestamp> stampAt(const pqxx::row& row, int col) {
+  if (row[col].is_null()) return std::nullopt;
+  return fromMicros(row[col].as<std::int64_t>());
+}
+
+std::string textAt(const pqxx::row& row, int col) { return row[col].is_null() ? std::string() : row[col].as<std::string>(); }
+
+bool boolAt(const pqxx::row& row, int col) { return !row[col].is_null() && row[col].as<bool>(); }
+
+Status corrupt(const RunKey& key) {
+  return internalError("run \"" + key.run_id + "\" of dag \"" + key.dag_id + "\" has a corrupt record");
+}
+
+// The 11 run fields of list_runs (dag_id, run_id, dag_version, state, trigger, logical_date,
+// queued_at, started_at, ended_at, conf, note).
+Result<RunRecord> runFromRow(const pqxx::row& row) {
+  RunRecord r;
+  r.key = RunKey{textAt(row, 0), textAt(row, 1)};
+  const auto state = parseDagRunState(textAt(row, 3));
+  if (!state) return corrupt(r.key);
+  r.dag_version = row[2].as<std::int64_t>();
+  r.state = *state;
+  r.trigger = textAt(row, 4) == "scheduled" ? RunTrigger::kScheduled : RunTrigger::kManual;
+  r.logical_date = fromMicros(row[5].as<std::int64_t>());
+  r.queued_at = stampAt(row, 6);
+  r.started_at = stampAt(row, 7);
+  r.ended_at = stampAt(row, 8);
+  r.conf_json = textAt(row, 9);
+  r.note = textAt(row, 10);
+  return r;
+}
+
+Status checkRunKey(const RunKey& run) {
+  if (run.dag_id.empty()) return invalidArgument("a run key needs a dag id");
+  if (run.run_id.empty()) return invalidArgument("a run key needs a run id");
+  return Status::ok();
+}
+
+Status checkAttempt(const AttemptRef& a) {
+  if (Status s = checkRunKey(a.run); !s) return s;
+  if (a.task_id.empty()) return invalidArgument("an attempt needs a task id");
+  return Status::ok();
+}
+
+SqlParams attemptParams(const AttemptRef& a, Timestamp at) {
+  SqlParams p;
+  p.text(a.run.dag_id).text(a.run.run_id).text(a.task_id).integer(a.try_number).stamp(at);
+  return p;
+}
+
+std::int64_t limitOf(std::size_t limit) {
+  return static_cast<std::int64_t>(std::min<std::size_t>(limit, static_cast<std::size_t>(INT64_MAX)));
+}
+
+}  // namespace
+
+PostgresStore::PostgresStore(const Settings& settings, const PluginContext& context)
+    : pool_(settings, context.logger(), statements()) {
+  pool_.start();
+  std::unique_ptr<Session> session;
+  try {
+    session = pool_.openSession(settings.dsn);
+    applied_at_start_ = migrateSchema(session->conn(), settings.schema, settings.channel());
+  } catch (const pqxx::broken_connection& e) {
+    throw UnavailableError("postgres at " + settings.redacted + " went away while migrating: " + primaryMessage(e.what()));
+  } catch (const pqxx::sql_error& e) {
+    throw std::runtime_error("migrating schema \"" + settings.schema + "\" at " + settings.redacted +
+                             " failed: " + primaryMessage(e.what()));
+  }
+  for (const std::string& m : applied_at_start_) {
+    pool_.logger()->info("migration applied schema={} migration={}", settings.schema, m);
+  }
+  pool_.logger()->info("store connected dsn={} schema={} channel={} pool_size={}", settings.redacted,
+                       settings.schema, settings.channel(), settings.pool_size);
+}
+
+PostgresStore::~PostgresStore() { unsubscribe(); }
+
+Result<pqxx::result> PostgresStore::call(const char* statement, SqlParams& params) {
+  return pool_.run<pqxx::result>(statement, [&](pqxx::connection& c) {
+    pqxx::nontransaction tx(c);
+    return tx.exec_prepared(statement, params.bind());
+  });
+}
+
+Status PostgresStore::ping() {
+  SqlParams none;
+  auto r = call("ping", none);
+  return r ? Status::ok() : r.status();
+}
+
+// --- Term and liveness ----------------------------------------------------------------------------
+
+Result<Term> PostgresStore::claimTerm(const std::string& holder) {
+  SqlParams p;
+  p.text(holder);
+  auto r = call("claim_term", p);
+  if (!r) return r.status();
+  const Term term = (*r)[0][0].as<std::int64_t>();
+  pool_.logger()->info("term claimed term={} holder={}", term, holder);
+  return term;
+}
+
+Status PostgresStore::recordLiveness(Term term, const LivenessRecord& record) {
+  SqlParams p;
+  p.integer(term).text(record.holder).integer(record.term).stamp(record.last_tick).integer(record.queue_depth)
+      .integer(record.active_runs);
+  auto r = call("record_liveness", p);
+  return r ? Status::ok() : r.status();
+}
+
+Result<std::optional<LivenessRecord>> PostgresStore::readLiveness() {
+  SqlParams none;
+  auto r = call("read_liveness", none);
+  if (!r) return r.status();
+  if (r->empty()) return std::optional<LivenessRecord>{};
+  const pqxx::row row = (*r)[0];
+  LivenessRecord rec;
+  rec.holder = textAt(row, 0);
+  rec.term = row[1].as<std::int64_t>();
+  rec.last_tick = stampAt(row, 2);
+  rec.queue_depth = row[3].as<std::int64_t>();
+  rec.active_runs = row[4].as<std::int64_t>();
+  return std::optional<LivenessRecord>(std::move(rec));
+}
+
+// --- Catalog ----------------------------------------------------------------------------------------
+
+Result<std::vector<DagRegistration>> PostgresStore::syncDags(std::span<const DagDefinition> dags) {
+  if (dags.empty()) return std::vector<DagRegistration>{};
+  std::vector<std::string> ids, json, schedule, tz;
+  std::vector<std::optional<Timestamp>> start, end;
+  std::vector<bool> catchup;
+  std::vector<std::int64_t> max_active;
+  for (const DagDefinition& d : dags) {
+    if (d.spec.dag_id.empty()) return invalidArgument("a DAG needs a dag_id");
+    ids.push_back(d.spec.dag_id);
+    json.push_back(d.spec_json);
+    schedule.push_back(d.spec.schedule);
+    tz.push_back(d.spec.schedule_timezone);
+    start.push_back(d.spec.start_date);
+    end.push_back(d.spec.end_date);
+    catchup.push_back(d.spec.catchup);
+    max_active.push_back(d.spec.max_active_runs);
+  }
+  SqlParams p;
+  p.text(textArray(ids)).text(textArray(json)).text(textArray(schedule)).text(textArray(tz)).text(stampArray(start))
+      .text(stampArray(end)).text(boolArray(catchup)).text(intArray(max_active));
+  auto r = call("sync_dags", p);
+  if (!r) return r.status();
+  if (r->size() != dags.size()) return internalError("sync_dags answered " + std::to_string(r->size()) + " rows");
+  std::vector<DagRegistration> out;
+  for (std::size_t i = 0; i < dags.size(); ++i) {
+    DagRegistration reg;
+    reg.dag_id = ids[i];
+    reg.version = (*r)[static_cast<int>(i)][0].as<std::int64_t>();
+    reg.changed = (*r)[static_cast<int>(i)][1].as<bool>();
+    if (reg.changed) pool_.logger()->info("dag registered dag_id={} version={}", reg.dag_id, reg.version);
+    out.push_back(std::move(reg));
+  }
+  return out;
+}
+
+Result<std::vector<DagSummary>> PostgresStore::listDags() {
+  SqlParams none;
+  auto r = call("list_dags", none);
+  if (!r) return r.status();
+  std::vector<DagSummary> out;
+  out.reserve(r->size());
+  for (const pqxx::row& row : *r) {
+    out.push_back(DagSummary{textAt(row, 0), textAt(row, 1), boolAt(row, 2), row[3].as<std::int64_t>()});
+  }
+  return out;
+}
+
+Result<StoredDag> PostgresStore::getDag(const std::string& dag_id, std::optional<std::int64_t> version) {
+  SqlParams p;
+  p.text(dag_id);
+  if (version) p.integer(*version); else p.null();
+  auto r = call("get_dag", p);
+  if (!r) return r.status();
+  if (r->empty()) return notFound("dag \"" + dag_id + "\" does not exist");
+  const pqxx::row row = (*r)[0];
+  if (row[2].is_null()) {
+    return notFound("dag \"" + dag_id + "\" has no version " + std::to_string(version.value_or(0)));
+  }
+  StoredDag d;
+  d.dag_id = dag_id;
+  d.version = version.value_or(row[0].as<std::int64_t>());
+  d.paused = boolAt(row, 1);
+  d.spec_json = textAt(row, 2);
+  return d;
+}
+
+Status PostgresStore::setPaused(const std::string& dag_id, bool paused) {
+  SqlParams p;
+  p.text(dag_id).boolean(paused);
+  auto r = call("set_paused", p);
+  if (!r) return r.status();
+  pool_.logger()->info("dag {} dag_id={}", paused ? "paused" : "unpaused", dag_id);
+  return Status::ok();
+}
+
+Result<std::vector<ScheduledDag>> PostgresStore::scheduledDags() {
+  SqlParams none;
+  auto r = call("scheduled_dags", none);
+  if (!r) return r.status();
+  std::vector<ScheduledDag> out;
+  out.reserve(r->size());
+  for (const pqxx::row& row : *r) {
+    ScheduledDag d;
+    d.dag_id = textAt(row, 0);
+    d.version = row[1].as<std::int64_t>();
+    d.schedule = textAt(row, 2);
+    d.schedule_timezone = textAt(row, 3);
+    d.start_date = stampAt(row, 4);
+    d.end_date = stampAt(row, 5);
+    d.catchup = boolAt(row, 6);
+    d.max_active_runs = row[7].as<int>();
+    d.last_logical = stampAt(row, 8);
+    d.ever_run = boolAt(row, 9);
+    out.push_back(std::move(d));
+  }
+  return out;
+}
+
+// --- Runs ---------------------------------------------------------------------------------------------
+
+Status PostgresStore::createRun(std::optional<Term> term, const NewRun& run) {
+  if (Status s = checkRunKey(run.key); !s) return s;
+  SqlParams p;
+  if (term) p.integer(*term); else p.null();
+  p.text(run.key.dag_id).text(run.key.run_id).integer(std::max<std::int64_t>(run.dag_version, 0))
+      .text(std::string(toString(run.trigger))).stamp(run.logical_date).text(run.conf_json).stamp(run.queued_at);
+  auto r = call("create_run", p);
+  if (!r) return r.status();
+  pool_.logger()->debug("run created dag_id={} run_id={} trigger={}", run.key.dag_id, run.key.run_id,
+                        toString(run.trigger));
+  return Status::ok();
+}
+
+Result<std::vector<ActiveRun>> PostgresStore::listActiveRuns() {
+  SqlParams none;
+  auto r = call("list_active_runs", none);
+  if (!r) return r.status();
+  std::vector<ActiveRun> out;
+  out.reserve(r->size());
+  for (const pqxx::row& row : *r) {
+    ActiveRun a;
+    a.key = RunKey{textAt(row, 0), textAt(row, 1)};
+    a.dag_version = row[2].as<std::int64_t>();
+    const auto state = parseDagRunState(textAt(row, 3));
+    if (!state) return corrupt(a.key);
+    a.state = *state;
+    a.queued_at = stampAt(row, 4);
+    out.push_back(std::move(a));
+  }
+  return out;
+}
+
+std::vector<Result<RunRecord>> PostgresStore::loadRuns(std::span<const RunKey> keys) {
+  std::vector<Result<RunRecord>> out;
+  if (keys.empty()) return out;
+  std::vector<std::string> dags, runs;
+  dags.reserve(keys.size());
+  runs.reserve(keys.size());
+  for (const RunKey& k : keys) {
+    dags.push_back(k.dag_id);
+    runs.push_back(k.run_id);
+  }
+  SqlParams p;
+  p.text(textArray(dags)).text(textArray(runs));
+  auto r = call("load_runs", p);
+  out.reserve(keys.size());
+  if (!r) {
+    for (std::size_t i = 0; i < keys.size(); ++i) out.emplace_back(r.status());
+    return out;
+  }
+  // Rows come grouped by the key's position (ord, from 1), each run's instances in task order.
+  std::vector<std::optional<Result<RunRecord>>> found(keys.size());
+  for (const pqxx::row& row : *r) {
+    const auto ord = static_cast<std::size_t>(row[0].as<std::int64_t>());
+    if (ord < 1 || ord > keys.size()) continue;
+    auto& slot = found[ord - 1];
+    const RunKey& key = keys[ord - 1];
+    if (!slot) {
+      RunRecord run;
+      run.key = key;
+      run.dag_version = row[1].as<std::int64_t>();
+      const auto state = parseDagRunState(textAt(row, 2));
+      if (!state) {
+        slot.emplace(corrupt(key));
+        continue;
+      }
+      run.state = *state;
+      run.trigger = textAt(row, 3) == "scheduled" ? RunTrigger::kScheduled : RunTrigger::kManual;
+      run.logical_date = fromMicros(row[4].as<std::int64_t>());
+      run.queued_at = stampAt(row, 5);
+      run.started_at = stampAt(row, 6);
+      run.ended_at = stampAt(row, 7);
+      run.conf_json = textAt(row, 8);
+      run.note = textAt(row, 9);
+      slot.emplace(std::move(run));
+    }
+    if (!slot->isOk() || row[10].is_null()) continue;
+    TaskInstance ti;
+    ti.task_id = textAt(row, 10);
+    const auto state = parseTaskState(textAt(row, 11));
+    if (!state) {
+      slot.emplace(internalError("task \"" + ti.task_id + "\" of run \"" + key.run_id + "\" of dag \"" + key.dag_id +
+                                 "\" has a corrupt record"));
+      continue;
+    }
+    ti.state = *state;
+    ti.try_number = row[12].as<std::int32_t>();
+    ti.max_tries = row[13].as<std::int32_t>();
+    ti.scheduled_at = stampAt(row, 14);
+    ti.queued_at = stampAt(row, 15);
+    ti.started_at = stampAt(row, 16);
+    ti.ended_at = stampAt(row, 17);
+    ti.last_heartbeat_at = stampAt(row, 18);
+    if (!row[19].is_null()) ti.exit_code = row[19].as<int>();
+    ti.note = textAt(row, 20);
+    (*slot)->tasks.push_back(std::move(ti));
+  }
+  for (std::size_t i = 0; i < keys.size(); ++i) {
+    if (found[i]) {
+      out.push_back(std::move(*found[i]));
+    } else {
+      out.emplace_back(notFound("run \"" + keys[i].run_id + "\" of dag \"" + keys[i].dag_id + "\" does not exist"));
+    }
+  }
+  return out;
+}
+
+Result<std::vector<RunRecord>> PostgresStore::listRuns(const RunFilter& filter) {
+  if (filter.limit == 0) return std::vector<RunRecord>{};
+  SqlParams p;
+  p.optionalText(filter.dag_id);
+  if (filter.state) p.text(std::string(toString(*filter.state))); else p.null();
+  p.integer(limitOf(filter.limit));
+  auto r = call("list_runs", p);
+  if (!r) return r.status();
+  std::vector<RunRecord> out;
+  out.reserve(r->size());
+  for (const pqxx::row& row : *r) {
+    auto run = runFromRow(row);
+    if (!run) return run.status();
+    out.push_back(std::move(*run));
+  }
+  return out;
+}
+
+Result<std::vector<RunKey>> PostgresStore::findRuns(const std::string& run_id) {
+  SqlParams p;
+  p.text(run_id);
+  auto r = call("find_runs", p);
+  if (!r) return r.status();
+  std::vector<RunKey> out;
+  for (const pqxx::row& row : *r) out.push_back(RunKey{textAt(row, 0), run_id});
+  return out;
+}
+
+Status PostgresStore::materializeRun(Term term, const RunKey& run, std::span<const NewTaskInstance> tasks,
+                                     Timestamp at) {
+  if (Status s = checkRunKey(run); !s) return s;
+  std::vector<std::string> ids;
+  std::vector<std::int64_t> max_tries;
+  std::set<std::string_view> seen;
+  for (const NewTaskInstance& t : tasks) {
+    if (t.task_id.empty()) return invalidArgument("a task instance needs a task id");
+    if (t.max_tries < 1) {
+      return invalidArgument("task \"" + t.task_id + "\": max_tries must be at least 1, got " +
+                             std::to_string(t.max_tries));
+    }
+    if (!seen.insert(t.task_id).second) return invalidArgument("task \"" + t.task_id + "\" is listed twice");
+    ids.push_back(t.task_id);
+    max_tries.push_back(t.max_tries);
+  }
+  SqlParams p;
+  p.integer(term).text(run.dag_id).text(run.run_id).stamp(at).text(textArray(ids)).text(intArray(max_tries));
+  auto r = call("materialize_run", p);
+  if (!r) return r.status();
+  pool_.logger()->debug("run materialized dag_id={} run_id={} tasks={}", run.dag_id, run.run_id, tasks.size());
+  return Status::ok();
+}
+
+Status PostgresStore::setRunState(Term term, const RunKey& run, DagRunState from, DagRunState to, Timestamp at,
+                                  const std::string& note) {
+  if (Status s = checkRunKey(run); !s) return s;
+  SqlParams p;
+  p.integer(term).text(run.dag_id).text(run.run_id).text(std::string(toString(from))).text(std::string(toString(to)))
+      .stamp(at).text(note);
+  auto r = call("set_run_state", p);
+  return r ? Status::ok() : r.status();
+}
+
+Result<std::vector<bool>> PostgresStore::applyTransitions(Term term, const RunKey& run,
+                                                          std::span<const TaskTransitionWrite> writes,
+                                                          Timestamp at) {
+  if (Status s = checkRunKey(run); !s) return s;
+  std::vector<std::string> tasks, from, to, notes;
+  std::vector<std::int64_t> tries;
+  std::vector<bool> exhaust;
+  for (const TaskTransitionWrite& w : writes) {
+    tasks.push_back(w.task_id);
+    from.emplace_back(toString(w.from));
+    tries.push_back(w.try_number);
+    to.emplace_back(toString(w.to));
+    notes.push_back(w.note);
+    exhaust.push_back(w.exhaust_retries);
+  }
+  // An empty batch still goes to the server: its answer says whether the term and the run are current.
+  SqlParams p;
+  p.integer(term).text(run.dag_id).text(run.run_id).stamp(at).text(textArray(tasks)).text(textArray(from))
+      .text(intArray(tries)).text(textArray(to)).text(textArray(notes)).text(boolArray(exhaust));
+  auto r = call("apply_transitions", p);
+  if (!r) return r.status();
+  std::vector<bool> applied(writes.size(), false);
+  const pqxx::field f = (*r)[0][0];
+  if (f.is_null()) return applied;
+  // A boolean array's text form: {t,f,...}.
+  const std::string text = f.as<std::string>();
+  std::size_t i = 0;
+  for (char c : text) {
+    if (c != 't' && c != 'f') continue;
+    if (i >= applied.size()) return internalError("apply_transitions answered more results than writes");
+    applied[i++] = c == 't';
+  }
+  if (i != applied.size()) return internalError("apply_transitions answered fewer results than writes");
+  return applied;
+}
+
+// --- Reapers --------------------------------------------------------------------------------------------
+
+Result<std::vector<OrphanCandidate>> PostgresStore::listOrphanCandidates(std::size_t limit) {
+  if (limit == 0) return std::vector<OrphanCandidate>{};
+  SqlParams p;
+  p.integer(limitOf(limit));
+  auto r = call("list_orphans", p);
+  if (!r) return r.status();
+  std::vector<OrphanCandidate> out;
+  for (const pqxx::row& row : *r) out.push_back(OrphanCandidate{RunKey{textAt(row, 0), textAt(row, 1)}, stampAt(row, 2)});
+  return out;
+}
+
+Status PostgresStore::reapRun(Term term, const RunKey& run, Timestamp at, const std::string& note) {
+  if (Status s = checkRunKey(run); !s) return s;
+  SqlParams p;
+  p.integer(term).text(run.dag_id).text(run.run_id).stamp(at).text(note);
+  auto r = call("reap_run", p);
+  if (!r) return r.status();
+  if (boolAt((*r)[0], 0)) pool_.logger()->info("run reaped dag_id={} run_id={}", run.dag_id, run.run_id);
+  return Status::ok();
+}
+
+namespace {
+
+struct ListedAttempt {
+  AttemptRef attempt;
+  std::optional<Timestamp> stamp;
+};
+
+std::vector<ListedAttempt> attemptsFrom(const pqxx::result& r) {
+  std::vector<ListedAttempt> out;
+  out.reserve(r.size());
+  for (const pqxx::row& row : r) {
+    out.push_back(ListedAttempt{AttemptRef{RunKey{textAt(row, 0), textAt(row, 1)}, textAt(row, 2),
+                                           row[3].as<std::int32_t>()},
+                                stampAt(row, 4)});
+  }
+  return out;
+}
+
+}  // namespace
+
+Result<std::vector<AgentLostCandidate>> PostgresStore::listAgentLostCandidates(std::size_t limit) {
+  if (limit == 0) return std::vector<AgentLostCandidate>{};
+  SqlParams p;
+  p.integer(limitOf(limit));
+  auto r = call("agent_lost", p);
+  if (!r) return r.status();
+  std::vector<AgentLostCandidate> out;
+  for (auto& a : attemptsFrom(*r)) out.push_back(AgentLostCandidate{std::move(a.attempt), a.stamp});
+  return out;
+}
+
+Result<std::vector<DispatchLostCandidate>> PostgresStore::listDispatchLostCandidates(std::size_t limit) {
+  if (limit == 0) return std::vector<DispatchLostCandidate>{};
+  SqlParams p;
+  p.integer(limitOf(limit));
+  auto r = call("dispatch_lost", p);
+  if (!r) return r.status();
+  std::vector<DispatchLostCandidate> out;
+  for (auto& a : attemptsFrom(*r)) out.push_back(DispatchLostCandidate{std::move(a.attempt), a.stamp});
+  return out;
+}
+
+// --- Executor reports ----------------------------------------------------------------------------------
+
+Status PostgresStore::reportRunning(const AttemptRef& attempt, Timestamp at) {
+  if (Status s = checkAttempt(attempt); !s) return s;
+  SqlParams p = attemptParams(attempt, at);
+  auto r = call("report_running", p);
+  return r ? Status::ok() : r.status();
+}
+
+Status PostgresStore::reportHeartbeat(const AttemptRef& attempt, Timestamp at) {
+  if (Status s = checkAttempt(attempt); !s) return s;
+  SqlParams p = attemptParams(attempt, at);
+  auto r = call("report_heartbeat", p);
+  return r ? Status::ok() : r.status();
+}
+
+Status PostgresStore::reportFinished(const AttemptRef& attempt, const TaskOutcome& outcome, Timestamp at) {
+  if (Status s = checkAttempt(attempt); !s) return s;
+  SqlParams p = attemptParams(attempt, at);
+  p.text(outcome.success ? "success" : "failed");
+  if (outcome.exit_code) p.integer(*outcome.exit_code); else p.null();
+  p.text(outcome.message);
+  auto r = call("report_finished", p);
+  return r ? Status::ok() : r.status();
+}
+
+// --- Change feed ------------------------------------------------------------------------------------------
+
+Status PostgresStore::subscribe(ChangeSink& sink) {
+  std::lock_guard lock(feed_mu_);
+  if (feed_) return invalidArgument("the store already has a change-feed subscriber; unsubscribe first");
+  auto feed = std::make_unique<ChangeFeed>(pool_, pool_.logger());
+  if (Status s = feed->start(sink); !s) return s;
+  feed_ = std::move(feed);
+  return Status::ok();
+}
+
+void PostgresStore::unsubscribe() {
+  std::unique_ptr<ChangeFeed> feed;
+  {
+    std::lock_guard lock(feed_mu_);
+    feed = std::move(feed_);
+  }
+  if (feed) feed->stop();
+}
+
+// --- Maintenance ------------------------------------------------------------------------------------------
+
+Result<std::optional<std::vector<std::string>>> PostgresStore::migrate() {
+  const Settings& s = pool_.settings();
+  auto applied = pool_.run<std::vector<std::string>>("migrate", [&](pqxx::connection&) {
+    // A session of its own: the migration's SET LOCAL and advisory lock stay out of the pool.
+    auto session = pool_.openSession(s.dsn);
+    return migrateSchema(session->conn(), s.schema, s.channel());
+  });
+  if (!applied) return applied.status();
+  std::vector<std::string> all = applied_at_start_;
+  all.insert(all.end(), applied->begin(), applied->end());
+  applied_at_start_.clear();  // reported once
+  return std::optional<std::vector<std::string>>(std::move(all));
+}
+
+Result<std::optional<std::int64_t>> PostgresStore::deleteFinishedRuns(Timestamp before) {
+  SqlParams p;
+  p.stamp(before);
+  auto r = call("delete_finished", p);
+  if (!r) return r.status();
+  const std::int64_t n = (*r)[0][0].as<std::int64_t>();
+  pool_.logger()->info("finished runs deleted count={} ended_before_us={}", n, toMicros(before));
+  return std::optional<std::int64_t>(n);
+}
+
+}  // namespace leoflow::plugins::store_postgres

@@ -1,0 +1,75 @@
+// Store on PostgreSQL: every mutation is one call of a SQL function (migrations/002_functions.sql),
+// so each is one round trip and one transaction — atomic, fenced and guarded inside PostgreSQL
+// (ARCHITECTURE §8.7, store.h). Reads are single statements, each one consistent snapshot.
+#pragma once
+
+#include <memory>
+#include <mutex>
+
+#include <leoflow/context.h>
+#include <leoflow/store.h>
+
+#include "change_feed.h"
+#include "connection_pool.h"
+
+namespace leoflow::plugins::store_postgres {
+
+class PostgresStore final : public Store {
+ public:
+  /// Connects and migrates the schema; throws UnavailableError when the server cannot be reached and
+  /// std::runtime_error when it refuses us or the schema is newer than this plugin.
+  PostgresStore(const Settings& settings, const PluginContext& context);
+  ~PostgresStore() override;
+
+  Status ping() override;
+
+  Result<Term> claimTerm(const std::string& holder) override;
+  Status recordLiveness(Term term, const LivenessRecord& record) override;
+  Result<std::optional<LivenessRecord>> readLiveness() override;
+
+  Result<std::vector<DagRegistration>> syncDags(std::span<const DagDefinition> dags) override;
+  Result<std::vector<DagSummary>> listDags() override;
+  Result<StoredDag> getDag(const std::string& dag_id, std::optional<std::int64_t> version) override;
+  Status setPaused(const std::string& dag_id, bool paused) override;
+  Result<std::vector<ScheduledDag>> scheduledDags() override;
+
+  Status createRun(std::optional<Term> term, const NewRun& run) override;
+  Result<std::vector<ActiveRun>> listActiveRuns() override;
+  std::vector<Result<RunRecord>> loadRuns(std::span<const RunKey> keys) override;
+  Result<std::vector<RunRecord>> listRuns(const RunFilter& filter) override;
+  Result<std::vector<RunKey>> findRuns(const std::string& run_id) override;
+
+  Status materializeRun(Term term, const RunKey& run, std::span<const NewTaskInstance> tasks,
+                        Timestamp at) override;
+  Status setRunState(Term term, const RunKey& run, DagRunState from, DagRunState to, Timestamp at,
+                     const std::string& note) override;
+  Result<std::vector<bool>> applyTransitions(Term term, const RunKey& run,
+                                             std::span<const TaskTransitionWrite> writes,
+                                             Timestamp at) override;
+
+  Result<std::vector<OrphanCandidate>> listOrphanCandidates(std::size_t limit) override;
+  Status reapRun(Term term, const RunKey& run, Timestamp at, const std::string& note) override;
+  Result<std::vector<AgentLostCandidate>> listAgentLostCandidates(std::size_t limit) override;
+  Result<std::vector<DispatchLostCandidate>> listDispatchLostCandidates(std::size_t limit) override;
+
+  Status reportRunning(const AttemptRef& attempt, Timestamp at) override;
+  Status reportHeartbeat(const AttemptRef& attempt, Timestamp at) override;
+  Status reportFinished(const AttemptRef& attempt, const TaskOutcome& outcome, Timestamp at) override;
+
+  Status subscribe(ChangeSink& sink) override;
+  void unsubscribe() override;
+
+  Result<std::optional<std::vector<std::string>>> migrate() override;
+  Result<std::optional<std::int64_t>> deleteFinishedRuns(Timestamp before) override;
+
+ private:
+  /// Runs one prepared statement with `params`; the rows.
+  Result<pqxx::result> call(const char* statement, class SqlParams& params);
+
+  ConnectionPool pool_;
+  std::vector<std::string> applied_at_start_;  // what create() migrated, for migrate()
+  std::mutex feed_mu_;
+  std::unique_ptr<ChangeFeed> feed_;
+};
+
+}  // namespace leoflow::plugins::store_postgres
