@@ -1,4 +1,4 @@
-// The Go planner's figures on this machine kind (../shared/bench/SHAPES.md, Go 1.19 column, wall
+// The Go planner's figures on this machine kind (docs/bench-shapes.md, Go 1.19 column, wall
 // time per operation), and how benchmarks report their ratio against them.
 #pragma once
 

@@ -1,4 +1,4 @@
-// Planner micro-benchmarks on the shapes of ../shared/bench/SHAPES.md. Every shape's checksums
+// Planner micro-benchmarks on the shapes of docs/bench-shapes.md. Every shape's checksums
 // and expected plan are verified before anything is timed; a mismatch aborts the run.
 //
 // Names are stable so `--benchmark_format=json` output compares run to run:

@@ -1,4 +1,4 @@
-// The planner benchmark shapes of ../shared/bench/SHAPES.md, rebuilt exactly (same ids, same
+// The planner benchmark shapes of docs/bench-shapes.md, rebuilt exactly (same ids, same
 // dependency order, same PRNG) so the figures compare with the Go baseline measured there.
 #pragma once
 

@@ -1,7 +1,7 @@
 # Shared by ./dev and .ci/run: package installation and the servers the tests need.
 # Sourced, not executed. Expects ROOT to be set.
 
-# Every Debian package the project needs (../shared/design/TOOLCHAIN.md).
+# Every Debian package the project needs (docs/toolchain.md).
 LEOFLOW_PACKAGES=(
   meson ninja-build pkg-config cmake g++
   libboost-dev libboost-filesystem-dev libpqxx-dev libhiredis-dev libspdlog-dev libfmt-dev
