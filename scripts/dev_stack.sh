@@ -2,6 +2,11 @@
 # The dev stack behind `./dev up` and `./dev down` (ARCHITECTURE §8.10): a Redis server on a free
 # loopback port with its data (AOF) in .dev/redis, a scheduler with config/dev-redis.toml and
 # dispatcher-local, the example DAGs synced and one of them run to the end.
+#
+# `up --store postgres` runs the same stack on a private PostgreSQL 15 cluster instead (config/
+# postgres.toml). PostgreSQL refuses to run as root, so the cluster belongs to the `postgres` user and
+# its data lives under /tmp (a clone under /root is not traversable by that user), linked from
+# .dev/postgres. The chosen store is remembered in .dev/store for `down`.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -12,15 +17,76 @@ source "$ROOT/scripts/lib.sh"
 
 pid_alive() { [[ -f "$1" ]] && kill -0 "$(cat "$1")" 2>/dev/null; }
 
+PG_BIN=/usr/lib/postgresql/15/bin
+
+# write_env STORE PORT
 write_env() {
+  local config store_line
+  if [[ "$1" == postgres ]]; then
+    config="$ROOT/config/postgres.toml"
+    store_line="export LEOFLOW_PG_DSN=\"postgresql://postgres@127.0.0.1:$2/leoflow\""
+  else
+    config="$ROOT/config/dev-redis.toml"
+    store_line="export LEOFLOW_REDIS_URL=\"redis://127.0.0.1:$2/0\""
+  fi
   cat >"$DEV_DIR/env" <<EOF
 # source this file to use the dev stack's leoflow by hand
-export LEOFLOW_CONFIG="$ROOT/config/dev-redis.toml"
-export LEOFLOW_REDIS_URL="redis://127.0.0.1:$1/0"
+export LEOFLOW_CONFIG="$config"
+$store_line
 export LEOFLOW_DEV_DIR="$DEV_DIR"
 export LEOFLOW_PROJECT_DIR="$ROOT"
 export PATH="$ROOT/build/core/host:\$PATH"
 EOF
+}
+
+# The cluster's folder under /tmp, one per clone (named after the clone's path).
+pg_dir() {
+  echo "/tmp/leoflow-dev-postgres-$(printf '%s' "$ROOT" | md5sum | cut -c1-12)"
+}
+
+pg_ctl_as_postgres() { (cd / && runuser -u postgres -- "$PG_BIN/pg_ctl" "$@"); }
+
+start_postgres() {
+  local dir port
+  dir="$(pg_dir)"
+  if [[ ! -x "$PG_BIN/initdb" ]]; then
+    log "PostgreSQL 15 is not installed ($PG_BIN/initdb missing; ./dev setup installs it)"
+    exit 1
+  fi
+  if [[ ! -f "$dir/data/PG_VERSION" ]]; then
+    rm -rf "$dir"
+    mkdir -p "$dir"
+    chown postgres: "$dir"
+    (cd / && runuser -u postgres -- "$PG_BIN/initdb" -D "$dir/data" -U postgres -A trust >/dev/null) || {
+      log "initdb failed in $dir/data"
+      exit 1
+    }
+  fi
+  ln -sfn "$dir" "$DEV_DIR/postgres"
+  if pg_ctl_as_postgres -D "$dir/data" status >/dev/null 2>&1; then
+    log "postgres already running (port $(cat "$DEV_DIR/postgres.port"))"
+    return
+  fi
+  port="$(cat "$DEV_DIR/postgres.port" 2>/dev/null || free_port)"
+  pg_ctl_as_postgres -D "$dir/data" -w -l "$dir/postgres.log" \
+    -o "-c listen_addresses=127.0.0.1 -p $port -k $dir" start >/dev/null || {
+    log "postgres did not start; see $dir/postgres.log"
+    exit 1
+  }
+  echo "$port" >"$DEV_DIR/postgres.port"
+  if ! psql -h 127.0.0.1 -p "$port" -U postgres -tAc "SELECT 1 FROM pg_database WHERE datname = 'leoflow'" |
+    grep -q 1; then
+    psql -h 127.0.0.1 -p "$port" -U postgres -qc "CREATE DATABASE leoflow" >/dev/null
+  fi
+  log "postgres on 127.0.0.1:$port (data in $dir, linked from .dev/postgres)"
+}
+
+stop_postgres() {
+  local dir
+  dir="$(pg_dir)"
+  if [[ -f "$dir/data/PG_VERSION" ]] && pg_ctl_as_postgres -D "$dir/data" status >/dev/null 2>&1; then
+    pg_ctl_as_postgres -D "$dir/data" -w -m fast stop >/dev/null && log "postgres stopped"
+  fi
 }
 
 start_redis() {
@@ -64,10 +130,34 @@ start_scheduler() {
 }
 
 up() {
+  local store=redis
+  while [[ $# -gt 0 ]]; do
+    case "$1" in
+      --store) store="${2:-}"; shift; [[ $# -gt 0 ]] && shift ;;
+      --store=*) store="${1#--store=}"; shift ;;
+      *) log "unknown option '$1' (usage: ./dev up [--store redis|postgres])"; exit 2 ;;
+    esac
+  done
+  if [[ "$store" != redis && "$store" != postgres ]]; then
+    log "--store must be redis or postgres, got '$store'"
+    exit 2
+  fi
   mkdir -p "$DEV_DIR"
+  local previous
+  previous="$(cat "$DEV_DIR/store" 2>/dev/null || echo redis)"
+  if [[ "$previous" != "$store" ]] && pid_alive "$DEV_DIR/scheduler.pid"; then
+    log "the dev stack runs on $previous; ./dev down first"
+    exit 2
+  fi
   "$ROOT/dev" build >/dev/null
-  start_redis
-  write_env "$(cat "$DEV_DIR/redis.port")"
+  echo "$store" >"$DEV_DIR/store"
+  if [[ "$store" == postgres ]]; then
+    start_postgres
+    write_env postgres "$(cat "$DEV_DIR/postgres.port")"
+  else
+    start_redis
+    write_env redis "$(cat "$DEV_DIR/redis.port")"
+  fi
   # shellcheck disable=SC1091
   source "$DEV_DIR/env"
   start_scheduler
@@ -85,7 +175,7 @@ The dev stack is up.
   leoflow runs list
   leoflow status
   tail -f .dev/scheduler.log           # the scheduler; task logs are in .dev/logs/
-  ./dev down                           # stop the scheduler and Redis (data stays in .dev/)
+  ./dev down                           # stop the scheduler and the store (data stays in .dev/)
 EOF
   return "$code"
 }
@@ -105,10 +195,11 @@ down() {
     log "redis stopped"
   fi
   rm -f "$DEV_DIR/redis.pid"
+  stop_postgres
 }
 
 case "${1:-}" in
-  up) up ;;
+  up) shift; up "$@" ;;
   down) down ;;
-  *) echo "usage: $0 up|down" >&2; exit 2 ;;
+  *) echo "usage: $0 up [--store redis|postgres] | down" >&2; exit 2 ;;
 esac
