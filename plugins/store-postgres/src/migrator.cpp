@@ -38,7 +38,7 @@ std::vector<std::string> migrateSchema(pqxx::connection& conn, const std::string
           "applied_at timestamptz NOT NULL DEFAULT now())");
   const int current = tx.exec("SELECT coalesce(max(version), 0) FROM " + s + ".schema_migrations")[0][0].as<int>();
   if (current > latestMigrationVersion()) {
-    throw std::runtime_error("schema \"" + schema + "\" is at migration " + std::to_string(current) +
+    throw SchemaTooNew("schema \"" + schema + "\" is at migration " + std::to_string(current) +
                              ", newer than this store-postgres knows (" + std::to_string(latestMigrationVersion()) +
                              "): upgrade leoflow's plugins before using this database");
   }

@@ -4,6 +4,7 @@
 // <schema>.schema_migrations; a schema migrated by a newer plugin than this one is refused.
 #pragma once
 
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -11,12 +12,18 @@
 
 namespace leoflow::plugins::store_postgres {
 
+/// A schema migrated by a newer plugin than this one: refused, never downgraded.
+class SchemaTooNew : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
 /// The newest migration version this plugin knows.
 int latestMigrationVersion();
 
 /// Brings `schema` up to date on `conn` (a session with no transaction open); returns the names of
 /// the migrations it applied ("001_schema", ...), empty when the schema was up to date. Throws
-/// std::runtime_error for a schema newer than this plugin, pqxx exceptions for the rest.
+/// SchemaTooNew for a schema newer than this plugin, pqxx exceptions for the rest.
 std::vector<std::string> migrateSchema(pqxx::connection& conn, const std::string& schema,
                                        const std::string& channel);
 

@@ -2,6 +2,7 @@
 
 #include <set>
 
+#include <pqxx/except>
 #include <pqxx/nontransaction>
 #include <pqxx/result>
 
@@ -638,14 +639,25 @@ void PostgresStore::unsubscribe() {
 
 Result<std::optional<std::vector<std::string>>> PostgresStore::migrate() {
   const Settings& s = pool_.settings();
-  auto applied = pool_.run<std::vector<std::string>>("migrate", [&](pqxx::connection&) {
+  std::vector<std::string> applied;
+  try {
     // A session of its own: the migration's SET LOCAL and advisory lock stay out of the pool.
     auto session = pool_.openSession(s.dsn);
-    return migrateSchema(session->conn(), s.schema, s.channel());
-  });
-  if (!applied) return applied.status();
+    applied = migrateSchema(session->conn(), s.schema, s.channel());
+  } catch (const SchemaTooNew& e) {
+    return invalidArgument(e.what());
+  } catch (const pqxx::broken_connection& e) {
+    return unavailable("postgres at " + s.redacted + ": " + primaryMessage(e.what()));
+  } catch (const pqxx::transaction_rollback& e) {
+    return unavailable("migrate: " + primaryMessage(e.what()));
+  } catch (const pqxx::sql_error& e) {
+    return statusFromSqlState(e.sqlstate(), "migrating schema \"" + s.schema + "\": " + primaryMessage(e.what()));
+  } catch (const std::exception& e) {
+    return internalError("migrating schema \"" + s.schema + "\": " + e.what());
+  }
+  for (const std::string& m : applied) pool_.logger()->info("migration applied schema={} migration={}", s.schema, m);
   std::vector<std::string> all = applied_at_start_;
-  all.insert(all.end(), applied->begin(), applied->end());
+  all.insert(all.end(), applied.begin(), applied.end());
   applied_at_start_.clear();  // reported once
   return std::optional<std::vector<std::string>>(std::move(all));
 }

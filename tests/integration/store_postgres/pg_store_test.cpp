@@ -1,0 +1,649 @@
+// store-postgres behaviour beyond the contract suites, on a real PostgreSQL: migrations (from nothing,
+// re-run, concurrent, a schema newer than the plugin), login errors (a wrong password never shown,
+// an unreachable server is UnavailableError), config checks, the task history, deleteFinishedRuns,
+// statement_timeout, schema isolation and leadership details (check interval, lock ids, a killed or
+// idle lock session). Schemas lf_store_*, lock ids 7300000002-7300000009. What stops or restarts the
+// server is in pg_restart_test.cpp, which runs alone; the real binary's exit codes are in
+// pg_cli_test.cpp.
+#include <algorithm>
+#include <chrono>
+#include <condition_variable>
+#include <cstdio>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <leoflow/status.h>
+
+#include "migrations.h"
+#include "pg_test_env.h"
+
+namespace leoflow::testing::pg {
+namespace {
+
+using namespace std::chrono_literals;
+using ::testing::HasSubstr;
+using ::testing::IsSupersetOf;
+using ::testing::Not;
+using S = TaskState;
+using R = DagRunState;
+using SteadyClock = std::chrono::steady_clock;
+namespace sp = leoflow::plugins::store_postgres;
+
+const Timestamp kT0 = Timestamp{std::chrono::sys_days{std::chrono::year{2026} / std::chrono::May / 28}} + 12h;
+Timestamp at(int seconds) { return kT0 + std::chrono::seconds{seconds}; }
+
+// A password nobody uses, to look for in messages.
+constexpr const char* kWrongPassword = "Wr0ng-Pa55word-4417";
+
+long long millisSince(SteadyClock::time_point start) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(SteadyClock::now() - start).count();
+}
+
+Settings settingsFor(const std::string& schema, std::int64_t lock_id = 7'300'000'002) {
+  Settings s;
+  s.schema = schema;
+  s.pool_size = 3;
+  s.lock_id = lock_id;
+  return s;
+}
+
+/// "schema".table
+std::string tableOf(const std::string& schema, const std::string& table) { return "\"" + schema + "\"." + table; }
+
+std::int64_t countOf(const std::string& sql) { return std::stoll(adminQuery(sql)); }
+
+DagDefinition dagDef(const std::string& dag_id) {
+  DagDefinition d;
+  d.spec.dag_id = dag_id;
+  d.spec_json = R"({"dag_id":")" + dag_id + R"("})";
+  return d;
+}
+
+/// The message of what `make` throws, and whether it was UnavailableError; fails when nothing is thrown.
+struct Thrown {
+  bool thrown = false;
+  bool unavailable = false;
+  std::string message;
+};
+
+template <typename Make>
+Thrown thrownBy(Make&& make) {
+  Thrown t;
+  try {
+    auto made = make();
+    (void)made;
+  } catch (const UnavailableError& e) {
+    t = {true, true, e.what()};
+  } catch (const std::exception& e) {
+    t = {true, false, e.what()};
+  }
+  return t;
+}
+
+std::vector<std::string> migrationNames() {
+  std::vector<std::string> names;
+  for (const auto& m : sp::kMigrations) names.emplace_back(m.name);
+  return names;
+}
+
+const std::vector<std::string> kTables = {"dag_versions", "dags",           "liveness",       "run_moves",
+                                          "runs",         "schema_migrations", "task_history", "task_instances",
+                                          "task_moves",   "term"};
+
+// --- Migrations -------------------------------------------------------------------------------------
+
+TEST(PgMigrations, AnEmptySchemaGetsEveryTableAndRunningAgainIsUpToDate) {
+  LEOFLOW_REQUIRE_TEST_PG();
+  const std::string schema = "lf_store_migrate";
+  dropSchema(schema);
+  ASSERT_FALSE(schemaExists(schema));
+
+  const auto start = SteadyClock::now();
+  auto first = openStore(settingsFor(schema));
+  std::printf("[ figures  ] create() on an empty schema (every migration) took %lld ms\n", millisSince(start));
+  ASSERT_TRUE(schemaExists(schema));
+  EXPECT_THAT(tablesOf(schema), IsSupersetOf(kTables));
+  EXPECT_EQ(countOf("SELECT count(*) FROM " + tableOf(schema, "schema_migrations")),
+            static_cast<std::int64_t>(sp::kMigrations.size()))
+      << "one row per migration applied";
+  EXPECT_TRUE(first->ping().isOk());
+
+  // This store object applied every migration, in create(), and says so; a second one finds the
+  // schema up to date.
+  auto applied = first->migrate();
+  ASSERT_TRUE(applied.isOk()) << applied.status().toString();
+  ASSERT_TRUE(applied->has_value()) << "store-postgres has migrations: migrate() must not answer 'unsupported'";
+  EXPECT_EQ(**applied, migrationNames());
+
+  const auto start2 = SteadyClock::now();
+  auto second = openStore(settingsFor(schema));
+  std::printf("[ figures  ] create() on an up-to-date schema took %lld ms\n", millisSince(start2));
+  auto second_run = second->migrate();
+  ASSERT_TRUE(second_run.isOk()) << second_run.status().toString();
+  ASSERT_TRUE(second_run->has_value());
+  EXPECT_THAT(**second_run, ::testing::IsEmpty());
+  EXPECT_EQ(countOf("SELECT count(*) FROM " + tableOf(schema, "schema_migrations")),
+            static_cast<std::int64_t>(sp::kMigrations.size()))
+      << "re-running records nothing new";
+  EXPECT_THAT(tablesOf(schema), IsSupersetOf(kTables));
+  // And the store works: a DAG synced through one handle is read through the other.
+  ASSERT_TRUE(first->syncDags(std::vector{dagDef("etl")}).isOk());
+  auto dag = second->getDag("etl", std::nullopt);
+  ASSERT_TRUE(dag.isOk()) << dag.status().toString();
+  EXPECT_EQ(dag->version, 1);
+}
+
+TEST(PgMigrations, MigrateOnAnEmptiedSchemaAppliesEveryMigrationByName) {
+  LEOFLOW_REQUIRE_TEST_PG();
+  const std::string schema = "lf_store_remigrate";
+  dropSchema(schema);
+  { auto installer = openStore(settingsFor(schema)); }
+  auto store = openStore(settingsFor(schema));  // applied nothing in create(): up to date
+  // The schema disappears behind the store's back (an operator's DROP): migrate() builds it again
+  // and names what it applied now.
+  dropSchema(schema);
+  auto applied = store->migrate();
+  ASSERT_TRUE(applied.isOk()) << applied.status().toString();
+  ASSERT_TRUE(applied->has_value());
+  EXPECT_EQ(**applied, migrationNames());
+  EXPECT_THAT(tablesOf(schema), IsSupersetOf(kTables));
+  auto other = openStore(settingsFor(schema))->migrate();
+  ASSERT_TRUE(other.isOk()) << other.status().toString();
+  ASSERT_TRUE(other->has_value());
+  EXPECT_THAT(**other, ::testing::IsEmpty());
+}
+
+TEST(PgMigrations, StoresCreatedAtOnceOnAnEmptySchemaMigrateItOnce) {
+  LEOFLOW_REQUIRE_TEST_PG();
+  const std::string schema = "lf_store_race";
+  dropSchema(schema);
+  constexpr int kStores = 4;
+  std::vector<std::unique_ptr<Store>> stores(kStores);
+  std::vector<std::string> errors(kStores);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kStores; ++i) {
+    threads.emplace_back([&, i] {
+      try {
+        stores[i] = openStore(settingsFor(schema));
+      } catch (const std::exception& e) {
+        errors[i] = e.what();
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  for (int i = 0; i < kStores; ++i) {
+    EXPECT_TRUE(errors[i].empty()) << "store " << i << ": " << errors[i];
+    EXPECT_NE(stores[i], nullptr);
+  }
+  EXPECT_EQ(countOf("SELECT count(*) FROM " + tableOf(schema, "schema_migrations")),
+            static_cast<std::int64_t>(sp::kMigrations.size()));
+}
+
+TEST(PgMigrations, ASchemaNewerThanThePluginIsRefusedWithAClearMessage) {
+  LEOFLOW_REQUIRE_TEST_PG();
+  const std::string schema = "lf_store_newer";
+  dropSchema(schema);
+  auto before = openStore(settingsFor(schema));
+  const int newer = static_cast<int>(sp::kMigrations.size()) + 1;
+  adminQuery("INSERT INTO " + tableOf(schema, "schema_migrations") + " (version, name) VALUES (" +
+             std::to_string(newer) + ", '" + std::to_string(newer) + "_from_the_future')");
+
+  const Thrown store = thrownBy([&] { return openStore(settingsFor(schema)); });
+  ASSERT_TRUE(store.thrown) << "a schema at version " << newer << " was accepted by a plugin that knows "
+                            << sp::kMigrations.size();
+  EXPECT_FALSE(store.unavailable) << "a newer schema is not a reachability problem: " << store.message;
+  EXPECT_THAT(store.message, HasSubstr(std::to_string(newer))) << "name the schema's version";
+  EXPECT_THAT(store.message, HasSubstr(std::to_string(sp::kMigrations.size()))) << "and the plugin's";
+  EXPECT_THAT(store.message, HasSubstr(schema)) << "and the schema";
+  std::printf("[ message  ] %s\n", store.message.c_str());
+  // A store opened before the upgrade is told the same when it is asked to migrate.
+  auto migrated = before->migrate();
+  EXPECT_EQ(migrated.status().code(), StatusCode::kInvalidArgument) << migrated.status().toString();
+  EXPECT_THAT(migrated.status().message(), HasSubstr(std::to_string(newer)));
+  // Nothing was touched.
+  EXPECT_EQ(countOf("SELECT count(*) FROM " + tableOf(schema, "schema_migrations")),
+            static_cast<std::int64_t>(sp::kMigrations.size()) + 1);
+}
+
+// --- Logging in -------------------------------------------------------------------------------------
+
+std::string secureUser() {
+  const char* u = std::getenv("LEOFLOW_TEST_PG_SECURE_USER");
+  return u != nullptr && *u != '\0' ? u : "leoflow_secure";
+}
+
+std::string securePassword() {
+  const char* p = std::getenv("LEOFLOW_TEST_PG_SECURE_PASSWORD");
+  return p != nullptr && *p != '\0' ? p : "right-password";
+}
+
+TEST(PgLogin, AWrongPasswordIsAClearErrorThatNeverShowsThePassword) {
+  LEOFLOW_REQUIRE_TEST_PG();
+  const std::vector<std::string> dsns = {
+      dsnFor(secureUser(), kWrongPassword),
+      "host=127.0.0.1 port=" + std::to_string(serverPort()) + " user=" + secureUser() + " password=" + kWrongPassword +
+          " dbname=postgres",
+  };
+  for (const std::string& dsn : dsns) {
+    SCOPED_TRACE(dsn);
+    Settings s = settingsFor("lf_store_secure");
+    s.dsn = dsn;
+    const Thrown store = thrownBy([&] { return openStore(s); });
+    const Thrown leader = thrownBy([&] { return openLeader(s, "replica-a"); });
+    for (const Thrown& t : {store, leader}) {
+      ASSERT_TRUE(t.thrown) << "a rejected login must not create anything";
+      EXPECT_FALSE(t.unavailable) << "a rejected login is a configuration error (exit 2), not an unreachable "
+                                     "server: "
+                                  << t.message;
+      EXPECT_THAT(t.message, Not(HasSubstr(kWrongPassword))) << "the password leaked";
+      EXPECT_THAT(t.message, HasSubstr("password authentication failed")) << "say why";
+      EXPECT_THAT(t.message, HasSubstr(secureUser())) << "say for whom";
+    }
+    std::printf("[ message  ] %s\n", store.message.c_str());
+  }
+}
+
+TEST(PgLogin, TheRightPasswordLogsInAndTheRoleGetsAnInstallation) {
+  LEOFLOW_REQUIRE_TEST_PG();
+  dropSchema("lf_store_secure");
+  Settings s = settingsFor("lf_store_secure");
+  s.dsn = dsnFor(secureUser(), securePassword());
+  std::unique_ptr<Store> store;
+  try {
+    store = openStore(s);
+  } catch (const std::exception& e) {
+    FAIL() << "the right password was refused: " << e.what();
+  }
+  EXPECT_TRUE(store->ping().isOk());
+  EXPECT_THAT(tablesOf("lf_store_secure"), IsSupersetOf(kTables));
+}
+
+TEST(PgLogin, AnUnknownDatabaseIsAConfigurationError) {
+  LEOFLOW_REQUIRE_TEST_PG();
+  Settings s = settingsFor("lf_store_nodb");
+  s.dsn = "postgresql://postgres@127.0.0.1:" + std::to_string(serverPort()) + "/no_such_database";
+  const Thrown t = thrownBy([&] { return openStore(s); });
+  ASSERT_TRUE(t.thrown);
+  EXPECT_FALSE(t.unavailable) << t.message;
+  EXPECT_THAT(t.message, HasSubstr("no_such_database"));
+}
+
+TEST(PgLogin, AClosedPortIsUnavailableWithinTheConnectTimeout) {
+  LEOFLOW_REQUIRE_TEST_PG();
+  Settings s = settingsFor("lf_store_closed");
+  s.dsn = "postgresql://" + secureUser() + ":" + kWrongPassword + "@127.0.0.1:" + std::to_string(closedPort()) +
+          "/postgres";
+  s.connect_timeout_ms = 1000;
+  for (const bool leader : {false, true}) {
+    SCOPED_TRACE(leader ? "leader" : "store");
+    const auto start = SteadyClock::now();
+    const Thrown t = leader ? thrownBy([&] { return openLeader(s, "replica-a"); })
+                            : thrownBy([&] { return openStore(s); });
+    const long long took = millisSince(start);
+    ASSERT_TRUE(t.thrown);
+    EXPECT_TRUE(t.unavailable) << "a closed port is an unreachable server (UnavailableError, exit 3): " << t.message;
+    EXPECT_THAT(t.message, Not(HasSubstr(kWrongPassword))) << "the password leaked";
+    EXPECT_LT(took, 3000) << "connect_timeout_ms is 1000";
+    std::printf("[ message  ] (%lld ms) %s\n", took, t.message.c_str());
+  }
+}
+
+// --- Configuration ------------------------------------------------------------------------------------
+
+TEST(PgConfig, ALeaderPollLongerThanAThirdOfTheLeaseOrALeaseUnder300MsIsRefused) {
+  LEOFLOW_REQUIRE_TEST_PG();
+  Settings slow = settingsFor("lf_store_config", 7'300'000'008);
+  slow.lease_ms = 900;
+  slow.poll_ms = 301;
+  const Thrown t1 = thrownBy([&] { return openLeader(slow, "replica-a"); });
+  ASSERT_TRUE(t1.thrown) << "poll_ms 301 > lease_ms 900 / 3 lets the lease lapse between checks";
+  EXPECT_FALSE(t1.unavailable) << t1.message;
+  EXPECT_THAT(t1.message, HasSubstr("poll_ms"));
+  Settings short_lease = settingsFor("lf_store_config", 7'300'000'008);
+  short_lease.lease_ms = 299;
+  short_lease.poll_ms = 50;
+  const Thrown t2 = thrownBy([&] { return openLeader(short_lease, "replica-a"); });
+  ASSERT_TRUE(t2.thrown);
+  EXPECT_FALSE(t2.unavailable) << t2.message;
+  EXPECT_THAT(t2.message, HasSubstr("lease_ms"));
+  Settings fine = settingsFor("lf_store_config", 7'300'000'008);
+  fine.lease_ms = 900;
+  fine.poll_ms = 300;
+  EXPECT_NE(openLeader(fine, "replica-a"), nullptr);
+}
+
+// --- The store's own records --------------------------------------------------------------------------
+
+class PgStoreTest : public ::testing::Test {
+ protected:
+  static constexpr const char* kSchema = "lf_store_records";
+
+  void SetUp() override {
+    LEOFLOW_REQUIRE_TEST_PG();
+    dropSchema(kSchema);
+    store_ = openStore(settingsFor(kSchema));
+  }
+  void TearDown() override {
+    if (store_) store_->unsubscribe();
+  }
+
+  Store& store() { return *store_; }
+
+  /// A running run with `tasks` in none, under a claimed term.
+  RunKey startedRun(const std::string& dag, const std::string& run, const std::vector<std::string>& tasks,
+                    std::int32_t max_tries = 1, Timestamp queued = kT0) {
+    EXPECT_TRUE(store().syncDags(std::vector{dagDef(dag)}).isOk());
+    if (term_ == 0) term_ = *store().claimTerm("replica-test");
+    const RunKey key{dag, run};
+    const Status created = store().createRun(std::nullopt, NewRun{key, 1, RunTrigger::kManual, queued, "", queued});
+    EXPECT_TRUE(created.isOk()) << created.toString();
+    std::vector<NewTaskInstance> instances;
+    for (const auto& t : tasks) instances.push_back(NewTaskInstance{t, max_tries});
+    const Status s = store().materializeRun(term_, key, instances, queued);
+    EXPECT_TRUE(s.isOk()) << s.toString();
+    return key;
+  }
+
+  bool apply(const RunKey& key, const std::string& task, S from, std::int32_t try_number, S to, Timestamp when) {
+    auto r = store().applyTransitions(term_, key, std::vector{TaskTransitionWrite{task, from, try_number, to, "", false}},
+                                      when);
+    EXPECT_TRUE(r.isOk()) << r.status().toString();
+    return r.isOk() && r->at(0);
+  }
+
+  std::string runUid(const RunKey& key) {
+    return adminQuery("SELECT uid FROM " + tableOf(kSchema, "runs") + " WHERE dag_id = '" + key.dag_id +
+                      "' AND run_id = '" + key.run_id + "'");
+  }
+
+  /// The run's history rows as "task try from->to source", oldest first.
+  std::vector<std::string> history(const RunKey& key) {
+    return adminColumn("SELECT task_id || ' ' || try_number || ' ' || from_state || '->' || to_state || ' ' || "
+                       "source FROM " +
+                       tableOf(kSchema, "task_history") + " WHERE run_uid = " + runUid(key) + " ORDER BY id");
+  }
+
+  std::unique_ptr<Store> store_;
+  Term term_ = 0;
+};
+
+TEST_F(PgStoreTest, TheHistoryGetsOneRowPerAppliedTransitionAndNoneForARefusedOne) {
+  const RunKey key = startedRun("etl", "r1", {"a", "b"}, /*max_tries=*/2);
+  EXPECT_THAT(history(key), ::testing::IsEmpty()) << "materializing is not a transition";
+
+  EXPECT_TRUE(apply(key, "a", S::kNone, 1, S::kScheduled, at(1)));
+  EXPECT_FALSE(apply(key, "b", S::kNone, 2, S::kScheduled, at(1))) << "wrong try: the guard does not hold";
+  EXPECT_FALSE(apply(key, "b", S::kScheduled, 1, S::kQueued, at(1))) << "wrong state";
+  EXPECT_FALSE(apply(key, "b", S::kNone, 1, S::kRunning, at(1))) << "a move the table forbids";
+  EXPECT_TRUE(apply(key, "a", S::kScheduled, 1, S::kQueued, at(2)));
+  const AttemptRef a1{key, "a", 1};
+  ASSERT_TRUE(store().reportRunning(a1, at(3)).isOk());
+  ASSERT_TRUE(store().reportHeartbeat(a1, at(4)).isOk());  // a fact, not a transition
+  ASSERT_TRUE(store().reportFinished(a1, TaskOutcome{false, 3, "exit code 3"}, at(5)).isOk());
+  EXPECT_EQ(store().reportFinished(a1, TaskOutcome{true, 0, ""}, at(6)).code(), StatusCode::kConflict);
+  EXPECT_TRUE(apply(key, "a", S::kFailed, 1, S::kUpForRetry, at(6)));
+  EXPECT_TRUE(apply(key, "a", S::kUpForRetry, 1, S::kNone, at(7)));
+  EXPECT_TRUE(apply(key, "a", S::kNone, 2, S::kScheduled, at(8)));
+  ASSERT_TRUE(store().reapRun(term_, key, at(9), "orphaned").isOk());
+
+  EXPECT_THAT(history(key), ::testing::ElementsAre("a 1 none->scheduled scheduler",       //
+                                                   "a 1 scheduled->queued scheduler",     //
+                                                   "a 1 queued->running executor",        //
+                                                   "a 1 running->failed executor",        //
+                                                   "a 1 failed->up_for_retry scheduler",  //
+                                                   "a 1 up_for_retry->none scheduler",    //
+                                                   "a 2 none->scheduled scheduler",       //
+                                                   "a 2 scheduled->failed reaper",        //
+                                                   "b 1 none->failed reaper"));
+  // Decisions carry their term; executor reports carry none. Times are the calls' `at`.
+  EXPECT_EQ(countOf("SELECT count(*) FROM " + tableOf(kSchema, "task_history") + " WHERE run_uid = " + runUid(key) +
+                    " AND source IN ('scheduler', 'reaper') AND term = " + std::to_string(term_)),
+            7);
+  EXPECT_EQ(countOf("SELECT count(*) FROM " + tableOf(kSchema, "task_history") + " WHERE run_uid = " + runUid(key) +
+                    " AND source = 'executor' AND term IS NULL"),
+            2);
+  EXPECT_EQ(adminQuery("SELECT " + tableOf(kSchema, "ts_us") + "(at) FROM " + tableOf(kSchema, "task_history") +
+                       " WHERE run_uid = " + runUid(key) + " AND to_state = 'running'"),
+            std::to_string(std::chrono::duration_cast<std::chrono::microseconds>(at(3).time_since_epoch()).count()));
+}
+
+TEST_F(PgStoreTest, DeleteFinishedRunsDeletesOnlyFinishedRunsEndedBeforeTheCutOffWithTheirInstances) {
+  // Ended before the cut-off: success and failed (one through the reaper). Ended after it: kept.
+  // Never ended (queued, running): kept whatever their age.
+  const RunKey old_success = startedRun("etl", "old_success", {"a", "b"});
+  ASSERT_TRUE(apply(old_success, "a", S::kNone, 1, S::kScheduled, at(1)));
+  ASSERT_TRUE(store().setRunState(term_, old_success, R::kRunning, R::kSuccess, at(10), "").isOk());
+  const RunKey old_failed = startedRun("etl", "old_failed", {"a"});
+  ASSERT_TRUE(store().reapRun(term_, old_failed, at(20), "orphaned").isOk());
+  const RunKey new_success = startedRun("etl", "new_success", {"a"});
+  ASSERT_TRUE(store().setRunState(term_, new_success, R::kRunning, R::kSuccess, at(200), "").isOk());
+  const RunKey old_running = startedRun("etl", "old_running", {"a"});
+  ASSERT_TRUE(apply(old_running, "a", S::kNone, 1, S::kScheduled, at(2)));
+  const RunKey old_queued{"etl", "old_queued"};
+  ASSERT_TRUE(store().createRun(std::nullopt, NewRun{old_queued, 1, RunTrigger::kManual, kT0, "", kT0}).isOk());
+  // Another DAG's old finished run goes too: the cut-off is the only criterion.
+  const RunKey other_old = startedRun("other", "old", {"x"});
+  ASSERT_TRUE(store().setRunState(term_, other_old, R::kRunning, R::kFailed, at(30), "").isOk());
+  const std::string instances = "SELECT count(*) FROM " + tableOf(kSchema, "task_instances");
+  const std::string histories = "SELECT count(*) FROM " + tableOf(kSchema, "task_history");
+  ASSERT_EQ(countOf(instances), 6);
+  const std::string old_success_uid = runUid(old_success);
+
+  auto deleted = store().deleteFinishedRuns(at(100));
+  ASSERT_TRUE(deleted.isOk()) << deleted.status().toString();
+  ASSERT_TRUE(deleted->has_value()) << "store-postgres can delete: it must not answer 'unsupported'";
+  EXPECT_EQ(**deleted, 3);
+
+  auto loaded = store().loadRuns(std::vector{old_success, old_failed, other_old, new_success, old_running, old_queued});
+  ASSERT_EQ(loaded.size(), 6u);
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(loaded[i].status().code(), StatusCode::kNotFound) << "run " << i << " should be gone";
+  }
+  for (int i = 3; i < 6; ++i) {
+    ASSERT_TRUE(loaded[i].isOk()) << "run " << i << ": " << loaded[i].status().toString();
+  }
+  EXPECT_EQ(loaded[3]->tasks.size(), 1u);
+  EXPECT_EQ(loaded[4]->tasks.size(), 1u);
+  EXPECT_EQ(loaded[4]->tasks[0].state, S::kScheduled);
+  EXPECT_EQ(countOf(instances), 2) << "the deleted runs' instances went with them";
+  EXPECT_EQ(countOf(histories + " WHERE run_uid = " + old_success_uid), 0) << "and their history";
+  EXPECT_EQ(countOf(histories), 1) << "old_running's history stays";
+  // The deleted runs no longer show anywhere.
+  auto listed = store().listRuns(RunFilter{});
+  ASSERT_TRUE(listed.isOk());
+  EXPECT_EQ(listed->size(), 3u);
+  auto found = store().findRuns("old_success");
+  ASSERT_TRUE(found.isOk());
+  EXPECT_THAT(*found, ::testing::IsEmpty());
+
+  // Again with the same cut-off: nothing left to delete. A run id freed by the deletion can be used
+  // again (a new run, not the old one brought back).
+  auto again = store().deleteFinishedRuns(at(100));
+  ASSERT_TRUE(again.isOk()) << again.status().toString();
+  ASSERT_TRUE(again->has_value());
+  EXPECT_EQ(**again, 0);
+  EXPECT_TRUE(store().createRun(std::nullopt, NewRun{old_success, 1, RunTrigger::kManual, at(300), "", at(300)}).isOk());
+}
+
+TEST_F(PgStoreTest, DeleteFinishedRunsWithACutOffBeforeEverythingDeletesNothing) {
+  const RunKey done = startedRun("etl", "done", {"a"});
+  ASSERT_TRUE(store().setRunState(term_, done, R::kRunning, R::kSuccess, at(10), "").isOk());
+  auto deleted = store().deleteFinishedRuns(at(10));  // strictly before: ended_at == cut-off stays
+  ASSERT_TRUE(deleted.isOk()) << deleted.status().toString();
+  ASSERT_TRUE(deleted->has_value());
+  EXPECT_EQ(**deleted, 0);
+  auto loaded = store().loadRuns(std::vector{done});
+  EXPECT_TRUE(loaded.at(0).isOk());
+}
+
+// --- Time limits ----------------------------------------------------------------------------------------
+
+TEST(PgTimeouts, AStatementBlockedPastStatementTimeoutIsUnavailableAndTheStoreCarriesOn) {
+  LEOFLOW_REQUIRE_TEST_PG();
+  const std::string schema = "lf_store_timeout";
+  dropSchema(schema);
+  Settings s = settingsFor(schema);
+  s.statement_timeout_ms = 300;
+  auto store = openStore(s);
+  ASSERT_TRUE(store->syncDags(std::vector{dagDef("etl")}).isOk());
+  {
+    // Another session holds the term row's table: a claim waits for it, until statement_timeout.
+    AdminSession blocker;
+    blocker.query("BEGIN; LOCK TABLE " + tableOf(schema, "term") + " IN ACCESS EXCLUSIVE MODE");
+    const auto start = SteadyClock::now();
+    auto claimed = store->claimTerm("replica-a");
+    const long long took = millisSince(start);
+    EXPECT_EQ(claimed.status().code(), StatusCode::kUnavailable) << claimed.status().toString();
+    EXPECT_GE(took, 250);
+    EXPECT_LT(took, 1500) << "statement_timeout_ms is 300";
+    std::printf("[ figures  ] a claim blocked by a lock failed after %lld ms (statement_timeout_ms=300): %s\n", took,
+                claimed.status().toString().c_str());
+    // What the lock does not cover goes on meanwhile.
+    EXPECT_TRUE(store->listDags().isOk());
+    blocker.query("ROLLBACK");
+  }
+  auto claimed = store->claimTerm("replica-a");
+  ASSERT_TRUE(claimed.isOk()) << claimed.status().toString();
+  EXPECT_EQ(*claimed, 1) << "the timed-out claim changed nothing";
+}
+
+// --- Installations are independent ----------------------------------------------------------------------
+
+class Collector final : public ChangeSink {
+ public:
+  void onChange(const Change& change) override {
+    std::lock_guard lock(mu_);
+    if (change.kind == Change::Kind::kDag) dags_.push_back(change.dag_id);
+    cv_.notify_all();
+  }
+  void onResync() override {}
+  bool waitDag(const std::string& id, std::chrono::milliseconds timeout) {
+    std::unique_lock lock(mu_);
+    return cv_.wait_for(lock, timeout, [&] { return std::find(dags_.begin(), dags_.end(), id) != dags_.end(); });
+  }
+  std::vector<std::string> dags() {
+    std::lock_guard lock(mu_);
+    return dags_;
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<std::string> dags_;
+};
+
+TEST(PgSchemas, TwoSchemasAreTwoIndependentInstallations) {
+  LEOFLOW_REQUIRE_TEST_PG();
+  dropSchema("lf_store_iso_a");
+  dropSchema("lf_store_iso_b");
+  auto a = openStore(settingsFor("lf_store_iso_a"));
+  auto b = openStore(settingsFor("lf_store_iso_b"));
+  Collector heard_a;
+  Collector heard_b;
+  ASSERT_TRUE(a->subscribe(heard_a).isOk());
+  ASSERT_TRUE(b->subscribe(heard_b).isOk());
+
+  ASSERT_TRUE(a->syncDags(std::vector{dagDef("only_in_a")}).isOk());
+  ASSERT_TRUE(b->syncDags(std::vector{dagDef("only_in_b")}).isOk());
+  EXPECT_EQ(*a->claimTerm("x"), 1);
+  EXPECT_EQ(*a->claimTerm("x"), 2);
+  EXPECT_EQ(*b->claimTerm("y"), 1) << "each installation has its own term";
+  EXPECT_EQ(b->getDag("only_in_a", std::nullopt).status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(a->getDag("only_in_b", std::nullopt).status().code(), StatusCode::kNotFound);
+  EXPECT_TRUE(heard_a.waitDag("only_in_a", 5s));
+  EXPECT_TRUE(heard_b.waitDag("only_in_b", 5s));
+  std::this_thread::sleep_for(200ms);
+  EXPECT_THAT(heard_a.dags(), Not(::testing::Contains("only_in_b"))) << "each installation has its own channel";
+  EXPECT_THAT(heard_b.dags(), Not(::testing::Contains("only_in_a")));
+  a->unsubscribe();
+  b->unsubscribe();
+}
+
+// --- Leadership details -------------------------------------------------------------------------------
+
+TEST(PgLeader, TheCheckIntervalIsPollMs) {
+  LEOFLOW_REQUIRE_TEST_PG();
+  Settings s = settingsFor("lf_store_leader", 7'300'000'003);
+  s.poll_ms = 123;
+  s.lease_ms = 1000;
+  auto leader = openLeader(s, "replica-a");
+  EXPECT_EQ(leader->checkInterval(), 123ms);
+}
+
+TEST(PgLeader, DistinctLockIdsAreDistinctElections) {
+  LEOFLOW_REQUIRE_TEST_PG();
+  auto one = openLeader(settingsFor("lf_store_leader", 7'300'000'004), "replica-a");
+  auto two = openLeader(settingsFor("lf_store_leader", 7'300'000'005), "replica-b");
+  auto three = openLeader(settingsFor("lf_store_leader", 7'300'000'004), "replica-c");
+  auto r1 = one->tryAcquire();
+  auto r2 = two->tryAcquire();
+  auto r3 = three->tryAcquire();
+  ASSERT_TRUE(r1.isOk() && r2.isOk() && r3.isOk());
+  EXPECT_TRUE(*r1);
+  EXPECT_TRUE(*r2) << "another lock id is another election";
+  EXPECT_FALSE(*r3) << "the same lock id is the same election";
+  EXPECT_TRUE(one->release().isOk());
+  EXPECT_TRUE(two->release().isOk());
+}
+
+TEST(PgLeader, ALeaderWhoseSessionIsKilledLosesTheLockAndTheOtherWins) {
+  LEOFLOW_REQUIRE_TEST_PG();
+  constexpr std::int64_t kLock = 7'300'000'006;
+  Settings s = settingsFor("lf_store_leader", kLock);
+  s.lease_ms = 20000;  // nothing here waits out a lease: the session is killed
+  s.poll_ms = 500;
+  auto first = openLeader(s, "replica-a");
+  auto second = openLeader(s, "replica-b");
+  ASSERT_TRUE(*first->tryAcquire());
+  ASSERT_FALSE(*second->tryAcquire());
+  // The advisory lock's key is split over classid (high half) and objid (low half) in pg_locks.
+  const std::string holder = "pid IN (SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted AND "
+                             "((classid::bigint << 32) | objid::bigint) = " + std::to_string(kLock) + ")";
+  ASSERT_EQ(terminateBackends(holder), 1) << "exactly one session holds the lock";
+  auto checked = first->check();
+  EXPECT_FALSE(checked.isOk() && *checked) << "a leader whose lock session died must not claim to lead";
+  auto won = second->tryAcquire();
+  ASSERT_TRUE(won.isOk()) << won.status().toString();
+  EXPECT_TRUE(*won);
+  auto back = first->tryAcquire();
+  EXPECT_FALSE(back.isOk() && *back) << "the old leader reconnects as a follower";
+  EXPECT_TRUE(second->release().isOk());
+}
+
+TEST(PgLeader, TheLockSessionEndsWhenIdlePastTheLease) {
+  LEOFLOW_REQUIRE_TEST_PG();
+  constexpr std::int64_t kLock = 7'300'000'007;
+  Settings s = settingsFor("lf_store_leader", kLock);
+  s.lease_ms = 600;
+  s.poll_ms = 200;
+  auto first = openLeader(s, "replica-a");
+  ASSERT_TRUE(*first->tryAcquire());
+  const std::string held = "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted AND "
+                           "((classid::bigint << 32) | objid::bigint) = " + std::to_string(kLock);
+  EXPECT_EQ(adminQuery(held), "1");
+  // Checked within the lease: kept.
+  for (int i = 0; i < 5; ++i) {
+    std::this_thread::sleep_for(200ms);
+    auto c = first->check();
+    ASSERT_TRUE(c.isOk() && *c) << "check " << i;
+  }
+  // Frozen past the lease: the server ends the session, and the lock goes with it.
+  const auto frozen = SteadyClock::now();
+  while (adminQuery(held) != "0" && SteadyClock::now() - frozen < 5s) std::this_thread::sleep_for(20ms);
+  const long long freed = millisSince(frozen);
+  EXPECT_EQ(adminQuery(held), "0");
+  EXPECT_LT(freed, 600 + 500) << "the lock must be freed within about one lease";
+  std::printf("[ figures  ] a frozen holder's lock was freed %lld ms after its last check (lease 600 ms)\n", freed);
+  auto c = first->check();
+  EXPECT_FALSE(c.isOk() && *c);
+}
+
+}  // namespace
+}  // namespace leoflow::testing::pg
