@@ -23,6 +23,7 @@
 
 #include "migrations.h"
 #include "pg_test_env.h"
+#include "planning/transitions.h"
 
 namespace leoflow::testing::pg {
 namespace {
@@ -412,6 +413,28 @@ TEST_F(PgStoreTest, TheHistoryGetsOneRowPerAppliedTransitionAndNoneForARefusedOn
   EXPECT_EQ(adminQuery("SELECT " + tableOf(kSchema, "ts_us") + "(at) FROM " + tableOf(kSchema, "task_history") +
                        " WHERE run_uid = " + runUid(key) + " AND to_state = 'running'"),
             std::to_string(std::chrono::duration_cast<std::chrono::microseconds>(at(3).time_since_epoch()).count()));
+}
+
+// The move tables every SQL write path checks (migrations/001_schema.sql) mirror the planning core's
+// (the plugin may not include core): all 81 task pairs and 16 run pairs agree.
+TEST_F(PgStoreTest, TheMoveTablesAreThePlanningCoresTables) {
+  const auto task_moves = adminColumn("SELECT from_state || '->' || to_state FROM " + tableOf(kSchema, "task_moves"));
+  const std::set<std::string> tasks(task_moves.begin(), task_moves.end());
+  for (S from : kAllTaskStates) {
+    for (S to : kAllTaskStates) {
+      const std::string pair = std::string(toString(from)) + "->" + std::string(toString(to));
+      EXPECT_EQ(tasks.count(pair) == 1, planning::canTransition(from, to)) << pair;
+    }
+  }
+  EXPECT_EQ(tasks.size(), 23u) << "the seed's 17 moves and ARCHITECTURE §8.2's 6";
+  const auto run_moves = adminColumn("SELECT from_state || '->' || to_state FROM " + tableOf(kSchema, "run_moves"));
+  const std::set<std::string> runs(run_moves.begin(), run_moves.end());
+  for (auto from : {DagRunState::kQueued, DagRunState::kRunning, DagRunState::kSuccess, DagRunState::kFailed}) {
+    for (auto to : {DagRunState::kQueued, DagRunState::kRunning, DagRunState::kSuccess, DagRunState::kFailed}) {
+      const std::string pair = std::string(toString(from)) + "->" + std::string(toString(to));
+      EXPECT_EQ(runs.count(pair) == 1, planning::canTransitionDagRun(from, to)) << pair;
+    }
+  }
 }
 
 TEST_F(PgStoreTest, DeleteFinishedRunsDeletesOnlyFinishedRunsEndedBeforeTheCutOffWithTheirInstances) {
