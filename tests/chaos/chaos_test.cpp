@@ -1,5 +1,6 @@
-// Chaos: schedulers killed, stopped past their lease, Redis restarted — every run still finishes
-// and no task attempt runs twice (each task appends "run/task/try" to the ledger).
+// Chaos: schedulers killed, stopped past their lease, the store's server restarted — every run still
+// finishes and no task attempt runs twice (each task appends "run/task/try" to the ledger). Every
+// scenario runs on every store (store-redis, store-postgres), each on a server of its own.
 #include <signal.h>
 
 #include <fstream>
@@ -10,6 +11,7 @@
 #include <gtest/gtest.h>
 
 #include "support/e2e_stack.h"
+#include "support/store_test.h"
 
 namespace leoflow::testing {
 namespace {
@@ -54,6 +56,9 @@ bool waitForLedger(E2eStack& stack, std::size_t lines, std::chrono::milliseconds
   return true;
 }
 
+class Chaos : public StoreTest {};
+INSTANTIATE_FOR_EVERY_STORE(Chaos);
+
 std::string leaderOf(E2eStack& stack) {
   auto s = stack.leoflow("status --json");
   auto j = json::parse(s.out, nullptr, false);
@@ -61,9 +66,8 @@ std::string leaderOf(E2eStack& stack) {
   return j["leader"]["holder"];
 }
 
-TEST(Chaos, ASchedulerKilledMidRunAndRestartedFinishesEveryRunOnce) {
-  REQUIRE_STACK();
-  E2eStack stack("kill9");
+TEST_P(Chaos, ASchedulerKilledMidRunAndRestartedFinishesEveryRunOnce) {
+  E2eStack stack("kill9", options());
   writeChain(stack, "chain", 8, 0.3);
   auto s1 = stack.startScheduler("s1");
   trigger(stack, "chain", "c1");
@@ -77,9 +81,8 @@ TEST(Chaos, ASchedulerKilledMidRunAndRestartedFinishesEveryRunOnce) {
   expectEveryAttemptOnce(stack, "c1", 8);
 }
 
-TEST(Chaos, TwoSchedulersOnlyTheLeaseHolderPlans) {
-  REQUIRE_STACK();
-  E2eStack stack("two");
+TEST_P(Chaos, TwoSchedulersOnlyTheLeaseHolderPlans) {
+  E2eStack stack("two", options());
   writeChain(stack, "chain", 5, 0.1);
   auto s1 = stack.startScheduler("s1");
   auto s2 = stack.startScheduler("s2");
@@ -97,9 +100,8 @@ TEST(Chaos, TwoSchedulersOnlyTheLeaseHolderPlans) {
   EXPECT_NE(s1_led, s2_led);
 }
 
-TEST(Chaos, TheLeaderKilledMidRunIsReplacedAndEveryRunFinishesOnce) {
-  REQUIRE_STACK();
-  E2eStack stack("failover");
+TEST_P(Chaos, TheLeaderKilledMidRunIsReplacedAndEveryRunFinishesOnce) {
+  E2eStack stack("failover", options());
   writeChain(stack, "chain", 8, 0.3);
   auto s1 = stack.startScheduler("s1");
   ASSERT_TRUE(stack.waitForStatus([](const json& j) { return !j["leader"]["holder"].is_null(); }, 20s));
@@ -117,9 +119,8 @@ TEST(Chaos, TheLeaderKilledMidRunIsReplacedAndEveryRunFinishesOnce) {
   expectEveryAttemptOnce(stack, "c1", 8);
 }
 
-TEST(Chaos, ALeaderStoppedPastItsLeaseIsFencedWhenItResumes) {
-  REQUIRE_STACK();
-  E2eStack stack("sigstop");
+TEST_P(Chaos, ALeaderStoppedPastItsLeaseIsFencedWhenItResumes) {
+  E2eStack stack("sigstop", options());
   writeChain(stack, "chain", 8, 0.3);
   auto s1 = stack.startScheduler("s1");
   ASSERT_TRUE(stack.waitForStatus([](const json& j) { return !j["leader"]["holder"].is_null(); }, 20s));
@@ -147,16 +148,14 @@ TEST(Chaos, ALeaderStoppedPastItsLeaseIsFencedWhenItResumes) {
   EXPECT_NE(leaderOf(stack), first);  // the follower still leads
 }
 
-TEST(Chaos, ARedisRestartMidRunLosesNothing) {
-  REQUIRE_STACK();
-  E2eStack stack("redis-restart");
+// Redis: SHUTDOWN, one second down, started again; PostgreSQL: `pg_ctl restart -m fast`.
+TEST_P(Chaos, AStoreServerRestartMidRunLosesNothing) {
+  E2eStack stack("server-restart", options());
   writeChain(stack, "chain", 8, 0.3);
   auto s1 = stack.startScheduler("s1");
   trigger(stack, "chain", "c1");
   ASSERT_TRUE(waitForLedger(stack, 3, 30s)) << s1->log();
-  stack.redis().shutdown();
-  std::this_thread::sleep_for(1s);
-  stack.redis().start();
+  stack.server().restart();
   auto run = stack.waitForRun("chain", "c1", 90s);
   ASSERT_TRUE(run) << s1->log();
   EXPECT_EQ((*run)["state"], "success");
@@ -164,9 +163,8 @@ TEST(Chaos, ARedisRestartMidRunLosesNothing) {
   EXPECT_TRUE(s1->running());  // the scheduler rode it out by itself
 }
 
-TEST(Chaos, ShutdownIsGracefulAndQuick) {
-  REQUIRE_STACK();
-  E2eStack stack("sigterm");
+TEST_P(Chaos, ShutdownIsGracefulAndQuick) {
+  E2eStack stack("sigterm", options());
   writeChain(stack, "chain", 3, 0.1);
   auto s1 = stack.startScheduler("s1");
   ASSERT_TRUE(stack.waitForStatus([](const json& j) { return !j["leader"]["holder"].is_null(); }, 20s));

@@ -1,5 +1,6 @@
-// End to end with real parts: `leoflow` processes, a real Redis, local processes (issue: "First end
-// to end"). Each test owns its Redis server and folder; tasks record their attempts in a ledger.
+// End to end with real parts: `leoflow` processes, a real store server, local processes (issue: "First
+// end to end"). Every scenario runs on every store (Redis, PostgreSQL); each test owns its server and
+// folder; tasks record their attempts in a ledger.
 #include <cstdlib>
 #include <fstream>
 #include <set>
@@ -9,6 +10,7 @@
 #include <gtest/gtest.h>
 
 #include "support/e2e_stack.h"
+#include "support/store_test.h"
 
 namespace leoflow::testing {
 namespace {
@@ -16,6 +18,9 @@ namespace {
 using ::testing::HasSubstr;
 using nlohmann::json;
 using namespace std::chrono_literals;
+
+class EndToEnd : public StoreTest {};
+INSTANTIATE_FOR_EVERY_STORE(EndToEnd);
 
 json task(const std::string& id, const std::string& cmd, std::vector<std::string> deps = {}) {
   return {{"task_id", id}, {"type", "bash"}, {"entrypoint", cmd}, {"depends_on", deps}};
@@ -27,9 +32,8 @@ std::map<std::string, std::string> taskStates(const json& run) {
   return states;
 }
 
-TEST(EndToEnd, ADiamondWithTriggerRulesRunsToItsExpectedStates) {
-  REQUIRE_STACK();
-  E2eStack stack("diamond");
+TEST_P(EndToEnd, ADiamondWithTriggerRulesRunsToItsExpectedStates) {
+  E2eStack stack("diamond", options());
   json cleanup = task("cleanup", stack.ledgerTask(), {"load"});
   cleanup["trigger_rule"] = "all_done";
   json notify = task("notify_failure", stack.ledgerTask(), {"transform_a", "transform_b"});
@@ -58,9 +62,8 @@ TEST(EndToEnd, ADiamondWithTriggerRulesRunsToItsExpectedStates) {
   EXPECT_THAT(stack.duplicateAttempts(), ::testing::IsEmpty());
 }
 
-TEST(EndToEnd, AFailingTaskIsRetriedAfterItsDelayAndSucceeds) {
-  REQUIRE_STACK();
-  E2eStack stack("retry");
+TEST_P(EndToEnd, AFailingTaskIsRetriedAfterItsDelayAndSucceeds) {
+  E2eStack stack("retry", options());
   // fails on try 1, succeeds on try 2; each attempt stamps the time it started
   const std::string stamps = (stack.dir() / "starts.txt").string();
   json flaky = task("flaky", "date +%s.%N >> " + stamps + " && " +
@@ -82,9 +85,8 @@ TEST(EndToEnd, AFailingTaskIsRetriedAfterItsDelayAndSucceeds) {
   EXPECT_GE(second - first, 2.0);  // the retry waited out its delay
 }
 
-TEST(EndToEnd, MaxActiveRunsHolds) {
-  REQUIRE_STACK();
-  E2eStack stack("cap");
+TEST_P(EndToEnd, MaxActiveRunsHolds) {
+  E2eStack stack("cap", options());
   const std::string spans = (stack.dir() / "spans.txt").string();
   json t = task("work", "echo start $(date +%s.%N) >> " + spans + " && sleep 0.5 && echo end $(date +%s.%N) >> " + spans);
   // The cap holds back scheduled runs (BEHAVIOUR §3.6): a schedule with catch-up over three slots.
@@ -114,13 +116,12 @@ TEST(EndToEnd, MaxActiveRunsHolds) {
   EXPECT_EQ(max_open, 1);
 }
 
-TEST(EndToEnd, TheExampleDagsReachTheirExpectedStates) {
-  REQUIRE_STACK();
+TEST_P(EndToEnd, TheExampleDagsReachTheirExpectedStates) {
   const char* root = std::getenv("LEOFLOW_SOURCE_ROOT");
   ASSERT_NE(root, nullptr) << "LEOFLOW_SOURCE_ROOT is not set";
-  E2eStack::Options options;
-  options.work_dir = root;  // as in the dev stack, tasks run in the project folder
-  E2eStack stack("examples", options);
+  E2eStack::Options opts = options();
+  opts.work_dir = root;  // as in the dev stack, tasks run in the project folder
+  E2eStack stack("examples", opts);
   auto sync = stack.leoflow(std::string("dags sync ") + root + "/examples/dags");
   ASSERT_EQ(sync.exit_code, 0) << sync.err;
   auto scheduler = stack.startScheduler("s1");
@@ -145,9 +146,8 @@ TEST(EndToEnd, TheExampleDagsReachTheirExpectedStates) {
   }
 }
 
-TEST(EndToEnd, InvalidDagFilesAreRefusedWithClearMessagesAndChangeNothing) {
-  REQUIRE_STACK();
-  E2eStack stack("bad");
+TEST_P(EndToEnd, InvalidDagFilesAreRefusedWithClearMessagesAndChangeNothing) {
+  E2eStack stack("bad", options());
   stack.writeDag({{"dag_id", "good"}, {"tasks", json::array({task("a", "true")})}});
   ASSERT_EQ(stack.leoflow("dags sync " + (stack.dir() / "dags").string()).exit_code, 0);
   stack.writeDag({{"dag_id", "good"}, {"tasks", json::array({task("a", "echo v2")})}});
@@ -160,10 +160,11 @@ TEST(EndToEnd, InvalidDagFilesAreRefusedWithClearMessagesAndChangeNothing) {
   EXPECT_EQ(json::parse(list.out), json::parse(R"([{"dag_id":"good","schedule":null,"paused":false,"version":1}])"));
 }
 
-TEST(EndToEnd, AConfigNamingAMissingPluginIsRefusedClearly) {
-  E2eStack stack("missing-plugin");
-  std::ofstream(stack.dir() / "broken.toml") << "[store]\nplugin = \"store-nowhere\"\n[dispatcher]\nplugin = \"dispatcher-local\"\n";
-  auto r = runCommand(leoflowBinary() + " --config " + (stack.dir() / "broken.toml").string() + " scheduler");
+// No store involved: the host refuses the config before it loads anything.
+TEST(EndToEndConfig, AConfigNamingAMissingPluginIsRefusedClearly) {
+  TempDir dir("missing-plugin");
+  std::ofstream(dir.path() / "broken.toml") << "[store]\nplugin = \"store-nowhere\"\n[dispatcher]\nplugin = \"dispatcher-local\"\n";
+  auto r = runCommand(leoflowBinary() + " --config " + (dir.path() / "broken.toml").string() + " scheduler");
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_THAT(r.err, HasSubstr("store-nowhere"));
   EXPECT_THAT(r.err, HasSubstr("not found"));

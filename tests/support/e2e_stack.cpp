@@ -2,15 +2,18 @@
 
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <pwd.h>
 #include <signal.h>
 #include <spawn.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <functional>
+#include <mutex>
 #include <random>
 #include <set>
 #include <sstream>
@@ -96,10 +99,92 @@ std::string ChildProcess::log() const {
   return ss.str();
 }
 
-bool devStackPluginsBuilt() {
-  static const bool built = runCommand(leoflowBinary() + " plugins describe store-redis").exit_code == 0 &&
-                            runCommand(leoflowBinary() + " plugins describe dispatcher-local").exit_code == 0;
-  return built;
+const std::vector<std::string>& e2eStores() {
+  static const std::vector<std::string> stores{"redis", "postgres"};
+  return stores;
+}
+
+bool inCi() {
+  const char* ci = std::getenv("CI");
+  return ci != nullptr && std::string(ci) == "true";
+}
+
+namespace {
+
+// The PostgreSQL server programs (Debian keeps them off PATH, in /usr/lib/postgresql/VERSION/bin);
+// the newest version when several are installed; empty when none is.
+const fs::path& postgresBinDir() {
+  static const fs::path dir = [] {
+    fs::path best;
+    int best_version = -1;
+    std::error_code ec;
+    for (const auto& entry : fs::directory_iterator("/usr/lib/postgresql", ec)) {
+      const std::string name = entry.path().filename().string();
+      if (name.empty() || name.find_first_not_of("0123456789") != std::string::npos) continue;
+      if (!fs::exists(entry.path() / "bin" / "pg_ctl") || !fs::exists(entry.path() / "bin" / "initdb")) continue;
+      if (std::stoi(name) > best_version) {
+        best_version = std::stoi(name);
+        best = entry.path() / "bin";
+      }
+    }
+    return best;
+  }();
+  return dir;
+}
+
+// TOOLCHAIN: PostgreSQL refuses to run as root, so a root test runs its server commands as the
+// `postgres` user, from `/` (the test's own folder may be closed to that user).
+bool serverUserIsPostgres() { return geteuid() == 0; }
+
+std::string asServerUser(const std::string& command) {
+  return "cd / && " + (serverUserIsPostgres() ? "runuser -u postgres -- " + command : command);
+}
+
+void giveToServerUser(const fs::path& p) {
+  if (!serverUserIsPostgres()) return;
+  const passwd* pw = getpwnam("postgres");
+  if (pw == nullptr || chown(p.c_str(), pw->pw_uid, pw->pw_gid) != 0) {
+    throw std::runtime_error("cannot give " + p.string() + " to the postgres user");
+  }
+}
+
+std::string quoted(const fs::path& p) { return "'" + p.string() + "'"; }
+
+// Why the host cannot load plugin `name` (not built, or refused: `plugins describe` says why).
+std::optional<std::string> pluginMissing(const std::string& name) {
+  auto r = runCommand(leoflowBinary() + " plugins describe " + name);
+  if (r.exit_code == 0) return std::nullopt;
+  std::string why = r.err.substr(0, r.err.find('\n'));
+  return "the " + name + " plugin is not built or not loadable" + (why.empty() ? "" : ": " + why);
+}
+
+std::optional<std::string> computeUnavailable(const std::string& store) {
+  if (store == "redis") {
+    if (auto why = pluginMissing("store-redis")) return why;
+    if (runCommand("command -v redis-server && command -v redis-cli").exit_code != 0) {
+      return "redis-server or redis-cli is not installed (./dev setup installs them)";
+    }
+  } else if (store == "postgres") {
+    if (auto why = pluginMissing("store-postgres")) return why;
+    if (postgresBinDir().empty()) return "PostgreSQL is not installed: no /usr/lib/postgresql/*/bin/pg_ctl";
+    if (serverUserIsPostgres() && getpwnam("postgres") == nullptr) {
+      return "the tests run as root and there is no postgres user to run PostgreSQL as";
+    }
+  } else {
+    return "unknown store \"" + store + "\"";
+  }
+  return pluginMissing("dispatcher-local");
+}
+
+}  // namespace
+
+std::optional<std::string> stackUnavailable(const std::string& store) {
+  static std::mutex mutex;
+  static std::map<std::string, std::optional<std::string>> known;
+  const std::lock_guard lock(mutex);
+  auto it = known.find(store);
+  if (it == known.end()) it = known.emplace(store, computeUnavailable(store)).first;
+  return it->second;
 }
 
 int freePort() {
@@ -138,17 +223,110 @@ void RedisServer::start() {
   throw std::runtime_error("redis-server did not start on port " + std::to_string(port_));
 }
 
-void RedisServer::shutdown() {
+void RedisServer::stop() {
   runCommand("redis-cli -p " + std::to_string(port_) + " shutdown");
   process_->wait(10s);
   process_.reset();
 }
 
+void RedisServer::restart() {
+  stop();
+  std::this_thread::sleep_for(1s);
+  start();
+}
+
+std::string RedisServer::connectionToml() const { return "url = \"" + url() + "\"\n"; }
+
+std::string RedisServer::leaseToml(std::chrono::milliseconds lease) const {
+  return "lease_ms = " + std::to_string(lease.count()) + "\n";
+}
+
+namespace {
+
+// One initdb per test process (0.7–2 s on 2 cores, busy); each server copies its data folder
+// (0.15 s, more while other builds write to the disk) — 1 MB WAL segments keep that folder at 28 MB
+// instead of 39. The template is removed when the process exits.
+const fs::path& postgresTemplate() {
+  static const std::unique_ptr<TempDir> dir = [] {
+    auto d = std::make_unique<TempDir>("pg-template");
+    giveToServerUser(d->path());
+    const fs::path data = d->path() / "data";
+    auto r = runCommand(asServerUser(quoted(postgresBinDir() / "initdb") + " -D " + quoted(data) +
+                                     " -U postgres -A trust --no-sync --no-instructions --wal-segsize=1"));
+    if (r.exit_code != 0) throw std::runtime_error("initdb failed: " + r.out + r.err);
+    return d;
+  }();
+  static const fs::path data = dir->path() / "data";
+  return data;
+}
+
+}  // namespace
+
+PostgresServer::PostgresServer(fs::path dir) : dir_(std::move(dir)), port_(freePort()) {
+  if (postgresBinDir().empty()) throw std::runtime_error("PostgreSQL is not installed");
+  const fs::path& data_template = postgresTemplate();
+  fs::create_directories(dir_);
+  // the server user must be able to reach its folder through the stack's own
+  fs::permissions(dir_.parent_path(), fs::perms::others_exec, fs::perm_options::add);
+  giveToServerUser(dir_);
+  auto r = runCommand(asServerUser("cp -a " + quoted(data_template) + " " + quoted(dir_ / "data")));
+  if (r.exit_code != 0) throw std::runtime_error("cannot copy the PostgreSQL cluster: " + r.err);
+  start();
+}
+
+PostgresServer::~PostgresServer() {
+  if (running_) runCommand(asServerUser(quoted(postgresBinDir() / "pg_ctl") + " -D " + quoted(dir_ / "data") +
+                                        " -w -t 10 -m immediate stop"));
+}
+
+void PostgresServer::pgCtl(const std::string& args) {
+  // -l always: without it a restarted server would write to this test's output
+  auto r = runCommand(asServerUser(quoted(postgresBinDir() / "pg_ctl") + " -D " + quoted(dir_ / "data") + " -l " +
+                                   quoted(dir_ / "server.log") + " -w -t 30 " + args));
+  if (r.exit_code != 0) {
+    std::ifstream in(dir_ / "server.log");
+    std::stringstream log;
+    log << in.rdbuf();
+    throw std::runtime_error("pg_ctl " + args + " failed on port " + std::to_string(port_) + ": " + r.out + r.err +
+                             "\nserver log:\n" + log.str());
+  }
+}
+
+void PostgresServer::start() {
+  pgCtl("-o \"-c listen_addresses=127.0.0.1 -p " + std::to_string(port_) + " -k " + dir_.string() + "\" start");
+  running_ = true;
+}
+
+void PostgresServer::stop() {
+  pgCtl("-m fast stop");
+  running_ = false;
+}
+
+void PostgresServer::restart() {
+  // the server keeps the options it was started with (postmaster.opts): same port, same socket
+  pgCtl("-m fast restart");
+  running_ = true;
+}
+
+std::string PostgresServer::connectionToml() const { return "dsn = \"" + dsn() + "\"\n"; }
+
+std::string PostgresServer::leaseToml(std::chrono::milliseconds lease) const {
+  // the lock session's idle timeout is the lease; the holder checks (and standbys try) thrice per lease
+  return "lease_ms = " + std::to_string(lease.count()) + "\npoll_ms = " + std::to_string(lease.count() / 3) + "\n";
+}
+
+std::unique_ptr<StoreServer> startStoreServer(const std::string& store, const fs::path& dir) {
+  if (store == "redis") return std::make_unique<RedisServer>(dir / "redis");
+  if (store == "postgres") return std::make_unique<PostgresServer>(dir / "postgres");
+  throw std::invalid_argument("unknown store \"" + store + "\" (one of redis, postgres)");
+}
+
 E2eStack::E2eStack(const std::string& tag) : E2eStack(tag, Options{}) {}
 
-E2eStack::E2eStack(const std::string& tag, Options options) : dir_(tag), options_(std::move(options)) {
+E2eStack::E2eStack(const std::string& tag, Options options)
+    : dir_(tag + "-" + options.store), options_(std::move(options)) {
   fs::create_directories(dir() / "dags");
-  redis_ = std::make_unique<RedisServer>(dir() / "redis");
+  server_ = startStoreServer(options_.store, dir());
   config_ = dir() / "leoflow.toml";
   writeConfig();
 }
@@ -164,9 +342,9 @@ void E2eStack::writeConfig() {
     << "dispatch_lost_threshold_s = " << options_.dispatch_lost_threshold_s << "\n"
     << "shutdown_grace_ms = 3000\n"
     << options_.extra_scheduler_toml << "\n"
-    << "[store]\nplugin = \"store-redis\"\n[store.config]\nurl = \"" << redis_->url() << "\"\n"
-    << "[leader]\nplugin = \"store-redis\"\n[leader.config]\nurl = \"" << redis_->url() << "\"\n"
-    << "lease_ms = " << options_.lease.count() << "\n"
+    << "[store]\nplugin = \"" << server_->plugin() << "\"\n[store.config]\n" << server_->connectionToml()
+    << "[leader]\nplugin = \"" << server_->plugin() << "\"\n[leader.config]\n" << server_->connectionToml()
+    << server_->leaseToml(options_.lease)
     << "[dispatcher]\nplugin = \"dispatcher-local\"\n[dispatcher.config]\n"
     << "max_parallel = " << options_.max_parallel << "\n"
     << "work_dir = \"" << (options_.work_dir.empty() ? (dir() / "work").string() : options_.work_dir) << "\"\n"
