@@ -84,7 +84,7 @@ struct Settings {
   std::int64_t pool_size = 8;
   std::int64_t statement_timeout_ms = 5000;
   std::int64_t connect_timeout_ms = 2000;
-  std::int64_t lock_id = 21504196069371767;
+  std::int64_t lock_id = 21503626827296631;
   std::int64_t lease_ms = 3000;
   std::int64_t poll_ms = 500;
 };
