@@ -15,6 +15,13 @@ std::string where(const PluginSection& s) {
   return fmt::format("plugin {} ([{}] in {}:{})", s.plugin, s.section, s.file, s.line);
 }
 
+// The role a section configures, for people: "store", "leader", "dispatcher", "recorder", ...
+std::string role(const PluginSection& s) {
+  std::string r = s.section.substr(0, s.section.find('['));
+  if (r == "dispatchers") r = "dispatcher";
+  return r;
+}
+
 // Runs a factory's create(), turning its exceptions into the host's start-up errors; an
 // unreachable backend is retried while `retry` says so.
 template <typename Make>
@@ -26,7 +33,7 @@ auto create(const PluginSection& s, const std::function<bool(const std::string&,
       if (!made) throw StartupError(where(s) + ": create() returned nothing");
       return made;
     } catch (const UnavailableError& e) {
-      const std::string why = where(s) + ": backend unreachable: " + e.what();
+      const std::string why = where(s) + ": " + role(s) + " unreachable: " + e.what();
       if (!retry || !retry(why, attempt)) throw BackendUnavailable(why);
     } catch (const StartupError&) {
       throw;

@@ -358,12 +358,24 @@ std::optional<ParsedDag> parseDagDocument(const json& doc, const std::string& fi
   c.unknownKeys(doc, kDagKeys, "");
   d.schedule = c.str(doc, "schedule", "").value_or("");
   d.schedule_timezone = c.str(doc, "schedule_timezone", "").value_or("");
-  if (auto parsed = schedule::Schedule::parse(d.schedule, d.schedule_timezone); !parsed) {
+  // The zone is its own field: a bad one is reported under its name, and the schedule is then
+  // judged on its own (a CRON_TZ= prefix in it wins anyway, §8.4).
+  bool zone_ok = true;
+  if (!d.schedule_timezone.empty()) {
+    if (auto zone = schedule::Schedule::parse("", d.schedule_timezone); !zone) {
+      c.error("", "schedule_timezone " + text::quoted(d.schedule_timezone) + ": " + zone.status().message());
+      zone_ok = false;
+    }
+  }
+  if (auto parsed = schedule::Schedule::parse(d.schedule, zone_ok ? d.schedule_timezone : ""); !parsed) {
     c.error("", "bad schedule " + text::quoted(d.schedule) + ": " + parsed.status().message());
   }
   d.start_date = c.time(doc, "start_date", "");
   d.end_date = c.time(doc, "end_date", "");
-  if (d.start_date && d.end_date && *d.end_date < *d.start_date) c.error("", "end_date is before start_date");
+  if (d.start_date && d.end_date && *d.end_date < *d.start_date) {
+    c.error("", "end_date " + schedule::formatIsoSeconds(*d.end_date) + " is before start_date " +
+                    schedule::formatIsoSeconds(*d.start_date));
+  }
   d.catchup = c.boolean(doc, "catchup", "").value_or(false);  // Airflow 3's default (§8.5)
   d.max_active_runs = static_cast<int>(c.count(doc, "max_active_runs", "").value_or(16));
 
@@ -428,22 +440,104 @@ bool isValidId(const std::string& id) {
   });
 }
 
-std::optional<ParsedDag> parseDagText(const std::string& text, const std::string& file, DagLoad& load) {
+namespace {
+
+// Finds keys given twice in one object while nlohmann parses (it keeps the last one silently), and
+// says where: "tasks[1].http_request". Used as the parser's callback.
+class DuplicateKeys {
+ public:
+  bool operator()(int /*depth*/, json::parse_event_t event, json& parsed) {
+    switch (event) {
+      case json::parse_event_t::object_start:
+      case json::parse_event_t::array_start: {
+        std::string path = elementPath();
+        frames_.push_back({event == json::parse_event_t::object_start, std::move(path), {}, {}, 0});
+        break;
+      }
+      case json::parse_event_t::object_end:
+      case json::parse_event_t::array_end:
+        if (!frames_.empty()) frames_.pop_back();
+        break;
+      case json::parse_event_t::key: {
+        Frame& f = frames_.back();
+        f.key = parsed.get<std::string>();
+        if (!f.keys.insert(f.key).second) {
+          found_.push_back("duplicate key " + text::quoted(f.key) + (f.path.empty() ? "" : " in " + f.path) +
+                           " (a key may appear once in an object)");
+        }
+        break;
+      }
+      case json::parse_event_t::value:
+        elementPath();  // a scalar in an array takes its index
+        break;
+    }
+    return true;
+  }
+  const std::vector<std::string>& found() const { return found_; }
+
+ private:
+  struct Frame {
+    bool object;
+    std::string path;  // of this object or array; "" for the document
+    std::set<std::string> keys;
+    std::string key;     // objects: the key whose value comes next
+    std::size_t count;   // arrays: elements seen
+  };
+  // The path of the element that starts now (advancing its array's index).
+  std::string elementPath() {
+    if (frames_.empty()) return "";
+    Frame& f = frames_.back();
+    if (f.object) return f.path.empty() ? f.key : f.path + "." + f.key;
+    return f.path + "[" + std::to_string(f.count++) + "]";
+  }
+
+  std::vector<Frame> frames_;
+  std::vector<std::string> found_;
+};
+
+// Parses a DAG document; `check_duplicates` for files people write (canonical JSON has none).
+std::optional<ParsedDag> parseDag(const std::string& text, const std::string& file, DagLoad& load,
+                                  bool check_duplicates) {
   json doc;
+  DuplicateKeys duplicates;
   try {
-    doc = json::parse(text);
+    if (check_duplicates) {
+      doc = json::parse(text, [&duplicates](int depth, json::parse_event_t event, json& parsed) {
+        return duplicates(depth, event, parsed);
+      });
+    } else {
+      doc = json::parse(text);
+    }
   } catch (const json::parse_error& e) {
     std::string reason = e.what();
     if (auto pos = reason.find("] "); pos != std::string::npos) reason = reason.substr(pos + 2);
     load.errors.push_back(file + ": malformed JSON: " + reason);
     return std::nullopt;
   }
-  return parseDagDocument(doc, file, load);
+  for (const std::string& d : duplicates.found()) load.errors.push_back(file + ": " + d);
+  auto parsed = parseDagDocument(doc, file, load);
+  if (!duplicates.found().empty()) return std::nullopt;
+  return parsed;
+}
+
+}  // namespace
+
+std::optional<ParsedDag> parseDagText(const std::string& text, const std::string& file, DagLoad& load) {
+  return parseDag(text, file, load, true);
 }
 
 DagLoad loadDagFiles(const std::vector<std::string>& paths) {
   DagLoad load;
   std::vector<std::string> files;
+  // A file named twice, or inside a folder given and by its own name, is read once (the first
+  // time it comes up); the same file through a symbolic link too.
+  std::set<fs::path> seen;
+  auto addFile = [&](const std::string& f) {
+    std::error_code ec;
+    fs::path key = fs::weakly_canonical(f, ec);
+    if (ec) key = fs::absolute(f, ec).lexically_normal();
+    if (seen.insert(key).second) files.push_back(f);
+  };
   for (const std::string& p : paths) {
     std::error_code ec;
     if (fs::is_directory(p, ec)) {
@@ -455,9 +549,9 @@ DagLoad loadDagFiles(const std::vector<std::string>& paths) {
       if (ec) load.errors.push_back(p + ": cannot read folder: " + ec.message());
       std::sort(found.begin(), found.end());
       if (found.empty() && !ec) load.warnings.push_back(p + ": no *.json DAG files in this folder");
-      files.insert(files.end(), found.begin(), found.end());
+      for (const std::string& f : found) addFile(f);
     } else if (fs::exists(p, ec)) {
-      files.push_back(p);
+      addFile(p);
     } else {
       load.errors.push_back(p + ": no such file or folder");
     }
@@ -487,7 +581,7 @@ std::string canonicalDagJson(const DagSpec& spec) { return toJson(spec).dump(); 
 
 Result<DagSpec> decodeCanonicalDag(const std::string& json_text) {
   DagLoad load;
-  auto parsed = parseDagText(json_text, "stored dag", load);
+  auto parsed = parseDag(json_text, "stored dag", load, false);
   if (!parsed) {
     std::string why;
     for (const std::string& e : load.errors) why += (why.empty() ? "" : "; ") + e;

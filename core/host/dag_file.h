@@ -30,11 +30,13 @@ struct DagLoad {
 };
 
 /// Parses one DAG document; problems go to `load` prefixed with `file`. Returns the DAG only when
-/// the document has no error.
+/// the document has no error. A key given twice in one object is an error naming the key and where
+/// (JSON parsers would keep only the last one, silently).
 std::optional<ParsedDag> parseDagText(const std::string& text, const std::string& file, DagLoad& load);
 
 /// Reads every path: a file, or a folder whose *.json files are read (recursively, in name order).
-/// A DAG id defined by two files is an error naming both.
+/// A file reached twice (named twice, or in a folder and by name) is read once; a DAG id defined by
+/// two files is an error naming both.
 DagLoad loadDagFiles(const std::vector<std::string>& paths);
 
 /// The canonical JSON of a spec (sorted keys, defaults written out, times in UTC).

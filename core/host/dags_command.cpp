@@ -39,8 +39,22 @@ int dagsValidate(const std::vector<std::string>& paths, std::ostream& out, std::
   return kExitOk;
 }
 
-int dagsSync(Store& store, const std::vector<std::string>& paths, std::ostream& out, std::ostream& err) {
-  const DagLoad load = loadDagFiles(paths);
+int dagsSync(Store& store, const std::vector<std::string>& paths, std::ostream& out, std::ostream& err,
+             const std::optional<std::string>& missing_inline_runner) {
+  DagLoad load = loadDagFiles(paths);
+  if (missing_inline_runner) {
+    // BEHAVIOUR §2.4: without an InlineRunner, inline http_api tasks go to the dispatchers, which
+    // may not run them. Registering is still right: the config may gain one.
+    for (const ParsedDag& d : load.dags) {
+      for (const TaskSpec& t : d.spec.tasks) {
+        if (t.type != "http_api" || t.execution_mode != ExecutionMode::kInline) continue;
+        load.warnings.push_back(fmt::format(
+            "{}: task \"{}\": an inline http_api task, but {} configures no [inline_runner]: it will be handed to "
+            "a dispatcher, which may not run http_api tasks",
+            d.file, t.task_id, *missing_inline_runner));
+      }
+    }
+  }
   if (!report(load, err)) {
     // §8.6: sync is all-or-nothing per call.
     err << fmt::format("nothing registered: {} error{}\n", load.errors.size(), load.errors.size() == 1 ? "" : "s");
@@ -113,7 +127,9 @@ void addDagsCommand(CLI::App& app, CommandContext& ctx) {
   sync->add_option("paths", paths, "DAG files or folders of *.json files")->required();
   sync->callback([&ctx] {
     StoreSession session(ctx);
-    ctx.exit_code = dagsSync(session.store(), paths, *ctx.out, *ctx.err);
+    std::optional<std::string> missing_inline_runner;
+    if (!session.config().inline_runner) missing_inline_runner = session.config().path;
+    ctx.exit_code = dagsSync(session.store(), paths, *ctx.out, *ctx.err, missing_inline_runner);
   });
 
   static bool json = false;

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <iosfwd>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -18,7 +19,10 @@ struct CommandContext;
 /// Checks DAG files and folders without a store: 0 when all are valid, 2 listing every error.
 int dagsValidate(const std::vector<std::string>& paths, std::ostream& out, std::ostream& err);
 /// Registers DAG files all-or-nothing: any invalid file → nothing registered, exit 2.
-int dagsSync(Store& store, const std::vector<std::string>& paths, std::ostream& out, std::ostream& err);
+/// `missing_inline_runner`: the config file's name when it configures no [inline_runner]; each
+/// inline http_api task then gets a warning on `err` (the sync still succeeds).
+int dagsSync(Store& store, const std::vector<std::string>& paths, std::ostream& out, std::ostream& err,
+             const std::optional<std::string>& missing_inline_runner = std::nullopt);
 int dagsList(Store& store, bool json, std::ostream& out);
 int dagsSetPaused(Store& store, const std::string& dag_id, bool paused, std::ostream& out);
 

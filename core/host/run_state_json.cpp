@@ -62,6 +62,16 @@ std::int32_t toInt32(std::int64_t v, const std::string& path) {
   return static_cast<std::int32_t>(v);
 }
 
+// Try numbers start at 1 (§8.5): a try count or a retry budget below 1, or a negative delay, is an
+// error naming the entry, not a plan computed from nonsense.
+std::int32_t atLeast(std::int64_t v, std::int64_t min, const char* what, const std::string& path) {
+  if (v < min) {
+    throw JsonFieldError(path + ": expected " + what + " of at least " + std::to_string(min) + ", got " +
+                         std::to_string(v));
+  }
+  return toInt32(v, path);
+}
+
 }  // namespace
 
 planning::RunSnapshot PlanInput::snapshot() const {
@@ -108,17 +118,17 @@ PlanInput parseRunState(const json& doc) {
     in.states[i] = *st;
   });
   forEachTaskEntry(doc, "tries", in.dag, [&](planning::TaskIndex i, const json& v, const std::string& path) {
-    if (auto t = optionalInt(v, path)) in.tries[i] = toInt32(*t, path);
+    if (auto t = optionalInt(v, path)) in.tries[i] = atLeast(*t, 1, "a try number (the first attempt is 1)", path);
   });
   forEachTaskEntry(doc, "max_tries", in.dag, [&](planning::TaskIndex i, const json& v, const std::string& path) {
-    if (auto t = optionalInt(v, path)) in.max_tries[i] = toInt32(*t, path);
+    if (auto t = optionalInt(v, path)) in.max_tries[i] = atLeast(*t, 1, "a number of tries (1: no retry)", path);
   });
   forEachTaskEntry(doc, "ended_at", in.dag, [&](planning::TaskIndex i, const json& v, const std::string& path) {
     in.ended_at[i] = optionalTime(v, path);
   });
   forEachTaskEntry(doc, "retry_delay_seconds", in.dag,
                    [&](planning::TaskIndex i, const json& v, const std::string& path) {
-                     if (auto d = optionalInt(v, path)) in.retry_delay_seconds[i] = toInt32(*d, path);
+                     if (auto d = optionalInt(v, path)) in.retry_delay_seconds[i] = atLeast(*d, 0, "a delay in seconds", path);
                    });
   in.now = optionalTime(member(doc, "now"), "now");
   return in;

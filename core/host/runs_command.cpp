@@ -1,6 +1,9 @@
 #include "host/runs_command.h"
 
 #include <algorithm>
+#include <cerrno>
+#include <cmath>
+#include <cstdlib>
 #include <ostream>
 #include <thread>
 
@@ -117,6 +120,20 @@ int waitForRun(Store& store, const RunKey& key, const TriggerOptions& o, std::os
 
 }  // namespace
 
+std::chrono::milliseconds parseTimeout(const std::string& text, bool wait) {
+  constexpr double kMaxSeconds = 1e9;
+  char* end = nullptr;
+  errno = 0;
+  const double seconds = std::strtod(text.c_str(), &end);
+  const bool number = !text.empty() && end == text.c_str() + text.size() && errno == 0 && std::isfinite(seconds);
+  if (!number || seconds <= 0 || seconds > kMaxSeconds) {
+    std::string shown = text.size() > 40 ? text.substr(0, 40) + "..." : text;
+    throw badInput("--timeout: expected a positive number of seconds (at most 1000000000), got \"" + shown + "\"");
+  }
+  if (!wait) throw badInput("--timeout " + text + " needs --wait: it bounds how long --wait follows the run");
+  return std::max(std::chrono::milliseconds(1), std::chrono::milliseconds(static_cast<std::int64_t>(seconds * 1000)));
+}
+
 bool isValidRunId(const std::string& id) {
   if (id.empty() || id.size() > 250) return false;
   return std::all_of(id.begin(), id.end(), [](unsigned char c) { return c > 0x20 && c != 0x7f && c != '/'; });
@@ -212,16 +229,21 @@ void addRunsCommand(CLI::App& app, CommandContext& ctx) {
 
   // CLI11 binds options to storage that must outlive parsing.
   static TriggerOptions trigger;
-  static double timeout_s = 0;
+  static std::string timeout_text;
   CLI::App* t = runs->add_subcommand("trigger", "Start a manual run of a DAG; prints its run id");
   t->add_option("dag", trigger.dag_id, "DAG id")->required();
   t->add_option("--run-id", trigger.run_id, "Run id (default manual__<now>); must not exist for the DAG");
   t->add_option("--conf", trigger.conf_json, "The run's conf, a JSON object");
   t->add_flag("--wait", trigger.wait, "Show progress until the run ends: exit 0 success, 1 failed, 124 timeout");
-  t->add_option("--timeout", timeout_s, "With --wait: give up after S seconds (the run goes on)")
-      ->check(CLI::PositiveNumber);
-  t->callback([&ctx] {
-    if (timeout_s > 0) trigger.timeout = std::chrono::milliseconds(static_cast<std::int64_t>(timeout_s * 1000));
+  t->add_option("--timeout", timeout_text, "With --wait: give up after S seconds (the run goes on)")
+      ->type_name("SECONDS");
+  t->callback([&ctx, t] {
+    // Usage errors first: they need no config and no store (§8.6, exit 2).
+    trigger.timeout = std::nullopt;
+    if (t->count("--timeout") > 0) trigger.timeout = parseTimeout(timeout_text, trigger.wait);
+    if (t->count("--run-id") > 0 && trigger.run_id.empty()) {
+      throw badInput("--run-id: the run id is empty; give one, or leave --run-id out for manual__<now>");
+    }
     StoreSession session(ctx);
     ctx.exit_code = runsTrigger(session.store(), session.clock(), trigger, *ctx.out, *ctx.err);
   });

@@ -34,6 +34,10 @@ int runsShow(Store& store, const std::string& run_id, const std::optional<std::s
 int runsList(Store& store, const std::optional<std::string>& dag_id, const std::optional<std::string>& state,
              bool json, std::ostream& out);
 
+/// `runs trigger --timeout S`: S seconds, a positive number (fractions allowed) of at most 10^9, and
+/// only with `wait`. Throws CommandError (exit 2) naming the option and the value otherwise.
+std::chrono::milliseconds parseTimeout(const std::string& text, bool wait);
+
 /// A run id a person may choose: 1-250 printable characters, no whitespace and no '/'.
 bool isValidRunId(const std::string& run_id);
 

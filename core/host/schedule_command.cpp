@@ -22,7 +22,8 @@ namespace {
 using schedule::Schedule;
 using schedule::ScheduleKind;
 
-// A query may ask for at most this many catch-up slots at once (the engine uses 100).
+// A query may ask for at most this many slots at once: `due`'s max_slots (the engine uses 100) and
+// `next --count`.
 constexpr std::int64_t kMaxSlotsPerQuery = 100'000;
 
 Timestamp currentTime() {
@@ -62,8 +63,9 @@ std::string joinWords(const std::vector<std::string>& words) {
 
 int runScheduleNext(const ScheduleNextArgs& args, std::ostream& out, std::ostream& err, Timestamp now) {
   constexpr const char* kProgram = "leoflow schedule next: ";
-  if (args.count < 1) {
-    err << kProgram << "--count: expected an integer of at least 1, got " << args.count << '\n';
+  if (args.count < 1 || args.count > kMaxSlotsPerQuery) {
+    err << kProgram << "--count: expected an integer of at least 1 and at most " << kMaxSlotsPerQuery << ", got "
+        << args.count << '\n';
     return kExitBadInput;
   }
   Timestamp after = now;
@@ -154,7 +156,7 @@ void addScheduleCommand(CLI::App& app, CommandContext& ctx) {
   next->add_option("--after", *after,
                    "Print slots strictly after this ISO-8601 time (Z or an offset, fractions allowed); "
                    "default: now");
-  next->add_option("--count", args->count, "How many slots to print (at least 1)")->capture_default_str();
+  next->add_option("--count", args->count, "How many slots to print (1 to 100000)")->capture_default_str();
   next->add_option("--tz", args->tz, "IANA time zone the cron fields are read in (default UTC); a CRON_TZ=/TZ= "
                                      "prefix in EXPR wins");
   next->footer(

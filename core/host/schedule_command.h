@@ -19,7 +19,7 @@ struct CommandContext;
 struct ScheduleNextArgs {
   std::string expression;            ///< the schedule, as in a DAG file
   std::optional<std::string> after;  ///< ISO-8601 time; absent = now
-  int count = 1;                     ///< how many slots to print (at least 1)
+  int count = 1;                     ///< how many slots to print (1 to 100000)
   std::string tz;                    ///< default zone; a CRON_TZ=/TZ= prefix wins
 };
 

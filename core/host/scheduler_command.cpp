@@ -1,7 +1,9 @@
 #include "host/scheduler_command.h"
 
+#include <algorithm>
 #include <csignal>
 #include <iostream>
+#include <memory>
 #include <thread>
 
 #include <CLI/CLI.hpp>
@@ -81,10 +83,12 @@ int runScheduler(CommandContext& ctx, const std::string& log_level_override) {
   });
 
   PluginLoader loader(config.plugin_search_path);
-  // The scheduler keeps trying an unreachable backend with back-off (§8.6) until told to stop.
+  // The scheduler keeps trying an unreachable backend with back-off (§8.6) until told to stop: one
+  // warning per attempt, the wait doubling from 0.5 s to 30 s; a signal ends the wait at once.
   auto retry = [&](const std::string& why, int attempt) {
-    const auto wait = std::chrono::milliseconds(std::min(250 << std::min(attempt, 7), 30'000));
-    log->warn("backend unreachable at start-up; retrying attempt={} in_ms={} error={}", attempt, wait.count(), why);
+    const auto wait = startupRetryDelay(attempt);
+    log->warn("backend unreachable at start-up; retrying attempt={} in_ms={} error=\"{}\"", attempt, wait.count(),
+              why);
     const auto until = std::chrono::steady_clock::now() + wait;
     while (std::chrono::steady_clock::now() < until) {
       if (stop.stop_requested()) return false;
@@ -92,7 +96,16 @@ int runScheduler(CommandContext& ctx, const std::string& log_level_override) {
     }
     return !stop.stop_requested();
   };
-  Backends backends(config, loader, Backends::Scope::kScheduler, retry);
+  std::unique_ptr<Backends> made;
+  try {
+    made = std::make_unique<Backends>(config, loader, Backends::Scope::kScheduler, retry);
+  } catch (const BackendUnavailable& e) {
+    if (!stop.stop_requested()) throw;
+    // Asked to stop while waiting for a backend: nothing was started, so this is a clean stop (§5).
+    log->info("stopped before the backends could be reached; last error=\"{}\"", e.what());
+    return kExitOk;
+  }
+  Backends& backends = *made;
   log->info("scheduler starting replica={} config={} store={} leader={} dispatchers={}", backends.replicaId(), path,
             backends.storePlugin(), backends.leaderPlugin(), config.dispatchers.size());
 
@@ -114,6 +127,10 @@ int runScheduler(CommandContext& ctx, const std::string& log_level_override) {
 }
 
 }  // namespace
+
+std::chrono::milliseconds startupRetryDelay(int attempt) {
+  return std::chrono::milliseconds(std::min(250 << std::clamp(attempt, 1, 7), 30'000));
+}
 
 void addSchedulerCommand(CLI::App& app, CommandContext& ctx) {
   CLI::App* cmd = app.add_subcommand("scheduler", "Run the scheduler until SIGINT or SIGTERM (graceful)");

@@ -8,7 +8,8 @@ namespace leoflow::planning {
 namespace {
 
 // Finds one cycle among the tasks Kahn's algorithm could not order and spells it out, so the
-// message shows the loop instead of just saying there is one.
+// message shows the loop instead of just saying there is one ("a -> b -> a"; a loop of more than 15
+// tasks as "of N tasks" with its first and last five).
 std::string describeCycle(const CompiledDag& dag, const std::vector<std::uint32_t>& remaining_in) {
   const std::uint32_t n = dag.size();
   // Walk upstream from any unordered task: every unordered task has an unordered upstream.
@@ -32,8 +33,18 @@ std::string describeCycle(const CompiledDag& dag, const std::vector<std::uint32_
   std::reverse(loop.begin(), loop.end());
   // Start at the first declared task of the loop, so the message does not depend on the walk.
   std::rotate(loop.begin(), std::min_element(loop.begin(), loop.end()), loop.end());
+  // A long loop is shortened to its first and last tasks: a cycle through 20,000 tasks must not
+  // make a message of hundreds of kilobytes.
+  constexpr std::size_t kShown = 5;
   std::string text;
-  for (TaskIndex t : loop) text += dag.id(t) + " -> ";
+  if (loop.size() <= 3 * kShown) {
+    for (TaskIndex t : loop) text += dag.id(t) + " -> ";
+  } else {
+    text = "of " + std::to_string(loop.size()) + " tasks ";
+    for (std::size_t i = 0; i < kShown; ++i) text += dag.id(loop[i]) + " -> ";
+    text += "... (" + std::to_string(loop.size() - 2 * kShown) + " more) -> ";
+    for (std::size_t i = loop.size() - kShown; i < loop.size(); ++i) text += dag.id(loop[i]) + " -> ";
+  }
   text += dag.id(loop.front());
   return text;
 }

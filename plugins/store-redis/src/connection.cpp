@@ -28,8 +28,15 @@ std::string_view replyText(const redisReply* reply) noexcept {
   return {};
 }
 
-std::unique_ptr<Connection> Connection::open(const Settings& settings, std::string& error) {
+bool isTransientError(std::string_view error_text) noexcept {
+  const std::string_view word = error_text.substr(0, error_text.find(' '));
+  return word == "LOADING" || word == "BUSY" || word == "MASTERDOWN" || word == "TRYAGAIN" || word == "READONLY" ||
+         word == "OOM" || word == "NOREPLICAS" || word == "MISCONF";
+}
+
+std::unique_ptr<Connection> Connection::open(const Settings& settings, std::string& error, bool* refused) {
   const Endpoint& ep = settings.endpoint;
+  if (refused != nullptr) *refused = false;
   redisContext* ctx = redisConnectWithTimeout(ep.host.c_str(), ep.port, toTimeval(settings.connect_timeout));
   if (ctx == nullptr) {
     error = "cannot allocate a redis context";
@@ -53,7 +60,10 @@ std::unique_ptr<Connection> Connection::open(const Settings& settings, std::stri
       return false;
     }
     if (reply->type == REDIS_REPLY_ERROR) {
-      error = std::string(what) + " failed: " + std::string(replyText(reply.get()));
+      const std::string_view text = replyText(reply.get());
+      error = std::string(what) + " failed: " + std::string(text);
+      // A server still loading its data set answers LOADING: that passes, a wrong password does not.
+      if (refused != nullptr) *refused = !isTransientError(text);
       return false;
     }
     return true;

@@ -27,11 +27,17 @@ using ReplyPtr = std::unique_ptr<redisReply, ReplyDeleter>;
 /// The text of a string, status or error reply ("" for other types).
 std::string_view replyText(const redisReply* reply) noexcept;
 
+/// True for an error reply that says the server cannot serve right now (LOADING, BUSY, MASTERDOWN,
+/// TRYAGAIN, READONLY, OOM, NOREPLICAS, MISCONF): retrying later may succeed.
+bool isTransientError(std::string_view error_text) noexcept;
+
 class Connection {
  public:
   /// Connects (connect_timeout_ms), sets the command timeouts and TCP keep-alive, logs in and
-  /// selects the database. nullptr with `error` set when any step fails.
-  static std::unique_ptr<Connection> open(const Settings& settings, std::string& error);
+  /// selects the database. nullptr with `error` set when any step fails; `refused`, when given, is
+  /// set when the server answered and turned the session down (a wrong password, a database out of
+  /// range: a configuration it will never accept) rather than being unreachable, slow or busy.
+  static std::unique_ptr<Connection> open(const Settings& settings, std::string& error, bool* refused = nullptr);
 
   ~Connection();
   Connection(const Connection&) = delete;

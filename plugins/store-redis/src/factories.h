@@ -1,4 +1,7 @@
-// The Store and Leader factories of the store-redis library.
+// The Store and Leader factories of the store-redis library. create() connects and loads the
+// scripts: it throws UnavailableError when Redis cannot be reached, does not answer in time or is not
+// ready yet (ARCHITECTURE §8.6: the scheduler retries, a one-shot command exits 3), and
+// std::invalid_argument / std::runtime_error for a configuration it will never accept (exit 2).
 #pragma once
 
 #include <memory>

@@ -29,10 +29,7 @@ Status statusFromError(std::string_view text) {
   if (word == "CONFLICT") return conflict(rest);
   if (word == "EXISTS") return alreadyExists(rest);
   if (word == "INVALID") return invalidArgument(rest);
-  if (word == "LOADING" || word == "BUSY" || word == "MASTERDOWN" || word == "TRYAGAIN" ||
-      word == "READONLY" || word == "OOM" || word == "NOREPLICAS" || word == "MISCONF") {
-    return unavailable("redis: " + std::string(text));
-  }
+  if (isTransientError(text)) return unavailable("redis: " + std::string(text));
   return internalError("redis: " + std::string(text));
 }
 
@@ -42,18 +39,37 @@ RedisClient::RedisClient(Settings settings, std::shared_ptr<spdlog::logger> logg
       logger_(std::move(logger)) {}
 
 void RedisClient::start() {
+  // ARCHITECTURE §8.6: a server that cannot be reached, does not answer in time or is not ready
+  // yet (LOADING, BUSY, ...) is UnavailableError — the scheduler retries, a one-shot command exits
+  // 3; a server that answers and refuses (a wrong password, a database out of range, a script it
+  // rejects) is a configuration it will never accept: std::runtime_error, exit 2.
+  const std::string where =
+      "redis at " + settings_.endpoint.redacted + " (key \"url\" in [" + settings_.section + "])";
   std::string error;
-  auto conn = Connection::open(settings_, error);
+  bool refused = false;
+  auto conn = Connection::open(settings_, error, &refused);
   if (!conn) {
-    throw std::runtime_error("cannot connect to redis at " + settings_.endpoint.redacted + " (key \"url\" in [" +
-                             settings_.section + "]): " + error);
+    if (refused) throw std::runtime_error(where + " refused the session: " + error);
+    throw UnavailableError("cannot connect to " + where + ": " + error);
   }
   for (const lua::ScriptSource* script : lua::kAllScripts) {
     ReplyPtr reply = conn->call({"SCRIPT", "LOAD", std::string(script->body)});
-    if (!reply || reply->type != REDIS_REPLY_STRING) {
-      const std::string why = reply ? std::string(replyText(reply.get())) : conn->error();
-      throw std::runtime_error("redis at " + settings_.endpoint.redacted + " refused script " +
-                               std::string(script->name) + ": " + why);
+    if (!reply) {
+      // Connection's words for a socket operation that hit command_timeout_ms (a frozen server).
+      const bool timed_out = conn->error().rfind("timed out", 0) == 0;
+      throw UnavailableError(where +
+                             (timed_out ? " did not answer within " + std::to_string(settings_.command_timeout.count()) +
+                                              " ms (command_timeout_ms)"
+                                        : std::string(" went away")) +
+                             " while loading script " + std::string(script->name) + ": " + conn->error());
+    }
+    if (reply->type == REDIS_REPLY_ERROR && isTransientError(replyText(reply.get()))) {
+      throw UnavailableError(where + " cannot serve yet (loading script " + std::string(script->name) +
+                             "): " + std::string(replyText(reply.get())));
+    }
+    if (reply->type != REDIS_REPLY_STRING) {
+      throw std::runtime_error(where + " refused script " + std::string(script->name) + ": " +
+                               std::string(replyText(reply.get())));
     }
     shas_.emplace(script->name, std::string(replyText(reply.get())));
   }

@@ -32,8 +32,10 @@ class RedisClient {
  public:
   RedisClient(Settings settings, std::shared_ptr<spdlog::logger> logger);
 
-  /// Connects once and loads every script (SCRIPT LOAD). Throws std::runtime_error naming the URL
-  /// and the config key when Redis cannot be reached: start-up errors are loud (ARCHITECTURE §3).
+  /// Connects once and loads every script (SCRIPT LOAD). Start-up errors are loud (ARCHITECTURE
+  /// §3) and name the URL and the config key: UnavailableError when Redis cannot be reached, does
+  /// not answer within the timeouts or is not ready yet (the host retries or exits 3, §8.6);
+  /// std::runtime_error when it answers and refuses (a wrong password, a database out of range).
   void start();
 
   /// Runs one command. A Redis error reply becomes a Status (see statusFromError).

@@ -162,6 +162,21 @@ TEST(RedisSettings, CreateThrowsNamingTheUrlWhenRedisCannotBeReached) {
               HasSubstr("key \"url\""));
 }
 
+TEST(RedisSettings, AnUnreachableServerIsUnavailableErrorAndABadUrlIsNot) {
+  // ARCHITECTURE §8.6: the host retries UnavailableError (scheduler) or exits 3 (one-shot command);
+  // anything else from create() is a configuration error, exit 2.
+  const std::string url = "redis://127.0.0.1:" + std::to_string(closedPort()) + "/0";
+  EXPECT_THROW(RedisStoreFactory().create(redis::storeConfig(url), redis::makeContext()), UnavailableError);
+  EXPECT_THROW(RedisLeaderFactory().create(redis::storeConfig(url), redis::makeContext()), UnavailableError);
+  try {
+    RedisStoreFactory().create(redis::storeConfig("tcp://127.0.0.1:6379/0"), redis::makeContext());
+    ADD_FAILURE() << "a bad url was accepted";
+  } catch (const UnavailableError& e) {
+    ADD_FAILURE() << "a bad url is not an outage: " << e.what();
+  } catch (const std::exception&) {
+  }
+}
+
 TEST(RedisSettings, AWrongPasswordIsAStartUpErrorThatHidesThePassword) {
   if (!redis::serverUrl()) GTEST_SKIP() << redis::kNoServer;
   // The test server has no password: AUTH fails, and the message must not echo the secret.
@@ -170,6 +185,13 @@ TEST(RedisSettings, AWrongPasswordIsAStartUpErrorThatHidesThePassword) {
   const std::string error = errorOf([&] { RedisStoreFactory().create(redis::storeConfig(url), redis::makeContext()); });
   EXPECT_THAT(error, HasSubstr("AUTH"));
   EXPECT_EQ(error.find("hunter2"), std::string::npos) << error;
+  // The server answered and refused: retrying will not help, so it is not UnavailableError (exit 2).
+  try {
+    RedisStoreFactory().create(redis::storeConfig(url), redis::makeContext());
+  } catch (const UnavailableError& e) {
+    ADD_FAILURE() << "a refused login is a configuration error, not an outage: " << e.what();
+  } catch (const std::exception&) {
+  }
 }
 
 TEST(IdCodec, EncodedIdsNeverContainTheSeparatorAndDecodeBack) {

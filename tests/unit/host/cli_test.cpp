@@ -23,15 +23,63 @@ TEST(Cli, HelpListsTheCommands) {
   EXPECT_THAT(r.out, HasSubstr("schedule"));
 }
 
-TEST(Cli, AnUnknownCommandIsAUsageError) {
+TEST(Cli, AnUnknownCommandIsAUsageErrorThatNamesIt) {
   auto r = runCommand(leoflowBinary() + " frobnicate");
   EXPECT_EQ(r.exit_code, 2);
-  EXPECT_FALSE(r.err.empty());
+  EXPECT_THAT(r.err, HasSubstr("unknown command frobnicate"));
+  EXPECT_THAT(r.err, HasSubstr("plan, schedule, scheduler, dags, runs, status, store, plugins"));
+  // After --config and its value, and one level down.
+  r = runCommand(leoflowBinary() + " --config x.toml frobnicate");
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_THAT(r.err, HasSubstr("unknown command frobnicate"));
+  r = runCommand(leoflowBinary() + " runs frobnicate");
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_THAT(r.err, HasSubstr("unknown command runs frobnicate"));
+  EXPECT_THAT(r.err, HasSubstr("trigger, show, list"));
 }
 
 TEST(Cli, NoCommandIsAUsageError) {
   auto r = runCommand(leoflowBinary());
   EXPECT_EQ(r.exit_code, 2);
+  EXPECT_THAT(r.err, HasSubstr("a command is required: plan,"));
+  r = runCommand(leoflowBinary() + " dags");
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_THAT(r.err, HasSubstr("dags needs a command: validate, sync, list, pause, unpause"));
+}
+
+// Usage errors of `runs trigger` are found before any config or store is looked for (a config that
+// is not there would also exit 2, so the message is what tells them apart).
+std::string noConfig() { return "cd /tmp && env -u LEOFLOW_CONFIG " + leoflowBinary(); }
+
+TEST(Cli, ANegativeTimeoutIsOneShortLine) {
+  auto r = runCommand(noConfig() + " runs trigger etl --wait --timeout -1");
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_EQ(r.err, "leoflow: --timeout: expected a positive number of seconds (at most 1000000000), got \"-1\"\n");
+  r = runCommand(noConfig() + " runs trigger etl --wait --timeout 1e999");
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_LT(r.err.size(), 160u) << r.err;
+}
+
+TEST(Cli, TimeoutWithoutWaitIsAUsageError) {
+  auto r = runCommand(noConfig() + " runs trigger etl --timeout 30");
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_THAT(r.err, HasSubstr("--timeout 30 needs --wait"));
+}
+
+TEST(Cli, AnEmptyRunIdIsAUsageError) {
+  auto r = runCommand(noConfig() + " runs trigger etl --run-id ''");
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_THAT(r.err, HasSubstr("--run-id: the run id is empty"));
+  r = runCommand(noConfig() + " runs trigger etl --run-id=");  // CLI11 refuses this spelling itself
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_THAT(r.err, HasSubstr("--run-id"));
+}
+
+TEST(Cli, ScheduleNextCountIsCapped) {
+  auto r = runCommand(leoflowBinary() + " schedule next '* * * * *' --count 100000000");
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_TRUE(r.out.empty());
+  EXPECT_THAT(r.err, HasSubstr("--count: expected an integer of at least 1 and at most 100000, got 100000000"));
 }
 
 TEST(Cli, PlanReadsStdinAndExitsTwoOnBadInput) {

@@ -91,6 +91,48 @@ TEST_F(Commands, SyncRegistersVersionsAndIsAllOrNothing) {
   EXPECT_EQ(store_.dagVersions("etl").size(), 2u);
 }
 
+TEST_F(Commands, SyncWarnsAboutInlineHttpTasksWhenNoInlineRunnerIsConfigured) {
+  const std::string hooks = write("hooks.json", R"({"dag_id":"hooks","tasks":[
+      {"task_id":"build","type":"bash","entrypoint":"true"},
+      {"task_id":"notify","type":"http_api","depends_on":["build"],"http_request":{"url":"https://hooks.example/x"}},
+      {"task_id":"as_pod","type":"http_api","execution_mode":"pod","http_request":{"url":"https://hooks.example/y"}}]})");
+  // Without [inline_runner]: a warning naming the file, the task and the config; the sync succeeds.
+  EXPECT_EQ(run([&] { return dagsSync(store_, {hooks}, out_, err_, std::string("/etc/leoflow.toml")); }), 0);
+  EXPECT_THAT(out_.str(), HasSubstr("dag hooks: version 1 (registered)"));
+  EXPECT_THAT(err_.str(), HasSubstr("warning: " + hooks + ": task \"notify\": an inline http_api task, but "
+                                    "/etc/leoflow.toml configures no [inline_runner]"));
+  EXPECT_THAT(err_.str(), ::testing::Not(HasSubstr("as_pod"))) << "a pod-mode task goes to a dispatcher anyway";
+  EXPECT_THAT(err_.str(), ::testing::Not(HasSubstr("\"build\"")));
+  // With one configured: no warning.
+  EXPECT_EQ(run([&] { return dagsSync(store_, {hooks}, out_, err_, std::nullopt); }), 0);
+  EXPECT_EQ(err_.str(), "");
+}
+
+TEST_F(Commands, TriggerTimeoutMustBePositiveShortAndComeWithWait) {
+  EXPECT_EQ(parseTimeout("2.5", true), 2500ms);
+  EXPECT_EQ(parseTimeout("30", true), 30s);
+  for (const std::string& bad : std::vector<std::string>{"-1", "0", "abc", "nan", "inf", "1e400", "1e10", "",
+                                                         std::string(400, '9')}) {
+    try {
+      parseTimeout(bad, true);
+      ADD_FAILURE() << "accepted --timeout " << bad;
+    } catch (const CommandError& e) {
+      EXPECT_EQ(e.exitCode(), 2);
+      const std::string m = e.what();
+      EXPECT_THAT(m, HasSubstr("--timeout: expected a positive number of seconds")) << bad;
+      EXPECT_LT(m.size(), 160u) << m;
+      EXPECT_EQ(m.find('\n'), std::string::npos) << m;
+    }
+  }
+  try {
+    parseTimeout("5", false);
+    ADD_FAILURE() << "--timeout without --wait accepted";
+  } catch (const CommandError& e) {
+    EXPECT_EQ(e.exitCode(), 2);
+    EXPECT_THAT(e.what(), HasSubstr("--timeout 5 needs --wait"));
+  }
+}
+
 TEST_F(Commands, ListPauseAndUnpause) {
   ASSERT_EQ(run([&] { return dagsSync(store_, {dagFile("etl")}, out_, err_); }), 0);
   EXPECT_EQ(run([&] { return dagsSetPaused(store_, "etl", true, out_); }), 0);

@@ -132,11 +132,64 @@ TEST(DagFile, EveryErrorNamesTheFileAndTheTask) {
       {R"({"dag_id":"my dag","tasks":[]})", "dag_id \"my dag\" must use only"},
       {R"({"dag_id":"d"})", "etl.json: tasks is missing"},
       {R"({"dag_id":"d","start_date":"yesterday","tasks":[]})", "start_date must be an ISO-8601 time"},
-      {R"({"dag_id":"d","schedule_timezone":"Mars/Olympus","schedule":"@daily","tasks":[]})", "Mars/Olympus"},
+      {R"({"dag_id":"d","schedule_timezone":"Mars/Olympus","schedule":"@daily","tasks":[]})",
+       "etl.json: schedule_timezone \"Mars/Olympus\": unknown time zone"},
       {R"({"dag_id":"d","tasks":[)", "etl.json: malformed JSON"},
       {R"([1,2])", "etl.json: a DAG file holds one JSON object"},
   };
   for (const Case& c : cases) EXPECT_THAT(errorsOf(c.text), HasSubstr(c.message)) << c.text;
+}
+
+TEST(DagFile, ABadTimeZoneIsReportedUnderItsOwnField) {
+  // Not as a "bad schedule": the schedule is fine, the zone is not — with or without a schedule.
+  const std::string with = errorsOf(R"({"dag_id":"d","schedule":"0 6 * * *","schedule_timezone":"Europe/Pariss","tasks":[]})");
+  EXPECT_THAT(with, HasSubstr("etl.json: schedule_timezone \"Europe/Pariss\": unknown time zone"));
+  EXPECT_THAT(with, ::testing::Not(HasSubstr("bad schedule"))) << with;
+  const std::string manual = errorsOf(R"({"dag_id":"d","schedule_timezone":"Nowhere/Land","tasks":[]})");
+  EXPECT_THAT(manual, HasSubstr("schedule_timezone \"Nowhere/Land\""));
+  // Both wrong: each under its own name.
+  const std::string both = errorsOf(R"({"dag_id":"d","schedule":"* * *","schedule_timezone":"Nowhere/Land","tasks":[]})");
+  EXPECT_THAT(both, HasSubstr("schedule_timezone \"Nowhere/Land\""));
+  EXPECT_THAT(both, HasSubstr("bad schedule \"* * *\""));
+}
+
+TEST(DagFile, AnEndDateBeforeTheStartDateShowsBothDates) {
+  const std::string e =
+      errorsOf(R"({"dag_id":"d","start_date":"2026-03-01","end_date":"2026-01-15T06:30:00Z","tasks":[]})");
+  EXPECT_THAT(e, HasSubstr("etl.json: end_date 2026-01-15T06:30:00Z is before start_date 2026-03-01T00:00:00Z"));
+}
+
+TEST(DagFile, ADuplicateKeyIsAnErrorNamingTheFileTheKeyAndWhere) {
+  // JSON parsers keep the last of two equal keys silently: "retries": 3 would quietly become 0.
+  const std::string top = errorsOf(R"({"dag_id":"d","schedule":"@daily","schedule":"@hourly","tasks":[]})");
+  EXPECT_THAT(top, HasSubstr("etl.json: duplicate key \"schedule\""));
+  const std::string task = errorsOf(
+      R"({"dag_id":"d","tasks":[{"task_id":"a","type":"bash","entrypoint":"x"},)"
+      R"({"task_id":"b","type":"bash","entrypoint":"x","retries":3,"retries":0}]})");
+  EXPECT_THAT(task, HasSubstr("etl.json: duplicate key \"retries\" in tasks[1]"));
+  const std::string nested = errorsOf(
+      R"({"dag_id":"d","tasks":[{"task_id":"a","type":"http_api",)"
+      R"("http_request":{"url":"https://x","headers":{"A":"1","A":"2"}}}]})");
+  EXPECT_THAT(nested, HasSubstr("duplicate key \"A\" in tasks[0].http_request.headers"));
+  // The same key in different objects is fine.
+  DagLoad load;
+  EXPECT_TRUE(parse(R"({"dag_id":"d","tasks":[{"task_id":"a","type":"bash","entrypoint":"x","env":{"task_id":"1"}},)"
+                    R"({"task_id":"b","type":"bash","entrypoint":"x"}]})",
+                    load))
+      << ::testing::PrintToString(load.errors);
+}
+
+TEST(DagFile, ACycleThroughTwentyThousandTasksIsNamedInAShortLine) {
+  std::string text = R"({"dag_id":"big","tasks":[{"task_id":"t0","type":"bash","entrypoint":"x","depends_on":["t19999"]})";
+  for (int i = 1; i < 20000; ++i) {
+    text += R"(,{"task_id":"t)" + std::to_string(i) + R"(","type":"bash","entrypoint":"x","depends_on":["t)" +
+            std::to_string(i - 1) + "\"]}";
+  }
+  text += "]}";
+  const std::string e = errorsOf(text);
+  EXPECT_THAT(e, HasSubstr("etl.json: cycle of 20000 tasks t0 -> t1 -> t2 -> t3 -> t4 -> ... (19990 more) -> "
+                           "t19995 -> t19996 -> t19997 -> t19998 -> t19999 -> t0"));
+  EXPECT_LT(e.size(), 300u) << "the whole loop spelled out is ~190 KB";
 }
 
 TEST(DagFile, ReportsEveryErrorNotJustTheFirst) {
@@ -178,6 +231,26 @@ TEST(DagFile, LoadsFoldersAndRefusesADagDefinedTwice) {
   load = loadDagFiles({(dir / "missing.json").string()});
   ASSERT_EQ(load.errors.size(), 1u);
   EXPECT_THAT(load.errors[0], HasSubstr("no such file or folder"));
+  fs::remove_all(dir);
+}
+
+TEST(DagFile, AFileReachedTwiceIsReadOnce) {
+  namespace fs = std::filesystem;
+  const fs::path dir = fs::temp_directory_path() / ("leoflow-dags-twice-" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  fs::create_directories(dir / "sub");
+  std::ofstream(dir / "a.json") << R"({"dag_id":"a","tasks":[{"task_id":"t","type":"bash","entrypoint":"true"}]})";
+  std::ofstream(dir / "sub" / "b.json") << R"({"dag_id":"b","tasks":[{"task_id":"t","type":"bash","entrypoint":"true"}]})";
+  const std::string a = (dir / "a.json").string();
+  // Named twice, by another spelling, through its folder, and through a link: one DAG, no "also
+  // defined in" error about the file and itself.
+  fs::create_symlink(dir / "a.json", dir / "link-to-a.json");
+  DagLoad load = loadDagFiles({a, a, (dir / "sub" / ".." / "a.json").string(), dir.string(), (dir / "sub").string()});
+  EXPECT_THAT(load.errors, IsEmpty());
+  ASSERT_EQ(load.dags.size(), 2u);
+  EXPECT_EQ(load.dags[0].spec.dag_id, "a");
+  EXPECT_EQ(load.dags[0].file, a) << "the first mention names it";
+  EXPECT_EQ(load.dags[1].spec.dag_id, "b");
   fs::remove_all(dir);
 }
 

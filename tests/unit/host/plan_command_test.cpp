@@ -131,6 +131,41 @@ TEST(PlanCommand, BadInputExitsTwoNamingTheField) {
   }
 }
 
+TEST(PlanCommand, RejectsTriesBelowOneAndNegativeDelaysNamingTheEntry) {
+  // §8.5: try numbers start at 1; a plan computed from tries -3 would be nonsense.
+  const BadInput cases[] = {
+      {R"({"tasks":[{"task_id":"a"}],"states":{"a":"failed"},"tries":{"a":-3},"max_tries":{"a":2}})",
+       "tries.a: expected a try number (the first attempt is 1) of at least 1, got -3"},
+      {R"({"tasks":[{"task_id":"a"}],"tries":{"a":0}})", "tries.a: expected a try number"},
+      {R"({"tasks":[{"task_id":"a"}],"max_tries":{"a":-1}})", "max_tries.a: expected a number of tries"},
+      {R"({"tasks":[{"task_id":"a"}],"max_tries":{"a":0}})", "got 0"},
+      {R"({"tasks":[{"task_id":"a"}],"retry_delay_seconds":{"a":-5}})",
+       "retry_delay_seconds.a: expected a delay in seconds of at least 0, got -5"},
+  };
+  for (const BadInput& c : cases) {
+    auto o = plan(c.input);
+    EXPECT_EQ(o.code, 2) << c.input;
+    EXPECT_THAT(o.err, HasSubstr(c.field)) << c.input;
+  }
+  // The smallest legal values still plan.
+  auto ok = plan(R"({"tasks":[{"task_id":"a"}],"states":{"a":"failed"},"tries":{"a":1},"max_tries":{"a":1},)"
+                 R"("retry_delay_seconds":{"a":0}})");
+  EXPECT_EQ(ok.code, 0) << ok.err;
+}
+
+TEST(PlanCommand, ACycleThroughTwentyThousandTasksIsNamedInAShortLine) {
+  std::string input = R"({"tasks":[{"task_id":"t0","depends_on":["t19999"]})";
+  for (int i = 1; i < 20000; ++i) {
+    input += R"(,{"task_id":"t)" + std::to_string(i) + R"(","depends_on":["t)" + std::to_string(i - 1) + "\"]}";
+  }
+  input += "]}";
+  auto o = plan(input);
+  EXPECT_EQ(o.code, 2);
+  EXPECT_THAT(o.err, HasSubstr("cycle of 20000 tasks t0 -> t1 -> t2 -> t3 -> t4 -> ... (19990 more) -> t19995"));
+  EXPECT_THAT(o.err, HasSubstr("t19999 -> t0"));
+  EXPECT_LT(o.err.size(), 300u) << "the whole loop would be ~190 KB";
+}
+
 TEST(PlanCommand, PlansATwentyThousandTaskChain) {
   std::string input = R"({"tasks":[{"task_id":"t0"})";
   for (int i = 1; i < 20000; ++i) {

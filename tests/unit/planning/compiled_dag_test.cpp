@@ -70,6 +70,31 @@ TEST(CompiledDag, RejectsASelfDependency) {
   EXPECT_THAT(dag.status().message(), HasSubstr("cycle a -> a"));
 }
 
+// A ring t0 -> t1 -> ... -> t(n-1) -> t0.
+std::vector<TaskSpec> ring(int n) {
+  std::vector<TaskSpec> out(static_cast<std::size_t>(n));
+  for (int i = 0; i < n; ++i) {
+    out[i].task_id = "t" + std::to_string(i);
+    out[i].depends_on = {"t" + std::to_string((i + n - 1) % n)};
+  }
+  return out;
+}
+
+TEST(CompiledDag, ALongCycleIsShortenedToItsFirstAndLastTasks) {
+  auto fifteen = CompiledDag::compile(ring(15));
+  ASSERT_FALSE(fifteen.isOk());
+  EXPECT_THAT(fifteen.status().message(), HasSubstr("cycle t0 -> t1 -> t2 -> t3 -> t4 -> t5 -> t6 -> t7 -> t8 -> t9 -> "
+                                                    "t10 -> t11 -> t12 -> t13 -> t14 -> t0"));
+  auto sixteen = CompiledDag::compile(ring(16));
+  ASSERT_FALSE(sixteen.isOk());
+  EXPECT_EQ(sixteen.status().message(),
+            "tasks: cycle of 16 tasks t0 -> t1 -> t2 -> t3 -> t4 -> ... (6 more) -> t11 -> t12 -> t13 -> t14 -> t15 -> t0");
+  auto big = CompiledDag::compile(ring(20000));
+  ASSERT_FALSE(big.isOk());
+  EXPECT_LT(big.status().message().size(), 200u) << "not the ~190 KB of the whole loop";
+  EXPECT_THAT(big.status().message(), HasSubstr("cycle of 20000 tasks t0 -> "));
+}
+
 TEST(CompiledDag, RejectsAnEmptyId) {
   auto dag = CompiledDag::compile(tasks({{"", {}}}));
   ASSERT_FALSE(dag.isOk());

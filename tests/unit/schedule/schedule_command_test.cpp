@@ -120,6 +120,8 @@ INSTANTIATE_TEST_SUITE_P(
         BadNext{"@hourly", "2026-01-01T00:00:00", 1, "", {"--after", "with a zone"}},
         BadNext{"@hourly", {}, 0, "", {"--count", "at least 1", "got 0"}},
         BadNext{"@hourly", {}, -3, "", {"--count"}},
+        BadNext{"@hourly", {}, 100'001, "", {"--count", "at most 100000", "got 100001"}},
+        BadNext{"* * * * *", {}, 2'000'000'000, "", {"--count", "at most 100000"}},
         BadNext{"@hourly", {}, 1, "Not/AZone", {"--tz", "unknown time zone \"Not/AZone\""}},
         BadNext{"CRON_TZ=Not/AZone @hourly", {}, 1, "", {"unknown time zone \"Not/AZone\"", "prefix"}}));
 
