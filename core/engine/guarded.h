@@ -8,7 +8,6 @@
 #include <string>
 #include <utility>
 
-#include <leoflow/abi.h>
 #include <leoflow/dispatcher.h>
 #include <leoflow/inline_runner.h>
 #include <leoflow/leader.h>
@@ -31,10 +30,7 @@ auto guardCall(const std::string& plugin, Call&& call) -> decltype(call()) {
 
 class GuardedStore final : public Store {
  public:
-  /// `abi_minor`: the SDK minor the plugin was built with; functions appended later are not called
-  /// on it (their vtable slots do not exist there: ARCHITECTURE §8.17).
-  GuardedStore(Store& inner, std::string plugin, std::uint32_t abi_minor = LEOFLOW_ABI_MINOR)
-      : inner_(inner), plugin_(std::move(plugin)), abi_minor_(abi_minor) {}
+  GuardedStore(Store& inner, std::string plugin) : inner_(inner), plugin_(std::move(plugin)) {}
 
   Status ping() override { return g([&] { return inner_.ping(); }); }
   Result<Term> claimTerm(const std::string& holder) override { return g([&] { return inner_.claimTerm(holder); }); }
@@ -94,12 +90,12 @@ class GuardedStore final : public Store {
   Result<std::vector<DispatchLostCandidate>> listDispatchLostCandidates(std::size_t limit) override {
     return g([&] { return inner_.listDispatchLostCandidates(limit); });
   }
-  Status reportRunning(const AttemptRef& a, Timestamp at) override { return g([&] { return inner_.reportRunning(a, at); }); }
-  Status reportHeartbeat(const AttemptRef& a, Timestamp at) override {
-    return g([&] { return inner_.reportHeartbeat(a, at); });
+  Status reportRunning(const ExecutionRef& e, Timestamp at) override { return g([&] { return inner_.reportRunning(e, at); }); }
+  Status reportHeartbeat(const ExecutionRef& e, Timestamp at) override {
+    return g([&] { return inner_.reportHeartbeat(e, at); });
   }
-  Status reportFinished(const AttemptRef& a, const TaskOutcome& o, Timestamp at) override {
-    return g([&] { return inner_.reportFinished(a, o, at); });
+  Status reportFinished(const ExecutionRef& e, const TaskOutcome& o, Timestamp at) override {
+    return g([&] { return inner_.reportFinished(e, o, at); });
   }
   Status subscribe(ChangeSink& sink) override { return g([&] { return inner_.subscribe(sink); }); }
   void unsubscribe() override {
@@ -109,13 +105,8 @@ class GuardedStore final : public Store {
     }
   }
 
-  // SDK 1.1.
-  Result<std::optional<std::vector<std::string>>> migrate() override {
-    if (abi_minor_ < 1) return std::optional<std::vector<std::string>>{};
-    return g([&] { return inner_.migrate(); });
-  }
+  Result<std::optional<std::vector<std::string>>> migrate() override { return g([&] { return inner_.migrate(); }); }
   Result<std::optional<std::int64_t>> deleteFinishedRuns(Timestamp before) override {
-    if (abi_minor_ < 1) return std::optional<std::int64_t>{};
     return g([&] { return inner_.deleteFinishedRuns(before); });
   }
 
@@ -128,7 +119,6 @@ class GuardedStore final : public Store {
   }
   Store& inner_;
   std::string plugin_;
-  std::uint32_t abi_minor_;
 };
 
 class GuardedLeader final : public Leader {

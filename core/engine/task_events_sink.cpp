@@ -8,17 +8,18 @@ TaskEventsSink::TaskEventsSink(Store& store, const Clock& clock, WakeSignal& wak
                                std::shared_ptr<spdlog::logger> logger)
     : store_(store), clock_(clock), wake_(wake), logger_(std::move(logger)) {}
 
-Status TaskEventsSink::running(const AttemptRef& a) {
-  Status s = store_.reportRunning(a, clock_.now());
+Status TaskEventsSink::running(const ExecutionRef& e) {
+  const AttemptRef& a = e.attempt;
+  Status s = store_.reportRunning(e, clock_.now());
   if (s.isOk()) {
-    logger_->debug("task running dag_id={} run_id={} task_id={} try={}", a.run.dag_id, a.run.run_id, a.task_id,
-                   a.try_number);
+    logger_->debug("task running dag_id={} run_id={} task_id={} try={} execution={}", a.run.dag_id, a.run.run_id,
+                   a.task_id, a.try_number, e.execution_id);
     wake_.runChanged(a.run);
   } else if (s.code() == StatusCode::kConflict) {
-    // A report about an attempt that moved on (reaped, retried, finished): a fact too late to
-    // matter, never applied to another attempt (BEHAVIOUR §10 item 3).
-    logger_->info("stale running report ignored dag_id={} run_id={} task_id={} try={} reason={}", a.run.dag_id,
-                  a.run.run_id, a.task_id, a.try_number, s.message());
+    // A claim refused: the attempt moved on (reaped, retried, finished) or another execution holds
+    // it (ARCHITECTURE §8.13). The executor must not run the code (BEHAVIOUR §10 item 3).
+    logger_->info("claim refused dag_id={} run_id={} task_id={} try={} execution={} reason={}", a.run.dag_id,
+                  a.run.run_id, a.task_id, a.try_number, e.execution_id, s.message());
   } else {
     logger_->warn("recording running report failed dag_id={} run_id={} task_id={} try={} error={}", a.run.dag_id,
                   a.run.run_id, a.task_id, a.try_number, s.toString());
@@ -26,8 +27,9 @@ Status TaskEventsSink::running(const AttemptRef& a) {
   return s;
 }
 
-Status TaskEventsSink::heartbeat(const AttemptRef& a) {
-  Status s = store_.reportHeartbeat(a, clock_.now());
+Status TaskEventsSink::heartbeat(const ExecutionRef& e) {
+  const AttemptRef& a = e.attempt;
+  Status s = store_.reportHeartbeat(e, clock_.now());
   if (!s.isOk() && s.code() != StatusCode::kConflict) {
     logger_->warn("recording heartbeat failed dag_id={} run_id={} task_id={} try={} error={}", a.run.dag_id,
                   a.run.run_id, a.task_id, a.try_number, s.toString());
@@ -35,8 +37,9 @@ Status TaskEventsSink::heartbeat(const AttemptRef& a) {
   return s;
 }
 
-Status TaskEventsSink::finished(const AttemptRef& a, const TaskOutcome& outcome) {
-  Status s = store_.reportFinished(a, outcome, clock_.now());
+Status TaskEventsSink::finished(const ExecutionRef& e, const TaskOutcome& outcome) {
+  const AttemptRef& a = e.attempt;
+  Status s = store_.reportFinished(e, outcome, clock_.now());
   if (s.isOk()) {
     logger_->debug("task finished dag_id={} run_id={} task_id={} try={} success={} exit_code={}", a.run.dag_id,
                    a.run.run_id, a.task_id, a.try_number, outcome.success,

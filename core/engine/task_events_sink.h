@@ -20,9 +20,9 @@ class TaskEventsSink final : public TaskEvents {
   /// `store` should already be exception-guarded; all references must outlive the sink.
   TaskEventsSink(Store& store, const Clock& clock, WakeSignal& wake, std::shared_ptr<spdlog::logger> logger);
 
-  Status running(const AttemptRef& attempt) override;
-  Status heartbeat(const AttemptRef& attempt) override;
-  Status finished(const AttemptRef& attempt, const TaskOutcome& outcome) override;
+  Status running(const ExecutionRef& execution) override;
+  Status heartbeat(const ExecutionRef& execution) override;
+  Status finished(const ExecutionRef& execution, const TaskOutcome& outcome) override;
 
  private:
   Store& store_;

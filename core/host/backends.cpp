@@ -48,9 +48,9 @@ auto create(const PluginSection& s, const std::function<bool(const std::string&,
 // Plugins that do not run attempts (stores, leaders, recorders) get this sink: they have nothing
 // to report, and a call is a plugin bug worth an error rather than a crash.
 struct Backends::NullEvents final : TaskEvents {
-  Status running(const AttemptRef&) override { return internalError("this plugin has no task events"); }
-  Status heartbeat(const AttemptRef&) override { return internalError("this plugin has no task events"); }
-  Status finished(const AttemptRef&, const TaskOutcome&) override {
+  Status running(const ExecutionRef&) override { return internalError("this plugin has no task events"); }
+  Status heartbeat(const ExecutionRef&) override { return internalError("this plugin has no task events"); }
+  Status finished(const ExecutionRef&, const TaskOutcome&) override {
     return internalError("this plugin has no task events");
   }
 };
@@ -131,7 +131,7 @@ Backends::Backends(const HostConfig& config, PluginLoader& loader, Scope scope,
   {
     PluginContext& ctx = context(config.store.plugin, *null_events_);
     store_ = create(config.store, retry_unavailable, [&] { return store_factory.create(store_config, ctx); });
-    guarded_store_ = std::make_unique<engine::GuardedStore>(*store_, store_plugin_, store_lib.abiMinor());
+    guarded_store_ = std::make_unique<engine::GuardedStore>(*store_, store_plugin_);
   }
   events_ = std::make_unique<engine::TaskEventsSink>(*guarded_store_, clock_, wake_, makeLogger("events"));
   if (!everything) return;

@@ -91,7 +91,7 @@ struct Fixture {
 TEST(MemoryStoreFaults, FailNextFailsThatManyCallsAndChangesNothing) {
   Fixture f;
   f.store.failNext(Method::kReportRunning, unavailable("redis down"), 2);
-  const AttemptRef a{f.key, "a", 1};
+  const ExecutionRef a{AttemptRef{f.key, "a", 1}, "exec-1"};
   EXPECT_EQ(f.store.reportRunning(a, kT0).code(), StatusCode::kUnavailable);
   EXPECT_EQ(f.store.reportRunning(a, kT0).code(), StatusCode::kUnavailable);
   EXPECT_EQ(f.store.task(f.key, "a")->state, TaskState::kQueued);
@@ -125,14 +125,16 @@ TEST(MemoryStoreFaults, ThrowOnThrowsAndChangesNothing) {
 
 TEST(MemoryStoreFaults, BlockOnHoldsCallersUntilUnblocked) {
   Fixture f;
+  const ExecutionRef execution{AttemptRef{f.key, "a", 1}, "exec-1"};
+  ASSERT_TRUE(f.store.reportRunning(execution, kT0).isOk());
   f.store.blockOn(Method::kReportFinished);
   Status result = internalError("not yet");
   std::thread caller([&] {
-    result = f.store.reportFinished(AttemptRef{f.key, "a", 1}, TaskOutcome{true, 0, ""}, kT0);
+    result = f.store.reportFinished(execution, TaskOutcome{true, 0, ""}, kT0);
   });
   ASSERT_TRUE(f.store.waitUntilBlocked(Method::kReportFinished, 5s));
   std::this_thread::sleep_for(20ms);
-  EXPECT_EQ(f.store.task(f.key, "a")->state, TaskState::kQueued) << "a hung call has not happened";
+  EXPECT_EQ(f.store.task(f.key, "a")->state, TaskState::kRunning) << "a hung call has not happened";
   // Other methods still answer while one hangs.
   EXPECT_TRUE(f.store.ping().isOk());
   f.store.unblock();
@@ -145,7 +147,7 @@ TEST(MemoryStoreFaults, AFaultSetWhileBlockedAppliesToTheBlockedCall) {
   Fixture f;
   f.store.blockOn(Method::kReportRunning);
   Status result;
-  std::thread caller([&] { result = f.store.reportRunning(AttemptRef{f.key, "a", 1}, kT0); });
+  std::thread caller([&] { result = f.store.reportRunning(ExecutionRef{AttemptRef{f.key, "a", 1}, "exec-1"}, kT0); });
   ASSERT_TRUE(f.store.waitUntilBlocked(Method::kReportRunning, 5s));
   f.store.failNext(Method::kReportRunning, deadlineExceeded("timed out"));
   f.store.unblock();
@@ -227,7 +229,7 @@ TEST(MemoryStoreFeed, ASinkMayTakeALockItsWriterHolds) {
   ASSERT_TRUE(f.store.subscribe(sink).isOk());
   {
     std::lock_guard lock(engine_mutex);
-    ASSERT_TRUE(f.store.reportRunning(AttemptRef{f.key, "a", 1}, kT0).isOk());
+    ASSERT_TRUE(f.store.reportRunning(ExecutionRef{AttemptRef{f.key, "a", 1}, "exec-1"}, kT0).isOk());
   }
   f.store.drainChanges();
   EXPECT_EQ(sink.changes.load(), 1);
@@ -250,7 +252,7 @@ TEST(MemoryStoreFeed, HeartbeatsDoNotFloodTheFeed) {
   Fixture f;
   CountingSink sink;
   ASSERT_TRUE(f.store.subscribe(sink).isOk());
-  const AttemptRef a{f.key, "a", 1};
+  const ExecutionRef a{AttemptRef{f.key, "a", 1}, "exec-1"};
   ASSERT_TRUE(f.store.reportRunning(a, kT0).isOk());
   for (int i = 1; i <= 10; ++i) ASSERT_TRUE(f.store.reportHeartbeat(a, kT0 + std::chrono::seconds{i}).isOk());
   f.store.drainChanges();

@@ -164,11 +164,17 @@ class Scenario {
     return r.isOk() && r->size() == 1 && (*r)[0];
   }
 
-  /// Moves a task along `path` (its current state first), one second apart from `at_s`.
+  /// Moves a task along `path` (its current state first), one second apart from `at_s`. queued →
+  /// running is the claim of execution attempt(key, task, try) (ARCHITECTURE §8.13), as in life.
   void walk(const RunKey& key, const std::string& task, const std::vector<S>& path, int at_s,
             std::int32_t try_number = 1) {
     for (std::size_t i = 1; i < path.size(); ++i) {
-      EXPECT_TRUE(move(key, task, path[i - 1], path[i], at_s + static_cast<int>(i) - 1, try_number))
+      const int when = at_s + static_cast<int>(i) - 1;
+      if (path[i - 1] == S::kQueued && path[i] == S::kRunning) {
+        EXPECT_TRUE(ok(store_.reportRunning(attempt(key, task, try_number), at(when)))) << task << ": the claim";
+        continue;
+      }
+      EXPECT_TRUE(move(key, task, path[i - 1], path[i], when, try_number))
           << task << ": " << toString(path[i - 1]) << " -> " << toString(path[i]);
     }
   }
@@ -194,8 +200,10 @@ class Scenario {
     return TaskInstance{};
   }
 
-  AttemptRef attempt(const RunKey& key, const std::string& task, std::int32_t try_number = 1) {
-    return AttemptRef{key, task, try_number};
+  /// An execution of an attempt (ARCHITECTURE §8.13); the same id unless told otherwise.
+  ExecutionRef attempt(const RunKey& key, const std::string& task, std::int32_t try_number = 1,
+                       const std::string& execution_id = "host-a/101/e1") {
+    return ExecutionRef{AttemptRef{key, task, try_number}, execution_id};
   }
 
  private:
@@ -405,6 +413,7 @@ TEST_P(StoreContract, ExecutorReportsAreAcceptedWhateverTheTerm) {
   EXPECT_TRUE(ok(store().reportRunning(w.attempt(key, "a"), at(20))));
   EXPECT_TRUE(ok(store().reportHeartbeat(w.attempt(key, "a"), at(21))));
   EXPECT_TRUE(ok(store().reportFinished(w.attempt(key, "a"), TaskOutcome{true, 0, ""}, at(22))));
+  EXPECT_TRUE(ok(store().reportRunning(w.attempt(key, "b"), at(23))));
   EXPECT_TRUE(ok(store().reportFinished(w.attempt(key, "b"), TaskOutcome{false, 1, "exit code 1"}, at(23))));
   EXPECT_EQ(w.task(key, "a").state, S::kSuccess);
   EXPECT_EQ(w.task(key, "b").state, S::kFailed);
@@ -1126,7 +1135,7 @@ TEST_P(StoreContract, ReportRunningStartsAQueuedAttemptAndStampsItsFirstHeartbea
   auto lost = store().listAgentLostCandidates(100);
   ASSERT_TRUE(ok(lost));
   ASSERT_EQ(lost->size(), 1u) << "an executor that dies right after starting must still be found";
-  EXPECT_EQ((*lost)[0].attempt, w.attempt(key, "a"));
+  EXPECT_EQ((*lost)[0].attempt, w.attempt(key, "a").attempt);
 }
 
 TEST_P(StoreContract, ReportRunningOnAnAttemptThatIsNotQueuedIsAConflict) {
@@ -1139,8 +1148,92 @@ TEST_P(StoreContract, ReportRunningOnAnAttemptThatIsNotQueuedIsAConflict) {
 
   ASSERT_TRUE(w.move(key, "a", S::kScheduled, S::kQueued, 12));
   ASSERT_TRUE(ok(store().reportRunning(w.attempt(key, "a"), at(13))));
-  EXPECT_TRUE(hasCode(store().reportRunning(w.attempt(key, "a"), at(14)), StatusCode::kConflict));
+  EXPECT_TRUE(hasCode(store().reportRunning(w.attempt(key, "a", 1, "host-b/202/e2"), at(14)), StatusCode::kConflict))
+      << "another execution may not claim a running attempt";
   EXPECT_EQ(str(w.task(key, "a").started_at), str(at(13)));
+}
+
+// ARCHITECTURE §8.13: a retried claim after a lost reply is a success, never a conflict.
+TEST_P(StoreContract, TheSameExecutionsClaimIsAcceptedAgainAndChangesNothing) {
+  Scenario w(store());
+  const RunKey key = w.started("etl", "r1", {"a"});
+  w.walk(key, "a", {S::kNone, S::kScheduled, S::kQueued}, 10);
+  ASSERT_TRUE(ok(store().reportRunning(w.attempt(key, "a"), at(20))));
+  const std::string claimed = str(w.task(key, "a"));
+  EXPECT_TRUE(ok(store().reportRunning(w.attempt(key, "a"), at(25)))) << "the same execution, again";
+  EXPECT_EQ(str(w.task(key, "a")), claimed) << "nothing changed: started_at stays the first claim's";
+  ASSERT_TRUE(ok(store().reportFinished(w.attempt(key, "a"), TaskOutcome{true, 0, ""}, at(30))));
+  EXPECT_TRUE(hasCode(store().reportRunning(w.attempt(key, "a"), at(31)), StatusCode::kConflict))
+      << "an ended attempt is not claimed again, not even by its execution";
+}
+
+TEST_P(StoreContract, OnlyTheClaimingExecutionMayBeatOrFinish) {
+  Scenario w(store());
+  const RunKey key = w.started("etl", "r1", {"a"});
+  w.walk(key, "a", {S::kNone, S::kScheduled, S::kQueued, S::kRunning}, 10);
+  const ExecutionRef other = w.attempt(key, "a", 1, "host-b/202/e2");
+  EXPECT_TRUE(hasCode(store().reportHeartbeat(other, at(20)), StatusCode::kConflict));
+  EXPECT_TRUE(hasCode(store().reportFinished(other, TaskOutcome{false, 1, "exit code 1"}, at(21)),
+                      StatusCode::kConflict));
+  TaskInstance a = w.task(key, "a");
+  EXPECT_EQ(a.state, S::kRunning);
+  EXPECT_EQ(str(a.last_heartbeat_at), str(at(12)));
+  ASSERT_TRUE(ok(store().reportHeartbeat(w.attempt(key, "a"), at(22))));
+  ASSERT_TRUE(ok(store().reportFinished(w.attempt(key, "a"), TaskOutcome{true, 0, ""}, at(23))));
+  a = w.task(key, "a");
+  EXPECT_EQ(a.state, S::kSuccess);
+  EXPECT_EQ(str(a.last_heartbeat_at), str(at(22)));
+}
+
+TEST_P(StoreContract, AQueuedAttemptAcceptsNothingButAClaim) {  // ARCHITECTURE §8.13
+  Scenario w(store());
+  const RunKey key = w.started("etl", "r1", {"a"});
+  w.walk(key, "a", {S::kNone, S::kScheduled, S::kQueued}, 10);
+  const std::string before = str(w.task(key, "a"));
+  EXPECT_TRUE(hasCode(store().reportHeartbeat(w.attempt(key, "a"), at(20)), StatusCode::kConflict));
+  EXPECT_TRUE(hasCode(store().reportFinished(w.attempt(key, "a"), TaskOutcome{true, 0, ""}, at(21)),
+                      StatusCode::kConflict));
+  EXPECT_EQ(str(w.task(key, "a")), before);
+  EXPECT_TRUE(hasCode(store().reportRunning(w.attempt(key, "a", 1, ""), at(22)), StatusCode::kInvalidArgument))
+      << "a claim names its execution";
+  EXPECT_EQ(str(w.task(key, "a")), before);
+}
+
+TEST_P(StoreContract, RacingClaimsOfTwoExecutionsLetExactlyOneIn) {  // ARCHITECTURE §8.13
+  Scenario w(store());
+  constexpr int kTasks = 40;
+  std::vector<std::string> ids;
+  for (int i = 0; i < kTasks; ++i) ids.push_back("t" + std::to_string(i));
+  const RunKey key = w.started("etl", "r1", ids);
+  for (const std::string& id : ids) w.walk(key, id, {S::kNone, S::kScheduled, S::kQueued}, 10);
+  std::unique_ptr<Store> second = secondHandle();
+  Store& other = second ? *second : store();
+  std::vector<Status> a(kTasks), b(kTasks);
+  std::barrier<> sync(2);
+  std::thread host_b([&] {
+    for (int i = 0; i < kTasks; ++i) {
+      sync.arrive_and_wait();
+      b[static_cast<std::size_t>(i)] =
+          other.reportRunning(w.attempt(key, ids[static_cast<std::size_t>(i)], 1, "host-b/202/e2"), at(20));
+    }
+  });
+  for (int i = 0; i < kTasks; ++i) {
+    sync.arrive_and_wait();
+    a[static_cast<std::size_t>(i)] = store().reportRunning(w.attempt(key, ids[static_cast<std::size_t>(i)]), at(20));
+  }
+  host_b.join();
+  for (int i = 0; i < kTasks; ++i) {
+    const auto u = static_cast<std::size_t>(i);
+    EXPECT_NE(a[u].isOk(), b[u].isOk()) << ids[u] << ": exactly one claim wins: " << a[u].toString() << " / "
+                                        << b[u].toString();
+    const Status& loser = a[u].isOk() ? b[u] : a[u];
+    EXPECT_TRUE(hasCode(loser, StatusCode::kConflict)) << ids[u];
+    // The winner, and only the winner, may go on.
+    const ExecutionRef winner = w.attempt(key, ids[u], 1, a[u].isOk() ? "host-a/101/e1" : "host-b/202/e2");
+    const ExecutionRef refused = w.attempt(key, ids[u], 1, a[u].isOk() ? "host-b/202/e2" : "host-a/101/e1");
+    EXPECT_TRUE(hasCode(store().reportHeartbeat(refused, at(21)), StatusCode::kConflict)) << ids[u];
+    EXPECT_TRUE(ok(store().reportHeartbeat(winner, at(21)))) << ids[u];
+  }
 }
 
 TEST_P(StoreContract, HeartbeatsStampOnlyALiveCurrentAttempt) {
@@ -1150,10 +1243,11 @@ TEST_P(StoreContract, HeartbeatsStampOnlyALiveCurrentAttempt) {
   ASSERT_TRUE(ok(store().reportHeartbeat(w.attempt(key, "a"), at(45))));
   EXPECT_EQ(str(w.task(key, "a").last_heartbeat_at), str(at(45)));
 
-  // A beat that overtakes the running report is still a sign of life of the current attempt.
+  // A queued attempt was claimed by nobody: a beat for it is refused (ARCHITECTURE §8.13).
   w.walk(key, "b", {S::kNone, S::kScheduled, S::kQueued}, 10);
-  EXPECT_TRUE(ok(store().reportHeartbeat(w.attempt(key, "b"), at(46))));
+  EXPECT_TRUE(hasCode(store().reportHeartbeat(w.attempt(key, "b"), at(46)), StatusCode::kConflict));
   EXPECT_EQ(w.task(key, "b").state, S::kQueued);
+  EXPECT_FALSE(w.task(key, "b").last_heartbeat_at.has_value());
 
   EXPECT_TRUE(hasCode(store().reportHeartbeat(w.attempt(key, "c"), at(47)), StatusCode::kConflict));
   EXPECT_FALSE(w.task(key, "c").last_heartbeat_at.has_value());
@@ -1176,11 +1270,11 @@ TEST_P(StoreContract, ReportFinishedRecordsTheOutcome) {
   ASSERT_TRUE(ok(store().reportFinished(w.attempt(key, "bad"), TaskOutcome{false, 3, "exit code 3"}, at(51))));
   EXPECT_EQ(str(w.task(key, "bad")),
             "bad:failed try=1/1 sched=10000 queued=11000 start=12000 end=51000 beat=12000 exit=3 note='exit code 3'");
-  // A finished report may overtake the running report (§8.2: queued → success).
-  ASSERT_TRUE(ok(store().reportFinished(w.attempt(key, "quick"), TaskOutcome{true, 0, ""}, at(52))));
-  const TaskInstance quick = w.task(key, "quick");
-  EXPECT_EQ(quick.state, S::kSuccess);
-  EXPECT_EQ(str(quick.ended_at), str(at(52)));
+  // No execution claimed "quick": a finished report cannot overtake the claim (ARCHITECTURE §8.13).
+  const std::string quick = str(w.task(key, "quick"));
+  EXPECT_TRUE(hasCode(store().reportFinished(w.attempt(key, "quick"), TaskOutcome{true, 0, ""}, at(52)),
+                      StatusCode::kConflict));
+  EXPECT_EQ(str(w.task(key, "quick")), quick);
 }
 
 TEST_P(StoreContract, AReportAboutAnOldTryNeverTouchesTheNewTry) {  // BEHAVIOUR §10 item 3
@@ -1190,7 +1284,7 @@ TEST_P(StoreContract, AReportAboutAnOldTryNeverTouchesTheNewTry) {  // BEHAVIOUR
   w.walk(key, "a", {S::kNone, S::kScheduled, S::kQueued}, 20, 2);
   const std::string before = str(w.task(key, "a"));
 
-  const AttemptRef old_try = w.attempt(key, "a", 1);
+  const ExecutionRef old_try = w.attempt(key, "a", 1);
   EXPECT_TRUE(hasCode(store().reportRunning(old_try, at(30)), StatusCode::kConflict));
   EXPECT_TRUE(hasCode(store().reportHeartbeat(old_try, at(31)), StatusCode::kConflict));
   EXPECT_TRUE(hasCode(store().reportFinished(old_try, TaskOutcome{true, 0, "late"}, at(32)), StatusCode::kConflict));
@@ -1203,7 +1297,7 @@ TEST_P(StoreContract, AReportAboutAnOldTryNeverTouchesTheNewTry) {  // BEHAVIOUR
 TEST_P(StoreContract, AnEndedAttemptIsNeverResurrected) {  // ARCHITECTURE §2
   Scenario w(store());
   const RunKey key = w.started("etl", "r1", {"a", "b"});
-  w.walk(key, "a", {S::kNone, S::kScheduled, S::kQueued}, 10);
+  w.walk(key, "a", {S::kNone, S::kScheduled, S::kQueued, S::kRunning}, 10);
   ASSERT_TRUE(ok(store().reportFinished(w.attempt(key, "a"), TaskOutcome{true, 0, "done"}, at(20))));
   const std::string a_done = str(w.task(key, "a"));
   EXPECT_TRUE(hasCode(store().reportFinished(w.attempt(key, "a"), TaskOutcome{false, 1, "again"}, at(21)),
@@ -1222,9 +1316,9 @@ TEST_P(StoreContract, AnEndedAttemptIsNeverResurrected) {  // ARCHITECTURE §2
 TEST_P(StoreContract, ReportsAboutAnUnknownRunOrTaskAreRefused) {
   Scenario w(store());
   const RunKey key = w.started("etl", "r1", {"a"});
-  EXPECT_FALSE(store().reportRunning(AttemptRef{RunKey{"etl", "ghost"}, "a", 1}, at(1)).isOk());
-  EXPECT_FALSE(store().reportFinished(AttemptRef{key, "ghost", 1}, TaskOutcome{true, 0, ""}, at(1)).isOk());
-  EXPECT_FALSE(store().reportHeartbeat(AttemptRef{key, "ghost", 1}, at(1)).isOk());
+  EXPECT_FALSE(store().reportRunning(w.attempt(RunKey{"etl", "ghost"}, "a"), at(1)).isOk());
+  EXPECT_FALSE(store().reportFinished(w.attempt(key, "ghost"), TaskOutcome{true, 0, ""}, at(1)).isOk());
+  EXPECT_FALSE(store().reportHeartbeat(w.attempt(key, "ghost"), at(1)).isOk());
 }
 
 // ===================================================================================================
@@ -1380,6 +1474,7 @@ TEST_P(StoreContract, AgentLostCandidatesAreRunningAttemptsOldestHeartbeatFirst)
   ASSERT_TRUE(ok(store().reportRunning(w.attempt(key, "a"), at(30))));
   ASSERT_TRUE(ok(store().reportHeartbeat(w.attempt(key, "a"), at(90))));
   ASSERT_TRUE(ok(store().reportRunning(w.attempt(key, "b"), at(40))));
+  ASSERT_TRUE(ok(store().reportRunning(w.attempt(key, "d"), at(41))));
   ASSERT_TRUE(ok(store().reportFinished(w.attempt(key, "d"), TaskOutcome{true, 0, ""}, at(41))));
   w.walk(key, "e", {S::kNone, S::kScheduled, S::kQueued, S::kRunning, S::kFailed, S::kUpForRetry, S::kNone}, 10);
   w.walk(key, "e", {S::kNone, S::kScheduled, S::kQueued}, 50, 2);
@@ -1389,7 +1484,7 @@ TEST_P(StoreContract, AgentLostCandidatesAreRunningAttemptsOldestHeartbeatFirst)
   ASSERT_TRUE(ok(all));
   EXPECT_EQ(keysOf(*all, &agentTaskOf), (Ids{"b", "e", "a"}));
   ASSERT_EQ(all->size(), 3u);
-  EXPECT_EQ((*all)[1].attempt, w.attempt(key, "e", 2));
+  EXPECT_EQ((*all)[1].attempt, w.attempt(key, "e", 2).attempt);
   EXPECT_EQ(str((*all)[0].last_heartbeat), str(at(40)));
   EXPECT_EQ(str((*all)[2].last_heartbeat), str(at(90)));
   auto two = store().listAgentLostCandidates(2);
@@ -1413,7 +1508,7 @@ TEST_P(StoreContract, DispatchLostCandidatesAreQueuedAttemptsOldestFirst) {  // 
   EXPECT_EQ(keysOf(*all, &dispatchTaskOf), (Ids{"b", "a", "e"}));
   ASSERT_EQ(all->size(), 3u);
   EXPECT_EQ(str((*all)[0].queued_at), str(at(10)));
-  EXPECT_EQ((*all)[2].attempt, w.attempt(key, "e", 2));
+  EXPECT_EQ((*all)[2].attempt, w.attempt(key, "e", 2).attempt);
   EXPECT_EQ(str((*all)[2].queued_at), str(at(40))) << "a retry must not inherit try 1's queued stamp";
   auto one = store().listDispatchLostCandidates(1);
   ASSERT_TRUE(ok(one));
@@ -1500,7 +1595,7 @@ TEST_P(StoreContract, ConcurrentWritersOnOneRunLoseNoUpdate) {
     threads.emplace_back([&, k] {
       start.arrive_and_wait();
       for (int i = k; i < kReported; i += kReporters) {
-        const AttemptRef a = w.attempt(key, ids[static_cast<std::size_t>(i)]);
+        const ExecutionRef a = w.attempt(key, ids[static_cast<std::size_t>(i)]);
         if (!store().reportRunning(a, at(20)).isOk()) ++failures;
         if (!store().reportHeartbeat(a, at(21)).isOk()) ++failures;
         if (!store().reportFinished(a, TaskOutcome{true, 0, ""}, at(22)).isOk()) ++failures;
@@ -1635,6 +1730,7 @@ TEST_P(StoreContract, ChangesMadeThroughAnotherHandleArrive) {
   sink.clear();
 
   // An executor reporting through another scheduler process (§8.7: reports come from any replica).
+  ASSERT_TRUE(ok(other->reportRunning(w.attempt(key, "a"), at(20))));
   ASSERT_TRUE(ok(other->reportFinished(w.attempt(key, "a"), TaskOutcome{true, 0, ""}, at(20))));
   EXPECT_TRUE(sink.waitFor(isTask(key, "a")));
   EXPECT_EQ(w.task(key, "a").state, S::kSuccess);

@@ -85,19 +85,19 @@ TEST_F(LoaderTest, NamesTheRolesAPluginDoesNotProvide) {
 // What a host lends: a logger writing into a string, a fixed clock, events and a recorder that record.
 class RecordingEvents final : public TaskEvents {
  public:
-  Status running(const AttemptRef& attempt) override {
+  Status running(const ExecutionRef& execution) override {
     const std::lock_guard<std::mutex> lock(mutex_);
-    calls_.push_back("running " + attempt.task_id);
+    calls_.push_back("running " + execution.attempt.task_id);
     return {};
   }
-  Status heartbeat(const AttemptRef& attempt) override {
+  Status heartbeat(const ExecutionRef& execution) override {
     const std::lock_guard<std::mutex> lock(mutex_);
-    calls_.push_back("heartbeat " + attempt.task_id);
+    calls_.push_back("heartbeat " + execution.attempt.task_id);
     return {};
   }
-  Status finished(const AttemptRef& attempt, const TaskOutcome& outcome) override {
+  Status finished(const ExecutionRef& execution, const TaskOutcome& outcome) override {
     const std::lock_guard<std::mutex> lock(mutex_);
-    calls_.push_back("finished " + attempt.task_id + " " + (outcome.success ? "success" : "failed") + " " +
+    calls_.push_back("finished " + execution.attempt.task_id + " " + (outcome.success ? "success" : "failed") + " " +
                      outcome.message);
     return {};
   }

@@ -59,12 +59,12 @@ struct Collected final : leoflow::PluginRegistrar {
 
 class CountingEvents final : public leoflow::TaskEvents {
  public:
-  leoflow::Status running(const leoflow::AttemptRef&) override {
+  leoflow::Status running(const leoflow::ExecutionRef&) override {
     ++running_;
     return {};
   }
-  leoflow::Status heartbeat(const leoflow::AttemptRef&) override { return {}; }
-  leoflow::Status finished(const leoflow::AttemptRef&, const leoflow::TaskOutcome& outcome) override {
+  leoflow::Status heartbeat(const leoflow::ExecutionRef&) override { return {}; }
+  leoflow::Status finished(const leoflow::ExecutionRef&, const leoflow::TaskOutcome& outcome) override {
     last_message_ = outcome.message;
     return {};
   }

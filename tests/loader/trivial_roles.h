@@ -103,13 +103,14 @@ class Store final : public leoflow::Store {
   leoflow::Result<std::vector<leoflow::DispatchLostCandidate>> listDispatchLostCandidates(std::size_t) override {
     return std::vector<leoflow::DispatchLostCandidate>{};
   }
-  leoflow::Status reportRunning(const leoflow::AttemptRef&, leoflow::Timestamp) override {
+  leoflow::Status reportRunning(const leoflow::ExecutionRef&, leoflow::Timestamp) override {
     return leoflow::conflict("no such attempt");
   }
-  leoflow::Status reportHeartbeat(const leoflow::AttemptRef&, leoflow::Timestamp) override {
+  leoflow::Status reportHeartbeat(const leoflow::ExecutionRef&, leoflow::Timestamp) override {
     return leoflow::conflict("no such attempt");
   }
-  leoflow::Status reportFinished(const leoflow::AttemptRef&, const leoflow::TaskOutcome&, leoflow::Timestamp) override {
+  leoflow::Status reportFinished(const leoflow::ExecutionRef&, const leoflow::TaskOutcome&,
+                                 leoflow::Timestamp) override {
     return leoflow::conflict("no such attempt");
   }
   leoflow::Status subscribe(leoflow::ChangeSink&) override { return {}; }
@@ -183,10 +184,11 @@ class Dispatcher final : public leoflow::Dispatcher {
       context_.logger()->info("attempt dispatched task_id={} try={}", request.attempt.task_id,
                               request.attempt.try_number);
     }
-    leoflow::Status running = context_.events().running(request.attempt);
+    const leoflow::ExecutionRef execution{request.attempt, "trivial/" + request.attempt.task_id};
+    leoflow::Status running = context_.events().running(execution);
     if (!running) return running;
     leoflow::Status finished = context_.events().finished(
-        request.attempt, leoflow::TaskOutcome{true, 0, "trivial: " + request.task.entrypoint});
+        execution, leoflow::TaskOutcome{true, 0, "trivial: " + request.task.entrypoint});
     if (!finished) return finished;
     return leoflow::DispatchOutcome::kStarted;
   }

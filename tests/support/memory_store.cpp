@@ -204,6 +204,8 @@ class ChangeFeed {
 struct RunEntry {
   RunRecord record;
   std::unordered_map<std::string, std::size_t> index;  ///< task_id → position in record.tasks
+  /// task_id → the execution that claimed its current attempt (ARCHITECTURE §8.13).
+  std::unordered_map<std::string, std::string> executions;
 
   void reindex() {
     index.clear();
@@ -375,7 +377,7 @@ std::vector<ActiveRun> collectActive(const MemoryBackend& b) {
 }
 
 /// Finds the instance an executor reports about; kConflict when the attempt is not the current one.
-Status findAttempt(MemoryBackend& b, const AttemptRef& a, TaskInstance*& out) {
+Status findAttempt(MemoryBackend& b, const AttemptRef& a, TaskInstance*& out, std::string** claimed = nullptr) {
   auto it = b.runs.find(a.run);
   if (it == b.runs.end()) return notFound(fmt::format("run {} does not exist", describe(a.run)));
   TaskInstance* ti = it->second.find(a.task_id);
@@ -387,6 +389,26 @@ Status findAttempt(MemoryBackend& b, const AttemptRef& a, TaskInstance*& out) {
                                 ti->try_number));
   }
   out = ti;
+  if (claimed != nullptr) *claimed = &it->second.executions[a.task_id];
+  return {};
+}
+
+// The attempt of an execution's report after its claim: current, running, and claimed by this very
+// execution (ARCHITECTURE §8.13); `what` names the report for the message.
+Status claimedAttempt(MemoryBackend& b, const ExecutionRef& e, TaskInstance*& out, const char* what) {
+  std::string* claimed = nullptr;
+  if (Status s = findAttempt(b, e.attempt, out, &claimed); !s.isOk()) return s;
+  if (out->state == TaskState::kQueued) {
+    return conflict(fmt::format("attempt {} is queued: no execution claimed it, so no {} is accepted",
+                                describe(e.attempt), what));
+  }
+  if (out->state != TaskState::kRunning) {
+    return conflict(fmt::format("attempt {} is {}, it has ended", describe(e.attempt), toString(out->state)));
+  }
+  if (*claimed != e.execution_id) {
+    return conflict(fmt::format("attempt {} is claimed by execution {}, not {}", describe(e.attempt), *claimed,
+                                e.execution_id));
+  }
   return {};
 }
 
@@ -918,45 +940,48 @@ Result<std::vector<DispatchLostCandidate>> MemoryStore::listDispatchLostCandidat
 // ---------------------------------------------------------------------------------------------------
 // Executor reports: guarded by the attempt, never by the term (ARCHITECTURE §8.7).
 
-Status MemoryStore::reportRunning(const AttemptRef& attempt, Timestamp at) {
+Status MemoryStore::reportRunning(const ExecutionRef& execution, Timestamp at) {
   if (Status s = enter(Method::kReportRunning); !s.isOk()) return s;
+  if (execution.execution_id.empty()) return invalidArgument("a claim needs an execution id");
+  const AttemptRef& attempt = execution.attempt;
   std::lock_guard lock(backend_->mutex);
   TaskInstance* ti = nullptr;
-  if (Status s = findAttempt(*backend_, attempt, ti); !s.isOk()) return s;
+  std::string* claimed = nullptr;
+  if (Status s = findAttempt(*backend_, attempt, ti, &claimed); !s.isOk()) return s;
+  if (ti->state == TaskState::kRunning && *claimed == execution.execution_id) {
+    return {};  // the same execution again (a retry after a lost reply, an adopter): nothing changes
+  }
   if (ti->state != TaskState::kQueued) {
+    if (ti->state == TaskState::kRunning) {
+      return conflict(fmt::format("attempt {} is claimed by execution {}, not {}", describe(attempt), *claimed,
+                                  execution.execution_id));
+    }
     return conflict(fmt::format("attempt {} is {}, not queued", describe(attempt), toString(ti->state)));
   }
   ti->state = TaskState::kRunning;
+  *claimed = execution.execution_id;
   stampEntry(*ti, TaskState::kRunning, at);
   backend_->feed.publish({taskChange(attempt.run, attempt.task_id)});
   return {};
 }
 
-Status MemoryStore::reportHeartbeat(const AttemptRef& attempt, Timestamp at) {
+Status MemoryStore::reportHeartbeat(const ExecutionRef& execution, Timestamp at) {
   if (Status s = enter(Method::kReportHeartbeat); !s.isOk()) return s;
   std::lock_guard lock(backend_->mutex);
   TaskInstance* ti = nullptr;
-  if (Status s = findAttempt(*backend_, attempt, ti); !s.isOk()) return s;
-  // A beat that overtakes the running report (queued) is still a sign of life of the current
-  // attempt; refusing it would tell the executor its attempt was superseded, which it was not.
-  if (ti->state != TaskState::kRunning && ti->state != TaskState::kQueued) {
-    return conflict(fmt::format("attempt {} is {}, not running", describe(attempt), toString(ti->state)));
-  }
+  if (Status s = claimedAttempt(*backend_, execution, ti, "heartbeat"); !s.isOk()) return s;
   ti->last_heartbeat_at = at;
   return {};
 }
 
-Status MemoryStore::reportFinished(const AttemptRef& attempt, const TaskOutcome& outcome,
+Status MemoryStore::reportFinished(const ExecutionRef& execution, const TaskOutcome& outcome,
                                    Timestamp at) {
   if (Status s = enter(Method::kReportFinished); !s.isOk()) return s;
+  const AttemptRef& attempt = execution.attempt;
   std::lock_guard lock(backend_->mutex);
   TaskInstance* ti = nullptr;
-  if (Status s = findAttempt(*backend_, attempt, ti); !s.isOk()) return s;
   // BEHAVIOUR §10 item 3: a finished (or reaped) attempt is never resurrected.
-  if (ti->state != TaskState::kRunning && ti->state != TaskState::kQueued) {
-    return conflict(fmt::format("attempt {} has already ended ({})", describe(attempt),
-                                toString(ti->state)));
-  }
+  if (Status s = claimedAttempt(*backend_, execution, ti, "finished report"); !s.isOk()) return s;
   const TaskState to = outcome.success ? TaskState::kSuccess : TaskState::kFailed;
   ti->state = to;
   stampEntry(*ti, to, at);

@@ -147,9 +147,9 @@ class MemoryStore final : public Store {
   Status reapRun(Term term, const RunKey& run, Timestamp at, const std::string& note) override;
   Result<std::vector<AgentLostCandidate>> listAgentLostCandidates(std::size_t limit) override;
   Result<std::vector<DispatchLostCandidate>> listDispatchLostCandidates(std::size_t limit) override;
-  Status reportRunning(const AttemptRef& attempt, Timestamp at) override;
-  Status reportHeartbeat(const AttemptRef& attempt, Timestamp at) override;
-  Status reportFinished(const AttemptRef& attempt, const TaskOutcome& outcome, Timestamp at) override;
+  Status reportRunning(const ExecutionRef& execution, Timestamp at) override;
+  Status reportHeartbeat(const ExecutionRef& execution, Timestamp at) override;
+  Status reportFinished(const ExecutionRef& execution, const TaskOutcome& outcome, Timestamp at) override;
   Status subscribe(ChangeSink& sink) override;
   void unsubscribe() override;
   /// Finished runs that ended before `before` go, with their instances (no failure injection).

@@ -39,9 +39,9 @@ class NullRecorder final : public Recorder {
 
 class NullTaskEvents final : public TaskEvents {
  public:
-  Status running(const AttemptRef&) override { return Status::ok(); }
-  Status heartbeat(const AttemptRef&) override { return Status::ok(); }
-  Status finished(const AttemptRef&, const TaskOutcome&) override { return Status::ok(); }
+  Status running(const ExecutionRef&) override { return Status::ok(); }
+  Status heartbeat(const ExecutionRef&) override { return Status::ok(); }
+  Status finished(const ExecutionRef&, const TaskOutcome&) override { return Status::ok(); }
 };
 
 /// A logger named `name` printing to stderr from `level` up; LEOFLOW_TEST_LOG=debug shows all.

@@ -28,22 +28,23 @@ std::string describe(const TaskReport& report) {
   return text;
 }
 
-Status RecordingTaskEvents::running(const AttemptRef& attempt) {
-  return record(TaskReportKind::kRunning, attempt, {});
+Status RecordingTaskEvents::running(const ExecutionRef& execution) {
+  return record(TaskReportKind::kRunning, execution, {});
 }
 
-Status RecordingTaskEvents::heartbeat(const AttemptRef& attempt) {
-  return record(TaskReportKind::kHeartbeat, attempt, {});
+Status RecordingTaskEvents::heartbeat(const ExecutionRef& execution) {
+  return record(TaskReportKind::kHeartbeat, execution, {});
 }
 
-Status RecordingTaskEvents::finished(const AttemptRef& attempt, const TaskOutcome& outcome) {
-  return record(TaskReportKind::kFinished, attempt, outcome);
+Status RecordingTaskEvents::finished(const ExecutionRef& execution, const TaskOutcome& outcome) {
+  return record(TaskReportKind::kFinished, execution, outcome);
 }
 
-Status RecordingTaskEvents::record(TaskReportKind kind, const AttemptRef& attempt, const TaskOutcome& outcome) {
+Status RecordingTaskEvents::record(TaskReportKind kind, const ExecutionRef& execution, const TaskOutcome& outcome) {
   {
     std::lock_guard lock(mutex_);
-    reports_.push_back(TaskReport{kind, attempt, outcome, std::chrono::steady_clock::now()});
+    reports_.push_back(
+        TaskReport{kind, execution.attempt, execution.execution_id, outcome, std::chrono::steady_clock::now()});
   }
   arrived_.notify_all();
   return Status::ok();

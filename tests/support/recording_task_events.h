@@ -30,6 +30,7 @@ std::string_view toString(TaskReportKind kind) noexcept;
 struct TaskReport {
   TaskReportKind kind = TaskReportKind::kRunning;
   AttemptRef attempt;
+  std::string execution_id;  ///< the execution that reported (ARCHITECTURE §8.13)
   TaskOutcome outcome;  ///< finished reports only
   std::chrono::steady_clock::time_point at;
 };
@@ -41,9 +42,9 @@ std::string describe(const AttemptRef& attempt);
 /// Thread-safe: executors report from threads of their own.
 class RecordingTaskEvents final : public TaskEvents {
  public:
-  Status running(const AttemptRef& attempt) override;
-  Status heartbeat(const AttemptRef& attempt) override;
-  Status finished(const AttemptRef& attempt, const TaskOutcome& outcome) override;
+  Status running(const ExecutionRef& execution) override;
+  Status heartbeat(const ExecutionRef& execution) override;
+  Status finished(const ExecutionRef& execution, const TaskOutcome& outcome) override;
 
   /// Every report so far, in arrival order.
   std::vector<TaskReport> reports() const;
@@ -61,7 +62,7 @@ class RecordingTaskEvents final : public TaskEvents {
   std::optional<TaskReport> waitFinished(const AttemptRef& attempt, std::chrono::milliseconds timeout) const;
 
  private:
-  Status record(TaskReportKind kind, const AttemptRef& attempt, const TaskOutcome& outcome);
+  Status record(TaskReportKind kind, const ExecutionRef& execution, const TaskOutcome& outcome);
   bool waitUntil(const std::function<bool()>& done, std::chrono::milliseconds timeout) const;
 
   mutable std::mutex mutex_;

@@ -58,12 +58,13 @@ void FakeExecutor::loop(std::stop_token st) {
     }
     const Completion c = completionFor(a);
     if (c != Completion::kNone && events_ != nullptr) {
-      (void)events_->running(a);
+      const ExecutionRef e{a, "fake/" + a.task_id + "/" + std::to_string(a.try_number)};
+      (void)events_->running(e);
       TaskOutcome outcome;
       outcome.success = c == Completion::kSucceed;
       outcome.exit_code = outcome.success ? 0 : 1;
       outcome.message = outcome.success ? "" : "exit code 1";
-      (void)events_->finished(a, outcome);
+      (void)events_->finished(e, outcome);
     }
     {
       std::lock_guard lock(mutex_);

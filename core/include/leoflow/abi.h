@@ -10,10 +10,11 @@
 #include <spdlog/version.h>
 
 /// Raised on any incompatible change to an SDK type or interface.
-#define LEOFLOW_ABI_MAJOR 1
+/// 2: executions (ARCHITECTURE §8.13) — TaskEvents and the Store's reports take an ExecutionRef.
+#define LEOFLOW_ABI_MAJOR 2
 /// Raised when the SDK grows compatibly (a new descriptor field at the end, a new optional hook).
-/// 1: Store::migrate() and Store::deleteFinishedRuns().
-#define LEOFLOW_ABI_MINOR 1
+/// (2.0 includes Store::migrate() and Store::deleteFinishedRuns(), added in 1.1.)
+#define LEOFLOW_ABI_MINOR 0
 
 #define LEOFLOW_ABI_STR2(x) #x
 #define LEOFLOW_ABI_STR(x) LEOFLOW_ABI_STR2(x)

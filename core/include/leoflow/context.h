@@ -38,12 +38,18 @@ class TaskEvents {
   TaskEvents(const TaskEvents&) = delete;
   TaskEvents& operator=(const TaskEvents&) = delete;
 
-  /// The attempt started (queued → running); also stamps its first heartbeat (§8.8).
-  virtual Status running(const AttemptRef& attempt) = 0;
-  /// The attempt is alive. Report at least every PluginContext::heartbeatInterval().
-  virtual Status heartbeat(const AttemptRef& attempt) = 0;
-  /// The attempt ended (running or queued → success or failed).
-  virtual Status finished(const AttemptRef& attempt, const TaskOutcome& outcome) = 0;
+  /// The claim (ARCHITECTURE §8.13): this execution is about to run the attempt's code
+  /// (queued → running; also stamps its first heartbeat, §8.8). Ok means it may run the code, and
+  /// it must not before; sent again with the same id (a retry after a lost reply, an adopter) it is
+  /// ok again. kConflict: another execution claimed the attempt, or it is no longer current — the
+  /// code must not run.
+  virtual Status running(const ExecutionRef& execution) = 0;
+  /// The execution is alive. Report at least every PluginContext::heartbeatInterval(). Refused
+  /// (kConflict) for an execution that did not claim the attempt.
+  virtual Status heartbeat(const ExecutionRef& execution) = 0;
+  /// The execution ended (running → success or failed). Refused (kConflict) for an execution that
+  /// did not claim the attempt.
+  virtual Status finished(const ExecutionRef& execution, const TaskOutcome& outcome) = 0;
 };
 
 /// Everything the host lends one plugin object. References stay valid for the object's lifetime.

@@ -243,6 +243,15 @@ struct AttemptRef {
   friend auto operator<=>(const AttemptRef&, const AttemptRef&) = default;
 };
 
+/// One start of an attempt's code: an **execution** (ARCHITECTURE §8.13). Its id is made by the
+/// dispatcher that starts it, unique across hosts and restarts (leoflow/execution_id.h); every
+/// executor report carries it, and the store lets only the execution that claimed the attempt run it.
+struct ExecutionRef {
+  AttemptRef attempt;
+  std::string execution_id;
+  friend bool operator==(const ExecutionRef&, const ExecutionRef&) = default;
+};
+
 // ---------------------------------------------------------------------------------------------------
 // Stored records.
 

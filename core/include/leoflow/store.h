@@ -202,15 +202,23 @@ class Store {
 
   // --- Executor reports: attempt-scoped facts, not fenced (§8.7) ----------------------------------
 
-  /// queued → running on this attempt; stamps started_at and the first heartbeat. kConflict when
-  /// the attempt is not current or not queued.
-  virtual Status reportRunning(const AttemptRef& attempt, Timestamp at) = 0;
-  /// Stamps last_heartbeat_at when this attempt is current and running (or still queued: its
-  /// running report may be late). kConflict otherwise.
-  virtual Status reportHeartbeat(const AttemptRef& attempt, Timestamp at) = 0;
-  /// queued or running → success or failed on this attempt; stamps ended_at, records the exit
-  /// code and the message as the note. kConflict when the attempt is not current or has ended.
-  virtual Status reportFinished(const AttemptRef& attempt, const TaskOutcome& outcome, Timestamp at) = 0;
+  // Every start of an attempt's code is an execution with an id (ARCHITECTURE §8.13); the running
+  // report is its claim. kNotFound for an unknown run or task; kInvalidArgument for an empty id.
+
+  /// The claim: queued → running on the current attempt, recording the execution id and stamping
+  /// started_at and the first heartbeat. Accepted again, changing nothing, when the attempt is
+  /// already running under the same id (a retried report after a lost reply, an adopting
+  /// dispatcher). kConflict when the attempt is not current, is running under another id, or is in
+  /// any other state.
+  virtual Status reportRunning(const ExecutionRef& execution, Timestamp at) = 0;
+  /// Stamps last_heartbeat_at when the attempt is current, running, and claimed by this execution.
+  /// kConflict otherwise — a queued attempt included (every execution claims first).
+  virtual Status reportHeartbeat(const ExecutionRef& execution, Timestamp at) = 0;
+  /// running → success or failed when the attempt is current and claimed by this execution; stamps
+  /// ended_at, records the exit code and the message as the note. kConflict otherwise (an ended
+  /// attempt, another execution, a queued attempt). queued → success|failed remains only for a
+  /// person's commands.
+  virtual Status reportFinished(const ExecutionRef& execution, const TaskOutcome& outcome, Timestamp at) = 0;
 
   // --- Change feed ---------------------------------------------------------------------------------
 
@@ -219,7 +227,7 @@ class Store {
   virtual Status subscribe(ChangeSink& sink) = 0;
   virtual void unsubscribe() = 0;
 
-  // --- Maintenance (SDK 1.1: the host calls these only on plugins built with ABI minor >= 1) ---------
+  // --- Maintenance ---------------------------------------------------------------------------------
 
   /// Brings the backend's schema up to date (`leoflow store migrate`). nullopt: this store keeps no
   /// schema migrations. Otherwise the names of the migrations this store object applied — in its

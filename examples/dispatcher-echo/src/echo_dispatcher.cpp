@@ -1,5 +1,7 @@
 #include "echo_dispatcher.h"
 
+#include <leoflow/execution_id.h>
+
 #include <algorithm>
 #include <cstdint>
 #include <stdexcept>
@@ -83,7 +85,10 @@ void EchoDispatcher::joinFinishedLocked(std::vector<std::thread>& to_join) {
 void EchoDispatcher::runAttempt(const AttemptRef& attempt, const std::string& entrypoint) {
   const auto& log = context_.logger();
   TaskEvents& events = context_.events();
-  const Status running = events.running(attempt);
+  // This start is an execution of its own (ARCHITECTURE §8.13): the claim names it, and so does
+  // every later report.
+  const ExecutionRef execution{attempt, makeExecutionId("echo")};
+  const Status running = events.running(execution);
   if (running.code() == StatusCode::kConflict) {
     // The attempt is no longer current (reaped, or a newer try exists): nothing to report.
     log->warn("attempt no longer current task_id={} try={} reason={}", attempt.task_id, attempt.try_number,
@@ -100,12 +105,12 @@ void EchoDispatcher::runAttempt(const AttemptRef& attempt, const std::string& en
     while (left > beat) {
       std::this_thread::sleep_for(beat);
       left -= beat;
-      if (Status s = events.heartbeat(attempt); !s) {
+      if (Status s = events.heartbeat(execution); !s) {
         log->warn("heartbeat failed task_id={} try={} reason={}", attempt.task_id, attempt.try_number, s.toString());
       }
     }
     std::this_thread::sleep_for(left);
-    const Status finished = events.finished(attempt, TaskOutcome{true, 0, "echo: " + entrypoint});
+    const Status finished = events.finished(execution, TaskOutcome{true, 0, "echo: " + entrypoint});
     if (!finished) {
       log->warn("finished report failed task_id={} try={} reason={}", attempt.task_id, attempt.try_number,
                 finished.toString());

@@ -20,6 +20,8 @@
 #include <fmt/format.h>
 #include <spdlog/logger.h>
 
+#include <leoflow/execution_id.h>
+
 #include "names.h"
 #include "process.h"
 #include "task_command.h"
@@ -256,6 +258,9 @@ Result<DispatchOutcome> LocalDispatcher::startAttempt(const AttemptPtr& attempt,
   const std::filesystem::path log_path = attemptLogPath(settings_.log_dir, ref);
   record.log_path = log_path.string();
   record.owner = context_.replicaId();
+  // This start of the attempt's code is an execution of its own (ARCHITECTURE §8.13). The id is in
+  // the state file from the start, so whoever adopts or reports the attempt speaks for it.
+  record.execution_id = makeExecutionId("local");
 
   // A bash task starts in a warm shell when one is ready and can take on the task's environment;
   // its pid goes into the claim, so the state file names the process from the start.
@@ -296,14 +301,43 @@ Result<DispatchOutcome> LocalDispatcher::startAttempt(const AttemptPtr& attempt,
   }
   attempt->state_fd = std::move(**claim);
 
-  auto fail = [&](const Status& status) -> Result<DispatchOutcome> {
+  // Claim before run (ARCHITECTURE §8.13): the store must accept this execution before any of the
+  // attempt's code starts — on another host, another execution may have claimed it already. A
+  // refused claim runs nothing and reports nothing more.
+  const Status claimed = claimInStore(ExecutionRef{ref, record.execution_id});
+  if (!claimed.isOk()) {
     giveBackWarm();
     ::unlink(statePath(base).c_str());
     attempt->state_fd.reset();
     abandon(attempt);
+    if (claimed.code() == StatusCode::kConflict) {
+      context_.logger()->info("claim refused; not started dag_id={} run_id={} task_id={} try={} execution={} "
+                              "reason=\"{}\"",
+                              ref.run.dag_id, ref.run.run_id, ref.task_id, ref.try_number, record.execution_id,
+                              claimed.message());
+      return DispatchOutcome::kAlreadyRunning;
+    }
+    return claimed;
+  }
+
+  // The claim was accepted, so the attempt is running in the store: a process that cannot be started
+  // is reported failed with the reason (an ordinary failure: retries apply), not left to a reaper.
+  auto fail = [&](const Status& status) -> Result<DispatchOutcome> {
+    giveBackWarm();
     context_.logger()->error("starting task process failed dag_id={} run_id={} task_id={} try={} error={}",
                              ref.run.dag_id, ref.run.run_id, ref.task_id, ref.try_number, status.toString());
-    return status;
+    {
+      std::lock_guard lock(mutex_);
+      attempt->record = record;
+      attempt->running_reported = true;
+      attempt->phase = Attempt::Phase::kExited;
+      attempt->outcome = TaskOutcome{false, std::nullopt, "could not start the task process: " + status.message()};
+      by_id_.emplace(attempt->id, attempt);
+      --live_;
+      postLocked(attempt, ReportKind::kFinished);
+    }
+    persist(*attempt);
+    return DispatchOutcome::kStarted;
   };
 
   std::error_code ec;
@@ -357,9 +391,9 @@ Result<DispatchOutcome> LocalDispatcher::startAttempt(const AttemptPtr& attempt,
     by_id_.emplace(attempt->id, attempt);
     watched = attempt->pidfd.valid();
     if (watched) watchPidfdLocked(*attempt);
+    // The claim was the running report (it stamped the first heartbeat, §8.8): heartbeats follow.
+    attempt->running_reported = true;
     startLiveTimersLocked(attempt, steady_clock::now());
-    // Right after the start; it also stamps the first heartbeat (§8.8).
-    postLocked(attempt, ReportKind::kRunning);
   }
   context_.logger()->debug("task process started dag_id={} run_id={} task_id={} try={} pid={} start={} log={}",
                            ref.run.dag_id, ref.run.run_id, ref.task_id, ref.try_number, *pid, start, record.log_path);
@@ -480,9 +514,11 @@ void LocalDispatcher::considerStateFile(const std::string& base) {
       watchPidfdLocked(*attempt);
       startLiveTimersLocked(attempt, steady_clock::now());
       if (record->kill_reason == KillReason::kNone) {
-        // Whether the running report got through before the restart is unknown: a heartbeat tells
-        // (refused while still queued, then running is reported).
-        postLocked(attempt, ReportKind::kProbe);
+        // The claim is sent again with the recorded execution id (ARCHITECTURE §8.13): accepted, the
+        // adopter speaks for the same execution and heartbeats follow; refused, the attempt is no
+        // longer this execution's and the process is stopped.
+        if (attempt->record.execution_id.empty()) attempt->record.execution_id = makeExecutionId("local");
+        postLocked(attempt, ReportKind::kRunning);
       } else {
         // It was being stopped when its scheduler went away: finish the job.
         resend_term = true;
@@ -673,7 +709,7 @@ void LocalDispatcher::markExited(const AttemptPtr& attempt, std::optional<int> c
       auto& r = attempt->reports;
       const auto first = r.begin() + (attempt->busy && !r.empty() ? 1 : 0);
       r.erase(std::remove_if(first, r.end(),
-                             [](ReportKind k) { return k == ReportKind::kHeartbeat || k == ReportKind::kProbe; }),
+                             [](ReportKind k) { return k == ReportKind::kHeartbeat; }),
               r.end());
       postLocked(attempt, ReportKind::kFinished);
     }
@@ -818,10 +854,11 @@ void LocalDispatcher::reportLoop() {
     }
     const ReportKind kind = attempt->reports.front();
     const AttemptRef ref = attempt->record.attempt;
+    const ExecutionRef execution{ref, attempt->record.execution_id};
     const std::optional<TaskOutcome> outcome = attempt->outcome;
     attempt->busy = true;
     lock.unlock();
-    const Status status = perform(kind, ref, outcome);
+    const Status status = perform(kind, execution, outcome);
     lock.lock();
     attempt->busy = false;
 
@@ -869,19 +906,6 @@ void LocalDispatcher::reportLoop() {
             retry();
           }
           break;
-        case ReportKind::kProbe:
-          if (status.isOk()) {
-            popFront();
-            attempt->running_reported = true;
-            attempt->failures = 0;
-          } else if (conflict) {
-            // Still queued in the store (the running report was lost with the old scheduler).
-            popFront();
-            attempt->reports.push_front(ReportKind::kRunning);
-          } else {
-            retry();
-          }
-          break;
         case ReportKind::kHeartbeat:
           popFront();
           if (conflict) {
@@ -922,10 +946,10 @@ void LocalDispatcher::reportLoop() {
 
 void LocalDispatcher::postLocked(const AttemptPtr& attempt, ReportKind kind) {
   if (attempt->phase == Attempt::Phase::kDone) return;
-  if (kind == ReportKind::kHeartbeat || kind == ReportKind::kProbe) {
+  if (kind == ReportKind::kHeartbeat) {
     // One pending beat is enough; a slow store must not pile them up.
     for (ReportKind k : attempt->reports) {
-      if (k == ReportKind::kHeartbeat || k == ReportKind::kProbe) return;
+      if (k == ReportKind::kHeartbeat) return;
     }
   }
   attempt->reports.push_back(kind);
@@ -939,17 +963,21 @@ void LocalDispatcher::scheduleLocked(const AttemptPtr& attempt) {
   ready_cv_.notify_one();
 }
 
-Status LocalDispatcher::perform(ReportKind kind, const AttemptRef& ref, const std::optional<TaskOutcome>& outcome) {
+Status LocalDispatcher::claimInStore(const ExecutionRef& execution) {
+  return perform(ReportKind::kRunning, execution, std::nullopt);
+}
+
+Status LocalDispatcher::perform(ReportKind kind, const ExecutionRef& execution,
+                                const std::optional<TaskOutcome>& outcome) {
   try {
     switch (kind) {
       case ReportKind::kRunning:
-        return context_.events().running(ref);
+        return context_.events().running(execution);
       case ReportKind::kHeartbeat:
-      case ReportKind::kProbe:
-        return context_.events().heartbeat(ref);
+        return context_.events().heartbeat(execution);
       case ReportKind::kFinished:
         return context_.events().finished(
-            ref, outcome.value_or(TaskOutcome{false, std::nullopt, "process lost: no outcome was recorded"}));
+            execution, outcome.value_or(TaskOutcome{false, std::nullopt, "process lost: no outcome was recorded"}));
     }
     return internalError("unknown report");
   } catch (const std::exception& e) {

@@ -68,7 +68,9 @@ class LocalDispatcher final : public Dispatcher {
     TimerKind kind = TimerKind::kScan;
     bool operator>(const Timer& other) const { return when > other.when; }
   };
-  enum class ReportKind : std::uint8_t { kRunning, kHeartbeat, kProbe, kFinished };
+  /// kRunning is the claim (ARCHITECTURE §8.13): sent by dispatch() before a process starts, and
+  /// again, with the recorded execution id, by a dispatcher that adopts a live process.
+  enum class ReportKind : std::uint8_t { kRunning, kHeartbeat, kFinished };
 
   // dispatch()
   Result<DispatchOutcome> startAttempt(const AttemptPtr& attempt, const DispatchRequest& request,
@@ -96,7 +98,9 @@ class LocalDispatcher final : public Dispatcher {
   void reportLoop();
   void postLocked(const AttemptPtr& attempt, ReportKind kind);
   void scheduleLocked(const AttemptPtr& attempt);
-  Status perform(ReportKind kind, const AttemptRef& ref, const std::optional<TaskOutcome>& outcome);
+  Status perform(ReportKind kind, const ExecutionRef& execution, const std::optional<TaskOutcome>& outcome);
+  /// The claim, synchronously, on the calling dispatch worker.
+  Status claimInStore(const ExecutionRef& execution);
   bool reportsPendingLocked() const;
 
   // Ending attempts

@@ -69,6 +69,7 @@ std::string encodeStateRecord(const StateRecord& r) {
       {"execution_timeout_seconds", r.execution_timeout_seconds},
       {"log_path", r.log_path},
       {"owner", r.owner},
+      {"execution_id", r.execution_id},
       {"kill_reason", std::string(toString(r.kill_reason))},
   };
   if (r.outcome) {
@@ -98,6 +99,7 @@ std::optional<StateRecord> decodeStateRecord(std::string_view text) {
     r.execution_timeout_seconds = j.value("execution_timeout_seconds", 0);
     r.log_path = j.value("log_path", std::string());
     r.owner = j.value("owner", std::string());
+    r.execution_id = j.value("execution_id", std::string());
     r.kill_reason = parseKillReason(j.value("kill_reason", std::string()));
     if (auto it = j.find("outcome"); it != j.end() && it->is_object()) {
       TaskOutcome o;

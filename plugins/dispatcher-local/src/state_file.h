@@ -72,6 +72,7 @@ struct StateRecord {
   int execution_timeout_seconds = 0;  ///< 0 = none
   std::string log_path;
   std::string owner;                  ///< replica id of the scheduler that started it
+  std::string execution_id;           ///< the execution that claimed the attempt (ARCHITECTURE §8.13)
   KillReason kill_reason = KillReason::kNone;
   std::optional<TaskOutcome> outcome;  ///< known but not yet reported when its dispatcher stopped
 };

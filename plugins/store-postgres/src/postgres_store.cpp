@@ -78,10 +78,11 @@ const std::vector<PreparedStatement>& statements() {
        "SELECT r.dag_id, r.run_id, ti.task_id, ti.try_number, ts_us(ti.queued_at) FROM task_instances ti "
        "JOIN runs r ON r.uid = ti.run_uid WHERE ti.state = 'queued' AND ti.queued_at IS NOT NULL "
        "ORDER BY ti.queued_at LIMIT $1::bigint"},
-      {"report_running", "SELECT report_running($1::text, $2::text, $3::text, $4::integer, $5::bigint)"},
-      {"report_heartbeat", "SELECT report_heartbeat($1::text, $2::text, $3::text, $4::integer, $5::bigint)"},
+      {"report_running", "SELECT report_running($1::text, $2::text, $3::text, $4::integer, $5::bigint, $6::text)"},
+      {"report_heartbeat", "SELECT report_heartbeat($1::text, $2::text, $3::text, $4::integer, $5::bigint, $6::text)"},
       {"report_finished",
-       "SELECT report_finished($1::text, $2::text, $3::text, $4::integer, $5::bigint, $6::text, $7::integer, $8::text)"},
+       "SELECT report_finished($1::text, $2::text, $3::text, $4::integer, $5::bigint, $6::text, $7::text, "
+       "$8::integer, $9::text)"},
       {"delete_finished",
        "WITH d AS (DELETE FROM runs WHERE state IN ('success', 'failed') AND ended_at < us_ts($1::bigint) "
        "RETURNING 1) SELECT count(*) FROM d"},
@@ -129,15 +130,17 @@ Status checkRunKey(const RunKey& run) {
   return Status::ok();
 }
 
-Status checkAttempt(const AttemptRef& a) {
-  if (Status s = checkRunKey(a.run); !s) return s;
-  if (a.task_id.empty()) return invalidArgument("an attempt needs a task id");
+Status checkExecution(const ExecutionRef& e) {
+  if (Status s = checkRunKey(e.attempt.run); !s) return s;
+  if (e.attempt.task_id.empty()) return invalidArgument("an attempt needs a task id");
+  if (e.execution_id.empty()) return invalidArgument("a report needs an execution id");
   return Status::ok();
 }
 
-SqlParams attemptParams(const AttemptRef& a, Timestamp at) {
+SqlParams executionParams(const ExecutionRef& e, Timestamp at) {
+  const AttemptRef& a = e.attempt;
   SqlParams p;
-  p.text(a.run.dag_id).text(a.run.run_id).text(a.task_id).integer(a.try_number).stamp(at);
+  p.text(a.run.dag_id).text(a.run.run_id).text(a.task_id).integer(a.try_number).stamp(at).text(e.execution_id);
   return p;
 }
 
@@ -591,23 +594,23 @@ Result<std::vector<DispatchLostCandidate>> PostgresStore::listDispatchLostCandid
 
 // --- Executor reports ----------------------------------------------------------------------------------
 
-Status PostgresStore::reportRunning(const AttemptRef& attempt, Timestamp at) {
-  if (Status s = checkAttempt(attempt); !s) return s;
-  SqlParams p = attemptParams(attempt, at);
+Status PostgresStore::reportRunning(const ExecutionRef& execution, Timestamp at) {
+  if (Status s = checkExecution(execution); !s) return s;
+  SqlParams p = executionParams(execution, at);
   auto r = call("report_running", p);
   return r ? Status::ok() : r.status();
 }
 
-Status PostgresStore::reportHeartbeat(const AttemptRef& attempt, Timestamp at) {
-  if (Status s = checkAttempt(attempt); !s) return s;
-  SqlParams p = attemptParams(attempt, at);
+Status PostgresStore::reportHeartbeat(const ExecutionRef& execution, Timestamp at) {
+  if (Status s = checkExecution(execution); !s) return s;
+  SqlParams p = executionParams(execution, at);
   auto r = call("report_heartbeat", p);
   return r ? Status::ok() : r.status();
 }
 
-Status PostgresStore::reportFinished(const AttemptRef& attempt, const TaskOutcome& outcome, Timestamp at) {
-  if (Status s = checkAttempt(attempt); !s) return s;
-  SqlParams p = attemptParams(attempt, at);
+Status PostgresStore::reportFinished(const ExecutionRef& execution, const TaskOutcome& outcome, Timestamp at) {
+  if (Status s = checkExecution(execution); !s) return s;
+  SqlParams p = executionParams(execution, at);
   p.text(outcome.success ? "success" : "failed");
   if (outcome.exit_code) p.integer(*outcome.exit_code); else p.null();
   p.text(outcome.message);

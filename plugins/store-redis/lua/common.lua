@@ -37,6 +37,8 @@ local function dagRunsKey(dag) return dagKey(dag) .. ':runs' end
 local function runRef(dag, run) return enc(dag) .. ':' .. enc(run) end
 local function runKey(dag, run) return P .. ':run:' .. runRef(dag, run) end
 local function tisKey(dag, run) return runKey(dag, run) .. ':tis' end
+-- task id → the execution that claimed its current attempt (ARCHITECTURE §8.13)
+local function execKey(dag, run) return runKey(dag, run) .. ':exec' end
 local function runIdKey(run) return P .. ':runid:' .. enc(run) end
 
 -- Change feed (README.md "Change feed"): t:<dag>:<run>:<task>, r:<dag>:<run>, d:<dag>.
@@ -123,6 +125,26 @@ local function currentAttempt(dag, run, task, try)
   local t = decodeTi(raw)
   if t[F_TRY] ~= try then
     return nil, redis.error_reply('CONFLICT attempt ' .. try .. ' is not current (try ' .. t[F_TRY] .. ')')
+  end
+  return t
+end
+
+-- The attempt of an execution's report after its claim: current, running and claimed by this very
+-- execution (ARCHITECTURE §8.13); else nil and the reply to refuse with. `what` names the report.
+local function claimedAttempt(dag, run, task, try, execution, what)
+  local t, refused = currentAttempt(dag, run, task, try)
+  if not t then return nil, refused end
+  if t[F_STATE] == 'queued' then
+    return nil, redis.error_reply('CONFLICT attempt ' .. try .. ' is queued: no execution claimed it, so no ' ..
+      what .. ' is accepted')
+  end
+  if t[F_STATE] ~= 'running' then
+    return nil, redis.error_reply('CONFLICT attempt ' .. try .. ' is ' .. t[F_STATE] .. ', it has ended')
+  end
+  local claimed = redis.call('HGET', execKey(dag, run), task)
+  if claimed ~= execution then
+    return nil, redis.error_reply('CONFLICT attempt ' .. try .. ' is claimed by execution ' .. (claimed or 'none') ..
+      ', not ' .. execution)
   end
   return t
 end

@@ -18,7 +18,7 @@ for _, ref in ipairs(redis.call('ZRANGE', K_RUNS_BY_LOGICAL, 0, -1)) do
       redis.call('ZREM', K_QUEUED_TIS, member)
       redis.call('ZREM', K_RUNNING_TIS, member)
     end
-    redis.call('DEL', key, tis)
+    redis.call('DEL', key, tis, execKey(dag, run))
     redis.call('ZREM', K_RUNS_BY_LOGICAL, ref)
     redis.call('ZREM', K_ACTIVE_RUNS, ref)
     redis.call('ZREM', dagRunsKey(dag), enc(run))

@@ -76,13 +76,15 @@ Result<RunRecord> runFromFields(const std::vector<std::string>& f, std::size_t a
   return r;
 }
 
-std::vector<std::string> attemptArgs(const AttemptRef& a, Timestamp at) {
-  return {a.run.dag_id, a.run.run_id, a.task_id, str(a.try_number), toMicros(at)};
+std::vector<std::string> executionArgs(const ExecutionRef& e, Timestamp at) {
+  const AttemptRef& a = e.attempt;
+  return {a.run.dag_id, a.run.run_id, a.task_id, str(a.try_number), toMicros(at), e.execution_id};
 }
 
-Status checkAttempt(const AttemptRef& a) {
-  if (Status s = checkRunKey(a.run); !s) return s;
-  if (a.task_id.empty()) return invalidArgument("an attempt needs a task id");
+Status checkExecution(const ExecutionRef& e) {
+  if (Status s = checkRunKey(e.attempt.run); !s) return s;
+  if (e.attempt.task_id.empty()) return invalidArgument("an attempt needs a task id");
+  if (e.execution_id.empty()) return invalidArgument("a report needs an execution id");
   return Status::ok();
 }
 
@@ -490,21 +492,21 @@ Result<std::vector<DispatchLostCandidate>> RedisStore::listDispatchLostCandidate
 
 // --- Executor reports ----------------------------------------------------------------------------------
 
-Status RedisStore::reportRunning(const AttemptRef& attempt, Timestamp at) {
-  if (Status s = checkAttempt(attempt); !s) return s;
-  auto reply = client_.eval(lua::kReportRunning, attemptArgs(attempt, at));
+Status RedisStore::reportRunning(const ExecutionRef& execution, Timestamp at) {
+  if (Status s = checkExecution(execution); !s) return s;
+  auto reply = client_.eval(lua::kReportRunning, executionArgs(execution, at));
   return reply ? Status::ok() : reply.status();
 }
 
-Status RedisStore::reportHeartbeat(const AttemptRef& attempt, Timestamp at) {
-  if (Status s = checkAttempt(attempt); !s) return s;
-  auto reply = client_.eval(lua::kReportHeartbeat, attemptArgs(attempt, at));
+Status RedisStore::reportHeartbeat(const ExecutionRef& execution, Timestamp at) {
+  if (Status s = checkExecution(execution); !s) return s;
+  auto reply = client_.eval(lua::kReportHeartbeat, executionArgs(execution, at));
   return reply ? Status::ok() : reply.status();
 }
 
-Status RedisStore::reportFinished(const AttemptRef& attempt, const TaskOutcome& outcome, Timestamp at) {
-  if (Status s = checkAttempt(attempt); !s) return s;
-  auto args = attemptArgs(attempt, at);
+Status RedisStore::reportFinished(const ExecutionRef& execution, const TaskOutcome& outcome, Timestamp at) {
+  if (Status s = checkExecution(execution); !s) return s;
+  auto args = executionArgs(execution, at);
   args.insert(args.end(), {outcome.success ? "success" : "failed",
                            outcome.exit_code ? str(*outcome.exit_code) : std::string(), outcome.message});
   auto reply = client_.eval(lua::kReportFinished, args);

@@ -50,9 +50,9 @@ class RedisStore final : public Store {
   Result<std::vector<AgentLostCandidate>> listAgentLostCandidates(std::size_t limit) override;
   Result<std::vector<DispatchLostCandidate>> listDispatchLostCandidates(std::size_t limit) override;
 
-  Status reportRunning(const AttemptRef& attempt, Timestamp at) override;
-  Status reportHeartbeat(const AttemptRef& attempt, Timestamp at) override;
-  Status reportFinished(const AttemptRef& attempt, const TaskOutcome& outcome, Timestamp at) override;
+  Status reportRunning(const ExecutionRef& execution, Timestamp at) override;
+  Status reportHeartbeat(const ExecutionRef& execution, Timestamp at) override;
+  Status reportFinished(const ExecutionRef& execution, const TaskOutcome& outcome, Timestamp at) override;
 
   Status subscribe(ChangeSink& sink) override;
   void unsubscribe() override;

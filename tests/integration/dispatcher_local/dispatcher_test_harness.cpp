@@ -17,15 +17,16 @@ namespace leoflow::testing::dispatcher_local {
 using std::chrono::milliseconds;
 using std::chrono::steady_clock;
 
-Status RecordingEvents::running(const AttemptRef& attempt) { return record(ReportType::kRunning, attempt, {}); }
+Status RecordingEvents::running(const ExecutionRef& e) { return record(ReportType::kRunning, e, {}); }
 
-Status RecordingEvents::heartbeat(const AttemptRef& attempt) { return record(ReportType::kHeartbeat, attempt, {}); }
+Status RecordingEvents::heartbeat(const ExecutionRef& e) { return record(ReportType::kHeartbeat, e, {}); }
 
-Status RecordingEvents::finished(const AttemptRef& attempt, const TaskOutcome& outcome) {
-  return record(ReportType::kFinished, attempt, outcome);
+Status RecordingEvents::finished(const ExecutionRef& e, const TaskOutcome& outcome) {
+  return record(ReportType::kFinished, e, outcome);
 }
 
-Status RecordingEvents::record(ReportType type, const AttemptRef& attempt, const TaskOutcome& outcome) {
+Status RecordingEvents::record(ReportType type, const ExecutionRef& execution, const TaskOutcome& outcome) {
+  const AttemptRef& attempt = execution.attempt;
   Answer answer;
   {
     std::lock_guard lock(mutex_);
@@ -39,24 +40,31 @@ Status RecordingEvents::record(ReportType type, const AttemptRef& attempt, const
   } else if (store_mode_) {
     auto [it, inserted] = states_.try_emplace(attempt, TaskState::kQueued);
     TaskState& state = it->second;
+    std::string& claimed = claims_[attempt];
+    const bool ours = state == TaskState::kRunning && claimed == execution.execution_id;
     switch (type) {
-      case ReportType::kRunning:
-        if (state == TaskState::kQueued) state = TaskState::kRunning;
-        else status = conflict("not queued");
+      case ReportType::kRunning:  // the claim (ARCHITECTURE §8.13)
+        if (state == TaskState::kQueued) {
+          state = TaskState::kRunning;
+          claimed = execution.execution_id;
+        } else if (!ours) {
+          status = conflict("not queued, and claimed by another execution");
+        }
         break;
       case ReportType::kHeartbeat:
-        if (state != TaskState::kRunning) status = conflict("not running");
+        if (!ours) status = conflict("not running under this execution");
         break;
       case ReportType::kFinished:
-        if (state == TaskState::kQueued || state == TaskState::kRunning) {
+        if (ours) {
           state = outcome.success ? TaskState::kSuccess : TaskState::kFailed;
         } else {
-          status = conflict("already ended");
+          status = conflict("not running under this execution");
         }
         break;
     }
   }
-  reports_.push_back(Report{type, attempt, outcome, status, steady_clock::now(), std::chrono::system_clock::now()});
+  reports_.push_back(Report{type, attempt, execution.execution_id, outcome, status, steady_clock::now(),
+                            std::chrono::system_clock::now()});
   cv_.notify_all();
   return status;
 }

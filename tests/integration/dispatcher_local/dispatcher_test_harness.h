@@ -29,6 +29,7 @@ enum class ReportType { kRunning, kHeartbeat, kFinished };
 struct Report {
   ReportType type = ReportType::kRunning;
   AttemptRef attempt;
+  std::string execution_id;  ///< the execution that reported (ARCHITECTURE §8.13)
   TaskOutcome outcome;
   Status answer;  ///< what the sink answered
   std::chrono::steady_clock::time_point at;
@@ -43,9 +44,9 @@ class RecordingEvents final : public TaskEvents {
  public:
   using Answer = std::function<std::optional<Status>(ReportType, const AttemptRef&)>;
 
-  Status running(const AttemptRef& attempt) override;
-  Status heartbeat(const AttemptRef& attempt) override;
-  Status finished(const AttemptRef& attempt, const TaskOutcome& outcome) override;
+  Status running(const ExecutionRef& execution) override;
+  Status heartbeat(const ExecutionRef& execution) override;
+  Status finished(const ExecutionRef& execution, const TaskOutcome& outcome) override;
 
   void setAnswer(Answer answer);
   void setStoreMode(bool on);
@@ -59,7 +60,7 @@ class RecordingEvents final : public TaskEvents {
   bool waitCount(ReportType type, const AttemptRef& attempt, int n, std::chrono::milliseconds timeout) const;
 
  private:
-  Status record(ReportType type, const AttemptRef& attempt, const TaskOutcome& outcome);
+  Status record(ReportType type, const ExecutionRef& execution, const TaskOutcome& outcome);
 
   mutable std::mutex mutex_;
   mutable std::condition_variable cv_;
@@ -67,6 +68,7 @@ class RecordingEvents final : public TaskEvents {
   Answer answer_;
   bool store_mode_ = false;
   std::map<AttemptRef, TaskState> states_;
+  std::map<AttemptRef, std::string> claims_;  ///< store mode: the execution that claimed each attempt
 };
 
 

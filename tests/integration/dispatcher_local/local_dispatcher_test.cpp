@@ -542,23 +542,44 @@ TEST_F(LocalDispatcherTest, ConflictOnHeartbeatKillsTheProcess) {
   EXPECT_EQ(events_.count(ReportType::kHeartbeat, a), 1) << "no beat after the refusal";
 }
 
-TEST_F(LocalDispatcherTest, ConflictOnRunningKillsTheProcess) {
-  auto d = make({{"kill_grace_ms", std::int64_t{500}}});
-  const AttemptRef a = attemptOf("stale", "r1", "superseded");
-  const fs::path pid_file = dir_.path() / "task.pid";
+// ARCHITECTURE §8.13: the claim comes before the code. A refused claim (another execution holds the
+// attempt, or it is no longer current) starts nothing and reports nothing more.
+TEST_F(LocalDispatcherTest, ARefusedClaimRunsNothing) {
+  auto d = make();
+  const AttemptRef a = attemptOf("stale", "r1", "claimed-elsewhere");
+  const fs::path marker = dir_.path() / "ran";
   events_.setAnswer([&](ReportType type, const AttemptRef&) -> std::optional<Status> {
     if (type != ReportType::kRunning) return std::nullopt;
-    waitForPidFile(pid_file, kWait);  // a slow store: the task is well under way when it answers
-    return conflict("not queued");
+    return conflict("attempt 1 is claimed by execution host-b/202/e2");
   });
-  ASSERT_EQ(*d->dispatch(requestOf(a, "echo $$ > " + pid_file.string() + "; sleep 60")), DispatchOutcome::kStarted);
-  const auto pid = waitForPidFile(pid_file, kWait);
-  ASSERT_TRUE(pid.has_value());
-  extra_pids_.push_back(*pid);
-  EXPECT_TRUE(waitUntil([&] { return !processAlive(*pid); }, kWait));
-  EXPECT_TRUE(waitUntil([&] { return stateFiles() == 0; }, kWait));
-  EXPECT_EQ(events_.count(ReportType::kFinished, a), 0);
-  EXPECT_EQ(events_.count(ReportType::kHeartbeat, a), 0);
+  EXPECT_EQ(*d->dispatch(requestOf(a, "touch " + marker.string())), DispatchOutcome::kAlreadyRunning);
+  std::this_thread::sleep_for(300ms);
+  EXPECT_FALSE(fs::exists(marker)) << "the code of a refused claim must never start";
+  EXPECT_EQ(stateFiles(), 0);
+  EXPECT_EQ(d->freeCapacity(), 8u);
+  EXPECT_EQ(events_.reportsFor(a).size(), 1u) << "the claim, and nothing after it";
+}
+
+// The claim is made before anything starts; a store that cannot be reached then starts nothing, and
+// the host retries the hand-over.
+TEST_F(LocalDispatcherTest, AnUnreachableStoreStartsNothing) {
+  auto d = make();
+  const AttemptRef a = attemptOf("down", "r1", "store-down");
+  const fs::path marker = dir_.path() / "ran";
+  events_.setAnswer([&](ReportType type, const AttemptRef&) -> std::optional<Status> {
+    if (type != ReportType::kRunning) return std::nullopt;
+    return unavailable("store down");
+  });
+  auto r = d->dispatch(requestOf(a, "touch " + marker.string()));
+  ASSERT_FALSE(r.isOk());
+  EXPECT_EQ(r.status().code(), StatusCode::kUnavailable);
+  std::this_thread::sleep_for(300ms);
+  EXPECT_FALSE(fs::exists(marker));
+  EXPECT_EQ(stateFiles(), 0) << "nothing is left that would make a retried hand-over look started";
+  events_.setAnswer({});
+  ASSERT_EQ(*d->dispatch(requestOf(a, "touch " + marker.string())), DispatchOutcome::kStarted);
+  ASSERT_TRUE(events_.waitFinished(a, kWait).has_value());
+  EXPECT_TRUE(fs::exists(marker));
 }
 
 TEST_F(LocalDispatcherTest, FinishedReportIsRetriedWhileTheStoreIsUnavailable) {
@@ -611,27 +632,30 @@ TEST_F(LocalDispatcherTest, RestartAdoptsARunningTaskAndReportsItsRealExitCode) 
   EXPECT_EQ(*second->dispatch(requestOf(a, "true")), DispatchOutcome::kAlreadyRunning);
 }
 
-TEST_F(LocalDispatcherTest, AdopterReportsRunningWhenTheOldSchedulerNeverDid) {
-  RecordingEvents before;
-  RecordingEvents after;
-  after.setStoreMode(true);  // the attempt is still queued in this store
-  before.setAnswer([](ReportType, const AttemptRef&) -> std::optional<Status> { return unavailable("store down"); });
-  const AttemptRef a = attemptOf("adopt", "r1", "unreported");
-  auto first = make(before);
+// An adopter speaks for the execution it adopts: it re-sends the claim with the recorded id, which the
+// store accepts again (ARCHITECTURE §8.13), and heartbeats follow — the task is not killed.
+TEST_F(LocalDispatcherTest, AnAdopterReclaimsWithTheRecordedExecution) {
+  RecordingEvents store;  // one store for both schedulers, answering like the real one
+  store.setStoreMode(true);
+  const AttemptRef a = attemptOf("adopt", "r1", "reclaimed");
+  auto first = make(store, {}, 100ms);
   ASSERT_EQ(*first->dispatch(requestOf(a, "sleep 1.5")), DispatchOutcome::kStarted);
-  ASSERT_TRUE(waitUntil([&] { return before.count(ReportType::kRunning, a) >= 1; }, kWait));
+  ASSERT_TRUE(store.waitCount(ReportType::kRunning, a, 1, kWait));
   first.reset();
 
-  auto second = make(after, {}, 100ms);
-  auto finished = after.waitFinished(a, kWait);
+  auto second = make(store, {}, 100ms);
+  auto finished = store.waitFinished(a, kWait);
   ASSERT_TRUE(finished.has_value());
   EXPECT_TRUE(finished->outcome.success) << "the task was not killed: " << finished->outcome.message;
-  const auto reports = after.reportsFor(a);
+  const auto reports = store.reportsFor(a);
   ASSERT_GE(reports.size(), 3u);
-  EXPECT_EQ(reports[0].type, ReportType::kHeartbeat);
-  EXPECT_EQ(reports[0].answer.code(), StatusCode::kConflict) << "the probe finds it still queued";
-  EXPECT_EQ(reports[1].type, ReportType::kRunning);
-  EXPECT_TRUE(reports[1].answer.isOk());
+  EXPECT_EQ(reports[0].type, ReportType::kRunning);
+  EXPECT_EQ(reports[1].type, ReportType::kRunning) << "the adopter claims again";
+  EXPECT_TRUE(reports[1].answer.isOk()) << reports[1].answer.toString();
+  for (const auto& r : reports) {
+    EXPECT_EQ(r.execution_id, reports[0].execution_id) << "one execution from start to end";
+    EXPECT_TRUE(r.answer.isOk()) << r.answer.toString();
+  }
 }
 
 TEST_F(LocalDispatcherTest, TaskThatEndedWhileNoDispatcherWasAliveIsReportedWithItsExitCode) {

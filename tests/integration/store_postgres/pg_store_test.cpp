@@ -384,7 +384,7 @@ TEST_F(PgStoreTest, TheHistoryGetsOneRowPerAppliedTransitionAndNoneForARefusedOn
   EXPECT_FALSE(apply(key, "b", S::kScheduled, 1, S::kQueued, at(1))) << "wrong state";
   EXPECT_FALSE(apply(key, "b", S::kNone, 1, S::kRunning, at(1))) << "a move the table forbids";
   EXPECT_TRUE(apply(key, "a", S::kScheduled, 1, S::kQueued, at(2)));
-  const AttemptRef a1{key, "a", 1};
+  const ExecutionRef a1{AttemptRef{key, "a", 1}, "host-a/101/e1"};
   ASSERT_TRUE(store().reportRunning(a1, at(3)).isOk());
   ASSERT_TRUE(store().reportHeartbeat(a1, at(4)).isOk());  // a fact, not a transition
   ASSERT_TRUE(store().reportFinished(a1, TaskOutcome{false, 3, "exit code 3"}, at(5)).isOk());

@@ -376,7 +376,7 @@ TEST_F(RedisStoreTest, FiguresForTheChangeFeedAndConcurrentReports) {
   for (int i = 0; i < 200; ++i) {
     sink.clear();
     const auto sent = SteadyClock::now();
-    ASSERT_TRUE(store().reportRunning(AttemptRef{key, ids[static_cast<std::size_t>(i)], 1}, at(3)).isOk());
+    ASSERT_TRUE(store().reportRunning(ExecutionRef{AttemptRef{key, ids[static_cast<std::size_t>(i)], 1}, "exec-1"}, at(3)).isOk());
     const auto changes = sink.waitFor(1);
     ASSERT_FALSE(changes.empty());
     latencies_us.push_back(std::chrono::duration<double, std::micro>(changes[0].second - sent).count());
@@ -396,7 +396,7 @@ TEST_F(RedisStoreTest, FiguresForTheChangeFeedAndConcurrentReports) {
     threads.emplace_back([&, t] {
       for (int i = 0; i < kPerThread; ++i) {
         const auto& id = ids[static_cast<std::size_t>((t * 25 + i) % 200)];
-        if (!store().reportHeartbeat(AttemptRef{key, id, 1}, at(4 + i)).isOk()) ++failures;
+        if (!store().reportHeartbeat(ExecutionRef{AttemptRef{key, id, 1}, "exec-1"}, at(4 + i)).isOk()) ++failures;
       }
     });
   }

@@ -104,8 +104,8 @@ TEST(EngineLeadership, ExecutorReportsAreAcceptedWhoeverLeads) {  // §8.7
   h.build();  // never leads
   auto successor = h.store.openHandle();
   ASSERT_TRUE(successor->claimTerm("replica-b").isOk());
-  EXPECT_TRUE(h.events->running({run, "a", 1}).isOk());
-  EXPECT_TRUE(h.events->finished({run, "a", 1}, TaskOutcome{true, 0, ""}).isOk());
+  EXPECT_TRUE(h.events->running({{run, "a", 1}, "exec-1"}).isOk());
+  EXPECT_TRUE(h.events->finished({{run, "a", 1}, "exec-1"}, TaskOutcome{true, 0, ""}).isOk());
   EXPECT_EQ(h.state(run, "a"), S::kSuccess);
 }
 

@@ -112,7 +112,7 @@ TEST(EngineReapers, ARetriedAttemptIsNotKilledByItsPredecessorsHeartbeat) {  // 
   EXPECT_EQ(now.state, S::kQueued);
   EXPECT_FALSE(now.last_heartbeat_at.has_value());
   EXPECT_EQ(now.queued_at, h.clock.now());
-  ASSERT_TRUE(h.events->running({run, "a", 2}).isOk());
+  ASSERT_TRUE(h.events->running({{run, "a", 2}, "exec-2"}).isOk());
   h.clock.advance(10s);
   h.tick();
   EXPECT_EQ(h.state(run, "a"), S::kRunning);

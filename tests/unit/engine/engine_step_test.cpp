@@ -204,7 +204,7 @@ TEST(EngineStep, ReportsAStaleFinishedReportWithoutApplyingIt) {
   h.addDag(d);
   auto run = h.seedRunning("etl", {{"a", EngineHarness::ti(S::kRunning, 2, 3)}, {"b", EngineHarness::ti(S::kNone)}});
   h.build();
-  Status s = h.events->finished({run, "a", 1}, TaskOutcome{true, 0, ""});
+  Status s = h.events->finished({{run, "a", 1}, "exec-1"}, TaskOutcome{true, 0, ""});
   EXPECT_EQ(s.code(), StatusCode::kConflict);
   EXPECT_EQ(h.state(run, "a"), S::kRunning);
   EXPECT_THAT(h.logs(), HasSubstr("stale finished report ignored"));
