@@ -109,7 +109,18 @@ Result<bool> Engine::campaignOnce() {
     (void)leader_.release();
     return term.status();
   }
+  // The term is tied to the lock: a replica that lost the lock while claiming (a pause, a slow
+  // store) must not make a single decision under the term it just claimed.
+  auto still = leader_.check();
+  if (!still || !*still) {
+    log_->warn("leadership lost while claiming a term; not leading term={} error={}", *term,
+               still ? std::string("lock_released") : still.status().toString());
+    if (!still) (void)leader_.release();
+    return still ? Result<bool>(false) : Result<bool>(still.status());
+  }
   term_ = *term;
+  check_interval_us_ = duration_cast<microseconds>(leader_.checkInterval()).count();
+  leadership_confirmed_us_ = steadyMicros();
   failed_checks_ = 0;
   stepdown_requested_ = false;
   reload_everything_ = true;
@@ -134,6 +145,7 @@ bool Engine::checkLeadershipOnce() {
   }();
   if (held.isOk() && *held) {
     failed_checks_ = 0;
+    leadership_confirmed_us_ = steadyMicros();
     return true;
   }
   if (held.isOk()) {
@@ -707,12 +719,13 @@ void Engine::writeFromWorker(const DispatchJob& job, TaskTransitionWrite write, 
 void Engine::handOver(DispatchJob& job, const std::atomic<bool>& cancelled) {
   const AttemptRef& a = job.request.attempt;
   const RunKey& key = a.run;
-  auto given_up = [&] { return cancelled.load() || !leading_ || term_ != job.term; };
+  auto given_up = [&] { return cancelled.load() || !leading_ || stepdown_requested_ || term_ != job.term; };
   milliseconds backoff = options_.dispatch_retry_backoff;
   Status last;
   const int limit = std::max(options_.dispatch_retry_limit, 1);
   for (int attempt = 1; attempt <= limit; ++attempt) {
-    if (given_up()) return;  // the attempt stays queued: the next leader hands it over
+    // The attempt stays queued when this replica gives up: the next leader hands it over.
+    if (!awaitConfirmedLeadership(job, cancelled)) return;
     bool accepted = false;
     bool at_capacity = false;
     if (job.route == kInlineRoute) {
@@ -773,6 +786,19 @@ void Engine::handOver(DispatchJob& job, const std::atomic<bool>& cancelled) {
                   {a.task_id, TaskState::kQueued, a.try_number, TaskState::kFailed,
                    fmt::format("dispatch_failed: {} (after {} attempts)", last.message(), limit), false},
                   "dispatch_failed");
+}
+
+bool Engine::awaitConfirmedLeadership(const DispatchJob& job, const std::atomic<bool>& cancelled) {
+  // The watchdog confirms every check interval; twice that is overdue yet still inside a lease
+  // (store-redis: lease = 3 intervals).
+  const std::int64_t fresh_for = 2 * check_interval_us_.load();
+  while (true) {
+    if (cancelled.load() || !leading_ || stepdown_requested_ || term_ != job.term) return false;
+    if (steadyMicros() - leadership_confirmed_us_.load() <= fresh_for) return true;
+    // Overdue: the process was paused, or the watchdog is stuck on a slow check. Whether another
+    // replica leads now is unknown until the watchdog's next check answers.
+    std::this_thread::sleep_for(milliseconds{2});
+  }
 }
 
 // ---------------------------------------------------------------------------------------------------

@@ -110,6 +110,9 @@ class Engine {
   std::optional<std::size_t> routeFor(const TaskSpec& task) const;
   std::size_t routeCapacity(std::size_t route) const;
   void handOver(DispatchJob& job, const std::atomic<bool>& cancelled);
+  /// Waits until leadership was confirmed within the last check interval; false when the job
+  /// must be given up instead (step-down, another term, cancelled).
+  bool awaitConfirmedLeadership(const DispatchJob& job, const std::atomic<bool>& cancelled);
   void writeFromWorker(const DispatchJob& job, TaskTransitionWrite write, const char* decision);
 
   // helpers
@@ -139,6 +142,11 @@ class Engine {
   std::mutex stepdown_mutex_;
   std::string stepdown_reason_;
   int failed_checks_ = 0;
+  // Steady-clock micros of the last time the Leader confirmed this replica leads (acquired or a
+  // check passed). Hand-overs wait while it is older than one check interval: a replica that was
+  // frozen past its lease must not hand anything over before it has checked again (§8.13).
+  std::atomic<std::int64_t> leadership_confirmed_us_{0};
+  std::atomic<std::int64_t> check_interval_us_{0};  // Leader::checkInterval(), read when leadership began
   std::optional<std::chrono::steady_clock::time_point> stepped_down_at_;
 
   // leader-only state, touched by the loop thread alone
