@@ -4,6 +4,7 @@
 #include <signal.h>
 
 #include <fstream>
+#include <iostream>
 #include <set>
 #include <thread>
 
@@ -146,6 +147,56 @@ TEST_P(Chaos, ALeaderStoppedPastItsLeaseIsFencedWhenItResumes) {
   }
   EXPECT_THAT(leader.log(), ::testing::HasSubstr("stepped down as scheduler leader")) << leader.log();
   EXPECT_NE(leaderOf(stack), first);  // the follower still leads
+}
+
+// ARCHITECTURE §8.13: two schedulers as two machines (state, logs and work folders of their own, so
+// no lock on disk can save the day) on one store. The leader is frozen while its single dispatch
+// worker still has a queue of hand-overs, the other takes over and hands every queued attempt over
+// again, then the old one wakes up. Only the store's claim decides which execution runs the code.
+TEST_P(Chaos, TwoHostsNeverStartOneAttemptTwiceAcrossAFrozenHandOver) {
+  E2eStack::Options o = options();
+  o.lease = 2000ms;
+  o.max_parallel = 64;
+  o.extra_scheduler_toml = "dispatch_pool_size = 1";
+  E2eStack stack("two-hosts", o);
+  constexpr int kWidth = 240;
+  json tasks = json::array();
+  tasks.push_back({{"task_id", "start"}, {"type", "bash"}, {"entrypoint", stack.ledgerTask()}});
+  for (int i = 0; i < kWidth; ++i) {
+    tasks.push_back({{"task_id", "f" + std::to_string(i)},
+                     {"type", "bash"},
+                     {"entrypoint", stack.ledgerTask(0.3)},
+                     {"depends_on", {"start"}}});
+  }
+  stack.writeDag({{"dag_id", "fan"}, {"tasks", tasks}});
+  ASSERT_EQ(stack.leoflow("dags sync " + (stack.dir() / "dags").string()).exit_code, 0);
+
+  auto a = stack.startSchedulerOnHost("host-a", "a");
+  ASSERT_TRUE(stack.waitForStatus([](const json& j) { return !j["leader"]["holder"].is_null(); }, 20s)) << a->log();
+  const std::string first = leaderOf(stack);
+  auto b = stack.startSchedulerOnHost("host-b", "b");
+  trigger(stack, "fan", "w1");
+  // Mid-way through the hand-overs: the fan-out has begun, most of it still queued behind the one worker.
+  ASSERT_TRUE(waitForLedger(stack, 3, 60s)) << a->log();
+  a->signal(SIGSTOP);
+  const json frozen = json::parse(stack.leoflow("runs show w1 --dag fan --json").out, nullptr, false);
+  ASSERT_FALSE(frozen.is_discarded());
+  int queued = 0;
+  for (const json& t : frozen["tasks"]) queued += t["state"] == "queued" ? 1 : 0;
+  EXPECT_GT(queued, 0) << "frozen in the middle of handing over: " << frozen.dump();
+  std::cerr << "frozen with " << queued << " attempts queued\n";
+  ASSERT_TRUE(stack.waitForStatus(
+      [&](const json& j) { return !j["leader"]["holder"].is_null() && j["leader"]["holder"] != first; }, 30s))
+      << b->log();
+  // Let the new leader re-dispatch what is queued before the old one wakes with its own queue.
+  std::this_thread::sleep_for(500ms);
+  a->signal(SIGCONT);
+
+  auto run = stack.waitForRun("fan", "w1", 180s);
+  ASSERT_TRUE(run) << a->log() << b->log();
+  EXPECT_EQ((*run)["state"], "success") << (*run).dump(1);
+  expectEveryAttemptOnce(stack, "w1", kWidth + 1);
+  EXPECT_THAT(a->log(), ::testing::HasSubstr("stepped down as scheduler leader")) << a->log();
 }
 
 // Redis: SHUTDOWN, one second down, started again; PostgreSQL: `pg_ctl restart -m fast`.

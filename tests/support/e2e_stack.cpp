@@ -328,13 +328,13 @@ E2eStack::E2eStack(const std::string& tag, Options options)
   fs::create_directories(dir() / "dags");
   server_ = startStoreServer(options_.store, dir());
   config_ = dir() / "leoflow.toml";
-  writeConfig();
+  writeConfig(config_, dir());
 }
 
 E2eStack::~E2eStack() = default;
 
-void E2eStack::writeConfig() {
-  std::ofstream f(config_);
+void E2eStack::writeConfig(const fs::path& path, const fs::path& host_dir) const {
+  std::ofstream f(path);
   f << "[scheduler]\n"
     << "tick_interval_ms = " << options_.tick.count() << "\n"
     << "orphan_threshold_s = " << options_.orphan_threshold_s << "\n"
@@ -347,9 +347,9 @@ void E2eStack::writeConfig() {
     << server_->leaseToml(options_.lease)
     << "[dispatcher]\nplugin = \"dispatcher-local\"\n[dispatcher.config]\n"
     << "max_parallel = " << options_.max_parallel << "\n"
-    << "work_dir = \"" << (options_.work_dir.empty() ? (dir() / "work").string() : options_.work_dir) << "\"\n"
-    << "log_dir = \"" << (dir() / "logs").string() << "\"\n"
-    << "state_dir = \"" << (dir() / "state").string() << "\"\n";
+    << "work_dir = \"" << (options_.work_dir.empty() ? (host_dir / "work").string() : options_.work_dir) << "\"\n"
+    << "log_dir = \"" << (host_dir / "logs").string() << "\"\n"
+    << "state_dir = \"" << (host_dir / "state").string() << "\"\n";
 }
 
 fs::path E2eStack::writeDag(const nlohmann::json& dag) {
@@ -373,6 +373,16 @@ CommandOutput E2eStack::leoflow(const std::string& args, const std::string& stdi
 std::unique_ptr<ChildProcess> E2eStack::startScheduler(const std::string& name) {
   return std::make_unique<ChildProcess>(std::vector<std::string>{leoflowBinary(), "scheduler"},
                                         std::map<std::string, std::string>{{"LEOFLOW_CONFIG", config_.string()}},
+                                        dir() / (name + ".log"));
+}
+
+std::unique_ptr<ChildProcess> E2eStack::startSchedulerOnHost(const std::string& name, const std::string& host) {
+  const fs::path host_dir = dir() / "hosts" / host;
+  fs::create_directories(host_dir);
+  const fs::path config = host_dir / "leoflow.toml";
+  writeConfig(config, host_dir);
+  return std::make_unique<ChildProcess>(std::vector<std::string>{leoflowBinary(), "scheduler"},
+                                        std::map<std::string, std::string>{{"LEOFLOW_CONFIG", config.string()}},
                                         dir() / (name + ".log"));
 }
 

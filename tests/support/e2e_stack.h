@@ -188,6 +188,10 @@ class E2eStack {
   CommandOutput leoflow(const std::string& args, const std::string& stdin_text = "");
   /// Starts `leoflow scheduler` (named for its log file).
   std::unique_ptr<ChildProcess> startScheduler(const std::string& name);
+  /// Starts `leoflow scheduler` as if on another machine `host`: the same store, but a config of its
+  /// own whose dispatcher-local state_dir, log_dir and work_dir lie under hosts/<host>/, so nothing
+  /// on disk (state-file locks, adoption) is shared with the stack's other schedulers.
+  std::unique_ptr<ChildProcess> startSchedulerOnHost(const std::string& name, const std::string& host);
 
   /// `runs show --json` until the run's state is terminal; the final JSON, or nullopt on timeout.
   std::optional<nlohmann::json> waitForRun(const std::string& dag_id, const std::string& run_id,
@@ -201,7 +205,8 @@ class E2eStack {
   std::vector<std::string> duplicateAttempts() const;
 
  private:
-  void writeConfig();
+  /// Writes a config to `path` whose dispatcher keeps its folders under `host_dir`.
+  void writeConfig(const std::filesystem::path& path, const std::filesystem::path& host_dir) const;
 
   TempDir dir_;
   Options options_;
