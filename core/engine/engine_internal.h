@@ -1,0 +1,40 @@
+// Private to the engine_*.cpp files: what more than one of them needs (Engine::TickState, the
+// steady clock in micros). Not part of the engine's interface; include engine.h instead.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "engine/engine.h"
+
+namespace leoflow::engine {
+
+inline std::int64_t steadyMicros() {
+  return std::chrono::duration_cast<std::chrono::microseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+struct Engine::TickState {
+  TickKind kind = TickKind::kFull;
+  Term term = 0;
+  Timestamp now{};
+  std::chrono::steady_clock::time_point steady_now;
+  TickReport report;
+  std::size_t pool_budget = 0;
+  std::vector<std::optional<std::size_t>> route_budget;  // lazily asked once per tick
+  std::optional<std::size_t> inline_budget;
+  std::map<std::string, int> active_per_dag;
+  bool active_listed = false;
+  std::vector<planning::Transition> plan;
+  std::vector<TaskTransitionWrite> writes;
+  std::vector<planning::TaskIndex> write_tasks;
+  std::vector<std::size_t> write_routes;
+  std::vector<RunKey> finished;
+};
+
+}  // namespace leoflow::engine

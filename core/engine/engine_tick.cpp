@@ -1,0 +1,356 @@
+// Engine, one tick: loading changed runs, advancing each (materialize, plan, write the decisions,
+// enqueue hand-overs), finalizing, and the liveness record. Split from engine.cpp.
+#include "engine/engine.h"
+
+#include <fmt/format.h>
+
+#include "engine/engine_internal.h"
+
+namespace leoflow::engine {
+namespace {
+
+using std::chrono::duration_cast;
+using std::chrono::microseconds;
+using std::chrono::steady_clock;
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------------
+// One tick
+
+TickReport Engine::tick(TickKind kind) {
+  const auto steady_start = steady_clock::now();
+  if (stepdown_requested_) {
+    std::string reason;
+    {
+      std::lock_guard lock(stepdown_mutex_);
+      reason = stepdown_reason_;
+    }
+    if (reason != "shutdown") stepDown(reason);
+  }
+  if (!leading_) {
+    // BEHAVIOUR §2.3 (#208): a follower reads and writes nothing.
+    last_tick_us_ = duration_cast<microseconds>(clock_.now().time_since_epoch()).count();
+    return {};
+  }
+  tick_timed_out_ = false;
+  tick_started_us_ = steadyMicros();
+
+  TickState t;
+  t.kind = kind;
+  t.term = term_;
+  t.now = clock_.now();
+  t.steady_now = steady_start;
+  t.report.led = true;
+  t.pool_budget = pool_->freeSlots();
+  t.route_budget.assign(dispatchers_.size(), std::nullopt);
+
+  // 1. Which runs to (re)load: what changed, plus everything on full ticks that is new or stale.
+  WakeSignal::Drained drained = wake_.drain();
+  dirty_.insert(drained.runs.begin(), drained.runs.end());
+  if (drained.everything) reload_everything_ = true;
+  std::vector<RunKey> to_load;
+  if (kind == TickKind::kFull || reload_everything_) {
+    auto active = store_.listActiveRuns();
+    if (!active) {
+      // BEHAVIOUR §10 item 13: a failed listing skips planning, not run creation or the reapers.
+      log_->error("listing active runs failed error={}", active.status().toString());
+      decision("active_runs_list_error");
+      noteStatus(t, active.status());
+    } else {
+      std::set<RunKey> listed;
+      for (const ActiveRun& a : *active) {
+        listed.insert(a.key);
+        ++t.active_per_dag[a.key.dag_id];
+        auto it = runs_.find(a.key);
+        if (it == runs_.end() || reload_everything_ || dirty_.count(a.key) != 0 ||
+            steady_start - it->second->loadedAt() >= options_.full_resync_interval) {
+          to_load.push_back(a.key);
+          dirty_.erase(a.key);
+        }
+      }
+      t.active_listed = true;
+      std::erase_if(runs_, [&](const auto& kv) { return listed.count(kv.first) == 0; });
+      std::erase_if(broken_runs_, [&](const auto& kv) { return listed.count(kv.first) == 0; });
+      reload_everything_ = false;
+    }
+  }
+  if (kind == TickKind::kFull) {
+    // As in Airflow, a paused DAG's runs schedule no new tasks; what runs finishes and reports.
+    if (auto dags = store_.listDags()) {
+      paused_dags_.clear();
+      for (const DagSummary& d : *dags) {
+        if (d.paused) paused_dags_.insert(d.dag_id);
+      }
+    } else {
+      log_->warn("listing dags failed; keeping the last known pauses error={}", dags.status().toString());
+    }
+  }
+  to_load.insert(to_load.end(), dirty_.begin(), dirty_.end());
+  dirty_.clear();
+  if (!to_load.empty() && !cancelled()) loadRuns(t, to_load);
+
+  // 2. A new leader first hands over what its predecessor left queued (before this tick queues
+  // anything of its own), then plans and writes every cached run, each isolated from the others.
+  if (redispatch_pending_ && t.active_listed && !cancelled()) redispatchQueued(t);
+  for (auto& [key, run] : runs_) {
+    if (cancelled()) break;
+    try {
+      advanceRun(t, *run);
+    } catch (const std::exception& e) {
+      log_->error("advancing run failed dag_id={} run_id={} error={}", key.dag_id, key.run_id, e.what());
+      decision("run_error");
+      ++t.report.errors;
+      dirty_.insert(key);
+    }
+  }
+  for (const RunKey& k : t.finished) {
+    runs_.erase(k);
+    std::lock_guard lock(handed_mutex_);
+    std::erase_if(handed_over_, [&](const auto& kv) { return kv.first.run == k; });
+  }
+
+  // 3. Full ticks: new runs from schedules, the reapers, the liveness record.
+  if (kind == TickKind::kFull) {
+    last_full_tick_ = steady_start;
+    if (t.active_listed && !cancelled()) createDueRuns(t);
+    if (!cancelled()) reapOrphans(t);
+    if (!cancelled()) reapAgentLost(t);
+    if (!cancelled()) reapDispatchLost(t);
+    if (!cancelled()) reconcileDispatchers(t);
+    if (!cancelled()) recordLiveness(t);
+  }
+
+  t.report.timed_out = tick_timed_out_;
+  tick_started_us_ = 0;
+  last_tick_us_ = duration_cast<microseconds>(clock_.now().time_since_epoch()).count();
+  recorder_.setDispatchQueueDepth(static_cast<std::int64_t>(pool_->depth()));
+  recorder_.observeTickDuration(duration_cast<microseconds>(steady_clock::now() - steady_start));
+  return t.report;
+}
+
+void Engine::loadRuns(TickState& t, const std::vector<RunKey>& keys) {
+  std::vector<Result<RunRecord>> loaded = store_.loadRuns(keys);
+  for (std::size_t i = 0; i < keys.size(); ++i) {
+    const RunKey& key = keys[i];
+    if (i >= loaded.size()) {
+      dirty_.insert(key);
+      continue;
+    }
+    Result<RunRecord>& r = loaded[i];
+    auto fail = [&](const std::string& why) {
+      runs_.erase(key);
+      // Log once per distinct reason: a poison run must not flood the log every tick.
+      auto [it, inserted] = broken_runs_.try_emplace(key, why);
+      if (inserted || it->second != why) {
+        it->second = why;
+        log_->error("run cannot be planned dag_id={} run_id={} error={}", key.dag_id, key.run_id, why);
+      }
+      decision("run_error");
+      ++t.report.errors;
+    };
+    if (!r) {
+      if (r.status().code() == StatusCode::kNotFound) {
+        runs_.erase(key);
+        continue;
+      }
+      if (r.status().code() == StatusCode::kUnavailable) dirty_.insert(key);
+      fail(r.status().toString());
+      continue;
+    }
+    if (isTerminal(r->state)) {  // finished since we last looked
+      runs_.erase(key);
+      broken_runs_.erase(key);
+      continue;
+    }
+    auto dag = catalog_.get(key.dag_id, r->dag_version);
+    if (!dag) {
+      fail(dag.status().message());
+      continue;
+    }
+    auto built = CachedRun::build(std::move(r).value(), *dag, t.steady_now);
+    if (!built) {
+      fail(built.status().message());
+      continue;
+    }
+    broken_runs_.erase(key);
+    runs_[key] = std::move(built).value();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Advancing one run (BEHAVIOUR §2.4, ARCHITECTURE §8.8)
+
+void Engine::materialize(TickState& t, CachedRun& run) {
+  const RunKey& key = run.record().key;
+  const DagVersion& dag = run.dag();
+  if (dag.dag.size() == 0) {
+    // ARCHITECTURE §8.2: a run with no tasks goes straight from queued to success.
+    Status s = store_.setRunState(t.term, key, DagRunState::kQueued, DagRunState::kSuccess, t.now, "");
+    if (s.isOk()) {
+      ++t.report.runs_finalized;
+      t.finished.push_back(key);
+      log_->info("run finished dag_id={} run_id={} state=success tasks=0", key.dag_id, key.run_id);
+    } else {
+      noteStatus(t, s);
+      dirty_.insert(key);
+    }
+    return;
+  }
+  std::vector<NewTaskInstance> tasks;
+  tasks.reserve(dag.spec.tasks.size());
+  for (const TaskSpec& spec : dag.spec.tasks) tasks.push_back({spec.task_id, spec.maxTries()});
+  Status s = store_.materializeRun(t.term, key, tasks, t.now);
+  if (s.isOk()) {
+    ++t.report.writes_applied;
+    log_->info("run started dag_id={} run_id={} tasks={}", key.dag_id, key.run_id, tasks.size());
+  } else if (s.code() != StatusCode::kConflict) {
+    log_->error("materializing run failed dag_id={} run_id={} error={}", key.dag_id, key.run_id, s.toString());
+    decision("run_error");
+    noteStatus(t, s);
+  }
+  dirty_.insert(key);  // read the instances back (or whatever won the race)
+}
+
+void Engine::advanceRun(TickState& t, CachedRun& run) {
+  const RunKey& key = run.record().key;
+  if (run.record().state == DagRunState::kQueued) {
+    materialize(t, run);
+    return;
+  }
+  if (!run.materialized()) {
+    log_->error("run is running without task instances dag_id={} run_id={}", key.dag_id, key.run_id);
+    decision("run_error");
+    ++t.report.errors;
+    return;
+  }
+  if (paused_dags_.count(key.dag_id) != 0) {
+    finalize(t, run);
+    return;
+  }
+  ++t.report.runs_planned;
+  run.planner().plan(t.now, t.plan);
+  t.writes.clear();
+  t.write_tasks.clear();
+  t.write_routes.clear();
+  for (const planning::Transition& tr : t.plan) {
+    const TaskInstance& ti = run.instance(tr.task);
+    const TaskSpec& spec = run.dag().spec.tasks[tr.task];
+    TaskTransitionWrite w{spec.task_id, ti.state, ti.try_number, tr.to, "", false};
+    std::size_t route = 0;
+    if (tr.to == TaskState::kQueued) {
+      auto r = routeFor(spec);
+      if (!r) {
+        // BEHAVIOUR §10 item 9: a task no executor can take fails at once, for good.
+        w.to = TaskState::kFailed;
+        w.exhaust_retries = true;
+        w.note = fmt::format("no executor available for a \"{}\" task: no configured dispatcher takes this task type",
+                             spec.type);
+        recorder_.recordUndispatchable("no_executor");
+        log_->warn("task has no available executor; failing it dag_id={} run_id={} task_id={} task_type={} "
+                   "reason=no_executor",
+                   key.dag_id, key.run_id, spec.task_id, spec.type);
+      } else {
+        // ARCHITECTURE §8.8: no more queued than the pool and the executor can take.
+        std::size_t* budget = nullptr;
+        if (*r == kInlineRoute) {
+          if (!t.inline_budget) t.inline_budget = static_cast<std::size_t>(-1);
+          budget = &*t.inline_budget;
+        } else {
+          auto& slot = t.route_budget[*r];
+          if (!slot) slot = routeCapacity(*r);
+          budget = &*slot;
+        }
+        if (*budget == 0 || t.pool_budget == 0) {
+          ++t.report.backpressured;
+          decision("backpressure");
+          continue;
+        }
+        --*budget;
+        --t.pool_budget;
+        route = *r;
+      }
+    }
+    t.writes.push_back(std::move(w));
+    t.write_tasks.push_back(tr.task);
+    t.write_routes.push_back(route);
+  }
+
+  if (!t.writes.empty()) {
+    auto applied = store_.applyTransitions(t.term, key, t.writes, t.now);
+    if (!applied) {
+      log_->error("writing transitions failed dag_id={} run_id={} error={}", key.dag_id, key.run_id,
+                  applied.status().toString());
+      decision("run_error");
+      noteStatus(t, applied.status());
+      dirty_.insert(key);
+      return;
+    }
+    for (std::size_t i = 0; i < t.writes.size(); ++i) {
+      const TaskTransitionWrite& w = t.writes[i];
+      if (i >= applied->size() || !(*applied)[i]) {
+        dirty_.insert(key);  // the row moved under us (an executor report): re-read it
+        continue;
+      }
+      const planning::TaskIndex task = t.write_tasks[i];
+      run.applyWrite(task, w, t.now);
+      ++t.report.writes_applied;
+      decision(w.from == TaskState::kUpForRetry && w.to == TaskState::kNone ? "retry" : toString(w.to));
+      recorder_.recordTaskTransition(w.from, w.to, key.dag_id);
+      log_->debug("task moved dag_id={} run_id={} task_id={} try={} from={} to={}", key.dag_id, key.run_id,
+                  w.task_id, run.instance(task).try_number, toString(w.from), toString(w.to));
+      if (w.to == TaskState::kQueued) {
+        DispatchJob job;
+        job.term = t.term;
+        job.route = t.write_routes[i];
+        job.request = DispatchRequest{run.attempt(task), run.dag().spec.tasks[task], run.record().logical_date,
+                                      run.record().conf_json};
+        job.enqueued_at = steady_clock::now();
+        if (pool_->tryEnqueue(std::move(job))) {
+          ++t.report.dispatched;
+        } else {
+          // Only a stopping pool refuses within budget; the attempt stays queued for the next leader.
+          log_->warn("dispatch pool refused an attempt dag_id={} run_id={} task_id={}", key.dag_id, key.run_id,
+                     w.task_id);
+        }
+      }
+    }
+  }
+  finalize(t, run);
+}
+
+void Engine::finalize(TickState& t, CachedRun& run) {
+  const planning::FinalizeDecision verdict = run.planner().finalize();
+  if (!verdict.done) return;
+  const RunKey& key = run.record().key;
+  Status s = store_.setRunState(t.term, key, DagRunState::kRunning, verdict.state, t.now, "");
+  if (s.isOk()) {
+    ++t.report.runs_finalized;
+    run.setRunState(verdict.state);
+    t.finished.push_back(key);
+    log_->info("run finished dag_id={} run_id={} state={}", key.dag_id, key.run_id, toString(verdict.state));
+  } else {
+    if (s.code() != StatusCode::kConflict) {
+      log_->error("finalizing run failed dag_id={} run_id={} error={}", key.dag_id, key.run_id, s.toString());
+      decision("run_error");
+    }
+    noteStatus(t, s);
+    dirty_.insert(key);
+  }
+}
+
+void Engine::recordLiveness(TickState& t) {
+  LivenessRecord r;
+  r.holder = options_.replica_id;
+  r.term = t.term;
+  r.last_tick = t.now;
+  r.queue_depth = static_cast<std::int64_t>(pool_->depth());
+  r.active_runs = static_cast<std::int64_t>(runs_.size() + broken_runs_.size());
+  Status s = store_.recordLiveness(t.term, r);
+  if (!s.isOk()) {
+    log_->warn("recording liveness failed error={}", s.toString());
+    noteStatus(t, s);
+  }
+}
+
+}  // namespace leoflow::engine
