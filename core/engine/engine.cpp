@@ -29,6 +29,7 @@ Engine::Engine(EngineDeps deps, EngineOptions options, WakeSignal& wake)
       log_(deps.logger),
       wake_(wake),
       catalog_(store_, std::move(deps.decode_dag)) {
+  wake_.trackRuns(false);  // a follower remembers no changed runs (wake_signal.h)
   for (DispatcherRoute& route : deps.dispatchers) {
     auto guarded = std::make_unique<GuardedDispatcher>(*route.dispatcher, route.plugin);
     // A route takes the types both its config and its plugin allow; empty on either side = any.
@@ -52,7 +53,8 @@ Engine::Engine(EngineDeps deps, EngineOptions options, WakeSignal& wake)
     dispatchers_.push_back(std::move(guarded));
   }
   if (deps.inline_runner != nullptr) {
-    inline_runner_ = std::make_unique<GuardedInlineRunner>(*deps.inline_runner, deps.inline_runner_plugin);
+    inline_runner_ = std::make_unique<GuardedInlineRunner>(*deps.inline_runner, deps.inline_runner_plugin,
+                                                           deps.inline_runner_abi_minor);
   }
   if (deps.recorder != nullptr) recorder_.add(*deps.recorder);
   pool_ = std::make_unique<DispatchPool>(options_.dispatch_pool_size, options_.dispatch_queue_size,
@@ -79,6 +81,8 @@ bool Engine::cancelled() const { return stepdown_requested_ || tick_timed_out_; 
 
 void Engine::noteStatus(TickState& t, const Status& s) {
   ++t.report.errors;
+  if (s.code() == StatusCode::kUnavailable) ++t.report.unavailable;
+  if (s.code() == StatusCode::kUnavailable) last_store_outage_at_ = clock_.now();  // reapers: agent-lost pause
   if (s.code() == StatusCode::kFenced) {
     log_->warn("a newer leader claimed the store; stepping down reason=fenced term={}", t.term);
     requestStepDown("fenced");
@@ -104,6 +108,9 @@ void Engine::run(std::stop_token stop) {
   std::jthread watchdog([this](std::stop_token st) { watchdogLoop(st); });
   std::mutex m;
   std::condition_variable_any idle;
+  // Store outage back-off: doubling from 10 ms, capped at the tick interval. A tick that could not
+  // reach the store leaves runs dirty; without this the loop would retry them at full speed.
+  milliseconds outage_backoff{0};
 
   while (!stopping) {
     if (stepdown_requested_) {
@@ -128,6 +135,16 @@ void Engine::run(std::stop_token stop) {
     const TickKind kind = since_full >= options_.tick_interval ? TickKind::kFull : TickKind::kQuick;
     const TickReport report = tick(kind);
     if (kind == TickKind::kFull && !subscribed) subscribe();
+    if (report.unavailable > 0 && !report.progressed()) {
+      outage_backoff = std::min<milliseconds>(std::max<milliseconds>(2 * outage_backoff, milliseconds{10}),
+                                              std::max<milliseconds>(options_.tick_interval, milliseconds{10}));
+      // Change-feed resyncs and executor reports keep poking the wake signal during an outage, so
+      // this wait ignores them; only a stop ends it early.
+      std::unique_lock lock(m);
+      idle.wait_for(lock, stop, outage_backoff, [] { return false; });
+      continue;
+    }
+    outage_backoff = milliseconds{0};
     // Work begets work: a tick that moved something runs the next one at once, so a chain of
     // tasks advances at executor speed, not at tick speed.
     if (report.progressed() || !dirty_.empty()) continue;
@@ -173,7 +190,7 @@ std::optional<std::size_t> Engine::routeFor(const TaskSpec& task) const {
 }
 
 std::size_t Engine::routeCapacity(std::size_t route) const {
-  const std::size_t free = dispatchers_[route]->freeCapacity();
+  const std::size_t free = route == kInlineRoute ? inline_runner_->freeCapacity() : dispatchers_[route]->freeCapacity();
   const std::size_t pending = pool_->inFlight(route);  // handed to the pool, not yet to the dispatcher
   return free > pending ? free - pending : 0;
 }

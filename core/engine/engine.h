@@ -45,6 +45,7 @@ struct TickReport {
   std::size_t backpressured = 0;    ///< scheduled tasks left waiting for capacity
   std::size_t reaped = 0;
   std::size_t errors = 0;           ///< isolated failures (runs, DAGs, candidates, lists)
+  std::size_t unavailable = 0;      ///< of which the store could not be reached (the loop backs off)
   bool timed_out = false;           ///< the step timeout cut the tick short
   bool progressed() const { return writes_applied > 0 || runs_created > 0 || runs_finalized > 0; }
 };
@@ -122,6 +123,42 @@ class Engine {
   void requestStepDown(const std::string& reason);
   void watchdogLoop(std::stop_token stop);
 
+  // --- reapers (engine_reapers.cpp) ---
+ public:
+  /// Attempts remembered as handed over under this term (tests: the cache shrinks with its runs).
+  std::size_t handedOverCount() const;
+
+ private:
+  /// An attempt an executor accepted: when, and which plugin took it (the dispatch-lost note).
+  struct HandOver {
+    Timestamp at{};
+    std::string executor;
+  };
+  /// A run the planner cannot take: its DAG version does not load, or its instances do not match
+  /// the version. Failed with `note` one orphan threshold after this leader first saw it so.
+  struct Unplannable {
+    Timestamp since{};
+    DagRunState state = DagRunState::kQueued;
+    std::string note;
+  };
+  /// Fails one attempt `from` → failed with `note` (agent-lost, dispatch-lost): one guarded write,
+  /// then the decision `decision_type`, the transition metric and a log line; on a write error
+  /// `<decision_type>_error`. true when the write applied.
+  bool failAttempt(TickState& t, const AttemptRef& a, TaskState from, std::string note, const char* decision_type);
+  void reapUnplannable(TickState& t);
+  /// Notes (from loadRuns) that a run cannot be planned, and why; forgetRun() or a good load clears it.
+  void noteUnplannable(TickState& t, const RunKey& key, DagRunState state, std::string note);
+  /// Drops everything this leader keeps about a run that ended (cache, hand-overs, broken marks).
+  void forgetRun(const RunKey& key);
+
+  std::map<RunKey, Unplannable> unplannable_;  // loop thread only; reset when the term changes
+  Term unplannable_term_ = 0;
+  // Engine clock of the last kUnavailable status noteStatus() saw: heartbeats could not land
+  // while the store was unreachable, so the agent-lost reaper waits a threshold after it.
+  std::optional<Timestamp> last_store_outage_at_;
+  bool agent_lost_pause_logged_ = false;
+  // --- end reapers ---
+
   EngineOptions options_;
   GuardedStore store_;
   GuardedLeader leader_;
@@ -147,6 +184,9 @@ class Engine {
   // frozen past its lease must not hand anything over before it has checked again (§8.13).
   std::atomic<std::int64_t> leadership_confirmed_us_{0};
   std::atomic<std::int64_t> check_interval_us_{0};  // Leader::checkInterval(), read when leadership began
+  // Only a running watchdog confirms leadership; a caller that drives tick() itself (tests, tools)
+  // checks leadership itself, and hand-overs then do not wait for confirmations.
+  std::atomic<bool> watchdog_running_{false};
   std::optional<std::chrono::steady_clock::time_point> stepped_down_at_;
 
   // leader-only state, touched by the loop thread alone
@@ -161,7 +201,7 @@ class Engine {
 
   // shared with dispatch workers
   mutable std::mutex handed_mutex_;
-  std::map<AttemptRef, Timestamp> handed_over_;  // attempts an executor accepted under this term, and when
+  std::map<AttemptRef, HandOver> handed_over_;  // attempts an executor accepted under this term: when, by whom
 
   // health and step timeout
   std::atomic<std::int64_t> last_tick_us_{0};    // 0 = never ticked as leader

@@ -109,8 +109,11 @@ void Engine::handOver(DispatchJob& job, const std::atomic<bool>& cancelled) {
     if (accepted) {
       recorder_.observeDispatchLatency(duration_cast<microseconds>(steady_clock::now() - job.enqueued_at));
       {
+        // Who took it, for the dispatch-lost reaper's note ("handed to <plugin> at <time>").
+        HandOver handed{clock_.now(), job.route == kInlineRoute ? inline_runner_->pluginName()
+                                                                : dispatchers_[job.route]->pluginName()};
         std::lock_guard lock(handed_mutex_);
-        handed_over_[a] = clock_.now();
+        handed_over_[a] = std::move(handed);
       }
       log_->debug("attempt handed over dag_id={} run_id={} task_id={} try={}", key.dag_id, key.run_id, a.task_id,
                   a.try_number);

@@ -55,6 +55,7 @@ Result<bool> Engine::campaignOnce() {
   last_tick_us_ = 0;           // a fresh start-up grace for health
   leading_since_us_ = duration_cast<microseconds>(clock_.now().time_since_epoch()).count();
   last_full_tick_ = {};
+  wake_.trackRuns(true);
   leading_ = true;
   if (stepped_down_at_) {
     recorder_.observeSchedulerReacquire(duration_cast<microseconds>(steady_clock::now() - *stepped_down_at_));
@@ -108,6 +109,7 @@ void Engine::stepDown(const std::string& reason) {
   runs_.clear();
   broken_runs_.clear();
   dirty_.clear();
+  wake_.trackRuns(false);
   {
     std::lock_guard lock(handed_mutex_);
     handed_over_.clear();
@@ -127,6 +129,11 @@ void Engine::watchdogLoop(std::stop_token stop) {
   std::mutex m;
   std::condition_variable_any cv;
   auto next_check = steady_clock::now();
+  watchdog_running_ = true;
+  struct Off {
+    std::atomic<bool>& flag;
+    ~Off() { flag = false; }
+  } off{watchdog_running_};
   while (!stop.stop_requested()) {
     {
       std::unique_lock lock(m);
@@ -155,6 +162,7 @@ bool Engine::awaitConfirmedLeadership(const DispatchJob& job, const std::atomic<
   const std::int64_t fresh_for = 2 * check_interval_us_.load();
   while (true) {
     if (cancelled.load() || !leading_ || stepdown_requested_ || term_ != job.term) return false;
+    if (!watchdog_running_) return true;
     if (steadyMicros() - leadership_confirmed_us_.load() <= fresh_for) return true;
     // Overdue: the process was paused, or the watchdog is stuck on a slow check. Whether another
     // replica leads now is unknown until the watchdog's next check answers.

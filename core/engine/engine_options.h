@@ -2,6 +2,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <string>
@@ -9,6 +10,7 @@
 
 #include <spdlog/logger.h>
 
+#include <leoflow/abi.h>
 #include <leoflow/context.h>
 #include <leoflow/dispatcher.h>
 #include <leoflow/inline_runner.h>
@@ -67,6 +69,7 @@ struct EngineDeps {
   std::vector<DispatcherRoute> dispatchers;
   InlineRunner* inline_runner = nullptr;  ///< optional
   std::string inline_runner_plugin = "inline-runner";
+  std::uint32_t inline_runner_abi_minor = LEOFLOW_ABI_MINOR;  ///< the SDK minor it was built with
   Recorder* recorder = nullptr;           ///< optional (metrics are then dropped)
   const Clock* clock = nullptr;
   std::shared_ptr<spdlog::logger> logger;

@@ -151,29 +151,45 @@ void Engine::loadRuns(TickState& t, const std::vector<RunKey>& keys) {
     };
     if (!r) {
       if (r.status().code() == StatusCode::kNotFound) {
-        runs_.erase(key);
+        forgetRun(key);
         continue;
       }
-      if (r.status().code() == StatusCode::kUnavailable) dirty_.insert(key);
+      if (r.status().code() == StatusCode::kUnavailable) {
+        dirty_.insert(key);
+        ++t.report.unavailable;  // the loop backs off before it tries again
+      }
       fail(r.status().toString());
       continue;
     }
     if (isTerminal(r->state)) {  // finished since we last looked
-      runs_.erase(key);
-      broken_runs_.erase(key);
+      forgetRun(key);
       continue;
     }
-    auto dag = catalog_.get(key.dag_id, r->dag_version);
+    const DagRunState state = r->state;
+    const std::int64_t version = r->dag_version;
+    auto dag = catalog_.get(key.dag_id, version);
     if (!dag) {
       fail(dag.status().message());
+      // A version that does not exist or does not decode never will: the run is failed after a
+      // while (reapUnplannable) instead of holding its max_active_runs slot forever. A store that
+      // could not answer says nothing about the version.
+      const StatusCode code = dag.status().code();
+      if (code == StatusCode::kNotFound || code == StatusCode::kInvalidArgument) {
+        noteUnplannable(t, key, state,
+                        fmt::format("dag version {} cannot be loaded: {}", version, dag.status().message()));
+      }
       continue;
     }
     auto built = CachedRun::build(std::move(r).value(), *dag, t.steady_now);
     if (!built) {
       fail(built.status().message());
+      // Instances that do not match the version (a task without one) never will either.
+      noteUnplannable(t, key, state,
+                      fmt::format("task instances do not match dag version {}: {}", version, built.status().message()));
       continue;
     }
     broken_runs_.erase(key);
+    unplannable_.erase(key);
     runs_[key] = std::move(built).value();
   }
 }
@@ -184,6 +200,26 @@ void Engine::loadRuns(TickState& t, const std::vector<RunKey>& keys) {
 void Engine::materialize(TickState& t, CachedRun& run) {
   const RunKey& key = run.record().key;
   const DagVersion& dag = run.dag();
+  if (run.size() > 0) {
+    // BEHAVIOUR §10 items 15-16: a queued run that already has its instances (a crash between
+    // materializing and the run's queued → running move, in a store that does them apart).
+    // materializeRun refuses it, so asking again would retry forever; CachedRun::build found an
+    // instance for every task of the version, so the run starts from the instances it has.
+    Status s = store_.setRunState(t.term, key, DagRunState::kQueued, DagRunState::kRunning, t.now, "");
+    if (s.isOk()) {
+      run.setRunState(DagRunState::kRunning);
+      ++t.report.writes_applied;
+      decision("run_resumed");
+      log_->warn("queued run already has task instances; starting it from them dag_id={} run_id={} tasks={}",
+                 key.dag_id, key.run_id, run.size());
+    } else if (s.code() != StatusCode::kConflict) {
+      log_->error("starting queued run failed dag_id={} run_id={} error={}", key.dag_id, key.run_id, s.toString());
+      decision("run_error");
+      noteStatus(t, s);
+    }
+    dirty_.insert(key);  // read it back (started_at, or whatever won the race)
+    return;
+  }
   if (dag.dag.size() == 0) {
     // ARCHITECTURE §8.2: a run with no tasks goes straight from queued to success.
     Status s = store_.setRunState(t.term, key, DagRunState::kQueued, DagRunState::kSuccess, t.now, "");
@@ -254,7 +290,7 @@ void Engine::advanceRun(TickState& t, CachedRun& run) {
         // ARCHITECTURE §8.8: no more queued than the pool and the executor can take.
         std::size_t* budget = nullptr;
         if (*r == kInlineRoute) {
-          if (!t.inline_budget) t.inline_budget = static_cast<std::size_t>(-1);
+          if (!t.inline_budget) t.inline_budget = routeCapacity(kInlineRoute);
           budget = &*t.inline_budget;
         } else {
           auto& slot = t.route_budget[*r];

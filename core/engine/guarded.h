@@ -176,18 +176,31 @@ class GuardedDispatcher final : public Dispatcher {
 
 class GuardedInlineRunner final : public InlineRunner {
  public:
-  GuardedInlineRunner(InlineRunner& inner, std::string plugin) : inner_(inner), plugin_(std::move(plugin)) {}
+  /// `abi_minor`: the SDK minor the plugin was built with; freeCapacity() (2.2) is not called on older ones.
+  GuardedInlineRunner(InlineRunner& inner, std::string plugin, std::uint32_t abi_minor = LEOFLOW_ABI_MINOR)
+      : inner_(inner), plugin_(std::move(plugin)), abi_minor_(abi_minor) {}
   Result<bool> start(const DispatchRequest& r) override { return guardCall(plugin_, [&] { return inner_.start(r); }); }
+  /// 0 when the plugin throws: nothing more is queued for it this tick.
+  std::size_t freeCapacity() const override {
+    if (abi_minor_ < 2) return InlineRunner::freeCapacity();
+    try {
+      return inner_.freeCapacity();
+    } catch (...) {
+      return 0;
+    }
+  }
   void shutdown() override {
     try {
       inner_.shutdown();
     } catch (...) {  // shutting down regardless
     }
   }
+  const std::string& pluginName() const noexcept { return plugin_; }
 
  private:
   InlineRunner& inner_;
   std::string plugin_;
+  std::uint32_t abi_minor_;
 };
 
 }  // namespace leoflow::engine

@@ -15,14 +15,29 @@ namespace leoflow::engine {
 
 class WakeSignal final : public ChangeSink {
  public:
-  /// A run changed (its instances or its state): reload it and plan it.
+  /// A run changed (its instances or its state): reload it and plan it. Only a leader remembers
+  /// which: a follower plans nothing, and reloads everything when it comes to lead, so its set
+  /// would only grow with the change feed.
   void runChanged(const RunKey& run) {
     {
       std::lock_guard lock(mutex_);
+      if (!tracking_runs_) return;
       changed_runs_.insert(run);
       pending_ = true;
     }
     cv_.notify_all();
+  }
+  /// Whether runChanged() is remembered (the engine turns it on while it leads); turning it off
+  /// forgets what accumulated.
+  void trackRuns(bool on) {
+    std::lock_guard lock(mutex_);
+    tracking_runs_ = on;
+    if (!on) changed_runs_.clear();
+  }
+  /// How many changed runs wait for the next drain().
+  std::size_t pendingRuns() const {
+    std::lock_guard lock(mutex_);
+    return changed_runs_.size();
   }
   /// Something changed that is not about one run (a DAG, a new run, a resync): plan everything.
   void everythingChanged() {
@@ -73,9 +88,10 @@ class WakeSignal final : public ChangeSink {
   void onResync() override { everythingChanged(); }
 
  private:
-  std::mutex mutex_;
+  mutable std::mutex mutex_;
   std::condition_variable cv_;
   std::set<RunKey> changed_runs_;
+  bool tracking_runs_ = true;
   bool everything_ = false;
   bool pending_ = false;
 };

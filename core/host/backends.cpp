@@ -112,7 +112,9 @@ Backends::Backends(const HostConfig& config, PluginLoader& loader, Scope scope,
       planned_dispatchers.push_back({&d, &f, bindPluginConfig(d, f.configKeys())});
     }
     if (config.inline_runner) {
-      inline_factory = &loader.load(config.inline_runner->plugin).inlineRunnerFactory();
+      const LoadedPlugin& inline_plugin = loader.load(config.inline_runner->plugin);
+      inline_factory = &inline_plugin.inlineRunnerFactory();
+      inline_abi_minor_ = inline_plugin.abiMinor();
       inline_config = bindPluginConfig(*config.inline_runner, inline_factory->configKeys());
       inline_plugin_ = config.inline_runner->plugin;
     }

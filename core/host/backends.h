@@ -7,6 +7,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <stdexcept>
@@ -77,6 +78,8 @@ class Backends {
   std::vector<engine::DispatcherRoute> dispatcherRoutes();
   InlineRunner* inlineRunner() { return inline_runner_.get(); }
   const std::string& inlineRunnerPlugin() const { return inline_plugin_; }
+  /// The SDK minor the inline runner plugin was built with (the host calls newer hooks only on newer plugins).
+  std::uint32_t inlineRunnerAbiMinor() const { return inline_abi_minor_; }
   Recorder& recorder() { return recorders_fanout_; }
   const Clock& clock() const { return clock_; }
   engine::WakeSignal& wake() { return wake_; }
@@ -108,6 +111,7 @@ class Backends {
   };
   std::vector<Route> dispatchers_;
   std::unique_ptr<InlineRunner> inline_runner_;
+  std::uint32_t inline_abi_minor_ = 0;
 };
 
 }  // namespace leoflow::host

@@ -32,9 +32,23 @@ constexpr std::string_view kFileSuffix = ".so";
 // only grows), so they can be read before anything else is trusted.
 constexpr std::size_t kLeadingFieldsSize = offsetof(LeoflowPluginDescriptor, abi_minor) + sizeof(std::uint32_t);
 // Everything ABI 1.0 reads. A plugin built against a later minor has a larger struct; one built
-// against 1.0 has exactly this much.
+// against 1.0 (or 2.0) has exactly this much.
 constexpr std::size_t kMinDescriptorSize =
     offsetof(LeoflowPluginDescriptor, register_factories) + sizeof(LeoflowPluginDescriptor::register_factories);
+// Up to sdk_hash, which the descriptor has since SDK 2.1.
+constexpr std::size_t kSdkHashDescriptorSize =
+    offsetof(LeoflowPluginDescriptor, sdk_hash) + sizeof(LeoflowPluginDescriptor::sdk_hash);
+static_assert(kSdkHashDescriptorSize == sizeof(LeoflowPluginDescriptor),
+              "a descriptor field was appended: give it its own size and minor here");
+
+// Whether a descriptor of the host's ABI major and this minor has sdk_hash: since 2.1, and every
+// descriptor of a later major.
+constexpr bool hasSdkHash(std::uint32_t abi_minor) { return LEOFLOW_ABI_MAJOR > 2 || abi_minor >= 1; }
+
+// The fields a descriptor of the host's ABI major and this minor must have.
+constexpr std::size_t descriptorSizeFor(std::uint32_t abi_minor) {
+  return hasSdkHash(abi_minor) ? kSdkHashDescriptorSize : kMinDescriptorSize;
+}
 
 
 // "plugin "x" (/path/leoflow-x.so): " — the start of every refusal.
@@ -118,6 +132,7 @@ std::string_view toString(PluginErrorKind kind) noexcept {
     case PluginErrorKind::kAbiMajorMismatch: return "abi_major_mismatch";
     case PluginErrorKind::kAbiMinorNewer: return "abi_minor_newer";
     case PluginErrorKind::kBuildTagMismatch: return "build_tag_mismatch";
+    case PluginErrorKind::kSdkHashMismatch: return "sdk_hash_mismatch";
     case PluginErrorKind::kNameMismatch: return "name_mismatch";
     case PluginErrorKind::kRegistrarThrew: return "registrar_threw";
     case PluginErrorKind::kRegisteredNothing: return "registered_nothing";
@@ -312,6 +327,7 @@ class PluginLibraries {
     plugin->description_ = descriptor->description;
     plugin->path_ = path;
     plugin->build_tag_ = descriptor->build_tag;
+    if (hasSdkHash(descriptor->abi_minor)) plugin->sdk_hash_ = descriptor->sdk_hash;  // checked non-null
     plugin->abi_major_ = descriptor->abi_major;
     plugin->abi_minor_ = descriptor->abi_minor;
     registerFactories(*plugin, *descriptor);
@@ -341,7 +357,13 @@ class PluginLibraries {
                  " (ABI minor " + std::to_string(d->abi_minor) + " > " + std::to_string(LEOFLOW_ABI_MINOR) +
                  "); upgrade leoflow or rebuild the plugin against this SDK");
     }
-    if (d->struct_size < kMinDescriptorSize) refuse(PluginErrorKind::kDescriptorTooSmall, name, path, too_small);
+    // From here on the plugin's minor is at most the host's: it has the fields of its minor.
+    const std::size_t needed = descriptorSizeFor(d->abi_minor);
+    if (d->struct_size < needed) {
+      refuse(PluginErrorKind::kDescriptorTooSmall, name, path,
+             "descriptor struct_size is " + std::to_string(d->struct_size) + " bytes, too small for ABI " +
+                 abiString(d->abi_major, d->abi_minor) + " (at least " + std::to_string(needed) + " bytes)");
+    }
     const auto null_field = [&](const char* field) {
       refuse(PluginErrorKind::kInvalidDescriptor, name, path, std::string("descriptor field ") + field + " is null");
     };
@@ -350,11 +372,26 @@ class PluginLibraries {
     if (d->version == nullptr) null_field("version");
     if (d->description == nullptr) null_field("description");
     if (d->register_factories == nullptr) null_field("register_factories");
+    if (hasSdkHash(d->abi_minor) && d->sdk_hash == nullptr) null_field("sdk_hash");
     // DuckDB's lesson: a C++ interface must match the host's build exactly, so compare the whole tag.
     if (std::strcmp(d->build_tag, LEOFLOW_BUILD_TAG) != 0) {
       refuse(PluginErrorKind::kBuildTagMismatch, name, path,
              "build tag " + text::quoted(d->build_tag) + " differs from the host's " + text::quoted(LEOFLOW_BUILD_TAG) +
                  "; build the plugin with the host's compiler, C++ standard, spdlog and fmt");
+    }
+    // The ABI version alone does not identify the SDK: two builds may have different headers at one
+    // major.minor (a development tree, a patched SDK), and a plugin of one calling into the other
+    // through a changed vtable or struct crashes. So at equal major.minor the header hashes must be
+    // equal too; an older minor's headers are a different SDK by definition and not compared
+    // (ARCHITECTURE §8.17).
+    if (d->abi_minor == LEOFLOW_ABI_MINOR && std::strcmp(d->sdk_hash, LEOFLOW_SDK_HASH) != 0) {
+      refuse(PluginErrorKind::kSdkHashMismatch, name, path,
+             "built against SDK " + abiString(d->abi_major, d->abi_minor) + " headers with hash " +
+                 text::quoted(d->sdk_hash) + ", but the host's SDK " +
+                 abiString(LEOFLOW_ABI_MAJOR, LEOFLOW_ABI_MINOR) + " headers hash to " +
+                 text::quoted(LEOFLOW_SDK_HASH) +
+                 ": the same ABI version with other interfaces (another leoflow revision or changed "
+                 "headers); rebuild the plugin against this leoflow's SDK");
     }
     if (name != d->name) {
       refuse(PluginErrorKind::kNameMismatch, name, path,

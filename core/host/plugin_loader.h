@@ -35,6 +35,7 @@ enum class PluginErrorKind : std::uint8_t {
   kAbiMajorMismatch,     ///< the plugin's ABI major differs from the host's
   kAbiMinorNewer,        ///< the plugin needs a newer SDK minor than the host has
   kBuildTagMismatch,     ///< compiler, standard library, C++ standard, spdlog or fmt differ
+  kSdkHashMismatch,      ///< same ABI major.minor as the host, but built against other SDK headers
   kNameMismatch,         ///< the descriptor's name is not the file's <name>
   kRegistrarThrew,       ///< the registrar threw; the message carries the exception's what()
   kRegisteredNothing,    ///< the registrar added no factory
@@ -87,6 +88,9 @@ class LoadedPlugin {
   /// The absolute path the library was loaded from.
   const std::filesystem::path& path() const noexcept { return path_; }
   const std::string& buildTag() const noexcept { return build_tag_; }
+  /// LEOFLOW_SDK_HASH of the plugin's SDK headers; empty for a plugin of SDK 2.0, whose descriptor
+  /// has no such field (ARCHITECTURE §8.17).
+  const std::string& sdkHash() const noexcept { return sdk_hash_; }
   std::uint32_t abiMajor() const noexcept { return abi_major_; }
   std::uint32_t abiMinor() const noexcept { return abi_minor_; }
 
@@ -120,6 +124,7 @@ class LoadedPlugin {
   std::string description_;
   std::filesystem::path path_;
   std::string build_tag_;
+  std::string sdk_hash_;
   std::uint32_t abi_major_ = 0;
   std::uint32_t abi_minor_ = 0;
   std::vector<std::unique_ptr<StoreFactory>> stores_;

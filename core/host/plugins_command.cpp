@@ -85,6 +85,7 @@ int describePlugin(const LoadedPlugin& plugin, std::ostream& out, std::ostream& 
       << "description: " << plugin.description() << '\n'
       << "path:        " << plugin.path().string() << '\n'
       << "sdk:         " << plugin.abiMajor() << '.' << plugin.abiMinor() << '\n'
+      << "sdk hash:    " << (plugin.sdkHash().empty() ? "none (an SDK 2.0 descriptor)" : plugin.sdkHash()) << '\n'
       << "build tag:   " << plugin.buildTag() << '\n'
       << "roles:       " << join(plugin.roles()) << '\n';
   const auto keys = [&](const char* role, const auto& factories) {
@@ -198,7 +199,7 @@ int runPluginsCheck(PluginLoader& loader, const fs::path& path, std::ostream& ou
     const LoadedPlugin& plugin = loader.loadFile(path);
     const int code = describePlugin(plugin, out, err, kProgram);
     if (code == kExitOk) out << "ok: " << plugin.path().string() << " is accepted by this leoflow (SDK "
-                             << LEOFLOW_ABI_MAJOR << '.' << LEOFLOW_ABI_MINOR << ")\n";
+                             << LEOFLOW_ABI_MAJOR << '.' << LEOFLOW_ABI_MINOR << ", sdk hash " LEOFLOW_SDK_HASH ")\n";
     return code;
   } catch (const PluginError& e) {
     err << kProgram << e.what() << '\n';

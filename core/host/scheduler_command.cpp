@@ -1,6 +1,9 @@
 #include "host/scheduler_command.h"
 
 #include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <mutex>
 #include <csignal>
 #include <iostream>
 #include <memory>
@@ -8,6 +11,8 @@
 
 #include <CLI/CLI.hpp>
 #include <pthread.h>
+#include <spdlog/spdlog.h>
+#include <unistd.h>
 
 #include "engine/engine.h"
 #include "host/backends.h"
@@ -38,24 +43,40 @@ engine::EngineOptions engineOptions(const SchedulerSettings& s, const std::strin
 }
 
 // SIGINT/SIGTERM are blocked in every thread and taken by one waiting thread, which asks the
-// engine to stop: no work happens in a signal handler.
+// engine to stop: no work happens in a signal handler. The same thread then holds the promise of
+// ARCHITECTURE §8.11 — the process ends within 10 s of the signal — even when a plugin call on the
+// shutdown path hangs (a frozen store server answers nothing, and not every client library can
+// bound every call): past the deadline it logs what it does and exits at once.
 class SignalWatcher {
  public:
+  /// From the signal to a forced exit; a second of the 10 s is left for the exit itself.
+  static constexpr std::chrono::milliseconds kShutdownDeadline{9000};
+
   SignalWatcher() {
     sigemptyset(&set_);
     sigaddset(&set_, SIGINT);
     sigaddset(&set_, SIGTERM);
     pthread_sigmask(SIG_BLOCK, &set_, nullptr);
   }
-  /// Calls `on_signal` (once) from the watcher thread when a signal arrives.
-  void start(std::function<void(int)> on_signal) {
-    thread_ = std::thread([this, on_signal] {
+  /// Calls `on_signal` (once) from the watcher thread when a signal arrives, then `on_overdue` and
+  /// _exit(kExitUnreachable) when this object is not destroyed within kShutdownDeadline of it.
+  void start(std::function<void(int)> on_signal, std::function<void()> on_overdue) {
+    thread_ = std::thread([this, on_signal, on_overdue] {
       int sig = 0;
-      if (sigwait(&set_, &sig) == 0 && sig != 0 && !done_) on_signal(sig);
+      if (sigwait(&set_, &sig) != 0 || sig == 0 || done_) return;
+      on_signal(sig);
+      std::unique_lock lock(mutex_);
+      if (cv_.wait_for(lock, kShutdownDeadline, [this] { return done_.load(); })) return;
+      on_overdue();
+      ::_exit(kExitUnreachable);
     });
   }
   ~SignalWatcher() {
-    done_ = true;
+    {
+      std::lock_guard lock(mutex_);
+      done_ = true;
+    }
+    cv_.notify_all();
     if (thread_.joinable()) {
       pthread_kill(thread_.native_handle(), SIGTERM);  // wakes sigwait; ignored as done_
       thread_.join();
@@ -65,6 +86,8 @@ class SignalWatcher {
  private:
   sigset_t set_{};
   std::atomic<bool> done_{false};
+  std::mutex mutex_;
+  std::condition_variable cv_;
   std::thread thread_;
 };
 
@@ -77,10 +100,17 @@ int runScheduler(CommandContext& ctx, const std::string& log_level_override) {
 
   SignalWatcher signals;
   std::stop_source stop;
-  signals.start([&](int sig) {
-    log->info("signal received; shutting down signal={}", sig == SIGINT ? "SIGINT" : "SIGTERM");
-    stop.request_stop();
-  });
+  signals.start(
+      [&](int sig) {
+        log->info("signal received; shutting down signal={}", sig == SIGINT ? "SIGINT" : "SIGTERM");
+        stop.request_stop();
+      },
+      [&] {
+        log->error("shutdown not finished {} s after the signal (a backend call hangs); exiting now — "
+                   "attempts in flight are adopted or re-dispatched by the next leader",
+                   SignalWatcher::kShutdownDeadline.count() / 1000);
+        spdlog::apply_all([](const std::shared_ptr<spdlog::logger>& l) { l->flush(); });
+      });
 
   PluginLoader loader(config.plugin_search_path);
   // The scheduler keeps trying an unreachable backend with back-off (§8.6) until told to stop: one
@@ -117,6 +147,7 @@ int runScheduler(CommandContext& ctx, const std::string& log_level_override) {
   deps.dispatchers = backends.dispatcherRoutes();
   deps.inline_runner = backends.inlineRunner();
   deps.inline_runner_plugin = backends.inlineRunnerPlugin();
+  deps.inline_runner_abi_minor = backends.inlineRunnerAbiMinor();
   deps.recorder = &backends.recorder();
   deps.clock = &backends.clock();
   deps.logger = makeLogger("engine");

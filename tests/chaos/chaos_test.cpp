@@ -2,11 +2,15 @@
 // finishes and no task attempt runs twice (each task appends "run/task/try" to the ledger). Every
 // scenario runs on every store (store-redis, store-postgres), each on a server of its own.
 #include <signal.h>
+#include <unistd.h>
 
 #include <fstream>
 #include <iostream>
+#include <iterator>
+#include <sstream>
 #include <set>
 #include <thread>
+#include <vector>
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -197,6 +201,68 @@ TEST_P(Chaos, TwoHostsNeverStartOneAttemptTwiceAcrossAFrozenHandOver) {
   EXPECT_EQ((*run)["state"], "success") << (*run).dump(1);
   expectEveryAttemptOnce(stack, "w1", kWidth + 1);
   EXPECT_THAT(a->log(), ::testing::HasSubstr("stepped down as scheduler leader")) << a->log();
+}
+
+// CPU time (user + system) a process has used so far, from /proc/<pid>/stat.
+double cpuSeconds(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  // fields after the command name, which is in parentheses and may hold spaces
+  std::istringstream rest(text.substr(text.rfind(')') + 2));
+  std::vector<std::string> f{std::istream_iterator<std::string>(rest), std::istream_iterator<std::string>()};
+  // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name
+  return (std::stod(f.at(11)) + std::stod(f.at(12))) / static_cast<double>(::sysconf(_SC_CLK_TCK));
+}
+
+// An outage of the store — frozen (SIGSTOP: connections hang) or gone (refused connections) — costs
+// the scheduler almost no CPU: every loop backs off instead of spinning; the run finishes afterwards.
+TEST_P(Chaos, AStoreOutageCostsTheSchedulerLittleCpu) {
+  E2eStack stack("outage-cpu", options());
+  writeChain(stack, "chain", 6, 0.3);
+  auto s1 = stack.startScheduler("s1");
+  ASSERT_TRUE(stack.waitForStatus([](const json& j) { return !j["leader"]["holder"].is_null(); }, 20s));
+  trigger(stack, "chain", "c1");
+  ASSERT_TRUE(waitForLedger(stack, 2, 30s)) << s1->log();
+
+  const double before_freeze = cpuSeconds(s1->pid());
+  stack.server().freeze();
+  std::this_thread::sleep_for(10s);
+  const double frozen_cpu = cpuSeconds(s1->pid()) - before_freeze;
+  stack.server().thaw();
+
+  const double before_stop = cpuSeconds(s1->pid());
+  stack.server().stop();
+  std::this_thread::sleep_for(10s);
+  const double refused_cpu = cpuSeconds(s1->pid()) - before_stop;
+  stack.server().start();
+
+  std::cerr << "scheduler CPU through 10 s of outage: frozen " << frozen_cpu << " s, refused " << refused_cpu
+            << " s\n";
+  EXPECT_LT(frozen_cpu, 0.5) << "5 % of a core at most, frozen store";
+  EXPECT_LT(refused_cpu, 0.5) << "5 % of a core at most, refused connections";
+  auto run = stack.waitForRun("chain", "c1", 120s);
+  ASSERT_TRUE(run) << s1->log();
+  EXPECT_EQ((*run)["state"], "success") << run->dump(1);
+  expectEveryAttemptOnce(stack, "c1", 6);
+}
+
+// ARCHITECTURE §8.11: SIGTERM ends the scheduler within 10 s, even when every store call hangs.
+TEST_P(Chaos, SigtermEndsTheSchedulerWithinTenSecondsWhileTheStoreIsFrozen) {
+  E2eStack stack("sigterm-frozen", options());
+  writeChain(stack, "chain", 6, 0.3);
+  auto s1 = stack.startScheduler("s1");
+  ASSERT_TRUE(stack.waitForStatus([](const json& j) { return !j["leader"]["holder"].is_null(); }, 20s));
+  trigger(stack, "chain", "c1");
+  ASSERT_TRUE(waitForLedger(stack, 2, 30s)) << s1->log();
+  stack.server().freeze();
+  std::this_thread::sleep_for(500ms);  // calls in flight now hang
+  const auto t0 = std::chrono::steady_clock::now();
+  s1->signal(SIGTERM);
+  auto code = s1->wait(12s);
+  const auto took = std::chrono::steady_clock::now() - t0;
+  stack.server().thaw();
+  ASSERT_TRUE(code) << "still running 12 s after SIGTERM:\n" << s1->log();
+  EXPECT_LT(took, 10s) << s1->log();
 }
 
 // Redis: SHUTDOWN, one second down, started again; PostgreSQL: `pg_ctl restart -m fast`.

@@ -50,6 +50,7 @@ TEST_F(LoaderTest, ReadsTheDescriptorOfAGoodPlugin) {
   EXPECT_EQ(plugin.description(), "every role, trivially (a loader test fixture)");
   EXPECT_EQ(plugin.path().string(), canonicalOf(fixture("good")));
   EXPECT_EQ(plugin.buildTag(), LEOFLOW_BUILD_TAG);
+  EXPECT_EQ(plugin.sdkHash(), LEOFLOW_SDK_HASH);
   EXPECT_EQ(plugin.abiMajor(), static_cast<std::uint32_t>(LEOFLOW_ABI_MAJOR));
   EXPECT_EQ(plugin.abiMinor(), static_cast<std::uint32_t>(LEOFLOW_ABI_MINOR));
   EXPECT_THAT(plugin.roles(), ElementsAre("store", "leader", "dispatcher", "inline_runner", "recorder"));
@@ -58,6 +59,17 @@ TEST_F(LoaderTest, ReadsTheDescriptorOfAGoodPlugin) {
   EXPECT_EQ(plugin.dispatchers().size(), 1u);
   EXPECT_EQ(plugin.inlineRunners().size(), 1u);
   EXPECT_EQ(plugin.recorders().size(), 1u);
+}
+
+// A plugin of an older minor is another SDK by definition: its headers are not compared, and one of
+// SDK 2.0, whose descriptor ends before sdk_hash, is read only as far as its struct_size (§8.17).
+TEST_F(LoaderTest, AcceptsAPluginOfAnOlderMinorWithoutComparingHeaders) {
+  if (LEOFLOW_ABI_MAJOR != 2) GTEST_SKIP() << "the fixture is an SDK 2.0 plugin; this host's major is " << LEOFLOW_ABI_MAJOR;
+  const LoadedPlugin& plugin = loader_.load("good-sdk-2-0");
+  EXPECT_EQ(plugin.abiMajor(), 2u);
+  EXPECT_EQ(plugin.abiMinor(), 0u);
+  EXPECT_EQ(plugin.sdkHash(), "");
+  EXPECT_THAT(plugin.roles(), ElementsAre("dispatcher"));
 }
 
 TEST_F(LoaderTest, LoadsALibraryOnceForTheWholeProcess) {
@@ -219,6 +231,11 @@ std::vector<Refusal> refusals() {
        PluginErrorKind::kBuildTagMismatch,
        {"build tag \"gcc-4.8;cxx11abi=0;cxx=201103L;spdlog=0.1.0;fmt=10000\"",
         std::string("differs from the host's \"") + LEOFLOW_BUILD_TAG + "\""}},
+      {"bad-sdk-hash",
+       PluginErrorKind::kSdkHashMismatch,
+       {"built against SDK " + host_abi + " headers with hash \"badc0ffee0ddf00d\"",
+        "the host's SDK " + host_abi + " headers hash to \"" LEOFLOW_SDK_HASH "\"",
+        "rebuild the plugin against this leoflow's SDK"}},
       {"bad-name", PluginErrorKind::kNameMismatch, {"descriptor names \"someone-else\", not \"bad-name\""}},
       {"bad-struct-size",
        PluginErrorKind::kDescriptorTooSmall,

@@ -80,6 +80,9 @@ TEST_F(PluginsCommand, ListShowsWhyARefusedPluginIsRefused) {
                                 std::to_string(LEOFLOW_ABI_MAJOR + 1) + "\\." + std::to_string(LEOFLOW_ABI_MINOR) +
                                 "\\) differs from the host's " + std::to_string(LEOFLOW_ABI_MAJOR) + " .*"));
   EXPECT_THAT(lineWith(r.out, fixture("bad-not-elf").string()), HasSubstr("cannot load the library"));
+  EXPECT_THAT(lineWith(r.out, fixture("bad-sdk-hash").string()),
+              HasSubstr("refused: built against SDK " + std::to_string(LEOFLOW_ABI_MAJOR) + "." +
+                        std::to_string(LEOFLOW_ABI_MINOR) + " headers with hash \"badc0ffee0ddf00d\""));
 }
 
 TEST_F(PluginsCommand, ListMarksAShadowedLibrary) {
@@ -100,6 +103,9 @@ TEST_F(PluginsCommand, DescribeShowsTheDescriptorAndEveryFactorysKeys) {
   EXPECT_THAT(r.out, HasSubstr("version:     1.2.3\n"));
   EXPECT_THAT(r.out, HasSubstr("description: every role, trivially (a loader test fixture)\n"));
   EXPECT_THAT(r.out, HasSubstr("path:        " + canonicalOf(fixture("good")) + "\n"));
+  EXPECT_THAT(r.out, HasSubstr("sdk:         " + std::to_string(LEOFLOW_ABI_MAJOR) + "." +
+                               std::to_string(LEOFLOW_ABI_MINOR) + "\n"));
+  EXPECT_THAT(r.out, HasSubstr("sdk hash:    " LEOFLOW_SDK_HASH "\n"));
   EXPECT_THAT(r.out, HasSubstr("build tag:   " LEOFLOW_BUILD_TAG "\n"));
   EXPECT_THAT(r.out, HasSubstr("roles:       store, leader, dispatcher, inline_runner, recorder\n"));
   EXPECT_THAT(r.out, HasSubstr("store config keys:\n"));
@@ -130,7 +136,26 @@ TEST_F(PluginsCommand, CheckAcceptsAGoodLibrary) {
   EXPECT_THAT(r.out, HasSubstr("plugin:      good-dispatcher\n"));
   EXPECT_THAT(r.out, HasSubstr("roles:       dispatcher\n"));
   EXPECT_THAT(r.out, HasSubstr("ok: " + canonicalOf(fixture("good-dispatcher")) + " is accepted by this leoflow"));
+  EXPECT_THAT(r.out, HasSubstr(", sdk hash " LEOFLOW_SDK_HASH ")\n"));
   EXPECT_TRUE(r.err.empty());
+}
+
+TEST_F(PluginsCommand, CheckShowsAPluginOfAnOlderMinorHasNoHash) {
+  if (LEOFLOW_ABI_MAJOR != 2) GTEST_SKIP() << "the fixture is an SDK 2.0 plugin; this host's major is " << LEOFLOW_ABI_MAJOR;
+  const Output r = check(fixture("good-sdk-2-0"));
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("sdk:         2.0\n"));
+  EXPECT_THAT(r.out, HasSubstr("sdk hash:    none (an SDK 2.0 descriptor)\n"));
+}
+
+TEST_F(PluginsCommand, CheckNamesBothHashesForAPluginOfOtherSdkHeaders) {
+  const Output r = check(fixture("bad-sdk-hash"));
+  EXPECT_EQ(r.code, 2);
+  EXPECT_TRUE(r.out.empty());
+  EXPECT_THAT(r.err, HasSubstr("leoflow plugins check: plugin \"bad-sdk-hash\" (" + canonicalOf(fixture("bad-sdk-hash")) +
+                               "): built against SDK "));
+  EXPECT_THAT(r.err, HasSubstr("with hash \"badc0ffee0ddf00d\""));
+  EXPECT_THAT(r.err, HasSubstr("headers hash to \"" LEOFLOW_SDK_HASH "\""));
 }
 
 TEST_F(PluginsCommand, CheckPrintsTheExactReasonForARefusal) {

@@ -93,6 +93,8 @@ TEST(PublicApi, TheDescriptorIsWhatTheHostChecks) {
   EXPECT_EQ(d->abi_major, static_cast<std::uint32_t>(LEOFLOW_ABI_MAJOR));
   EXPECT_EQ(d->abi_minor, static_cast<std::uint32_t>(LEOFLOW_ABI_MINOR));
   EXPECT_STREQ(d->build_tag, LEOFLOW_BUILD_TAG);
+  EXPECT_STREQ(d->sdk_hash, LEOFLOW_SDK_HASH);
+  EXPECT_EQ(std::strlen(d->sdk_hash), 16u) << d->sdk_hash;
   EXPECT_STREQ(d->name, "public-api");
   EXPECT_STREQ(d->version, "0.0.1");
   EXPECT_NE(d->register_factories, nullptr);

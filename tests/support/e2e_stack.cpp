@@ -235,6 +235,10 @@ void RedisServer::restart() {
   start();
 }
 
+void RedisServer::freeze() { process_->signal(SIGSTOP); }
+
+void RedisServer::thaw() { process_->signal(SIGCONT); }
+
 std::string RedisServer::connectionToml() const { return "url = \"" + url() + "\"\n"; }
 
 std::string RedisServer::leaseToml(std::chrono::milliseconds lease) const {
@@ -306,6 +310,30 @@ void PostgresServer::restart() {
   // the server keeps the options it was started with (postmaster.opts): same port, same socket
   pgCtl("-m fast restart");
   running_ = true;
+}
+
+namespace {
+
+// The postmaster's pid: the first line of its data folder's postmaster.pid.
+std::string postmasterPid(const fs::path& data) {
+  std::ifstream in(data / "postmaster.pid");
+  std::string pid;
+  std::getline(in, pid);
+  if (pid.empty()) throw std::runtime_error("no postmaster.pid in " + data.string());
+  return pid;
+}
+
+}  // namespace
+
+void PostgresServer::freeze() {
+  // The postmaster first, so it starts no new backend while its children are being stopped.
+  const std::string pid = postmasterPid(dir_ / "data");
+  runCommand("kill -STOP " + pid + " && pkill -STOP -P " + pid);
+}
+
+void PostgresServer::thaw() {
+  const std::string pid = postmasterPid(dir_ / "data");
+  runCommand("pkill -CONT -P " + pid + "; kill -CONT " + pid);
 }
 
 std::string PostgresServer::connectionToml() const { return "dsn = \"" + dsn() + "\"\n"; }

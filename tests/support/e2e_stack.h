@@ -87,6 +87,10 @@ class StoreServer {
   /// Restarts it the way an operator would, on the same port and data; returns once it answers
   /// again. Sessions of clients are cut.
   virtual void restart() = 0;
+  /// Stops every process of the server with SIGSTOP: connections stay open, nothing answers — a
+  /// server that hangs. thaw() sends SIGCONT.
+  virtual void freeze() = 0;
+  virtual void thaw() = 0;
   virtual int port() const = 0;
   /// The store plugin's name ("store-redis").
   virtual std::string plugin() const = 0;
@@ -106,6 +110,8 @@ class RedisServer final : public StoreServer {
   void stop() override;
   /// SHUTDOWN, one second down (clients see refused connections), then started again.
   void restart() override;
+  void freeze() override;
+  void thaw() override;
   int port() const override { return port_; }
   std::string plugin() const override { return "store-redis"; }
   std::string connectionToml() const override;
@@ -134,6 +140,9 @@ class PostgresServer final : public StoreServer {
   void stop() override;
   /// `pg_ctl restart -m fast`.
   void restart() override;
+  /// The postmaster and every backend of it.
+  void freeze() override;
+  void thaw() override;
   int port() const override { return port_; }
   std::string plugin() const override { return "store-postgres"; }
   std::string connectionToml() const override;

@@ -7,6 +7,7 @@
 #include <condition_variable>
 #include <deque>
 #include <functional>
+#include <limits>
 #include <map>
 #include <mutex>
 #include <string>
@@ -95,6 +96,8 @@ class FakeInlineRunner final : public InlineRunner {
   using Behaviour = std::function<Result<bool>(const DispatchRequest&)>;
   Result<bool> start(const DispatchRequest& request) override;
   void shutdown() override { shutdown_calls_++; }
+  std::size_t freeCapacity() const override { return capacity_.load(); }
+  void setCapacity(std::size_t capacity) { capacity_ = capacity; }
   void setBehaviour(Behaviour b);
   void completeWith(FakeExecutor* executor) { executor_ = executor; }
   std::vector<DispatchRequest> started() const;
@@ -106,6 +109,7 @@ class FakeInlineRunner final : public InlineRunner {
   std::vector<DispatchRequest> calls_;
   FakeExecutor* executor_ = nullptr;
   std::atomic<int> shutdown_calls_{0};
+  std::atomic<std::size_t> capacity_{std::numeric_limits<std::size_t>::max()};
 };
 
 /// Counts everything it is told. Thread-safe.

@@ -3,18 +3,27 @@
 // Plugins talk to the host through C++ interfaces, so a plugin must match the host's build exactly
 // (compiler, standard library ABI, language standard, spdlog and fmt), not just a version number:
 // the host compares the build tag byte for byte and refuses a mismatch with both tags in the
-// message. ABI major must be equal; a plugin's minor may not be newer than the host's.
+// message. ABI major must be equal; a plugin's minor may not be newer than the host's. At equal
+// major and minor the SDK header hash (LEOFLOW_SDK_HASH) must be equal too (ARCHITECTURE §8.17).
+//
+// Changing any SDK header in a way the compiler sees (not a comment) changes LEOFLOW_SDK_HASH, and
+// then the version below must step and the new hash be recorded in sdk_versions.txt beside this
+// file: the loader suite's sdk_versions test fails until it is, and says what to write.
 #pragma once
 
 #include <fmt/core.h>
 #include <spdlog/version.h>
+
+#include <leoflow/sdk_hash.h>
 
 /// Raised on any incompatible change to an SDK type or interface.
 /// 2: executions (ARCHITECTURE §8.13) — TaskEvents and the Store's reports take an ExecutionRef.
 #define LEOFLOW_ABI_MAJOR 2
 /// Raised when the SDK grows compatibly (a new descriptor field at the end, a new optional hook).
 /// (2.0 includes Store::migrate() and Store::deleteFinishedRuns(), added in 1.1.)
-#define LEOFLOW_ABI_MINOR 0
+/// 1: the descriptor's sdk_hash, LEOFLOW_SDK_HASH of the plugin's SDK headers.
+/// 2: InlineRunner::freeCapacity() (appended; called on plugins of minor >= 2 only).
+#define LEOFLOW_ABI_MINOR 2
 
 #define LEOFLOW_ABI_STR2(x) #x
 #define LEOFLOW_ABI_STR(x) LEOFLOW_ABI_STR2(x)

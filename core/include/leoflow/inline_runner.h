@@ -4,6 +4,8 @@
 // PluginContext::events() like any executor.
 #pragma once
 
+#include <cstddef>
+#include <limits>
 #include <memory>
 #include <vector>
 
@@ -27,6 +29,11 @@ class InlineRunner {
   virtual Result<bool> start(const DispatchRequest& request) = 0;
   /// Stops taking work and waits (bounded) for running calls to report.
   virtual void shutdown() = 0;
+  /// SDK 2.2: how many more attempts start() would take right now, like Dispatcher::freeCapacity():
+  /// the host moves no more inline tasks to queued, so a full runner leaves them `scheduled`
+  /// instead of cycling them queued → scheduled. The host calls it only on plugins built with
+  /// SDK minor >= 2; the default (and older plugins) mean "no limit known": start() answers false.
+  virtual std::size_t freeCapacity() const { return std::numeric_limits<std::size_t>::max(); }
 };
 
 class InlineRunnerFactory {

@@ -2,8 +2,9 @@
 // `leoflow_plugin_descriptor()`, returning a static descriptor (ARCHITECTURE §3).
 //
 // The host reads the descriptor with plain C before any plugin C++ runs: struct size first, ABI
-// major/minor, build tag, name (equal to the file's <name>), version, description. Only if all of
-// them check out does it call the registrar, inside try/catch, which adds the library's factories.
+// major/minor, build tag, SDK header hash (when the plugin's major.minor is the host's), name (equal
+// to the file's <name>), version, description. Only if all of them check out does it call the
+// registrar, inside try/catch, which adds the library's factories.
 // A library may register several factories, for one role or several (store-redis provides a
 // Store and a Leader).
 //
@@ -56,6 +57,8 @@ struct LeoflowPluginDescriptor {
   const char* version;        ///< the plugin's own version
   const char* description;    ///< one line for `leoflow plugins list`
   void (*register_factories)(leoflow::PluginRegistrar& registrar);
+  // --- SDK 2.1 ---
+  const char* sdk_hash;       ///< LEOFLOW_SDK_HASH of the plugin's SDK headers (ARCHITECTURE §8.17)
 };
 
 }  // extern "C"
@@ -69,6 +72,6 @@ struct LeoflowPluginDescriptor {
   leoflow_plugin_descriptor() {                                                                  \
     static const LeoflowPluginDescriptor descriptor{                                             \
         sizeof(LeoflowPluginDescriptor), LEOFLOW_ABI_MAJOR, LEOFLOW_ABI_MINOR, LEOFLOW_BUILD_TAG, \
-        NAME, VERSION, DESCRIPTION, REGISTER_FN};                                                \
+        NAME, VERSION, DESCRIPTION, REGISTER_FN, LEOFLOW_SDK_HASH};                              \
     return &descriptor;                                                                          \
   }

@@ -24,10 +24,13 @@ using leoflow::plugins::dispatcher_echo::EchoDispatcherFactory;
 
 class RecordingEvents final : public leoflow::TaskEvents {
  public:
-  leoflow::Status running(const AttemptRef& a) override { return add("running " + a.task_id); }
-  leoflow::Status heartbeat(const AttemptRef& a) override { return add("heartbeat " + a.task_id); }
-  leoflow::Status finished(const AttemptRef& a, const leoflow::TaskOutcome& o) override {
-    return add("finished " + a.task_id + (o.success ? " success " : " failed ") + o.message);
+  // Every report carries the execution that claimed the attempt (SDK 2: claim before run).
+  leoflow::Status running(const leoflow::ExecutionRef& e) override { return add("running " + e.attempt.task_id); }
+  leoflow::Status heartbeat(const leoflow::ExecutionRef& e) override {
+    return add("heartbeat " + e.attempt.task_id);
+  }
+  leoflow::Status finished(const leoflow::ExecutionRef& e, const leoflow::TaskOutcome& o) override {
+    return add("finished " + e.attempt.task_id + (o.success ? " success " : " failed ") + o.message);
   }
 
   /// Waits (bounded) until `n` finished reports arrived.

@@ -52,6 +52,24 @@ TEST(EngineDispatch, InlineHttpTasksGoToTheInlineRunner) {  // 44
   EXPECT_EQ(h.state(run, "call"), S::kQueued);
 }
 
+// SDK 2.2: a runner that says it is full is not offered the task at all — it stays scheduled,
+// rather than cycling scheduled → queued → scheduled at full speed.
+TEST(EngineDispatch, AFullInlineRunnerLeavesTasksScheduled) {
+  EngineHarness h;
+  auto run = scheduledRun(h, dag("hook", {task("call", {}, "http_api")}));
+  h.inline_runner.setCapacity(0);
+  h.build(true, true);
+  h.lead();
+  for (int i = 0; i < 3; ++i) h.tick();
+  EXPECT_EQ(h.inline_runner.calls(), 0);
+  EXPECT_EQ(h.state(run, "call"), S::kScheduled);
+  EXPECT_FALSE(h.store.task(run, "call")->queued_at.has_value());
+  h.inline_runner.setCapacity(1);
+  h.tick();
+  EXPECT_EQ(h.inline_runner.calls(), 1);
+  EXPECT_EQ(h.state(run, "call"), S::kQueued);
+}
+
 TEST(EngineDispatch, AnInlineRunnerAtCapacityReturnsTheTaskToScheduled) {  // 45
   EngineHarness h;
   auto run = scheduledRun(h, dag("hook", {task("call", {}, "http_api")}));

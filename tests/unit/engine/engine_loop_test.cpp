@@ -54,5 +54,51 @@ TEST(EngineLoop, AFollowerKeepsCampaigningAndTakesOverWhenTheLeaseFrees) {
   EXPECT_TRUE(waitFor([&] { return h.engine->leading(); }, 2s));
 }
 
+// Issue 9 §2: a run whose load fails as unavailable is marked dirty again; the loop must back off
+// (doubling, capped at the tick interval) instead of retrying it at full speed.
+TEST(EngineLoop, AStoreThatFailsLoadsAtOnceIsRetriedWithBackOffNotInASpin) {
+  EngineHarness h;
+  h.options.tick_interval = 500ms;
+  h.addDag(linear());
+  const RunKey key = h.trigger("etl");
+  h.store.failLoadOf(key);
+  h.build();
+  std::jthread loop([&](std::stop_token st) { h.engine->run(st); });
+  ASSERT_TRUE(waitFor([&] { return h.engine->leading(); }, 2s));
+  h.store.resetCalls();
+  std::this_thread::sleep_for(1500ms);
+  const int loads = h.store.calls(Method::kLoadRuns);
+  // 10, 20, 40, ... 500 ms, then every 500 ms: about a dozen in 1.5 s; a spin makes thousands.
+  EXPECT_LE(loads, 20) << "loads in 1.5 s of outage";
+  EXPECT_GE(loads, 3) << "it keeps trying";
+  h.store.clearFailures();
+  EXPECT_TRUE(waitFor([&] { return h.state(key, "a") != S::kNone; }, 5s)) << "it recovers within a back-off step";
+}
+
+// Issue 9 §2: the change feed reaches every replica; only the leader plans, so a follower must not
+// collect the runs it names.
+TEST(EngineLoop, AFollowerCollectsNoChangedRuns) {
+  EngineHarness h;
+  h.options.tick_interval = 10ms;
+  h.leader = std::make_unique<MemoryLeader>(h.board, "replica-a", 10ms);
+  h.board->acquire("replica-b");
+  h.addDag(linear());
+  h.build();
+  std::jthread loop([&](std::stop_token st) { h.engine->run(st); });
+  ASSERT_TRUE(waitFor([&] { return h.store.subscribed(); }, 2s)) << "a follower listens to the change feed too";
+  auto other = h.store.openHandle();
+  for (int i = 0; i < 50; ++i) {
+    NewRun r{{"etl", "r" + std::to_string(i)}, 1, RunTrigger::kManual, kNoon, "", kNoon};
+    ASSERT_TRUE(other->createRun(std::nullopt, r).isOk());
+  }
+  h.store.drainChanges();
+  std::this_thread::sleep_for(50ms);
+  EXPECT_FALSE(h.engine->leading());
+  EXPECT_EQ(h.wake.pendingRuns(), 0u);
+  // when it comes to lead it plans every run all the same (it reloads everything)
+  h.board->release("replica-b");
+  EXPECT_TRUE(waitFor([&] { return h.state(RunKey{"etl", "r49"}, "a") != S::kNone; }, 5s));
+}
+
 }  // namespace
 }  // namespace leoflow::engine::testing

@@ -122,16 +122,29 @@ TEST(EngineReapers, ARetriedAttemptIsNotKilledByItsPredecessorsHeartbeat) {  // 
 
 TEST(EngineReapers, FailsAttemptsQueuedPastTheDispatchThresholdThatNobodyHolds) {  // 63, 64, 67
   EngineHarness h;
-  h.addDag(dag("etl", {task("fresh"), task("stuck")}));
+  // Nothing this leader has can take a "legacy" task (a dispatcher that was configured away, say),
+  // so nobody hands these attempts over, nobody holds them and no hand-over limit fails them: only
+  // the reaper can. The fresh one is left alone; the stuck one fails as dispatch_lost, once.
+  h.dispatcher_types = {"python"};
+  h.addDag(dag("etl", {task("fresh", {}, "legacy"), task("stuck", {}, "legacy")}));
   auto run = h.seedRunning("etl", {{"fresh", queuedAt(kNoon - 10s)}, {"stuck", queuedAt(kNoon - 10min)}});
-  // this leader hands them over on winning, so let the executor refuse to take them for now
-  h.dispatcher.setBehaviour([](const DispatchRequest&) -> Result<DispatchOutcome> { return unavailable("busy"); });
-  h.options.dispatch_retry_limit = 1;
-  h.build();
   h.lead();
+  const TickReport report = h.tick();
+  EXPECT_EQ(h.state(run, "fresh"), S::kQueued);
+  auto stuck = h.store.task(run, "stuck");
+  EXPECT_EQ(stuck->state, S::kFailed);
+  EXPECT_EQ(stuck->note, "dispatch_lost: queued but never handed to an executor");
+  EXPECT_EQ(h.recorder.decisions("dispatch_lost"), 1);
+  EXPECT_EQ(h.recorder.transitions(S::kQueued, S::kFailed), 1);
+  EXPECT_EQ(report.reaped, 1u);
+  EXPECT_EQ(h.dispatcher.calls(), 0);  // nothing was handed over: the reaper did it all
+  h.clock.advance(2min);
   h.tick();
-  // a failed hand-over fails the attempt itself; the reaper is the backstop for what nobody holds
-  EXPECT_EQ(h.state(run, "stuck"), S::kFailed);
+  EXPECT_EQ(h.state(run, "fresh"), S::kQueued);  // 2m10s queued: still under the 3 min threshold
+  h.clock.advance(1min);
+  h.tick();
+  EXPECT_EQ(h.state(run, "fresh"), S::kFailed);
+  EXPECT_EQ(h.recorder.decisions("dispatch_lost"), 2);
 }
 
 TEST(EngineReapers, AHandedOverAttemptGetsTheDispatchThresholdAgainFromItsHandOver) {  // §10 item 7
@@ -148,7 +161,10 @@ TEST(EngineReapers, AHandedOverAttemptGetsTheDispatchThresholdAgainFromItsHandOv
   h.clock.advance(2min);
   h.tick();
   EXPECT_EQ(h.state(run, "slow"), S::kFailed);
-  EXPECT_THAT(h.store.task(run, "slow")->note, HasSubstr("dispatch_lost"));
+  // the note says who took it, and when: the operator knows where to look
+  EXPECT_EQ(h.store.task(run, "slow")->note,
+            "dispatch_lost: handed to dispatcher-fake at 2026-05-28T12:00:00Z, never reported running");
+  EXPECT_EQ(h.dispatcher.accepted().size(), 1u);
 }
 
 TEST(EngineReapers, TheDispatchLostReaperFailsWhatNoExecutorCanTake) {
@@ -160,8 +176,143 @@ TEST(EngineReapers, TheDispatchLostReaperFailsWhatNoExecutorCanTake) {
   h.tick();
   auto x = h.store.task(run, "x");
   EXPECT_EQ(x->state, S::kFailed);
-  EXPECT_THAT(x->note, HasSubstr("dispatch_lost"));
+  EXPECT_EQ(x->note, "dispatch_lost: queued but never handed to an executor");
   EXPECT_EQ(h.recorder.decisions("dispatch_lost"), 1);
+}
+
+TEST(EngineReapers, TheDispatchLostReaperLooksPastAFullBatchOfSkippedAttempts) {  // issue 9 §2
+  EngineHarness h;
+  h.options.reaper_batch_size = 2;
+  h.dispatcher_types = {"python"};
+  // Four attempts an old leader queued 10 min ago: this leader hands them over again on winning,
+  // so they are skipped (held, or handed over just now). Behind them, one nothing can take, stale
+  // and held by nobody; behind that, a fresh one. The list call has a limit and no cursor: the
+  // reaper must ask again, for more, to reach the stale one.
+  h.addDag(dag("etl", {task("h1"), task("h2"), task("h3"), task("h4"), task("x", {}, "legacy"),
+                       task("y", {}, "legacy")}));
+  auto run = h.seedRunning("etl", {{"h1", queuedAt(kNoon - 10min)},
+                                    {"h2", queuedAt(kNoon - 10min)},
+                                    {"h3", queuedAt(kNoon - 10min)},
+                                    {"h4", queuedAt(kNoon - 10min)},
+                                    {"x", queuedAt(kNoon - 9min)},
+                                    {"y", queuedAt(kNoon - 1min)}});
+  h.lead();
+  h.tick();
+  EXPECT_EQ(h.state(run, "x"), S::kFailed);
+  EXPECT_EQ(h.store.task(run, "x")->note, "dispatch_lost: queued but never handed to an executor");
+  for (const char* id : {"h1", "h2", "h3", "h4", "y"}) EXPECT_EQ(h.state(run, id), S::kQueued) << id;
+  EXPECT_EQ(h.recorder.decisions("dispatch_lost"), 1);
+  EXPECT_EQ(h.store.calls(Method::kListDispatchLostCandidates), 3);  // limits 2, 4, 8
+}
+
+TEST(EngineReapers, AfterAStoreOutageRunningAttemptsGetAFreshHeartbeatThreshold) {  // issue 9 §2
+  EngineHarness h;
+  h.options.agent_lost_threshold = 6s;
+  h.addDag(dag("etl", {task("beating"), task("dead")}));
+  auto run = h.seedRunning("etl", {{"beating", withHeartbeat(S::kRunning, kNoon)},
+                                    {"dead", withHeartbeat(S::kRunning, kNoon)}});
+  h.lead();
+  h.tick();
+  const Method all[] = {Method::kListActiveRuns,          Method::kLoadRuns,
+                        Method::kListDags,                Method::kScheduledDags,
+                        Method::kApplyTransitions,        Method::kRecordLiveness,
+                        Method::kListOrphanCandidates,    Method::kListAgentLostCandidates,
+                        Method::kListDispatchLostCandidates, Method::kReportHeartbeat};
+  // A 20 s outage: no heartbeat can land meanwhile.
+  for (Method m : all) h.store.failAlways(m, unavailable("redis down"));
+  for (int i = 0; i < 20; ++i) {
+    h.clock.advance(1s);
+    h.tick();
+  }
+  for (Method m : all) h.store.clearFault(m);
+  h.clock.advance(1s);  // noon + 21 s: both heartbeats are 21 s old, the threshold is 6 s
+  h.tick();
+  EXPECT_EQ(h.state(run, "beating"), S::kRunning);
+  EXPECT_EQ(h.state(run, "dead"), S::kRunning);
+  EXPECT_EQ(h.recorder.decisions("agent_lost"), 0);
+  EXPECT_THAT(h.logs(), HasSubstr("agent-lost reaper paused"));
+  // one executor's heartbeat lands again; the other's never does
+  h.clock.advance(1s);
+  auto beating = *h.store.task(run, "beating");
+  beating.last_heartbeat_at = h.clock.now();
+  h.store.putTask(run, beating);
+  h.clock.advance(4s);  // noon + 26 s: the last failed call was at noon + 20 s
+  h.tick();
+  EXPECT_EQ(h.state(run, "dead"), S::kFailed);
+  EXPECT_EQ(h.state(run, "beating"), S::kRunning);
+  EXPECT_EQ(h.recorder.decisions("agent_lost"), 1);
+  const std::string logs = h.logs();
+  std::size_t paused = 0;
+  for (auto pos = logs.find("agent-lost reaper paused"); pos != std::string::npos;
+       pos = logs.find("agent-lost reaper paused", pos + 1)) {
+    ++paused;
+  }
+  EXPECT_EQ(paused, 1u);  // said once, not every tick of the pause
+}
+
+TEST(EngineReapers, AReapedOrphanRunLeavesNoHandOversBehind) {  // issue 9 §4: caches that only grow
+  EngineHarness h;
+  h.addDag(dag("etl", {task("a")}));
+  auto run = h.trigger("etl");
+  h.lead();
+  for (int i = 0; i < 5 && h.state(run, "a") != S::kQueued; ++i) h.tick();
+  ASSERT_EQ(h.state(run, "a"), S::kQueued);
+  ASSERT_EQ(h.engine->handedOverCount(), 1u);
+  // The run's row goes bad (the planner lets go of it), then its attempt ends: nobody finalizes
+  // the run, the orphan reaper does.
+  h.store.failLoadOf(run, internalError("corrupt row"));
+  const ExecutionRef e{{run, "a", 1}, "exec-1"};
+  ASSERT_TRUE(h.events->running(e).isOk());
+  ASSERT_TRUE(h.events->finished(e, TaskOutcome{true, 0, ""}).isOk());
+  h.tick();
+  EXPECT_EQ(h.runState(run), DagRunState::kRunning);
+  h.clock.advance(6min);
+  h.tick();
+  EXPECT_EQ(h.runState(run), DagRunState::kFailed);
+  EXPECT_EQ(h.recorder.decisions("orphan_reaped"), 1);
+  EXPECT_EQ(h.engine->handedOverCount(), 0u);
+}
+
+TEST(EngineReapers, BothAttemptReapersFailAnAttemptTheSameWay) {  // issue 9 §2: one failAttempt
+  EngineHarness h;
+  h.addDag(dag("etl", {task("silent"), task("taken")}));
+  auto run = h.seedRunning("etl", {{"silent", withHeartbeat(S::kRunning, kNoon - 5min)},
+                                    {"taken", queuedAt(kNoon - 10s)}});
+  h.lead();
+  TickReport report = h.tick();  // "taken" is handed over again on winning, and forgotten
+  EXPECT_EQ(report.reaped, 1u);
+  EXPECT_EQ(h.store.task(run, "silent")->note, "agent_lost: no heartbeat within the threshold");
+  EXPECT_EQ(h.recorder.decisions("agent_lost"), 1);
+  EXPECT_EQ(h.recorder.transitions(S::kRunning, S::kFailed), 1);
+  EXPECT_EQ(h.engine->handedOverCount(), 1u);
+  h.clock.advance(3min);
+  report = h.tick();
+  EXPECT_EQ(report.reaped, 1u);
+  EXPECT_EQ(h.state(run, "taken"), S::kFailed);
+  EXPECT_EQ(h.recorder.decisions("dispatch_lost"), 1);
+  EXPECT_EQ(h.recorder.transitions(S::kQueued, S::kFailed), 1);
+  EXPECT_EQ(h.engine->handedOverCount(), 0u);  // a failed attempt's hand-over is forgotten with it
+}
+
+TEST(EngineReapers, AFailedReaperWriteIsCountedPerReaperAndTriedAgain) {  // 60, 66
+  EngineHarness h;
+  h.dispatcher_types = {"python"};
+  h.addDag(dag("etl", {task("silent"), task("stuck", {}, "legacy")}));
+  auto run = h.seedRunning("etl", {{"silent", withHeartbeat(S::kRunning, kNoon - 5min)},
+                                    {"stuck", queuedAt(kNoon - 10min)}});
+  h.lead();
+  h.store.failNext(Method::kApplyTransitions, internalError("bad reply"), 2);
+  TickReport report = h.tick();
+  EXPECT_EQ(report.reaped, 0u);
+  EXPECT_GE(report.errors, 2u);
+  EXPECT_EQ(h.recorder.decisions("agent_lost_error"), 1);
+  EXPECT_EQ(h.recorder.decisions("dispatch_lost_error"), 1);
+  EXPECT_EQ(h.state(run, "silent"), S::kRunning);
+  EXPECT_EQ(h.state(run, "stuck"), S::kQueued);
+  report = h.tick();
+  EXPECT_EQ(report.reaped, 2u);
+  EXPECT_EQ(h.state(run, "silent"), S::kFailed);
+  EXPECT_EQ(h.state(run, "stuck"), S::kFailed);
 }
 
 TEST(EngineReapers, ListErrorsAndPerCandidateErrorsAreIsolated) {  // 53, 56, 59, 60, 65, 66
@@ -170,8 +321,9 @@ TEST(EngineReapers, ListErrorsAndPerCandidateErrorsAreIsolated) {  // 53, 56, 59
   auto run = h.seedRunning("etl", {{"a", withHeartbeat(S::kRunning, kNoon - 5min)},
                                     {"b", withHeartbeat(S::kRunning, kNoon - 5min)}});
   h.lead();
-  h.store.failNext(Method::kListOrphanCandidates, unavailable("redis down"));
-  h.store.failNext(Method::kApplyTransitions, unavailable("redis blip"));
+  // (not kUnavailable: an unreachable store pauses the agent-lost reaper, see below)
+  h.store.failNext(Method::kListOrphanCandidates, internalError("bad reply"));
+  h.store.failNext(Method::kApplyTransitions, internalError("bad reply"));
   auto report = h.engine->tick();
   EXPECT_EQ(h.recorder.decisions("orphan_list_error"), 1);
   EXPECT_EQ(h.recorder.decisions("agent_lost_error"), 1);
