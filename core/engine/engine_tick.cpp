@@ -2,6 +2,8 @@
 // enqueue hand-overs), finalizing, and the liveness record. Split from engine.cpp.
 #include "engine/engine.h"
 
+#include <algorithm>
+
 #include <fmt/format.h>
 
 #include "engine/engine_internal.h"
@@ -75,8 +77,14 @@ TickReport Engine::tick(TickKind kind) {
       reload_everything_ = false;
     }
   }
-  if (kind == TickKind::kFull) {
-    // As in Airflow, a paused DAG's runs schedule no new tasks; what runs finishes and reports.
+  to_load.insert(to_load.end(), dirty_.begin(), dirty_.end());
+  dirty_.clear();
+  // As in Airflow, a paused DAG's runs schedule no new tasks; what runs finishes and reports. A
+  // pause holds from the moment `dags pause` returns: its change-feed message (a DAG change, so
+  // `everything`) or a run this leader has not seen yet — one triggered right after the pause —
+  // makes this tick read the pauses again, not only the full ticks.
+  const bool new_run = std::any_of(to_load.begin(), to_load.end(), [&](const RunKey& k) { return !runs_.count(k); });
+  if (kind == TickKind::kFull || drained.everything || new_run) {
     if (auto dags = store_.listDags()) {
       paused_dags_.clear();
       for (const DagSummary& d : *dags) {
@@ -86,8 +94,6 @@ TickReport Engine::tick(TickKind kind) {
       log_->warn("listing dags failed; keeping the last known pauses error={}", dags.status().toString());
     }
   }
-  to_load.insert(to_load.end(), dirty_.begin(), dirty_.end());
-  dirty_.clear();
   if (!to_load.empty() && !cancelled()) loadRuns(t, to_load);
 
   // 2. A new leader first hands over what its predecessor left queued (before this tick queues

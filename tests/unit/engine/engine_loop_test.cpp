@@ -54,6 +54,29 @@ TEST(EngineLoop, AFollowerKeepsCampaigningAndTakesOverWhenTheLeaseFrees) {
   EXPECT_TRUE(waitFor([&] { return h.engine->leading(); }, 2s));
 }
 
+// Issue 9 §3: `dags pause` holds from the moment it returns, not from the next full tick: a run
+// triggered right after the pause schedules nothing.
+TEST(EngineLoop, APauseHoldsForARunTriggeredRightAfterIt) {
+  EngineHarness h;
+  h.options.tick_interval = 60s;  // only the first tick is a full one
+  h.executor.setDefault(Completion::kSucceed);
+  h.addDag(linear());
+  h.build();
+  std::jthread loop([&](std::stop_token st) { h.engine->run(st); });
+  ASSERT_TRUE(waitFor([&] { return h.engine->leading() && h.store.subscribed(); }, 2s));
+  std::this_thread::sleep_for(50ms);  // the first (full) tick is over: pauses were read unpaused
+  auto other = h.store.openHandle();
+  ASSERT_TRUE(other->setPaused("etl", true).isOk());
+  NewRun r{{"etl", "after-pause"}, 1, RunTrigger::kManual, kNoon, "", kNoon};
+  ASSERT_TRUE(other->createRun(std::nullopt, r).isOk());
+  // the run is taken up (materialized) but its root task is not scheduled
+  ASSERT_TRUE(waitFor([&] { return h.runState(r.key) && h.runState(r.key) != DagRunState::kQueued; }, 5s));
+  std::this_thread::sleep_for(200ms);
+  EXPECT_EQ(h.state(r.key, "a"), S::kNone);
+  ASSERT_TRUE(other->setPaused("etl", false).isOk());
+  EXPECT_TRUE(waitFor([&] { return h.runState(r.key) == DagRunState::kSuccess; }, 5s)) << "an unpause resumes it";
+}
+
 // Issue 9 §2: a run whose load fails as unavailable is marked dirty again; the loop must back off
 // (doubling, capped at the tick interval) instead of retrying it at full speed.
 TEST(EngineLoop, AStoreThatFailsLoadsAtOnceIsRetriedWithBackOffNotInASpin) {
