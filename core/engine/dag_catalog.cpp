@@ -17,7 +17,10 @@ Result<std::shared_ptr<const DagVersion>> DagCatalog::get(const std::string& dag
   const auto key = std::make_pair(dag_id, version);
   {
     std::lock_guard lock(mutex_);
-    if (auto it = cache_.find(key); it != cache_.end()) return it->second;
+    if (auto it = cache_.find(key); it != cache_.end()) {
+      it->second.used = true;
+      return it->second.version;
+    }
   }
   auto stored = store_.getDag(dag_id, version);
   if (!stored) return stored.status();
@@ -29,8 +32,20 @@ Result<std::shared_ptr<const DagVersion>> DagCatalog::get(const std::string& dag
   auto compiled = compile(std::move(spec).value());
   if (!compiled) return compiled.status();
   std::lock_guard lock(mutex_);
-  cache_.emplace(key, compiled.value());
+  cache_.insert_or_assign(key, Entry{compiled.value(), true});
   return compiled;
+}
+
+std::size_t DagCatalog::sweepUnused() {
+  std::lock_guard lock(mutex_);
+  const std::size_t dropped = std::erase_if(cache_, [](const auto& kv) { return !kv.second.used; });
+  for (auto& [key, entry] : cache_) entry.used = false;
+  return dropped;
+}
+
+std::size_t DagCatalog::size() const {
+  std::lock_guard lock(mutex_);
+  return cache_.size();
 }
 
 }  // namespace leoflow::engine

@@ -39,11 +39,22 @@ class DagCatalog {
   /// Compiles a decoded spec (shared by get() and tests).
   static Result<std::shared_ptr<const DagVersion>> compile(DagSpec spec);
 
+  /// Forgets every version nobody asked for since the previous sweep; returns how many. The engine
+  /// sweeps once per full-resync interval, within which every active run is reloaded (and asks for
+  /// its version), so only versions no active run uses are dropped — a DAG re-synced every few
+  /// minutes does not keep each old version compiled forever.
+  std::size_t sweepUnused();
+  std::size_t size() const;
+
  private:
   Store& store_;
   DagDecoder decode_;
-  std::mutex mutex_;
-  std::map<std::pair<std::string, std::int64_t>, std::shared_ptr<const DagVersion>> cache_;
+  struct Entry {
+    std::shared_ptr<const DagVersion> version;
+    bool used = true;  ///< asked for since the last sweep
+  };
+  mutable std::mutex mutex_;
+  std::map<std::pair<std::string, std::int64_t>, Entry> cache_;
 };
 
 }  // namespace leoflow::engine

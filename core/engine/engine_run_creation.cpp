@@ -2,6 +2,8 @@
 // max_active_runs. Split from engine.cpp.
 #include "engine/engine.h"
 
+#include <set>
+
 #include "engine/engine_internal.h"
 #include "schedule/due_slots.h"
 #include "schedule/iso_time.h"
@@ -35,6 +37,7 @@ void Engine::createDueRuns(TickState& t) {
         }
         continue;
       }
+      warned_schedules_.erase(d.dag_id);  // fixed: a new bad expression warns again
       const schedule::Schedule& sched = *parsed;
       const int active = t.active_per_dag[d.dag_id];
       int created = 0;
@@ -88,6 +91,11 @@ void Engine::createDueRuns(TickState& t) {
       ++t.report.errors;
     }
   }
+  // Caches follow the DAGs that have schedules now: a deleted DAG or an edited expression goes.
+  std::set<std::string> scheduled;
+  for (const ScheduledDag& d : *dags) scheduled.insert(d.dag_id);
+  std::erase_if(warned_schedules_, [&](const auto& kv) { return scheduled.count(kv.first) == 0; });
+  schedules_.sweepUnused();
 }
 
 }  // namespace leoflow::engine

@@ -17,12 +17,25 @@ class ScheduleCache {
   const Result<schedule::Schedule>& get(const std::string& expression, const std::string& timezone) {
     auto key = std::make_pair(expression, timezone);
     auto it = cache_.find(key);
-    if (it == cache_.end()) it = cache_.emplace(key, schedule::Schedule::parse(expression, timezone)).first;
-    return it->second;
+    if (it == cache_.end()) it = cache_.emplace(key, Entry{schedule::Schedule::parse(expression, timezone)}).first;
+    it->second.used = true;
+    return it->second.schedule;
   }
 
+  /// Forgets every expression not asked for since the previous sweep (the run creator sweeps after
+  /// each pass over the scheduled DAGs, so only schedules no DAG has any more go).
+  void sweepUnused() {
+    std::erase_if(cache_, [](const auto& kv) { return !kv.second.used; });
+    for (auto& [key, entry] : cache_) entry.used = false;
+  }
+  std::size_t size() const { return cache_.size(); }
+
  private:
-  std::map<std::pair<std::string, std::string>, Result<schedule::Schedule>> cache_;
+  struct Entry {
+    Result<schedule::Schedule> schedule;
+    bool used = true;
+  };
+  std::map<std::pair<std::string, std::string>, Entry> cache_;
 };
 
 }  // namespace leoflow::engine
