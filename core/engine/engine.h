@@ -196,6 +196,7 @@ class Engine {
   bool reload_everything_ = true;
   bool redispatch_pending_ = false;
   std::chrono::steady_clock::time_point last_full_tick_{};
+  std::chrono::steady_clock::time_point last_catalog_sweep_{};  // DAG versions no run asked for go
   std::map<std::string, std::string> warned_schedules_;  // dag → the bad expression warned about
   std::set<std::string> paused_dags_;                     // as of the last full tick
 

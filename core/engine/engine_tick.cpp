@@ -72,8 +72,15 @@ TickReport Engine::tick(TickKind kind) {
         }
       }
       t.active_listed = true;
-      std::erase_if(runs_, [&](const auto& kv) { return listed.count(kv.first) == 0; });
-      std::erase_if(broken_runs_, [&](const auto& kv) { return listed.count(kv.first) == 0; });
+      // Runs that left the active list (finished, deleted, reaped elsewhere): forget every trace.
+      std::vector<RunKey> gone;
+      for (const auto& [k, run] : runs_) {
+        if (listed.count(k) == 0) gone.push_back(k);
+      }
+      for (const auto& [k, why] : broken_runs_) {
+        if (listed.count(k) == 0) gone.push_back(k);
+      }
+      for (const RunKey& k : gone) forgetRun(k);
       reload_everything_ = false;
     }
   }
@@ -119,6 +126,12 @@ TickReport Engine::tick(TickKind kind) {
   // 3. Full ticks: new runs from schedules, the reapers, the liveness record.
   if (kind == TickKind::kFull) {
     last_full_tick_ = steady_start;
+    // Every active run is reloaded within a full-resync interval and asks for its DAG version, so a
+    // version nobody asked for in one is used by no active run (dag_catalog.h).
+    if (steady_start - last_catalog_sweep_ >= options_.full_resync_interval) {
+      if (last_catalog_sweep_ != std::chrono::steady_clock::time_point{}) catalog_.sweepUnused();
+      last_catalog_sweep_ = steady_start;
+    }
     if (t.active_listed && !cancelled()) createDueRuns(t);
     if (!cancelled()) reapOrphans(t);
     if (!cancelled()) reapAgentLost(t);

@@ -65,14 +65,26 @@ TEST(EngineReapers, ARunWaitingOnALongRetryDelayIsNotOrphaned) {  // §10 item 5
   a.started_at = kNoon - 6min;
   a.ended_at = kNoon - 5min;
   h.seedRunning("etl", {{"a", a}, {"b", EngineHarness::ti(S::kNone)}});
+  // The control: a run as quiet, which the planner cannot take (its row does not load) — reaped,
+  // so the reaper did run and looked.
+  TaskInstance done = EngineHarness::ti(S::kSuccess);
+  done.started_at = kNoon - 7min;
+  done.ended_at = kNoon - 6min;
+  auto control = h.seedRunning("ctl", {{"zz", done}});
+  RunRecord quiet = *h.store.run(control);
+  quiet.queued_at = quiet.started_at = kNoon - 8min;
+  h.store.putRun(quiet);
+  h.store.failLoadOf(control, internalError("corrupt row"));
   h.lead();
   h.tick();
+  EXPECT_EQ(h.runState(control), DagRunState::kFailed);
   EXPECT_EQ(h.runState({"etl", "r1"}), DagRunState::kRunning);
   EXPECT_EQ(h.state({"etl", "r1"}, "a"), S::kUpForRetry);
   h.clock.advance(5min);
   h.tick();
   EXPECT_EQ(h.state({"etl", "r1"}, "a"), S::kNone);
   EXPECT_EQ(h.runState({"etl", "r1"}), DagRunState::kRunning);
+  EXPECT_EQ(h.recorder.decisions("orphan_reaped"), 1);  // the control alone
 }
 
 TEST(EngineReapers, FailsAttemptsWhoseAgentWentSilent) {  // 57, 58
@@ -102,6 +114,12 @@ TEST(EngineReapers, ARetriedAttemptIsNotKilledByItsPredecessorsHeartbeat) {  // 
   auto a = *h.store.task(run, "a");
   a.queued_at = kNoon - 10min;
   h.store.putTask(run, a);
+  // The controls: attempts with the same stale stamps, still current — both reapers fail them, so
+  // they did run and look.
+  h.dispatcher_types = {"python"};
+  h.addDag(dag("ctl", {task("silent"), task("stuck", {}, "legacy")}));
+  auto control = h.seedRunning("ctl", {{"silent", withHeartbeat(S::kRunning, kNoon - 10min)},
+                                        {"stuck", queuedAt(kNoon - 10min)}});
   h.lead();
   h.tick();  // failed → up_for_retry
   h.tick();  // → none, try 2, every per-attempt stamp cleared
@@ -116,8 +134,10 @@ TEST(EngineReapers, ARetriedAttemptIsNotKilledByItsPredecessorsHeartbeat) {  // 
   h.clock.advance(10s);
   h.tick();
   EXPECT_EQ(h.state(run, "a"), S::kRunning);
-  EXPECT_EQ(h.recorder.decisions("agent_lost"), 0);
-  EXPECT_EQ(h.recorder.decisions("dispatch_lost"), 0);
+  EXPECT_EQ(h.state(control, "silent"), S::kFailed);
+  EXPECT_EQ(h.state(control, "stuck"), S::kFailed);
+  EXPECT_EQ(h.recorder.decisions("agent_lost"), 1);     // the control alone
+  EXPECT_EQ(h.recorder.decisions("dispatch_lost"), 1);  // the control alone
 }
 
 TEST(EngineReapers, FailsAttemptsQueuedPastTheDispatchThresholdThatNobodyHolds) {  // 63, 64, 67
@@ -203,6 +223,34 @@ TEST(EngineReapers, TheDispatchLostReaperLooksPastAFullBatchOfSkippedAttempts) {
   for (const char* id : {"h1", "h2", "h3", "h4", "y"}) EXPECT_EQ(h.state(run, id), S::kQueued) << id;
   EXPECT_EQ(h.recorder.decisions("dispatch_lost"), 1);
   EXPECT_EQ(h.store.calls(Method::kListDispatchLostCandidates), 3);  // limits 2, 4, 8
+}
+
+TEST(EngineReapers, TheOrphanReaperLooksPastAFullBatchOfRunsThePlannerHolds) {  // issue 9 §2
+  EngineHarness h;
+  h.options.reaper_batch_size = 1;
+  // Two runs of a paused DAG, quiet for 2 h: this leader holds them (loaded, materialized), so the
+  // orphan reaper skips them. Behind them, a run quiet for 1 h that the planner cannot take.
+  h.addDag(dag("held", {task("a")}));
+  ASSERT_TRUE(h.store.setPaused("held", true).isOk());
+  for (const char* id : {"r1", "r2"}) {
+    RunKey k = h.seedRunning("held", {{"a", EngineHarness::ti(S::kNone)}}, id);
+    RunRecord r = *h.store.run(k);
+    r.queued_at = r.started_at = kNoon - 2h;
+    h.store.putRun(r);
+  }
+  TaskInstance done = EngineHarness::ti(S::kSuccess);
+  done.started_at = done.ended_at = kNoon - 1h;
+  RunKey stuck = h.seedRunning("ctl", {{"zz", done}});
+  RunRecord r = *h.store.run(stuck);
+  r.queued_at = r.started_at = kNoon - 1h;
+  h.store.putRun(r);
+  h.store.failLoadOf(stuck, internalError("corrupt row"));
+  h.lead();
+  h.tick();
+  EXPECT_EQ(h.runState(stuck), DagRunState::kFailed);
+  EXPECT_EQ(h.runState({"held", "r1"}), DagRunState::kRunning);
+  EXPECT_EQ(h.runState({"held", "r2"}), DagRunState::kRunning);
+  EXPECT_EQ(h.store.calls(Method::kListOrphanCandidates), 3);  // limits 1, 2, 4
 }
 
 TEST(EngineReapers, AfterAStoreOutageRunningAttemptsGetAFreshHeartbeatThreshold) {  // issue 9 §2

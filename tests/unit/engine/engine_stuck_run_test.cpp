@@ -136,14 +136,22 @@ TEST(EngineStuckRuns, ARunningRunOfAMissingVersionIsReapedWithItsAttempts) {  //
 
 TEST(EngineStuckRuns, AVersionTheStoreCannotServeForAWhileFailsNothing) {
   EngineHarness h;
+  // The control: a run that truly cannot be planned (an instance missing), its version read (and
+  // cached) before the store stops serving versions — failed after the threshold, so the reaper
+  // did run and look.
+  h.addDag(dag("ctl", {task("a"), task("b")}));
+  RunKey control = h.seedRunning("ctl", {{"a", EngineHarness::ti(S::kNone)}});
+  h.lead();
+  h.tick();
   h.addDag(linear());
   auto run = h.trigger("etl");
   h.store.failAlways(Method::kGetDag, unavailable("redis down"));
-  h.lead();
   h.tick();
   h.clock.advance(10min);
   h.tick();
-  EXPECT_EQ(h.runState(run), R::kQueued);
+  EXPECT_EQ(h.runState(control), R::kFailed);
+  EXPECT_EQ(h.runState(run), R::kQueued);  // an unreachable store is no verdict on the version
+  EXPECT_EQ(h.recorder.decisions("unplannable_reaped"), 1);
   h.store.clearFault(Method::kGetDag);
   h.tick();
   h.tick();
