@@ -79,10 +79,14 @@ Health Engine::health() const {
 
 bool Engine::cancelled() const { return stepdown_requested_ || tick_timed_out_; }
 
+void Engine::noteStoreOutage() {
+  last_store_outage_us_ = duration_cast<microseconds>(clock_.now().time_since_epoch()).count();
+}
+
 void Engine::noteStatus(TickState& t, const Status& s) {
   ++t.report.errors;
   if (s.code() == StatusCode::kUnavailable) ++t.report.unavailable;
-  if (s.code() == StatusCode::kUnavailable) last_store_outage_at_ = clock_.now();  // reapers: agent-lost pause
+  if (s.code() == StatusCode::kUnavailable) noteStoreOutage();  // reapers: agent-lost pause
   if (s.code() == StatusCode::kFenced) {
     log_->warn("a newer leader claimed the store; stepping down reason=fenced term={}", t.term);
     requestStepDown("fenced");

@@ -153,9 +153,13 @@ class Engine {
 
   std::map<RunKey, Unplannable> unplannable_;  // loop thread only; reset when the term changes
   Term unplannable_term_ = 0;
-  // Engine clock of the last kUnavailable status noteStatus() saw: heartbeats could not land
-  // while the store was unreachable, so the agent-lost reaper waits a threshold after it.
-  std::optional<Timestamp> last_store_outage_at_;
+  // Engine clock (micros since the epoch, 0 = never) of the last sign the store was unreachable: a
+  // kUnavailable status noteStatus() saw, or a failed leadership check or campaign (a replica that
+  // lost leadership in an outage makes no other store call until it leads again). Heartbeats could
+  // not land meanwhile, so the agent-lost reaper waits a threshold after it. Written by the loop
+  // and the watchdog.
+  std::atomic<std::int64_t> last_store_outage_us_{0};
+  void noteStoreOutage();
   bool agent_lost_pause_logged_ = false;
   // --- end reapers ---
 

@@ -25,12 +25,14 @@ Result<bool> Engine::campaignOnce() {
   std::lock_guard lock(leader_mutex_);
   auto won = leader_.tryAcquire();
   if (!won) {
+    noteStoreOutage();
     log_->error("acquiring leadership failed error={}", won.status().toString());
     return won.status();
   }
   if (!*won) return false;
   auto term = store_.claimTerm(options_.replica_id);
   if (!term) {
+    if (term.status().code() == StatusCode::kUnavailable) noteStoreOutage();
     // Leading without a term would make every write fail; give the lock back and try again later.
     log_->error("claiming a term failed; releasing leadership error={}", term.status().toString());
     (void)leader_.release();
@@ -82,6 +84,7 @@ bool Engine::checkLeadershipOnce() {
     return false;
   }
   ++failed_checks_;
+  noteStoreOutage();
   log_->warn("leadership check failed consecutive={} error={}", failed_checks_, held.status().toString());
   if (failed_checks_ >= options_.max_leader_check_failures) {
     log_->warn("too many failed leadership checks; stepping down reason=check_timeout consecutive_failures={}",

@@ -211,12 +211,14 @@ void Engine::reapAgentLost(TickState& t) {
   // Executors' heartbeats go to the store too: while it was unreachable, none could land. Running
   // attempts get a fresh threshold from when the store answered again, or an outage longer than
   // the threshold would fail every healthy task the moment it ends (issue 9 §2).
-  if (last_store_outage_at_ && t.now - *last_store_outage_at_ < options_.agent_lost_threshold) {
+  const std::int64_t outage_us = last_store_outage_us_.load();
+  const Timestamp last_outage{std::chrono::microseconds{outage_us}};
+  if (outage_us != 0 && t.now - last_outage < options_.agent_lost_threshold) {
     if (!agent_lost_pause_logged_) {
       agent_lost_pause_logged_ = true;
       log_->warn("agent-lost reaper paused: the store was unreachable (last at {}) and heartbeats could not land; "
                  "running attempts get a fresh threshold of {} ms from its return",
-                 schedule::formatIsoSeconds(*last_store_outage_at_), options_.agent_lost_threshold.count());
+                 schedule::formatIsoSeconds(last_outage), options_.agent_lost_threshold.count());
     }
     return;
   }
