@@ -33,8 +33,12 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <mutex>
+#include <optional>
 #include <ostream>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include <gtest/gtest.h>
 
@@ -42,6 +46,7 @@
 #include <leoflow/dispatcher.h>
 
 #include "contract/store_contract.h"  // HarnessName
+#include "support/memory_store.h"
 #include "support/recording_task_events.h"
 
 namespace leoflow::contract {
@@ -91,8 +96,40 @@ struct DispatcherHarness {
 
 void PrintTo(const DispatcherHarness& harness, std::ostream* os);
 
-/// The fixture: a fresh scratch folder and a recording TaskEvents per test; the dispatcher is
-/// shut down and destroyed after it.
+/// The TaskEvents the suite lends every dispatcher. Each report is answered by the in-memory
+/// reference store (tests/support/memory_store.h), which implements store.h's rules for executor
+/// reports exactly — the running report is the claim, accepted for a queued attempt and again for
+/// the same execution, kConflict for any other; heartbeats and finished reports only from the
+/// execution that claimed the attempt (ARCHITECTURE §8.13) — and then recorded into `recorded`, to
+/// wait on. The suite makes each attempt queued in a running run before it hands it over, as the
+/// engine does (seedQueued()); a report the store refuses is a broken rule, kept in refusals().
+class StoreTaskEvents final : public TaskEvents {
+ public:
+  explicit StoreTaskEvents(leoflow::testing::RecordingTaskEvents& recorded) : recorded_(&recorded) {}
+
+  Status running(const ExecutionRef& execution) override;
+  Status heartbeat(const ExecutionRef& execution) override;
+  Status finished(const ExecutionRef& execution, const TaskOutcome& outcome) override;
+
+  /// Makes `attempt` a queued task instance of a running run (the run is created when new). A later
+  /// try replaces the task's instance (a retry); the same or an earlier try changes nothing.
+  void seedQueued(const AttemptRef& attempt);
+  /// The reports the store refused (about `about` only, when given), described with its answer.
+  std::vector<std::string> refusals(const std::optional<AttemptRef>& about = std::nullopt) const;
+  leoflow::testing::MemoryStore& store() { return store_; }
+
+ private:
+  Status answered(leoflow::testing::TaskReportKind kind, const ExecutionRef& execution, const TaskOutcome& outcome,
+                  Status answer);
+
+  leoflow::testing::RecordingTaskEvents* recorded_;
+  leoflow::testing::MemoryStore store_;
+  mutable std::mutex mutex_;  // seedQueued() (read, then write) and refusals_
+  std::vector<std::pair<AttemptRef, std::string>> refusals_;
+};
+
+/// The fixture: a fresh scratch folder and a store-backed, recording TaskEvents per test; the
+/// dispatcher is shut down and destroyed after it.
 class DispatcherContract : public ::testing::TestWithParam<DispatcherHarness> {
  protected:
   void SetUp() override;
@@ -108,14 +145,17 @@ class DispatcherContract : public ::testing::TestWithParam<DispatcherHarness> {
   /// A request for `attempt` running `task` (its task_id set to the attempt's).
   static DispatchRequest requestFor(const AttemptRef& attempt, TaskSpec task);
 
-  /// Long enough for a report that should not come to have come: a few heartbeat intervals.
-  std::chrono::milliseconds quietPeriod() const;
+  /// Waits until `running`, an attempt that runs on, has heartbeated `n` more times: a sign that
+  /// the dispatcher's timers have moved on by n intervals, after which a report that was due (a late
+  /// beat, a second start) has come. Unlike a fixed sleep it stretches with a slow machine.
+  ::testing::AssertionResult moreBeats(const AttemptRef& running, int n) const;
   /// The reports about `attempt` are running, heartbeats, finished: nothing before running,
-  /// nothing after finished, no second running or finished.
+  /// nothing after finished, no second running or finished; and the store accepted every one.
   ::testing::AssertionResult wellFormed(const AttemptRef& attempt) const;
 
-  // Destroyed after the dispatcher, which reports into it and writes below the scratch folder.
+  // Destroyed after the dispatcher, which reports into them and writes below the scratch folder.
   leoflow::testing::RecordingTaskEvents events_;
+  StoreTaskEvents store_events_{events_};
   std::filesystem::path scratch_;
   std::unique_ptr<Dispatcher> dispatcher_;
 };

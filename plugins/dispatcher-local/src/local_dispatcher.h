@@ -11,6 +11,11 @@
 // - a few reporter threads make the TaskEvents calls, which may block on store I/O. Reports of one
 //   attempt are strictly ordered (running, heartbeats, finished); different attempts proceed in
 //   parallel.
+//
+// One file per concern: local_dispatcher.cpp (construction, capacity, an attempt's files),
+// local_dispatcher_start.cpp (dispatch), _adoption.cpp (the state-dir scan), _watcher.cpp (process
+// ends, timers, stopping processes), _reports.cpp (the report strands), _shutdown.cpp; what they
+// share is in local_dispatcher_internal.h.
 #pragma once
 
 #include <atomic>
@@ -72,17 +77,17 @@ class LocalDispatcher final : public Dispatcher {
   /// again, with the recorded execution id, by a dispatcher that adopts a live process.
   enum class ReportKind : std::uint8_t { kRunning, kHeartbeat, kFinished };
 
-  // dispatch()
+  // dispatch() (local_dispatcher_start.cpp)
   Result<DispatchOutcome> startAttempt(const AttemptPtr& attempt, const DispatchRequest& request,
                                        const std::vector<std::string>& argv);
   void abandon(const AttemptPtr& attempt);
 
-  // State dir scan and adoption
+  // State dir scan and adoption (local_dispatcher_adoption.cpp)
   void scanStateDir();
   void considerStateFile(const std::string& base);
   void removeStray(const std::string& name);
 
-  // Watcher thread
+  // Watcher thread (local_dispatcher_watcher.cpp)
   void watchLoop();
   void onExit(std::uint64_t id);
   void onExitFiles();
@@ -94,7 +99,7 @@ class LocalDispatcher final : public Dispatcher {
   void watchPidfdLocked(const Attempt& attempt);
   void startLiveTimersLocked(const AttemptPtr& attempt, SteadyTime now);
 
-  // Reporter threads (a strand per attempt)
+  // Reporter threads, a strand per attempt (local_dispatcher_reports.cpp)
   void reportLoop();
   void postLocked(const AttemptPtr& attempt, ReportKind kind);
   void scheduleLocked(const AttemptPtr& attempt);
@@ -103,7 +108,8 @@ class LocalDispatcher final : public Dispatcher {
   Status claimInStore(const ExecutionRef& execution);
   bool reportsPendingLocked() const;
 
-  // Ending attempts
+  // Ending attempts (stop: _watcher.cpp; persist, cleanUp: local_dispatcher.cpp; stopLiveTasks:
+  // _shutdown.cpp)
   void stop(const AttemptPtr& attempt, KillReason reason);
   void persist(Attempt& attempt);
   void cleanUp(const AttemptPtr& attempt);
@@ -142,6 +148,9 @@ class LocalDispatcher final : public Dispatcher {
   // Attempts finished and cleaned up lately: a late re-dispatch of one is not a new start.
   std::unordered_set<std::string> recent_;
   std::deque<std::string> recent_order_;
+  // Attempts whose claim in dispatch() got no answer (store unreachable, reply lost), with the
+  // execution id it was sent with: the host's retried hand-over claims again with the same id.
+  std::unordered_map<std::string, std::string> unanswered_claims_;
 
   std::mutex scan_mutex_;
   SteadyTime last_scan_{};

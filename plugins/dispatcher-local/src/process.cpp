@@ -5,6 +5,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -15,6 +16,8 @@
 #include <cstdlib>
 #include <cstring>
 #include <sstream>
+
+#include <fmt/format.h>
 
 namespace leoflow::plugins::dispatcher_local {
 namespace {
@@ -157,39 +160,103 @@ Result<pid_t> spawnInSession(std::vector<std::string> args, const std::vector<st
 
   pid_t pid = 0;
   rc = ::posix_spawn(&pid, args[0].c_str(), sa.actions(), sa.attr(), argv.data(), envp.data());
-  if (rc != 0) return unavailable("starting " + args[0] + " failed: " + errnoText(rc));
+  if (rc != 0) return unavailable(errnoText(rc) + " (starting " + args[0] + ")");
   return pid;
+}
+
+// The supervisor's program: bash for a bash task, looked up on the task's PATH as a shell running
+// `bash -c` would (empty when not found); /bin/sh otherwise.
+std::string supervisorProgram(const std::vector<std::string>& argv, const std::vector<std::string>& env) {
+  return isBashEntrypoint(argv) ? findOnPath("bash", env) : "/bin/sh";
+}
+
+// The supervisor's argv. The same layout either way (argv[3] the name, argv[4] the exit file:
+// findSupervisor()); a bash task's entrypoint is argv[5].
+std::vector<std::string> supervisorArgs(const std::string& program, const std::vector<std::string>& argv,
+                                        const std::filesystem::path& exit_path) {
+  const bool bash = isBashEntrypoint(argv);
+  std::vector<std::string> args;
+  args.reserve(argv.size() + 5);
+  args.push_back(program);
+  args.emplace_back("-c");
+  args.emplace_back(bash ? kBashSupervisorScript : kShSupervisorScript);
+  args.emplace_back(kSupervisorName);
+  args.push_back(exit_path.string());
+  if (bash) {
+    args.push_back(argv[2]);
+  } else {
+    args.insert(args.end(), argv.begin(), argv.end());
+  }
+  return args;
 }
 
 }  // namespace
 
 Result<pid_t> spawnSupervised(const SpawnRequest& request) {
-  // The same layout either way (argv[3] the name, argv[4] the exit file: findSupervisor()).
-  const bool bash = isBashEntrypoint(request.argv);
-  // bash is looked up on the task's PATH, as a shell running `bash -c` would.
-  const std::string program = bash ? findOnPath("bash", request.env) : "/bin/sh";
-  if (program.empty()) return unavailable("starting bash failed: not found on the task's PATH");
-  std::vector<std::string> args;
-  args.reserve(request.argv.size() + 5);
-  args.push_back(program);
-  args.emplace_back("-c");
-  args.emplace_back(bash ? kBashSupervisorScript : kShSupervisorScript);
-  args.emplace_back(kSupervisorName);
-  args.push_back(request.exit_path.string());
-  if (bash) {
-    args.push_back(request.argv[2]);
-  } else {
-    args.insert(args.end(), request.argv.begin(), request.argv.end());
+  const std::string program = supervisorProgram(request.argv, request.env);
+  if (program.empty()) return unavailable("bash not found on the task's PATH");
+  return spawnInSession(supervisorArgs(program, request.argv, request.exit_path), request.env, request.cwd, -1,
+                        request.log_fd);
+}
+
+Status checkCommandFits(const std::vector<std::string>& argv, const std::vector<std::string>& env,
+                        const std::filesystem::path& exit_path) {
+  std::string program = supervisorProgram(argv, env);
+  if (program.empty()) program = "bash";  // not found: that is reported when it is started
+  const std::vector<std::string> args = supervisorArgs(program, argv, exit_path);
+  auto tooLarge = [](const std::string& what) {
+    return invalidArgument("cannot start the command: " + errnoText(E2BIG) + " (" + what + ")");
+  };
+  // As fs/exec.c counts: every string with its NUL, at most MAX_ARG_STRLEN (32 pages) each; all of
+  // them (the file name too) and a pointer each within a quarter of the stack limit, capped at
+  // 3/4 of _STK_LIM (6 MiB) and never below ARG_MAX (32 pages).
+  const long page_size = ::sysconf(_SC_PAGESIZE);
+  const std::size_t page = page_size > 0 ? static_cast<std::size_t>(page_size) : 4096;
+  const std::size_t max_string = 32 * page;
+  const bool bash = isBashEntrypoint(argv);
+  std::size_t total = program.size() + 1;
+  for (std::size_t i = 0; i < args.size(); ++i) {
+    const std::size_t size = args[i].size() + 1;
+    if (size > max_string) {
+      const bool entrypoint = bash ? i == 5 : i + 1 == args.size();
+      return tooLarge(fmt::format("{} is {} bytes; execve takes at most {} bytes per argument",
+                                  entrypoint ? "the entrypoint" : "an argument", size - 1, max_string - 1));
+    }
+    total += size;
   }
-  return spawnInSession(std::move(args), request.env, request.cwd, -1, request.log_fd);
+  for (const std::string& e : env) {
+    const std::size_t size = e.size() + 1;
+    if (size > max_string) {
+      return tooLarge(fmt::format("the environment variable {} is {} bytes; execve takes at most {} bytes per "
+                                  "variable",
+                                  e.substr(0, std::min(e.find('='), std::size_t{64})), size - 1, max_string - 1));
+    }
+    total += size;
+  }
+  std::size_t limit = std::size_t{6} << 20;
+  rlimit stack{};
+  if (::getrlimit(RLIMIT_STACK, &stack) == 0 && stack.rlim_cur != RLIM_INFINITY) {
+    limit = std::min(limit, static_cast<std::size_t>(stack.rlim_cur / 4));
+  }
+  limit = std::max(limit, max_string);
+  total += (args.size() + env.size()) * sizeof(char*);
+  if (total > limit) {
+    return tooLarge(fmt::format("the command line and environment take {} bytes; execve takes at most {} bytes", total,
+                                limit));
+  }
+  return {};
 }
 
 Result<pid_t> spawnWarmShell(const std::vector<std::string>& env, const std::filesystem::path& cwd,
                              const std::filesystem::path& launch_dir, int feed_fd) {
   const std::string program = findOnPath("bash", env);
-  if (program.empty()) return unavailable("starting bash failed: not found on PATH");
-  return spawnInSession({program, "-c", kWarmShellScript, kSupervisorName, kWarmShellMark, launch_dir.string()}, env,
-                        cwd, feed_fd, -1);
+  if (program.empty()) return unavailable("bash not found on PATH");
+  // --norc: bash reads ~/.bashrc when its stdin is a socket and SHLVL is below 2 (it takes itself for
+  // a shell rshd started), as under a scheduler started by systemd; a cold start, stdin /dev/null,
+  // never does, and neither may a warm one.
+  return spawnInSession(
+      {program, "--norc", "-c", kWarmShellScript, kSupervisorName, kWarmShellMark, launch_dir.string()}, env, cwd,
+      feed_fd, -1);
 }
 
 std::optional<ProcessStat> readProcessStat(pid_t pid) {

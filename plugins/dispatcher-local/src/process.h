@@ -43,8 +43,17 @@ struct SpawnRequest {
 
 /// Starts the supervised task; returns the supervisor's pid (= its process group and session).
 /// Never waits for the task. Safe in a multi-threaded process: posix_spawn runs no code of ours
-/// between fork and exec.
+/// between fork and exec. The error's message is the reason, e.g. "Argument list too long
+/// (starting /usr/bin/bash)".
 Result<pid_t> spawnSupervised(const SpawnRequest& request);
+
+/// Whether the supervisor spawnSupervised() would start for `argv` and `env` fits what execve takes:
+/// no argument or variable over the kernel's per-string limit (32 pages, 128 KiB), and all of them
+/// within the argument space (a quarter of the stack limit, at most 6 MiB). Otherwise
+/// kInvalidArgument "cannot start the command: Argument list too long (<what is too large>)": the
+/// task's own command, so it would fail with E2BIG every time it is tried.
+Status checkCommandFits(const std::vector<std::string>& argv, const std::vector<std::string>& env,
+                        const std::filesystem::path& exit_path);
 
 struct ProcessStat {
   std::uint64_t start_ticks = 0;  ///< field 22: start time in clock ticks after boot
@@ -80,7 +89,8 @@ std::optional<WaitStatus> reapZombieChild(pid_t pid);
 /// Sends `sig` to the process group `pgid`; false when the group is gone.
 bool signalGroup(pid_t pgid, int sig);
 
-/// argv[4] of a warm shell, which has no exit file yet.
+/// argv[5] of a warm shell (after `bash --norc -c <script> leoflow-supervisor`), which has no exit
+/// file yet.
 inline constexpr const char* kWarmShellMark = "warm";
 
 /// Starts a warm shell: a bash supervisor in a session of its own, with the environment `env`, in

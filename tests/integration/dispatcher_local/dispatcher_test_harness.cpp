@@ -17,6 +17,29 @@ namespace leoflow::testing::dispatcher_local {
 using std::chrono::milliseconds;
 using std::chrono::steady_clock;
 
+namespace {
+
+Timestamp wallNow() {
+  return std::chrono::time_point_cast<std::chrono::microseconds>(std::chrono::system_clock::now());
+}
+
+}  // namespace
+
+struct RecordingEvents::Shared {
+  std::shared_ptr<MemoryBackend> backend;
+  std::mutex seed_mutex;  // seedQueued() reads, then writes: one at a time on a backend
+};
+
+RecordingEvents::RecordingEvents() : store_(std::make_unique<MemoryStore>()) {
+  shared_ = std::make_shared<Shared>();
+  shared_->backend = store_->backend();
+}
+
+RecordingEvents::RecordingEvents(SameStoreAs same)
+    : shared_(same.other.shared_), store_(std::make_unique<MemoryStore>(same.other.shared_->backend)) {}
+
+RecordingEvents::~RecordingEvents() = default;
+
 Status RecordingEvents::running(const ExecutionRef& e) { return record(ReportType::kRunning, e, {}); }
 
 Status RecordingEvents::heartbeat(const ExecutionRef& e) { return record(ReportType::kHeartbeat, e, {}); }
@@ -33,38 +56,32 @@ Status RecordingEvents::record(ReportType type, const ExecutionRef& execution, c
     answer = answer_;
   }
   std::optional<Status> custom = answer ? answer(type, attempt) : std::nullopt;
-  std::lock_guard lock(mutex_);
   Status status;
   if (custom) {
     status = *custom;
-  } else if (store_mode_) {
-    auto [it, inserted] = states_.try_emplace(attempt, TaskState::kQueued);
-    TaskState& state = it->second;
-    std::string& claimed = claims_[attempt];
-    const bool ours = state == TaskState::kRunning && claimed == execution.execution_id;
+  } else {
     switch (type) {
-      case ReportType::kRunning:  // the claim (ARCHITECTURE §8.13)
-        if (state == TaskState::kQueued) {
-          state = TaskState::kRunning;
-          claimed = execution.execution_id;
-        } else if (!ours) {
-          status = conflict("not queued, and claimed by another execution");
-        }
+      case ReportType::kRunning:
+        status = store_->reportRunning(execution, wallNow());
         break;
       case ReportType::kHeartbeat:
-        if (!ours) status = conflict("not running under this execution");
+        status = store_->reportHeartbeat(execution, wallNow());
         break;
       case ReportType::kFinished:
-        if (ours) {
-          state = outcome.success ? TaskState::kSuccess : TaskState::kFailed;
-        } else {
-          status = conflict("not running under this execution");
-        }
+        status = store_->reportFinished(execution, outcome, wallNow());
         break;
     }
+    std::lock_guard lock(mutex_);
+    if (int& lost = lost_replies_[type]; lost > 0) {
+      --lost;
+      status = unavailable("the store's reply was lost (it answered " + status.toString() + ")");
+    }
   }
-  reports_.push_back(Report{type, attempt, execution.execution_id, outcome, status, steady_clock::now(),
-                            std::chrono::system_clock::now()});
+  {
+    std::lock_guard lock(mutex_);
+    reports_.push_back(Report{type, attempt, execution.execution_id, outcome, status, steady_clock::now(),
+                              std::chrono::system_clock::now()});
+  }
   cv_.notify_all();
   return status;
 }
@@ -74,9 +91,40 @@ void RecordingEvents::setAnswer(Answer answer) {
   answer_ = std::move(answer);
 }
 
-void RecordingEvents::setStoreMode(bool on) {
+void RecordingEvents::loseReply(ReportType type, int times) {
   std::lock_guard lock(mutex_);
-  store_mode_ = on;
+  lost_replies_[type] += times;
+}
+
+void RecordingEvents::seedQueued(const AttemptRef& attempt) {
+  std::lock_guard seed(shared_->seed_mutex);
+  const Timestamp now = wallNow();
+  if (!store_->run(attempt.run)) {
+    RunRecord run;
+    run.key = attempt.run;
+    run.dag_version = 1;
+    run.state = DagRunState::kRunning;
+    run.logical_date = now;
+    run.queued_at = now;
+    run.started_at = now;
+    store_->putRun(std::move(run));
+  }
+  if (auto known = store_->task(attempt.run, attempt.task_id); known && known->try_number >= attempt.try_number) {
+    return;  // this attempt, or a later try: as the store has it
+  }
+  TaskInstance instance;
+  instance.task_id = attempt.task_id;
+  instance.state = TaskState::kQueued;
+  instance.try_number = attempt.try_number;
+  instance.max_tries = attempt.try_number;
+  instance.scheduled_at = now;
+  instance.queued_at = now;
+  store_->putTask(attempt.run, std::move(instance));
+}
+
+Status RecordingEvents::seedRunning(const AttemptRef& attempt, const std::string& execution_id) {
+  seedQueued(attempt);
+  return store_->reportRunning(ExecutionRef{attempt, execution_id}, wallNow());
 }
 
 std::vector<Report> RecordingEvents::reports() const {

@@ -1,6 +1,8 @@
-// What the dispatcher-local tests lend the plugin: a TaskEvents that records every report and can
-// answer like the store does, a wall clock, a recorder that drops everything, a logger; plus
-// temporary folders and small process helpers. Real processes throughout, no mocks.
+// What the dispatcher-local tests lend the plugin: a TaskEvents that records every report and answers
+// it as the store does (the in-memory reference store, tests/support/memory_store.h), a dispatcher
+// wrapper that makes each attempt queued in that store before handing it over (the engine's part),
+// a wall clock, a recorder that drops everything, a logger; plus temporary folders and small
+// process helpers. Real processes throughout, no mocks.
 #pragma once
 
 #include <sys/types.h>
@@ -19,8 +21,10 @@
 #include <leoflow/context.h>
 #include <leoflow/dispatcher.h>
 
-#include "support/null_roles.h"
 #include <leoflow/recorder.h>
+
+#include "support/memory_store.h"
+#include "support/null_roles.h"
 
 namespace leoflow::testing::dispatcher_local {
 
@@ -36,20 +40,51 @@ struct Report {
   std::chrono::system_clock::time_point wall;
 };
 
-/// Records every report. By default it accepts everything; in store mode it answers like the
-/// store's guards (§8.7): running only from queued, heartbeat only while running, finished only
-/// from queued or running — an attempt it has never seen counts as queued. A custom answer, if
-/// set, is asked first; returning nullopt falls through to the default.
+/// Records every report, and answers it as the store would: each call is forwarded to a MemoryStore
+/// (reportRunning, reportHeartbeat, reportFinished, stamped with the wall clock), the reference
+/// implementation of store.h's rules — the running report is the claim, accepted for a queued
+/// attempt and again for the same execution, kConflict for another; heartbeats and finished reports
+/// only from the execution that claimed the attempt (ARCHITECTURE §8.13). An attempt must be seeded
+/// (seedQueued(), which SeedingDispatcher does on every dispatch) before the store knows it; an
+/// attempt it does not know is kNotFound, as in the real store.
+///
+/// A test that needs another answer (a store that cannot be reached, a refusal the store would not
+/// make by itself) sets one with setAnswer(): asked first, its Status is the answer and the store is
+/// not called; nullopt falls through to the store.
 class RecordingEvents final : public TaskEvents {
  public:
   using Answer = std::function<std::optional<Status>(ReportType, const AttemptRef&)>;
+
+  /// A second scheduler process on the store of `other` (a restart, two schedulers on one machine):
+  /// another handle on the same backend.
+  struct SameStoreAs {
+    const RecordingEvents& other;
+  };
+
+  /// On a store of its own, empty.
+  RecordingEvents();
+  explicit RecordingEvents(SameStoreAs same);
+  ~RecordingEvents() override;
 
   Status running(const ExecutionRef& execution) override;
   Status heartbeat(const ExecutionRef& execution) override;
   Status finished(const ExecutionRef& execution, const TaskOutcome& outcome) override;
 
   void setAnswer(Answer answer);
-  void setStoreMode(bool on);
+  /// The next `times` reports of `type` reach the store, which acts on them, but their replies are
+  /// lost: the dispatcher gets kUnavailable (and that is what is recorded).
+  void loseReply(ReportType type, int times = 1);
+
+  /// Makes `attempt` a queued task instance of a running run, as the engine does before it hands an
+  /// attempt over (the run is created when the store has none). An attempt of a later try replaces
+  /// the task's instance (a retry); the same or an earlier try changes nothing. Atomic among every
+  /// recorder on the backend, so racing dispatches seed once.
+  void seedQueued(const AttemptRef& attempt);
+  /// Seeds `attempt` queued and claims it for `execution_id` through the store: an attempt a
+  /// scheduler that is gone had started (a leftover in the state dir). Returns the store's answer.
+  Status seedRunning(const AttemptRef& attempt, const std::string& execution_id);
+  /// This recorder's handle on the store, for inspection (task states and notes).
+  MemoryStore& store() { return *store_; }
 
   std::vector<Report> reports() const;
   std::vector<Report> reportsFor(const AttemptRef& attempt) const;
@@ -60,17 +95,39 @@ class RecordingEvents final : public TaskEvents {
   bool waitCount(ReportType type, const AttemptRef& attempt, int n, std::chrono::milliseconds timeout) const;
 
  private:
+  struct Shared;
   Status record(ReportType type, const ExecutionRef& execution, const TaskOutcome& outcome);
 
+  std::shared_ptr<Shared> shared_;      ///< the backend and its seeding lock, shared per backend
+  std::unique_ptr<MemoryStore> store_;  ///< this "process"'s handle on it
   mutable std::mutex mutex_;
   mutable std::condition_variable cv_;
   std::vector<Report> reports_;
   Answer answer_;
-  bool store_mode_ = false;
-  std::map<AttemptRef, TaskState> states_;
-  std::map<AttemptRef, std::string> claims_;  ///< store mode: the execution that claimed each attempt
+  std::map<ReportType, int> lost_replies_;
 };
 
+/// Plays the engine's part around a real dispatcher: every dispatch() first makes the attempt queued
+/// in the recorder's store (RecordingEvents::seedQueued), then hands it over; everything else is
+/// passed through.
+class SeedingDispatcher final : public Dispatcher {
+ public:
+  SeedingDispatcher(std::unique_ptr<Dispatcher> inner, RecordingEvents& events)
+      : inner_(std::move(inner)), events_(&events) {}
+
+  std::vector<std::string> taskTypes() const override { return inner_->taskTypes(); }
+  std::size_t freeCapacity() const override { return inner_->freeCapacity(); }
+  Result<DispatchOutcome> dispatch(const DispatchRequest& request) override {
+    events_->seedQueued(request.attempt);
+    return inner_->dispatch(request);
+  }
+  Status reconcile() override { return inner_->reconcile(); }
+  void shutdown() override { inner_->shutdown(); }
+
+ private:
+  std::unique_ptr<Dispatcher> inner_;
+  RecordingEvents* events_;
+};
 
 /// "plugin.dispatcher-local"; prints to stderr when LEOFLOW_TEST_VERBOSE is set.
 std::shared_ptr<spdlog::logger> testLogger();

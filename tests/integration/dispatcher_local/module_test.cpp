@@ -32,12 +32,16 @@ TEST(DispatcherLocalModule, LoadsAndRunsATaskThroughTheLoader) {
                                           {"state_dir", (dir.path() / "state").string()}});
   auto dispatcher = factory.create(config, context);
   const AttemptRef a = attemptOf("module", "r1", "t");
+  events.seedQueued(a);  // the engine's part: the attempt is queued in the store when it is handed over
   auto outcome = dispatcher->dispatch(requestOf(a, "echo through the loader; exit 0"));
   ASSERT_TRUE(outcome.isOk()) << outcome.status().toString();
   EXPECT_EQ(*outcome, DispatchOutcome::kStarted);
   auto finished = events.waitFinished(a, 20s);
   ASSERT_TRUE(finished.has_value());
   EXPECT_TRUE(finished->outcome.success);
+  const auto stored = events.store().task(a.run, a.task_id);
+  ASSERT_TRUE(stored.has_value());
+  EXPECT_EQ(stored->state, TaskState::kSuccess) << "the store took the claim and the end";
   dispatcher->shutdown();
 }
 
