@@ -15,6 +15,8 @@
 #include <thread>
 #include <vector>
 
+#include "support/seeding_dispatcher.h"
+
 namespace leoflow::contract {
 
 using leoflow::testing::describe;
@@ -43,27 +45,6 @@ namespace {
 Timestamp wallNow() {
   return std::chrono::time_point_cast<std::chrono::microseconds>(std::chrono::system_clock::now());
 }
-
-/// Plays the engine's part around the dispatcher under test: every dispatch() first makes the
-/// attempt queued in the store, then hands it over; everything else passes through.
-class SeedingDispatcher final : public Dispatcher {
- public:
-  SeedingDispatcher(std::unique_ptr<Dispatcher> inner, StoreTaskEvents& events)
-      : inner_(std::move(inner)), events_(&events) {}
-
-  std::vector<std::string> taskTypes() const override { return inner_->taskTypes(); }
-  std::size_t freeCapacity() const override { return inner_->freeCapacity(); }
-  Result<DispatchOutcome> dispatch(const DispatchRequest& request) override {
-    events_->seedQueued(request.attempt);
-    return inner_->dispatch(request);
-  }
-  Status reconcile() override { return inner_->reconcile(); }
-  void shutdown() override { inner_->shutdown(); }
-
- private:
-  std::unique_ptr<Dispatcher> inner_;
-  StoreTaskEvents* events_;
-};
 
 }  // namespace
 
@@ -100,31 +81,7 @@ Status StoreTaskEvents::answered(K kind, const ExecutionRef& execution, const Ta
   return answer;
 }
 
-void StoreTaskEvents::seedQueued(const AttemptRef& attempt) {
-  std::lock_guard lock(mutex_);
-  const Timestamp now = wallNow();
-  if (!store_.run(attempt.run)) {
-    RunRecord run;
-    run.key = attempt.run;
-    run.dag_version = 1;
-    run.state = DagRunState::kRunning;
-    run.logical_date = now;
-    run.queued_at = now;
-    run.started_at = now;
-    store_.putRun(std::move(run));
-  }
-  if (auto known = store_.task(attempt.run, attempt.task_id); known && known->try_number >= attempt.try_number) {
-    return;  // this attempt, or a later try: as the store has it
-  }
-  TaskInstance instance;
-  instance.task_id = attempt.task_id;
-  instance.state = TaskState::kQueued;
-  instance.try_number = attempt.try_number;
-  instance.max_tries = attempt.try_number;
-  instance.scheduled_at = now;
-  instance.queued_at = now;
-  store_.putTask(attempt.run, std::move(instance));
-}
+void StoreTaskEvents::seedQueued(const AttemptRef& attempt) { store_.seedQueuedAttempt(attempt, wallNow()); }
 
 std::vector<std::string> StoreTaskEvents::refusals(const std::optional<AttemptRef>& about) const {
   std::lock_guard lock(mutex_);
@@ -169,7 +126,8 @@ Dispatcher& DispatcherContract::make(ConfigOverrides overrides) {
   if (dispatcher_) throw std::logic_error("one dispatcher per test");
   auto created = harness().create(store_events_, scratch_, std::move(overrides));
   if (!created) throw std::runtime_error("the harness's create returned no dispatcher");
-  dispatcher_ = std::make_unique<SeedingDispatcher>(std::move(created), store_events_);
+  dispatcher_ = std::make_unique<leoflow::testing::SeedingDispatcher>(
+      std::move(created), [this](const AttemptRef& a) { store_events_.seedQueued(a); });
   return *dispatcher_;
 }
 

@@ -1110,6 +1110,37 @@ bool MemoryStore::putTask(const RunKey& key, TaskInstance instance) {
   return true;
 }
 
+void MemoryStore::seedQueuedAttempt(const AttemptRef& attempt, Timestamp now) {
+  std::lock_guard lock(backend_->mutex);
+  auto it = backend_->runs.find(attempt.run);
+  if (it == backend_->runs.end()) {
+    RunEntry entry;
+    entry.record.key = attempt.run;
+    entry.record.dag_version = 1;
+    entry.record.state = DagRunState::kRunning;
+    entry.record.logical_date = now;
+    entry.record.queued_at = now;
+    entry.record.started_at = now;
+    entry.reindex();
+    it = backend_->runs.insert_or_assign(attempt.run, std::move(entry)).first;
+  }
+  RunEntry& entry = it->second;
+  TaskInstance instance;
+  instance.task_id = attempt.task_id;
+  instance.state = TaskState::kQueued;
+  instance.try_number = attempt.try_number;
+  instance.max_tries = attempt.try_number;
+  instance.scheduled_at = now;
+  instance.queued_at = now;
+  if (TaskInstance* ti = entry.find(attempt.task_id)) {
+    if (ti->try_number >= attempt.try_number) return;  // this attempt, or a later try: as the store has it
+    *ti = std::move(instance);
+  } else {
+    entry.record.tasks.push_back(std::move(instance));
+    entry.reindex();
+  }
+}
+
 // ---------------------------------------------------------------------------------------------------
 // LeaseBoard and MemoryLeader
 

@@ -204,6 +204,10 @@ class MemoryStore final : public Store {
   void putRun(RunRecord record);
   /// Inserts or replaces one task instance of an existing run; false when the run is unknown.
   bool putTask(const RunKey& key, TaskInstance instance);
+  /// What the engine does before it hands an attempt over, for tests of executors: makes `attempt` a
+  /// queued task instance of a running run (the run is created when new). A later try replaces the
+  /// task's instance (a retry); the same or an earlier try changes nothing. Atomic.
+  void seedQueuedAttempt(const AttemptRef& attempt, Timestamp now);
 
   // --- Change feed control ------------------------------------------------------------------------
 

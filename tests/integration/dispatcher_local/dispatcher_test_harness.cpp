@@ -27,7 +27,6 @@ Timestamp wallNow() {
 
 struct RecordingEvents::Shared {
   std::shared_ptr<MemoryBackend> backend;
-  std::mutex seed_mutex;  // seedQueued() reads, then writes: one at a time on a backend
 };
 
 RecordingEvents::RecordingEvents() : store_(std::make_unique<MemoryStore>()) {
@@ -96,31 +95,7 @@ void RecordingEvents::loseReply(ReportType type, int times) {
   lost_replies_[type] += times;
 }
 
-void RecordingEvents::seedQueued(const AttemptRef& attempt) {
-  std::lock_guard seed(shared_->seed_mutex);
-  const Timestamp now = wallNow();
-  if (!store_->run(attempt.run)) {
-    RunRecord run;
-    run.key = attempt.run;
-    run.dag_version = 1;
-    run.state = DagRunState::kRunning;
-    run.logical_date = now;
-    run.queued_at = now;
-    run.started_at = now;
-    store_->putRun(std::move(run));
-  }
-  if (auto known = store_->task(attempt.run, attempt.task_id); known && known->try_number >= attempt.try_number) {
-    return;  // this attempt, or a later try: as the store has it
-  }
-  TaskInstance instance;
-  instance.task_id = attempt.task_id;
-  instance.state = TaskState::kQueued;
-  instance.try_number = attempt.try_number;
-  instance.max_tries = attempt.try_number;
-  instance.scheduled_at = now;
-  instance.queued_at = now;
-  store_->putTask(attempt.run, std::move(instance));
-}
+void RecordingEvents::seedQueued(const AttemptRef& attempt) { store_->seedQueuedAttempt(attempt, wallNow()); }
 
 Status RecordingEvents::seedRunning(const AttemptRef& attempt, const std::string& execution_id) {
   seedQueued(attempt);

@@ -25,6 +25,7 @@
 
 #include "support/memory_store.h"
 #include "support/null_roles.h"
+#include "support/seeding_dispatcher.h"
 
 namespace leoflow::testing::dispatcher_local {
 
@@ -98,7 +99,7 @@ class RecordingEvents final : public TaskEvents {
   struct Shared;
   Status record(ReportType type, const ExecutionRef& execution, const TaskOutcome& outcome);
 
-  std::shared_ptr<Shared> shared_;      ///< the backend and its seeding lock, shared per backend
+  std::shared_ptr<Shared> shared_;      ///< the backend, shared by recorders of one store
   std::unique_ptr<MemoryStore> store_;  ///< this "process"'s handle on it
   mutable std::mutex mutex_;
   mutable std::condition_variable cv_;
@@ -107,27 +108,9 @@ class RecordingEvents final : public TaskEvents {
   std::map<ReportType, int> lost_replies_;
 };
 
-/// Plays the engine's part around a real dispatcher: every dispatch() first makes the attempt queued
-/// in the recorder's store (RecordingEvents::seedQueued), then hands it over; everything else is
-/// passed through.
-class SeedingDispatcher final : public Dispatcher {
- public:
-  SeedingDispatcher(std::unique_ptr<Dispatcher> inner, RecordingEvents& events)
-      : inner_(std::move(inner)), events_(&events) {}
-
-  std::vector<std::string> taskTypes() const override { return inner_->taskTypes(); }
-  std::size_t freeCapacity() const override { return inner_->freeCapacity(); }
-  Result<DispatchOutcome> dispatch(const DispatchRequest& request) override {
-    events_->seedQueued(request.attempt);
-    return inner_->dispatch(request);
-  }
-  Status reconcile() override { return inner_->reconcile(); }
-  void shutdown() override { inner_->shutdown(); }
-
- private:
-  std::unique_ptr<Dispatcher> inner_;
-  RecordingEvents* events_;
-};
+/// Plays the engine's part around a real dispatcher: support/seeding_dispatcher.h, seeding this
+/// recorder's store.
+using leoflow::testing::SeedingDispatcher;
 
 /// "plugin.dispatcher-local"; prints to stderr when LEOFLOW_TEST_VERBOSE is set.
 std::shared_ptr<spdlog::logger> testLogger();

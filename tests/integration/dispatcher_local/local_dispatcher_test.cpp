@@ -107,7 +107,8 @@ class LocalDispatcherTest : public ::testing::Test {
     contexts_.push_back(std::make_unique<PluginContext>("dispatcher-local", testLogger(), clock_, events, recorder_,
                                                         heartbeat, "test-replica"));
     return std::make_unique<SeedingDispatcher>(
-        dl::LocalDispatcherFactory().create(config(std::move(overrides)), *contexts_.back()), events);
+        dl::LocalDispatcherFactory().create(config(std::move(overrides)), *contexts_.back()),
+        [&events](const AttemptRef& a) { events.seedQueued(a); });
   }
 
   std::unique_ptr<Dispatcher> make(std::map<std::string, ConfigValue> overrides = {}, milliseconds heartbeat = 200ms) {
