@@ -30,6 +30,18 @@ install_packages() {
     --no-install-recommends "${missing[@]}" >/dev/null
 }
 
+# Every build on this machine takes one lock (several people and CI share its cores): ninja, and the
+# meson setup/configure that rewrites a build directory, run under it. Held only for the command.
+LEOFLOW_BUILD_LOCK="${LEOFLOW_BUILD_LOCK:-/tmp/leoflow-build.lock}"
+
+# locked COMMAND...: runs COMMAND holding the build lock, waiting for it (and saying so) if taken.
+locked() {
+  if ! flock -n "$LEOFLOW_BUILD_LOCK" true 2>/dev/null; then
+    log "waiting for the build lock $LEOFLOW_BUILD_LOCK (another build is running)"
+  fi
+  flock "$LEOFLOW_BUILD_LOCK" "$@"
+}
+
 # A free TCP port on loopback (the kernel picks it).
 free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'

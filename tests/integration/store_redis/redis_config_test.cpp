@@ -178,7 +178,7 @@ TEST(RedisSettings, AnUnreachableServerIsUnavailableErrorAndABadUrlIsNot) {
 }
 
 TEST(RedisSettings, AWrongPasswordIsAStartUpErrorThatHidesThePassword) {
-  if (!redis::serverUrl()) GTEST_SKIP() << redis::kNoServer;
+  LEOFLOW_REQUIRE_TEST_REDIS();
   // The test server has no password: AUTH fails, and the message must not echo the secret.
   std::string url = redis::urlForDb(5);
   url.insert(std::string("redis://").size(), ":hunter2@");

@@ -26,7 +26,7 @@ std::unique_ptr<Leader> openLeader(const std::string& replica, std::int64_t leas
 class RedisLeaderTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    if (!redis::serverUrl()) GTEST_SKIP() << redis::kNoServer;
+    LEOFLOW_REQUIRE_TEST_REDIS();
     redis::flushDb(kDb);
   }
 };

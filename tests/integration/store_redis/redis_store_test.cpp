@@ -55,7 +55,7 @@ DagDefinition dagDef(const std::string& dag_id, const std::string& schedule = ""
 class RedisStoreTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    if (!redis::serverUrl()) GTEST_SKIP() << redis::kNoServer;
+    LEOFLOW_REQUIRE_TEST_REDIS();
     redis::flushDb(kDb);
     store_ = openStore();
   }
