@@ -37,6 +37,28 @@ TEST(EngineLeadership, OnlyOneOfTwoReplicasLeads) {
   EXPECT_TRUE(*b.engine->campaignOnce());
 }
 
+// Issue 9 §2: the term claim is tied to the lock. A replica that loses its lock while it claims a term
+// (a pause, a slow store) must not lead under the term it just claimed — another replica may have won
+// the lock meanwhile.
+TEST(EngineLeadership, ALockLostWhileClaimingTheTermIsNotLeadership) {
+  EngineHarness h;
+  h.addDag(linear());
+  const RunKey run = h.trigger("etl");
+  h.build();
+  h.store.blockOn(Method::kClaimTerm);
+  Result<bool> won = false;
+  std::thread campaign([&] { won = h.engine->campaignOnce(); });
+  ASSERT_TRUE(h.store.waitUntilBlocked(Method::kClaimTerm, 2000ms));
+  h.board->revoke();  // the lock goes while the claim is in flight
+  h.store.unblock();
+  campaign.join();
+  ASSERT_TRUE(won.isOk()) << won.status().toString();
+  EXPECT_FALSE(*won);
+  EXPECT_FALSE(h.engine->leading());
+  h.engine->tick();
+  EXPECT_EQ(h.runState(run), DagRunState::kQueued) << "no decision under the orphaned term";
+}
+
 TEST(EngineLeadership, StepsDownPromptlyWhenTheLockIsLost) {  // 80
   EngineHarness h;
   h.lead();
