@@ -98,6 +98,8 @@ class Engine {
   void loadRuns(TickState& t, const std::vector<RunKey>& keys);
   void advanceRun(TickState& t, CachedRun& run);
   void materialize(TickState& t, CachedRun& run);
+  /// Queued runs that must wait for a max_active_runs slot of their DAG this tick (engine_tick.cpp).
+  std::set<RunKey> runsWaitingForASlot() const;
   void finalize(TickState& t, CachedRun& run);
   void redispatchQueued(TickState& t);
   void createDueRuns(TickState& t);

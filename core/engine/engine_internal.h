@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -29,6 +30,7 @@ struct Engine::TickState {
   std::vector<std::optional<std::size_t>> route_budget;  // lazily asked once per tick
   std::optional<std::size_t> inline_budget;
   std::map<std::string, int> active_per_dag;
+  std::set<RunKey> waiting_for_slot;  // queued runs beyond their DAG's max_active_runs
   bool active_listed = false;
   std::vector<planning::Transition> plan;
   std::vector<TaskTransitionWrite> writes;

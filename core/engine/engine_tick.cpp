@@ -3,6 +3,7 @@
 #include "engine/engine.h"
 
 #include <algorithm>
+#include <tuple>
 
 #include <fmt/format.h>
 
@@ -106,6 +107,7 @@ TickReport Engine::tick(TickKind kind) {
   // 2. A new leader first hands over what its predecessor left queued (before this tick queues
   // anything of its own), then plans and writes every cached run, each isolated from the others.
   if (redispatch_pending_ && t.active_listed && !cancelled()) redispatchQueued(t);
+  t.waiting_for_slot = runsWaitingForASlot();
   for (auto& [key, run] : runs_) {
     if (cancelled()) break;
     try {
@@ -267,9 +269,45 @@ void Engine::materialize(TickState& t, CachedRun& run) {
   dirty_.insert(key);  // read the instances back (or whatever won the race)
 }
 
+std::set<RunKey> Engine::runsWaitingForASlot() const {
+  // docs/architecture.md §8.14: max_active_runs gates every run of a DAG — scheduled, manual,
+  // backfill. Beyond it a run waits queued (as in Airflow); slots go to the oldest logical date
+  // first. Runs already running count (a cleared run among them: it counts but never waits).
+  std::map<std::string, int> running;
+  std::map<std::string, std::vector<const CachedRun*>> queued;
+  for (const auto& [key, run] : runs_) {
+    if (run->record().state == DagRunState::kRunning) {
+      ++running[key.dag_id];
+    } else if (run->record().state == DagRunState::kQueued) {
+      queued[key.dag_id].push_back(run.get());
+    }
+  }
+  std::set<RunKey> waiting;
+  for (auto& [dag_id, runs] : queued) {
+    std::sort(runs.begin(), runs.end(), [](const CachedRun* a, const CachedRun* b) {
+      return std::tie(a->record().logical_date, a->record().key.run_id) <
+             std::tie(b->record().logical_date, b->record().key.run_id);
+    });
+    int taken = running[dag_id];
+    for (const CachedRun* run : runs) {
+      const int limit = run->dag().spec.max_active_runs;
+      if (limit <= 0 || taken < limit) {
+        ++taken;
+      } else {
+        waiting.insert(run->record().key);
+      }
+    }
+  }
+  return waiting;
+}
+
 void Engine::advanceRun(TickState& t, CachedRun& run) {
   const RunKey& key = run.record().key;
   if (run.record().state == DagRunState::kQueued) {
+    if (t.waiting_for_slot.count(key) != 0) {
+      decision("max_active_runs_wait");
+      return;
+    }
     materialize(t, run);
     return;
   }

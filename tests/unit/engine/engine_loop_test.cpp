@@ -105,7 +105,9 @@ TEST(EngineLoop, AFollowerCollectsNoChangedRuns) {
   h.options.tick_interval = 10ms;
   h.leader = std::make_unique<MemoryLeader>(h.board, "replica-a", 10ms);
   h.board->acquire("replica-b");
-  h.addDag(linear());
+  DagSpec unlimited = linear();
+  unlimited.max_active_runs = 0;  // all 50 runs start at once when it leads
+  h.addDag(unlimited);
   h.build();
   std::jthread loop([&](std::stop_token st) { h.engine->run(st); });
   ASSERT_TRUE(waitFor([&] { return h.store.subscribed(); }, 2s)) << "a follower listens to the change feed too";

@@ -159,6 +159,36 @@ TEST(EngineStep, APausedDagsRunsScheduleNothingUntilUnpaused) {
   EXPECT_EQ(h.runState(run), DagRunState::kSuccess);
 }
 
+// docs/architecture.md §8.14: max_active_runs gates manual runs too; a run beyond it waits queued, and
+// the oldest logical date gets the next slot, whatever the order of the triggers.
+TEST(EngineStep, ManualRunsWaitQueuedForAMaxActiveRunsSlotOldestLogicalDateFirst) {
+  EngineHarness h;
+  DagSpec d = linear();
+  d.max_active_runs = 1;
+  h.addDag(d);
+  auto trigger_at = [&](const std::string& run_id, Timestamp logical) {
+    NewRun run{{"etl", run_id}, 1, RunTrigger::kManual, logical, "", h.clock.now()};
+    EXPECT_TRUE(h.store.createRun(std::nullopt, run).isOk());
+    return run.key;
+  };
+  const RunKey late = trigger_at("late", kNoon + std::chrono::hours(2));
+  const RunKey early = trigger_at("early", kNoon + std::chrono::hours(1));
+  const RunKey latest = trigger_at("latest", kNoon + std::chrono::hours(3));
+  h.lead();
+  h.tick();
+  EXPECT_EQ(h.runState(early), DagRunState::kRunning) << "the oldest logical date goes first";
+  EXPECT_EQ(h.runState(late), DagRunState::kQueued);
+  EXPECT_EQ(h.runState(latest), DagRunState::kQueued);
+  EXPECT_GE(h.recorder.decisions("max_active_runs_wait"), 2);
+  // one at a time, in logical-date order
+  ASSERT_TRUE(h.store.setRunState(h.engine->term(), early, DagRunState::kRunning, DagRunState::kSuccess, h.clock.now(), "")
+                  .isOk());
+  h.store.drainChanges();
+  h.tick();
+  EXPECT_EQ(h.runState(late), DagRunState::kRunning);
+  EXPECT_EQ(h.runState(latest), DagRunState::kQueued);
+}
+
 TEST(EngineStep, FollowerReadsAndWritesNothing) {  // 27, 39
   EngineHarness h;
   h.addDag(dag("etl", {task("a"), task("b", {"a"})}, "@hourly"));
