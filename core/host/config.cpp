@@ -233,7 +233,9 @@ SchedulerSettings readScheduler(const Reader& r, const toml::table& table) {
     } else if (key == "dispatch_retry_backoff_ms") {
       s.dispatch_retry_backoff = r.positiveMs(n, key, kSection);
     } else if (key == "shutdown_grace_ms") {
-      s.shutdown_grace = r.positiveMs(n, key, kSection);
+      // The process ends within 10 s of SIGTERM, by force 9 s after it (scheduler_command.cpp): the
+      // dispatch pool's drain must leave time for stepping down and the dispatchers' shutdown.
+      s.shutdown_grace = milliseconds(r.positiveInteger(n, key, kSection, 8000, " (milliseconds)"));
     } else if (key == "reaper_batch_size") {
       s.reaper_batch_size = static_cast<int>(r.positiveInteger(n, key, kSection, kMaxCount, ""));
     } else if (key == "log_level") {

@@ -283,6 +283,8 @@ TEST_F(ConfigTest, ASyntaxErrorNamesLineColumnAndReason) {
 TEST_F(ConfigTest, MillisecondKeysTakeIntegersOnly) {
   EXPECT_EQ(errorOf(std::string("[scheduler]\ntick_interval_ms = 1.5\n") + kMinimal),
             path() + ":2: key \"tick_interval_ms\" in [scheduler] must be an integer (milliseconds), not a float");
+  EXPECT_EQ(errorOf(std::string("[scheduler]\nshutdown_grace_ms = 9000\n") + kMinimal),
+            path() + ":2: key \"shutdown_grace_ms\" in [scheduler] must be at most 8000, got 9000");
   EXPECT_EQ(errorOf(std::string("[scheduler]\nshutdown_grace_ms = \"8s\"\n") + kMinimal),
             path() + ":2: key \"shutdown_grace_ms\" in [scheduler] must be an integer (milliseconds), not a string");
 }

@@ -25,6 +25,7 @@ std::vector<std::string> EchoDispatcher::taskTypes() const { return {}; }
 
 std::size_t EchoDispatcher::freeCapacity() const {
   const std::lock_guard<std::mutex> lock(mutex_);
+  if (stopping_) return 0;  // dispatcher.h: after shutdown() it takes nothing more
   const std::size_t busy = in_flight_.size() - done_.size();
   return busy >= settings_.max_parallel ? 0 : settings_.max_parallel - busy;
 }
@@ -88,16 +89,19 @@ void EchoDispatcher::runAttempt(const AttemptRef& attempt, const std::string& en
   // This start is an execution of its own (ARCHITECTURE §8.13): the claim names it, and so does
   // every later report.
   const ExecutionRef execution{attempt, makeExecutionId("echo")};
-  const Status running = events.running(execution);
-  if (running.code() == StatusCode::kConflict) {
-    // The attempt is no longer current (reaped, or a newer try exists): nothing to report.
-    log->warn("attempt no longer current task_id={} try={} reason={}", attempt.task_id, attempt.try_number,
-              running.message());
+  // The claim: nothing of the attempt may run before the store accepts it. A store that cannot be
+  // reached is asked again with the same execution id (a lost reply is then accepted as ours).
+  Status running = events.running(execution);
+  for (int retry = 0; retry < 5 && running.code() == StatusCode::kUnavailable; ++retry) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100) * (1 << retry));
+    running = events.running(execution);
+  }
+  if (!running) {
+    // Refused (no longer current, or another execution claimed it) or never answered: nothing runs.
+    // The scheduler's reapers take care of an attempt nobody claimed.
+    log->warn("claim not accepted; not running task_id={} try={} reason={}", attempt.task_id, attempt.try_number,
+              running.toString());
   } else {
-    if (!running) {
-      log->warn("running report failed task_id={} try={} reason={}", attempt.task_id, attempt.try_number,
-                running.toString());
-    }
     // Heartbeat while "working" so the agent-lost reaper never mistakes a long delay for a dead
     // executor (ARCHITECTURE §8.8).
     std::chrono::milliseconds left = settings_.delay;

@@ -46,7 +46,9 @@ void LocalDispatcher::reportLoop() {
     attempt->busy = false;
 
     Then then = Then::kNothing;
-    const bool conflict = status.code() == StatusCode::kConflict;
+    // kNotFound is a refusal too: the store no longer knows the run or task (deleted, or a new
+    // store), and retrying would never end.
+    const bool conflict = status.code() == StatusCode::kConflict || status.code() == StatusCode::kNotFound;
     auto popFront = [&] {
       if (!attempt->reports.empty() && attempt->reports.front() == kind) attempt->reports.pop_front();
     };
