@@ -21,6 +21,16 @@ bool report(const DagLoad& load, std::ostream& err) {
   return load.errors.empty();
 }
 
+// The `dags list --json` object of one DAG (docs/architecture.md §8.6).
+nlohmann::ordered_json summaryJson(const DagSummary& d) {
+  nlohmann::ordered_json j = nlohmann::ordered_json::object();
+  j["dag_id"] = d.dag_id;
+  j["schedule"] = d.schedule.empty() ? nlohmann::ordered_json(nullptr) : nlohmann::ordered_json(d.schedule);
+  j["paused"] = d.paused;
+  j["version"] = d.version;
+  return j;
+}
+
 }  // namespace
 
 int dagsValidate(const std::vector<std::string>& paths, std::ostream& out, std::ostream& err) {
@@ -76,14 +86,7 @@ int dagsList(Store& store, bool json, std::ostream& out) {
   if (!dags) failWith(dags.status(), "listing dags");
   if (json) {
     nlohmann::ordered_json a = nlohmann::ordered_json::array();
-    for (const DagSummary& d : *dags) {
-      nlohmann::ordered_json j = nlohmann::ordered_json::object();
-      j["dag_id"] = d.dag_id;
-      j["schedule"] = d.schedule.empty() ? nlohmann::ordered_json(nullptr) : nlohmann::ordered_json(d.schedule);
-      j["paused"] = d.paused;
-      j["version"] = d.version;
-      a.push_back(std::move(j));
-    }
+    for (const DagSummary& d : *dags) a.push_back(summaryJson(d));
     out << a.dump(2) << '\n';
     return kExitOk;
   }
@@ -104,6 +107,83 @@ int dagsList(Store& store, bool json, std::ostream& out) {
   return kExitOk;
 }
 
+std::string dotQuote(const std::string& id) {
+  std::string out = "\"";
+  for (const char c : id) {
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\n': out += "\\n"; break;
+      case '\r': out += "\\r"; break;
+      case '\t': out += "\\t"; break;
+      default: out += c;
+    }
+  }
+  out += '"';
+  return out;
+}
+
+int dagsShow(Store& store, const std::string& dag_id, DagShowFormat format, std::ostream& out) {
+  auto stored = store.getDag(dag_id, std::nullopt);
+  if (!stored) {
+    if (stored.status().code() == StatusCode::kNotFound) {
+      throw badInput("unknown dag \"" + dag_id + "\" (leoflow dags list shows the registered ones)");
+    }
+    failWith(stored.status(), "reading dag " + dag_id);
+  }
+  auto spec = decodeCanonicalDag(stored->spec_json);
+  if (!spec) failWith(spec.status(), fmt::format("reading dag {} version {}", dag_id, stored->version));
+  const DagSummary summary{stored->dag_id, spec->schedule, stored->paused, stored->version};
+
+  switch (format) {
+    case DagShowFormat::kJson: {
+      nlohmann::ordered_json j = summaryJson(summary);
+      nlohmann::ordered_json tasks = nlohmann::ordered_json::array();
+      for (const TaskSpec& t : spec->tasks) {
+        nlohmann::ordered_json tj = nlohmann::ordered_json::object();
+        tj["task_id"] = t.task_id;
+        tj["type"] = t.type;
+        tj["depends_on"] = t.depends_on;
+        tj["trigger_rule"] = std::string(toString(t.trigger_rule));
+        tasks.push_back(std::move(tj));
+      }
+      j["tasks"] = std::move(tasks);
+      out << j.dump(2) << '\n';
+      break;
+    }
+    case DagShowFormat::kDot: {
+      out << "digraph " << dotQuote(summary.dag_id) << " {\n";
+      // Every task is a node, also one with no edges; then one edge per dependency.
+      for (const TaskSpec& t : spec->tasks) out << "  " << dotQuote(t.task_id) << ";\n";
+      for (const TaskSpec& t : spec->tasks) {
+        for (const std::string& up : t.depends_on) {
+          out << "  " << dotQuote(up) << " -> " << dotQuote(t.task_id) << ";\n";
+        }
+      }
+      out << "}\n";
+      break;
+    }
+    case DagShowFormat::kText: {
+      out << fmt::format("dag {}: version {}, {}, {}\n", summary.dag_id, summary.version,
+                         summary.schedule.empty() ? "manual" : "schedule " + summary.schedule,
+                         summary.paused ? "paused" : "not paused");
+      std::size_t w = 4, tw = 4, rw = 12;
+      for (const TaskSpec& t : spec->tasks) {
+        w = std::max(w, t.task_id.size());
+        tw = std::max(tw, t.type.size());
+        rw = std::max(rw, toString(t.trigger_rule).size());
+      }
+      out << fmt::format("  {:<{}}  {:<{}}  {:<{}}  {}\n", "TASK", w, "TYPE", tw, "TRIGGER_RULE", rw, "DEPENDS_ON");
+      for (const TaskSpec& t : spec->tasks) {
+        out << fmt::format("  {:<{}}  {:<{}}  {:<{}}  {}\n", t.task_id, w, t.type, tw, toString(t.trigger_rule), rw,
+                           t.depends_on.empty() ? "-" : fmt::format("{}", fmt::join(t.depends_on, ", ")));
+      }
+      break;
+    }
+  }
+  return kExitOk;
+}
+
 int dagsSetPaused(Store& store, const std::string& dag_id, bool paused, std::ostream& out) {
   Status s = store.setPaused(dag_id, paused);
   if (!s.isOk()) {
@@ -115,7 +195,8 @@ int dagsSetPaused(Store& store, const std::string& dag_id, bool paused, std::ost
 }
 
 void addDagsCommand(CLI::App& app, CommandContext& ctx) {
-  CLI::App* dags = app.add_subcommand("dags", "DAG files and registered DAGs: validate, sync, list, pause, unpause");
+  CLI::App* dags =
+      app.add_subcommand("dags", "DAG files and registered DAGs: validate, sync, list, show, pause, unpause");
   dags->require_subcommand(1);
 
   static std::vector<std::string> paths;  // CLI11 binds to storage that outlives parsing
@@ -141,6 +222,22 @@ void addDagsCommand(CLI::App& app, CommandContext& ctx) {
   });
 
   static std::string dag_id;
+  static bool show_json = false;
+  static bool show_dot = false;
+  CLI::App* show = dags->add_subcommand("show", "Show a registered DAG and its tasks");
+  show->add_option("dag", dag_id, "DAG id")->required();
+  show->add_flag("--json", show_json,
+                 "Print JSON: the dags list object plus tasks [{task_id, type, depends_on, trigger_rule}]");
+  show->add_flag("--dot", show_dot, "Print the task graph as Graphviz DOT (leoflow dags show D --dot | dot -Tsvg)");
+  show->callback([&ctx] {
+    // A usage error needs no config and no store (docs/architecture.md §8.6, exit 2).
+    if (show_json && show_dot) throw badInput("dags show: --json and --dot cannot be used together; pick one");
+    const DagShowFormat format =
+        show_json ? DagShowFormat::kJson : (show_dot ? DagShowFormat::kDot : DagShowFormat::kText);
+    StoreSession session(ctx);
+    ctx.exit_code = dagsShow(session.store(), dag_id, format, *ctx.out);
+  });
+
   for (const bool pause : {true, false}) {
     CLI::App* cmd = dags->add_subcommand(pause ? "pause" : "unpause",
                                          pause ? "Stop creating scheduled runs of a DAG" : "Resume a paused DAG");

@@ -23,10 +23,12 @@ ojson runToJson(const RunRecord& run, bool with_tasks) {
   ojson j = ojson::object();
   j["run_id"] = run.key.run_id;
   j["dag_id"] = run.key.dag_id;
+  j["dag_version"] = run.dag_version;
   j["state"] = std::string(toString(run.state));
   j["logical_date"] = schedule::formatIsoSeconds(run.logical_date);
   j["started_at"] = timeJson(run.started_at);
   j["ended_at"] = timeJson(run.ended_at);
+  j["note"] = run.note;
   if (with_tasks) {
     ojson tasks = ojson::array();
     for (const TaskInstance& t : run.tasks) {

@@ -4,8 +4,12 @@
 #include <cerrno>
 #include <cmath>
 #include <cstdlib>
+#include <cstring>
+#include <fstream>
 #include <ostream>
+#include <sstream>
 #include <thread>
+#include <utility>
 
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
@@ -14,6 +18,7 @@
 #include "host/command_context.h"
 #include "host/dag_file.h"
 #include "host/exit_codes.h"
+#include "host/json_fields.h"
 #include "host/run_view.h"
 #include "host/store_session.h"
 #include "schedule/iso_time.h"
@@ -139,27 +144,69 @@ bool isValidRunId(const std::string& id) {
   return std::all_of(id.begin(), id.end(), [](unsigned char c) { return c > 0x20 && c != 0x7f && c != '/'; });
 }
 
+Timestamp parseLogicalDate(const std::string& text) {
+  if (auto t = schedule::parseIsoTime(text)) return *t;
+  std::string shown = text.size() > 60 ? text.substr(0, 60) + "..." : text;
+  throw badInput("--logical-date: expected an ISO-8601 time with a zone (2026-01-01T00:00:00Z), got " + quote(shown));
+}
+
+void checkManualRunId(const std::string& run_id) {
+  if (!isValidRunId(run_id)) {
+    throw badInput("bad run id " + quote(run_id) + ": use 1-250 printable characters, no spaces or '/'");
+  }
+  static constexpr std::pair<const char*, const char*> kReserved[] = {{"scheduled__", "the scheduler's runs"},
+                                                                      {"backfill__", "dags backfill's runs"}};
+  for (const auto& [prefix, whose] : kReserved) {
+    if (run_id.starts_with(prefix)) {
+      throw badInput(fmt::format("bad run id {}: the prefix {} is reserved for {}; choose another id "
+                                 "(or leave --run-id out for manual__<now>)",
+                                 quote(run_id), prefix, whose));
+    }
+  }
+}
+
+std::string resolveConf(const std::string& conf) {
+  if (conf.empty()) return {};
+  std::string text = conf;
+  std::string what = "--conf";
+  if (conf.front() == '@') {
+    const std::string path = conf.substr(1);
+    if (path.empty()) throw badInput("--conf @: no file named after the @ (--conf @conf.json)");
+    what = "--conf " + conf;
+    std::ifstream in(path, std::ios::binary);
+    if (!in) throw badInput(fmt::format("{}: cannot read {}: {}", what, path, std::strerror(errno)));
+    std::ostringstream buf;
+    buf << in.rdbuf();
+    if (in.bad()) throw badInput(fmt::format("{}: cannot read {}", what, path));
+    text = buf.str();
+  }
+  nlohmann::json parsed;
+  try {
+    parsed = parseJsonText(text, what);
+  } catch (const JsonFieldError& e) {
+    throw badInput(e.what());
+  }
+  if (!parsed.is_object()) {
+    std::string shown = parsed.dump();
+    if (shown.size() > 60) shown = shown.substr(0, 60) + "...";
+    throw badInput(fmt::format("{} must be a JSON object, got {}", what, shown));
+  }
+  return parsed.dump();
+}
+
 int runsTrigger(Store& store, const Clock& clock, const TriggerOptions& o, std::ostream& out, std::ostream& err) {
   auto dag = store.getDag(o.dag_id, std::nullopt);
   if (!dag) {
     if (dag.status().code() == StatusCode::kNotFound) throw badInput("unknown dag \"" + o.dag_id + "\"");
     failWith(dag.status(), "reading dag " + o.dag_id);
   }
-  std::string conf;
-  if (!o.conf_json.empty()) {
-    try {
-      auto parsed = nlohmann::json::parse(o.conf_json);
-      if (!parsed.is_object()) throw badInput("--conf must be a JSON object, got " + o.conf_json);
-      conf = parsed.dump();
-    } catch (const nlohmann::json::parse_error& e) {
-      throw badInput(std::string("--conf is not valid JSON: ") + e.what());
-    }
-  }
+  const std::string conf = resolveConf(o.conf_json);
   const Timestamp now = clock.now();
   // §8.5: manual__<now with microseconds>, unique per DAG.
   const std::string run_id = o.run_id.empty() ? "manual__" + schedule::formatIsoMicros(now) : o.run_id;
-  if (!isValidRunId(run_id)) throw badInput("bad run id \"" + run_id + "\": use 1-250 printable characters, no spaces or '/'");
-  NewRun run{{o.dag_id, run_id}, dag->version, RunTrigger::kManual, now, conf, now};
+  checkManualRunId(run_id);
+  // §8.14: --logical-date sets the manual run's logical date; without it, the trigger time.
+  NewRun run{{o.dag_id, run_id}, dag->version, RunTrigger::kManual, o.logical_date.value_or(now), conf, now};
   Status s = store.createRun(std::nullopt, run);
   if (!s.isOk()) {
     if (s.code() == StatusCode::kAlreadyExists) {
@@ -232,8 +279,14 @@ void addRunsCommand(CLI::App& app, CommandContext& ctx) {
   static std::string timeout_text;
   CLI::App* t = runs->add_subcommand("trigger", "Start a manual run of a DAG; prints its run id");
   t->add_option("dag", trigger.dag_id, "DAG id")->required();
-  t->add_option("--run-id", trigger.run_id, "Run id (default manual__<now>); must not exist for the DAG");
-  t->add_option("--conf", trigger.conf_json, "The run's conf, a JSON object");
+  t->add_option("--run-id", trigger.run_id,
+                "Run id (default manual__<now>); must not exist for the DAG nor start with scheduled__ or backfill__");
+  t->add_option("--conf", trigger.conf_json, "The run's conf, a JSON object; @FILE reads it from FILE")
+      ->type_name("JSON|@FILE");
+  static std::string logical_date_text;
+  t->add_option("--logical-date", logical_date_text,
+                "The run's logical date, ISO 8601 with a zone (default: now)")
+      ->type_name("TIME");
   t->add_flag("--wait", trigger.wait, "Show progress until the run ends: exit 0 success, 1 failed, 124 timeout");
   t->add_option("--timeout", timeout_text, "With --wait: give up after S seconds (the run goes on)")
       ->type_name("SECONDS");
@@ -244,6 +297,9 @@ void addRunsCommand(CLI::App& app, CommandContext& ctx) {
     if (t->count("--run-id") > 0 && trigger.run_id.empty()) {
       throw badInput("--run-id: the run id is empty; give one, or leave --run-id out for manual__<now>");
     }
+    if (t->count("--run-id") > 0) checkManualRunId(trigger.run_id);
+    trigger.logical_date = std::nullopt;
+    if (t->count("--logical-date") > 0) trigger.logical_date = parseLogicalDate(logical_date_text);
     StoreSession session(ctx);
     ctx.exit_code = runsTrigger(session.store(), session.clock(), trigger, *ctx.out, *ctx.err);
   });

@@ -1,4 +1,4 @@
-// `leoflow runs trigger | show | list` (ARCHITECTURE §5, §8.5, §8.6).
+// `leoflow runs trigger | show | list` (docs/architecture.md §5, §8.5, §8.6, §8.14).
 #pragma once
 
 #include <chrono>
@@ -20,7 +20,8 @@ struct CommandContext;
 struct TriggerOptions {
   std::string dag_id;
   std::string run_id;     ///< empty: manual__<now with microseconds>
-  std::string conf_json;  ///< empty: no conf
+  std::string conf_json;  ///< empty: no conf; `@path`: the JSON object in that file
+  std::optional<Timestamp> logical_date;  ///< absent: the trigger time (docs/architecture.md §8.14)
   bool wait = false;
   std::optional<std::chrono::milliseconds> timeout;  ///< with wait; absent = until the run ends
   std::chrono::milliseconds poll_interval{100};
@@ -37,6 +38,20 @@ int runsList(Store& store, const std::optional<std::string>& dag_id, const std::
 /// `runs trigger --timeout S`: S seconds, a positive number (fractions allowed) of at most 10^9, and
 /// only with `wait`. Throws CommandError (exit 2) naming the option and the value otherwise.
 std::chrono::milliseconds parseTimeout(const std::string& text, bool wait);
+
+/// `runs trigger --logical-date T`: an ISO-8601 time with a zone, as `schedule next --after` takes.
+/// Throws CommandError (exit 2) naming the flag and the value otherwise.
+Timestamp parseLogicalDate(const std::string& text);
+
+/// Refuses (CommandError, exit 2) a run id a person may not choose: one that is not isValidRunId,
+/// or one starting with `scheduled__` or `backfill__`, the prefixes of the scheduler's and
+/// backfill's runs (docs/architecture.md §8.14).
+void checkManualRunId(const std::string& run_id);
+
+/// `--conf` as given: JSON text, or `@path` to read it from a file. Returns the object as compact
+/// JSON; anything else — an unreadable file, malformed JSON, not an object — is exit 2 naming the
+/// file (or --conf).
+std::string resolveConf(const std::string& conf);
 
 /// A run id a person may choose: 1-250 printable characters, no whitespace and no '/'.
 bool isValidRunId(const std::string& run_id);

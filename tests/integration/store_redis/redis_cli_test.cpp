@@ -332,5 +332,61 @@ TEST_F(RedisCli, SyncingAnInlineHttpTaskWithoutAnInlineRunnerWarnsAndSucceeds) {
                                config.string() + " configures no [inline_runner]"));
 }
 
+// dags show and runs trigger --logical-date / --conf @file through the real binary and a real store
+// (docs/architecture.md §8.14): the run's JSON carries the logical date, its DAG version and note.
+TEST_F(RedisCli, DagsShowAndTriggerWithALogicalDateAndAConfFile) {
+  REQUIRE_REDIS_SERVER();
+  const int port = closedPort();
+  if (!startRedis(port)) return;
+  const fs::path config = writeConfig(url(port));
+  const fs::path dag = dir_ / "etl.json";
+  std::ofstream(dag) << R"({"dag_id":"etl","tasks":[{"task_id":"extract","type":"bash","entrypoint":"true"},
+      {"task_id":"load","type":"bash","entrypoint":"true","depends_on":["extract"],"trigger_rule":"all_done"}]})";
+  ASSERT_EQ(leoflow(config, "dags sync '" + dag.string() + "'").exit_code, 0);
+
+  CommandOutput r = leoflow(config, "dags show etl --json");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr(R"("dag_id": "etl")"));
+  EXPECT_THAT(r.out, HasSubstr(R"("version": 1)"));
+  EXPECT_THAT(r.out, HasSubstr(R"("trigger_rule": "all_done")"));
+  r = leoflow(config, "dags show etl --dot");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("digraph \"etl\" {"));
+  EXPECT_THAT(r.out, HasSubstr("\"extract\" -> \"load\";"));
+  r = leoflow(config, "dags show etl");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("dag etl: version 1, manual, not paused"));
+  r = leoflow(config, "dags show ghost");
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_THAT(r.err, HasSubstr("unknown dag \"ghost\""));
+
+  std::ofstream(dir_ / "conf.json") << R"({"day": "monday"})";
+  r = leoflow(config, "runs trigger etl --run-id r1 --logical-date 2026-01-02T00:00:00Z --conf @conf.json");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "r1\n");
+  r = leoflow(config, "runs show r1 --json");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr(R"("logical_date": "2026-01-02T00:00:00Z")"));
+  EXPECT_THAT(r.out, HasSubstr(R"("dag_version": 1)"));
+  EXPECT_THAT(r.out, HasSubstr(R"("note": "")"));
+  r = leoflow(config, "runs list --json");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr(R"("dag_version": 1)"));
+  EXPECT_THAT(r.out, HasSubstr(R"("note": "")"));
+
+  std::ofstream(dir_ / "broken.json") << "{\"day\": ";
+  r = leoflow(config, "runs trigger etl --run-id r2 --conf @broken.json");
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_THAT(r.err, HasSubstr("--conf @broken.json: malformed JSON"));
+  r = leoflow(config, "runs trigger etl --run-id r2 --conf @nowhere.json");
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_THAT(r.err, HasSubstr("cannot read nowhere.json"));
+  r = leoflow(config, "runs trigger etl --run-id backfill__2026-01-02T00:00:00Z");
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_THAT(r.err, HasSubstr("is reserved"));
+  r = leoflow(config, "runs show r2");
+  EXPECT_EQ(r.exit_code, 2) << "nothing was created by the refused triggers";
+}
+
 }  // namespace
 }  // namespace leoflow::testing

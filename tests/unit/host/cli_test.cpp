@@ -44,7 +44,7 @@ TEST(Cli, NoCommandIsAUsageError) {
   EXPECT_THAT(r.err, HasSubstr("a command is required: plan,"));
   r = runCommand(leoflowBinary() + " dags");
   EXPECT_EQ(r.exit_code, 2);
-  EXPECT_THAT(r.err, HasSubstr("dags needs a command: validate, sync, list, pause, unpause"));
+  EXPECT_THAT(r.err, HasSubstr("dags needs a command: validate, sync, list, show, pause, unpause"));
 }
 
 // Usage errors of `runs trigger` are found before any config or store is looked for (a config that
@@ -73,6 +73,45 @@ TEST(Cli, AnEmptyRunIdIsAUsageError) {
   r = runCommand(noConfig() + " runs trigger etl --run-id=");  // CLI11 refuses this spelling itself
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_THAT(r.err, HasSubstr("--run-id"));
+}
+
+TEST(Cli, TheNewFlagsOfDagsShowAndRunsTriggerAreInTheirHelp) {
+  auto r = runCommand(leoflowBinary() + " dags show --help");
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("--json"));
+  EXPECT_THAT(r.out, HasSubstr("--dot"));
+  r = runCommand(leoflowBinary() + " dags --help");
+  EXPECT_THAT(r.out, HasSubstr("show"));
+  r = runCommand(leoflowBinary() + " runs trigger --help");
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("--logical-date TIME"));
+  EXPECT_THAT(r.out, HasSubstr("@FILE"));
+}
+
+TEST(Cli, DagsShowWithJsonAndDotIsAUsageError) {
+  auto r = runCommand(noConfig() + " dags show etl --json --dot");
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_EQ(r.err, "leoflow: dags show: --json and --dot cannot be used together; pick one\n");
+  EXPECT_TRUE(r.out.empty());
+  r = runCommand(noConfig() + " dags show");
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_THAT(r.err, HasSubstr("dag"));
+}
+
+TEST(Cli, ABadLogicalDateIsAUsageErrorNamingTheFlag) {
+  auto r = runCommand(noConfig() + " runs trigger etl --logical-date 2026-01-01");
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_EQ(r.err,
+            "leoflow: --logical-date: expected an ISO-8601 time with a zone (2026-01-01T00:00:00Z), got "
+            "\"2026-01-01\"\n");
+}
+
+TEST(Cli, AManualRunIdMayNotTakeAReservedPrefix) {
+  for (const std::string prefix : {"scheduled__", "backfill__"}) {
+    auto r = runCommand(noConfig() + " runs trigger etl --run-id " + prefix + "x");
+    EXPECT_EQ(r.exit_code, 2) << prefix;
+    EXPECT_THAT(r.err, HasSubstr("bad run id \"" + prefix + "x\": the prefix " + prefix + " is reserved"));
+  }
 }
 
 TEST(Cli, ScheduleNextCountIsCapped) {

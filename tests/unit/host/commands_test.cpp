@@ -13,6 +13,7 @@
 #include "host/exit_codes.h"
 #include "host/runs_command.h"
 #include "host/status_command.h"
+#include "schedule/iso_time.h"
 #include "support/memory_store.h"
 
 namespace leoflow::host {
@@ -24,6 +25,8 @@ using leoflow::testing::ManualClock;
 using leoflow::testing::MemoryStore;
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
+
+std::optional<Timestamp> parseIsoForTest(const std::string& text) { return schedule::parseIsoTime(text); }
 
 class Commands : public ::testing::Test {
  protected:
@@ -272,6 +275,154 @@ TEST_F(Commands, ListFiltersByDagAndState) {
   EXPECT_EQ(nlohmann::json::parse(out_.str()).size(), 0u);
   EXPECT_EQ(run([&] { return runsList(store_, std::nullopt, std::string("paused"), true, out_); }), 2);
   EXPECT_EQ(run([&] { return runsList(store_, std::string("nope"), std::nullopt, true, out_); }), 2);
+}
+
+// dags show (docs/architecture.md §8.14): text by default, the dags list object plus tasks, DOT.
+TEST_F(Commands, DagsShowPrintsTheDagAndItsTasksAsTextJsonAndDot) {
+  const std::string etl = write("etl.json", R"({"dag_id":"etl","schedule":"@daily","tasks":[
+      {"task_id":"extract","type":"bash","entrypoint":"true"},
+      {"task_id":"load","type":"python","entrypoint":"true","depends_on":["extract"]},
+      {"task_id":"report","type":"bash","entrypoint":"true","depends_on":["extract","load"],"trigger_rule":"all_done"}]})");
+  ASSERT_EQ(run([&] { return dagsSync(store_, {etl}, out_, err_); }), 0) << err_.str();
+  ASSERT_EQ(run([&] { return dagsSetPaused(store_, "etl", true, out_); }), 0);
+
+  EXPECT_EQ(run([&] { return dagsShow(store_, "etl", DagShowFormat::kJson, out_); }), 0) << err_.str();
+  EXPECT_EQ(nlohmann::json::parse(out_.str()), nlohmann::json::parse(R"({
+      "dag_id":"etl","schedule":"@daily","paused":true,"version":1,"tasks":[
+        {"task_id":"extract","type":"bash","depends_on":[],"trigger_rule":"all_success"},
+        {"task_id":"load","type":"python","depends_on":["extract"],"trigger_rule":"all_success"},
+        {"task_id":"report","type":"bash","depends_on":["extract","load"],"trigger_rule":"all_done"}]})"));
+  // The same object as `dags list --json` has for the DAG, plus tasks.
+  auto shown = nlohmann::json::parse(out_.str());
+  shown.erase("tasks");
+  ASSERT_EQ(run([&] { return dagsList(store_, true, out_); }), 0);
+  EXPECT_EQ(shown, nlohmann::json::parse(out_.str())[0]);
+
+  EXPECT_EQ(run([&] { return dagsShow(store_, "etl", DagShowFormat::kDot, out_); }), 0);
+  EXPECT_EQ(out_.str(),
+            "digraph \"etl\" {\n"
+            "  \"extract\";\n  \"load\";\n  \"report\";\n"
+            "  \"extract\" -> \"load\";\n  \"extract\" -> \"report\";\n  \"load\" -> \"report\";\n"
+            "}\n");
+
+  EXPECT_EQ(run([&] { return dagsShow(store_, "etl", DagShowFormat::kText, out_); }), 0);
+  EXPECT_THAT(out_.str(), HasSubstr("dag etl: version 1, schedule @daily, paused\n"));
+  EXPECT_THAT(out_.str(), MatchesRegex("(.|\n)*report +bash +all_done +extract, load\n(.|\n)*"));
+  EXPECT_THAT(out_.str(), MatchesRegex("(.|\n)*extract +bash +all_success +-\n(.|\n)*"));
+}
+
+TEST_F(Commands, DagsShowOfAnUnknownDagExitsTwo) {
+  for (const auto format : {DagShowFormat::kText, DagShowFormat::kJson, DagShowFormat::kDot}) {
+    EXPECT_EQ(run([&] { return dagsShow(store_, "ghost", format, out_); }), 2);
+    EXPECT_THAT(err_.str(), HasSubstr("unknown dag \"ghost\""));
+    EXPECT_EQ(out_.str(), "");
+  }
+}
+
+TEST_F(Commands, DotQuotesIdsSafely) {
+  EXPECT_EQ(dotQuote("a"), "\"a\"");
+  EXPECT_EQ(dotQuote("a\"b"), "\"a\\\"b\"");
+  EXPECT_EQ(dotQuote("a\\"), "\"a\\\\\"");  // a trailing backslash does not escape the closing quote
+  EXPECT_EQ(dotQuote("a\nb"), "\"a\\nb\"");
+  EXPECT_EQ(dotQuote("->"), "\"->\"");
+}
+
+TEST_F(Commands, TriggerSetsTheLogicalDateAndShowCarriesNoteAndDagVersion) {
+  ASSERT_EQ(run([&] { return dagsSync(store_, {dagFile("etl")}, out_, err_); }), 0);
+  const std::string v2 = dagFile("etl", "echo v2");
+  ASSERT_EQ(run([&] { return dagsSync(store_, {v2}, out_, err_); }), 0);
+  TriggerOptions o;
+  o.dag_id = "etl";
+  o.logical_date = parseLogicalDate("2026-01-02T03:04:05+01:00");
+  EXPECT_EQ(run([&] { return runsTrigger(store_, clock_, o, out_, err_); }), 0);
+  // The run id still says when it was triggered; the logical date is the one asked for.
+  EXPECT_EQ(out_.str(), "manual__2026-05-28T12:00:00.000000Z\n");
+  const RunRecord r = *store_.run({"etl", "manual__2026-05-28T12:00:00.000000Z"});
+  EXPECT_EQ(r.logical_date, *parseIsoForTest("2026-01-02T02:04:05Z"));
+  EXPECT_EQ(r.trigger, RunTrigger::kManual);
+
+  EXPECT_EQ(run([&] { return runsShow(store_, "manual__2026-05-28T12:00:00.000000Z", std::nullopt, true, out_); }), 0);
+  auto j = nlohmann::json::parse(out_.str());
+  EXPECT_EQ(j["logical_date"], "2026-01-02T02:04:05Z");
+  EXPECT_EQ(j["dag_version"], 2);
+  EXPECT_EQ(j["note"], "");
+
+  RunRecord noted = *store_.run({"etl", "manual__2026-05-28T12:00:00.000000Z"});
+  noted.note = "cancelled";
+  store_.putRun(noted);
+  EXPECT_EQ(run([&] { return runsList(store_, std::string("etl"), std::nullopt, true, out_); }), 0);
+  j = nlohmann::json::parse(out_.str());
+  ASSERT_EQ(j.size(), 1u);
+  EXPECT_EQ(j[0]["note"], "cancelled");
+  EXPECT_EQ(j[0]["dag_version"], 2);
+  EXPECT_EQ(j[0]["logical_date"], "2026-01-02T02:04:05Z");
+}
+
+TEST_F(Commands, ABadLogicalDateIsExitTwoNamingTheFlag) {
+  for (const std::string bad : {"yesterday", "2026-01-01", "2026-01-01T00:00:00", "2026-13-01T00:00:00Z", ""}) {
+    try {
+      parseLogicalDate(bad);
+      ADD_FAILURE() << "accepted --logical-date " << bad;
+    } catch (const CommandError& e) {
+      EXPECT_EQ(e.exitCode(), 2);
+      EXPECT_THAT(e.what(), HasSubstr("--logical-date: expected an ISO-8601 time with a zone")) << bad;
+      EXPECT_THAT(e.what(), HasSubstr("\"" + bad + "\""));
+    }
+  }
+}
+
+TEST_F(Commands, ManualRunIdsMayNotTakeTheSchedulersOrBackfillsPrefix) {
+  ASSERT_EQ(run([&] { return dagsSync(store_, {dagFile("etl")}, out_, err_); }), 0);
+  TriggerOptions o;
+  o.dag_id = "etl";
+  for (const std::string id : {"scheduled__2026-01-01T00:00:00+00:00", "backfill__2026-01-01T00:00:00+00:00"}) {
+    o.run_id = id;
+    EXPECT_EQ(run([&] { return runsTrigger(store_, clock_, o, out_, err_); }), 2) << id;
+    EXPECT_THAT(err_.str(), HasSubstr("bad run id \"" + id + "\": the prefix " + id.substr(0, id.find("__") + 2) +
+                                      " is reserved"));
+    EXPECT_FALSE(store_.run({"etl", id}).has_value());
+  }
+  // Only as a prefix.
+  o.run_id = "my-scheduled__run";
+  EXPECT_EQ(run([&] { return runsTrigger(store_, clock_, o, out_, err_); }), 0) << err_.str();
+  EXPECT_NO_THROW(checkManualRunId("manual__x"));
+  EXPECT_THROW(checkManualRunId("backfill__"), CommandError);
+}
+
+TEST_F(Commands, ConfFromAFile) {
+  ASSERT_EQ(run([&] { return dagsSync(store_, {dagFile("etl")}, out_, err_); }), 0);
+  TriggerOptions o;
+  o.dag_id = "etl";
+  o.run_id = "from-file";
+  o.conf_json = "@" + write("conf.json", "{\n  \"day\": \"monday\",\n  \"n\": 3\n}\n");
+  EXPECT_EQ(run([&] { return runsTrigger(store_, clock_, o, out_, err_); }), 0) << err_.str();
+  EXPECT_EQ(nlohmann::json::parse(store_.run({"etl", "from-file"})->conf_json),
+            nlohmann::json::parse(R"({"day":"monday","n":3})"));
+
+  o.run_id = "bad";
+  const std::string missing = (dir_ / "missing.json").string();
+  o.conf_json = "@" + missing;
+  EXPECT_EQ(run([&] { return runsTrigger(store_, clock_, o, out_, err_); }), 2);
+  EXPECT_THAT(err_.str(), HasSubstr("--conf @" + missing + ": cannot read " + missing + ": No such file"));
+
+  const std::string malformed = write("malformed.json", "{\"day\": ");
+  o.conf_json = "@" + malformed;
+  EXPECT_EQ(run([&] { return runsTrigger(store_, clock_, o, out_, err_); }), 2);
+  EXPECT_THAT(err_.str(), HasSubstr("--conf @" + malformed + ": malformed JSON"));
+
+  const std::string array = write("array.json", "[1, 2]");
+  o.conf_json = "@" + array;
+  EXPECT_EQ(run([&] { return runsTrigger(store_, clock_, o, out_, err_); }), 2);
+  EXPECT_THAT(err_.str(), HasSubstr("--conf @" + array + " must be a JSON object, got [1,2]"));
+
+  o.conf_json = "@";
+  EXPECT_EQ(run([&] { return runsTrigger(store_, clock_, o, out_, err_); }), 2);
+  EXPECT_THAT(err_.str(), HasSubstr("no file named after the @"));
+
+  o.conf_json = "{nope";
+  EXPECT_EQ(run([&] { return runsTrigger(store_, clock_, o, out_, err_); }), 2);
+  EXPECT_THAT(err_.str(), HasSubstr("--conf: malformed JSON"));
+  EXPECT_FALSE(store_.run({"etl", "bad"}).has_value());
 }
 
 TEST_F(Commands, StatusShowsTheLeadersRecord) {
