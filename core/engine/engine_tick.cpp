@@ -304,6 +304,11 @@ std::set<RunKey> Engine::runsWaitingForASlot() const {
 void Engine::advanceRun(TickState& t, CachedRun& run) {
   const RunKey& key = run.record().key;
   if (run.record().state == DagRunState::kQueued) {
+    // As in Airflow, a run of a paused DAG waits queued until the DAG is unpaused.
+    if (paused_dags_.count(key.dag_id) != 0) {
+      decision("paused_wait");
+      return;
+    }
     if (t.waiting_for_slot.count(key) != 0) {
       decision("max_active_runs_wait");
       return;

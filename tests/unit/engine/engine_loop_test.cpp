@@ -69,9 +69,10 @@ TEST(EngineLoop, APauseHoldsForARunTriggeredRightAfterIt) {
   ASSERT_TRUE(other->setPaused("etl", true).isOk());
   NewRun r{{"etl", "after-pause"}, 1, RunTrigger::kManual, kNoon, "", kNoon};
   ASSERT_TRUE(other->createRun(std::nullopt, r).isOk());
-  // the run is taken up (materialized) but its root task is not scheduled
-  ASSERT_TRUE(waitFor([&] { return h.runState(r.key) && h.runState(r.key) != DagRunState::kQueued; }, 5s));
-  std::this_thread::sleep_for(200ms);
+  // the run waits queued, as in Airflow: nothing of it starts
+  ASSERT_TRUE(waitFor([&] { return h.runState(r.key).has_value(); }, 5s));
+  std::this_thread::sleep_for(300ms);
+  EXPECT_EQ(h.runState(r.key), DagRunState::kQueued);
   EXPECT_EQ(h.state(r.key, "a"), S::kNone);
   ASSERT_TRUE(other->setPaused("etl", false).isOk());
   EXPECT_TRUE(waitFor([&] { return h.runState(r.key) == DagRunState::kSuccess; }, 5s)) << "an unpause resumes it";
