@@ -116,6 +116,9 @@ class Engine {
   /// Waits until leadership was confirmed within the last check interval; false when the job
   /// must be given up instead (step-down, another term, cancelled).
   bool awaitConfirmedLeadership(const DispatchJob& job, const std::atomic<bool>& cancelled);
+  /// A hand-over is abandoned (the attempt stays queued for the next leader) once its job is
+  /// cancelled, this replica stops leading or steps down, or the term changed.
+  bool handOverGivenUp(const DispatchJob& job, const std::atomic<bool>& cancelled) const;
   void writeFromWorker(const DispatchJob& job, TaskTransitionWrite write, const char* decision);
 
   // helpers

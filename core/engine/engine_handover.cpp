@@ -80,7 +80,7 @@ void Engine::writeFromWorker(const DispatchJob& job, TaskTransitionWrite write, 
 void Engine::handOver(DispatchJob& job, const std::atomic<bool>& cancelled) {
   const AttemptRef& a = job.request.attempt;
   const RunKey& key = a.run;
-  auto given_up = [&] { return cancelled.load() || !leading_ || stepdown_requested_ || term_ != job.term; };
+  auto given_up = [&] { return handOverGivenUp(job, cancelled); };
   milliseconds backoff = options_.dispatch_retry_backoff;
   Status last;
   const int limit = std::max(options_.dispatch_retry_limit, 1);

@@ -159,12 +159,16 @@ void Engine::watchdogLoop(std::stop_token stop) {
   }
 }
 
+bool Engine::handOverGivenUp(const DispatchJob& job, const std::atomic<bool>& cancelled) const {
+  return cancelled.load() || !leading_ || stepdown_requested_ || term_ != job.term;
+}
+
 bool Engine::awaitConfirmedLeadership(const DispatchJob& job, const std::atomic<bool>& cancelled) {
   // The watchdog confirms every check interval; twice that is overdue yet still inside a lease
   // (store-redis: lease = 3 intervals).
   const std::int64_t fresh_for = 2 * check_interval_us_.load();
   while (true) {
-    if (cancelled.load() || !leading_ || stepdown_requested_ || term_ != job.term) return false;
+    if (handOverGivenUp(job, cancelled)) return false;
     if (!watchdog_running_) return true;
     if (steadyMicros() - leadership_confirmed_us_.load() <= fresh_for) return true;
     // Overdue: the process was paused, or the watchdog is stuck on a slow check. Whether another

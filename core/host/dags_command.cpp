@@ -10,6 +10,7 @@
 #include "host/dag_file.h"
 #include "host/exit_codes.h"
 #include "host/store_session.h"
+#include "text/quoted.h"
 
 namespace leoflow::host {
 namespace {
@@ -108,19 +109,8 @@ int dagsList(Store& store, bool json, std::ostream& out) {
 }
 
 std::string dotQuote(const std::string& id) {
-  std::string out = "\"";
-  for (const char c : id) {
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      default: out += c;
-    }
-  }
-  out += '"';
-  return out;
+  // A DOT quoted ID takes the escapes text::quoted writes (\" and \\, \n for a line break).
+  return text::quoted(id);
 }
 
 int dagsShow(Store& store, const std::string& dag_id, DagShowFormat format, std::ostream& out) {
