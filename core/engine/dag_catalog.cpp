@@ -43,6 +43,11 @@ std::size_t DagCatalog::sweepUnused() {
   return dropped;
 }
 
+void DagCatalog::forget(const std::string& dag_id) {
+  std::lock_guard lock(mutex_);
+  std::erase_if(cache_, [&](const auto& kv) { return dag_id.empty() || kv.first.first == dag_id; });
+}
+
 std::size_t DagCatalog::size() const {
   std::lock_guard lock(mutex_);
   return cache_.size();

@@ -44,6 +44,9 @@ class DagCatalog {
   /// its version), so only versions no active run uses are dropped — a DAG re-synced every few
   /// minutes does not keep each old version compiled forever.
   std::size_t sweepUnused();
+  /// Forgets every cached version of `dag_id` (it was deleted and may come back with the same
+  /// version numbers); or of every DAG when `dag_id` is empty.
+  void forget(const std::string& dag_id);
   std::size_t size() const;
 
  private:

@@ -97,6 +97,8 @@ class Engine {
   // tick phases
   void loadRuns(TickState& t, const std::vector<RunKey>& keys);
   void advanceRun(TickState& t, CachedRun& run);
+  /// The run's DAG is paused and the run is not a backfill's (those run while paused).
+  bool pausedFor(const CachedRun& run) const;
   void materialize(TickState& t, CachedRun& run);
   /// Queued runs that must wait for a max_active_runs slot of their DAG this tick (engine_tick.cpp).
   std::set<RunKey> runsWaitingForASlot() const;

@@ -47,7 +47,8 @@ void Engine::redispatchQueued(TickState& t) {
       }
       --t.pool_budget;
       if (slot != nullptr) --**slot;
-      DispatchJob job{t.term, *route, DispatchRequest{attempt, spec, run->record().logical_date, run->record().conf_json},
+      DispatchJob job{t.term, *route, DispatchRequest{attempt, spec, run->record().logical_date, run->record().conf_json,
+                                                      run->record().uid, run->record().tenant},
                       steady_clock::now()};
       if (pool_->tryEnqueue(std::move(job))) {
         ++t.report.dispatched;

@@ -43,7 +43,7 @@ void Engine::createDueRuns(TickState& t) {
       int created = 0;
       auto headroom = [&] { return d.max_active_runs <= 0 || active + created < d.max_active_runs; };
       auto create = [&](Timestamp logical, const std::string& run_id) -> bool {
-        NewRun run{{d.dag_id, run_id}, d.version, RunTrigger::kScheduled, logical, "", t.now};
+        NewRun run{{d.dag_id, run_id}, d.version, RunTrigger::kScheduled, logical, "", t.now, d.tenant};
         Status s = store_.createRun(t.term, run);
         if (s.isOk()) {
           ++created;
@@ -53,7 +53,9 @@ void Engine::createDueRuns(TickState& t) {
                      schedule::formatIsoSeconds(logical));
           return true;
         }
-        if (s.code() == StatusCode::kAlreadyExists) return true;  // another leader or tick made it
+        // Another leader or tick made it, or a backfill or --logical-date run holds the slot: either
+        // way the slot is taken and catch-up goes on with the next.
+        if (s.code() == StatusCode::kAlreadyExists) return true;
         log_->error("creating scheduled run failed dag_id={} run_id={} error={}", d.dag_id, run_id, s.toString());
         decision("create_run_error");
         noteStatus(t, s);

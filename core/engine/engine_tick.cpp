@@ -50,6 +50,10 @@ TickReport Engine::tick(TickKind kind) {
 
   // 1. Which runs to (re)load: what changed, plus everything on full ticks that is new or stale.
   WakeSignal::Drained drained = wake_.drain();
+  // A DAG that changed may have been deleted and registered again, its version numbers reused: its
+  // versions are read again when next needed (each run reloaded below asks for its own).
+  if (drained.dags_unknown) catalog_.forget("");
+  for (const std::string& dag_id : drained.dags) catalog_.forget(dag_id);
   dirty_.insert(drained.runs.begin(), drained.runs.end());
   if (drained.everything) reload_everything_ = true;
   std::vector<RunKey> to_load;
@@ -301,11 +305,16 @@ std::set<RunKey> Engine::runsWaitingForASlot() const {
   return waiting;
 }
 
+bool Engine::pausedFor(const CachedRun& run) const {
+  return paused_dags_.count(run.record().key.dag_id) != 0 && run.record().trigger != RunTrigger::kBackfill;
+}
+
 void Engine::advanceRun(TickState& t, CachedRun& run) {
   const RunKey& key = run.record().key;
   if (run.record().state == DagRunState::kQueued) {
-    // As in Airflow, a run of a paused DAG waits queued until the DAG is unpaused.
-    if (paused_dags_.count(key.dag_id) != 0) {
+    // As in Airflow, a run of a paused DAG waits queued until the DAG is unpaused — except a
+    // backfill's, which a person asked for explicitly (docs/architecture.md §8.14).
+    if (pausedFor(run)) {
       decision("paused_wait");
       return;
     }
@@ -322,7 +331,7 @@ void Engine::advanceRun(TickState& t, CachedRun& run) {
     ++t.report.errors;
     return;
   }
-  if (paused_dags_.count(key.dag_id) != 0) {
+  if (pausedFor(run)) {
     finalize(t, run);
     return;
   }
@@ -402,7 +411,7 @@ void Engine::advanceRun(TickState& t, CachedRun& run) {
         job.term = t.term;
         job.route = t.write_routes[i];
         job.request = DispatchRequest{run.attempt(task), run.dag().spec.tasks[task], run.record().logical_date,
-                                      run.record().conf_json};
+                                      run.record().conf_json, run.record().uid, run.record().tenant};
         job.enqueued_at = steady_clock::now();
         if (pool_->tryEnqueue(std::move(job))) {
           ++t.report.dispatched;

@@ -109,6 +109,11 @@ class GuardedStore final : public Store {
   Result<std::optional<std::int64_t>> deleteFinishedRuns(Timestamp before) override {
     return g([&] { return inner_.deleteFinishedRuns(before); });
   }
+  Result<OperatorOutcome> clearTasks(const ClearRequest& r) override { return g([&] { return inner_.clearTasks(r); }); }
+  Result<OperatorOutcome> markTask(const MarkTaskRequest& r) override { return g([&] { return inner_.markTask(r); }); }
+  Result<OperatorOutcome> markRun(const MarkRunRequest& r) override { return g([&] { return inner_.markRun(r); }); }
+  Result<OperatorOutcome> cancelRun(const CancelRunRequest& r) override { return g([&] { return inner_.cancelRun(r); }); }
+  Status deleteDag(const std::string& dag_id) override { return g([&] { return inner_.deleteDag(dag_id); }); }
 
   const std::string& pluginName() const noexcept { return plugin_; }
 
@@ -167,6 +172,14 @@ class GuardedDispatcher final : public Dispatcher {
     } catch (...) {  // shutting down regardless
     }
   }
+  std::vector<AttemptRef> heldAttempts() const override {
+    try {
+      return inner_.heldAttempts();
+    } catch (...) {
+      return {};
+    }
+  }
+  Status stop(const AttemptRef& a) override { return guardCall(plugin_, [&] { return inner_.stop(a); }); }
   const std::string& pluginName() const noexcept { return plugin_; }
 
  private:
@@ -176,13 +189,13 @@ class GuardedDispatcher final : public Dispatcher {
 
 class GuardedInlineRunner final : public InlineRunner {
  public:
-  /// `abi_minor`: the SDK minor the plugin was built with; freeCapacity() (2.2) is not called on older ones.
+  /// `abi_minor`: the SDK minor the plugin was built with. Every 3.x plugin has freeCapacity(),
+  /// heldAttempts() and stop(); a hook appended in a later 3.x minor is called only on plugins of it.
   GuardedInlineRunner(InlineRunner& inner, std::string plugin, std::uint32_t abi_minor = LEOFLOW_ABI_MINOR)
       : inner_(inner), plugin_(std::move(plugin)), abi_minor_(abi_minor) {}
   Result<bool> start(const DispatchRequest& r) override { return guardCall(plugin_, [&] { return inner_.start(r); }); }
   /// 0 when the plugin throws: nothing more is queued for it this tick.
   std::size_t freeCapacity() const override {
-    if (abi_minor_ < 2) return InlineRunner::freeCapacity();
     try {
       return inner_.freeCapacity();
     } catch (...) {
@@ -195,6 +208,15 @@ class GuardedInlineRunner final : public InlineRunner {
     } catch (...) {  // shutting down regardless
     }
   }
+  std::vector<AttemptRef> heldAttempts() const override {
+    try {
+      return inner_.heldAttempts();
+    } catch (...) {
+      return {};
+    }
+  }
+  Status stop(const AttemptRef& a) override { return guardCall(plugin_, [&] { return inner_.stop(a); }); }
+  std::uint32_t abiMinor() const noexcept { return abi_minor_; }
   const std::string& pluginName() const noexcept { return plugin_; }
 
  private:

@@ -2,10 +2,12 @@
 // a finished hand-over. Remembers which runs changed, so the loop reloads only those.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <mutex>
 #include <set>
+#include <string>
 #include <vector>
 
 #include <leoflow/domain.h>
@@ -66,12 +68,19 @@ class WakeSignal final : public ChangeSink {
   struct Drained {
     std::vector<RunKey> runs;
     bool everything = false;
+    /// DAGs synced, paused or deleted: a deleted DAG re-created reuses its version numbers, so
+    /// what was cached of them must be read again.
+    std::vector<std::string> dags;
+    bool dags_unknown = false;  ///< the feed resumed after a gap: any DAG may have changed
   };
   /// Takes what accumulated since the last call.
   Drained drain() {
     std::lock_guard lock(mutex_);
-    Drained d{{changed_runs_.begin(), changed_runs_.end()}, everything_};
+    Drained d{{changed_runs_.begin(), changed_runs_.end()}, everything_,
+              {changed_dags_.begin(), changed_dags_.end()}, dags_unknown_};
     changed_runs_.clear();
+    changed_dags_.clear();
+    dags_unknown_ = false;
     everything_ = false;
     pending_ = false;
     return d;
@@ -79,21 +88,40 @@ class WakeSignal final : public ChangeSink {
 
   // ChangeSink: the store's change feed, on the store's thread.
   void onChange(const Change& change) override {
+    if (change.kind == Change::Kind::kDag && !change.dag_id.empty()) {
+      std::lock_guard lock(mutex_);
+      changed_dags_.insert(change.dag_id);
+    }
     if (change.kind == Change::Kind::kDag || change.run.run_id.empty()) {
       everythingChanged();
     } else {
       runChanged(change.run);
     }
+    if (ChangeSink* l = listener_.load()) l->onChange(change);
   }
-  void onResync() override { everythingChanged(); }
+  void onResync() override {
+    {
+      std::lock_guard lock(mutex_);
+      dags_unknown_ = true;
+    }
+    everythingChanged();
+    if (ChangeSink* l = listener_.load()) l->onResync();
+  }
+  /// Another reader of the change feed (the stop watcher): the store has one subscriber, the
+  /// engine's wake signal, which passes every message on. `listener` must outlive the feed, or be
+  /// reset to nullptr first.
+  void setListener(ChangeSink* listener) { listener_.store(listener); }
 
  private:
   mutable std::mutex mutex_;
   std::condition_variable cv_;
   std::set<RunKey> changed_runs_;
+  std::set<std::string> changed_dags_;
+  bool dags_unknown_ = false;
   bool tracking_runs_ = true;
   bool everything_ = false;
   bool pending_ = false;
+  std::atomic<ChangeSink*> listener_{nullptr};
 };
 
 }  // namespace leoflow::engine

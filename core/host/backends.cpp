@@ -79,6 +79,7 @@ Backends::Backends(const HostConfig& config, PluginLoader& loader, Scope scope,
     return *contexts_.back();
   };
   const bool everything = scope == Scope::kScheduler;
+  const bool executors = scope != Scope::kStoreOnly;  // their configs, for log readers at least
 
   // 1. Load every plugin and judge every config table before anything connects.
   const LoadedPlugin& store_lib = loader.load(config.store.plugin);
@@ -103,10 +104,7 @@ Backends::Backends(const HostConfig& config, PluginLoader& loader, Scope scope,
     ConfigView config;
   };
   std::vector<PlannedRecorder> planned_recorders;
-  if (everything) {
-    leader_factory = &loader.load(leader_section.plugin).leaderFactory();
-    leader_config = bindPluginConfig(leader_section, leader_factory->configKeys());
-    leader_plugin_ = leader_section.plugin;
+  if (executors) {
     for (const PluginSection& d : config.dispatchers) {
       DispatcherFactory& f = loader.load(d.plugin).dispatcherFactory();
       planned_dispatchers.push_back({&d, &f, bindPluginConfig(d, f.configKeys())});
@@ -118,6 +116,11 @@ Backends::Backends(const HostConfig& config, PluginLoader& loader, Scope scope,
       inline_config = bindPluginConfig(*config.inline_runner, inline_factory->configKeys());
       inline_plugin_ = config.inline_runner->plugin;
     }
+  }
+  if (everything) {
+    leader_factory = &loader.load(leader_section.plugin).leaderFactory();
+    leader_config = bindPluginConfig(leader_section, leader_factory->configKeys());
+    leader_plugin_ = leader_section.plugin;
     for (const PluginSection& r : config.recorders) {
       RecorderFactory& f = loader.load(r.plugin).recorderFactory();
       planned_recorders.push_back({&r, &f, bindPluginConfig(r, f.configKeys())});
@@ -136,6 +139,25 @@ Backends::Backends(const HostConfig& config, PluginLoader& loader, Scope scope,
     guarded_store_ = std::make_unique<engine::GuardedStore>(*store_, store_plugin_);
   }
   events_ = std::make_unique<engine::TaskEventsSink>(*guarded_store_, clock_, wake_, makeLogger("events"));
+  // Log readers start nothing (no warm shells, no adoption): made for `tasks logs` and the API.
+  // nullptr is a plugin that keeps no logs; a throwing factory is a start-up error like create().
+  auto addLogReader = [&](const PluginSection& section, auto&& make) {
+    std::unique_ptr<LogReader> reader;
+    try {
+      reader = make();
+    } catch (const std::exception& e) {
+      throw StartupError(where(section) + ": creating its log reader failed: " + e.what());
+    }
+    if (reader) log_readers_.push_back({section.plugin, std::move(reader)});
+  };
+  for (const PlannedDispatcher& d : planned_dispatchers) {
+    PluginContext& ctx = context(d.section->plugin, *null_events_);
+    addLogReader(*d.section, [&] { return d.factory->createLogReader(d.config, ctx); });
+  }
+  if (inline_factory != nullptr) {
+    PluginContext& ctx = context(config.inline_runner->plugin, *null_events_);
+    addLogReader(*config.inline_runner, [&] { return inline_factory->createLogReader(inline_config, ctx); });
+  }
   if (!everything) return;
   {
     PluginContext& ctx = context(leader_section.plugin, *null_events_);
@@ -155,6 +177,7 @@ Backends::Backends(const HostConfig& config, PluginLoader& loader, Scope scope,
 
 Backends::~Backends() {
   // Executors may still report while they stop: stop them before the sink and the store go.
+  log_readers_.clear();
   inline_runner_.reset();
   dispatchers_.clear();
   leader_.reset();
@@ -162,6 +185,21 @@ Backends::~Backends() {
   guarded_store_.reset();
   store_.reset();
   recorders_.clear();
+}
+
+Result<LogChunk> Backends::readLog(const LogQuery& query) {
+  if (log_readers_.empty()) {
+    return leoflow::notFound("no configured dispatcher or inline runner keeps logs");
+  }
+  std::optional<Status> best;
+  for (NamedLogReader& r : log_readers_) {
+    Result<LogChunk> chunk = engine::guardCall(r.plugin, [&] { return r.reader->read(query); });
+    if (chunk) return chunk;
+    if (chunk.status().code() != StatusCode::kNotFound) return chunk;  // a real failure: say it
+    // Prefer a reader that knows where the log is over one that merely has none.
+    if (!best || chunk.status().message().find(" on host ") != std::string::npos) best = chunk.status();
+  }
+  return *best;
 }
 
 std::vector<engine::DispatcherRoute> Backends::dispatcherRoutes() {

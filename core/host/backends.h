@@ -58,6 +58,7 @@ class Backends {
  public:
   enum class Scope {
     kStoreOnly,  ///< one-shot commands: the store and nothing else
+    kLogs,       ///< `tasks logs`: the store and the executors' log readers, no dispatcher
     kScheduler,  ///< everything the config names
   };
 
@@ -85,6 +86,10 @@ class Backends {
   engine::WakeSignal& wake() { return wake_; }
   TaskEvents& events() { return *events_; }
   const std::string& replicaId() const { return replica_id_; }
+  /// Reads an attempt's log through the log readers of the configured dispatchers and inline
+  /// runner (scopes kLogs and kScheduler): the first that has it answers. When none has it, the
+  /// most telling kNotFound (one that names where the log is) wins.
+  Result<LogChunk> readLog(const LogQuery& query);
   /// The heartbeat interval lent to dispatchers: a sixth of the agent-lost threshold, at least 1 s
   /// (§8.8) — and never more than a third of a threshold shortened below 3 s for tests.
   static std::chrono::milliseconds heartbeatInterval(std::chrono::milliseconds agent_lost_threshold);
@@ -112,6 +117,11 @@ class Backends {
   std::vector<Route> dispatchers_;
   std::unique_ptr<InlineRunner> inline_runner_;
   std::uint32_t inline_abi_minor_ = 0;
+  struct NamedLogReader {
+    std::string plugin;
+    std::unique_ptr<LogReader> reader;
+  };
+  std::vector<NamedLogReader> log_readers_;
 };
 
 }  // namespace leoflow::host

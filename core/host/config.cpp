@@ -94,8 +94,9 @@ bool isEnvNameStart(char c) { return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <=
 bool isEnvNameChar(char c) { return isEnvNameStart(c) || (c >= '0' && c <= '9'); }
 
 // ARCHITECTURE §4: `${NAME}` is replaced by the environment variable NAME, so secrets stay out of
-// the file; `$${` is a literal `${`. Returns the reason on failure.
-std::optional<std::string> substituteEnv(std::string_view text, std::string& out) {
+// the file; `$${` is a literal `${`. Returns the reason on failure. With `unset` given, an unset
+// variable is not a failure: *unset becomes true (and the variable reads as empty).
+std::optional<std::string> substituteEnv(std::string_view text, std::string& out, bool* unset = nullptr) {
   out.clear();
   for (std::size_t i = 0; i < text.size();) {
     if (text.compare(i, 3, "$${") == 0) {
@@ -114,8 +115,12 @@ std::optional<std::string> substituteEnv(std::string_view text, std::string& out
       return "\"${" + std::string(name) + "}\" is not an environment variable reference (letters, digits, '_')";
     }
     const char* value = std::getenv(std::string(name).c_str());
-    if (value == nullptr) return "environment variable " + std::string(name) + " is not set";
-    out += value;
+    if (value == nullptr && unset == nullptr) return "environment variable " + std::string(name) + " is not set";
+    if (value == nullptr) {
+      *unset = true;
+    } else {
+      out += value;
+    }
     i = close + 1;
   }
   return std::nullopt;
@@ -251,6 +256,65 @@ SchedulerSettings readScheduler(const Reader& r, const toml::table& table) {
   return s;
 }
 
+// "host:port" or "[v6]:port"; returns the reason it is not one.
+std::optional<std::string> splitListen(const std::string& listen, std::string& host, int& port) {
+  std::string port_text;
+  if (!listen.empty() && listen.front() == '[') {
+    const std::size_t close = listen.find(']');
+    if (close == std::string::npos || close + 1 >= listen.size() || listen[close + 1] != ':') {
+      return "an IPv6 address is written \"[::1]:8790\"";
+    }
+    host = listen.substr(1, close - 1);
+    port_text = listen.substr(close + 2);
+  } else {
+    const std::size_t colon = listen.rfind(':');
+    if (colon == std::string::npos) return "it has no port (write \"127.0.0.1:8790\"; port 0 picks a free one)";
+    host = listen.substr(0, colon);
+    if (host.find(':') != std::string::npos) return "an IPv6 address is written \"[::1]:8790\"";
+    port_text = listen.substr(colon + 1);
+  }
+  if (host.empty()) return "it has no host (write \"127.0.0.1:8790\", or \"0.0.0.0:8790\" for every interface)";
+  if (port_text.empty() || port_text.size() > 5 ||
+      !std::all_of(port_text.begin(), port_text.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+    return "the port must be a number from 0 to 65535";
+  }
+  port = std::stoi(port_text);
+  if (port > 65535) return "the port must be a number from 0 to 65535";
+  return std::nullopt;
+}
+
+HttpSettings readHttp(const Reader& r, const toml::node& node, int fallback_line) {
+  constexpr std::string_view kSection = "http";
+  const toml::table& table = r.table(node, kSection);
+  HttpSettings h;
+  h.file = r.file();
+  h.line = lineOf(node) > 0 ? lineOf(node) : fallback_line;
+  int listen_line = h.line;
+  for (const auto& [key, value, line] : inFileOrder(table)) {
+    if (key == "listen") {
+      h.listen = r.string(*value, key, kSection);
+      listen_line = line;
+    } else if (key == "token") {
+      // §8.15 "absent or empty: no token": `token = "${LEOFLOW_API_TOKEN}"` with the variable unset
+      // or empty means no token (writes refused, loopback only) rather than a start-up error.
+      const auto* text = value->as_string();
+      if (text == nullptr) r.fail(line, Reader::where(key, kSection) + " must be a string, not " + describe(*value));
+      bool unset = false;
+      if (auto problem = substituteEnv(text->get(), h.token, &unset)) {
+        r.fail(line, Reader::where(key, kSection) + ": " + *problem);
+      }
+      if (unset) h.token.clear();
+    } else {
+      r.fail(line, "unknown key " + text::quoted(key) + " in [http]");
+    }
+  }
+  if (auto problem = splitListen(h.listen, h.host, h.port)) {
+    r.fail(listen_line, Reader::where("listen", kSection) + ": " + text::quoted(h.listen) +
+                            " is not \"host:port\": " + *problem);
+  }
+  return h;
+}
+
 std::vector<fs::path> readPlugins(const Reader& r, const toml::table& table) {
   std::vector<fs::path> search_path;
   // Relative directories are read from the config file's directory, wherever leoflow is started.
@@ -379,6 +443,25 @@ milliseconds SchedulerSettings::stepTimeout() const {
   return step_timeout ? *step_timeout : std::max<milliseconds>(30 * tick_interval, std::chrono::seconds(30));
 }
 
+bool isLoopbackHost(const std::string& host) {
+  if (host == "localhost" || host == "::1" || host == "0:0:0:0:0:0:0:1") return true;
+  // 127.0.0.0/8, written as a dotted quad.
+  if (host.rfind("127.", 0) != 0) return false;
+  int parts = 0;
+  std::size_t i = 0;
+  while (i <= host.size()) {
+    const std::size_t dot = std::min(host.find('.', i), host.size());
+    const std::string part = host.substr(i, dot - i);
+    if (part.empty() || part.size() > 3 ||
+        !std::all_of(part.begin(), part.end(), [](char c) { return c >= '0' && c <= '9'; }) || std::stoi(part) > 255) {
+      return false;
+    }
+    ++parts;
+    i = dot + 1;
+  }
+  return parts == 4;
+}
+
 PluginSection HostConfig::leaderSection() const {
   if (leader) return *leader;
   // §8.6: without [leader], the store's plugin provides the Leader with the store's config.
@@ -454,6 +537,8 @@ HostConfig loadHostConfig(const std::string& path) {
       } else {
         config.recorders.push_back(readPluginSection(r, n, name, line, false));
       }
+    } else if (name == "http") {
+      config.http = readHttp(r, n, line);
     } else if (n.is_table()) {
       r.fail(line, "unknown section [" + name + "]");
     } else if (n.is_array_of_tables()) {

@@ -93,6 +93,23 @@ struct PluginSection {
   int line = 0;
 };
 
+/// [http] (ARCHITECTURE §8.15): the health, status and API server of `leoflow scheduler`.
+struct HttpSettings {
+  /// "host:port" ("[::1]:port" for IPv6); port 0 picks a free port. Default 127.0.0.1:8790.
+  std::string listen = "127.0.0.1:8790";
+  std::string host = "127.0.0.1";  ///< listen's host, brackets removed
+  int port = 8790;                 ///< listen's port
+  /// The bearer token every /api/v1 request must carry (${ENV} substituted); empty: no token, so
+  /// writes are refused and only a loopback listen is allowed.
+  std::string token;
+  std::string file;  ///< where the section is, for messages
+  int line = 0;
+};
+
+/// Whether `host` (as HttpSettings::host holds it) names the loopback interface: localhost,
+/// 127.0.0.0/8 or ::1.
+bool isLoopbackHost(const std::string& host);
+
 struct HostConfig {
   std::string path;  ///< the file, as named on the command line or in $LEOFLOW_CONFIG
   SchedulerSettings scheduler;
@@ -103,6 +120,7 @@ struct HostConfig {
   std::vector<PluginSection> dispatchers;  ///< [dispatcher] (one) or [[dispatchers]] (several), never empty
   std::optional<PluginSection> inline_runner;
   std::vector<PluginSection> recorders;  ///< [[recorder]]
+  std::optional<HttpSettings> http;      ///< [http]; absent: no HTTP server
 
   /// [leader], or the store's plugin and config lent to the Leader when it is absent.
   PluginSection leaderSection() const;

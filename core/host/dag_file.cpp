@@ -22,11 +22,17 @@ using nlohmann::json;
 namespace fs = std::filesystem;
 
 
+bool isValidTenant(const std::string& t) {
+  if (t.empty() || t.size() > 63) return false;
+  return std::all_of(t.begin(), t.end(), [](char ch) { return (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '-'; });
+}
+
 const std::set<std::string> kTaskTypes = {"bash", "python", "http_api"};
 const std::set<std::string> kPullPolicies = {"Always", "IfNotPresent", "Never"};
 
 const std::set<std::string> kDagKeys = {"dag_id",  "schedule",        "schedule_timezone", "start_date", "end_date",
-                                        "catchup", "max_active_runs", "default_args",      "tasks"};
+                                        "catchup", "max_active_runs", "default_args",      "tasks",
+                                        "tenant"};
 const std::set<std::string> kTaskKeys = {"task_id",        "type",       "depends_on",
                                          "trigger_rule",   "retries",    "retry_delay_seconds",
                                          "execution_timeout_seconds", "execution_mode", "entrypoint",
@@ -339,6 +345,9 @@ json toJson(const DagSpec& d) {
               {"tasks", std::move(tasks)}};
   doc["start_date"] = d.start_date ? json(schedule::formatIsoMicros(*d.start_date)) : json(nullptr);
   doc["end_date"] = d.end_date ? json(schedule::formatIsoMicros(*d.end_date)) : json(nullptr);
+  // Only a tenant other than the default is written, so DAGs registered before tenants existed
+  // keep their canonical JSON (and their version) when synced again.
+  if (d.tenant != "default") doc["tenant"] = d.tenant;
   return doc;
 }
 
@@ -378,6 +387,10 @@ std::optional<ParsedDag> parseDagDocument(const json& doc, const std::string& fi
   }
   d.catchup = c.boolean(doc, "catchup", "").value_or(false);  // Airflow 3's default (§8.5)
   d.max_active_runs = static_cast<int>(c.count(doc, "max_active_runs", "").value_or(16));
+  d.tenant = c.str(doc, "tenant", "").value_or("default");
+  if (!isValidTenant(d.tenant)) {
+    c.error("", "tenant " + text::quoted(d.tenant) + " must be 1-63 of a-z, 0-9 and '-'");
+  }
 
   Defaults defaults;
   if (auto da = doc.find("default_args"); da != doc.end() && !da->is_null()) {

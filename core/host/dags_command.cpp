@@ -1,6 +1,9 @@
 #include "host/dags_command.h"
 
+#include <chrono>
+#include <map>
 #include <ostream>
+#include <thread>
 
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
@@ -9,6 +12,8 @@
 #include "host/command_context.h"
 #include "host/dag_file.h"
 #include "host/exit_codes.h"
+#include "host/operations.h"
+#include "host/runs_command.h"
 #include "host/store_session.h"
 #include "text/quoted.h"
 
@@ -22,15 +27,6 @@ bool report(const DagLoad& load, std::ostream& err) {
   return load.errors.empty();
 }
 
-// The `dags list --json` object of one DAG (docs/architecture.md §8.6).
-nlohmann::ordered_json summaryJson(const DagSummary& d) {
-  nlohmann::ordered_json j = nlohmann::ordered_json::object();
-  j["dag_id"] = d.dag_id;
-  j["schedule"] = d.schedule.empty() ? nlohmann::ordered_json(nullptr) : nlohmann::ordered_json(d.schedule);
-  j["paused"] = d.paused;
-  j["version"] = d.version;
-  return j;
-}
 
 }  // namespace
 
@@ -82,28 +78,27 @@ int dagsSync(Store& store, const std::vector<std::string>& paths, std::ostream& 
   return kExitOk;
 }
 
-int dagsList(Store& store, bool json, std::ostream& out) {
+int dagsList(Store& store, bool json, std::ostream& out, Timestamp now) {
   auto dags = store.listDags();
   if (!dags) failWith(dags.status(), "listing dags");
   if (json) {
-    nlohmann::ordered_json a = nlohmann::ordered_json::array();
-    for (const DagSummary& d : *dags) a.push_back(summaryJson(d));
-    out << a.dump(2) << '\n';
+    out << listDagsJson(store, now).dump(2) << '\n';
     return kExitOk;
   }
   if (dags->empty()) {
     out << "no dags registered (leoflow dags sync PATH)\n";
     return kExitOk;
   }
-  std::size_t w = 6, sw = 8;
+  std::size_t w = 6, sw = 8, tw = 6;
   for (const DagSummary& d : *dags) {
     w = std::max(w, d.dag_id.size());
     sw = std::max(sw, d.schedule.size());
+    tw = std::max(tw, d.tenant.size());
   }
-  out << fmt::format("{:<{}}  {:<{}}  {:<6}  {}\n", "DAG_ID", w, "SCHEDULE", sw, "PAUSED", "VERSION");
+  out << fmt::format("{:<{}}  {:<{}}  {:<6}  {:<7}  {}\n", "DAG_ID", w, "SCHEDULE", sw, "PAUSED", "VERSION", "TENANT");
   for (const DagSummary& d : *dags) {
-    out << fmt::format("{:<{}}  {:<{}}  {:<6}  {}\n", d.dag_id, w, d.schedule.empty() ? "-" : d.schedule, sw,
-                       d.paused ? "yes" : "no", d.version);
+    out << fmt::format("{:<{}}  {:<{}}  {:<6}  {:<7}  {}\n", d.dag_id, w, d.schedule.empty() ? "-" : d.schedule, sw,
+                       d.paused ? "yes" : "no", d.version, d.tenant);
   }
   return kExitOk;
 }
@@ -113,32 +108,21 @@ std::string dotQuote(const std::string& id) {
   return text::quoted(id);
 }
 
-int dagsShow(Store& store, const std::string& dag_id, DagShowFormat format, std::ostream& out) {
+int dagsShow(Store& store, const std::string& dag_id, DagShowFormat format, std::ostream& out, Timestamp now) {
   auto stored = store.getDag(dag_id, std::nullopt);
   if (!stored) {
     if (stored.status().code() == StatusCode::kNotFound) {
-      throw badInput("unknown dag \"" + dag_id + "\" (leoflow dags list shows the registered ones)");
+      throw notFound("unknown dag \"" + dag_id + "\" (leoflow dags list shows the registered ones)");
     }
     failWith(stored.status(), "reading dag " + dag_id);
   }
   auto spec = decodeCanonicalDag(stored->spec_json);
   if (!spec) failWith(spec.status(), fmt::format("reading dag {} version {}", dag_id, stored->version));
-  const DagSummary summary{stored->dag_id, spec->schedule, stored->paused, stored->version};
+  const DagSummary summary{stored->dag_id, spec->schedule, stored->paused, stored->version, spec->tenant};
 
   switch (format) {
     case DagShowFormat::kJson: {
-      nlohmann::ordered_json j = summaryJson(summary);
-      nlohmann::ordered_json tasks = nlohmann::ordered_json::array();
-      for (const TaskSpec& t : spec->tasks) {
-        nlohmann::ordered_json tj = nlohmann::ordered_json::object();
-        tj["task_id"] = t.task_id;
-        tj["type"] = t.type;
-        tj["depends_on"] = t.depends_on;
-        tj["trigger_rule"] = std::string(toString(t.trigger_rule));
-        tasks.push_back(std::move(tj));
-      }
-      j["tasks"] = std::move(tasks);
-      out << j.dump(2) << '\n';
+      out << showDagJson(store, dag_id, now).dump(2) << '\n';
       break;
     }
     case DagShowFormat::kDot: {
@@ -154,9 +138,9 @@ int dagsShow(Store& store, const std::string& dag_id, DagShowFormat format, std:
       break;
     }
     case DagShowFormat::kText: {
-      out << fmt::format("dag {}: version {}, {}, {}\n", summary.dag_id, summary.version,
+      out << fmt::format("dag {}: version {}, {}, {}, tenant {}\n", summary.dag_id, summary.version,
                          summary.schedule.empty() ? "manual" : "schedule " + summary.schedule,
-                         summary.paused ? "paused" : "not paused");
+                         summary.paused ? "paused" : "not paused", summary.tenant);
       std::size_t w = 4, tw = 4, rw = 12;
       for (const TaskSpec& t : spec->tasks) {
         w = std::max(w, t.task_id.size());
@@ -174,19 +158,59 @@ int dagsShow(Store& store, const std::string& dag_id, DagShowFormat format, std:
   return kExitOk;
 }
 
-int dagsSetPaused(Store& store, const std::string& dag_id, bool paused, std::ostream& out) {
-  Status s = store.setPaused(dag_id, paused);
-  if (!s.isOk()) {
-    if (s.code() == StatusCode::kNotFound) throw badInput("unknown dag \"" + dag_id + "\"");
-    failWith(s, std::string(paused ? "pausing" : "unpausing") + " dag " + dag_id);
+int dagsBackfill(Store& store, const Clock& clock, const std::string& dag_id, Timestamp from, Timestamp to, bool wait,
+                 std::ostream& out, std::ostream& err, std::chrono::milliseconds poll_interval) {
+  const BackfillResult result = backfill(store, clock.now(), dag_id, from, to);
+  for (const RunKey& k : result.created) out << k.run_id << '\n';
+  out << std::flush;
+  err << fmt::format("{} backfill run{} created", result.created.size(), result.created.size() == 1 ? "" : "s");
+  if (!result.already_taken.empty()) {
+    err << fmt::format("; {} slot{} already held by a run, skipped", result.already_taken.size(),
+                       result.already_taken.size() == 1 ? "" : "s");
   }
+  err << '\n' << std::flush;
+  if (!wait || result.created.empty()) return kExitOk;
+  // Follow the runs until every one ended; a line whenever the counts change.
+  std::string last;
+  for (;;) {
+    std::map<DagRunState, int> counts;
+    std::vector<std::string> failed;
+    auto loaded = store.loadRuns(result.created);
+    for (std::size_t i = 0; i < loaded.size(); ++i) {
+      if (!loaded[i]) {
+        if (loaded[i].status().code() == StatusCode::kUnavailable) continue;
+        failWith(loaded[i].status(), "following run " + result.created[i].run_id);
+      }
+      ++counts[loaded[i]->state];
+      if (loaded[i]->state == DagRunState::kFailed) failed.push_back(result.created[i].run_id);
+    }
+    const int ended = counts[DagRunState::kSuccess] + counts[DagRunState::kFailed];
+    const std::string line = fmt::format("{} of {} runs ended ({} success, {} failed), {} running, {} queued", ended,
+                                         result.created.size(), counts[DagRunState::kSuccess],
+                                         counts[DagRunState::kFailed], counts[DagRunState::kRunning],
+                                         counts[DagRunState::kQueued]);
+    if (line != last) {
+      err << line << '\n' << std::flush;
+      last = line;
+    }
+    if (ended == static_cast<int>(result.created.size())) {
+      if (failed.empty()) return kExitOk;
+      err << fmt::format("failed: {}\n", fmt::join(failed, ", "));
+      return kExitFailed;
+    }
+    std::this_thread::sleep_for(poll_interval);
+  }
+}
+
+int dagsSetPaused(Store& store, const std::string& dag_id, bool paused, std::ostream& out) {
+  setPaused(store, dag_id, paused);
   out << fmt::format("dag {} {}\n", dag_id, paused ? "paused" : "unpaused");
   return kExitOk;
 }
 
 void addDagsCommand(CLI::App& app, CommandContext& ctx) {
   CLI::App* dags =
-      app.add_subcommand("dags", "DAG files and registered DAGs: validate, sync, list, show, pause, unpause");
+      app.add_subcommand("dags", "DAG files and registered DAGs: validate, sync, list, show, pause, unpause, delete, backfill");
   dags->require_subcommand(1);
 
   static std::vector<std::string> paths;  // CLI11 binds to storage that outlives parsing
@@ -205,10 +229,11 @@ void addDagsCommand(CLI::App& app, CommandContext& ctx) {
 
   static bool json = false;
   CLI::App* list = dags->add_subcommand("list", "List registered DAGs");
-  list->add_flag("--json", json, "Print a JSON array of {dag_id, schedule, paused, version}");
+  list->add_flag("--json", json,
+                 "Print a JSON array of {dag_id, schedule, paused, version, tenant, next_slot, last_run_state}");
   list->callback([&ctx] {
     StoreSession session(ctx);
-    ctx.exit_code = dagsList(session.store(), json, *ctx.out);
+    ctx.exit_code = dagsList(session.store(), json, *ctx.out, session.clock().now());
   });
 
   static std::string dag_id;
@@ -225,7 +250,7 @@ void addDagsCommand(CLI::App& app, CommandContext& ctx) {
     const DagShowFormat format =
         show_json ? DagShowFormat::kJson : (show_dot ? DagShowFormat::kDot : DagShowFormat::kText);
     StoreSession session(ctx);
-    ctx.exit_code = dagsShow(session.store(), dag_id, format, *ctx.out);
+    ctx.exit_code = dagsShow(session.store(), dag_id, format, *ctx.out, session.clock().now());
   });
 
   for (const bool pause : {true, false}) {
@@ -237,6 +262,41 @@ void addDagsCommand(CLI::App& app, CommandContext& ctx) {
       ctx.exit_code = dagsSetPaused(session.store(), dag_id, pause, *ctx.out);
     });
   }
+
+  static bool force = false;
+  static std::string actor;
+  CLI::App* del = dags->add_subcommand(
+      "delete", "Remove a DAG with its versions, runs and task instances (its files stay; dags sync adds it again)");
+  del->add_option("dag", dag_id, "DAG id")->required();
+  del->add_flag("--force", force, "Cancel its active runs first (without it, active runs refuse the delete)");
+  del->add_option("--actor", actor, "Who does this, named in the cancelled runs' notes (default $USER@host)")
+      ->type_name("NAME");
+  del->callback([&ctx] {
+    StoreSession session(ctx);
+    const auto cancelled =
+        deleteDag(session.store(), session.clock().now(), dag_id, force, actor.empty() ? defaultActor() : actor);
+    if (!cancelled.empty()) {
+      *ctx.out << fmt::format("cancelled {} active run{}: {}\n", cancelled.size(), cancelled.size() == 1 ? "" : "s",
+                              fmt::join(cancelled, ", "));
+    }
+    *ctx.out << fmt::format("dag {} deleted\n", dag_id);
+    ctx.exit_code = kExitOk;
+  });
+
+  static std::string from_text, to_text;
+  static bool wait = false;
+  CLI::App* bf = dags->add_subcommand(
+      "backfill", "Create one run per schedule slot in [--from, --to] (run ids backfill__<logical date>)");
+  bf->add_option("dag", dag_id, "DAG id")->required();
+  bf->add_option("--from", from_text, "First logical date, ISO 8601")->required()->type_name("TIME");
+  bf->add_option("--to", to_text, "Last logical date (inclusive), ISO 8601")->required()->type_name("TIME");
+  bf->add_flag("--wait", wait, "Show progress until every backfill run ended: exit 1 if any failed");
+  bf->callback([&ctx] {
+    const Timestamp from = parseTimeFlag("--from", from_text);
+    const Timestamp to = parseTimeFlag("--to", to_text);
+    StoreSession session(ctx);
+    ctx.exit_code = dagsBackfill(session.store(), session.clock(), dag_id, from, to, wait, *ctx.out, *ctx.err);
+  });
 }
 
 }  // namespace leoflow::host

@@ -14,6 +14,7 @@
 #include "host/plan_command.h"
 #include "host/plugins_command.h"
 #include "host/runs_command.h"
+#include "host/tasks_command.h"
 #include "host/schedule_command.h"
 #include "host/scheduler_command.h"
 #include "host/status_command.h"
@@ -87,6 +88,7 @@ int main(int argc, char** argv) {
   addSchedulerCommand(app, ctx);
   addDagsCommand(app, ctx);
   addRunsCommand(app, ctx);
+  addTasksCommand(app, ctx);
   addStatusCommand(app, ctx);
   addStoreCommand(app, ctx);
   addPluginsCommand(app, ctx);

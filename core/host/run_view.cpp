@@ -29,6 +29,9 @@ ojson runToJson(const RunRecord& run, bool with_tasks) {
   j["started_at"] = timeJson(run.started_at);
   j["ended_at"] = timeJson(run.ended_at);
   j["note"] = run.note;
+  j["tenant"] = run.tenant;
+  j["trigger"] = std::string(toString(run.trigger));
+  j["uid"] = run.uid;
   if (with_tasks) {
     ojson tasks = ojson::array();
     for (const TaskInstance& t : run.tasks) {
@@ -49,6 +52,8 @@ ojson runToJson(const RunRecord& run, bool with_tasks) {
 
 void printRun(const RunRecord& run, std::ostream& out) {
   out << fmt::format("run {} of dag {}: {}\n", run.key.run_id, run.key.dag_id, toString(run.state));
+  out << fmt::format("  dag version {}  tenant {}  {} run  uid {}\n", run.dag_version, run.tenant, toString(run.trigger),
+                     run.uid);
   out << fmt::format("  logical date {}  started {}  ended {}\n", schedule::formatIsoSeconds(run.logical_date),
                      timeOrDash(run.started_at), timeOrDash(run.ended_at));
   if (!run.note.empty()) out << "  note: " << run.note << '\n';
@@ -74,12 +79,14 @@ void printRuns(const std::vector<RunRecord>& runs, std::ostream& out) {
     dag_w = std::max(dag_w, r.key.dag_id.size());
     run_w = std::max(run_w, r.key.run_id.size());
   }
-  out << fmt::format("{:<{}}  {:<{}}  {:<8}  {:<20}  {:<20}  {}\n", "DAG", dag_w, "RUN_ID", run_w, "STATE",
-                     "LOGICAL_DATE", "STARTED", "ENDED");
+  std::size_t tenant_w = 6;
+  for (const RunRecord& r : runs) tenant_w = std::max(tenant_w, r.tenant.size());
+  out << fmt::format("{:<{}}  {:<{}}  {:<8}  {:<{}}  {:<20}  {:<20}  {}\n", "DAG", dag_w, "RUN_ID", run_w, "STATE",
+                     "TENANT", tenant_w, "LOGICAL_DATE", "STARTED", "ENDED");
   for (const RunRecord& r : runs) {
-    out << fmt::format("{:<{}}  {:<{}}  {:<8}  {:<20}  {:<20}  {}\n", r.key.dag_id, dag_w, r.key.run_id, run_w,
-                       toString(r.state), schedule::formatIsoSeconds(r.logical_date), timeOrDash(r.started_at),
-                       timeOrDash(r.ended_at));
+    out << fmt::format("{:<{}}  {:<{}}  {:<8}  {:<{}}  {:<20}  {:<20}  {}\n", r.key.dag_id, dag_w, r.key.run_id, run_w,
+                       toString(r.state), r.tenant, tenant_w, schedule::formatIsoSeconds(r.logical_date),
+                       timeOrDash(r.started_at), timeOrDash(r.ended_at));
   }
 }
 

@@ -12,8 +12,8 @@
 
 namespace leoflow::host {
 
-/// `{"run_id","dag_id","dag_version","state","logical_date","started_at","ended_at","note"}`
-/// (docs/architecture.md §8.14: `note` is "" when there is none) plus, when `with_tasks`,
+/// `{"run_id","dag_id","dag_version","state","logical_date","started_at","ended_at","note","tenant",
+/// "trigger","uid"}` (docs/architecture.md §8.14: `note` is "" when there is none) plus, when `with_tasks`,
 /// `"tasks":[{"task_id","state","try_number","max_tries","note","started_at","ended_at"}]`.
 nlohmann::ordered_json runToJson(const RunRecord& run, bool with_tasks);
 

@@ -19,38 +19,13 @@
 #include "host/dag_file.h"
 #include "host/exit_codes.h"
 #include "host/json_fields.h"
+#include "host/operations.h"
 #include "host/run_view.h"
 #include "host/store_session.h"
 #include "schedule/iso_time.h"
 
 namespace leoflow::host {
 namespace {
-
-RunRecord loadRun(Store& store, const RunKey& key) {
-  auto loaded = store.loadRuns(std::span<const RunKey>(&key, 1));
-  if (loaded.empty()) failWith(internalError("no answer"), "loading run " + key.run_id);
-  if (!loaded[0]) {
-    if (loaded[0].status().code() == StatusCode::kNotFound) throw badInput("unknown run \"" + key.run_id + "\"");
-    failWith(loaded[0].status(), "loading run " + key.run_id);
-  }
-  return std::move(loaded[0]).value();
-}
-
-// Orders a run's task instances as its DAG declares them, when the DAG version can be read.
-void orderTasks(Store& store, RunRecord& run) {
-  auto stored = store.getDag(run.key.dag_id, run.dag_version);
-  if (!stored) return;
-  auto spec = decodeCanonicalDag(stored->spec_json);
-  if (!spec) return;
-  std::map<std::string, std::size_t> position;
-  for (std::size_t i = 0; i < spec->tasks.size(); ++i) position[spec->tasks[i].task_id] = i;
-  std::stable_sort(run.tasks.begin(), run.tasks.end(), [&](const TaskInstance& a, const TaskInstance& b) {
-    auto pa = position.find(a.task_id), pb = position.find(b.task_id);
-    const std::size_t ia = pa == position.end() ? position.size() : pa->second;
-    const std::size_t ib = pb == position.end() ? position.size() : pb->second;
-    return ia < ib;
-  });
-}
 
 std::string progressLine(const RunRecord& run, std::chrono::seconds elapsed) {
   std::size_t done = 0;
@@ -144,11 +119,13 @@ bool isValidRunId(const std::string& id) {
   return std::all_of(id.begin(), id.end(), [](unsigned char c) { return c > 0x20 && c != 0x7f && c != '/'; });
 }
 
-Timestamp parseLogicalDate(const std::string& text) {
+Timestamp parseTimeFlag(const std::string& flag, const std::string& text) {
   if (auto t = schedule::parseIsoTime(text)) return *t;
   std::string shown = text.size() > 60 ? text.substr(0, 60) + "..." : text;
-  throw badInput("--logical-date: expected an ISO-8601 time with a zone (2026-01-01T00:00:00Z), got " + quote(shown));
+  throw badInput(flag + ": expected an ISO-8601 time with a zone (2026-01-01T00:00:00Z), got " + quote(shown));
 }
+
+Timestamp parseLogicalDate(const std::string& text) { return parseTimeFlag("--logical-date", text); }
 
 void checkManualRunId(const std::string& run_id) {
   if (!isValidRunId(run_id)) {
@@ -195,48 +172,18 @@ std::string resolveConf(const std::string& conf) {
 }
 
 int runsTrigger(Store& store, const Clock& clock, const TriggerOptions& o, std::ostream& out, std::ostream& err) {
-  auto dag = store.getDag(o.dag_id, std::nullopt);
-  if (!dag) {
-    if (dag.status().code() == StatusCode::kNotFound) throw badInput("unknown dag \"" + o.dag_id + "\"");
-    failWith(dag.status(), "reading dag " + o.dag_id);
-  }
   const std::string conf = resolveConf(o.conf_json);
-  const Timestamp now = clock.now();
-  // §8.5: manual__<now with microseconds>, unique per DAG.
-  const std::string run_id = o.run_id.empty() ? "manual__" + schedule::formatIsoMicros(now) : o.run_id;
-  checkManualRunId(run_id);
-  // §8.14: --logical-date sets the manual run's logical date; without it, the trigger time.
-  NewRun run{{o.dag_id, run_id}, dag->version, RunTrigger::kManual, o.logical_date.value_or(now), conf, now};
-  Status s = store.createRun(std::nullopt, run);
-  if (!s.isOk()) {
-    if (s.code() == StatusCode::kAlreadyExists) {
-      throw badInput("run id \"" + run_id + "\" already exists for dag \"" + o.dag_id + "\"");
-    }
-    failWith(s, "triggering dag " + o.dag_id);
-  }
-  out << run_id << '\n' << std::flush;
-  if (dag->paused) err << "note: dag " << o.dag_id << " is paused; the run waits until it is unpaused\n";
+  const RunKey key = triggerRun(store, clock.now(), {o.dag_id, o.run_id, conf, o.logical_date});
+  out << key.run_id << '\n' << std::flush;
+  auto dag = store.getDag(o.dag_id, std::nullopt);
+  if (dag && dag->paused) err << "note: dag " << o.dag_id << " is paused; the run waits until it is unpaused\n";
   if (!o.wait) return kExitOk;
-  return waitForRun(store, run.key, o, err);
+  return waitForRun(store, key, o, err);
 }
 
 int runsShow(Store& store, const std::string& run_id, const std::optional<std::string>& dag_id, bool json,
              std::ostream& out) {
-  RunKey key{dag_id.value_or(""), run_id};
-  if (!dag_id) {
-    auto found = store.findRuns(run_id);
-    if (!found) failWith(found.status(), "finding run " + run_id);
-    if (found->empty()) throw badInput("unknown run \"" + run_id + "\"");
-    if (found->size() > 1) {
-      std::vector<std::string> dags;
-      for (const RunKey& k : *found) dags.push_back(k.dag_id);
-      throw badInput(fmt::format("run id \"{}\" exists in several dags ({}); say which with --dag", run_id,
-                                 fmt::join(dags, ", ")));
-    }
-    key = (*found)[0];
-  }
-  RunRecord run = loadRun(store, key);
-  orderTasks(store, run);
+  const RunRecord run = loadRun(store, resolveRun(store, run_id, dag_id));
   if (json) {
     out << runToJson(run, true).dump(2) << '\n';
   } else {
@@ -245,33 +192,40 @@ int runsShow(Store& store, const std::string& run_id, const std::optional<std::s
   return kExitOk;
 }
 
-int runsList(Store& store, const std::optional<std::string>& dag_id, const std::optional<std::string>& state,
-             bool json, std::ostream& out) {
-  RunFilter filter;
-  filter.dag_id = dag_id;
-  if (state) {
-    auto parsed = parseDagRunState(*state);
-    if (!parsed) throw badInput("unknown run state \"" + *state + "\" (queued, running, success, failed)");
-    filter.state = parsed;
-  }
-  if (dag_id) {
-    auto dag = store.getDag(*dag_id, std::nullopt);
-    if (!dag && dag.status().code() == StatusCode::kNotFound) throw badInput("unknown dag \"" + *dag_id + "\"");
-  }
-  auto runs = store.listRuns(filter);
-  if (!runs) failWith(runs.status(), "listing runs");
+int runsList(Store& store, const RunQuery& query, bool json, std::ostream& out) {
+  const std::vector<RunRecord> runs = queryRuns(store, query);
   if (json) {
     nlohmann::ordered_json a = nlohmann::ordered_json::array();
-    for (const RunRecord& r : *runs) a.push_back(runToJson(r, false));
+    for (const RunRecord& r : runs) a.push_back(runToJson(r, false));
     out << a.dump(2) << '\n';
   } else {
-    printRuns(*runs, out);
+    printRuns(runs, out);
   }
   return kExitOk;
 }
 
+namespace {
+
+// What a person's command changed, for the terminal: the moved tasks and the run's state now.
+void printOutcome(const std::string& verb, const RunKey& key, const OperatorOutcome& o, std::ostream& out) {
+  if (o.changed_tasks.empty()) {
+    out << fmt::format("run {} of dag {}: nothing to {}; the run is {}\n", key.run_id, key.dag_id, verb,
+                       toString(o.run_state));
+    return;
+  }
+  out << fmt::format("run {} of dag {}: {} {} task{} ({}); the run is {}\n", key.run_id, key.dag_id, verb,
+                     o.changed_tasks.size(), o.changed_tasks.size() == 1 ? "" : "s", fmt::join(o.changed_tasks, ", "),
+                     toString(o.run_state));
+}
+
+void printRunJson(Store& store, const RunKey& key, std::ostream& out) {
+  out << runToJson(loadRun(store, key), true).dump(2) << '\n';
+}
+
+}  // namespace
+
 void addRunsCommand(CLI::App& app, CommandContext& ctx) {
-  CLI::App* runs = app.add_subcommand("runs", "Dag runs: trigger, show, list");
+  CLI::App* runs = app.add_subcommand("runs", "Dag runs: trigger, show, list, clear, mark, cancel");
   runs->require_subcommand(1);
 
   // CLI11 binds options to storage that must outlive parsing.
@@ -317,14 +271,113 @@ void addRunsCommand(CLI::App& app, CommandContext& ctx) {
     ctx.exit_code = runsShow(session.store(), run_id, dag.empty() ? std::nullopt : std::optional(dag), json, *ctx.out);
   });
 
-  CLI::App* list = runs->add_subcommand("list", "List runs, newest first");
+  static RunQuery query;
+  static std::string since_text;
+  static std::size_t limit = 100;
+  CLI::App* list = runs->add_subcommand("list", "List runs, newest logical date first");
   list->add_option("--dag", dag, "Only this DAG's runs");
   list->add_option("--state", state, "Only runs in this state (queued, running, success, failed)");
+  static std::string tenant;
+  list->add_option("--tenant", tenant, "Only this tenant's runs");
+  list->add_option("--since", since_text, "Only runs whose logical date is at or after TIME (ISO 8601)")
+      ->type_name("TIME");
+  list->add_option("--limit", limit, "At most N runs (default 100)")->type_name("N")->check(CLI::Range(1, 100000));
   list->add_flag("--json", json, "Print a JSON array");
-  list->callback([&ctx] {
+  list->callback([&ctx, list] {
+    query = RunQuery{};
+    if (!dag.empty()) query.dag_id = dag;
+    if (!state.empty()) query.state = state;
+    if (!tenant.empty()) query.tenant = tenant;
+    if (list->count("--since") > 0) query.since = parseTimeFlag("--since", since_text);
+    query.limit = limit;
     StoreSession session(ctx);
-    ctx.exit_code = runsList(session.store(), dag.empty() ? std::nullopt : std::optional(dag),
-                             state.empty() ? std::nullopt : std::optional(state), json, *ctx.out);
+    ctx.exit_code = runsList(session.store(), query, json, *ctx.out);
+  });
+
+  // --- A person's commands (docs/architecture.md §8.14) ---
+  static std::string actor;
+  auto addActor = [](CLI::App* cmd) {
+    cmd->add_option("--actor", actor, "Who does this, named in the notes (default $USER@host)")->type_name("NAME");
+  };
+  auto actorOrDefault = [] { return actor.empty() ? defaultActor() : actor; };
+
+  static std::vector<std::string> task_ids;
+  static bool downstream = false, failed_only = false;
+  static std::string from_text, to_text;
+  CLI::App* clear = runs->add_subcommand(
+      "clear", "Run tasks of a run again: RUN_ID, or every run of --dag with a logical date in [--from, --to]");
+  clear->add_option("run_id", run_id, "Run id (or use --dag with --from and --to)");
+  clear->add_option("--dag", dag, "DAG id (needed when the run id exists in several DAGs, and for a range)");
+  clear->add_option("--task", task_ids, "Only this task (repeatable; default every task)")->type_name("TASK");
+  clear->add_flag("--downstream", downstream, "Also every task downstream of the --task ones, transitively");
+  clear->add_flag("--failed-only", failed_only, "Only failed and upstream_failed tasks (after --downstream)");
+  clear->add_option("--from", from_text, "Range start: logical date, ISO 8601")->type_name("TIME");
+  clear->add_option("--to", to_text, "Range end (inclusive): logical date, ISO 8601")->type_name("TIME");
+  clear->add_flag("--json", json, "Print the cleared run(s) as JSON");
+  addActor(clear);
+  clear->callback([&ctx, clear, actorOrDefault] {
+    const bool range = clear->count("--from") > 0 || clear->count("--to") > 0;
+    if (range && !run_id.empty()) throw badInput("runs clear: give a RUN_ID or --from/--to, not both");
+    if (!range && run_id.empty()) throw badInput("runs clear: give a RUN_ID, or --dag D --from T --to T");
+    if (range && (clear->count("--from") == 0 || clear->count("--to") == 0 || dag.empty())) {
+      throw badInput("runs clear: a range needs --dag, --from and --to");
+    }
+    if (downstream && task_ids.empty()) throw badInput("--downstream needs --task: downstream of which tasks?");
+    const ClearOptions options{task_ids, downstream, failed_only, actorOrDefault()};
+    StoreSession session(ctx);
+    Store& store = session.store();
+    const Timestamp now = session.clock().now();
+    if (range) {
+      const auto cleared = clearRange(store, now, dag, parseTimeFlag("--from", from_text), parseTimeFlag("--to", to_text),
+                                      options);
+      if (json) {
+        nlohmann::ordered_json a = nlohmann::ordered_json::array();
+        for (const ClearedRun& c : cleared) a.push_back(runToJson(loadRun(store, c.run), true));
+        *ctx.out << a.dump(2) << '\n';
+      } else {
+        if (cleared.empty()) *ctx.out << "no started run of dag " << dag << " has a logical date in that range\n";
+        for (const ClearedRun& c : cleared) printOutcome("cleared", c.run, c.outcome, *ctx.out);
+      }
+    } else {
+      const RunKey key = resolveRun(store, run_id, dag.empty() ? std::nullopt : std::optional(dag));
+      const OperatorOutcome o = clearRun(store, now, key, options);
+      json ? printRunJson(store, key, *ctx.out) : printOutcome("cleared", key, o, *ctx.out);
+    }
+    ctx.exit_code = kExitOk;
+  });
+
+  static std::string mark_state;
+  CLI::App* mark = runs->add_subcommand("mark", "Mark a run success or failed, with every unfinished task");
+  mark->add_option("run_id", run_id, "Run id")->required();
+  mark->add_option("--state", mark_state, "success or failed")->required();
+  mark->add_option("--dag", dag, "DAG id (needed when the run id exists in several DAGs)");
+  mark->add_flag("--json", json, "Print the run as JSON");
+  addActor(mark);
+  mark->callback([&ctx, actorOrDefault] {
+    if (mark_state != "success" && mark_state != "failed") {
+      throw badInput("--state: a run is marked success or failed, not " + quote(mark_state));
+    }
+    StoreSession session(ctx);
+    Store& store = session.store();
+    const RunKey key = resolveRun(store, run_id, dag.empty() ? std::nullopt : std::optional(dag));
+    const OperatorOutcome o = markRun(store, session.clock().now(), key, mark_state, actorOrDefault());
+    json ? printRunJson(store, key, *ctx.out) : printOutcome("marked " + mark_state, key, o, *ctx.out);
+    ctx.exit_code = kExitOk;
+  });
+
+  CLI::App* cancel = runs->add_subcommand(
+      "cancel", "Cancel a run: running tasks are stopped and failed, tasks not started skipped, the run failed");
+  cancel->add_option("run_id", run_id, "Run id")->required();
+  cancel->add_option("--dag", dag, "DAG id (needed when the run id exists in several DAGs)");
+  cancel->add_flag("--json", json, "Print the run as JSON");
+  addActor(cancel);
+  cancel->callback([&ctx, actorOrDefault] {
+    StoreSession session(ctx);
+    Store& store = session.store();
+    const RunKey key = resolveRun(store, run_id, dag.empty() ? std::nullopt : std::optional(dag));
+    const OperatorOutcome o = cancelRun(store, session.clock().now(), key, actorOrDefault());
+    json ? printRunJson(store, key, *ctx.out) : printOutcome("cancelled", key, o, *ctx.out);
+    ctx.exit_code = kExitOk;
   });
 }
 

@@ -1,4 +1,4 @@
-// `leoflow runs trigger | show | list` (docs/architecture.md §5, §8.5, §8.6, §8.14).
+// `leoflow runs trigger | show | list | clear | mark | cancel` (docs/architecture.md §5, §8.5, §8.6, §8.14).
 #pragma once
 
 #include <chrono>
@@ -8,6 +8,8 @@
 
 #include <leoflow/context.h>
 #include <leoflow/store.h>
+
+#include "host/operations.h"
 
 namespace CLI {
 class App;
@@ -32,12 +34,15 @@ struct TriggerOptions {
 int runsTrigger(Store& store, const Clock& clock, const TriggerOptions& options, std::ostream& out, std::ostream& err);
 int runsShow(Store& store, const std::string& run_id, const std::optional<std::string>& dag_id, bool json,
              std::ostream& out);
-int runsList(Store& store, const std::optional<std::string>& dag_id, const std::optional<std::string>& state,
-             bool json, std::ostream& out);
+int runsList(Store& store, const RunQuery& query, bool json, std::ostream& out);
 
 /// `runs trigger --timeout S`: S seconds, a positive number (fractions allowed) of at most 10^9, and
 /// only with `wait`. Throws CommandError (exit 2) naming the option and the value otherwise.
 std::chrono::milliseconds parseTimeout(const std::string& text, bool wait);
+
+/// A time flag (`--since`, `--from`, `--to`): an ISO-8601 time with a zone. Throws CommandError
+/// (exit 2) naming the flag and the value otherwise.
+Timestamp parseTimeFlag(const std::string& flag, const std::string& text);
 
 /// `runs trigger --logical-date T`: an ISO-8601 time with a zone, as `schedule next --after` takes.
 /// Throws CommandError (exit 2) naming the flag and the value otherwise.

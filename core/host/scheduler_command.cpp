@@ -7,6 +7,7 @@
 #include <csignal>
 #include <iostream>
 #include <memory>
+#include <stop_token>
 #include <thread>
 
 #include <CLI/CLI.hpp>
@@ -15,10 +16,12 @@
 #include <unistd.h>
 
 #include "engine/engine.h"
+#include "engine/stop_watcher.h"
 #include "host/backends.h"
 #include "host/command_context.h"
 #include "host/dag_file.h"
 #include "host/exit_codes.h"
+#include "host/http_server.h"
 #include "host/logging.h"
 #include "host/startup_errors.h"
 
@@ -91,12 +94,31 @@ class SignalWatcher {
   std::thread thread_;
 };
 
+// The executors the stop watcher drives, each behind the engine's plugin guard.
+std::vector<engine::StoppableExecutor> stoppableExecutors(Backends& backends) {
+  std::vector<engine::StoppableExecutor> out;
+  for (const engine::DispatcherRoute& r : backends.dispatcherRoutes()) {
+    auto guarded = std::make_shared<engine::GuardedDispatcher>(*r.dispatcher, r.plugin);
+    out.push_back({r.plugin, [guarded] { return guarded->heldAttempts(); },
+                   [guarded](const AttemptRef& a) { return guarded->stop(a); }});
+  }
+  if (InlineRunner* runner = backends.inlineRunner()) {
+    auto guarded = std::make_shared<engine::GuardedInlineRunner>(*runner, backends.inlineRunnerPlugin(),
+                                                                  backends.inlineRunnerAbiMinor());
+    out.push_back({backends.inlineRunnerPlugin(), [guarded] { return guarded->heldAttempts(); },
+                   [guarded](const AttemptRef& a) { return guarded->stop(a); }});
+  }
+  return out;
+}
+
 int runScheduler(CommandContext& ctx, const std::string& log_level_override) {
   const std::string path = findConfigPath(ctx.config_path);
   HostConfig config = loadHostConfig(path);
   const std::string level = log_level_override.empty() ? config.scheduler.log_level : log_level_override;
   if (!setLogLevel(level)) throw badInput("unknown log level \"" + level + "\" (trace, debug, info, warn, error)");
   auto log = makeLogger("leoflow");
+  // A non-loopback [http] listen without a token is refused before anything connects (§8.15).
+  if (config.http) checkHttpSettings(*config.http);
 
   SignalWatcher signals;
   std::stop_source stop;
@@ -153,7 +175,32 @@ int runScheduler(CommandContext& ctx, const std::string& log_level_override) {
   deps.logger = makeLogger("engine");
   deps.decode_dag = [](const std::string& json) { return decodeCanonicalDag(json); };
   engine::Engine engine(std::move(deps), engineOptions(config.scheduler, backends.replicaId()), backends.wake());
+  // [http]: /healthz, /status and /api/v1 on their own threads, off the scheduling loop (§8.15).
+  std::unique_ptr<HttpServer> http;
+  if (config.http) {
+    HttpApiDeps api;
+    api.store = &backends.store();
+    api.clock = &backends.clock();
+    api.health = [&engine] { return engine.health(); };
+    api.leading = [&engine] { return engine.leading(); };
+    api.read_log = [&backends](const LogQuery& q) { return backends.readLog(q); };
+    http = std::make_unique<HttpServer>(*config.http, std::move(api), makeLogger("http"));
+    http->start();
+  }
+  // On SIGINT/SIGTERM the server stops accepting at once, while the engine drains; its threads are
+  // joined after the drain (ARCHITECTURE §8.11's 10 s hold for both).
+  std::stop_callback stop_http(stop.get_token(), [&http] {
+    if (http) http->stopAccepting();
+  });
+  // Every replica stops the attempts its own executors hold once they stop being current
+  // (cleared, marked, cancelled, reaped): docs/architecture.md §8.14.
+  engine::StopWatcher stop_watcher(backends.store(), stoppableExecutors(backends), makeLogger("stop-watcher"));
+  backends.wake().setListener(&stop_watcher);
+  stop_watcher.start();
   engine.run(stop.get_token());
+  if (http) http->stop();
+  backends.wake().setListener(nullptr);
+  stop_watcher.stop();
   return kExitOk;
 }
 

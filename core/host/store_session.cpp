@@ -6,13 +6,13 @@
 
 namespace leoflow::host {
 
-StoreSession::StoreSession(const CommandContext& ctx) {
+StoreSession::StoreSession(const CommandContext& ctx, Backends::Scope scope) {
   withStartupExitCodes([&] {
     config_ = loadHostConfig(findConfigPath(ctx.config_path));
     // One-shot commands talk to people on stderr: keep the plugins' logs to warnings and worse.
     setLogLevel("warn");
     loader_ = std::make_unique<PluginLoader>(config_.plugin_search_path);
-    backends_ = std::make_unique<Backends>(config_, *loader_, Backends::Scope::kStoreOnly);
+    backends_ = std::make_unique<Backends>(config_, *loader_, scope);
   });
   Status ping = backends_->store().ping();
   if (!ping.isOk()) failWith(ping, "store " + config_.store.plugin);
@@ -21,16 +21,16 @@ StoreSession::StoreSession(const CommandContext& ctx) {
 StoreSession::~StoreSession() = default;
 
 void failWith(const Status& status, const std::string& what) {
-  int code = kExitFailed;
+  const std::string message = what + ": " + status.message();
   switch (status.code()) {
     case StatusCode::kUnavailable:
-    case StatusCode::kDeadlineExceeded: code = kExitUnreachable; break;
-    case StatusCode::kNotFound:
-    case StatusCode::kInvalidArgument:
-    case StatusCode::kAlreadyExists: code = kExitBadInput; break;
-    default: break;
+    case StatusCode::kDeadlineExceeded: throw CommandError(ErrorKind::kUnreachable, message);
+    case StatusCode::kNotFound: throw notFound(message);
+    case StatusCode::kConflict:
+    case StatusCode::kAlreadyExists: throw conflict(message);
+    case StatusCode::kInvalidArgument: throw badInput(message);
+    default: throw CommandError(ErrorKind::kFailed, message);
   }
-  throw CommandError(code, what + ": " + status.message());
 }
 
 }  // namespace leoflow::host

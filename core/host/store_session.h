@@ -14,10 +14,12 @@ namespace leoflow::host {
 class StoreSession {
  public:
   /// Throws CommandError with exit code 2 or 3 and a message naming the file, key or plugin.
-  explicit StoreSession(const CommandContext& ctx);
+  /// `scope`: kLogs also makes the executors' log readers (`tasks logs`).
+  explicit StoreSession(const CommandContext& ctx, Backends::Scope scope = Backends::Scope::kStoreOnly);
   ~StoreSession();
 
   Store& store() { return backends_->store(); }
+  Backends& backends() { return *backends_; }
   const HostConfig& config() const { return config_; }
   const Clock& clock() const { return backends_->clock(); }
 
@@ -27,8 +29,9 @@ class StoreSession {
   std::unique_ptr<Backends> backends_;
 };
 
-/// Turns a store failure into the command's exit: kUnavailable → 3, kNotFound/kInvalidArgument/
-/// kAlreadyExists → 2, anything else → 1. Never returns.
+/// Turns a store failure into a CommandError: kUnavailable → unreachable (exit 3, HTTP 503),
+/// kNotFound → not found, kConflict/kAlreadyExists → conflict, kInvalidArgument → bad input (exit 2;
+/// HTTP 404, 409, 400), anything else → exit 1 (HTTP 500). Never returns.
 [[noreturn]] void failWith(const Status& status, const std::string& what);
 
 }  // namespace leoflow::host

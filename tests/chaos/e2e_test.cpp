@@ -157,7 +157,7 @@ TEST_P(EndToEnd, InvalidDagFilesAreRefusedWithClearMessagesAndChangeNothing) {
   EXPECT_THAT(sync.err, HasSubstr("cyclic.json: cycle a -> b -> a"));
   auto list = stack.leoflow("dags list --json");
   ASSERT_EQ(list.exit_code, 0);
-  EXPECT_EQ(json::parse(list.out), json::parse(R"([{"dag_id":"good","schedule":null,"paused":false,"version":1}])"));
+  EXPECT_EQ(json::parse(list.out), json::parse(R"([{"dag_id":"good","schedule":null,"paused":false,"version":1,"tenant":"default","next_slot":null,"last_run_state":null}])"));
 }
 
 // No store involved: the host refuses the config before it loads anything.

@@ -291,6 +291,15 @@ std::string dispatchTaskOf(const DispatchLostCandidate& c) { return c.attempt.ta
 
 using Ids = std::vector<std::string>;
 
+RunFilter runFilter(std::optional<std::string> dag_id, std::optional<DagRunState> state = std::nullopt,
+                    std::size_t limit = 1000) {
+  RunFilter f;
+  f.dag_id = std::move(dag_id);
+  f.state = state;
+  f.limit = limit;
+  return f;
+}
+
 // ===================================================================================================
 // Term and fencing (ARCHITECTURE §8.7)
 
@@ -779,17 +788,17 @@ TEST_P(StoreContract, ListRunsFiltersAndPutsTheNewestLogicalDateFirst) {
   EXPECT_EQ(keysOf(*all, &runIdOf), (Ids{"new", "other", "mid", "old"}));
   for (const RunRecord& r : *all) EXPECT_TRUE(r.tasks.empty()) << r.key.run_id;
 
-  auto etl = store().listRuns(RunFilter{"etl", std::nullopt, 1000});
+  auto etl = store().listRuns(runFilter("etl"));
   ASSERT_TRUE(ok(etl));
   EXPECT_EQ(keysOf(*etl, &runIdOf), (Ids{"new", "mid", "old"}));
-  auto running = store().listRuns(RunFilter{std::nullopt, R::kRunning, 1000});
+  auto running = store().listRuns(runFilter(std::nullopt, R::kRunning));
   ASSERT_TRUE(ok(running));
   EXPECT_EQ(keysOf(*running, &runIdOf), (Ids{"new"}));
   EXPECT_EQ((*running)[0].state, R::kRunning);
-  auto limited = store().listRuns(RunFilter{"etl", std::nullopt, 2});
+  auto limited = store().listRuns(runFilter("etl", std::nullopt, 2));
   ASSERT_TRUE(ok(limited));
   EXPECT_EQ(keysOf(*limited, &runIdOf), (Ids{"new", "mid"}));
-  auto ghost = store().listRuns(RunFilter{"ghost", std::nullopt, 1000});
+  auto ghost = store().listRuns(runFilter("ghost"));
   ASSERT_TRUE(ok(ghost));
   EXPECT_TRUE(ghost->empty());
 }

@@ -250,6 +250,73 @@ plugin = "dispatcher-local"
               ElementsAre(fs::path("/srv/plugins/a"), fs::path("/literal/${LEOFLOW_TEST_DIR}"), fs::path("/x$y")));
 }
 
+TEST_F(ConfigTest, HttpIsOffWithoutItsSection) {
+  EXPECT_FALSE(load(kMinimal).http.has_value());
+}
+
+TEST_F(ConfigTest, HttpReadsListenAndToken) {
+  ScopedEnv token("LEOFLOW_TEST_API_TOKEN", "tok-123");
+  const HostConfig c = load(std::string(kMinimal) + "\n[http]\nlisten = \"127.0.0.1:8790\"\ntoken = \"${LEOFLOW_TEST_API_TOKEN}\"\n");
+  ASSERT_TRUE(c.http.has_value());
+  EXPECT_EQ(c.http->listen, "127.0.0.1:8790");
+  EXPECT_EQ(c.http->host, "127.0.0.1");
+  EXPECT_EQ(c.http->port, 8790);
+  EXPECT_EQ(c.http->token, "tok-123");
+  EXPECT_EQ(c.http->file, path());
+  EXPECT_EQ(c.http->line, 7);
+}
+
+TEST_F(ConfigTest, HttpDefaultsToLoopback8790WithoutAToken) {
+  const HostConfig c = load(std::string(kMinimal) + "[http]\n");
+  ASSERT_TRUE(c.http.has_value());
+  EXPECT_EQ(c.http->listen, "127.0.0.1:8790");
+  EXPECT_EQ(c.http->port, 8790);
+  EXPECT_EQ(c.http->token, "");
+}
+
+TEST_F(ConfigTest, HttpPortZeroIPv6AndHostNames) {
+  HostConfig c = load(std::string(kMinimal) + "[http]\nlisten = \"127.0.0.1:0\"\n");
+  EXPECT_EQ(c.http->port, 0);
+  c = load(std::string(kMinimal) + "[http]\nlisten = \"[::1]:9000\"\n");
+  EXPECT_EQ(c.http->host, "::1");
+  EXPECT_EQ(c.http->port, 9000);
+  c = load(std::string(kMinimal) + "[http]\nlisten = \"localhost:65535\"\n");
+  EXPECT_EQ(c.http->host, "localhost");
+  EXPECT_EQ(c.http->port, 65535);
+  EXPECT_TRUE(host::isLoopbackHost("localhost"));
+  EXPECT_TRUE(host::isLoopbackHost("::1"));
+  EXPECT_TRUE(host::isLoopbackHost("127.0.0.1"));
+  EXPECT_FALSE(host::isLoopbackHost("0.0.0.0"));
+  EXPECT_FALSE(host::isLoopbackHost("127.0.0"));
+}
+
+TEST_F(ConfigTest, AnEmptyOrUnsetTokenMeansNoToken) {
+  ScopedEnv unset("LEOFLOW_TEST_UNSET_TOKEN", std::nullopt);
+  ScopedEnv empty("LEOFLOW_TEST_EMPTY_TOKEN", "");
+  EXPECT_EQ(load(std::string(kMinimal) + "[http]\ntoken = \"${LEOFLOW_TEST_UNSET_TOKEN}\"\n").http->token, "");
+  EXPECT_EQ(load(std::string(kMinimal) + "[http]\ntoken = \"${LEOFLOW_TEST_EMPTY_TOKEN}\"\n").http->token, "");
+  EXPECT_EQ(load(std::string(kMinimal) + "[http]\ntoken = \"\"\n").http->token, "");
+  EXPECT_EQ(errorOf(std::string(kMinimal) + "[http]\ntoken = \"${oops\"\n"),
+            path() + ":7: key \"token\" in [http]: unterminated \"${\" (write \"$${\" for a literal \"${\")");
+}
+
+TEST_F(ConfigTest, HttpErrorsNameTheFileAndLine) {
+  EXPECT_EQ(errorOf(std::string(kMinimal) + "[http]\nlisten = \"127.0.0.1:8790\"\nport = 8790\n"),
+            path() + ":8: unknown key \"port\" in [http]");
+  EXPECT_EQ(errorOf(std::string(kMinimal) + "[http]\nlisten = 8790\n"),
+            path() + ":7: key \"listen\" in [http] must be a string, not an integer");
+  EXPECT_EQ(errorOf(std::string(kMinimal) + "[http]\ntoken = 42\n"),
+            path() + ":7: key \"token\" in [http] must be a string, not an integer");
+  EXPECT_THAT(errorOf(std::string(kMinimal) + "[http]\nlisten = \"127.0.0.1\"\n"),
+              HasSubstr(":7: key \"listen\" in [http]: \"127.0.0.1\" is not \"host:port\": it has no port"));
+  EXPECT_THAT(errorOf(std::string(kMinimal) + "[http]\nlisten = \"127.0.0.1:70000\"\n"),
+              HasSubstr(":7: key \"listen\" in [http]: \"127.0.0.1:70000\" is not \"host:port\": the port must be"));
+  EXPECT_THAT(errorOf(std::string(kMinimal) + "[http]\nlisten = \"127.0.0.1:http\"\n"), HasSubstr("the port must be"));
+  EXPECT_THAT(errorOf(std::string(kMinimal) + "[http]\nlisten = \":8790\"\n"), HasSubstr("it has no host"));
+  EXPECT_THAT(errorOf(std::string(kMinimal) + "[http]\nlisten = \"::1:8790\"\n"), HasSubstr("[::1]:8790"));
+  EXPECT_EQ(errorOf(std::string("http = 1\n") + kMinimal), path() + ":1: [http] must be a table, not an integer");
+}
+
 // --- what a bad file gets -----------------------------------------------------------------------
 
 TEST_F(ConfigTest, AnUnknownSchedulerKeyNamesTheFileAndLine) {

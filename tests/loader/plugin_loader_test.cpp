@@ -61,15 +61,18 @@ TEST_F(LoaderTest, ReadsTheDescriptorOfAGoodPlugin) {
   EXPECT_EQ(plugin.recorders().size(), 1u);
 }
 
-// A plugin of an older minor is another SDK by definition: its headers are not compared, and one of
-// SDK 2.0, whose descriptor ends before sdk_hash, is read only as far as its struct_size (§8.17).
-TEST_F(LoaderTest, AcceptsAPluginOfAnOlderMinorWithoutComparingHeaders) {
-  if (LEOFLOW_ABI_MAJOR != 2) GTEST_SKIP() << "the fixture is an SDK 2.0 plugin; this host's major is " << LEOFLOW_ABI_MAJOR;
-  const LoadedPlugin& plugin = loader_.load("good-sdk-2-0");
-  EXPECT_EQ(plugin.abiMajor(), 2u);
-  EXPECT_EQ(plugin.abiMinor(), 0u);
-  EXPECT_EQ(plugin.sdkHash(), "");
-  EXPECT_THAT(plugin.roles(), ElementsAre("dispatcher"));
+// A plugin of SDK 2.0 — an older major since 3.0 changed the records and the Store — is refused
+// before any of its C++ runs, naming both majors (§8.17).
+TEST_F(LoaderTest, RefusesAPluginOfTheOlderMajor) {
+  static_assert(LEOFLOW_ABI_MAJOR >= 3, "the fixture is an SDK 2.0 plugin; this test expects a later major");
+  try {
+    loader_.load("good-sdk-2-0");
+    FAIL() << "an SDK 2.0 plugin was accepted by an SDK " << LEOFLOW_ABI_MAJOR << " host";
+  } catch (const PluginError& e) {
+    EXPECT_EQ(e.kind(), PluginErrorKind::kAbiMajorMismatch);
+    EXPECT_THAT(e.what(), HasSubstr("ABI major 2"));
+    EXPECT_THAT(e.what(), HasSubstr("differs from the host's " + std::to_string(LEOFLOW_ABI_MAJOR)));
+  }
 }
 
 TEST_F(LoaderTest, LoadsALibraryOnceForTheWholeProcess) {

@@ -113,6 +113,20 @@ class Store final : public leoflow::Store {
                                  leoflow::Timestamp) override {
     return leoflow::conflict("no such attempt");
   }
+  // It keeps no runs or DAGs: there is nothing for a person's commands to find.
+  leoflow::Result<leoflow::OperatorOutcome> clearTasks(const leoflow::ClearRequest&) override {
+    return leoflow::notFound("no such run");
+  }
+  leoflow::Result<leoflow::OperatorOutcome> markTask(const leoflow::MarkTaskRequest&) override {
+    return leoflow::notFound("no such run");
+  }
+  leoflow::Result<leoflow::OperatorOutcome> markRun(const leoflow::MarkRunRequest&) override {
+    return leoflow::notFound("no such run");
+  }
+  leoflow::Result<leoflow::OperatorOutcome> cancelRun(const leoflow::CancelRunRequest&) override {
+    return leoflow::notFound("no such run");
+  }
+  leoflow::Status deleteDag(const std::string&) override { return leoflow::notFound("no such dag"); }
   leoflow::Status subscribe(leoflow::ChangeSink&) override { return {}; }
   void unsubscribe() override {}
 

@@ -377,7 +377,9 @@ void E2eStack::writeConfig(const fs::path& path, const fs::path& host_dir) const
     << "max_parallel = " << options_.max_parallel << "\n"
     << "work_dir = \"" << (options_.work_dir.empty() ? (host_dir / "work").string() : options_.work_dir) << "\"\n"
     << "log_dir = \"" << (host_dir / "logs").string() << "\"\n"
-    << "state_dir = \"" << (host_dir / "state").string() << "\"\n";
+    << "state_dir = \"" << (host_dir / "state").string() << "\"\n"
+    << options_.extra_dispatcher_toml << "\n"
+    << options_.extra_toml << "\n";
 }
 
 fs::path E2eStack::writeDag(const nlohmann::json& dag) {

@@ -174,6 +174,8 @@ class E2eStack {
     std::string extra_scheduler_toml;  ///< appended to [scheduler]
     std::string work_dir;              ///< where tasks run; empty = the stack's own folder
     std::string store = "redis";       ///< one of e2eStores()
+    std::string extra_toml;            ///< appended to the config (an [http] section, ...)
+    std::string extra_dispatcher_toml; ///< appended to [dispatcher.config]
   };
 
   explicit E2eStack(const std::string& tag);

@@ -64,6 +64,11 @@ std::string_view toString(Method m) noexcept {
     case Method::kReportFinished: return "reportFinished";
     case Method::kSubscribe: return "subscribe";
     case Method::kUnsubscribe: return "unsubscribe";
+    case Method::kClearTasks: return "clearTasks";
+    case Method::kMarkTask: return "markTask";
+    case Method::kMarkRun: return "markRun";
+    case Method::kCancelRun: return "cancelRun";
+    case Method::kDeleteDag: return "deleteDag";
   }
   return "?";
 }
@@ -201,11 +206,11 @@ class ChangeFeed {
   std::thread thread_;
 };
 
+/// A run with an index of its instances. Each instance's execution_id is the execution that claimed
+/// its current attempt (ARCHITECTURE §8.13), empty before the claim.
 struct RunEntry {
   RunRecord record;
   std::unordered_map<std::string, std::size_t> index;  ///< task_id → position in record.tasks
-  /// task_id → the execution that claimed its current attempt (ARCHITECTURE §8.13).
-  std::unordered_map<std::string, std::string> executions;
 
   void reindex() {
     index.clear();
@@ -233,6 +238,8 @@ class MemoryBackend {
   std::optional<LivenessRecord> liveness;
   std::map<std::string, DagEntry> dags;
   std::map<RunKey, RunEntry> runs;
+  /// The last run uid issued. Never lowered, not by deleteDag either: a uid is never reissued.
+  std::int64_t last_uid = 0;
   // Declared last so it is destroyed first: its thread stops before the data goes.
   ChangeFeed feed;
 };
@@ -306,6 +313,7 @@ void clearAttempt(TaskInstance& ti) {
   ti.last_heartbeat_at.reset();
   ti.exit_code.reset();
   ti.note.clear();
+  ti.execution_id.clear();  // a new attempt has no claim yet
 }
 
 void stampEntry(TaskInstance& ti, TaskState to, Timestamp at) {
@@ -377,7 +385,7 @@ std::vector<ActiveRun> collectActive(const MemoryBackend& b) {
 }
 
 /// Finds the instance an executor reports about; kConflict when the attempt is not the current one.
-Status findAttempt(MemoryBackend& b, const AttemptRef& a, TaskInstance*& out, std::string** claimed = nullptr) {
+Status findAttempt(MemoryBackend& b, const AttemptRef& a, TaskInstance*& out) {
   auto it = b.runs.find(a.run);
   if (it == b.runs.end()) return notFound(fmt::format("run {} does not exist", describe(a.run)));
   TaskInstance* ti = it->second.find(a.task_id);
@@ -389,15 +397,13 @@ Status findAttempt(MemoryBackend& b, const AttemptRef& a, TaskInstance*& out, st
                                 ti->try_number));
   }
   out = ti;
-  if (claimed != nullptr) *claimed = &it->second.executions[a.task_id];
   return {};
 }
 
 // The attempt of an execution's report after its claim: current, running, and claimed by this very
 // execution (ARCHITECTURE §8.13); `what` names the report for the message.
 Status claimedAttempt(MemoryBackend& b, const ExecutionRef& e, TaskInstance*& out, const char* what) {
-  std::string* claimed = nullptr;
-  if (Status s = findAttempt(b, e.attempt, out, &claimed); !s.isOk()) return s;
+  if (Status s = findAttempt(b, e.attempt, out); !s.isOk()) return s;
   if (out->state == TaskState::kQueued) {
     return conflict(fmt::format("attempt {} is queued: no execution claimed it, so no {} is accepted",
                                 describe(e.attempt), what));
@@ -405,9 +411,9 @@ Status claimedAttempt(MemoryBackend& b, const ExecutionRef& e, TaskInstance*& ou
   if (out->state != TaskState::kRunning) {
     return conflict(fmt::format("attempt {} is {}, it has ended", describe(e.attempt), toString(out->state)));
   }
-  if (*claimed != e.execution_id) {
-    return conflict(fmt::format("attempt {} is claimed by execution {}, not {}", describe(e.attempt), *claimed,
-                                e.execution_id));
+  if (out->execution_id != e.execution_id) {
+    return conflict(fmt::format("attempt {} is claimed by execution {}, not {}", describe(e.attempt),
+                                out->execution_id, e.execution_id));
   }
   return {};
 }
@@ -586,8 +592,9 @@ Result<std::vector<DagSummary>> MemoryStore::listDags() {
   std::lock_guard lock(backend_->mutex);
   std::vector<DagSummary> out;
   for (const auto& [id, entry] : backend_->dags) {
-    out.push_back(DagSummary{id, entry.versions.back().spec.schedule, entry.paused,
-                             static_cast<std::int64_t>(entry.versions.size())});
+    const DagSpec& spec = entry.versions.back().spec;
+    out.push_back(DagSummary{id, spec.schedule, entry.paused,
+                             static_cast<std::int64_t>(entry.versions.size()), spec.tenant});
   }
   return out;
 }
@@ -644,6 +651,7 @@ Result<std::vector<ScheduledDag>> MemoryStore::scheduledDags() {
     d.end_date = spec.end_date;
     d.catchup = spec.catchup;
     d.max_active_runs = spec.max_active_runs;
+    d.tenant = spec.tenant;
     if (auto lit = last_logical.find(id); lit != last_logical.end()) d.last_logical = lit->second;
     d.ever_run = ever_run.count(id) != 0;
     out.push_back(std::move(d));
@@ -674,6 +682,17 @@ Status MemoryStore::createRun(std::optional<Term> term, const NewRun& run) {
   if (backend_->runs.count(run.key) != 0) {
     return alreadyExists(fmt::format("run {} already exists", describe(run.key)));
   }
+  // SDK 3.0: a scheduled or backfill run may not take a logical date some run of the DAG already
+  // holds (a backfill or `--logical-date` run holds its slot); a manual run is not checked.
+  if (run.trigger != RunTrigger::kManual) {
+    for (auto it = backend_->runs.lower_bound(RunKey{run.key.dag_id, ""});
+         it != backend_->runs.end() && it->first.dag_id == run.key.dag_id; ++it) {
+      if (it->second.record.logical_date == run.logical_date) {
+        return alreadyExists(fmt::format("run {} already holds the logical date of run {}",
+                                         describe(it->first), describe(run.key)));
+      }
+    }
+  }
   RunEntry entry;
   entry.record.key = run.key;
   entry.record.dag_version = run.dag_version;
@@ -682,6 +701,8 @@ Status MemoryStore::createRun(std::optional<Term> term, const NewRun& run) {
   entry.record.logical_date = run.logical_date;
   entry.record.queued_at = run.queued_at;
   entry.record.conf_json = run.conf_json;
+  entry.record.uid = ++backend_->last_uid;
+  entry.record.tenant = run.tenant;
   backend_->runs.emplace(run.key, std::move(entry));
   backend_->feed.publish({runChange(run.key)});
   return {};
@@ -727,6 +748,9 @@ Result<std::vector<RunRecord>> MemoryStore::listRuns(const RunFilter& filter) {
   for (const auto& [key, entry] : backend_->runs) {
     if (filter.dag_id && key.dag_id != *filter.dag_id) continue;
     if (filter.state && entry.record.state != *filter.state) continue;
+    if (filter.tenant && entry.record.tenant != *filter.tenant) continue;
+    if (filter.logical_since && entry.record.logical_date < *filter.logical_since) continue;
+    if (filter.logical_until && entry.record.logical_date > *filter.logical_until) continue;
     RunRecord r = entry.record;
     r.tasks.clear();
     out.push_back(std::move(r));
@@ -946,20 +970,19 @@ Status MemoryStore::reportRunning(const ExecutionRef& execution, Timestamp at) {
   const AttemptRef& attempt = execution.attempt;
   std::lock_guard lock(backend_->mutex);
   TaskInstance* ti = nullptr;
-  std::string* claimed = nullptr;
-  if (Status s = findAttempt(*backend_, attempt, ti, &claimed); !s.isOk()) return s;
-  if (ti->state == TaskState::kRunning && *claimed == execution.execution_id) {
+  if (Status s = findAttempt(*backend_, attempt, ti); !s.isOk()) return s;
+  if (ti->state == TaskState::kRunning && ti->execution_id == execution.execution_id) {
     return {};  // the same execution again (a retry after a lost reply, an adopter): nothing changes
   }
   if (ti->state != TaskState::kQueued) {
     if (ti->state == TaskState::kRunning) {
-      return conflict(fmt::format("attempt {} is claimed by execution {}, not {}", describe(attempt), *claimed,
-                                  execution.execution_id));
+      return conflict(fmt::format("attempt {} is claimed by execution {}, not {}", describe(attempt),
+                                  ti->execution_id, execution.execution_id));
     }
     return conflict(fmt::format("attempt {} is {}, not queued", describe(attempt), toString(ti->state)));
   }
   ti->state = TaskState::kRunning;
-  *claimed = execution.execution_id;
+  ti->execution_id = execution.execution_id;
   stampEntry(*ti, TaskState::kRunning, at);
   backend_->feed.publish({taskChange(attempt.run, attempt.task_id)});
   return {};
@@ -988,6 +1011,205 @@ Status MemoryStore::reportFinished(const ExecutionRef& execution, const TaskOutc
   ti->exit_code = outcome.exit_code;
   ti->note = outcome.message;
   backend_->feed.publish({taskChange(attempt.run, attempt.task_id)});
+  return {};
+}
+
+// ---------------------------------------------------------------------------------------------------
+// A person's commands (SDK 3.0): unfenced, each one atomic under the backend's mutex, each with its
+// own move table (store.h "A person's commands").
+
+namespace {
+
+bool isUnfinished(TaskState s) {
+  return s == TaskState::kNone || s == TaskState::kScheduled || s == TaskState::kQueued ||
+         s == TaskState::kRunning || s == TaskState::kUpForRetry;
+}
+
+/// The kRun change plus one kTask change per moved instance.
+std::vector<Change> operatorChanges(const RunKey& key, const std::vector<std::string>& moved) {
+  std::vector<Change> changes{runChange(key)};
+  for (const std::string& task_id : moved) changes.push_back(taskChange(key, task_id));
+  return changes;
+}
+
+/// A finished run returns to running so the planner finalizes it again.
+void reopenRun(RunRecord& r) {
+  if (!isTerminal(r.state)) return;
+  r.state = DagRunState::kRunning;
+  r.ended_at.reset();
+}
+
+}  // namespace
+
+Result<OperatorOutcome> MemoryStore::clearTasks(const ClearRequest& request) {
+  if (Status s = enter(Method::kClearTasks); !s.isOk()) return s;
+  std::lock_guard lock(backend_->mutex);
+  auto it = backend_->runs.find(request.run);
+  if (it == backend_->runs.end()) {
+    return notFound(fmt::format("run {} does not exist", describe(request.run)));
+  }
+  RunEntry& entry = it->second;
+  RunRecord& r = entry.record;
+  if (r.state == DagRunState::kQueued) {
+    return conflict(fmt::format("run {} is queued: it has no task instances to clear yet",
+                                describe(request.run)));
+  }
+  // Check every listed task before touching any: all or nothing.
+  std::unordered_map<std::string, std::int32_t> retries;
+  for (const ClearTask& t : request.tasks) {
+    if (entry.find(t.task_id) == nullptr) {
+      return notFound(fmt::format("run {} has no task {}", describe(request.run), t.task_id));
+    }
+    retries[t.task_id] = t.retries;
+  }
+  OperatorOutcome outcome;
+  for (TaskInstance& ti : r.tasks) {  // the run's order
+    auto listed = retries.find(ti.task_id);
+    if (listed == retries.end()) continue;
+    if (ti.state == TaskState::kNone) continue;
+    if (request.failed_only && ti.state != TaskState::kFailed &&
+        ti.state != TaskState::kUpstreamFailed) {
+      continue;
+    }
+    if (ti.started_at) {  // it started: the next run of it is a new attempt
+      const std::int32_t old_try = ti.try_number;
+      ti.try_number = old_try + 1;
+      ti.max_tries = old_try + listed->second + 1;
+    }
+    clearAttempt(ti);
+    ti.state = TaskState::kNone;
+    ti.note = request.note;
+    outcome.changed_tasks.push_back(ti.task_id);
+  }
+  if (!outcome.changed_tasks.empty()) {
+    r.state = DagRunState::kRunning;
+    r.ended_at.reset();
+    r.started_at = request.at;
+    backend_->feed.publish(operatorChanges(request.run, outcome.changed_tasks));
+  }
+  outcome.run_state = r.state;
+  return outcome;
+}
+
+Result<OperatorOutcome> MemoryStore::markTask(const MarkTaskRequest& request) {
+  if (Status s = enter(Method::kMarkTask); !s.isOk()) return s;
+  if (request.to != TaskState::kSuccess && request.to != TaskState::kFailed &&
+      request.to != TaskState::kSkipped) {
+    return invalidArgument(fmt::format("a task can be marked success, failed or skipped, not {}",
+                                       toString(request.to)));
+  }
+  std::lock_guard lock(backend_->mutex);
+  auto it = backend_->runs.find(request.run);
+  if (it == backend_->runs.end()) {
+    return notFound(fmt::format("run {} does not exist", describe(request.run)));
+  }
+  RunEntry& entry = it->second;
+  RunRecord& r = entry.record;
+  if (r.state == DagRunState::kQueued) {
+    return conflict(fmt::format("run {} is queued: it has no task instances yet", describe(request.run)));
+  }
+  TaskInstance* ti = entry.find(request.task_id);
+  if (ti == nullptr) {
+    return notFound(fmt::format("run {} has no task {}", describe(request.run), request.task_id));
+  }
+  if (ti->state == request.to) {
+    return conflict(fmt::format("task {} of run {} is already {}", request.task_id, describe(request.run),
+                                toString(request.to)));
+  }
+  ti->state = request.to;
+  ti->ended_at = request.at;
+  if (request.to == TaskState::kFailed) ti->max_tries = ti->try_number;
+  ti->note = request.note;
+  reopenRun(r);
+  OperatorOutcome outcome{{request.task_id}, r.state};
+  backend_->feed.publish(operatorChanges(request.run, outcome.changed_tasks));
+  return outcome;
+}
+
+Result<OperatorOutcome> MemoryStore::markRun(const MarkRunRequest& request) {
+  if (Status s = enter(Method::kMarkRun); !s.isOk()) return s;
+  if (!isTerminal(request.to)) {
+    return invalidArgument(fmt::format("a run can be marked success or failed, not {}", toString(request.to)));
+  }
+  std::lock_guard lock(backend_->mutex);
+  auto it = backend_->runs.find(request.run);
+  if (it == backend_->runs.end()) {
+    return notFound(fmt::format("run {} does not exist", describe(request.run)));
+  }
+  RunRecord& r = it->second.record;
+  if (r.state == request.to) {
+    return conflict(fmt::format("run {} is already {}", describe(request.run), toString(request.to)));
+  }
+  const TaskState to = request.to == DagRunState::kSuccess ? TaskState::kSuccess : TaskState::kFailed;
+  OperatorOutcome outcome;
+  for (TaskInstance& ti : r.tasks) {
+    if (!isUnfinished(ti.state)) continue;
+    ti.state = to;
+    ti.ended_at = request.at;
+    if (to == TaskState::kFailed) ti.max_tries = ti.try_number;
+    ti.note = request.note;
+    outcome.changed_tasks.push_back(ti.task_id);
+  }
+  r.state = request.to;
+  if (!r.started_at) r.started_at = request.at;
+  r.ended_at = request.at;
+  r.note = request.note;
+  outcome.run_state = r.state;
+  backend_->feed.publish(operatorChanges(request.run, outcome.changed_tasks));
+  return outcome;
+}
+
+Result<OperatorOutcome> MemoryStore::cancelRun(const CancelRunRequest& request) {
+  if (Status s = enter(Method::kCancelRun); !s.isOk()) return s;
+  std::lock_guard lock(backend_->mutex);
+  auto it = backend_->runs.find(request.run);
+  if (it == backend_->runs.end()) {
+    return notFound(fmt::format("run {} does not exist", describe(request.run)));
+  }
+  RunRecord& r = it->second.record;
+  if (isTerminal(r.state)) {
+    return conflict(fmt::format("run {} already finished ({})", describe(request.run), toString(r.state)));
+  }
+  OperatorOutcome outcome;
+  for (TaskInstance& ti : r.tasks) {
+    if (ti.state == TaskState::kQueued || ti.state == TaskState::kRunning) {
+      ti.state = TaskState::kFailed;
+      ti.max_tries = ti.try_number;
+    } else if (ti.state == TaskState::kNone || ti.state == TaskState::kScheduled ||
+               ti.state == TaskState::kUpForRetry) {
+      ti.state = TaskState::kSkipped;
+    } else {
+      continue;  // finished instances keep their outcome
+    }
+    // Skipped stamps ended_at too, as every entry into skipped does.
+    ti.ended_at = request.at;
+    ti.note = request.note;
+    outcome.changed_tasks.push_back(ti.task_id);
+  }
+  r.state = DagRunState::kFailed;
+  r.ended_at = request.at;
+  r.note = request.note;
+  outcome.run_state = r.state;
+  backend_->feed.publish(operatorChanges(request.run, outcome.changed_tasks));
+  return outcome;
+}
+
+Status MemoryStore::deleteDag(const std::string& dag_id) {
+  if (Status s = enter(Method::kDeleteDag); !s.isOk()) return s;
+  std::lock_guard lock(backend_->mutex);
+  auto dag = backend_->dags.find(dag_id);
+  if (dag == backend_->dags.end()) return notFound(fmt::format("DAG {} does not exist", dag_id));
+  const auto first = backend_->runs.lower_bound(RunKey{dag_id, ""});
+  auto last = first;
+  for (; last != backend_->runs.end() && last->first.dag_id == dag_id; ++last) {
+    if (isActive(last->second.record.state)) {
+      return conflict(fmt::format("DAG {} has a {} run {}: finish or cancel it first", dag_id,
+                                  toString(last->second.record.state), describe(last->first)));
+    }
+  }
+  backend_->runs.erase(first, last);
+  backend_->dags.erase(dag);  // last_uid stays: the uids of the deleted runs are never reissued
+  backend_->feed.publish({dagChange(dag_id)});
   return {};
 }
 
@@ -1091,6 +1313,12 @@ void MemoryStore::putRun(RunRecord record) {
   std::lock_guard lock(backend_->mutex);
   RunEntry entry;
   const RunKey key = record.key;
+  if (record.uid == 0) {
+    // Keep the uid of the run it replaces; a new run gets the next one.
+    auto old = backend_->runs.find(key);
+    record.uid = old != backend_->runs.end() ? old->second.record.uid : ++backend_->last_uid;
+  }
+  backend_->last_uid = std::max(backend_->last_uid, record.uid);
   entry.record = std::move(record);
   entry.reindex();
   backend_->runs.insert_or_assign(key, std::move(entry));
@@ -1121,6 +1349,7 @@ void MemoryStore::seedQueuedAttempt(const AttemptRef& attempt, Timestamp now) {
     entry.record.logical_date = now;
     entry.record.queued_at = now;
     entry.record.started_at = now;
+    entry.record.uid = ++backend_->last_uid;
     entry.reindex();
     it = backend_->runs.insert_or_assign(attempt.run, std::move(entry)).first;
   }

@@ -77,8 +77,13 @@ enum class Method : std::uint8_t {
   kReportFinished,
   kSubscribe,
   kUnsubscribe,
+  kClearTasks,
+  kMarkTask,
+  kMarkRun,
+  kCancelRun,
+  kDeleteDag,
 };
-inline constexpr std::size_t kMethodCount = 26;
+inline constexpr std::size_t kMethodCount = 31;
 
 /// The method's name as written in store.h ("applyTransitions"), for messages.
 std::string_view toString(Method m) noexcept;
@@ -95,7 +100,8 @@ class MemoryBackend;
 /// writer's thread and never with the store mutex held, so a sink may take its own locks (the
 /// engine's) and may even call the store. Every write that changes something publishes: run
 /// creation, materialization, run state, reaping (kRun, plus kTask per reaped task), each applied
-/// transition and executor report (kTask), DAG sync and pause (kDag). Heartbeats do not publish:
+/// transition and executor report (kTask), DAG sync, pause and delete (kDag), and a person's
+/// commands (kRun, plus kTask per instance they moved). Heartbeats do not publish:
 /// they change nothing the planner reads, and at one per task per second they would flood the feed.
 /// A handle receives the changes of every handle on its backend, its own included. drainChanges()
 /// waits until everything published so far has been delivered, for deterministic tests.
@@ -150,6 +156,11 @@ class MemoryStore final : public Store {
   Status reportRunning(const ExecutionRef& execution, Timestamp at) override;
   Status reportHeartbeat(const ExecutionRef& execution, Timestamp at) override;
   Status reportFinished(const ExecutionRef& execution, const TaskOutcome& outcome, Timestamp at) override;
+  Result<OperatorOutcome> clearTasks(const ClearRequest& request) override;
+  Result<OperatorOutcome> markTask(const MarkTaskRequest& request) override;
+  Result<OperatorOutcome> markRun(const MarkRunRequest& request) override;
+  Result<OperatorOutcome> cancelRun(const CancelRunRequest& request) override;
+  Status deleteDag(const std::string& dag_id) override;
   Status subscribe(ChangeSink& sink) override;
   void unsubscribe() override;
   /// Finished runs that ended before `before` go, with their instances (no failure injection).
@@ -200,7 +211,8 @@ class MemoryStore final : public Store {
   // --- Seeding (no injection, no rules, no change published) ------------------------------------
 
   /// Inserts or replaces a run exactly as given, task instances included (for states the
-  /// public methods reach only slowly, e.g. a stale heartbeat or a cleared run).
+  /// public methods reach only slowly, e.g. a stale heartbeat or a cleared run). A task's
+  /// execution_id is its claim; a uid of 0 gets the next one issued (uids are never reused).
   void putRun(RunRecord record);
   /// Inserts or replaces one task instance of an existing run; false when the run is unknown.
   bool putTask(const RunKey& key, TaskInstance instance);

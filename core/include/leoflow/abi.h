@@ -17,13 +17,13 @@
 #include <leoflow/sdk_hash.h>
 
 /// Raised on any incompatible change to an SDK type or interface.
-/// 2: executions (ARCHITECTURE §8.13) — TaskEvents and the Store's reports take an ExecutionRef.
-#define LEOFLOW_ABI_MAJOR 2
+/// 2: executions (docs/architecture.md §8.13) — TaskEvents and the Store's reports take an ExecutionRef.
+/// 3: operating runs — the Store's person's commands (clear, mark, cancel, delete), run uids and
+///    tenants in the records, Dispatcher/InlineRunner stop() and log readers.
+#define LEOFLOW_ABI_MAJOR 3
 /// Raised when the SDK grows compatibly (a new descriptor field at the end, a new optional hook).
-/// (2.0 includes Store::migrate() and Store::deleteFinishedRuns(), added in 1.1.)
-/// 1: the descriptor's sdk_hash, LEOFLOW_SDK_HASH of the plugin's SDK headers.
-/// 2: InlineRunner::freeCapacity() (appended; called on plugins of minor >= 2 only).
-#define LEOFLOW_ABI_MINOR 2
+/// (3.0 includes everything of 2.2: the descriptor's sdk_hash, InlineRunner::freeCapacity().)
+#define LEOFLOW_ABI_MINOR 0
 
 #define LEOFLOW_ABI_STR2(x) #x
 #define LEOFLOW_ABI_STR(x) LEOFLOW_ABI_STR2(x)

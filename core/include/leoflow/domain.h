@@ -217,6 +217,9 @@ struct DagSpec {
   bool catchup = false;           ///< Airflow 3's default (§8.5)
   int max_active_runs = 16;       ///< <= 0 = unlimited
   std::vector<TaskSpec> tasks;
+  /// SDK 3.0: who the DAG belongs to, `[a-z0-9-]{1,63}` (docs/architecture.md, tenants). Runs keep
+  /// it; dispatchers and the InlineRunner receive it; tasks see it as LEOFLOW_TENANT.
+  std::string tenant = "default";
 };
 
 // ---------------------------------------------------------------------------------------------------
@@ -255,10 +258,23 @@ struct ExecutionRef {
 // ---------------------------------------------------------------------------------------------------
 // Stored records.
 
-enum class RunTrigger : std::uint8_t { kScheduled = 0, kManual };
+/// How a run came to be. SDK 3.0 adds kBackfill (`leoflow dags backfill`).
+enum class RunTrigger : std::uint8_t { kScheduled = 0, kManual, kBackfill };
 
 constexpr std::string_view toString(RunTrigger t) noexcept {
-  return t == RunTrigger::kManual ? "manual" : "scheduled";
+  switch (t) {
+    case RunTrigger::kManual: return "manual";
+    case RunTrigger::kBackfill: return "backfill";
+    case RunTrigger::kScheduled: return "scheduled";
+  }
+  return "?";
+}
+
+constexpr std::optional<RunTrigger> parseRunTrigger(std::string_view name) noexcept {
+  for (auto t : {RunTrigger::kScheduled, RunTrigger::kManual, RunTrigger::kBackfill}) {
+    if (toString(t) == name) return t;
+  }
+  return std::nullopt;
 }
 
 /// One task instance: the current attempt of one task in one run.
@@ -274,6 +290,8 @@ struct TaskInstance {
   std::optional<Timestamp> last_heartbeat_at;
   std::optional<int> exit_code;
   std::string note;  ///< why it is where it is (a failure message, an undispatchable reason)
+  /// SDK 3.0: the execution that claimed the current attempt (§8.13); empty before the claim.
+  std::string execution_id;
 };
 
 /// A dag run with its task instances (empty until the run is materialized).
@@ -289,6 +307,11 @@ struct RunRecord {
   std::string conf_json;  ///< the run's conf as JSON text; empty = none
   std::string note;
   std::vector<TaskInstance> tasks;
+  /// SDK 3.0: issued by the store when the run is created, > 0, never reused — also not across a
+  /// DAG's delete and re-create — so lock files, pod names and log paths keyed on it never meet an
+  /// older run that had the same run id.
+  std::int64_t uid = 0;
+  std::string tenant = "default";  ///< SDK 3.0: the DAG's tenant when the run was created
 };
 
 /// A run that is queued or running, as listed before it is loaded.
@@ -305,6 +328,7 @@ struct DagSummary {
   std::string schedule;
   bool paused = false;
   std::int64_t version = 0;  ///< current version, counting from 1
+  std::string tenant = "default";  ///< SDK 3.0: the current version's tenant
 };
 
 /// A DAG with a schedule that is neither paused nor manual, as the run creator sees it
@@ -323,6 +347,7 @@ struct ScheduledDag {
   std::optional<Timestamp> last_logical;
   /// Whether the DAG ever had a run of any kind (an @once DAG fires only for a DAG never run).
   bool ever_run = false;
+  std::string tenant = "default";  ///< SDK 3.0: the current version's tenant, for NewRun::tenant
 };
 
 /// How an attempt ended, as its executor reports it.

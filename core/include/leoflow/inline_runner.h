@@ -34,6 +34,13 @@ class InlineRunner {
   /// instead of cycling them queued → scheduled. The host calls it only on plugins built with
   /// SDK minor >= 2; the default (and older plugins) mean "no limit known": start() answers false.
   virtual std::size_t freeCapacity() const { return std::numeric_limits<std::size_t>::max(); }
+  /// SDK 3.0: the attempts in flight, like Dispatcher::heldAttempts().
+  virtual std::vector<AttemptRef> heldAttempts() const { return {}; }
+  /// SDK 3.0: aborts the attempt's request if it is in flight, like Dispatcher::stop().
+  virtual Status stop(const AttemptRef& attempt) {
+    (void)attempt;
+    return {};
+  }
 };
 
 class InlineRunnerFactory {
@@ -41,6 +48,13 @@ class InlineRunnerFactory {
   virtual ~InlineRunnerFactory() = default;
   virtual std::vector<ConfigKey> configKeys() const = 0;
   virtual std::unique_ptr<InlineRunner> create(const ConfigView& config, const PluginContext& context) = 0;
+  /// SDK 3.0: reads the logs the runner writes (request and response), like
+  /// DispatcherFactory::createLogReader(). nullptr: no logs.
+  virtual std::unique_ptr<LogReader> createLogReader(const ConfigView& config, const PluginContext& context) {
+    (void)config;
+    (void)context;
+    return nullptr;
+  }
 };
 
 }  // namespace leoflow

@@ -57,6 +57,7 @@ struct NewRun {
   Timestamp logical_date{};
   std::string conf_json;
   Timestamp queued_at{};
+  std::string tenant = "default";  ///< SDK 3.0: the DAG's tenant, kept with the run
 };
 
 /// A task of a run being materialized: one instance in `none`, try 1.
@@ -89,6 +90,81 @@ struct RunFilter {
   std::optional<std::string> dag_id;
   std::optional<DagRunState> state;
   std::size_t limit = 1000;
+  std::optional<std::string> tenant;        ///< SDK 3.0: only this tenant's runs
+  std::optional<Timestamp> logical_since;   ///< SDK 3.0: only runs with logical_date >= this
+  std::optional<Timestamp> logical_until;   ///< SDK 3.0: only runs with logical_date <= this
+};
+
+// --- A person's commands (SDK 3.0; docs/architecture.md "Operating runs") ----------------------------
+//
+// Not fenced: a person (the CLI, the HTTP API) makes them, not the leader. Each is one atomic
+// compare-and-set over the run and its instances, with its own move table (the planner's is
+// unchanged). Each publishes a kRun change and a kTask change per instance it moved, so the leader
+// re-plans the run and every replica's stop watcher stops attempts that stopped being current.
+// kNotFound: no such run (or task in it). kConflict: the state forbids it (the message says why).
+
+/// One task to clear, with the retries its DAG version gives it.
+struct ClearTask {
+  std::string task_id;
+  std::int32_t retries = 0;
+};
+
+/// `runs clear`: moves the listed instances back to `none` so the planner runs them again.
+///
+/// An instance is cleared when its state is not `none` (and, with failed_only, is failed or
+/// upstream_failed). One that started (started_at set) begins a new attempt: try_number + 1 and
+/// max_tries := old try_number + retries + 1; one that never started keeps its try and max_tries.
+/// Every per-attempt field is cleared (scheduled_at, queued_at, started_at, ended_at,
+/// last_heartbeat_at, exit_code, execution_id); the note becomes `note`. When at least one instance
+/// was cleared the run becomes running (from any state), ended_at cleared, started_at := at; its DAG
+/// version and note stay. Clearing nothing is ok (an empty `cleared`). kConflict when the run is
+/// queued (it has no instances yet); kNotFound when a listed task is not in the run.
+struct ClearRequest {
+  RunKey run;
+  std::vector<ClearTask> tasks;
+  bool failed_only = false;
+  std::string note;  ///< names the actor, e.g. "cleared by alice@host1"
+  Timestamp at{};
+};
+
+/// `tasks mark`: any state → success, failed or skipped, keeping the try. success/failed/skipped
+/// stamp ended_at; failed also exhausts the retries (max_tries := try_number) so the planner does
+/// not retry it. The note becomes `note`. A finished run returns to running (ended_at cleared) so it
+/// finalizes again. kConflict when the instance is already in `to`, or the run is queued;
+/// kInvalidArgument for a target other than the three.
+struct MarkTaskRequest {
+  RunKey run;
+  std::string task_id;
+  TaskState to = TaskState::kSuccess;
+  std::string note;
+  Timestamp at{};
+};
+
+/// `runs mark`: every unfinished instance (none, scheduled, queued, running, up_for_retry) moves to
+/// `to` (success → success, failed → failed with retries exhausted), note `note`, ended_at stamped;
+/// then the run moves to `to` with ended_at := at and note `note` (started_at stamped if it never
+/// started). kConflict when the run is already in `to`; kInvalidArgument for queued/running.
+struct MarkRunRequest {
+  RunKey run;
+  DagRunState to = DagRunState::kSuccess;
+  std::string note;
+  Timestamp at{};
+};
+
+/// `runs cancel`: a queued or running run ends `failed` (ended_at := at, note `note`); its queued and
+/// running instances become failed (max_tries := try_number, ended_at stamped, note `note`), those
+/// not started (none, scheduled, up_for_retry) skipped (note `note`); finished instances stay.
+/// kConflict when the run already finished.
+struct CancelRunRequest {
+  RunKey run;
+  std::string note;  ///< starts with "cancelled", e.g. "cancelled by alice@host1"
+  Timestamp at{};
+};
+
+/// What a person's command changed, for the caller's message.
+struct OperatorOutcome {
+  std::vector<std::string> changed_tasks;  ///< task ids whose instance moved, in the run's order
+  DagRunState run_state = DagRunState::kQueued;  ///< the run's state after the call
 };
 
 /// The leader's record for `leoflow status` (§8.7).
@@ -158,7 +234,10 @@ class Store {
 
   /// Creates a queued run. kAlreadyExists when the run id is taken for that DAG; kNotFound when
   /// the DAG or version does not exist. Fenced when `term` is given (the scheduler's runs);
-  /// unfenced for a person's trigger.
+  /// unfenced for a person's trigger. SDK 3.0: issues the run's uid (RunRecord::uid) and keeps
+  /// NewRun::tenant; a scheduled or backfill run whose logical date some run of the DAG already
+  /// holds is refused with kAlreadyExists (a backfill or `--logical-date` run holds its slot, and
+  /// the scheduler's catch-up skips it); a manual run is not checked.
   virtual Status createRun(std::optional<Term> term, const NewRun& run) = 0;
   /// Runs in queued or running, oldest queued first.
   virtual Result<std::vector<ActiveRun>> listActiveRuns() = 0;
@@ -219,6 +298,17 @@ class Store {
   /// attempt, another execution, a queued attempt). queued → success|failed remains only for a
   /// person's commands.
   virtual Status reportFinished(const ExecutionRef& execution, const TaskOutcome& outcome, Timestamp at) = 0;
+
+  // --- A person's commands (SDK 3.0; see the request structs above) ------------------------------
+
+  virtual Result<OperatorOutcome> clearTasks(const ClearRequest& request) = 0;
+  virtual Result<OperatorOutcome> markTask(const MarkTaskRequest& request) = 0;
+  virtual Result<OperatorOutcome> markRun(const MarkRunRequest& request) = 0;
+  virtual Result<OperatorOutcome> cancelRun(const CancelRunRequest& request) = 0;
+  /// Removes a DAG with every version, run, task instance and history row, publishing a kDag
+  /// change. kConflict (nothing removed) while the DAG has a queued or running run; kNotFound when
+  /// there is no such DAG. Run uids are never reissued afterwards.
+  virtual Status deleteDag(const std::string& dag_id) = 0;
 
   // --- Change feed ---------------------------------------------------------------------------------
 

@@ -104,6 +104,42 @@ std::size_t LocalDispatcher::freeCapacity() const {
 }
 
 // ---------------------------------------------------------------------------------------------------
+// What it holds, and stopping it on the host's word (SDK 3.0)
+
+std::vector<AttemptRef> LocalDispatcher::heldAttempts() const {
+  std::vector<AttemptRef> held;
+  std::lock_guard lock(mutex_);
+  for (const auto& [base, attempt] : by_base_) {
+    if (attempt->phase == Attempt::Phase::kLive) held.push_back(attempt->ref);
+  }
+  std::sort(held.begin(), held.end());
+  return held;
+}
+
+Status LocalDispatcher::stop(const AttemptRef& ref) {
+  // Every attempt of that (run id, task, try) it holds: the host names attempts without the run's
+  // uid, and one of an older run with the same id is not current either.
+  std::vector<AttemptPtr> live;
+  {
+    std::lock_guard lock(mutex_);
+    for (const auto& [base, attempt] : by_base_) {
+      if (attempt->ref != ref) continue;
+      if (attempt->phase == Attempt::Phase::kLive) {
+        live.push_back(attempt);
+      } else if (attempt->phase == Attempt::Phase::kStarting) {
+        attempt->stop_requested = true;  // dispatch() stops it as soon as it has a process
+      }
+    }
+  }
+  if (live.empty()) {
+    context_.logger()->debug("stop: no such attempt running here dag_id={} run_id={} task_id={} try={}",
+                             ref.run.dag_id, ref.run.run_id, ref.task_id, ref.try_number);
+  }
+  for (const AttemptPtr& attempt : live) stopProcess(attempt, KillReason::kStopped);
+  return {};
+}
+
+// ---------------------------------------------------------------------------------------------------
 // An attempt's files: recording its state, and cleaning up after it
 
 void LocalDispatcher::persist(Attempt& attempt) {

@@ -60,6 +60,12 @@ class LocalDispatcher final : public Dispatcher {
   /// Stops taking work and stops the threads within a few seconds. Running tasks are left running
   /// for the next scheduler to adopt, unless stop_tasks_on_shutdown. Idempotent.
   void shutdown() override;
+  /// The attempts whose process runs (started here or adopted), including those being stopped.
+  std::vector<AttemptRef> heldAttempts() const override;
+  /// SIGTERM to the attempt's process group at once, SIGKILL after kill_grace_ms; never waits. Ok
+  /// for an attempt it does not hold. Its finished report (failed, "stopped: ...") is still sent
+  /// once the process ended; the store refusing it is expected and logged at info.
+  Status stop(const AttemptRef& attempt) override;
 
  private:
   using SteadyTime = std::chrono::steady_clock::time_point;
@@ -108,9 +114,14 @@ class LocalDispatcher final : public Dispatcher {
   Status claimInStore(const ExecutionRef& execution);
   bool reportsPendingLocked() const;
 
-  // Ending attempts (stop: _watcher.cpp; persist, cleanUp: local_dispatcher.cpp; stopLiveTasks:
-  // _shutdown.cpp)
-  void stop(const AttemptPtr& attempt, KillReason reason);
+  // Ending attempts (stopProcess, escalate, writeFooter: _watcher.cpp; persist, cleanUp:
+  // local_dispatcher.cpp; stopLiveTasks: _shutdown.cpp)
+  void stopProcess(const AttemptPtr& attempt, KillReason reason);
+  /// SIGKILL to the group of a process stopped kill_grace ago, if any of it is left.
+  void escalate(std::uint64_t id);
+  void addEscalationLocked(const Attempt& attempt);
+  /// The log's footer, once, when the attempt's end is known.
+  void writeFooter(const AttemptPtr& attempt, const TaskOutcome& outcome);
   void persist(Attempt& attempt);
   void cleanUp(const AttemptPtr& attempt);
   void rememberFinishedLocked(const std::string& base);
@@ -145,6 +156,13 @@ class LocalDispatcher final : public Dispatcher {
   std::unordered_map<std::uint64_t, AttemptPtr> by_id_;
   std::deque<AttemptPtr> ready_;
   std::priority_queue<Timer, std::vector<Timer>, std::greater<>> timers_;
+  // Process groups signalled with SIGTERM, by attempt id: SIGKILLed when their kEscalate timer fires,
+  // even when the supervisor ended first and its attempt is gone (a member that ignores SIGTERM).
+  struct Escalation {
+    pid_t pgid = 0;
+    AttemptRef attempt;
+  };
+  std::unordered_map<std::uint64_t, Escalation> escalations_;
   // Attempts finished and cleaned up lately: a late re-dispatch of one is not a new start.
   std::unordered_set<std::string> recent_;
   std::deque<std::string> recent_order_;

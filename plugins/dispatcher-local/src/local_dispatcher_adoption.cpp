@@ -19,6 +19,7 @@
 #include <leoflow/execution_id.h>
 
 #include "local_dispatcher_internal.h"
+#include "log_file.h"
 #include "process.h"
 
 namespace leoflow::plugins::dispatcher_local {
@@ -105,9 +106,21 @@ void LocalDispatcher::considerStateFile(const std::string& base) {
     if (stat && stat->start_ticks == record->pid_start_ticks && stat->state == 'Z') status = reapZombieChild(pid);
   }
   const std::optional<int> code = alive ? std::nullopt : readExitCode(exitPath(base));
+  std::optional<TaskOutcome> ended;
+  if (!alive) {
+    ended = record->outcome ? *record->outcome : outcomeFor(*record, code, status, true);
+    if (record->kill_reason == KillReason::kStale) {
+      ended->message = "stopped: the attempt is no longer current (a report was refused)";
+    }
+    // Its log gets its footer (unless the dispatcher that saw the end wrote it) before anything is
+    // reported, as for an end seen live.
+    appendLogFooter(record->log_path, record->execution_id, *ended);
+  }
 
   auto attempt = std::make_shared<Attempt>();
   attempt->base = base;
+  attempt->ref = record->attempt;
+  attempt->footer_written = !alive;
   attempt->state_fd = std::move(*fd);
   bool clean_up = false;
   bool resend_term = false;
@@ -134,7 +147,7 @@ void LocalDispatcher::considerStateFile(const std::string& base) {
       } else {
         // It was being stopped when its scheduler went away: finish the job.
         resend_term = true;
-        addTimerLocked(steady_clock::now() + settings_.kill_grace, attempt->id, TimerKind::kEscalate);
+        addEscalationLocked(*attempt);
       }
     } else {
       // REPORTED: it ended while nobody watched.
@@ -142,7 +155,7 @@ void LocalDispatcher::considerStateFile(const std::string& base) {
       if (record->kill_reason == KillReason::kStale) {
         clean_up = true;
       } else {
-        attempt->outcome = record->outcome ? *record->outcome : outcomeFor(*record, code, status, true);
+        attempt->outcome = ended;
         postLocked(attempt, ReportKind::kFinished);
       }
     }

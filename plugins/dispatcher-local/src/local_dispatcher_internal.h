@@ -61,6 +61,8 @@ inline TaskOutcome outcomeFor(const StateRecord& record, std::optional<int> code
       return {false, exit_code, fmt::format("timed out after {} s", record.execution_timeout_seconds)};
     case KillReason::kShutdown:
       return {false, exit_code, "stopped: the scheduler shut down (stop_tasks_on_shutdown)"};
+    case KillReason::kStopped:
+      return {false, exit_code, "stopped: the attempt is no longer current"};
     case KillReason::kStale:
     case KillReason::kNone:
       break;
@@ -85,6 +87,11 @@ struct LocalDispatcher::Attempt {
 
   std::uint64_t id = 0;
   std::string base;
+  AttemptRef ref;  // set before it is added; never changes
+  // stop() came while dispatch() was starting it: stopped as soon as it is live. Guarded by mutex_.
+  bool stop_requested = false;
+  // The log's footer was written (by this dispatcher). Guarded by mutex_.
+  bool footer_written = false;
   // Serialises rewrites of the state file and its closing; taken before mutex_, never inside it.
   std::mutex file_mutex;
   UniqueFd state_fd;  // holds the attempt's lock while this dispatcher watches it

@@ -70,9 +70,12 @@ void LocalDispatcher::reportLoop() {
     // must not keep running (BEHAVIOUR §10 items 3, 7), and nothing more is reported about it.
     auto stale = [&] {
       attempt->reports.clear();
-      context_.logger()->warn("attempt is no longer current; stopping its process dag_id={} run_id={} task_id={} "
-                              "try={} reason=\"{}\"",
-                              ref.run.dag_id, ref.run.run_id, ref.task_id, ref.try_number, status.message());
+      // Expected after stop(): the host stopped it because the store had moved on.
+      const bool stopped = attempt->record.kill_reason == KillReason::kStopped;
+      context_.logger()->log(stopped ? spdlog::level::info : spdlog::level::warn,
+                             "attempt is no longer current; stopping its process dag_id={} run_id={} task_id={} "
+                             "try={} reason=\"{}\"",
+                             ref.run.dag_id, ref.run.run_id, ref.task_id, ref.try_number, status.message());
       if (attempt->phase == Attempt::Phase::kLive) return Then::kStop;
       if (attempt->phase == Attempt::Phase::kExited) return Then::kCleanUp;
       return Then::kNothing;
@@ -120,7 +123,7 @@ void LocalDispatcher::reportLoop() {
     if (then != Then::kNothing) {
       lock.unlock();
       if (then == Then::kStop) {
-        stop(attempt, KillReason::kStale);
+        stopProcess(attempt, KillReason::kStale);
       } else {
         cleanUp(attempt);
       }

@@ -34,7 +34,7 @@ void LocalDispatcher::stopLiveTasks() {
       if (attempt->phase == Attempt::Phase::kLive) live.push_back(attempt);
     }
   }
-  for (const AttemptPtr& attempt : live) stop(attempt, KillReason::kShutdown);
+  for (const AttemptPtr& attempt : live) stopProcess(attempt, KillReason::kShutdown);
   std::unique_lock lock(mutex_);
   const auto term_wait = std::min<milliseconds>(settings_.kill_grace, kStopTermWait);
   if (changed_cv_.wait_for(lock, term_wait, [&] { return live_ == 0; })) return;

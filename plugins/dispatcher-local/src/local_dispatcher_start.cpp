@@ -17,6 +17,7 @@
 #include <leoflow/execution_id.h>
 
 #include "local_dispatcher_internal.h"
+#include "log_file.h"
 #include "names.h"
 #include "process.h"
 #include "task_command.h"
@@ -36,7 +37,8 @@ Result<DispatchOutcome> LocalDispatcher::dispatch(const DispatchRequest& request
   auto argv = taskArgv(request.task, settings_);
   if (!argv) return argv.status();
   auto attempt = std::make_shared<Attempt>();
-  attempt->base = stateBaseName(request.attempt);
+  attempt->base = stateBaseName(request.attempt, request.run_uid);
+  attempt->ref = request.attempt;
   {
     std::lock_guard lock(mutex_);
     if (!accepting_) return DispatchOutcome::kAtCapacity;
@@ -71,12 +73,14 @@ Result<DispatchOutcome> LocalDispatcher::startAttempt(const AttemptPtr& attempt,
   const std::string& base = attempt->base;
   StateRecord record;
   record.attempt = ref;
+  record.run_uid = request.run_uid;
+  record.tenant = request.tenant.empty() ? std::string("default") : request.tenant;
   record.task_type = request.task.type;
   record.boot_id = boot_id_;
   record.started_at_us = duration_cast<microseconds>(system_clock::now().time_since_epoch()).count();
   const SteadyTime started_steady = steady_clock::now();
   record.execution_timeout_seconds = std::max(request.task.execution_timeout_seconds, 0);
-  const std::filesystem::path log_path = attemptLogPath(settings_.log_dir, ref);
+  const std::filesystem::path log_path = attemptLogPath(settings_.log_dir, ref, request.run_uid);
   record.log_path = log_path.string();
   record.owner = context_.replicaId();
   // This start of the attempt's code is an execution of its own (ARCHITECTURE §8.13). The id is in
@@ -184,6 +188,12 @@ Result<DispatchOutcome> LocalDispatcher::startAttempt(const AttemptPtr& attempt,
       attempt->running_reported = true;
       attempt->phase = Attempt::Phase::kExited;
       attempt->outcome = TaskOutcome{false, std::nullopt, "cannot start the command: " + status.message()};
+      attempt->footer_written = true;
+    }
+    // The footer goes into a log that was opened (and has its header); none is made for it.
+    appendLogFooter(record.log_path, record.execution_id, *attempt->outcome);
+    {
+      std::lock_guard lock(mutex_);
       by_id_.emplace(attempt->id, attempt);
       --live_;
       postLocked(attempt, ReportKind::kFinished);
@@ -197,6 +207,11 @@ Result<DispatchOutcome> LocalDispatcher::startAttempt(const AttemptPtr& attempt,
   if (ec) return fail(unavailable("log folder " + log_path.parent_path().string() + ": " + ec.message()));
   UniqueFd log_fd(::open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644));
   if (!log_fd.valid()) return fail(unavailable("log file " + log_path.string() + ": " + errnoText(errno)));
+  {
+    // The header, before anything the task writes (README "Logs").
+    const std::string header = formatLogHeader(record, argv);
+    [[maybe_unused]] const ssize_t n = ::write(log_fd.get(), header.data(), header.size());
+  }
 
   // A leftover exit file (of a claim whose scheduler died before cleaning up) must not pass for
   // this process's.
@@ -236,6 +251,7 @@ Result<DispatchOutcome> LocalDispatcher::startAttempt(const AttemptPtr& attempt,
   persist(*attempt);
 
   bool watched = true;
+  bool stop_now = false;
   {
     std::lock_guard lock(mutex_);
     attempt->pidfd = std::move(pidfd);
@@ -246,6 +262,7 @@ Result<DispatchOutcome> LocalDispatcher::startAttempt(const AttemptPtr& attempt,
     // The claim was the running report (it stamped the first heartbeat, §8.8): heartbeats follow.
     attempt->running_reported = true;
     startLiveTimersLocked(attempt, steady_clock::now());
+    stop_now = attempt->stop_requested;
   }
   context_.logger()->debug("task process started dag_id={} run_id={} task_id={} try={} pid={} start={} log={}",
                            ref.run.dag_id, ref.run.run_id, ref.task_id, ref.try_number, *pid, start, record.log_path);
@@ -255,6 +272,8 @@ Result<DispatchOutcome> LocalDispatcher::startAttempt(const AttemptPtr& attempt,
     context_.logger()->warn("cannot watch task process; checking it every heartbeat pid={} error={}", *pid,
                             errnoText(errno));
   }
+  // stop() came while it was starting: it is stopped now that it has a process group.
+  if (stop_now) stopProcess(attempt, KillReason::kStopped);
   return DispatchOutcome::kStarted;
 }
 

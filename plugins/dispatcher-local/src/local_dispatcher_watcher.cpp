@@ -18,6 +18,7 @@
 #include <spdlog/logger.h>
 
 #include "local_dispatcher_internal.h"
+#include "log_file.h"
 #include "process.h"
 
 namespace leoflow::plugins::dispatcher_local {
@@ -153,17 +154,19 @@ void LocalDispatcher::markExited(const AttemptPtr& attempt, std::optional<int> c
                                  const char* seen_by) {
   bool clean_up = false;
   std::optional<TaskOutcome> outcome;
+  TaskOutcome ended;
   {
     std::lock_guard lock(mutex_);
     if (attempt->phase != Attempt::Phase::kLive) return;
     attempt->phase = Attempt::Phase::kExited;
     attempt->pidfd.reset();
-    --live_;
+    ended = outcomeFor(attempt->record, code, status, false);
     if (attempt->record.kill_reason == KillReason::kStale) {
       // No longer current: nothing to report (it would be refused).
       clean_up = true;
+      ended.message = "stopped: the attempt is no longer current (a report was refused)";
     } else {
-      attempt->outcome = outcomeFor(attempt->record, code, status, false);
+      attempt->outcome = ended;
       outcome = attempt->outcome;
       // Beats not yet sent are moot now; the one in flight, if any, stays at the front.
       auto& r = attempt->reports;
@@ -171,8 +174,16 @@ void LocalDispatcher::markExited(const AttemptPtr& attempt, std::optional<int> c
       r.erase(std::remove_if(first, r.end(),
                              [](ReportKind k) { return k == ReportKind::kHeartbeat; }),
               r.end());
-      postLocked(attempt, ReportKind::kFinished);
     }
+  }
+  // The footer before the finished report: whoever learns of the end from the store finds the log
+  // complete. The process counts as live until the report is posted, so a shutdown waiting for the
+  // live processes to end sees the report pending.
+  writeFooter(attempt, ended);
+  {
+    std::lock_guard lock(mutex_);
+    --live_;
+    if (outcome) postLocked(attempt, ReportKind::kFinished);
   }
   changed_cv_.notify_all();
   const AttemptRef& ref = attempt->record.attempt;
@@ -192,6 +203,10 @@ void LocalDispatcher::onTimer(const Timer& timer) {
     addTimerLocked(steady_clock::now() + kScanInterval, 0, TimerKind::kScan);
     return;
   }
+  if (timer.kind == TimerKind::kEscalate) {
+    escalate(timer.id);
+    return;
+  }
   AttemptPtr attempt;
   {
     std::lock_guard lock(mutex_);
@@ -208,7 +223,11 @@ void LocalDispatcher::onTimer(const Timer& timer) {
                                                        boot_id_)) {
           // Before the running report lands there is nothing to beat for: running stamps the
           // first heartbeat, and a heartbeat before it would be refused (§8.8).
-          if (attempt->running_reported) postLocked(attempt, ReportKind::kHeartbeat);
+          // Nor for an attempt stopped as no longer current: the beat would be refused.
+          if (attempt->running_reported && attempt->record.kill_reason != KillReason::kStopped &&
+              attempt->record.kill_reason != KillReason::kStale) {
+            postLocked(attempt, ReportKind::kHeartbeat);
+          }
           addTimerLocked(steady_clock::now() + heartbeat_interval_, attempt->id, TimerKind::kHeartbeat);
           return;
         }
@@ -220,9 +239,9 @@ void LocalDispatcher::onTimer(const Timer& timer) {
         }
         return;
       case TimerKind::kTimeout:
-      case TimerKind::kEscalate:
         if (attempt->phase != Attempt::Phase::kLive) return;
         break;
+      case TimerKind::kEscalate:
       case TimerKind::kScan:
         return;
     }
@@ -232,19 +251,9 @@ void LocalDispatcher::onTimer(const Timer& timer) {
       onExit(timer.id);
       break;
     case TimerKind::kTimeout:
-      stop(attempt, KillReason::kTimeout);
+      stopProcess(attempt, KillReason::kTimeout);
       break;
-    case TimerKind::kEscalate: {
-      const auto pid = static_cast<pid_t>(attempt->record.pid);
-      context_.logger()->warn("task process outlived its kill grace; sending SIGKILL dag_id={} run_id={} task_id={} "
-                              "try={} pid={} grace_ms={}",
-                              attempt->record.attempt.run.dag_id, attempt->record.attempt.run.run_id,
-                              attempt->record.attempt.task_id, attempt->record.attempt.try_number, pid,
-                              settings_.kill_grace.count());
-      appendLogNote(attempt->record.log_path, "still running after the kill grace; sending SIGKILL");
-      signalGroup(pid, SIGKILL);
-      break;
-    }
+    case TimerKind::kEscalate:
     case TimerKind::kRetry:
     case TimerKind::kScan:
       break;
@@ -258,7 +267,11 @@ void LocalDispatcher::addTimerLocked(SteadyTime when, std::uint64_t id, TimerKin
     std::vector<Timer> alive;
     alive.reserve(by_id_.size() * 3 + 1);
     while (!timers_.empty()) {
-      if (timers_.top().kind == TimerKind::kScan || by_id_.count(timers_.top().id) != 0) alive.push_back(timers_.top());
+      const Timer& t = timers_.top();
+      if (t.kind == TimerKind::kScan || by_id_.count(t.id) != 0 ||
+          (t.kind == TimerKind::kEscalate && escalations_.count(t.id) != 0)) {
+        alive.push_back(t);
+      }
       timers_.pop();
     }
     timers_ = decltype(timers_)(std::greater<>(), std::move(alive));
@@ -300,7 +313,7 @@ void LocalDispatcher::startLiveTimersLocked(const AttemptPtr& attempt, SteadyTim
 // ---------------------------------------------------------------------------------------------------
 // Stopping a process: timed out, no longer current, or the scheduler shutting down
 
-void LocalDispatcher::stop(const AttemptPtr& attempt, KillReason reason) {
+void LocalDispatcher::stopProcess(const AttemptPtr& attempt, KillReason reason) {
   pid_t pid = 0;
   std::string note;
   {
@@ -308,6 +321,12 @@ void LocalDispatcher::stop(const AttemptPtr& attempt, KillReason reason) {
     if (attempt->phase != Attempt::Phase::kLive || attempt->record.kill_reason != KillReason::kNone) return;
     attempt->record.kill_reason = reason;
     pid = static_cast<pid_t>(attempt->record.pid);
+    if (reason == KillReason::kStopped) {
+      // Beats not yet sent would be refused; the one in flight, if any, stays at the front.
+      auto& r = attempt->reports;
+      const auto first = r.begin() + (attempt->busy && !r.empty() ? 1 : 0);
+      r.erase(std::remove_if(first, r.end(), [](ReportKind k) { return k == ReportKind::kHeartbeat; }), r.end());
+    }
     switch (reason) {
       case KillReason::kTimeout:
         note = fmt::format("timed out after {} s", attempt->record.execution_timeout_seconds);
@@ -318,6 +337,9 @@ void LocalDispatcher::stop(const AttemptPtr& attempt, KillReason reason) {
       case KillReason::kShutdown:
         note = "the scheduler is shutting down (stop_tasks_on_shutdown)";
         break;
+      case KillReason::kStopped:
+        note = "stopped: the attempt is no longer current";
+        break;
       case KillReason::kNone:
         break;
     }
@@ -325,14 +347,67 @@ void LocalDispatcher::stop(const AttemptPtr& attempt, KillReason reason) {
   // Recorded before the signal: a scheduler that dies right after still reports the reason.
   persist(*attempt);
   const AttemptRef& ref = attempt->record.attempt;
-  context_.logger()->warn("stopping task process dag_id={} run_id={} task_id={} try={} pid={} reason=\"{}\"",
-                          ref.run.dag_id, ref.run.run_id, ref.task_id, ref.try_number, pid, note);
+  // A stop the host asked for is routine (a cleared or cancelled run); the others are worth a warning.
+  context_.logger()->log(reason == KillReason::kStopped ? spdlog::level::info : spdlog::level::warn,
+                         "stopping task process dag_id={} run_id={} task_id={} try={} pid={} reason=\"{}\"",
+                         ref.run.dag_id, ref.run.run_id, ref.task_id, ref.try_number, pid, note);
   appendLogNote(attempt->record.log_path,
                 fmt::format("{}; sending SIGTERM to the process group (SIGKILL after {} ms)", note,
                             settings_.kill_grace.count()));
+  {
+    // Registered before the signal: however fast the group ends, its SIGKILL timer is there.
+    std::lock_guard lock(mutex_);
+    addEscalationLocked(*attempt);
+  }
   signalGroup(pid, SIGTERM);
-  std::lock_guard lock(mutex_);
-  addTimerLocked(steady_clock::now() + settings_.kill_grace, attempt->id, TimerKind::kEscalate);
+}
+
+void LocalDispatcher::addEscalationLocked(const Attempt& attempt) {
+  const auto pgid = static_cast<pid_t>(attempt.record.pid);
+  if (pgid <= 1) return;
+  escalations_[attempt.id] = Escalation{pgid, attempt.record.attempt};
+  addTimerLocked(steady_clock::now() + settings_.kill_grace, attempt.id, TimerKind::kEscalate);
+}
+
+void LocalDispatcher::escalate(std::uint64_t id) {
+  Escalation e;
+  bool live = false;
+  std::string log_path;
+  {
+    std::lock_guard lock(mutex_);
+    auto it = escalations_.find(id);
+    if (it == escalations_.end()) return;
+    e = it->second;
+    escalations_.erase(it);
+    if (auto a = by_id_.find(id); a != by_id_.end() && a->second->phase == Attempt::Phase::kLive) {
+      live = true;
+      log_path = a->second->record.log_path;
+    }
+  }
+  // The supervisor leads the group: while it runs (live, or a zombie not yet reaped) its pid cannot
+  // be reused, and after it a member still in the group keeps the group id taken. A group that is
+  // gone answers ESRCH.
+  // Noted first: the supervisor's end (and the footer after it) is handled on this same thread, so
+  // the note lands before the footer.
+  if (live) appendLogNote(log_path, "still running after the kill grace; sending SIGKILL");
+  if (!signalGroup(e.pgid, SIGKILL)) return;
+  context_.logger()->warn("task process group outlived its kill grace; sent SIGKILL dag_id={} run_id={} task_id={} "
+                          "try={} pgid={} grace_ms={} supervisor_running={}",
+                          e.attempt.run.dag_id, e.attempt.run.run_id, e.attempt.task_id, e.attempt.try_number, e.pgid,
+                          settings_.kill_grace.count(), live);
+}
+
+void LocalDispatcher::writeFooter(const AttemptPtr& attempt, const TaskOutcome& outcome) {
+  std::string path;
+  std::string execution;
+  {
+    std::lock_guard lock(mutex_);
+    if (attempt->footer_written) return;
+    attempt->footer_written = true;
+    path = attempt->record.log_path;
+    execution = attempt->record.execution_id;
+  }
+  appendLogFooter(path, execution, outcome);
 }
 
 }  // namespace leoflow::plugins::dispatcher_local

@@ -59,17 +59,19 @@ std::string encodeComponent(std::string_view raw) {
   return out;
 }
 
-std::string stateBaseName(const AttemptRef& attempt) {
+std::string stateBaseName(const AttemptRef& attempt, std::int64_t run_uid) {
   // '~' is never kept by encodeComponent, so it separates the parts unambiguously.
   std::string base = encodeComponent(attempt.run.dag_id) + "~" + encodeComponent(attempt.run.run_id) + "~" +
-                     encodeComponent(attempt.task_id) + "~" + std::to_string(attempt.try_number);
+                     std::to_string(run_uid) + "~" + encodeComponent(attempt.task_id) + "~" +
+                     std::to_string(attempt.try_number);
   if (base.size() > kMaxComponent) base = shorten(base, kCutAt, base);
   return base;
 }
 
-std::filesystem::path attemptLogPath(const std::filesystem::path& log_dir, const AttemptRef& attempt) {
+std::filesystem::path attemptLogPath(const std::filesystem::path& log_dir, const AttemptRef& attempt,
+                                     std::int64_t run_uid) {
   return log_dir / encodeComponent(attempt.run.dag_id) / encodeComponent(attempt.run.run_id) /
-         encodeComponent(attempt.task_id) / (std::to_string(attempt.try_number) + ".log");
+         std::to_string(run_uid) / encodeComponent(attempt.task_id) / (std::to_string(attempt.try_number) + ".log");
 }
 
 std::string isoUtc(Timestamp t) {

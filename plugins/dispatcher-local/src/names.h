@@ -17,12 +17,14 @@ namespace leoflow::plugins::dispatcher_local {
 std::string encodeComponent(std::string_view raw);
 inline constexpr std::size_t kMaxComponent = 180;
 
-/// "<dag>~<run>~<task>~<try>", each part encoded: the base name of the attempt's state files
-/// (<base>.json, <base>.exit). At most about 180 bytes, whatever the ids.
-std::string stateBaseName(const AttemptRef& attempt);
+/// "<dag>~<run>~<run_uid>~<task>~<try>", each id encoded: the base name of the attempt's state files
+/// (<base>.json, <base>.exit). The run's uid (DispatchRequest::run_uid, never reused) keeps a
+/// re-created run id from meeting an older run's leftovers. At most about 180 bytes, whatever the ids.
+std::string stateBaseName(const AttemptRef& attempt, std::int64_t run_uid);
 
-/// <log_dir>/<dag_id>/<run_id>/<task_id>/<try>.log, each component encoded.
-std::filesystem::path attemptLogPath(const std::filesystem::path& log_dir, const AttemptRef& attempt);
+/// <log_dir>/<dag_id>/<run_id>/<run_uid>/<task_id>/<try>.log, each id encoded.
+std::filesystem::path attemptLogPath(const std::filesystem::path& log_dir, const AttemptRef& attempt,
+                                     std::int64_t run_uid);
 
 /// "2026-01-01T00:00:00Z": whole seconds, UTC (ARCHITECTURE §8.5).
 std::string isoUtc(Timestamp t);

@@ -64,13 +64,15 @@ std::vector<ConfigKey> configKeys() {
       {"work_dir", ConfigType::kString, false, ConfigValue{std::string(kDefaultWorkDir)},
        "working directory of every task process (python module:function imports from here)"},
       {"log_dir", ConfigType::kString, false, ConfigValue{std::string(kDefaultLogDir)},
-       "task logs: <log_dir>/<dag_id>/<run_id>/<task_id>/<try>.log, stdout and stderr together"},
+       "task logs: <log_dir>/<dag_id>/<run_id>/<run_uid>/<task_id>/<try>.log, stdout and stderr together "
+       "between a header and a footer the dispatcher writes"},
       {"state_dir", ConfigType::kString, false, ConfigValue{std::string(kDefaultStateDir)},
        "per-attempt lock/state files; processes sharing it never start one attempt twice"},
       {"python", ConfigType::kString, false, ConfigValue{std::string(kDefaultPython)},
        "the Python interpreter for python tasks (a name looked up in PATH, or a path)"},
       {"kill_grace_ms", ConfigType::kInt, false, ConfigValue{kDefaultKillGraceMs},
-       "time between SIGTERM and SIGKILL when a task times out or is no longer current, in milliseconds"},
+       "time between SIGTERM and SIGKILL to a task's process group when it times out, is stopped (stop()) or is "
+       "no longer current, in milliseconds"},
       {"stop_tasks_on_shutdown", ConfigType::kBool, false, ConfigValue{false},
        "stop running tasks when the scheduler stops (default: leave them to the next scheduler)"},
       {"warm_shells", ConfigType::kInt, false, ConfigValue{kDefaultWarmShells},

@@ -16,7 +16,7 @@ namespace leoflow::plugins::dispatcher_local {
 struct Settings {
   std::size_t max_parallel = 8;
   std::filesystem::path work_dir;   ///< every attempt's working directory
-  std::filesystem::path log_dir;    ///< <log_dir>/<dag_id>/<run_id>/<task_id>/<try>.log
+  std::filesystem::path log_dir;    ///< <log_dir>/<dag_id>/<run_id>/<run_uid>/<task_id>/<try>.log
   std::filesystem::path state_dir;  ///< one lock/state file per attempt (README "State files")
   std::string python = "python3";
   std::chrono::milliseconds kill_grace{5000};

@@ -43,12 +43,13 @@ std::string_view toString(KillReason reason) noexcept {
     case KillReason::kTimeout: return "timeout";
     case KillReason::kStale: return "stale";
     case KillReason::kShutdown: return "shutdown";
+    case KillReason::kStopped: return "stopped";
   }
   return "";
 }
 
 KillReason parseKillReason(std::string_view name) noexcept {
-  for (KillReason r : {KillReason::kTimeout, KillReason::kStale, KillReason::kShutdown}) {
+  for (KillReason r : {KillReason::kTimeout, KillReason::kStale, KillReason::kShutdown, KillReason::kStopped}) {
     if (toString(r) == name) return r;
   }
   return KillReason::kNone;
@@ -61,6 +62,8 @@ std::string encodeStateRecord(const StateRecord& r) {
       {"run_id", r.attempt.run.run_id},
       {"task_id", r.attempt.task_id},
       {"try_number", r.attempt.try_number},
+      {"run_uid", r.run_uid},
+      {"tenant", r.tenant},
       {"task_type", r.task_type},
       {"pid", r.pid},
       {"pid_start_ticks", r.pid_start_ticks},
@@ -91,6 +94,8 @@ std::optional<StateRecord> decodeStateRecord(std::string_view text) {
     r.attempt.run.run_id = j.at("run_id").get<std::string>();
     r.attempt.task_id = j.at("task_id").get<std::string>();
     r.attempt.try_number = j.at("try_number").get<std::int32_t>();
+    r.run_uid = j.value("run_uid", std::int64_t{0});
+    r.tenant = j.value("tenant", std::string());
     r.task_type = j.value("task_type", std::string());
     r.pid = j.value("pid", std::int64_t{0});
     r.pid_start_ticks = j.value("pid_start_ticks", std::uint64_t{0});

@@ -56,6 +56,7 @@ enum class KillReason : std::uint8_t {
   kTimeout,   ///< execution_timeout_seconds elapsed
   kStale,     ///< a report was refused with kConflict: the attempt is no longer current
   kShutdown,  ///< stop_tasks_on_shutdown
+  kStopped,   ///< Dispatcher::stop(): the host found the attempt no longer current
 };
 
 std::string_view toString(KillReason reason) noexcept;
@@ -64,6 +65,8 @@ KillReason parseKillReason(std::string_view name) noexcept;
 /// What the state file records about one attempt.
 struct StateRecord {
   AttemptRef attempt;
+  std::int64_t run_uid = 0;           ///< the run's store-issued uid (0: unknown, a pre-3.0 file)
+  std::string tenant;                 ///< the DAG's tenant (empty: unknown, a pre-3.0 file)
   std::string task_type;
   std::int64_t pid = 0;               ///< the supervisor, also the process group and session id; 0 while starting
   std::uint64_t pid_start_ticks = 0;  ///< /proc/<pid>/stat field 22: tells a recycled pid apart

@@ -86,6 +86,7 @@ std::vector<std::string> taskEnvironment(const std::map<std::string, std::string
   env["LEOFLOW_TRY_NUMBER"] = std::to_string(a.try_number);  // from 1 (§8.5)
   env["LEOFLOW_LOGICAL_DATE"] = isoUtc(request.logical_date);
   env["LEOFLOW_WORK_DIR"] = settings.work_dir.string();
+  env["LEOFLOW_TENANT"] = request.tenant.empty() ? std::string("default") : request.tenant;
   if (!request.conf_json.empty()) {
     env["LEOFLOW_CONF"] = request.conf_json;
   } else {

@@ -23,18 +23,19 @@ const std::vector<PreparedStatement>& statements() {
       {"read_liveness", "SELECT holder, term, ts_us(last_tick), queue_depth, active_runs FROM liveness"},
       {"sync_dags",
        "SELECT out_version, out_changed FROM sync_dags($1::text[], $2::text[], $3::text[], $4::text[], "
-       "$5::bigint[], $6::bigint[], $7::boolean[], $8::integer[])"},
-      {"list_dags", "SELECT dag_id, schedule, paused, version FROM dags ORDER BY dag_id"},
+       "$5::bigint[], $6::bigint[], $7::boolean[], $8::integer[], $9::text[])"},
+      {"list_dags", "SELECT dag_id, schedule, paused, version, tenant FROM dags ORDER BY dag_id"},
       {"get_dag",
        "SELECT d.version, d.paused, v.spec_json FROM dags d LEFT JOIN dag_versions v "
        "ON v.dag_id = d.dag_id AND v.version = coalesce($2::integer, d.version) WHERE d.dag_id = $1::text"},
       {"set_paused", "SELECT set_paused($1::text, $2::boolean)"},
       {"scheduled_dags",
        "SELECT dag_id, version, schedule, schedule_timezone, ts_us(start_date), ts_us(end_date), catchup, "
-       "max_active_runs, ts_us(last_scheduled_logical), ever_run FROM dags "
+       "max_active_runs, ts_us(last_scheduled_logical), ever_run, tenant FROM dags "
        "WHERE NOT paused AND schedule <> '' ORDER BY dag_id"},
       {"create_run",
-       "SELECT create_run($1::bigint, $2::text, $3::text, $4::integer, $5::text, $6::bigint, $7::text, $8::bigint)"},
+       "SELECT create_run($1::bigint, $2::text, $3::text, $4::integer, $5::text, $6::bigint, $7::text, $8::bigint, "
+       "$9::text)"},
       {"list_active_runs",
        "SELECT dag_id, run_id, dag_version, state, ts_us(queued_at) FROM runs "
        "WHERE state IN ('queued', 'running') ORDER BY queued_at, uid"},
@@ -45,13 +46,17 @@ const std::vector<PreparedStatement>& statements() {
        "SELECT k.ord, r.dag_version, r.state, r.trigger, ts_us(r.logical_date), ts_us(r.queued_at), "
        "ts_us(r.started_at), ts_us(r.ended_at), r.conf, r.note, "
        "ti.task_id, ti.state, ti.try_number, ti.max_tries, ts_us(ti.scheduled_at), ts_us(ti.queued_at), "
-       "ts_us(ti.started_at), ts_us(ti.ended_at), ts_us(ti.last_heartbeat_at), ti.exit_code, ti.note "
+       "ts_us(ti.started_at), ts_us(ti.ended_at), ts_us(ti.last_heartbeat_at), ti.exit_code, ti.note, "
+       "r.uid, r.tenant, ti.execution_id "
        "FROM k JOIN runs r ON r.dag_id = k.dag_id AND r.run_id = k.run_id "
        "LEFT JOIN task_instances ti ON ti.run_uid = r.uid ORDER BY k.ord, ti.seq"},
       {"list_runs",
        "SELECT dag_id, run_id, dag_version, state, trigger, ts_us(logical_date), ts_us(queued_at), "
-       "ts_us(started_at), ts_us(ended_at), conf, note FROM runs "
+       "ts_us(started_at), ts_us(ended_at), conf, note, uid, tenant FROM runs "
        "WHERE ($1::text IS NULL OR dag_id = $1::text) AND ($2::text IS NULL OR state = $2::text) "
+       "AND ($4::text IS NULL OR tenant = $4::text) "
+       "AND ($5::bigint IS NULL OR logical_date >= us_ts($5::bigint)) "
+       "AND ($6::bigint IS NULL OR logical_date <= us_ts($6::bigint)) "
        "ORDER BY logical_date DESC, uid DESC LIMIT $3::bigint"},
       {"find_runs", "SELECT dag_id FROM runs WHERE run_id = $1::text ORDER BY dag_id"},
       {"materialize_run",
@@ -83,6 +88,23 @@ const std::vector<PreparedStatement>& statements() {
       {"report_finished",
        "SELECT report_finished($1::text, $2::text, $3::text, $4::integer, $5::bigint, $6::text, $7::text, "
        "$8::integer, $9::text)"},
+      // A person's commands (migrations/004_sdk3_operations.sql). The function runs once (it is in
+      // FROM); one row per moved task in the run's order, or one row with a NULL task when none moved,
+      // each carrying the run's state after the call.
+      {"clear_tasks",
+       "SELECT o.run_state, c.task_id FROM clear_tasks($1::text, $2::text, $3::text[], $4::integer[], $5::boolean, "
+       "$6::text, $7::bigint) o LEFT JOIN LATERAL unnest(o.changed) WITH ORDINALITY AS c(task_id, ord) ON true "
+       "ORDER BY c.ord"},
+      {"mark_task",
+       "SELECT o.run_state, c.task_id FROM mark_task($1::text, $2::text, $3::text, $4::text, $5::text, $6::bigint) o "
+       "LEFT JOIN LATERAL unnest(o.changed) WITH ORDINALITY AS c(task_id, ord) ON true ORDER BY c.ord"},
+      {"mark_run",
+       "SELECT o.run_state, c.task_id FROM mark_run($1::text, $2::text, $3::text, $4::text, $5::bigint) o "
+       "LEFT JOIN LATERAL unnest(o.changed) WITH ORDINALITY AS c(task_id, ord) ON true ORDER BY c.ord"},
+      {"cancel_run",
+       "SELECT o.run_state, c.task_id FROM cancel_run($1::text, $2::text, $3::text, $4::bigint) o "
+       "LEFT JOIN LATERAL unnest(o.changed) WITH ORDINALITY AS c(task_id, ord) ON true ORDER BY c.ord"},
+      {"delete_dag", "SELECT delete_dag($1::text)"},
       {"delete_finished",
        "WITH d AS (DELETE FROM runs WHERE state IN ('success', 'failed') AND ended_at < us_ts($1::bigint) "
        "RETURNING 1) SELECT count(*) FROM d"},
@@ -105,8 +127,15 @@ Status corrupt(const RunKey& key) {
   return internalError("run \"" + key.run_id + "\" of dag \"" + key.dag_id + "\" has a corrupt record");
 }
 
-// The 11 run fields of list_runs (dag_id, run_id, dag_version, state, trigger, logical_date,
-// queued_at, started_at, ended_at, conf, note).
+/// The stored trigger: one of RunTrigger's names ("scheduled", "manual", "backfill"; the column's CHECK
+/// admits no other), anything else read as manual.
+RunTrigger triggerOf(const std::string& stored) { return parseRunTrigger(stored).value_or(RunTrigger::kManual); }
+
+/// A stored tenant ('' never is, but read it as the default all the same).
+std::string tenantOf(std::string stored) { return stored.empty() ? std::string("default") : stored; }
+
+// The 13 run fields of list_runs (dag_id, run_id, dag_version, state, trigger, logical_date,
+// queued_at, started_at, ended_at, conf, note, uid, tenant).
 Result<RunRecord> runFromRow(const pqxx::row& row) {
   RunRecord r;
   r.key = RunKey{textAt(row, 0), textAt(row, 1)};
@@ -114,13 +143,15 @@ Result<RunRecord> runFromRow(const pqxx::row& row) {
   if (!state) return corrupt(r.key);
   r.dag_version = row[2].as<std::int64_t>();
   r.state = *state;
-  r.trigger = textAt(row, 4) == "scheduled" ? RunTrigger::kScheduled : RunTrigger::kManual;
+  r.trigger = triggerOf(textAt(row, 4));
   r.logical_date = fromMicros(row[5].as<std::int64_t>());
   r.queued_at = stampAt(row, 6);
   r.started_at = stampAt(row, 7);
   r.ended_at = stampAt(row, 8);
   r.conf_json = textAt(row, 9);
   r.note = textAt(row, 10);
+  r.uid = row[11].as<std::int64_t>();
+  r.tenant = tenantOf(textAt(row, 12));
   return r;
 }
 
@@ -224,7 +255,7 @@ Result<std::optional<LivenessRecord>> PostgresStore::readLiveness() {
 
 Result<std::vector<DagRegistration>> PostgresStore::syncDags(std::span<const DagDefinition> dags) {
   if (dags.empty()) return std::vector<DagRegistration>{};
-  std::vector<std::string> ids, json, schedule, tz;
+  std::vector<std::string> ids, json, schedule, tz, tenants;
   std::vector<std::optional<Timestamp>> start, end;
   std::vector<bool> catchup;
   std::vector<std::int64_t> max_active;
@@ -238,10 +269,11 @@ Result<std::vector<DagRegistration>> PostgresStore::syncDags(std::span<const Dag
     end.push_back(d.spec.end_date);
     catchup.push_back(d.spec.catchup);
     max_active.push_back(d.spec.max_active_runs);
+    tenants.push_back(d.spec.tenant.empty() ? std::string("default") : d.spec.tenant);
   }
   SqlParams p;
   p.text(textArray(ids)).text(textArray(json)).text(textArray(schedule)).text(textArray(tz)).text(stampArray(start))
-      .text(stampArray(end)).text(boolArray(catchup)).text(intArray(max_active));
+      .text(stampArray(end)).text(boolArray(catchup)).text(intArray(max_active)).text(textArray(tenants));
   auto r = call("sync_dags", p);
   if (!r) return r.status();
   if (r->size() != dags.size()) return internalError("sync_dags answered " + std::to_string(r->size()) + " rows");
@@ -264,7 +296,8 @@ Result<std::vector<DagSummary>> PostgresStore::listDags() {
   std::vector<DagSummary> out;
   out.reserve(r->size());
   for (const pqxx::row& row : *r) {
-    out.push_back(DagSummary{textAt(row, 0), textAt(row, 1), boolAt(row, 2), row[3].as<std::int64_t>()});
+    out.push_back(DagSummary{textAt(row, 0), textAt(row, 1), boolAt(row, 2), row[3].as<std::int64_t>(),
+                             tenantOf(textAt(row, 4))});
   }
   return out;
 }
@@ -315,6 +348,7 @@ Result<std::vector<ScheduledDag>> PostgresStore::scheduledDags() {
     d.max_active_runs = row[7].as<int>();
     d.last_logical = stampAt(row, 8);
     d.ever_run = boolAt(row, 9);
+    d.tenant = tenantOf(textAt(row, 10));
     out.push_back(std::move(d));
   }
   return out;
@@ -327,11 +361,12 @@ Status PostgresStore::createRun(std::optional<Term> term, const NewRun& run) {
   SqlParams p;
   if (term) p.integer(*term); else p.null();
   p.text(run.key.dag_id).text(run.key.run_id).integer(std::max<std::int64_t>(run.dag_version, 0))
-      .text(std::string(toString(run.trigger))).stamp(run.logical_date).text(run.conf_json).stamp(run.queued_at);
+      .text(std::string(toString(run.trigger))).stamp(run.logical_date).text(run.conf_json).stamp(run.queued_at)
+      .text(run.tenant.empty() ? std::string("default") : run.tenant);
   auto r = call("create_run", p);
   if (!r) return r.status();
-  pool_.logger()->debug("run created dag_id={} run_id={} trigger={}", run.key.dag_id, run.key.run_id,
-                        toString(run.trigger));
+  pool_.logger()->debug("run created dag_id={} run_id={} uid={} trigger={} tenant={}", run.key.dag_id,
+                        run.key.run_id, (*r)[0][0].as<std::int64_t>(), toString(run.trigger), run.tenant);
   return Status::ok();
 }
 
@@ -389,13 +424,15 @@ std::vector<Result<RunRecord>> PostgresStore::loadRuns(std::span<const RunKey> k
         continue;
       }
       run.state = *state;
-      run.trigger = textAt(row, 3) == "scheduled" ? RunTrigger::kScheduled : RunTrigger::kManual;
+      run.trigger = triggerOf(textAt(row, 3));
       run.logical_date = fromMicros(row[4].as<std::int64_t>());
       run.queued_at = stampAt(row, 5);
       run.started_at = stampAt(row, 6);
       run.ended_at = stampAt(row, 7);
       run.conf_json = textAt(row, 8);
       run.note = textAt(row, 9);
+      run.uid = row[21].as<std::int64_t>();
+      run.tenant = tenantOf(textAt(row, 22));
       slot.emplace(std::move(run));
     }
     if (!slot->isOk() || row[10].is_null()) continue;
@@ -417,6 +454,7 @@ std::vector<Result<RunRecord>> PostgresStore::loadRuns(std::span<const RunKey> k
     ti.last_heartbeat_at = stampAt(row, 18);
     if (!row[19].is_null()) ti.exit_code = row[19].as<int>();
     ti.note = textAt(row, 20);
+    ti.execution_id = textAt(row, 23);
     (*slot)->tasks.push_back(std::move(ti));
   }
   for (std::size_t i = 0; i < keys.size(); ++i) {
@@ -435,6 +473,9 @@ Result<std::vector<RunRecord>> PostgresStore::listRuns(const RunFilter& filter) 
   p.optionalText(filter.dag_id);
   if (filter.state) p.text(std::string(toString(*filter.state))); else p.null();
   p.integer(limitOf(filter.limit));
+  p.optionalText(filter.tenant);
+  if (filter.logical_since) p.stamp(*filter.logical_since); else p.null();
+  if (filter.logical_until) p.stamp(*filter.logical_until); else p.null();
   auto r = call("list_runs", p);
   if (!r) return r.status();
   std::vector<RunRecord> out;
@@ -616,6 +657,104 @@ Status PostgresStore::reportFinished(const ExecutionRef& execution, const TaskOu
   p.text(outcome.message);
   auto r = call("report_finished", p);
   return r ? Status::ok() : r.status();
+}
+
+// --- A person's commands ----------------------------------------------------------------------------------
+
+namespace {
+
+/// The rows of an operator statement: (run_state, task_id), one per moved task in the run's order, or
+/// one row with a NULL task when nothing moved.
+Result<OperatorOutcome> outcomeFrom(const pqxx::result& r, const RunKey& run) {
+  if (r.empty()) return internalError("an operator command on run \"" + run.run_id + "\" answered no row");
+  OperatorOutcome out;
+  const auto state = parseDagRunState(textAt(r[0], 0));
+  if (!state) return corrupt(run);
+  out.run_state = *state;
+  for (const pqxx::row& row : r) {
+    if (!row[1].is_null()) out.changed_tasks.push_back(textAt(row, 1));
+  }
+  return out;
+}
+
+}  // namespace
+
+// No argument checks beyond the targets: an empty id names nothing, which the functions answer as
+// kNotFound, as for any other id that names nothing.
+Result<OperatorOutcome> PostgresStore::clearTasks(const ClearRequest& request) {
+  std::vector<std::string> ids;
+  std::vector<std::int64_t> retries;
+  for (const ClearTask& t : request.tasks) {
+    ids.push_back(t.task_id);
+    retries.push_back(t.retries);
+  }
+  SqlParams p;
+  p.text(request.run.dag_id).text(request.run.run_id).text(textArray(ids)).text(intArray(retries))
+      .boolean(request.failed_only).text(request.note).stamp(request.at);
+  auto r = call("clear_tasks", p);
+  if (!r) return r.status();
+  auto out = outcomeFrom(*r, request.run);
+  if (out) {
+    pool_.logger()->info("tasks cleared dag_id={} run_id={} cleared={} note={}", request.run.dag_id,
+                         request.run.run_id, out->changed_tasks.size(), request.note);
+  }
+  return out;
+}
+
+Result<OperatorOutcome> PostgresStore::markTask(const MarkTaskRequest& request) {
+  if (request.to != TaskState::kSuccess && request.to != TaskState::kFailed && request.to != TaskState::kSkipped) {
+    return invalidArgument("a task can be marked success, failed or skipped, not " + std::string(toString(request.to)));
+  }
+  SqlParams p;
+  p.text(request.run.dag_id).text(request.run.run_id).text(request.task_id).text(std::string(toString(request.to)))
+      .text(request.note).stamp(request.at);
+  auto r = call("mark_task", p);
+  if (!r) return r.status();
+  auto out = outcomeFrom(*r, request.run);
+  if (out) {
+    pool_.logger()->info("task marked dag_id={} run_id={} task_id={} to={} note={}", request.run.dag_id,
+                         request.run.run_id, request.task_id, toString(request.to), request.note);
+  }
+  return out;
+}
+
+Result<OperatorOutcome> PostgresStore::markRun(const MarkRunRequest& request) {
+  if (request.to != DagRunState::kSuccess && request.to != DagRunState::kFailed) {
+    return invalidArgument("a run can be marked success or failed, not " + std::string(toString(request.to)));
+  }
+  SqlParams p;
+  p.text(request.run.dag_id).text(request.run.run_id).text(std::string(toString(request.to))).text(request.note)
+      .stamp(request.at);
+  auto r = call("mark_run", p);
+  if (!r) return r.status();
+  auto out = outcomeFrom(*r, request.run);
+  if (out) {
+    pool_.logger()->info("run marked dag_id={} run_id={} to={} tasks={} note={}", request.run.dag_id,
+                         request.run.run_id, toString(request.to), out->changed_tasks.size(), request.note);
+  }
+  return out;
+}
+
+Result<OperatorOutcome> PostgresStore::cancelRun(const CancelRunRequest& request) {
+  SqlParams p;
+  p.text(request.run.dag_id).text(request.run.run_id).text(request.note).stamp(request.at);
+  auto r = call("cancel_run", p);
+  if (!r) return r.status();
+  auto out = outcomeFrom(*r, request.run);
+  if (out) {
+    pool_.logger()->info("run cancelled dag_id={} run_id={} tasks={} note={}", request.run.dag_id,
+                         request.run.run_id, out->changed_tasks.size(), request.note);
+  }
+  return out;
+}
+
+Status PostgresStore::deleteDag(const std::string& dag_id) {
+  SqlParams p;
+  p.text(dag_id);
+  auto r = call("delete_dag", p);
+  if (!r) return r.status();
+  pool_.logger()->info("dag deleted dag_id={}", dag_id);
+  return Status::ok();
 }
 
 // --- Change feed ------------------------------------------------------------------------------------------

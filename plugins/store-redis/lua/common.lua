@@ -30,6 +30,9 @@ local K_ACTIVE_RUNS = P .. ':runs:active'
 local K_RUNS_BY_LOGICAL = P .. ':runs:by_logical'
 local K_RUNNING_TIS = P .. ':tis:running'
 local K_QUEUED_TIS = P .. ':tis:queued'
+-- The run uid counter (RunRecord::uid): INCR only, never deleted (not by delete_dag either), so a
+-- uid is never issued twice.
+local K_RUN_UID = P .. ':run_uid'
 
 local function dagKey(dag) return P .. ':dag:' .. enc(dag) end
 local function dagVersionsKey(dag) return dagKey(dag) .. ':versions' end
@@ -174,6 +177,8 @@ local function applyMove(dag, run, task, t, to, at)
     -- a reaped run: the attempt that failed stays the current one.)
     t[F_TRY] = tostring(tonumber(t[F_TRY]) + 1)
     for i = F_SCHED, F_NOTE do t[i] = '' end
+    -- The new attempt has not been claimed by anyone yet (TaskInstance::execution_id).
+    redis.call('HDEL', execKey(dag, run), task)
   end
   if to == 'scheduled' then t[F_SCHED] = at end
   if to == 'queued' then t[F_QUEUED] = at end
@@ -218,3 +223,49 @@ local function splitTaskRef(member)
   return dec(a), dec(b), dec(c)
 end
 
+
+-- --- A person's commands (store.h "A person's commands") ---------------------------------------
+
+-- The run's instances in materialization order (the DAG's task order): {task = id, t = record}.
+-- nil and the error reply when a record is corrupt.
+local function instancesInOrder(dag, run)
+  local all = redis.call('HGETALL', tisKey(dag, run))
+  local list = {}
+  for i = 1, #all, 2 do
+    local t = decodeTi(all[i + 1])
+    if not t then
+      return nil, redis.error_reply('task "' .. all[i] .. '" of run "' .. run .. '" of dag "' .. dag ..
+        '" has a corrupt record')
+    end
+    list[#list + 1] = {task = all[i], t = t, seq = tonumber(t[F_SEQ]) or 0}
+  end
+  table.sort(list, function(a, b) return a.seq < b.seq end)
+  return list
+end
+
+-- A person's move of one instance to `to` (their own move table, not the planner's): the try is
+-- kept (no new attempt); entering success, failed, skipped or upstream_failed stamps ended_at when
+-- `stamp`; the queued/running indexes follow. Returns the change of the run's `active` counter.
+-- The caller sets max_tries and the note, writes the record back and publishes.
+local function personMove(dag, run, task, t, to, at, stamp)
+  local from = t[F_STATE]
+  if stamp and TERMINAL[to] then
+    t[F_ENDED] = at
+    runActivity = maxStamp(runActivity, at)
+  end
+  t[F_STATE] = to
+  local member = runRef(dag, run) .. ':' .. enc(task)
+  if from == 'queued' then redis.call('ZREM', K_QUEUED_TIS, member) end
+  if from == 'running' then redis.call('ZREM', K_RUNNING_TIS, member) end
+  local delta = 0
+  if ACTIVE[from] then delta = delta - 1 end
+  if ACTIVE[to] then delta = delta + 1 end
+  return delta
+end
+
+-- The reply of a person's command: the run's state after the call, then the task ids that moved.
+local function outcomeReply(state, changed)
+  local out = {state}
+  for _, task in ipairs(changed) do out[#out + 1] = task end
+  return out
+end

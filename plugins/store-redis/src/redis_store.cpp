@@ -1,6 +1,9 @@
 #include "redis_store.h"
 
 #include <algorithm>
+#include <iterator>
+#include <limits>
+#include <map>
 #include <set>
 
 #include "id_codec.h"
@@ -55,8 +58,15 @@ Status checkRunKey(const RunKey& run) {
   return Status::ok();
 }
 
-// Reads the 11 run fields shared by load_runs.lua and list_runs.lua (dag_id, run_id, dag_version,
-// state, trigger, logical_date, queued_at, started_at, ended_at, conf, note).
+/// A stored tenant: '' (stored before tenants were) reads as "default".
+std::string tenantOf(std::string stored) { return stored.empty() ? std::string("default") : stored; }
+
+/// The stored trigger name ("scheduled", "manual", "backfill"); anything else reads as manual.
+RunTrigger triggerOf(const std::string& stored) { return parseRunTrigger(stored).value_or(RunTrigger::kManual); }
+
+// Reads the 13 run fields shared by load_runs.lua and list_runs.lua (dag_id, run_id, dag_version,
+// state, trigger, logical_date, queued_at, started_at, ended_at, conf, note, uid, tenant); a run
+// stored before uids and tenants reads as uid 0 and tenant "default".
 Result<RunRecord> runFromFields(const std::vector<std::string>& f, std::size_t at) {
   RunRecord r;
   bool ok = true;
@@ -65,15 +75,32 @@ Result<RunRecord> runFromFields(const std::vector<std::string>& f, std::size_t a
   std::int64_t logical = 0;
   if (!toInt(f[at + 2], r.dag_version) || !state || !toInt(f[at + 5], logical)) ok = false;
   if (state) r.state = *state;
-  r.trigger = f[at + 4] == "scheduled" ? RunTrigger::kScheduled : RunTrigger::kManual;
+  r.trigger = triggerOf(f[at + 4]);
   r.logical_date = Timestamp(std::chrono::microseconds(logical));
   r.queued_at = micros(f[at + 6], ok);
   r.started_at = micros(f[at + 7], ok);
   r.ended_at = micros(f[at + 8], ok);
   r.conf_json = f[at + 9];
   r.note = f[at + 10];
+  if (!f[at + 11].empty() && !toInt(f[at + 11], r.uid)) ok = false;
+  r.tenant = tenantOf(f[at + 12]);
   if (!ok) return internalError("run \"" + r.key.run_id + "\" of dag \"" + r.key.dag_id + "\" has a corrupt record");
   return r;
+}
+
+constexpr std::size_t kRunFields = 13;
+
+/// The reply of a person's command: {run state, moved task ids...}.
+Result<OperatorOutcome> outcomeFrom(const ReplyPtr& reply, std::string_view what) {
+  auto f = flatArray(reply, 0, what);
+  if (!f) return f.status();
+  if (f->empty()) return malformed(what);
+  const auto state = parseDagRunState(f->front());
+  if (!state) return malformed(what);
+  OperatorOutcome out;
+  out.run_state = *state;
+  out.changed_tasks.assign(std::make_move_iterator(f->begin() + 1), std::make_move_iterator(f->end()));
+  return out;
 }
 
 std::vector<std::string> executionArgs(const ExecutionRef& e, Timestamp at) {
@@ -143,12 +170,12 @@ Result<std::optional<LivenessRecord>> RedisStore::readLiveness() {
 
 Result<std::vector<DagRegistration>> RedisStore::syncDags(std::span<const DagDefinition> dags) {
   std::vector<std::string> args{str(static_cast<std::int64_t>(dags.size()))};
-  args.reserve(1 + dags.size() * 8);
+  args.reserve(1 + dags.size() * 9);
   for (const DagDefinition& d : dags) {
     if (d.spec.dag_id.empty()) return invalidArgument("a DAG needs a dag_id");
     const DagSpec& s = d.spec;
     args.insert(args.end(), {s.dag_id, d.spec_json, s.schedule, s.schedule_timezone, toMicros(s.start_date),
-                             toMicros(s.end_date), boolArg(s.catchup), str(s.max_active_runs)});
+                             toMicros(s.end_date), boolArg(s.catchup), str(s.max_active_runs), tenantOf(s.tenant)});
   }
   if (dags.empty()) return std::vector<DagRegistration>{};
   auto reply = client_.eval(lua::kSyncDags, args);
@@ -170,15 +197,16 @@ Result<std::vector<DagRegistration>> RedisStore::syncDags(std::span<const DagDef
 Result<std::vector<DagSummary>> RedisStore::listDags() {
   auto reply = client_.eval(lua::kListDags, {});
   if (!reply) return reply.status();
-  auto f = flatArray(*reply, 4, "list_dags");
+  auto f = flatArray(*reply, 5, "list_dags");
   if (!f) return f.status();
   std::vector<DagSummary> out;
-  for (std::size_t i = 0; i < f->size(); i += 4) {
+  for (std::size_t i = 0; i < f->size(); i += 5) {
     DagSummary d;
     d.dag_id = (*f)[i];
     d.schedule = (*f)[i + 1];
     d.paused = (*f)[i + 2] == "1";
     if (!toInt((*f)[i + 3], d.version)) return malformed("list_dags");
+    d.tenant = tenantOf((*f)[i + 4]);
     out.push_back(std::move(d));
   }
   return out;
@@ -207,10 +235,10 @@ Status RedisStore::setPaused(const std::string& dag_id, bool paused) {
 Result<std::vector<ScheduledDag>> RedisStore::scheduledDags() {
   auto reply = client_.eval(lua::kScheduledDags, {});
   if (!reply) return reply.status();
-  auto f = flatArray(*reply, 10, "scheduled_dags");
+  auto f = flatArray(*reply, 11, "scheduled_dags");
   if (!f) return f.status();
   std::vector<ScheduledDag> out;
-  for (std::size_t i = 0; i < f->size(); i += 10) {
+  for (std::size_t i = 0; i < f->size(); i += 11) {
     const auto* v = &(*f)[i];
     ScheduledDag d;
     bool ok = true;
@@ -225,6 +253,7 @@ Result<std::vector<ScheduledDag>> RedisStore::scheduledDags() {
     d.max_active_runs = static_cast<int>(max_active);
     d.last_logical = micros(v[8], ok);
     d.ever_run = v[9] == "1";
+    d.tenant = tenantOf(v[10]);
     if (!ok) return internalError("dag \"" + d.dag_id + "\" has a corrupt record");
     out.push_back(std::move(d));
   }
@@ -238,10 +267,16 @@ Status RedisStore::createRun(std::optional<Term> term, const NewRun& run) {
   auto reply = client_.eval(lua::kCreateRun,
                             {term ? str(*term) : std::string(), run.key.dag_id, run.key.run_id,
                              str(std::max<std::int64_t>(run.dag_version, 0)), std::string(toString(run.trigger)),
-                             toMicros(run.logical_date), run.conf_json, toMicros(run.queued_at)});
+                             toMicros(run.logical_date), run.conf_json, toMicros(run.queued_at),
+                             tenantOf(run.tenant)});
   if (!reply) return reply.status();
-  client_.logger()->debug("run created dag_id={} run_id={} trigger={}", run.key.dag_id, run.key.run_id,
-                          toString(run.trigger));
+  std::int64_t uid = 0;
+  if ((*reply)->type == REDIS_REPLY_ARRAY && (*reply)->elements == 2 &&
+      (*reply)->element[1]->type == REDIS_REPLY_INTEGER) {
+    uid = (*reply)->element[1]->integer;
+  }
+  client_.logger()->debug("run created dag_id={} run_id={} trigger={} uid={}", run.key.dag_id, run.key.run_id,
+                          toString(run.trigger), uid);
   return Status::ok();
 }
 
@@ -293,19 +328,28 @@ std::vector<Result<RunRecord>> RedisStore::loadRuns(std::span<const RunKey> keys
       out.emplace_back(notFound("run \"" + key.run_id + "\" of dag \"" + key.dag_id + "\" does not exist"));
       continue;
     }
-    // {1, 12 run fields, {task_id, record, ...}}
-    if (item->elements != 14 || item->element[13]->type != REDIS_REPLY_ARRAY) {
+    // {1, 14 run fields (the 13 of runFromFields with `active` 12th), {task_id, record, ...},
+    //  {task_id, execution id, ...}}
+    if (item->elements != 17 || item->element[15]->type != REDIS_REPLY_ARRAY ||
+        item->element[16]->type != REDIS_REPLY_ARRAY || item->element[16]->elements % 2 != 0) {
       out.emplace_back(malformed("load_runs"));
       continue;
     }
     std::vector<std::string> fields;
     for (std::size_t j = 1; j <= 11; ++j) fields.push_back(elementText(item->element[j]));
+    fields.push_back(elementText(item->element[13]));  // uid
+    fields.push_back(elementText(item->element[14]));  // tenant
     auto run = runFromFields(fields, 0);
     if (!run) {
       out.emplace_back(run.status());
       continue;
     }
-    const redisReply* tis = item->element[13];
+    const redisReply* tis = item->element[15];
+    const redisReply* claims = item->element[16];
+    std::map<std::string_view, std::string_view> execution;
+    for (std::size_t j = 0; j + 1 < claims->elements; j += 2) {
+      execution.emplace(replyText(claims->element[j]), replyText(claims->element[j + 1]));
+    }
     std::vector<TiRecord> records;
     records.reserve(tis->elements / 2);
     bool ok = tis->elements % 2 == 0;
@@ -316,6 +360,11 @@ std::vector<Result<RunRecord>> RedisStore::loadRuns(std::span<const RunKey> keys
                                        key.run_id + "\" of dag \"" + key.dag_id + "\" has a corrupt record"));
         ok = false;
         break;
+      }
+      // The claim of the current attempt: an attempt that never started has none (a claim left
+      // behind by an earlier attempt, in data written before new attempts dropped it, is not it).
+      if (rec->ti.started_at) {
+        if (auto e = execution.find(rec->ti.task_id); e != execution.end()) rec->ti.execution_id = e->second;
       }
       records.push_back(std::move(*rec));
     }
@@ -334,15 +383,21 @@ std::vector<Result<RunRecord>> RedisStore::loadRuns(std::span<const RunKey> keys
 
 Result<std::vector<RunRecord>> RedisStore::listRuns(const RunFilter& filter) {
   if (filter.limit == 0) return std::vector<RunRecord>{};
+  if (filter.logical_since && filter.logical_until && *filter.logical_since > *filter.logical_until) {
+    return std::vector<RunRecord>{};
+  }
   auto reply = client_.eval(lua::kListRuns, {filter.dag_id ? "1" : "0", filter.dag_id.value_or(""),
                                              filter.state ? std::string(toString(*filter.state)) : std::string(),
-                                             str(static_cast<std::int64_t>(filter.limit))});
+                                             str(static_cast<std::int64_t>(std::min<std::size_t>(
+                                                 filter.limit, std::numeric_limits<std::int64_t>::max()))),
+                                             filter.tenant ? "1" : "0", filter.tenant.value_or(""),
+                                             toMicros(filter.logical_since), toMicros(filter.logical_until)});
   if (!reply) return reply.status();
-  auto f = flatArray(*reply, 11, "list_runs");
+  auto f = flatArray(*reply, kRunFields, "list_runs");
   if (!f) return f.status();
   std::vector<RunRecord> out;
-  out.reserve(f->size() / 11);
-  for (std::size_t i = 0; i < f->size(); i += 11) {
+  out.reserve(f->size() / kRunFields);
+  for (std::size_t i = 0; i < f->size(); i += kRunFields) {
     auto run = runFromFields(*f, i);
     if (!run) return run.status();
     out.push_back(std::move(*run));
@@ -511,6 +566,81 @@ Status RedisStore::reportFinished(const ExecutionRef& execution, const TaskOutco
                            outcome.exit_code ? str(*outcome.exit_code) : std::string(), outcome.message});
   auto reply = client_.eval(lua::kReportFinished, args);
   return reply ? Status::ok() : reply.status();
+}
+
+// --- A person's commands ---------------------------------------------------------------------------------
+
+Result<OperatorOutcome> RedisStore::clearTasks(const ClearRequest& request) {
+  if (Status s = checkRunKey(request.run); !s) return s;
+  std::vector<std::string> args{request.run.dag_id, request.run.run_id, boolArg(request.failed_only), request.note,
+                                toMicros(request.at)};
+  args.reserve(5 + request.tasks.size() * 2);
+  for (const ClearTask& t : request.tasks) {
+    if (t.retries < 0) {
+      return invalidArgument("task \"" + t.task_id + "\": retries must not be negative, got " + str(t.retries));
+    }
+    args.push_back(t.task_id);
+    args.push_back(str(t.retries));
+  }
+  auto reply = client_.eval(lua::kClearTasks, args);
+  if (!reply) return reply.status();
+  auto out = outcomeFrom(*reply, "clear_tasks");
+  if (out && !out->changed_tasks.empty()) {
+    client_.logger()->info("tasks cleared dag_id={} run_id={} count={}", request.run.dag_id, request.run.run_id,
+                           out->changed_tasks.size());
+  }
+  return out;
+}
+
+Result<OperatorOutcome> RedisStore::markTask(const MarkTaskRequest& request) {
+  if (Status s = checkRunKey(request.run); !s) return s;
+  if (request.to != TaskState::kSuccess && request.to != TaskState::kFailed && request.to != TaskState::kSkipped) {
+    return invalidArgument("a task can be marked success, failed or skipped, not " + std::string(toString(request.to)));
+  }
+  auto reply = client_.eval(lua::kMarkTask, {request.run.dag_id, request.run.run_id, request.task_id,
+                                             std::string(toString(request.to)), request.note, toMicros(request.at)});
+  if (!reply) return reply.status();
+  auto out = outcomeFrom(*reply, "mark_task");
+  if (out) {
+    client_.logger()->info("task marked dag_id={} run_id={} task_id={} state={}", request.run.dag_id,
+                           request.run.run_id, request.task_id, toString(request.to));
+  }
+  return out;
+}
+
+Result<OperatorOutcome> RedisStore::markRun(const MarkRunRequest& request) {
+  if (Status s = checkRunKey(request.run); !s) return s;
+  if (request.to != DagRunState::kSuccess && request.to != DagRunState::kFailed) {
+    return invalidArgument("a run can be marked success or failed, not " + std::string(toString(request.to)));
+  }
+  auto reply = client_.eval(lua::kMarkRun, {request.run.dag_id, request.run.run_id, std::string(toString(request.to)),
+                                            request.note, toMicros(request.at)});
+  if (!reply) return reply.status();
+  auto out = outcomeFrom(*reply, "mark_run");
+  if (out) {
+    client_.logger()->info("run marked dag_id={} run_id={} state={}", request.run.dag_id, request.run.run_id,
+                           toString(request.to));
+  }
+  return out;
+}
+
+Result<OperatorOutcome> RedisStore::cancelRun(const CancelRunRequest& request) {
+  if (Status s = checkRunKey(request.run); !s) return s;
+  auto reply = client_.eval(lua::kCancelRun, {request.run.dag_id, request.run.run_id, request.note,
+                                              toMicros(request.at)});
+  if (!reply) return reply.status();
+  auto out = outcomeFrom(*reply, "cancel_run");
+  if (out) client_.logger()->info("run cancelled dag_id={} run_id={}", request.run.dag_id, request.run.run_id);
+  return out;
+}
+
+Status RedisStore::deleteDag(const std::string& dag_id) {
+  auto reply = client_.eval(lua::kDeleteDag, {dag_id});
+  if (!reply) return reply.status();
+  auto runs = integerReply(*reply, "delete_dag");
+  if (!runs) return runs.status();
+  client_.logger()->info("dag deleted dag_id={} runs={}", dag_id, *runs);
+  return Status::ok();
 }
 
 // --- Change feed ------------------------------------------------------------------------------------------

@@ -54,6 +54,12 @@ class RedisStore final : public Store {
   Status reportHeartbeat(const ExecutionRef& execution, Timestamp at) override;
   Status reportFinished(const ExecutionRef& execution, const TaskOutcome& outcome, Timestamp at) override;
 
+  Result<OperatorOutcome> clearTasks(const ClearRequest& request) override;
+  Result<OperatorOutcome> markTask(const MarkTaskRequest& request) override;
+  Result<OperatorOutcome> markRun(const MarkRunRequest& request) override;
+  Result<OperatorOutcome> cancelRun(const CancelRunRequest& request) override;
+  Status deleteDag(const std::string& dag_id) override;
+
   Status subscribe(ChangeSink& sink) override;
   void unsubscribe() override;
 

@@ -205,6 +205,24 @@ std::vector<std::string> readLines(const std::filesystem::path& path) {
   return lines;
 }
 
+std::vector<std::string> outputLines(const std::filesystem::path& path) {
+  std::vector<std::string> out;
+  bool in_header = false;
+  for (const std::string& line : readLines(path)) {
+    if (line.rfind("leoflow: ==== end of execution ", 0) == 0) break;
+    if (line.rfind("leoflow: ==== attempt ", 0) == 0) {
+      in_header = true;
+      continue;
+    }
+    if (in_header) {
+      in_header = line != "leoflow: ====";
+      continue;
+    }
+    out.push_back(line);
+  }
+  return out;
+}
+
 std::optional<pid_t> waitForPidFile(const std::filesystem::path& path, milliseconds timeout) {
   std::optional<pid_t> pid;
   waitUntil(

@@ -112,6 +112,30 @@ class RecordingEvents final : public TaskEvents {
 /// recorder's store.
 using leoflow::testing::SeedingDispatcher;
 
+/// SeedingDispatcher with SDK 3.0's heldAttempts() and stop() passed through too.
+class HandOverDispatcher final : public Dispatcher {
+ public:
+  using Seed = std::function<void(const AttemptRef&)>;
+  HandOverDispatcher(std::unique_ptr<Dispatcher> inner, Seed seed) : inner_(std::move(inner)), seed_(std::move(seed)) {}
+  std::vector<std::string> taskTypes() const override { return inner_->taskTypes(); }
+  std::size_t freeCapacity() const override { return inner_->freeCapacity(); }
+  Result<DispatchOutcome> dispatch(const DispatchRequest& request) override {
+    seed_(request.attempt);
+    return inner_->dispatch(request);
+  }
+  Status reconcile() override { return inner_->reconcile(); }
+  void shutdown() override { inner_->shutdown(); }
+  std::vector<AttemptRef> heldAttempts() const override { return inner_->heldAttempts(); }
+  Status stop(const AttemptRef& attempt) override { return inner_->stop(attempt); }
+
+ private:
+  std::unique_ptr<Dispatcher> inner_;
+  Seed seed_;
+};
+
+/// The task's own lines of a log: without the header and footer the dispatcher writes around them.
+std::vector<std::string> outputLines(const std::filesystem::path& path);
+
 /// "plugin.dispatcher-local"; prints to stderr when LEOFLOW_TEST_VERBOSE is set.
 std::shared_ptr<spdlog::logger> testLogger();
 

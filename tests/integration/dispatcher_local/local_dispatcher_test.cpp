@@ -127,7 +127,7 @@ class LocalDispatcherTest : public ::testing::Test {
     return finished.value_or(Report{});
   }
 
-  fs::path logOf(const AttemptRef& a) const { return dl::attemptLogPath(logs(), a); }
+  fs::path logOf(const AttemptRef& a, std::int64_t run_uid = 0) const { return dl::attemptLogPath(logs(), a, run_uid); }
 
   // A task that runs until the test says so: bash that waits for `file` to appear. Tests that need a
   // task still running at some point hold it with this instead of betting on a sleep's length.
@@ -200,7 +200,7 @@ TEST_F(LocalDispatcherTest, BashSuccessReportsRunningThenFinishedAndLogsBothStre
   EXPECT_EQ(events_.count(ReportType::kRunning, a), 1);
   EXPECT_EQ(events_.count(ReportType::kFinished, a), 1);
 
-  const fs::path log = logs() / "etl" / "manual__1" / "hello" / "1.log";
+  const fs::path log = logs() / "etl" / "manual__1" / "0" / "hello" / "1.log";
   ASSERT_TRUE(fs::exists(log));
   const std::string text = readFile(log);
   EXPECT_NE(text.find("hello from stdout"), std::string::npos) << text;
@@ -258,7 +258,7 @@ TEST_F(LocalDispatcherTest, BashEntrypointSeesAPlainShell) {
   const AttemptRef trapped = attemptOf("etl", "r1", "own_trap");
   const Report own = runToEnd(*d, requestOf(trapped, "trap 'echo own exit trap ran' EXIT; exit 6"));
   EXPECT_EQ(own.outcome.exit_code, 6);
-  EXPECT_NE(readFile(logs() / "etl" / "r1" / "own_trap" / "1.log").find("own exit trap ran"), std::string::npos);
+  EXPECT_NE(readFile(logs() / "etl" / "r1" / "0" / "own_trap" / "1.log").find("own exit trap ran"), std::string::npos);
 }
 
 TEST_F(LocalDispatcherTest, PythonModuleFunctionIsImportedFromWorkDirAndCalled) {
@@ -360,8 +360,8 @@ TEST_F(LocalDispatcherTest, AWarmShellRunsTheTaskAsAColdStartWould) {
   EXPECT_EQ(c.outcome.exit_code, 5);
   EXPECT_EQ(w.outcome.exit_code, 5);
 
-  std::vector<std::string> cold_lines = readLines(logOf(a_cold));
-  std::vector<std::string> warm_lines = readLines(logOf(a_warm));
+  std::vector<std::string> cold_lines = outputLines(logOf(a_cold));
+  std::vector<std::string> warm_lines = outputLines(logOf(a_warm));
   ASSERT_FALSE(warm_lines.empty());
   EXPECT_EQ(warm_lines.front(), "pid=" + std::to_string(shell)) << "the task did not run in the warm shell";
   EXPECT_NE(cold_lines.front(), "pid=" + std::to_string(shell));
@@ -396,7 +396,7 @@ TEST_F(LocalDispatcherTest, LogPathComponentsAreSanitized) {
   const AttemptRef a = attemptOf("dag", "../escape", "a/b");
   const Report finished = runToEnd(*d, requestOf(a, "echo contained"));
   ASSERT_TRUE(finished.outcome.success);
-  const fs::path expected = logs() / "dag" / "%2E.%2Fescape" / "a%2Fb" / "1.log";
+  const fs::path expected = logs() / "dag" / "%2E.%2Fescape" / "0" / "a%2Fb" / "1.log";
   ASSERT_TRUE(fs::exists(expected)) << "log not at " << expected;
   EXPECT_NE(readFile(expected).find("contained"), std::string::npos);
   EXPECT_FALSE(fs::exists(dir_.path() / "escape"));
@@ -898,7 +898,7 @@ TEST_F(LocalDispatcherTest, LeftoversWithoutAnExitCodeAreReportedLostAndOthersKe
   lost.started_at_us = 1;
   lost.execution_id = "local/host-a/101/0000000000000001";
   {
-    std::ofstream f(state() / (dl::stateBaseName(lost.attempt) + ".json"));
+    std::ofstream f(state() / (dl::stateBaseName(lost.attempt, lost.run_uid) + ".json"));
     f << dl::encodeStateRecord(lost);
   }
   dl::StateRecord timed_out = lost;
@@ -907,9 +907,9 @@ TEST_F(LocalDispatcherTest, LeftoversWithoutAnExitCodeAreReportedLostAndOthersKe
   timed_out.execution_timeout_seconds = 60;
   timed_out.kill_reason = dl::KillReason::kTimeout;
   {
-    std::ofstream f(state() / (dl::stateBaseName(timed_out.attempt) + ".json"));
+    std::ofstream f(state() / (dl::stateBaseName(timed_out.attempt, timed_out.run_uid) + ".json"));
     f << dl::encodeStateRecord(timed_out);
-    std::ofstream code(state() / (dl::stateBaseName(timed_out.attempt) + ".exit"));
+    std::ofstream code(state() / (dl::stateBaseName(timed_out.attempt, timed_out.run_uid) + ".exit"));
     code << "143\n";
   }
   dl::StateRecord rebooted = lost;
@@ -918,7 +918,7 @@ TEST_F(LocalDispatcherTest, LeftoversWithoutAnExitCodeAreReportedLostAndOthersKe
   rebooted.boot_id = "another-boot";
   rebooted.pid = ::getpid();  // alive, but that was another boot's pid
   {
-    std::ofstream f(state() / (dl::stateBaseName(rebooted.attempt) + ".json"));
+    std::ofstream f(state() / (dl::stateBaseName(rebooted.attempt, rebooted.run_uid) + ".json"));
     f << dl::encodeStateRecord(rebooted);
   }
   {
@@ -962,7 +962,7 @@ TEST_F(LocalDispatcherTest, AClaimWithoutAPidFindsItsSupervisorByItsCommandLine)
   claim.boot_id = readLines("/proc/sys/kernel/random/boot_id").at(0);
   claim.started_at_us = 1;
   claim.execution_id = "local/host-a/101/00000000000000aa";
-  const std::string base = dl::stateBaseName(claim.attempt);
+  const std::string base = dl::stateBaseName(claim.attempt, claim.run_uid);
   {
     std::ofstream f(state() / (base + ".json"));
     f << dl::encodeStateRecord(claim);

@@ -40,16 +40,19 @@ TEST(DispatcherLocalNames, ComponentsAreSafeAndDistinct) {
 
 TEST(DispatcherLocalNames, StateBaseNamesSeparateTheParts) {
   std::set<std::string> names = {
-      dl::stateBaseName(attemptOf("a~b", "c", "d")),
-      dl::stateBaseName(attemptOf("a", "b~c", "d")),
-      dl::stateBaseName(attemptOf("a", "b", "c~d")),
-      dl::stateBaseName(attemptOf("a", "b", "c", 2)),
-      dl::stateBaseName(attemptOf("a", "b", "c", 1)),
+      dl::stateBaseName(attemptOf("a~b", "c", "d"), 1),
+      dl::stateBaseName(attemptOf("a", "b~c", "d"), 1),
+      dl::stateBaseName(attemptOf("a", "b", "c~d"), 1),
+      dl::stateBaseName(attemptOf("a", "b", "c", 2), 1),
+      dl::stateBaseName(attemptOf("a", "b", "c", 1), 1),
+      dl::stateBaseName(attemptOf("a", "b", "c", 1), 2),
+      dl::stateBaseName(attemptOf("a", "b~1", "c", 1), 0),
   };
-  EXPECT_EQ(names.size(), 5u);
-  const std::string huge = dl::stateBaseName(attemptOf(std::string(300, 'd'), std::string(300, 'r'), "t"));
+  EXPECT_EQ(names.size(), 7u);
+  const std::string huge = dl::stateBaseName(attemptOf(std::string(300, 'd'), std::string(300, 'r'), "t"), 7);
   EXPECT_LE(huge.size() + 5, 255u) << "fits a file name with its extension";
-  EXPECT_EQ(dl::attemptLogPath("/logs", attemptOf("d", "r/1", "t", 3)), fs::path("/logs/d/r%2F1/t/3.log"));
+  EXPECT_EQ(dl::attemptLogPath("/logs", attemptOf("d", "r/1", "t", 3), 42), fs::path("/logs/d/r%2F1/42/t/3.log"));
+  EXPECT_EQ(dl::stateBaseName(attemptOf("d", "r/1", "t", 3), 42), "d~r%2F1~42~t~3");
 }
 
 TEST(DispatcherLocalNames, IsoUtcHasWholeSeconds) {
@@ -68,6 +71,8 @@ TEST(DispatcherLocalStateFile, RecordRoundTrips) {
   r.log_path = "/logs/x.log";
   r.owner = "host:1:abc";
   r.kill_reason = dl::KillReason::kTimeout;
+  r.run_uid = 77;
+  r.tenant = "team-a";
   r.outcome = TaskOutcome{false, 143, "timed out after 60 s"};
   const auto back = dl::decodeStateRecord(dl::encodeStateRecord(r));
   ASSERT_TRUE(back.has_value());
@@ -81,6 +86,10 @@ TEST(DispatcherLocalStateFile, RecordRoundTrips) {
   EXPECT_EQ(back->log_path, r.log_path);
   EXPECT_EQ(back->owner, r.owner);
   EXPECT_EQ(back->kill_reason, dl::KillReason::kTimeout);
+  EXPECT_EQ(back->run_uid, 77);
+  EXPECT_EQ(back->tenant, "team-a");
+  r.kill_reason = dl::KillReason::kStopped;
+  EXPECT_EQ(dl::decodeStateRecord(dl::encodeStateRecord(r))->kill_reason, dl::KillReason::kStopped);
   ASSERT_TRUE(back->outcome.has_value());
   EXPECT_EQ(back->outcome->exit_code, 143);
   EXPECT_EQ(back->outcome->message, "timed out after 60 s");

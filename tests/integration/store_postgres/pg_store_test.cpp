@@ -6,6 +6,7 @@
 // server is in pg_restart_test.cpp, which runs alone; the real binary's exit codes are in
 // pg_cli_test.cpp.
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
@@ -504,6 +505,208 @@ TEST_F(PgStoreTest, DeleteFinishedRunsWithACutOffBeforeEverythingDeletesNothing)
   EXPECT_EQ(**deleted, 0);
   auto loaded = store().loadRuns(std::vector{done});
   EXPECT_TRUE(loaded.at(0).isOk());
+}
+
+// --- SDK 3.0: a person's commands, run uids, tenants (migrations/004_sdk3_operations.sql) ------------
+
+TEST_F(PgStoreTest, RunUidsComeFromASequenceThatDeletingADagNeverResets) {
+  const RunKey first = startedRun("etl", "r1", {"a"});
+  const RunKey second = startedRun("etl", "r2", {"a"});
+  auto loaded = store().loadRuns(std::vector{first, second});
+  ASSERT_TRUE(loaded.at(0).isOk() && loaded.at(1).isOk());
+  const std::int64_t uid1 = loaded[0]->uid;
+  const std::int64_t uid2 = loaded[1]->uid;
+  EXPECT_GT(uid1, 0);
+  EXPECT_GT(uid2, uid1);
+  EXPECT_EQ(std::to_string(uid1), runUid(first)) << "RunRecord::uid is the runs row's uid";
+  ASSERT_TRUE(apply(first, "a", S::kNone, 1, S::kScheduled, at(1)));
+
+  // Active runs keep the DAG: nothing is removed.
+  EXPECT_EQ(store().deleteDag("etl").code(), StatusCode::kConflict);
+  EXPECT_EQ(countOf("SELECT count(*) FROM " + tableOf(kSchema, "runs") + " WHERE dag_id = 'etl'"), 2);
+  for (const RunKey& k : {first, second}) {
+    auto cancelled = store().cancelRun(CancelRunRequest{k, "cancelled by alice@host1", at(2)});
+    ASSERT_TRUE(cancelled.isOk()) << cancelled.status().toString();
+  }
+  ASSERT_TRUE(store().deleteDag("etl").isOk());
+  EXPECT_EQ(store().deleteDag("etl").code(), StatusCode::kNotFound);
+  for (const char* table : {"dags", "dag_versions", "runs"}) {
+    EXPECT_EQ(countOf("SELECT count(*) FROM " + tableOf(kSchema, table) + " WHERE dag_id = 'etl'"), 0) << table;
+  }
+  EXPECT_EQ(countOf("SELECT count(*) FROM " + tableOf(kSchema, "task_instances")), 0);
+  EXPECT_EQ(countOf("SELECT count(*) FROM " + tableOf(kSchema, "task_history")), 0);
+
+  // The same DAG and run id again: a new run with a uid never issued before.
+  const RunKey again = startedRun("etl", "r1", {"a"});
+  auto reloaded = store().loadRuns(std::vector{again});
+  ASSERT_TRUE(reloaded.at(0).isOk()) << reloaded[0].status().toString();
+  EXPECT_GT(reloaded[0]->uid, uid2);
+}
+
+TEST_F(PgStoreTest, APersonsCommandsRecordOperatorHistoryRowsOnTheTryTheyMovedFrom) {
+  const RunKey key = startedRun("etl", "r1", {"a", "b", "c"}, /*max_tries=*/1);
+  ASSERT_TRUE(apply(key, "a", S::kNone, 1, S::kScheduled, at(1)));
+  ASSERT_TRUE(apply(key, "a", S::kScheduled, 1, S::kQueued, at(2)));
+  const ExecutionRef a1{AttemptRef{key, "a", 1}, "host-a/1/e1"};
+  ASSERT_TRUE(store().reportRunning(a1, at(3)).isOk());
+  ASSERT_TRUE(store().reportFinished(a1, TaskOutcome{false, 1, "exit code 1"}, at(4)).isOk());
+
+  auto marked = store().markTask(MarkTaskRequest{key, "b", S::kSkipped, "marked by bob", at(5)});
+  ASSERT_TRUE(marked.isOk()) << marked.status().toString();
+  auto cleared = store().clearTasks(ClearRequest{key, {{"a", 2}, {"b", 0}}, false, "cleared by alice", at(6)});
+  ASSERT_TRUE(cleared.isOk()) << cleared.status().toString();
+  EXPECT_THAT(cleared->changed_tasks, ::testing::ElementsAre("a", "b"));
+  auto loaded = store().loadRuns(std::vector{key});
+  ASSERT_TRUE(loaded.at(0).isOk());
+  const TaskInstance& a = loaded[0]->tasks.at(0);
+  EXPECT_EQ(a.state, S::kNone);
+  EXPECT_EQ(a.try_number, 2) << "a started: a new attempt";
+  EXPECT_EQ(a.max_tries, 4) << "old try 1 + retries 2 + 1";
+  EXPECT_TRUE(a.execution_id.empty());
+  EXPECT_FALSE(a.started_at.has_value());
+  const TaskInstance& b = loaded[0]->tasks.at(1);
+  EXPECT_EQ(b.try_number, 1) << "b never started: it keeps its try";
+  auto cancelled = store().cancelRun(CancelRunRequest{key, "cancelled by alice", at(7)});
+  ASSERT_TRUE(cancelled.isOk()) << cancelled.status().toString();
+  EXPECT_EQ(cancelled->run_state, R::kFailed);
+  EXPECT_THAT(cancelled->changed_tasks, ::testing::ElementsAre("a", "b", "c"));
+
+  EXPECT_THAT(history(key), ::testing::ElementsAre("a 1 none->scheduled scheduler",    //
+                                                   "a 1 scheduled->queued scheduler",  //
+                                                   "a 1 queued->running executor",     //
+                                                   "a 1 running->failed executor",     //
+                                                   "b 1 none->skipped operator",       //
+                                                   "a 1 failed->none operator",        //
+                                                   "b 1 skipped->none operator",       //
+                                                   "a 2 none->skipped operator",       //
+                                                   "b 1 none->skipped operator",       //
+                                                   "c 1 none->skipped operator"));
+  EXPECT_EQ(countOf("SELECT count(*) FROM " + tableOf(kSchema, "task_history") + " WHERE source = 'operator' AND "
+                    "term IS NULL AND note LIKE '%by %'"),
+            6);
+}
+
+// A person's command and an executor's report on the same attempt, at once, many times: each either
+// lands before the command (and the command sees it) or is refused after it; nothing deadlocks and
+// the run ends as the command left it.
+TEST_F(PgStoreTest, ACancelRacingAnExecutorsReportsLeavesOneConsistentOutcome) {
+  constexpr int kRuns = 20;
+  std::vector<RunKey> keys;
+  for (int i = 0; i < kRuns; ++i) {
+    const RunKey key = startedRun("etl", "r" + std::to_string(i), {"a"});
+    EXPECT_TRUE(apply(key, "a", S::kNone, 1, S::kScheduled, at(1)));
+    EXPECT_TRUE(apply(key, "a", S::kScheduled, 1, S::kQueued, at(2)));
+    keys.push_back(key);
+  }
+  auto other = openStore(settingsFor(kSchema));
+  std::thread reporter([&] {
+    for (const RunKey& key : keys) {
+      const ExecutionRef e{AttemptRef{key, "a", 1}, "host/1/e"};
+      const Status running = other->reportRunning(e, at(3));
+      if (running.isOk()) (void)other->reportFinished(e, TaskOutcome{true, 0, ""}, at(4));
+    }
+  });
+  for (const RunKey& key : keys) {
+    auto c = store().cancelRun(CancelRunRequest{key, "cancelled by test", at(3)});
+    EXPECT_TRUE(c.isOk() || c.status().code() == StatusCode::kConflict) << c.status().toString();
+  }
+  reporter.join();
+  for (auto& loaded : store().loadRuns(keys)) {
+    ASSERT_TRUE(loaded.isOk()) << loaded.status().toString();
+    EXPECT_EQ(loaded->state, R::kFailed);
+    const TaskInstance& a = loaded->tasks.at(0);
+    EXPECT_TRUE(a.state == S::kFailed || a.state == S::kSuccess) << toString(a.state);
+    if (a.state == S::kFailed) {
+      EXPECT_EQ(a.note, "cancelled by test");
+    }
+  }
+}
+
+// The scheduler's batch (instances in its own order) racing a person's clear (instances in the run's
+// order) on one run: both take the run's row first, so neither deadlocks (which would fail one of
+// them as unavailable after the server's deadlock_timeout).
+TEST_F(PgStoreTest, AClearRacingTheSchedulersBatchOnTheSameRunNeverDeadlocks) {
+  const RunKey key = startedRun("etl", "r1", {"a", "b", "c", "d"});
+  auto other = openStore(settingsFor(kSchema));
+  constexpr int kRounds = 40;
+  std::atomic<int> unavailable{0};
+  std::thread scheduler([&] {
+    for (int i = 0; i < kRounds; ++i) {
+      std::vector<TaskTransitionWrite> writes;
+      for (const char* t : {"d", "c", "b", "a"}) writes.push_back(TaskTransitionWrite{t, S::kNone, 1, S::kScheduled, "", false});
+      auto r = other->applyTransitions(term_, key, writes, at(1));
+      if (!r.isOk()) ++unavailable;
+    }
+  });
+  for (int i = 0; i < kRounds; ++i) {
+    auto c = store().clearTasks(ClearRequest{key, {{"a", 0}, {"b", 0}, {"c", 0}, {"d", 0}}, false, "cleared", at(2)});
+    if (!c.isOk()) {
+      ++unavailable;
+      ADD_FAILURE() << c.status().toString();
+    }
+  }
+  scheduler.join();
+  EXPECT_EQ(unavailable.load(), 0);
+}
+
+// A database migrated by the plugin before SDK 3.0 (migrations 001-003) is upgraded in place: its runs
+// keep their uids and read as tenant "default", and new runs continue the same uid sequence.
+TEST(PgMigrations, ASchemaAtMigration3IsUpgradedInPlaceKeepingUidsWithTenantDefault) {
+  LEOFLOW_REQUIRE_TEST_PG();
+  const std::string schema = "lf_store_upgrade";
+  dropSchema(schema);
+  const std::string s = "\"" + schema + "\"";
+  adminQuery("CREATE SCHEMA " + s + "; CREATE TABLE " + s +
+             ".schema_migrations (version integer PRIMARY KEY, name text NOT NULL, "
+             "applied_at timestamptz NOT NULL DEFAULT now())");
+  for (const auto& m : sp::kMigrations) {
+    if (m.version > 3) break;
+    std::string sql(m.sql);
+    const std::string placeholder = "@CHANNEL@";
+    for (std::size_t pos; (pos = sql.find(placeholder)) != std::string::npos;) {
+      sql.replace(pos, placeholder.size(), "'" + schema + "_changes'");
+    }
+    adminQuery("SET search_path TO " + s + "; " + sql + "; INSERT INTO schema_migrations (version, name) VALUES (" +
+               std::to_string(m.version) + ", '" + std::string(m.name) + "')");
+  }
+  // Data written by the 003 functions: a DAG and two runs.
+  adminQuery("SET search_path TO " + s +
+             "; SELECT * FROM sync_dags('{etl}', '{\"{}\"}', '{\"@daily\"}', '{UTC}', '{NULL}', '{NULL}', '{f}', '{16}');"
+             "SELECT create_run(NULL, 'etl', 'old1', 0, 'scheduled', 1000000, '', 1000000);"
+             "SELECT create_run(NULL, 'etl', 'old2', 0, 'manual', 2000000, '', 2000000)");
+  const std::string old_uid = adminQuery("SELECT uid FROM " + s + ".runs WHERE run_id = 'old2'");
+
+  auto store = openStore(settingsFor(schema));
+  EXPECT_EQ(countOf("SELECT max(version) FROM " + s + ".schema_migrations"),
+            static_cast<std::int64_t>(sp::kMigrations.size()));
+  auto loaded = store->loadRuns(std::vector{RunKey{"etl", "old1"}, RunKey{"etl", "old2"}});
+  ASSERT_TRUE(loaded.at(0).isOk() && loaded.at(1).isOk()) << loaded[0].status().toString();
+  EXPECT_EQ(std::to_string(loaded[1]->uid), old_uid);
+  EXPECT_GT(loaded[1]->uid, loaded[0]->uid);
+  EXPECT_EQ(loaded[0]->tenant, "default");
+  EXPECT_EQ(loaded[0]->trigger, RunTrigger::kScheduled);
+  auto dags = store->listDags();
+  ASSERT_TRUE(dags.isOk());
+  ASSERT_EQ(dags->size(), 1u);
+  EXPECT_EQ(dags->at(0).tenant, "default");
+
+  // New runs continue the sequence and keep their tenant; a scheduled run on a held date is refused.
+  NewRun fresh{RunKey{"etl", "new"}, 1, RunTrigger::kManual, at(0), "", at(0)};
+  fresh.tenant = "team-a";
+  ASSERT_TRUE(store->createRun(std::nullopt, fresh).isOk());
+  NewRun held{RunKey{"etl", "scheduled__held"}, 1, RunTrigger::kScheduled, at(0), "", at(0)};
+  EXPECT_EQ(store->createRun(std::nullopt, held).code(), StatusCode::kAlreadyExists);
+  RunFilter by_tenant;
+  by_tenant.tenant = "team-a";
+  auto listed = store->listRuns(by_tenant);
+  ASSERT_TRUE(listed.isOk());
+  ASSERT_EQ(listed->size(), 1u);
+  EXPECT_EQ(listed->at(0).key.run_id, "new");
+  EXPECT_GT(listed->at(0).uid, loaded[1]->uid);
+  EXPECT_EQ(listed->at(0).tenant, "team-a");
+  // The trigger column takes backfill runs now.
+  adminQuery("INSERT INTO " + s + ".runs (dag_id, run_id, dag_version, state, trigger, logical_date) "
+             "VALUES ('etl', 'backfill__x', 1, 'success', 'backfill', now())");
 }
 
 // --- Time limits ----------------------------------------------------------------------------------------

@@ -243,7 +243,7 @@ TEST_F(RedisStoreTest, IdsWithSeparatorsAndOddCharactersRoundTrip) {
   auto found = store().findRuns(other_run);
   ASSERT_TRUE(found.isOk());
   EXPECT_EQ(*found, (std::vector<RunKey>{RunKey{dag, other_run}}));
-  auto listed = store().listRuns(RunFilter{dag, std::nullopt, 10});
+  auto listed = store().listRuns(RunFilter{dag, std::nullopt, 10, std::nullopt, std::nullopt, std::nullopt});
   ASSERT_TRUE(listed.isOk());
   EXPECT_EQ(listed->size(), 2u);
 
@@ -290,7 +290,7 @@ TEST_F(RedisStoreTest, TheKeyLayoutIsTheDocumentedOne) {
             (std::set<std::string>{"leoflow:term", "leoflow:liveness", "leoflow:dags", "leoflow:dag:etl%3Ax",
                                    "leoflow:dag:etl%3Ax:versions", "leoflow:dag:etl%3Ax:runs", "leoflow:run:etl%3Ax:r%3A1",
                                    "leoflow:run:etl%3Ax:r%3A1:tis", "leoflow:runs:active", "leoflow:runs:by_logical",
-                                   "leoflow:runid:r%3A1", "leoflow:tis:queued"}));
+                                   "leoflow:runid:r%3A1", "leoflow:tis:queued", "leoflow:run_uid"}));
   EXPECT_EQ(redis::serverCommand(kDb, {"HGET", "leoflow:run:etl%3Ax:r%3A1", "state"}), "running");
   EXPECT_EQ(redis::serverCommand(kDb, {"HGET", "leoflow:run:etl%3Ax:r%3A1", "active"}), "1");
   EXPECT_EQ(redis::serverCommand(kDb, {"HGET", "leoflow:dag:etl%3Ax", "version"}), "1");
@@ -298,6 +298,11 @@ TEST_F(RedisStoreTest, TheKeyLayoutIsTheDocumentedOne) {
             std::to_string(at(2).time_since_epoch().count()));
   const std::string record = redis::serverCommand(kDb, {"HGET", "leoflow:run:etl%3Ax:r%3A1:tis", "a"});
   EXPECT_EQ(record, "0|queued|1|1|" + toMicros(at(2)) + "|" + toMicros(at(2)) + "|||||");
+  // SDK 3.0: the run keeps its uid (from the global counter) and its tenant; the DAG its tenant.
+  EXPECT_EQ(redis::serverCommand(kDb, {"HGET", "leoflow:run:etl%3Ax:r%3A1", "uid"}), "1");
+  EXPECT_EQ(redis::serverCommand(kDb, {"GET", "leoflow:run_uid"}), "1");
+  EXPECT_EQ(redis::serverCommand(kDb, {"HGET", "leoflow:run:etl%3Ax:r%3A1", "tenant"}), "default");
+  EXPECT_EQ(redis::serverCommand(kDb, {"HGET", "leoflow:dag:etl%3Ax", "tenant"}), "default");
 }
 
 TEST_F(RedisStoreTest, KeyPrefixesKeepInstallationsApart) {
@@ -446,6 +451,270 @@ TEST_F(RedisStoreTest, OrphanActivityCountsAFinishedAttemptEvenAfterItsRetryWasR
   ASSERT_TRUE(orphans.isOk());
   ASSERT_EQ(orphans->size(), 1u);
   EXPECT_EQ((*orphans)[0].last_activity, at(40));
+}
+
+// --- SDK 3.0: uids, tenants, held logical dates, claims, a person's commands ------------------------
+
+std::set<std::string> keysMatching(const std::string& pattern) {
+  const std::string listed =
+      redis::serverCommand(kDb, {"EVAL", "return table.concat(redis.call('KEYS', ARGV[1]), ' ')", "0", pattern});
+  std::set<std::string> out;
+  std::size_t start = 0;
+  while (start < listed.size()) {
+    const auto sp = listed.find(' ', start);
+    out.insert(listed.substr(start, sp == std::string::npos ? std::string::npos : sp - start));
+    if (sp == std::string::npos) break;
+    start = sp + 1;
+  }
+  return out;
+}
+
+std::string zcard(const std::string& key) { return redis::serverCommand(kDb, {"ZCARD", key}); }
+
+TEST_F(RedisStoreTest, UidsComeFromOneCounterThatDeletingADagNeverResets) {
+  const RunKey key = startedRun("etl:x", "r:1", {"a"});
+  const std::int64_t first = load(key).uid;
+  EXPECT_GT(first, 0);
+  ASSERT_TRUE(store().cancelRun(CancelRunRequest{key, "cancelled by test", at(5)}).isOk());
+  ASSERT_TRUE(store().deleteDag("etl:x").isOk());
+  // Only the installation-wide keys are left: the uid counter among them.
+  EXPECT_EQ(keysMatching("leoflow:*"), (std::set<std::string>{"leoflow:term", "leoflow:run_uid"}));
+  const RunKey again = startedRun("etl:x", "r:1", {"a"});
+  EXPECT_GT(load(again).uid, first);
+}
+
+TEST_F(RedisStoreTest, DeleteDagLeavesOtherDagsAndTheirIndexesAlone) {
+  const RunKey gone = startedRun("gone", "r1", {"a", "b"});
+  const RunKey kept = startedRun("kept", "r1", {"a"});
+  ASSERT_TRUE(store().applyTransitions(term_, kept, std::vector{TaskTransitionWrite{"a", S::kNone, 1, S::kScheduled, "", false},
+                                                               TaskTransitionWrite{"a", S::kScheduled, 1, S::kQueued, "", false}},
+                                       at(2)).isOk());
+  ASSERT_TRUE(store().applyTransitions(term_, gone, std::vector{TaskTransitionWrite{"a", S::kNone, 1, S::kScheduled, "", false},
+                                                               TaskTransitionWrite{"a", S::kScheduled, 1, S::kQueued, "", false}},
+                                       at(2)).isOk());
+  EXPECT_EQ(store().deleteDag("gone").code(), StatusCode::kConflict);  // r1 is running
+  ASSERT_TRUE(store().markRun(MarkRunRequest{gone, R::kFailed, "marked", at(3)}).isOk());
+  ASSERT_TRUE(store().deleteDag("gone").isOk());
+  EXPECT_EQ(store().deleteDag("gone").code(), StatusCode::kNotFound);
+  EXPECT_TRUE(keysMatching("leoflow:*gone*").empty());
+  EXPECT_EQ(zcard("leoflow:runs:by_logical"), "1");
+  EXPECT_EQ(zcard("leoflow:runs:active"), "1");
+  EXPECT_EQ(zcard("leoflow:tis:queued"), "1");
+  EXPECT_EQ(redis::serverCommand(kDb, {"SCARD", "leoflow:runid:r1"}), "1");
+  auto found = store().findRuns("r1");
+  ASSERT_TRUE(found.isOk());
+  EXPECT_EQ(*found, (std::vector<RunKey>{kept}));
+  auto dags = store().listDags();
+  ASSERT_TRUE(dags.isOk());
+  ASSERT_EQ(dags->size(), 1u);
+  EXPECT_EQ((*dags)[0].dag_id, "kept");
+}
+
+TEST_F(RedisStoreTest, RecordsWrittenBeforeUidsAndTenantsReadAsUidZeroAndDefault) {
+  DagDefinition d = dagDef("old", "@daily");
+  d.spec.tenant = "team-a";
+  ASSERT_TRUE(store().syncDags(std::vector{d}).isOk());
+  const RunKey key{"old", "r1"};
+  NewRun nr{key, 1, RunTrigger::kManual, kT0, "", kT0};
+  nr.tenant = "team-a";
+  ASSERT_TRUE(store().createRun(std::nullopt, nr).isOk());
+  EXPECT_EQ(load(key).tenant, "team-a");
+  // What an older plugin wrote: no uid, no tenant.
+  redis::serverCommand(kDb, {"HDEL", "leoflow:run:old:r1", "uid", "tenant"});
+  redis::serverCommand(kDb, {"HDEL", "leoflow:dag:old", "tenant"});
+  const RunRecord r = load(key);
+  EXPECT_EQ(r.uid, 0);
+  EXPECT_EQ(r.tenant, "default");
+  auto listed = store().listRuns(RunFilter{});
+  ASSERT_TRUE(listed.isOk());
+  ASSERT_EQ(listed->size(), 1u);
+  EXPECT_EQ((*listed)[0].uid, 0);
+  EXPECT_EQ((*listed)[0].tenant, "default");
+  RunFilter by_tenant;
+  by_tenant.tenant = "default";
+  EXPECT_EQ(store().listRuns(by_tenant)->size(), 1u);
+  auto dags = store().listDags();
+  ASSERT_TRUE(dags.isOk());
+  EXPECT_EQ(dags->at(0).tenant, "default");
+  // The same JSON synced again creates no version but records the tenant.
+  auto again = store().syncDags(std::vector{d});
+  ASSERT_TRUE(again.isOk());
+  EXPECT_FALSE(again->at(0).changed);
+  EXPECT_EQ(store().listDags()->at(0).tenant, "team-a");
+  EXPECT_EQ(store().scheduledDags()->at(0).tenant, "team-a");
+}
+
+TEST_F(RedisStoreTest, AHeldLogicalDateIsFreedByCleaningAndByDeletingTheDag) {
+  ASSERT_TRUE(store().syncDags(std::vector{dagDef("sched", "@daily")}).isOk());
+  const Term term = *store().claimTerm("replica-test");
+  auto create = [&](const std::string& id, RunTrigger trigger, Timestamp logical) {
+    return store().createRun(trigger == RunTrigger::kScheduled ? std::optional<Term>(term) : std::nullopt,
+                             NewRun{RunKey{"sched", id}, 1, trigger, logical, "", kT0});
+  };
+  ASSERT_TRUE(create("manual__1", RunTrigger::kManual, kT0).isOk());
+  EXPECT_EQ(create("scheduled__1", RunTrigger::kScheduled, kT0).code(), StatusCode::kAlreadyExists);
+  ASSERT_TRUE(create("manual__2", RunTrigger::kManual, kT0).isOk());  // manual runs are not checked
+  ASSERT_TRUE(create("scheduled__2", RunTrigger::kScheduled, at(1)).isOk());
+  // The refused run left nothing behind, not even a uid.
+  EXPECT_EQ(redis::serverCommand(kDb, {"GET", "leoflow:run_uid"}), "3");
+  EXPECT_FALSE(store().loadRuns(std::vector{RunKey{"sched", "scheduled__1"}}).at(0).isOk());
+  // Cleaning the finished runs that held kT0 frees it.
+  for (const char* id : {"manual__1", "manual__2"}) {
+    ASSERT_TRUE(store().markRun(MarkRunRequest{RunKey{"sched", id}, R::kSuccess, "done", at(2)}).isOk());
+  }
+  ASSERT_TRUE(store().deleteFinishedRuns(at(3)).isOk());
+  ASSERT_TRUE(create("scheduled__1", RunTrigger::kScheduled, kT0).isOk());
+  // So does deleting and re-creating the DAG.
+  for (const char* id : {"scheduled__1", "scheduled__2"}) {
+    ASSERT_TRUE(store().cancelRun(CancelRunRequest{RunKey{"sched", id}, "cancelled", at(4)}).isOk());
+  }
+  ASSERT_TRUE(store().deleteDag("sched").isOk());
+  ASSERT_TRUE(store().syncDags(std::vector{dagDef("sched", "@daily")}).isOk());
+  EXPECT_TRUE(create("scheduled__1", RunTrigger::kScheduled, kT0).isOk());
+}
+
+TEST_F(RedisStoreTest, ListRunsFiltersByTenantAndLogicalRangeAcrossBatches) {
+  DagDefinition a = dagDef("a");
+  a.spec.tenant = "team-a";
+  ASSERT_TRUE(store().syncDags(std::vector{a, dagDef("b")}).isOk());
+  // 600 runs: more than the script's batches of 256.
+  for (int i = 0; i < 600; ++i) {
+    const bool in_a = i % 3 == 0;
+    NewRun nr{RunKey{in_a ? "a" : "b", "r" + std::to_string(i)}, 1, RunTrigger::kManual, at(i), "", kT0};
+    if (in_a) nr.tenant = "team-a";
+    ASSERT_TRUE(store().createRun(std::nullopt, nr).isOk());
+  }
+  RunFilter f;
+  f.tenant = "team-a";
+  f.logical_since = at(100);
+  f.logical_until = at(400);
+  auto runs = store().listRuns(f);
+  ASSERT_TRUE(runs.isOk());
+  std::vector<std::string> ids;
+  for (const RunRecord& r : *runs) ids.push_back(r.key.run_id);
+  std::vector<std::string> expected;
+  for (int i = 400; i >= 100; --i) {
+    if (i % 3 == 0) expected.push_back("r" + std::to_string(i));
+  }
+  EXPECT_EQ(ids, expected);
+  f.limit = 5;
+  f.tenant = "default";
+  f.dag_id = "b";
+  runs = store().listRuns(f);
+  ASSERT_TRUE(runs.isOk());
+  ids.clear();
+  for (const RunRecord& r : *runs) ids.push_back(r.key.run_id);
+  EXPECT_EQ(ids, (std::vector<std::string>{"r400", "r398", "r397", "r395", "r394"}));
+  f.tenant = "team-a";
+  EXPECT_TRUE(store().listRuns(f)->empty());
+}
+
+TEST_F(RedisStoreTest, TheClaimIsLoadedAndANewAttemptDropsIt) {
+  const RunKey key = startedRun("claims", "r1", {"a"}, 3);
+  auto move = [&](S from, S to, std::int32_t try_number = 1) {
+    auto r = store().applyTransitions(term_, key, std::vector{TaskTransitionWrite{"a", from, try_number, to, "", false}}, at(5));
+    ASSERT_TRUE(r.isOk() && (*r)[0]) << toString(from) << "->" << toString(to);
+  };
+  move(S::kNone, S::kScheduled);
+  move(S::kScheduled, S::kQueued);
+  EXPECT_EQ(task(key, "a").execution_id, "");
+  ASSERT_TRUE(store().reportRunning(ExecutionRef{AttemptRef{key, "a", 1}, "exec-1"}, at(6)).isOk());
+  EXPECT_EQ(task(key, "a").execution_id, "exec-1");
+  ASSERT_TRUE(store().reportFinished(ExecutionRef{AttemptRef{key, "a", 1}, "exec-1"}, TaskOutcome{false, 1, "boom"}, at(7)).isOk());
+  EXPECT_EQ(task(key, "a").execution_id, "exec-1");
+  move(S::kFailed, S::kUpForRetry);
+  move(S::kUpForRetry, S::kNone);
+  EXPECT_EQ(task(key, "a").execution_id, "");
+  EXPECT_EQ(redis::serverCommand(kDb, {"HEXISTS", "leoflow:run:claims:r1:exec", "a"}), "0");
+  // Clearing drops it too.
+  move(S::kNone, S::kScheduled, 2);
+  move(S::kScheduled, S::kQueued, 2);
+  ASSERT_TRUE(store().reportRunning(ExecutionRef{AttemptRef{key, "a", 2}, "exec-2"}, at(8)).isOk());
+  auto cleared = store().clearTasks(ClearRequest{key, {ClearTask{"a", 2}}, false, "cleared by test", at(9)});
+  ASSERT_TRUE(cleared.isOk()) << cleared.status().toString();
+  const TaskInstance t = task(key, "a");
+  EXPECT_EQ(t.execution_id, "");
+  EXPECT_EQ(t.try_number, 3);
+  EXPECT_EQ(t.max_tries, 5);
+  EXPECT_EQ(zcard("leoflow:tis:running"), "0");
+  // A claim an older plugin left behind for a previous attempt is not the current attempt's.
+  redis::serverCommand(kDb, {"HSET", "leoflow:run:claims:r1:exec", "a", "exec-stale"});
+  EXPECT_EQ(task(key, "a").execution_id, "");
+}
+
+TEST_F(RedisStoreTest, APersonsCommandsKeepTheIndexesAndCountersTheReapersRead) {
+  const RunKey key = startedRun("ops", "r1", {"q", "run", "n", "done"}, 2);
+  ASSERT_TRUE(store().applyTransitions(term_, key, std::vector{
+      TaskTransitionWrite{"q", S::kNone, 1, S::kScheduled, "", false},
+      TaskTransitionWrite{"q", S::kScheduled, 1, S::kQueued, "", false},
+      TaskTransitionWrite{"run", S::kNone, 1, S::kScheduled, "", false},
+      TaskTransitionWrite{"run", S::kScheduled, 1, S::kQueued, "", false},
+      TaskTransitionWrite{"done", S::kNone, 1, S::kSkipped, "", false}}, at(2)).isOk());
+  ASSERT_TRUE(store().reportRunning(ExecutionRef{AttemptRef{key, "run", 1}, "e1"}, at(3)).isOk());
+  EXPECT_EQ(redis::serverCommand(kDb, {"HGET", "leoflow:run:ops:r1", "active"}), "2");
+
+  auto cancelled = store().cancelRun(CancelRunRequest{key, "cancelled by test", at(4)});
+  ASSERT_TRUE(cancelled.isOk()) << cancelled.status().toString();
+  EXPECT_EQ(cancelled->run_state, R::kFailed);
+  EXPECT_EQ(cancelled->changed_tasks, (std::vector<std::string>{"q", "run", "n"}));
+  EXPECT_EQ(zcard("leoflow:tis:queued"), "0");
+  EXPECT_EQ(zcard("leoflow:tis:running"), "0");
+  EXPECT_EQ(zcard("leoflow:runs:active"), "0");
+  EXPECT_EQ(redis::serverCommand(kDb, {"HGET", "leoflow:run:ops:r1", "active"}), "0");
+  EXPECT_EQ(store().cancelRun(CancelRunRequest{key, "cancelled", at(5)}).status().code(), StatusCode::kConflict);
+
+  // Marking a task of the finished run brings it back to running: active again, not an orphan
+  // before the planner looked at it only because nothing is scheduled.
+  auto marked = store().markTask(MarkTaskRequest{key, "q", S::kSuccess, "marked by test", at(6)});
+  ASSERT_TRUE(marked.isOk()) << marked.status().toString();
+  EXPECT_EQ(marked->run_state, R::kRunning);
+  EXPECT_EQ(zcard("leoflow:runs:active"), "1");
+  auto active = store().listActiveRuns();
+  ASSERT_TRUE(active.isOk());
+  ASSERT_EQ(active->size(), 1u);
+  EXPECT_EQ(active->at(0).state, R::kRunning);
+  const RunRecord after_mark = load(key);
+  EXPECT_FALSE(after_mark.ended_at.has_value());
+
+  // Clearing the failed ones: back in none, the run running with a fresh started_at.
+  auto cleared = store().clearTasks(ClearRequest{key, {ClearTask{"run", 1}, ClearTask{"n", 1}, ClearTask{"q", 1}},
+                                                 true, "cleared by test", at(7)});
+  ASSERT_TRUE(cleared.isOk()) << cleared.status().toString();
+  EXPECT_EQ(cleared->changed_tasks, (std::vector<std::string>{"run"}));  // n is skipped, q success
+  const RunRecord after_clear = load(key);
+  EXPECT_EQ(after_clear.started_at, at(7));
+  EXPECT_EQ(after_clear.tasks.at(1).state, S::kNone);
+  EXPECT_EQ(after_clear.tasks.at(1).try_number, 2);
+  EXPECT_EQ(after_clear.tasks.at(1).max_tries, 3);
+  EXPECT_EQ(after_clear.tasks.at(1).note, "cleared by test");
+
+  // runs mark: every unfinished instance and the run at once; out of the active index.
+  auto run_marked = store().markRun(MarkRunRequest{key, R::kSuccess, "marked by test", at(8)});
+  ASSERT_TRUE(run_marked.isOk()) << run_marked.status().toString();
+  EXPECT_EQ(run_marked->changed_tasks, (std::vector<std::string>{"run"}));
+  EXPECT_EQ(zcard("leoflow:runs:active"), "0");
+  EXPECT_EQ(redis::serverCommand(kDb, {"HGET", "leoflow:run:ops:r1", "active"}), "0");
+  EXPECT_EQ(load(key).ended_at, at(8));
+}
+
+TEST_F(RedisStoreTest, APersonsCommandPublishesTheRunAndEveryMovedInstance) {
+  const RunKey key = startedRun("feed:x", "r:1", {"a", "b", "c"});
+  ASSERT_TRUE(store().applyTransitions(term_, key, std::vector{TaskTransitionWrite{"c", S::kNone, 1, S::kSkipped, "", false}},
+                                       at(2)).isOk());
+  Collector sink;
+  ASSERT_TRUE(store().subscribe(sink).isOk());
+  ASSERT_TRUE(store().cancelRun(CancelRunRequest{key, "cancelled", at(3)}).isOk());
+  auto changes = sink.waitFor(3);
+  ASSERT_EQ(changes.size(), 3u);
+  EXPECT_EQ(changes[0].first.kind, Change::Kind::kTask);
+  EXPECT_EQ(changes[0].first.task_id, "a");
+  EXPECT_EQ(changes[1].first.task_id, "b");
+  EXPECT_EQ(changes[2].first.kind, Change::Kind::kRun);
+  EXPECT_EQ(changes[2].first.run, key);
+  sink.clear();
+  ASSERT_TRUE(store().deleteDag("feed:x").isOk());
+  auto deleted = sink.waitUntil([](const Change& c) { return c.kind == Change::Kind::kDag && c.dag_id == "feed:x"; });
+  EXPECT_TRUE(deleted.has_value());
 }
 
 }  // namespace

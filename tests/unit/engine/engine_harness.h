@@ -118,7 +118,10 @@ class EngineHarness {
   }
 
   RunKey trigger(const std::string& dag_id, const std::string& run_id = "r1", std::int64_t version = 1) {
-    NewRun run{{dag_id, run_id}, version, RunTrigger::kManual, clock.now(), "", clock.now()};
+    // The trigger time as the logical date, as `runs trigger` does — with its microseconds, so it is
+    // never exactly a cron slot (a run on a slot's logical date holds the slot: store.h createRun).
+    NewRun run{{dag_id, run_id}, version, RunTrigger::kManual, clock.now() + std::chrono::microseconds(1), "",
+               clock.now()};
     Status s = store.createRun(std::nullopt, run);
     EXPECT_TRUE(s.isOk()) << s.toString();
     return run.key;
@@ -132,7 +135,7 @@ class EngineHarness {
     r.dag_version = version;
     r.state = DagRunState::kRunning;
     r.trigger = RunTrigger::kManual;
-    r.logical_date = clock.now();
+    r.logical_date = clock.now() + std::chrono::microseconds(1);  // a trigger time, not a slot (see trigger())
     r.queued_at = clock.now();
     r.started_at = clock.now();
     for (auto& [id, ti] : instances) {

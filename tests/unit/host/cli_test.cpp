@@ -27,7 +27,7 @@ TEST(Cli, AnUnknownCommandIsAUsageErrorThatNamesIt) {
   auto r = runCommand(leoflowBinary() + " frobnicate");
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_THAT(r.err, HasSubstr("unknown command frobnicate"));
-  EXPECT_THAT(r.err, HasSubstr("plan, schedule, scheduler, dags, runs, status, store, plugins"));
+  EXPECT_THAT(r.err, HasSubstr("plan, schedule, scheduler, dags, runs, tasks, status, store, plugins"));
   // After --config and its value, and one level down.
   r = runCommand(leoflowBinary() + " --config x.toml frobnicate");
   EXPECT_EQ(r.exit_code, 2);
@@ -86,6 +86,48 @@ TEST(Cli, TheNewFlagsOfDagsShowAndRunsTriggerAreInTheirHelp) {
   EXPECT_EQ(r.exit_code, 0) << r.err;
   EXPECT_THAT(r.out, HasSubstr("--logical-date TIME"));
   EXPECT_THAT(r.out, HasSubstr("@FILE"));
+}
+
+// A person's commands (docs/operating.md §4.3, §4.4, §4.8): every one has --help with its flags.
+TEST(Cli, EveryPersonsCommandHasHelpWithItsFlags) {
+  const std::vector<std::pair<std::string, std::vector<std::string>>> commands = {
+      {"runs clear", {"--task", "--downstream", "--failed-only", "--from", "--to", "--actor", "--json"}},
+      {"runs mark", {"--state", "--dag", "--actor", "--json"}},
+      {"runs cancel", {"--dag", "--actor", "--json"}},
+      {"runs list", {"--tenant", "--since", "--limit"}},
+      {"tasks mark", {"--state", "--dag", "--actor"}},
+      {"tasks logs", {"--try", "--follow", "--dag"}},
+      {"tasks test", {"dag", "task"}},
+      {"dags delete", {"--force", "--actor"}},
+      {"dags backfill", {"--from", "--to", "--wait"}},
+  };
+  for (const auto& [command, flags] : commands) {
+    auto r = runCommand(leoflowBinary() + " " + command + " --help");
+    EXPECT_EQ(r.exit_code, 0) << command << ": " << r.err;
+    for (const std::string& flag : flags) EXPECT_THAT(r.out, HasSubstr(flag)) << command;
+  }
+}
+
+// Usage errors need no config and no store, and say what is wrong (exit 2).
+TEST(Cli, PersonsCommandsRefuseBadUsageBeforeTouchingTheStore) {
+  auto r = runCommand(noConfig() + " runs clear");
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_THAT(r.err, HasSubstr("give a RUN_ID, or --dag D --from T --to T"));
+  r = runCommand(noConfig() + " runs clear r1 --from 2026-01-01T00:00:00Z");
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_THAT(r.err, HasSubstr("not both"));
+  r = runCommand(noConfig() + " runs clear r1 --downstream");
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_THAT(r.err, HasSubstr("--downstream needs --task"));
+  r = runCommand(noConfig() + " runs mark r1 --state running");
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_THAT(r.err, HasSubstr("success or failed, not \"running\""));
+  r = runCommand(noConfig() + " tasks mark r1 t --state queued");
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_THAT(r.err, HasSubstr("success, failed or skipped"));
+  r = runCommand(noConfig() + " dags backfill etl --from yesterday --to 2026-01-01T00:00:00Z");
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_THAT(r.err, HasSubstr("--from: expected an ISO-8601 time"));
 }
 
 TEST(Cli, DagsShowWithJsonAndDotIsAUsageError) {

@@ -26,6 +26,17 @@ using leoflow::testing::MemoryStore;
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 
+RunQuery byDag(const std::string& dag) {
+  RunQuery q;
+  q.dag_id = dag;
+  return q;
+}
+RunQuery byState(const std::string& state) {
+  RunQuery q;
+  q.state = state;
+  return q;
+}
+
 std::optional<Timestamp> parseIsoForTest(const std::string& text) { return schedule::parseIsoTime(text); }
 
 class Commands : public ::testing::Test {
@@ -139,13 +150,14 @@ TEST_F(Commands, TriggerTimeoutMustBePositiveShortAndComeWithWait) {
 TEST_F(Commands, ListPauseAndUnpause) {
   ASSERT_EQ(run([&] { return dagsSync(store_, {dagFile("etl")}, out_, err_); }), 0);
   EXPECT_EQ(run([&] { return dagsSetPaused(store_, "etl", true, out_); }), 0);
-  EXPECT_EQ(run([&] { return dagsList(store_, true, out_); }), 0);
+  EXPECT_EQ(run([&] { return dagsList(store_, true, out_, clock_.now()); }), 0);
   auto list = nlohmann::json::parse(out_.str());
-  EXPECT_EQ(list, nlohmann::json::parse(R"([{"dag_id":"etl","schedule":null,"paused":true,"version":1}])"));
+  EXPECT_EQ(list, nlohmann::json::parse(R"([{"dag_id":"etl","schedule":null,"paused":true,"version":1,"tenant":"default","next_slot":null,
+                                              "last_run_state":null}])"));
   EXPECT_EQ(run([&] { return dagsSetPaused(store_, "etl", false, out_); }), 0);
   EXPECT_EQ(run([&] { return dagsSetPaused(store_, "nope", true, out_); }), 2);
   EXPECT_THAT(err_.str(), HasSubstr("unknown dag \"nope\""));
-  EXPECT_EQ(run([&] { return dagsList(store_, false, out_); }), 0);
+  EXPECT_EQ(run([&] { return dagsList(store_, false, out_, clock_.now()); }), 0);
   EXPECT_THAT(out_.str(), HasSubstr("etl"));
 }
 
@@ -266,15 +278,15 @@ TEST_F(Commands, ListFiltersByDagAndState) {
     o.run_id = std::string("r-") + d;
     ASSERT_EQ(run([&] { return runsTrigger(store_, clock_, o, out_, err_); }), 0);
   }
-  EXPECT_EQ(run([&] { return runsList(store_, std::string("etl"), std::nullopt, true, out_); }), 0);
+  EXPECT_EQ(run([&] { return runsList(store_, byDag("etl"), true, out_); }), 0);
   auto j = nlohmann::json::parse(out_.str());
   ASSERT_EQ(j.size(), 1u);
   EXPECT_EQ(j[0]["run_id"], "r-etl");
   EXPECT_FALSE(j[0].contains("tasks"));
-  EXPECT_EQ(run([&] { return runsList(store_, std::nullopt, std::string("success"), true, out_); }), 0);
+  EXPECT_EQ(run([&] { return runsList(store_, byState("success"), true, out_); }), 0);
   EXPECT_EQ(nlohmann::json::parse(out_.str()).size(), 0u);
-  EXPECT_EQ(run([&] { return runsList(store_, std::nullopt, std::string("paused"), true, out_); }), 2);
-  EXPECT_EQ(run([&] { return runsList(store_, std::string("nope"), std::nullopt, true, out_); }), 2);
+  EXPECT_EQ(run([&] { return runsList(store_, byState("paused"), true, out_); }), 2);
+  EXPECT_EQ(run([&] { return runsList(store_, byDag("nope"), true, out_); }), 2);
 }
 
 // dags show (docs/architecture.md §8.14): text by default, the dags list object plus tasks, DOT.
@@ -286,34 +298,35 @@ TEST_F(Commands, DagsShowPrintsTheDagAndItsTasksAsTextJsonAndDot) {
   ASSERT_EQ(run([&] { return dagsSync(store_, {etl}, out_, err_); }), 0) << err_.str();
   ASSERT_EQ(run([&] { return dagsSetPaused(store_, "etl", true, out_); }), 0);
 
-  EXPECT_EQ(run([&] { return dagsShow(store_, "etl", DagShowFormat::kJson, out_); }), 0) << err_.str();
+  EXPECT_EQ(run([&] { return dagsShow(store_, "etl", DagShowFormat::kJson, out_, clock_.now()); }), 0) << err_.str();
   EXPECT_EQ(nlohmann::json::parse(out_.str()), nlohmann::json::parse(R"({
-      "dag_id":"etl","schedule":"@daily","paused":true,"version":1,"tasks":[
+      "dag_id":"etl","schedule":"@daily","paused":true,"version":1,"tenant":"default",
+      "next_slot":"2026-05-28T00:00:00Z","last_run_state":null,"tasks":[
         {"task_id":"extract","type":"bash","depends_on":[],"trigger_rule":"all_success"},
         {"task_id":"load","type":"python","depends_on":["extract"],"trigger_rule":"all_success"},
         {"task_id":"report","type":"bash","depends_on":["extract","load"],"trigger_rule":"all_done"}]})"));
   // The same object as `dags list --json` has for the DAG, plus tasks.
   auto shown = nlohmann::json::parse(out_.str());
   shown.erase("tasks");
-  ASSERT_EQ(run([&] { return dagsList(store_, true, out_); }), 0);
+  ASSERT_EQ(run([&] { return dagsList(store_, true, out_, clock_.now()); }), 0);
   EXPECT_EQ(shown, nlohmann::json::parse(out_.str())[0]);
 
-  EXPECT_EQ(run([&] { return dagsShow(store_, "etl", DagShowFormat::kDot, out_); }), 0);
+  EXPECT_EQ(run([&] { return dagsShow(store_, "etl", DagShowFormat::kDot, out_, clock_.now()); }), 0);
   EXPECT_EQ(out_.str(),
             "digraph \"etl\" {\n"
             "  \"extract\";\n  \"load\";\n  \"report\";\n"
             "  \"extract\" -> \"load\";\n  \"extract\" -> \"report\";\n  \"load\" -> \"report\";\n"
             "}\n");
 
-  EXPECT_EQ(run([&] { return dagsShow(store_, "etl", DagShowFormat::kText, out_); }), 0);
-  EXPECT_THAT(out_.str(), HasSubstr("dag etl: version 1, schedule @daily, paused\n"));
+  EXPECT_EQ(run([&] { return dagsShow(store_, "etl", DagShowFormat::kText, out_, clock_.now()); }), 0);
+  EXPECT_THAT(out_.str(), HasSubstr("dag etl: version 1, schedule @daily, paused, tenant default\n"));
   EXPECT_THAT(out_.str(), MatchesRegex("(.|\n)*report +bash +all_done +extract, load\n(.|\n)*"));
   EXPECT_THAT(out_.str(), MatchesRegex("(.|\n)*extract +bash +all_success +-\n(.|\n)*"));
 }
 
 TEST_F(Commands, DagsShowOfAnUnknownDagExitsTwo) {
   for (const auto format : {DagShowFormat::kText, DagShowFormat::kJson, DagShowFormat::kDot}) {
-    EXPECT_EQ(run([&] { return dagsShow(store_, "ghost", format, out_); }), 2);
+    EXPECT_EQ(run([&] { return dagsShow(store_, "ghost", format, out_, clock_.now()); }), 2);
     EXPECT_THAT(err_.str(), HasSubstr("unknown dag \"ghost\""));
     EXPECT_EQ(out_.str(), "");
   }
@@ -350,7 +363,7 @@ TEST_F(Commands, TriggerSetsTheLogicalDateAndShowCarriesNoteAndDagVersion) {
   RunRecord noted = *store_.run({"etl", "manual__2026-05-28T12:00:00.000000Z"});
   noted.note = "cancelled";
   store_.putRun(noted);
-  EXPECT_EQ(run([&] { return runsList(store_, std::string("etl"), std::nullopt, true, out_); }), 0);
+  EXPECT_EQ(run([&] { return runsList(store_, byDag("etl"), true, out_); }), 0);
   j = nlohmann::json::parse(out_.str());
   ASSERT_EQ(j.size(), 1u);
   EXPECT_EQ(j[0]["note"], "cancelled");

@@ -1,0 +1,485 @@
+#include "host/operations.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <deque>
+#include <map>
+#include <set>
+#include <span>
+
+#include <fmt/format.h>
+
+#include "host/dag_file.h"
+#include "host/exit_codes.h"
+#include "host/json_fields.h"
+#include "host/runs_command.h"
+#include "host/store_session.h"
+#include "schedule/cron.h"
+#include "schedule/due_slots.h"
+#include "schedule/iso_time.h"
+
+namespace leoflow::host {
+namespace {
+
+using ojson = nlohmann::ordered_json;
+
+// Backfill refuses ranges beyond this many slots: a typo in a year should not queue a million runs.
+constexpr std::size_t kMaxBackfillSlots = 10'000;
+
+ojson timeOrNull(const std::optional<Timestamp>& t) {
+  return t ? ojson(schedule::formatIsoSeconds(*t)) : ojson(nullptr);
+}
+
+// The slot the scheduler creates next for a DAG (what `dags list` shows as next_slot): the oldest
+// slot due now, else the schedule's next slot after now (and after the last one it created); null
+// for manual and @continuous DAGs, a bad expression, or a schedule past its end date.
+std::optional<Timestamp> nextSlot(const DagSpec& spec, const std::optional<ScheduledDag>& scheduled, Timestamp now) {
+  if (spec.schedule.empty()) return std::nullopt;
+  auto parsed = schedule::Schedule::parse(spec.schedule, spec.schedule_timezone);
+  if (!parsed) return std::nullopt;
+  const schedule::Schedule& sched = *parsed;
+  std::optional<Timestamp> last = scheduled ? scheduled->last_logical : std::nullopt;
+  if (sched.kind() == schedule::ScheduleKind::kOnce) {
+    if (scheduled && scheduled->ever_run) return std::nullopt;
+    return spec.start_date && *spec.start_date > now ? *spec.start_date : now;
+  }
+  if (!sched.hasSlots()) return std::nullopt;
+  schedule::DueQuery q;
+  q.now = now;
+  q.catchup = spec.catchup;
+  q.last_logical = last;
+  q.start_date = spec.start_date;
+  q.end_date = spec.end_date;
+  q.max_slots = 1;
+  std::vector<Timestamp> due;
+  schedule::dueSlots(sched, q, due);
+  if (!due.empty()) return due.front();
+  Timestamp after = now;
+  if (last && *last > after) after = *last;
+  if (spec.start_date && *spec.start_date > after) after = *spec.start_date - std::chrono::microseconds(1);
+  auto next = sched.next(after);
+  if (next && spec.end_date && *next > *spec.end_date) return std::nullopt;
+  return next;
+}
+
+ojson dagJson(const DagSummary& d, const std::optional<DagSpec>& spec, const std::optional<ScheduledDag>& scheduled,
+              const std::optional<DagRunState>& last_run_state, Timestamp now) {
+  ojson j = ojson::object();
+  j["dag_id"] = d.dag_id;
+  j["schedule"] = d.schedule.empty() ? ojson(nullptr) : ojson(d.schedule);
+  j["paused"] = d.paused;
+  j["version"] = d.version;
+  j["tenant"] = d.tenant;
+  j["next_slot"] = spec ? timeOrNull(nextSlot(*spec, scheduled, now)) : ojson(nullptr);
+  j["last_run_state"] = last_run_state ? ojson(std::string(toString(*last_run_state))) : ojson(nullptr);
+  return j;
+}
+
+std::optional<DagRunState> lastRunState(Store& store, const std::string& dag_id) {
+  RunFilter f;
+  f.dag_id = dag_id;
+  f.limit = 1;
+  auto runs = store.listRuns(f);
+  if (!runs) failWith(runs.status(), "listing runs of dag " + dag_id);
+  if (runs->empty()) return std::nullopt;
+  return runs->front().state;
+}
+
+std::map<std::string, ScheduledDag> scheduledByDag(Store& store) {
+  std::map<std::string, ScheduledDag> out;
+  auto dags = store.scheduledDags();
+  if (!dags) failWith(dags.status(), "listing scheduled dags");
+  for (ScheduledDag& d : *dags) {
+    std::string id = d.dag_id;
+    out.emplace(std::move(id), std::move(d));
+  }
+  return out;
+}
+
+// Every task downstream of `roots`, transitively, with the roots, in the DAG's order.
+std::vector<std::string> withDownstream(const DagSpec& spec, const std::vector<std::string>& roots) {
+  std::map<std::string, std::vector<std::string>> children;
+  for (const TaskSpec& t : spec.tasks) {
+    for (const std::string& up : t.depends_on) children[up].push_back(t.task_id);
+  }
+  std::set<std::string> seen(roots.begin(), roots.end());
+  std::deque<std::string> todo(roots.begin(), roots.end());
+  while (!todo.empty()) {
+    const std::string id = todo.front();
+    todo.pop_front();
+    for (const std::string& c : children[id]) {
+      if (seen.insert(c).second) todo.push_back(c);
+    }
+  }
+  std::vector<std::string> out;
+  for (const TaskSpec& t : spec.tasks) {
+    if (seen.count(t.task_id) != 0) out.push_back(t.task_id);
+  }
+  return out;
+}
+
+std::string note(const std::string& what, const std::string& actor) {
+  return what + " by " + (actor.empty() ? defaultActor() : actor);
+}
+
+}  // namespace
+
+std::string defaultActor() {
+  const char* user = std::getenv("USER");
+  char host[256] = {};
+  if (gethostname(host, sizeof(host) - 1) != 0) host[0] = '\0';
+  return fmt::format("{}@{}", user != nullptr && *user != '\0' ? user : "unknown", host[0] != '\0' ? host : "unknown");
+}
+
+RunKey resolveRun(Store& store, const std::string& run_id, const std::optional<std::string>& dag_id) {
+  if (dag_id) return RunKey{*dag_id, run_id};
+  auto found = store.findRuns(run_id);
+  if (!found) failWith(found.status(), "finding run " + run_id);
+  if (found->empty()) throw notFound("unknown run " + quote(run_id) + " (leoflow runs list shows the runs)");
+  if (found->size() > 1) {
+    std::vector<std::string> dags;
+    for (const RunKey& k : *found) dags.push_back(k.dag_id);
+    throw badInput(fmt::format("run id {} exists in several dags ({}); say which with --dag", quote(run_id),
+                               fmt::join(dags, ", ")));
+  }
+  return (*found)[0];
+}
+
+void orderTasks(Store& store, RunRecord& run) {
+  auto stored = store.getDag(run.key.dag_id, run.dag_version);
+  if (!stored) return;
+  auto spec = decodeCanonicalDag(stored->spec_json);
+  if (!spec) return;
+  std::map<std::string, std::size_t> position;
+  for (std::size_t i = 0; i < spec->tasks.size(); ++i) position[spec->tasks[i].task_id] = i;
+  std::stable_sort(run.tasks.begin(), run.tasks.end(), [&](const TaskInstance& a, const TaskInstance& b) {
+    auto pa = position.find(a.task_id), pb = position.find(b.task_id);
+    const std::size_t ia = pa == position.end() ? position.size() : pa->second;
+    const std::size_t ib = pb == position.end() ? position.size() : pb->second;
+    return ia < ib;
+  });
+}
+
+RunRecord loadRun(Store& store, const RunKey& key) {
+  auto loaded = store.loadRuns(std::span<const RunKey>(&key, 1));
+  if (loaded.empty()) failWith(internalError("no answer"), "loading run " + key.run_id);
+  if (!loaded[0]) {
+    if (loaded[0].status().code() == StatusCode::kNotFound) {
+      throw notFound(fmt::format("unknown run {} of dag {}", quote(key.run_id), quote(key.dag_id)));
+    }
+    failWith(loaded[0].status(), "loading run " + key.run_id);
+  }
+  RunRecord run = std::move(loaded[0]).value();
+  orderTasks(store, run);
+  return run;
+}
+
+DagSpec loadDagSpec(Store& store, const std::string& dag_id, std::optional<std::int64_t> version) {
+  auto stored = store.getDag(dag_id, version);
+  if (!stored) {
+    if (stored.status().code() == StatusCode::kNotFound) {
+      throw notFound("unknown dag " + quote(dag_id) + " (leoflow dags list shows the registered ones)");
+    }
+    failWith(stored.status(), "reading dag " + dag_id);
+  }
+  auto spec = decodeCanonicalDag(stored->spec_json);
+  if (!spec) failWith(spec.status(), fmt::format("reading dag {} version {}", dag_id, stored->version));
+  return std::move(spec).value();
+}
+
+// --- Reads -----------------------------------------------------------------------------------------
+
+ojson listDagsJson(Store& store, Timestamp now, const std::optional<std::string>& tenant) {
+  auto dags = store.listDags();
+  if (!dags) failWith(dags.status(), "listing dags");
+  const auto scheduled = scheduledByDag(store);
+  ojson a = ojson::array();
+  for (const DagSummary& d : *dags) {
+    if (tenant && d.tenant != *tenant) continue;
+    std::optional<DagSpec> spec;
+    if (auto stored = store.getDag(d.dag_id, d.version); stored) {
+      if (auto decoded = decodeCanonicalDag(stored->spec_json); decoded) spec = std::move(decoded).value();
+    }
+    auto s = scheduled.find(d.dag_id);
+    a.push_back(dagJson(d, spec, s == scheduled.end() ? std::nullopt : std::optional(s->second),
+                        lastRunState(store, d.dag_id), now));
+  }
+  return a;
+}
+
+ojson showDagJson(Store& store, const std::string& dag_id, Timestamp now) {
+  auto stored = store.getDag(dag_id, std::nullopt);
+  if (!stored) {
+    if (stored.status().code() == StatusCode::kNotFound) {
+      throw notFound("unknown dag " + quote(dag_id) + " (leoflow dags list shows the registered ones)");
+    }
+    failWith(stored.status(), "reading dag " + dag_id);
+  }
+  auto spec = decodeCanonicalDag(stored->spec_json);
+  if (!spec) failWith(spec.status(), fmt::format("reading dag {} version {}", dag_id, stored->version));
+  const DagSummary summary{stored->dag_id, spec->schedule, stored->paused, stored->version, spec->tenant};
+  const auto scheduled = scheduledByDag(store);
+  auto s = scheduled.find(dag_id);
+  ojson j = dagJson(summary, *spec, s == scheduled.end() ? std::nullopt : std::optional(s->second),
+                    lastRunState(store, dag_id), now);
+  ojson tasks = ojson::array();
+  for (const TaskSpec& t : spec->tasks) {
+    ojson tj = ojson::object();
+    tj["task_id"] = t.task_id;
+    tj["type"] = t.type;
+    tj["depends_on"] = t.depends_on;
+    tj["trigger_rule"] = std::string(toString(t.trigger_rule));
+    tasks.push_back(std::move(tj));
+  }
+  j["tasks"] = std::move(tasks);
+  return j;
+}
+
+std::vector<RunRecord> queryRuns(Store& store, const RunQuery& q) {
+  RunFilter filter;
+  filter.dag_id = q.dag_id;
+  filter.tenant = q.tenant;
+  filter.logical_since = q.since;
+  filter.limit = q.limit;
+  if (q.state) {
+    auto parsed = parseDagRunState(*q.state);
+    if (!parsed) throw badInput("unknown run state " + quote(*q.state) + " (queued, running, success, failed)");
+    filter.state = parsed;
+  }
+  if (q.dag_id) (void)loadDagSpec(store, *q.dag_id);  // an unknown DAG is an error, not an empty list
+  auto runs = store.listRuns(filter);
+  if (!runs) failWith(runs.status(), "listing runs");
+  return std::move(runs).value();
+}
+
+// --- Changes -----------------------------------------------------------------------------------------
+
+RunKey triggerRun(Store& store, Timestamp now, const TriggerRequest& r) {
+  auto dag = store.getDag(r.dag_id, std::nullopt);
+  if (!dag) {
+    if (dag.status().code() == StatusCode::kNotFound) throw notFound("unknown dag " + quote(r.dag_id));
+    failWith(dag.status(), "reading dag " + r.dag_id);
+  }
+  auto spec = decodeCanonicalDag(dag->spec_json);
+  if (!spec) failWith(spec.status(), "reading dag " + r.dag_id);
+  // §8.5: manual__<now with microseconds>, unique per DAG.
+  const std::string run_id = r.run_id.empty() ? "manual__" + schedule::formatIsoMicros(now) : r.run_id;
+  checkManualRunId(run_id);
+  NewRun run{{r.dag_id, run_id}, dag->version, RunTrigger::kManual, r.logical_date.value_or(now), r.conf_json, now,
+             spec->tenant};
+  Status s = store.createRun(std::nullopt, run);
+  if (!s.isOk()) {
+    if (s.code() == StatusCode::kAlreadyExists) {
+      throw conflict("run id " + quote(run_id) + " already exists for dag " + quote(r.dag_id));
+    }
+    failWith(s, "triggering dag " + r.dag_id);
+  }
+  return run.key;
+}
+
+OperatorOutcome clearRun(Store& store, Timestamp now, const RunKey& key, const ClearOptions& o) {
+  const RunRecord run = loadRun(store, key);
+  const DagSpec spec = loadDagSpec(store, key.dag_id, run.dag_version);
+  std::map<std::string, const TaskSpec*> by_id;
+  for (const TaskSpec& t : spec.tasks) by_id[t.task_id] = &t;
+  std::vector<std::string> ids;
+  if (o.task_ids.empty()) {
+    // Every task the run has (all of its version's, unless the run was seeded otherwise).
+    std::set<std::string> present;
+    for (const TaskInstance& ti : run.tasks) present.insert(ti.task_id);
+    for (const TaskSpec& t : spec.tasks) {
+      if (present.count(t.task_id) != 0) ids.push_back(t.task_id);
+    }
+  } else {
+    for (const std::string& id : o.task_ids) {
+      if (by_id.count(id) == 0) {
+        throw notFound(fmt::format("dag {} (version {}) has no task {}", quote(key.dag_id), run.dag_version, quote(id)));
+      }
+    }
+    ids = o.downstream ? withDownstream(spec, o.task_ids) : o.task_ids;
+  }
+  ClearRequest request;
+  request.run = key;
+  request.failed_only = o.failed_only;
+  request.note = note("cleared", o.actor);
+  request.at = now;
+  for (const std::string& id : ids) request.tasks.push_back({id, by_id[id]->retries});
+  auto outcome = store.clearTasks(request);
+  if (!outcome) failWith(outcome.status(), "clearing run " + key.run_id);
+  return std::move(outcome).value();
+}
+
+std::vector<ClearedRun> clearRange(Store& store, Timestamp now, const std::string& dag_id, Timestamp from,
+                                   Timestamp to, const ClearOptions& options) {
+  if (from > to) throw badInput("--from is after --to");
+  (void)loadDagSpec(store, dag_id);
+  RunFilter filter;
+  filter.dag_id = dag_id;
+  filter.logical_since = from;
+  filter.logical_until = to;
+  filter.limit = 100'000;
+  auto runs = store.listRuns(filter);
+  if (!runs) failWith(runs.status(), "listing runs of dag " + dag_id);
+  std::vector<RunRecord> ordered = std::move(runs).value();
+  std::sort(ordered.begin(), ordered.end(),
+            [](const RunRecord& a, const RunRecord& b) { return a.logical_date < b.logical_date; });
+  std::vector<ClearedRun> out;
+  for (const RunRecord& r : ordered) {
+    if (r.state == DagRunState::kQueued) continue;  // nothing to clear yet
+    out.push_back({r.key, clearRun(store, now, r.key, options)});
+  }
+  return out;
+}
+
+OperatorOutcome markTask(Store& store, Timestamp now, const RunKey& run, const std::string& task_id,
+                         const std::string& state, const std::string& actor) {
+  auto to = parseTaskState(state);
+  if (!to || (*to != TaskState::kSuccess && *to != TaskState::kFailed && *to != TaskState::kSkipped)) {
+    throw badInput("--state: a task is marked success, failed or skipped, not " + quote(state));
+  }
+  MarkTaskRequest r{run, task_id, *to, note("marked " + state, actor), now};
+  auto outcome = store.markTask(r);
+  if (!outcome) failWith(outcome.status(), fmt::format("marking task {} of run {}", task_id, run.run_id));
+  return std::move(outcome).value();
+}
+
+OperatorOutcome markRun(Store& store, Timestamp now, const RunKey& run, const std::string& state,
+                        const std::string& actor) {
+  auto to = parseDagRunState(state);
+  if (!to || (*to != DagRunState::kSuccess && *to != DagRunState::kFailed)) {
+    throw badInput("--state: a run is marked success or failed, not " + quote(state));
+  }
+  MarkRunRequest r{run, *to, note("marked " + state, actor), now};
+  auto outcome = store.markRun(r);
+  if (!outcome) failWith(outcome.status(), "marking run " + run.run_id);
+  return std::move(outcome).value();
+}
+
+OperatorOutcome cancelRun(Store& store, Timestamp now, const RunKey& run, const std::string& actor) {
+  CancelRunRequest r{run, note("cancelled", actor), now};
+  auto outcome = store.cancelRun(r);
+  if (!outcome) failWith(outcome.status(), "cancelling run " + run.run_id);
+  return std::move(outcome).value();
+}
+
+std::vector<std::string> deleteDag(Store& store, Timestamp now, const std::string& dag_id, bool force,
+                                   const std::string& actor) {
+  (void)loadDagSpec(store, dag_id);
+  std::vector<std::string> cancelled;
+  // A scheduler may create a run between our cancel and the delete: try a few rounds.
+  for (int round = 0; round < 5; ++round) {
+    RunFilter filter;
+    filter.dag_id = dag_id;
+    filter.limit = 100'000;
+    auto runs = store.listRuns(filter);
+    if (!runs) failWith(runs.status(), "listing runs of dag " + dag_id);
+    std::vector<RunKey> active;
+    for (const RunRecord& r : *runs) {
+      if (!isTerminal(r.state)) active.push_back(r.key);
+    }
+    if (!active.empty() && !force) {
+      throw conflict(fmt::format("dag {} has {} active run{} ({}{}); wait for them, cancel them, or delete with --force",
+                                 quote(dag_id), active.size(), active.size() == 1 ? "" : "s", active.front().run_id,
+                                 active.size() > 1 ? ", ..." : ""));
+    }
+    for (const RunKey& k : active) {
+      CancelRunRequest r{k, note("cancelled", actor) + " (dag deleted)", now};
+      auto outcome = store.cancelRun(r);
+      if (outcome) {
+        cancelled.push_back(k.run_id);
+      } else if (outcome.status().code() != StatusCode::kConflict) {  // conflict: it just finished
+        failWith(outcome.status(), "cancelling run " + k.run_id);
+      }
+    }
+    Status s = store.deleteDag(dag_id);
+    if (s.isOk()) return cancelled;
+    if (s.code() != StatusCode::kConflict || !force) failWith(s, "deleting dag " + dag_id);
+  }
+  throw conflict("dag " + quote(dag_id) + " keeps getting new runs; pause it first (leoflow dags pause " + dag_id + ")");
+}
+
+BackfillResult backfill(Store& store, Timestamp now, const std::string& dag_id, Timestamp from, Timestamp to) {
+  if (from > to) throw badInput("--from is after --to");
+  auto dag = store.getDag(dag_id, std::nullopt);
+  if (!dag) {
+    if (dag.status().code() == StatusCode::kNotFound) throw notFound("unknown dag " + quote(dag_id));
+    failWith(dag.status(), "reading dag " + dag_id);
+  }
+  auto spec = decodeCanonicalDag(dag->spec_json);
+  if (!spec) failWith(spec.status(), "reading dag " + dag_id);
+  auto parsed = schedule::Schedule::parse(spec->schedule, spec->schedule_timezone);
+  if (!parsed || !parsed->hasSlots()) {
+    throw badInput(fmt::format("dag {} has {}; backfill needs a cron or @every schedule (trigger single runs with "
+                               "leoflow runs trigger {} --logical-date T)",
+                               quote(dag_id), spec->schedule.empty() ? "no schedule" : "schedule " + spec->schedule,
+                               dag_id));
+  }
+  std::vector<Timestamp> slots;
+  parsed->appendSlots(from - std::chrono::microseconds(1), to, kMaxBackfillSlots + 1, slots);
+  if (slots.size() > kMaxBackfillSlots) {
+    throw badInput(fmt::format("the range holds more than {} slots of {}; backfill a narrower range", kMaxBackfillSlots,
+                               spec->schedule));
+  }
+  BackfillResult result;
+  for (Timestamp slot : slots) {
+    NewRun run{{dag_id, "backfill__" + schedule::formatIsoSeconds(slot)}, dag->version, RunTrigger::kBackfill, slot, "",
+               now, spec->tenant};
+    Status s = store.createRun(std::nullopt, run);
+    if (s.isOk()) {
+      result.created.push_back(run.key);
+    } else if (s.code() == StatusCode::kAlreadyExists) {
+      result.already_taken.push_back(slot);
+    } else {
+      failWith(s, "creating backfill run " + run.key.run_id);
+    }
+  }
+  return result;
+}
+
+void setPaused(Store& store, const std::string& dag_id, bool paused) {
+  Status s = store.setPaused(dag_id, paused);
+  if (!s.isOk()) {
+    if (s.code() == StatusCode::kNotFound) throw notFound("unknown dag " + quote(dag_id));
+    failWith(s, std::string(paused ? "pausing" : "unpausing") + " dag " + dag_id);
+  }
+}
+
+// --- Logs ------------------------------------------------------------------------------------------
+
+TaskLog readTaskLog(Store& store, const LogReadFn& read, const TaskLogRequest& r) {
+  const RunRecord run = loadRun(store, r.run);
+  auto it = std::find_if(run.tasks.begin(), run.tasks.end(),
+                         [&](const TaskInstance& t) { return t.task_id == r.task_id; });
+  if (it == run.tasks.end()) {
+    throw notFound(fmt::format("run {} has no task {}{}", quote(r.run.run_id), quote(r.task_id),
+                               run.tasks.empty() ? " yet (it has not started)" : ""));
+  }
+  const std::int32_t try_number = r.try_number.value_or(it->try_number);
+  if (try_number < 1 || try_number > it->try_number) {
+    throw notFound(fmt::format("task {} has no try {} (its current try is {})", quote(r.task_id), try_number,
+                               it->try_number));
+  }
+  const bool current = try_number == it->try_number;
+  if (current && !it->started_at && it->execution_id.empty()) {
+    throw notFound(fmt::format("try {} of task {} has not started (state {}); no log yet", try_number,
+                               quote(r.task_id), toString(it->state)));
+  }
+  LogQuery q;
+  q.attempt = AttemptRef{r.run, r.task_id, try_number};
+  q.run_uid = run.uid;
+  q.execution_id = current ? it->execution_id : "";
+  q.offset = r.offset;
+  q.max_bytes = r.max_bytes;
+  if (!read) throw notFound("no dispatcher in the config keeps logs");
+  auto chunk = read(q);
+  if (!chunk) failWith(chunk.status(), fmt::format("reading the log of {} try {}", r.task_id, try_number));
+  TaskLog log{std::move(chunk).value(), q.attempt, it->state};
+  // A past try has ended; the current one only once its instance left running/queued.
+  const bool attempt_ended = !current || (it->state != TaskState::kRunning && it->state != TaskState::kQueued);
+  if (!attempt_ended) log.chunk.complete = false;
+  return log;
+}
+
+}  // namespace leoflow::host

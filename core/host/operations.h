@@ -1,0 +1,134 @@
+// A person's commands and reads, shared by the command line and the HTTP API (docs/architecture.md
+// §8.14, §8.15): one implementation, two front ends.
+//
+// Every function takes the Store and the time, does one atomic store call for each change (the
+// Store's compare-and-set operations), and throws CommandError on anything that is not a success:
+// its kind gives the CLI's exit code (2 bad input, not found or conflict; 3 store unreachable) and
+// the API's status (400, 404, 409, 503).
+#pragma once
+
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include <leoflow/dispatcher.h>
+#include <leoflow/store.h>
+
+namespace leoflow::host {
+
+/// `$USER@host`, the actor named in notes when `--actor` is not given.
+std::string defaultActor();
+
+/// The run named by `run_id`, in `dag_id` when given. Not found: kNotFound error; a run id held by
+/// several DAGs without `dag_id`: bad input naming them.
+RunKey resolveRun(Store& store, const std::string& run_id, const std::optional<std::string>& dag_id);
+
+/// Loads a run with its tasks in the order its DAG version declares them. Not found: kNotFound.
+RunRecord loadRun(Store& store, const RunKey& key);
+
+/// Orders a run's task instances as its DAG version declares them (when it can be read).
+void orderTasks(Store& store, RunRecord& run);
+
+/// A DAG's current version, parsed. Not found: kNotFound.
+DagSpec loadDagSpec(Store& store, const std::string& dag_id, std::optional<std::int64_t> version = std::nullopt);
+
+// --- Reads -----------------------------------------------------------------------------------------
+
+/// The `dags list` objects: {dag_id, schedule, paused, version, tenant, next_slot, last_run_state}.
+nlohmann::ordered_json listDagsJson(Store& store, Timestamp now, const std::optional<std::string>& tenant = {});
+/// One DAG's `dags list` object plus "tasks": [{task_id, type, depends_on, trigger_rule}]
+/// (`dags show --json`, `GET /api/v1/dags/{dag}`).
+nlohmann::ordered_json showDagJson(Store& store, const std::string& dag_id, Timestamp now);
+
+struct RunQuery {
+  std::optional<std::string> dag_id;
+  std::optional<std::string> state;   ///< a run state name; anything else is bad input
+  std::optional<std::string> tenant;
+  std::optional<Timestamp> since;     ///< logical date at or after
+  std::size_t limit = 1000;
+};
+/// Runs, newest logical date first. An unknown DAG named in the query: kNotFound.
+std::vector<RunRecord> queryRuns(Store& store, const RunQuery& query);
+
+// --- Changes (each one atomic store call, or one per run) --------------------------------------------
+
+struct TriggerRequest {
+  std::string dag_id;
+  std::string run_id;      ///< empty: manual__<now with microseconds>
+  std::string conf_json;   ///< a JSON object's text, or empty
+  std::optional<Timestamp> logical_date;
+};
+/// Creates a manual run; returns its key. A taken run id: conflict; a reserved or malformed id:
+/// bad input; an unknown DAG: not found.
+RunKey triggerRun(Store& store, Timestamp now, const TriggerRequest& request);
+
+struct ClearOptions {
+  std::vector<std::string> task_ids;  ///< empty: every task of the run
+  bool downstream = false;            ///< add every task downstream of task_ids, transitively
+  bool failed_only = false;           ///< then keep only failed and upstream_failed instances
+  std::string actor;
+};
+/// `runs clear RUN_ID`: the listed tasks back to `none` (see Store::clearTasks).
+OperatorOutcome clearRun(Store& store, Timestamp now, const RunKey& run, const ClearOptions& options);
+
+struct ClearedRun {
+  RunKey run;
+  OperatorOutcome outcome;
+};
+/// `runs clear --dag D --from T --to T`: clearRun on every run of the DAG whose logical date lies in
+/// [from, to], oldest first; runs still queued are passed over.
+std::vector<ClearedRun> clearRange(Store& store, Timestamp now, const std::string& dag_id, Timestamp from,
+                                   Timestamp to, const ClearOptions& options);
+
+/// `tasks mark`: state is success, failed or skipped (else bad input).
+OperatorOutcome markTask(Store& store, Timestamp now, const RunKey& run, const std::string& task_id,
+                         const std::string& state, const std::string& actor);
+/// `runs mark`: state is success or failed (else bad input).
+OperatorOutcome markRun(Store& store, Timestamp now, const RunKey& run, const std::string& state,
+                        const std::string& actor);
+/// `runs cancel`: note "cancelled by <actor>".
+OperatorOutcome cancelRun(Store& store, Timestamp now, const RunKey& run, const std::string& actor);
+
+/// `dags delete`: refused (conflict) while the DAG has active runs unless `force`, which cancels
+/// them first. Returns the ids of the runs it cancelled.
+std::vector<std::string> deleteDag(Store& store, Timestamp now, const std::string& dag_id, bool force,
+                                   const std::string& actor);
+
+struct BackfillResult {
+  std::vector<RunKey> created;           ///< backfill__<logical date>, oldest first
+  std::vector<Timestamp> already_taken;  ///< slots some run of the DAG already holds
+};
+/// `dags backfill`: one run per schedule slot in [from, to]. A DAG without a cron or @every
+/// schedule, or from > to: bad input. More than 10,000 slots: bad input (say a narrower range).
+BackfillResult backfill(Store& store, Timestamp now, const std::string& dag_id, Timestamp from, Timestamp to);
+
+/// Pauses or unpauses; not found for an unknown DAG.
+void setPaused(Store& store, const std::string& dag_id, bool paused);
+
+// --- Logs ------------------------------------------------------------------------------------------
+
+/// Reads a log through the configured dispatchers' and inline runner's log readers
+/// (Backends::readLog).
+using LogReadFn = std::function<Result<LogChunk>(const LogQuery&)>;
+
+struct TaskLogRequest {
+  RunKey run;
+  std::string task_id;
+  std::optional<std::int32_t> try_number;  ///< absent: the current attempt
+  std::uint64_t offset = 0;
+  std::size_t max_bytes = 1 << 20;
+};
+struct TaskLog {
+  LogChunk chunk;
+  AttemptRef attempt;
+  TaskState state = TaskState::kNone;  ///< of the instance now
+};
+/// An attempt's log from `offset`. An unknown run or task, a try above the current one, or an
+/// attempt that never started: not found (the message says which). `chunk.complete` is true only
+/// once the attempt ended and the reader has everything.
+TaskLog readTaskLog(Store& store, const LogReadFn& read, const TaskLogRequest& request);
+
+}  // namespace leoflow::host

@@ -1,0 +1,302 @@
+// A person's commands as the CLI and the HTTP API share them (core/host/operations.h), against the
+// memory reference store: what they select, what they refuse and with which kind of error.
+#include "host/operations.h"
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "host/dags_command.h"
+#include "host/exit_codes.h"
+#include "support/memory_store.h"
+#include "schedule/iso_time.h"
+
+namespace leoflow::host {
+namespace {
+
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+using leoflow::testing::ManualClock;
+using leoflow::testing::MemoryStore;
+namespace fs = std::filesystem;
+
+Timestamp at(const std::string& iso) { return *schedule::parseIsoTime(iso); }
+
+// A RunQuery with one field set (designated initializers would leave the others to a warning).
+RunQuery query(std::function<void(RunQuery&)> set) {
+  RunQuery q;
+  set(q);
+  return q;
+}
+
+class Operations : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() / ("leoflow-ops-" + std::to_string(::getpid()) + "-" +
+                                        ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::create_directories(dir_);
+    clock_.set(at("2026-05-28T12:00:00Z"));
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  void sync(const std::string& id, const std::string& json) {
+    const fs::path p = dir_ / (id + ".json");
+    std::ofstream(p) << json;
+    std::ostringstream out, err;
+    ASSERT_EQ(dagsSync(store_, {p.string()}, out, err), 0) << err.str();
+  }
+  // extract → transform → load, and report beside them; each with one retry.
+  void syncChain() {
+    sync("etl", R"({"dag_id":"etl","schedule":"@hourly","tenant":"team-a","start_date":"2026-05-28T00:00:00Z",
+        "default_args":{"retries":1},"tasks":[
+        {"task_id":"extract","type":"bash","entrypoint":"true"},
+        {"task_id":"transform","type":"bash","entrypoint":"true","depends_on":["extract"]},
+        {"task_id":"load","type":"bash","entrypoint":"true","depends_on":["transform"]},
+        {"task_id":"report","type":"bash","entrypoint":"true"}]})");
+  }
+  // A run materialized with every instance in the given state, started and ended.
+  RunKey runWith(const std::string& run_id, Timestamp logical, std::vector<std::pair<std::string, TaskState>> tasks,
+                 DagRunState state) {
+    const RunKey key{"etl", run_id};
+    NewRun nr{key, 1, RunTrigger::kManual, logical, "", clock_.now(), "team-a"};
+    EXPECT_TRUE(store_.createRun(std::nullopt, nr).isOk());
+    RunRecord r = *store_.run(key);
+    r.state = state;
+    r.started_at = clock_.now();
+    for (const auto& [id, s] : tasks) {
+      TaskInstance ti;
+      ti.task_id = id;
+      ti.state = s;
+      ti.max_tries = 2;
+      if (s != TaskState::kNone) ti.started_at = clock_.now();
+      if (isTerminal(s)) ti.ended_at = clock_.now();
+      r.tasks.push_back(ti);
+    }
+    store_.putRun(r);
+    return key;
+  }
+  const TaskInstance& task(const RunKey& key, const std::string& id) {
+    static RunRecord last;
+    last = *store_.run(key);
+    for (const TaskInstance& t : last.tasks) {
+      if (t.task_id == id) return t;
+    }
+    throw std::runtime_error("no task " + id);
+  }
+  template <typename Fn>
+  ErrorKind errorOf(Fn&& fn) {
+    try {
+      fn();
+    } catch (const CommandError& e) {
+      last_error_ = e.what();
+      return e.kind();
+    }
+    ADD_FAILURE() << "no error";
+    return ErrorKind::kFailed;
+  }
+
+  fs::path dir_;
+  ManualClock clock_;
+  MemoryStore store_;
+  std::string last_error_;
+};
+
+TEST_F(Operations, ClearWithDownstreamTakesTheTasksBelowTransitivelyAndNothingBeside) {
+  syncChain();
+  const RunKey key = runWith("r1", at("2026-05-28T10:00:00Z"),
+                             {{"extract", TaskState::kSuccess},
+                              {"transform", TaskState::kFailed},
+                              {"load", TaskState::kUpstreamFailed},
+                              {"report", TaskState::kSuccess}},
+                             DagRunState::kFailed);
+  const OperatorOutcome o = clearRun(store_, clock_.now(), key, {{"transform"}, true, false, "alice@h1"});
+  EXPECT_THAT(o.changed_tasks, ElementsAre("transform", "load"));
+  EXPECT_EQ(o.run_state, DagRunState::kRunning);
+  EXPECT_EQ(task(key, "transform").state, TaskState::kNone);
+  EXPECT_EQ(task(key, "transform").try_number, 2);
+  EXPECT_EQ(task(key, "transform").max_tries, 3);  // old try 1 + retries 1 + 1
+  EXPECT_EQ(task(key, "transform").note, "cleared by alice@h1");
+  EXPECT_EQ(task(key, "load").state, TaskState::kNone);
+  EXPECT_EQ(task(key, "report").state, TaskState::kSuccess);
+  EXPECT_EQ(task(key, "extract").state, TaskState::kSuccess);
+}
+
+TEST_F(Operations, ClearFailedOnlyFiltersAfterTheDownstreamExpansion) {
+  syncChain();
+  const RunKey key = runWith("r1", at("2026-05-28T10:00:00Z"),
+                             {{"extract", TaskState::kSuccess},
+                              {"transform", TaskState::kFailed},
+                              {"load", TaskState::kUpstreamFailed},
+                              {"report", TaskState::kSuccess}},
+                             DagRunState::kFailed);
+  const OperatorOutcome o = clearRun(store_, clock_.now(), key, {{"extract"}, true, true, "bob"});
+  EXPECT_THAT(o.changed_tasks, ElementsAre("transform", "load"));
+  EXPECT_EQ(task(key, "extract").state, TaskState::kSuccess);
+}
+
+TEST_F(Operations, ClearRefusesAnUnknownTaskAsNotFoundAndAQueuedRunAsAConflict) {
+  syncChain();
+  const RunKey key = runWith("r1", at("2026-05-28T10:00:00Z"), {{"extract", TaskState::kFailed}}, DagRunState::kFailed);
+  EXPECT_EQ(errorOf([&] { clearRun(store_, clock_.now(), key, {{"nope"}, false, false, "a"}); }), ErrorKind::kNotFound);
+  EXPECT_THAT(last_error_, HasSubstr("no task \"nope\""));
+  NewRun queued{{"etl", "q"}, 1, RunTrigger::kManual, at("2026-05-28T11:00:00Z"), "", clock_.now(), "team-a"};
+  ASSERT_TRUE(store_.createRun(std::nullopt, queued).isOk());
+  EXPECT_EQ(errorOf([&] { clearRun(store_, clock_.now(), queued.key, {{}, false, false, "a"}); }), ErrorKind::kConflict);
+  EXPECT_EQ(errorOf([&] { clearRun(store_, clock_.now(), {"etl", "missing"}, {{}, false, false, "a"}); }),
+            ErrorKind::kNotFound);
+}
+
+TEST_F(Operations, ARangeClearTakesTheRunsWhoseLogicalDateLiesInItOldestFirst) {
+  syncChain();
+  runWith("r09", at("2026-05-28T09:00:00Z"), {{"extract", TaskState::kFailed}}, DagRunState::kFailed);
+  runWith("r10", at("2026-05-28T10:00:00Z"), {{"extract", TaskState::kFailed}}, DagRunState::kFailed);
+  runWith("r11", at("2026-05-28T11:00:00Z"), {{"extract", TaskState::kFailed}}, DagRunState::kFailed);
+  runWith("r12", at("2026-05-28T12:00:00Z"), {{"extract", TaskState::kFailed}}, DagRunState::kFailed);
+  const auto cleared =
+      clearRange(store_, clock_.now(), "etl", at("2026-05-28T10:00:00Z"), at("2026-05-28T11:00:00Z"), {{}, false, false, "a"});
+  ASSERT_EQ(cleared.size(), 2u);
+  EXPECT_EQ(cleared[0].run.run_id, "r10");
+  EXPECT_EQ(cleared[1].run.run_id, "r11");
+  EXPECT_EQ(task({"etl", "r09"}, "extract").state, TaskState::kFailed);
+  EXPECT_EQ(task({"etl", "r10"}, "extract").state, TaskState::kNone);
+  EXPECT_EQ(task({"etl", "r12"}, "extract").state, TaskState::kFailed);
+  EXPECT_EQ(errorOf([&] {
+              clearRange(store_, clock_.now(), "etl", at("2026-05-28T12:00:00Z"), at("2026-05-28T10:00:00Z"), {});
+            }),
+            ErrorKind::kBadInput);
+}
+
+TEST_F(Operations, MarkAndCancelNameTheActorAndRefuseWhatTheStateForbids) {
+  syncChain();
+  const RunKey key = runWith("r1", at("2026-05-28T10:00:00Z"),
+                             {{"extract", TaskState::kRunning}, {"transform", TaskState::kNone}}, DagRunState::kRunning);
+  markTask(store_, clock_.now(), key, "extract", "success", "carol@h2");
+  EXPECT_EQ(task(key, "extract").state, TaskState::kSuccess);
+  EXPECT_EQ(task(key, "extract").note, "marked success by carol@h2");
+  EXPECT_EQ(errorOf([&] { markTask(store_, clock_.now(), key, "extract", "running", "c"); }), ErrorKind::kBadInput);
+  EXPECT_EQ(errorOf([&] { markRun(store_, clock_.now(), key, "queued", "c"); }), ErrorKind::kBadInput);
+
+  const OperatorOutcome o = cancelRun(store_, clock_.now(), key, "dave@h3");
+  EXPECT_EQ(o.run_state, DagRunState::kFailed);
+  EXPECT_EQ(store_.run(key)->note, "cancelled by dave@h3");
+  EXPECT_EQ(task(key, "transform").state, TaskState::kSkipped);
+  EXPECT_EQ(errorOf([&] { cancelRun(store_, clock_.now(), key, "d"); }), ErrorKind::kConflict);
+}
+
+TEST_F(Operations, DeleteIsRefusedWithActiveRunsAndForceCancelsThemFirst) {
+  syncChain();
+  const RunKey key = runWith("r1", at("2026-05-28T10:00:00Z"), {{"extract", TaskState::kRunning}}, DagRunState::kRunning);
+  EXPECT_EQ(errorOf([&] { deleteDag(store_, clock_.now(), "etl", false, "a"); }), ErrorKind::kConflict);
+  EXPECT_THAT(last_error_, HasSubstr("1 active run (r1)"));
+  EXPECT_TRUE(store_.run(key).has_value());
+  const auto cancelled = deleteDag(store_, clock_.now(), "etl", true, "a");
+  EXPECT_THAT(cancelled, ElementsAre("r1"));
+  EXPECT_EQ(errorOf([&] { loadDagSpec(store_, "etl"); }), ErrorKind::kNotFound);
+  EXPECT_EQ(errorOf([&] { deleteDag(store_, clock_.now(), "etl", true, "a"); }), ErrorKind::kNotFound);
+}
+
+TEST_F(Operations, BackfillMakesOneRunPerSlotOnceAndSkipsSlotsAnyRunHolds) {
+  syncChain();
+  // A manual run holding 02:00 takes that slot.
+  runWith("manual-2am", at("2026-05-28T02:00:00Z"), {}, DagRunState::kSuccess);
+  const BackfillResult first = backfill(store_, clock_.now(), "etl", at("2026-05-28T00:30:00Z"), at("2026-05-28T04:00:00Z"));
+  ASSERT_EQ(first.created.size(), 3u);
+  EXPECT_EQ(first.created[0].run_id, "backfill__2026-05-28T01:00:00Z");
+  EXPECT_EQ(first.created[1].run_id, "backfill__2026-05-28T03:00:00Z");
+  EXPECT_EQ(first.created[2].run_id, "backfill__2026-05-28T04:00:00Z");
+  ASSERT_EQ(first.already_taken.size(), 1u);
+  const RunRecord r = *store_.run(first.created[0]);
+  EXPECT_EQ(r.trigger, RunTrigger::kBackfill);
+  EXPECT_EQ(r.tenant, "team-a");
+  EXPECT_EQ(r.logical_date, at("2026-05-28T01:00:00Z"));
+
+  const BackfillResult again = backfill(store_, clock_.now(), "etl", at("2026-05-28T00:30:00Z"), at("2026-05-28T04:00:00Z"));
+  EXPECT_TRUE(again.created.empty());
+  EXPECT_EQ(again.already_taken.size(), 4u);
+}
+
+TEST_F(Operations, BackfillRefusesADagWithoutSlotsAHugeRangeAndABackwardRange) {
+  sync("manual", R"({"dag_id":"manual","tasks":[{"task_id":"a","type":"bash","entrypoint":"true"}]})");
+  EXPECT_EQ(errorOf([&] { backfill(store_, clock_.now(), "manual", at("2026-01-01T00:00:00Z"), at("2026-01-02T00:00:00Z")); }),
+            ErrorKind::kBadInput);
+  EXPECT_THAT(last_error_, HasSubstr("needs a cron or @every schedule"));
+  syncChain();
+  EXPECT_EQ(errorOf([&] { backfill(store_, clock_.now(), "etl", at("2020-01-01T00:00:00Z"), at("2026-01-01T00:00:00Z")); }),
+            ErrorKind::kBadInput);
+  EXPECT_THAT(last_error_, HasSubstr("narrower range"));
+  EXPECT_EQ(errorOf([&] { backfill(store_, clock_.now(), "etl", at("2026-01-02T00:00:00Z"), at("2026-01-01T00:00:00Z")); }),
+            ErrorKind::kBadInput);
+  EXPECT_EQ(errorOf([&] { backfill(store_, clock_.now(), "nope", at("2026-01-01T00:00:00Z"), at("2026-01-02T00:00:00Z")); }),
+            ErrorKind::kNotFound);
+}
+
+TEST_F(Operations, DagsJsonCarriesTenantNextSlotAndLastRunState) {
+  syncChain();
+  sync("manual", R"({"dag_id":"manual","tasks":[{"task_id":"a","type":"bash","entrypoint":"true"}]})");
+  auto list = listDagsJson(store_, at("2026-05-28T12:30:00Z"));
+  ASSERT_EQ(list.size(), 2u);
+  auto etl = list[0]["dag_id"] == "etl" ? list[0] : list[1];
+  auto manual = list[0]["dag_id"] == "etl" ? list[1] : list[0];
+  EXPECT_EQ(etl["tenant"], "team-a");
+  EXPECT_EQ(manual["tenant"], "default");
+  EXPECT_TRUE(manual["next_slot"].is_null());
+  EXPECT_TRUE(etl["last_run_state"].is_null());
+  // Never run, no catch-up: the latest slot at or before now is due.
+  EXPECT_EQ(etl["next_slot"], "2026-05-28T12:00:00Z");
+  runWith("r1", at("2026-05-28T10:00:00Z"), {}, DagRunState::kFailed);
+  EXPECT_EQ(listDagsJson(store_, clock_.now(), std::string("team-a")).size(), 1u);
+  auto shown = showDagJson(store_, "etl", clock_.now());
+  EXPECT_EQ(shown["last_run_state"], "failed");
+  EXPECT_EQ(shown["tasks"].size(), 4u);
+}
+
+TEST_F(Operations, QueriesFilterByTenantAndSinceAndAnUnknownDagIsNotFound) {
+  syncChain();
+  runWith("r09", at("2026-05-28T09:00:00Z"), {}, DagRunState::kSuccess);
+  runWith("r11", at("2026-05-28T11:00:00Z"), {}, DagRunState::kSuccess);
+  EXPECT_EQ(queryRuns(store_, query([](RunQuery& q) { q.tenant = "team-a"; })).size(), 2u);
+  EXPECT_EQ(queryRuns(store_, query([](RunQuery& q) { q.tenant = "default"; })).size(), 0u);
+  const auto since = queryRuns(store_, query([](RunQuery& q) { q.since = at("2026-05-28T10:00:00Z"); }));
+  ASSERT_EQ(since.size(), 1u);
+  EXPECT_EQ(since[0].key.run_id, "r11");
+  EXPECT_EQ(queryRuns(store_, query([](RunQuery& q) { q.limit = 1; })).size(), 1u);
+  EXPECT_EQ(errorOf([&] { queryRuns(store_, query([](RunQuery& q) { q.dag_id = "nope"; })); }), ErrorKind::kNotFound);
+  EXPECT_EQ(errorOf([&] { queryRuns(store_, query([](RunQuery& q) { q.state = "paused"; })); }), ErrorKind::kBadInput);
+}
+
+TEST_F(Operations, TriggerKeepsTheTenantAndATakenRunIdIsAConflict) {
+  syncChain();
+  const RunKey key = triggerRun(store_, clock_.now(), {"etl", "mine", "", std::nullopt});
+  EXPECT_EQ(store_.run(key)->tenant, "team-a");
+  EXPECT_GT(store_.run(key)->uid, 0);
+  EXPECT_EQ(errorOf([&] { triggerRun(store_, clock_.now(), {"etl", "mine", "", std::nullopt}); }), ErrorKind::kConflict);
+  EXPECT_EQ(errorOf([&] { triggerRun(store_, clock_.now(), {"etl", "backfill__x", "", std::nullopt}); }),
+            ErrorKind::kBadInput);
+  EXPECT_EQ(errorOf([&] { triggerRun(store_, clock_.now(), {"nope", "", "", std::nullopt}); }), ErrorKind::kNotFound);
+}
+
+TEST_F(Operations, ATaskLogIsReadThroughTheReaderWithTheRunsUidAndTheClaim) {
+  syncChain();
+  const RunKey key = runWith("r1", at("2026-05-28T10:00:00Z"), {{"extract", TaskState::kRunning}}, DagRunState::kRunning);
+  LogQuery seen;
+  LogReadFn reader = [&](const LogQuery& q) -> Result<LogChunk> {
+    seen = q;
+    return LogChunk{"hello\n", q.offset + 6, true};
+  };
+  TaskLog log = readTaskLog(store_, reader, {key, "extract", std::nullopt, 4, 100});
+  EXPECT_EQ(seen.offset, 4u);
+  EXPECT_EQ(seen.run_uid, store_.run(key)->uid);
+  EXPECT_EQ(seen.attempt.try_number, 1);
+  EXPECT_EQ(log.chunk.text, "hello\n");
+  EXPECT_FALSE(log.chunk.complete);  // the task still runs, whatever the reader says
+  EXPECT_EQ(errorOf([&] { readTaskLog(store_, reader, {key, "extract", 2, 0, 100}); }), ErrorKind::kNotFound);
+  EXPECT_EQ(errorOf([&] { readTaskLog(store_, reader, {key, "nope", std::nullopt, 0, 100}); }), ErrorKind::kNotFound);
+  markTask(store_, clock_.now(), key, "extract", "success", "a");
+  EXPECT_TRUE(readTaskLog(store_, reader, {key, "extract", std::nullopt, 0, 100}).chunk.complete);
+}
+
+}  // namespace
+}  // namespace leoflow::host
