@@ -72,7 +72,7 @@ class LocalDispatcher final : public Dispatcher {
   struct Attempt;
   using AttemptPtr = std::shared_ptr<Attempt>;
 
-  enum class TimerKind : std::uint8_t { kHeartbeat, kTimeout, kEscalate, kRetry, kScan };
+  enum class TimerKind : std::uint8_t { kHeartbeat, kTimeout, kEscalate, kRepeatTerm, kRetry, kScan };
   struct Timer {
     SteadyTime when;
     std::uint64_t id = 0;
@@ -119,6 +119,8 @@ class LocalDispatcher final : public Dispatcher {
   void stopProcess(const AttemptPtr& attempt, KillReason reason);
   /// SIGKILL to the group of a process stopped kill_grace ago, if any of it is left.
   void escalate(std::uint64_t id);
+  /// Sends the group's SIGTERM once more while the escalation is pending (see addEscalationLocked).
+  void repeatTerm(std::uint64_t id);
   void addEscalationLocked(const Attempt& attempt);
   /// The log's footer, once, when the attempt's end is known.
   void writeFooter(const AttemptPtr& attempt, const TaskOutcome& outcome);

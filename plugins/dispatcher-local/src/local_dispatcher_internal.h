@@ -31,6 +31,8 @@ using std::chrono::system_clock;
 // The watcher rescans the state dir this often on its own, so an attempt left by a scheduler on
 // this machine that died is adopted even if the host never calls reconcile().
 constexpr milliseconds kScanInterval{5000};
+// After a stop or a timeout's SIGTERM, the group gets one more SIGTERM this much later (see addEscalationLocked).
+constexpr milliseconds kRepeatTermAfter{300};
 // epoll keys: 0 is the eventfd, this the inotify fd, anything else an attempt's id.
 constexpr std::uint64_t kInotifyKey = std::numeric_limits<std::uint64_t>::max();
 

@@ -207,6 +207,10 @@ void LocalDispatcher::onTimer(const Timer& timer) {
     escalate(timer.id);
     return;
   }
+  if (timer.kind == TimerKind::kRepeatTerm) {
+    repeatTerm(timer.id);
+    return;
+  }
   AttemptPtr attempt;
   {
     std::lock_guard lock(mutex_);
@@ -242,6 +246,7 @@ void LocalDispatcher::onTimer(const Timer& timer) {
         if (attempt->phase != Attempt::Phase::kLive) return;
         break;
       case TimerKind::kEscalate:
+      case TimerKind::kRepeatTerm:
       case TimerKind::kScan:
         return;
     }
@@ -254,6 +259,7 @@ void LocalDispatcher::onTimer(const Timer& timer) {
       stopProcess(attempt, KillReason::kTimeout);
       break;
     case TimerKind::kEscalate:
+    case TimerKind::kRepeatTerm:
     case TimerKind::kRetry:
     case TimerKind::kScan:
       break;
@@ -269,7 +275,7 @@ void LocalDispatcher::addTimerLocked(SteadyTime when, std::uint64_t id, TimerKin
     while (!timers_.empty()) {
       const Timer& t = timers_.top();
       if (t.kind == TimerKind::kScan || by_id_.count(t.id) != 0 ||
-          (t.kind == TimerKind::kEscalate && escalations_.count(t.id) != 0)) {
+          ((t.kind == TimerKind::kEscalate || t.kind == TimerKind::kRepeatTerm) && escalations_.count(t.id) != 0)) {
         alive.push_back(t);
       }
       timers_.pop();
@@ -367,6 +373,22 @@ void LocalDispatcher::addEscalationLocked(const Attempt& attempt) {
   if (pgid <= 1) return;
   escalations_[attempt.id] = Escalation{pgid, attempt.record.attempt};
   addTimerLocked(steady_clock::now() + settings_.kill_grace, attempt.id, TimerKind::kEscalate);
+  // A SIGTERM that lands while bash is between fork and exec of a command reaches bash (which only
+  // notes it) but not the command, and bash then waits for the command: the task would end only at
+  // the SIGKILL. One more SIGTERM a moment later, while the group still lives, closes that window.
+  const auto again = std::min<std::chrono::milliseconds>(kRepeatTermAfter, settings_.kill_grace / 2);
+  if (again.count() > 0) addTimerLocked(steady_clock::now() + again, attempt.id, TimerKind::kRepeatTerm);
+}
+
+void LocalDispatcher::repeatTerm(std::uint64_t id) {
+  pid_t pgid = 0;
+  {
+    std::lock_guard lock(mutex_);
+    auto it = escalations_.find(id);
+    if (it == escalations_.end()) return;
+    pgid = it->second.pgid;
+  }
+  signalGroup(pgid, SIGTERM);
 }
 
 void LocalDispatcher::escalate(std::uint64_t id) {
