@@ -1,6 +1,7 @@
 // The Store contract: each test states one rule of store.h (or the ARCHITECTURE/BEHAVIOUR section
 // behind it) as a user of the scheduler would notice it being broken.
 #include "contract/store_contract.h"
+#include "contract/store_contract_helpers.h"
 
 #include <algorithm>
 #include <atomic>
@@ -46,235 +47,7 @@ namespace {
 
 using namespace std::chrono_literals;
 using std::chrono::milliseconds;
-using S = TaskState;
-using R = DagRunState;
-
-// 2026-05-28T12:00:00Z; every time in the suite is a whole number of seconds from here.
-const Timestamp kT0 =
-    Timestamp{std::chrono::sys_days{std::chrono::year{2026} / std::chrono::May / 28}} + 12h;
-
-Timestamp at(int seconds) { return kT0 + std::chrono::seconds{seconds}; }
-
-constexpr milliseconds kFeedTimeout = 5s;
-
-::testing::AssertionResult ok(const Status& s) {
-  if (s.isOk()) return ::testing::AssertionSuccess();
-  return ::testing::AssertionFailure() << s.toString();
-}
-
-template <typename T>
-::testing::AssertionResult ok(const Result<T>& r) {
-  return ok(r.status());
-}
-
-::testing::AssertionResult hasCode(const Status& s, StatusCode code) {
-  if (s.code() == code) return ::testing::AssertionSuccess();
-  return ::testing::AssertionFailure() << "expected " << toString(code) << ", got " << s.toString();
-}
-
-template <typename T>
-::testing::AssertionResult hasCode(const Result<T>& r, StatusCode code) {
-  return hasCode(r.status(), code);
-}
-
-std::string str(const std::optional<Timestamp>& t) {
-  if (!t) return "-";
-  return fmt::format("{}", std::chrono::duration_cast<milliseconds>(*t - kT0).count());
-}
-
-std::string str(const TaskInstance& t) {
-  return fmt::format("{}:{} try={}/{} sched={} queued={} start={} end={} beat={} exit={} note='{}'",
-                     t.task_id, toString(t.state), t.try_number, t.max_tries, str(t.scheduled_at),
-                     str(t.queued_at), str(t.started_at), str(t.ended_at), str(t.last_heartbeat_at),
-                     t.exit_code ? std::to_string(*t.exit_code) : "-", t.note);
-}
-
-/// Every field of a run, tasks sorted by id (their order is not part of the contract).
-std::string str(const RunRecord& r) {
-  std::string out = fmt::format("{}/{} v{} {} {} logical={} queued={} start={} end={} conf='{}' note='{}'",
-                                r.key.dag_id, r.key.run_id, r.dag_version, toString(r.state),
-                                toString(r.trigger), str(r.logical_date), str(r.queued_at),
-                                str(r.started_at), str(r.ended_at), r.conf_json, r.note);
-  std::vector<TaskInstance> tasks = r.tasks;
-  std::sort(tasks.begin(), tasks.end(),
-            [](const TaskInstance& a, const TaskInstance& b) { return a.task_id < b.task_id; });
-  for (const TaskInstance& t : tasks) out += "\n  " + str(t);
-  return out;
-}
-
-DagDefinition dagDef(const std::string& dag_id, const std::string& schedule = "", int revision = 1) {
-  DagDefinition d;
-  d.spec.dag_id = dag_id;
-  d.spec.schedule = schedule;
-  d.spec_json = fmt::format(R"({{"dag_id":"{}","schedule":"{}","revision":{}}})", dag_id, schedule,
-                            revision);
-  return d;
-}
-
-/// Builds the situations the tests start from, through the Store's own methods only.
-class Scenario {
- public:
-  explicit Scenario(Store& store) : store_(store) {}
-
-  Term claim(const std::string& holder = "replica-a") {
-    auto r = store_.claimTerm(holder);
-    EXPECT_TRUE(ok(r));
-    term_ = r.isOk() ? *r : 0;
-    return term_;
-  }
-  Term term() const { return term_; }
-
-  void dag(const std::string& dag_id, const std::string& schedule = "") {
-    if (!dags_.insert(dag_id).second) return;
-    const std::vector<DagDefinition> defs{dagDef(dag_id, schedule)};
-    EXPECT_TRUE(ok(store_.syncDags(defs)));
-  }
-
-  /// A queued run (a person's trigger: unfenced).
-  RunKey run(const std::string& dag_id, const std::string& run_id, int queued_s = 0,
-             RunTrigger trigger = RunTrigger::kManual, Timestamp logical = kT0) {
-    dag(dag_id);
-    NewRun n;
-    n.key = RunKey{dag_id, run_id};
-    n.dag_version = 1;
-    n.trigger = trigger;
-    n.logical_date = logical;
-    n.queued_at = at(queued_s);
-    EXPECT_TRUE(ok(store_.createRun(std::nullopt, n))) << run_id;
-    return n.key;
-  }
-
-  /// A running run whose tasks are all `none` on try 1; claims a term first if none was.
-  RunKey started(const std::string& dag_id, const std::string& run_id,
-                 const std::vector<std::string>& tasks, std::int32_t max_tries = 1, int queued_s = 0) {
-    if (term_ == 0) claim();
-    const RunKey key = run(dag_id, run_id, queued_s);
-    std::vector<NewTaskInstance> instances;
-    for (const std::string& t : tasks) instances.push_back(NewTaskInstance{t, max_tries});
-    EXPECT_TRUE(ok(store_.materializeRun(term_, key, instances, at(queued_s + 1)))) << run_id;
-    return key;
-  }
-
-  /// One guarded move; whether it was applied.
-  bool move(const RunKey& key, const std::string& task, S from, S to, int at_s, std::int32_t try_number = 1,
-            const std::string& note = "", bool exhaust = false) {
-    const std::vector<TaskTransitionWrite> w{TaskTransitionWrite{task, from, try_number, to, note, exhaust}};
-    auto r = store_.applyTransitions(term_, key, w, at(at_s));
-    EXPECT_TRUE(ok(r));
-    return r.isOk() && r->size() == 1 && (*r)[0];
-  }
-
-  /// Moves a task along `path` (its current state first), one second apart from `at_s`. queued →
-  /// running is the claim of execution attempt(key, task, try) (ARCHITECTURE §8.13), as in life.
-  void walk(const RunKey& key, const std::string& task, const std::vector<S>& path, int at_s,
-            std::int32_t try_number = 1) {
-    for (std::size_t i = 1; i < path.size(); ++i) {
-      const int when = at_s + static_cast<int>(i) - 1;
-      if (path[i - 1] == S::kQueued && path[i] == S::kRunning) {
-        EXPECT_TRUE(ok(store_.reportRunning(attempt(key, task, try_number), at(when)))) << task << ": the claim";
-        continue;
-      }
-      EXPECT_TRUE(move(key, task, path[i - 1], path[i], when, try_number))
-          << task << ": " << toString(path[i - 1]) << " -> " << toString(path[i]);
-    }
-  }
-
-  RunRecord load(const RunKey& key) {
-    const std::vector<RunKey> keys{key};
-    auto results = store_.loadRuns(keys);
-    EXPECT_EQ(results.size(), 1u);
-    if (results.size() != 1 || !results[0].isOk()) {
-      ADD_FAILURE() << "cannot load " << key.dag_id << "/" << key.run_id << ": "
-                    << (results.empty() ? "no result" : results[0].status().toString());
-      return RunRecord{};
-    }
-    return results[0].value();
-  }
-
-  TaskInstance task(const RunKey& key, const std::string& task_id) {
-    const RunRecord r = load(key);
-    for (const TaskInstance& t : r.tasks) {
-      if (t.task_id == task_id) return t;
-    }
-    ADD_FAILURE() << "run " << key.run_id << " has no task " << task_id;
-    return TaskInstance{};
-  }
-
-  /// An execution of an attempt (ARCHITECTURE §8.13); the same id unless told otherwise.
-  ExecutionRef attempt(const RunKey& key, const std::string& task, std::int32_t try_number = 1,
-                       const std::string& execution_id = "host-a/101/e1") {
-    return ExecutionRef{AttemptRef{key, task, try_number}, execution_id};
-  }
-
- private:
-  Store& store_;
-  Term term_ = 0;
-  std::set<std::string> dags_;
-};
-
-/// Collects change-feed messages for the test thread to wait on.
-class RecordingSink final : public ChangeSink {
- public:
-  void onChange(const Change& change) override {
-    {
-      std::lock_guard lock(mutex_);
-      changes_.push_back(change);
-    }
-    cv_.notify_all();
-  }
-  void onResync() override {
-    {
-      std::lock_guard lock(mutex_);
-      ++resyncs_;
-    }
-    cv_.notify_all();
-  }
-
-  bool waitFor(const std::function<bool(const Change&)>& wanted, milliseconds timeout = kFeedTimeout) {
-    std::unique_lock lock(mutex_);
-    return cv_.wait_for(lock, timeout, [&] { return std::any_of(changes_.begin(), changes_.end(), wanted); });
-  }
-  bool saw(const std::function<bool(const Change&)>& wanted) const {
-    std::lock_guard lock(mutex_);
-    return std::any_of(changes_.begin(), changes_.end(), wanted);
-  }
-  void clear() {
-    std::lock_guard lock(mutex_);
-    changes_.clear();
-  }
-
- private:
-  mutable std::mutex mutex_;
-  std::condition_variable cv_;
-  std::vector<Change> changes_;
-  int resyncs_ = 0;
-};
-
-/// Unsubscribes before the sink it was given goes away.
-class Subscription {
- public:
-  Subscription(Store& store, ChangeSink& sink) : store_(store) { status_ = store_.subscribe(sink); }
-  ~Subscription() { store_.unsubscribe(); }
-  Subscription(const Subscription&) = delete;
-  Subscription& operator=(const Subscription&) = delete;
-  const Status& status() const { return status_; }
-
- private:
-  Store& store_;
-  Status status_;
-};
-
-std::function<bool(const Change&)> isRun(const RunKey& key) {
-  return [key](const Change& c) { return c.kind == Change::Kind::kRun && c.run == key; };
-}
-std::function<bool(const Change&)> isTask(const RunKey& key, const std::string& task) {
-  return [key, task](const Change& c) {
-    return c.kind == Change::Kind::kTask && c.run == key && c.task_id == task;
-  };
-}
-std::function<bool(const Change&)> isDag(const std::string& dag_id) {
-  return [dag_id](const Change& c) { return c.kind == Change::Kind::kDag && c.dag_id == dag_id; };
-}
+using namespace helpers;
 
 template <typename T, typename Key>
 std::vector<Key> keysOf(const std::vector<T>& items, Key (*key)(const T&)) {
@@ -288,8 +61,6 @@ std::string orphanIdOf(const OrphanCandidate& c) { return c.run.run_id; }
 std::string activeIdOf(const ActiveRun& a) { return a.key.run_id; }
 std::string agentTaskOf(const AgentLostCandidate& c) { return c.attempt.task_id; }
 std::string dispatchTaskOf(const DispatchLostCandidate& c) { return c.attempt.task_id; }
-
-using Ids = std::vector<std::string>;
 
 RunFilter runFilter(std::optional<std::string> dag_id, std::optional<DagRunState> state = std::nullopt,
                     std::size_t limit = 1000) {
@@ -820,7 +591,7 @@ TEST_P(StoreContract, MaterializeCreatesNoneInstancesAtTryOneAndStartsTheRun) {
     EXPECT_EQ(ti.state, S::kNone) << ti.task_id;
     EXPECT_EQ(ti.try_number, 1) << ti.task_id;
     EXPECT_EQ(ti.max_tries, ti.task_id == "load" ? 3 : 1) << ti.task_id;
-    EXPECT_EQ(str(ti), fmt::format("{}:none try=1/{} sched=- queued=- start=- end=- beat=- exit=- note=''",
+    EXPECT_EQ(str(ti), fmt::format("{}:none try=1/{} sched=- queued=- start=- end=- beat=- exit=- exec='' note=''",
                                    ti.task_id, ti.max_tries));
   }
 }
@@ -1013,7 +784,7 @@ TEST_P(StoreContract, ARetryStartsAFreshAttempt) {  // BEHAVIOUR §10 items 1 an
   EXPECT_EQ(str(w.task(key, "a").ended_at), str(at(40)));
 
   ASSERT_TRUE(w.move(key, "a", S::kUpForRetry, S::kNone, 60));
-  EXPECT_EQ(str(w.task(key, "a")), "a:none try=2/3 sched=- queued=- start=- end=- beat=- exit=- note=''");
+  EXPECT_EQ(str(w.task(key, "a")), "a:none try=2/3 sched=- queued=- start=- end=- beat=- exit=- exec='' note=''");
 }
 
 TEST_P(StoreContract, LeavingUpForRetryForScheduledOrQueuedAlsoStartsTheNextAttempt) {
@@ -1025,9 +796,11 @@ TEST_P(StoreContract, LeavingUpForRetryForScheduledOrQueuedAlsoStartsTheNextAtte
     w.walk(key, task, {S::kNone, S::kScheduled, S::kQueued, S::kRunning, S::kFailed, S::kUpForRetry}, 10);
   }
   ASSERT_TRUE(w.move(key, "a", S::kUpForRetry, S::kScheduled, 30));
-  EXPECT_EQ(str(w.task(key, "a")), "a:scheduled try=2/3 sched=30000 queued=- start=- end=- beat=- exit=- note=''");
+  EXPECT_EQ(str(w.task(key, "a")),
+            "a:scheduled try=2/3 sched=30000 queued=- start=- end=- beat=- exit=- exec='' note=''");
   ASSERT_TRUE(w.move(key, "b", S::kUpForRetry, S::kQueued, 31));
-  EXPECT_EQ(str(w.task(key, "b")), "b:queued try=2/3 sched=- queued=31000 start=- end=- beat=- exit=- note=''");
+  EXPECT_EQ(str(w.task(key, "b")),
+            "b:queued try=2/3 sched=- queued=31000 start=- end=- beat=- exit=- exec='' note=''");
   EXPECT_TRUE(hasCode(store().reportFinished(w.attempt(key, "b", 1), TaskOutcome{true, 0, ""}, at(32)),
                       StatusCode::kConflict));
   EXPECT_EQ(w.task(key, "b").state, S::kQueued);
@@ -1275,10 +1048,12 @@ TEST_P(StoreContract, ReportFinishedRecordsTheOutcome) {
 
   ASSERT_TRUE(ok(store().reportFinished(w.attempt(key, "ok"), TaskOutcome{true, 0, "done"}, at(50))));
   EXPECT_EQ(str(w.task(key, "ok")),
-            "ok:success try=1/1 sched=10000 queued=11000 start=12000 end=50000 beat=12000 exit=0 note='done'");
+            "ok:success try=1/1 sched=10000 queued=11000 start=12000 end=50000 beat=12000 exit=0 "
+            "exec='host-a/101/e1' note='done'");
   ASSERT_TRUE(ok(store().reportFinished(w.attempt(key, "bad"), TaskOutcome{false, 3, "exit code 3"}, at(51))));
   EXPECT_EQ(str(w.task(key, "bad")),
-            "bad:failed try=1/1 sched=10000 queued=11000 start=12000 end=51000 beat=12000 exit=3 note='exit code 3'");
+            "bad:failed try=1/1 sched=10000 queued=11000 start=12000 end=51000 beat=12000 exit=3 "
+            "exec='host-a/101/e1' note='exit code 3'");
   // No execution claimed "quick": a finished report cannot overtake the claim (ARCHITECTURE §8.13).
   const std::string quick = str(w.task(key, "quick"));
   EXPECT_TRUE(hasCode(store().reportFinished(w.attempt(key, "quick"), TaskOutcome{true, 0, ""}, at(52)),

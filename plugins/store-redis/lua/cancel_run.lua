@@ -17,12 +17,10 @@ if state == 'success' or state == 'failed' then
 end
 local list, corrupt = instancesInOrder(dag, run)
 if not list then return corrupt end
-local tis = tisKey(dag, run)
 local changed = {}
 local delta = 0
 for _, e in ipairs(list) do
-  local t = e.t
-  local from = t[F_STATE]
+  local from = e.t[F_STATE]
   local to = nil
   if from == 'queued' or from == 'running' then
     to = 'failed'
@@ -30,16 +28,9 @@ for _, e in ipairs(list) do
     to = 'skipped'
   end
   if to then
-    delta = delta + personMove(dag, run, e.task, t, to, at, true)
-    if to == 'failed' then t[F_MAX] = t[F_TRY] end
-    t[F_NOTE] = note
-    redis.call('HSET', tis, e.task, encodeTi(t))
-    publishTask(dag, run, e.task)
+    delta = delta + personEnd(dag, run, e.task, e.t, to, note, at)
     changed[#changed + 1] = e.task
   end
 end
-flushRun(dag, run, delta)
-redis.call('HSET', key, 'state', 'failed', 'ended_at', at, 'note', note)
-redis.call('ZREM', K_ACTIVE_RUNS, runRef(dag, run))
-publishRun(dag, run)
+personFinishRun(dag, run, delta, 'failed', note, at)
 return outcomeReply('failed', changed)

@@ -9,14 +9,8 @@
 -- index). NOTFOUND for an unknown run or a task not in it, CONFLICT for a queued run (no instances
 -- yet); both before the first write. Returns {run state, cleared task ids in the run's order...}.
 local dag, run, failedOnly, note, at = ARGV[3], ARGV[4], ARGV[5] == '1', ARGV[6], ARGV[7]
-local key = runKey(dag, run)
-local f = redis.call('HMGET', key, 'state', 'queued_at')
-if not f[1] then
-  return redis.error_reply('NOTFOUND run "' .. run .. '" of dag "' .. dag .. '" does not exist')
-end
-if f[1] == 'queued' then
-  return redis.error_reply('CONFLICT run "' .. run .. '" is queued: it has no task instances yet')
-end
+local f, refused = runWithInstances(dag, run)
+if not f then return refused end
 local tis = tisKey(dag, run)
 local listed = {}
 local list = {}
@@ -62,10 +56,8 @@ end
 local state = f[1]
 if #changed > 0 then
   flushRun(dag, run, delta)
-  redis.call('HSET', key, 'state', 'running', 'ended_at', '', 'started_at', at)
-  local score = f[2]
-  if score == nil or score == '' then score = at end
-  redis.call('ZADD', K_ACTIVE_RUNS, 'NX', score, runRef(dag, run))
+  reopenRun(dag, run, f[2], at)
+  redis.call('HSET', runKey(dag, run), 'started_at', at)
   state = 'running'
   publishRun(dag, run)
 end

@@ -269,3 +269,46 @@ local function outcomeReply(state, changed)
   for _, task in ipairs(changed) do out[#out + 1] = task end
   return out
 end
+
+-- A run a person's command works on the instances of: its {state, queued_at}, or nil and the error
+-- reply (NOTFOUND for an unknown run, CONFLICT for a queued one: it has no task instances yet).
+local function runWithInstances(dag, run)
+  local f = redis.call('HMGET', runKey(dag, run), 'state', 'queued_at')
+  if not f[1] then
+    return nil, redis.error_reply('NOTFOUND run "' .. run .. '" of dag "' .. dag .. '" does not exist')
+  end
+  if f[1] == 'queued' then
+    return nil, redis.error_reply('CONFLICT run "' .. run .. '" is queued: it has no task instances yet')
+  end
+  return f
+end
+
+-- A person ends one instance in `to` (success, failed or skipped), keeping its try: personMove with
+-- ended_at stamped, failed exhausts the retries (max_tries := try), the note becomes `note`; the
+-- record is written back and published. Returns the change of the run's `active` counter.
+local function personEnd(dag, run, task, t, to, note, at)
+  local delta = personMove(dag, run, task, t, to, at, true)
+  if to == 'failed' then t[F_MAX] = t[F_TRY] end
+  t[F_NOTE] = note
+  redis.call('HSET', tisKey(dag, run), task, encodeTi(t))
+  publishTask(dag, run, task)
+  return delta
+end
+
+-- A person finishes the run in `to` (success or failed): the instances' `delta` flushed, ended_at
+-- := at, note `note`, out of the active index; published.
+local function personFinishRun(dag, run, delta, to, note, at)
+  flushRun(dag, run, delta)
+  redis.call('HSET', runKey(dag, run), 'state', to, 'ended_at', at, 'note', note)
+  redis.call('ZREM', K_ACTIVE_RUNS, runRef(dag, run))
+  publishRun(dag, run)
+end
+
+-- A finished run a person's command touched runs again: running, ended_at cleared, back in the
+-- active index scored by its queued_at (or `at` when it has none) unless it is there. Not published.
+local function reopenRun(dag, run, queuedAt, at)
+  redis.call('HSET', runKey(dag, run), 'state', 'running', 'ended_at', '')
+  local score = queuedAt
+  if score == nil or score == '' then score = at end
+  redis.call('ZADD', K_ACTIVE_RUNS, 'NX', score, runRef(dag, run))
+end

@@ -20,23 +20,14 @@ if f[1] == to then
 end
 local list, corrupt = instancesInOrder(dag, run)
 if not list then return corrupt end
-local tis = tisKey(dag, run)
 local changed = {}
 local delta = 0
 for _, e in ipairs(list) do
-  local t = e.t
-  if not TERMINAL[t[F_STATE]] then
-    delta = delta + personMove(dag, run, e.task, t, to, at, true)
-    if to == 'failed' then t[F_MAX] = t[F_TRY] end
-    t[F_NOTE] = note
-    redis.call('HSET', tis, e.task, encodeTi(t))
-    publishTask(dag, run, e.task)
+  if not TERMINAL[e.t[F_STATE]] then
+    delta = delta + personEnd(dag, run, e.task, e.t, to, note, at)
     changed[#changed + 1] = e.task
   end
 end
-flushRun(dag, run, delta)
-redis.call('HSET', key, 'state', to, 'ended_at', at, 'note', note)
 if not f[2] or f[2] == '' then redis.call('HSET', key, 'started_at', at) end
-redis.call('ZREM', K_ACTIVE_RUNS, runRef(dag, run))
-publishRun(dag, run)
+personFinishRun(dag, run, delta, to, note, at)
 return outcomeReply(to, changed)

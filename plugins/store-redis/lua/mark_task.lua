@@ -10,16 +10,9 @@ local dag, run, task, to, note, at = ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7]
 if to ~= 'success' and to ~= 'failed' and to ~= 'skipped' then
   return redis.error_reply('INVALID a task can be marked success, failed or skipped, not ' .. to)
 end
-local key = runKey(dag, run)
-local f = redis.call('HMGET', key, 'state', 'queued_at')
-if not f[1] then
-  return redis.error_reply('NOTFOUND run "' .. run .. '" of dag "' .. dag .. '" does not exist')
-end
-if f[1] == 'queued' then
-  return redis.error_reply('CONFLICT run "' .. run .. '" is queued: it has no task instances yet')
-end
-local tis = tisKey(dag, run)
-local raw = redis.call('HGET', tis, task)
+local f, refused = runWithInstances(dag, run)
+if not f then return refused end
+local raw = redis.call('HGET', tisKey(dag, run), task)
 if not raw then
   return redis.error_reply('NOTFOUND task "' .. task .. '" is not in run "' .. run .. '" of dag "' .. dag .. '"')
 end
@@ -30,18 +23,10 @@ end
 if t[F_STATE] == to then
   return redis.error_reply('CONFLICT task "' .. task .. '" is already ' .. to)
 end
-local delta = personMove(dag, run, task, t, to, at, true)
-if to == 'failed' then t[F_MAX] = t[F_TRY] end
-t[F_NOTE] = note
-redis.call('HSET', tis, task, encodeTi(t))
-publishTask(dag, run, task)
-flushRun(dag, run, delta)
+flushRun(dag, run, personEnd(dag, run, task, t, to, note, at))
 local state = f[1]
 if state == 'success' or state == 'failed' then
-  redis.call('HSET', key, 'state', 'running', 'ended_at', '')
-  local score = f[2]
-  if score == nil or score == '' then score = at end
-  redis.call('ZADD', K_ACTIVE_RUNS, 'NX', score, runRef(dag, run))
+  reopenRun(dag, run, f[2], at)
   state = 'running'
 end
 publishRun(dag, run)

@@ -4,7 +4,9 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <fstream>
+#include <iterator>
 #include <sstream>
 #include <thread>
 
@@ -21,6 +23,37 @@ namespace {
 
 Timestamp wallNow() {
   return std::chrono::time_point_cast<std::chrono::microseconds>(std::chrono::system_clock::now());
+}
+
+/// The fields of /proc/<pid>/stat the process helpers look at.
+struct ProcStat {
+  pid_t pid = 0;
+  char state = '?';
+  pid_t ppid = 0;
+  pid_t pgrp = 0;
+};
+
+/// Calls `visit` for every process in /proc; one that ends while it is read is passed over (ESRCH).
+void forEachProcess(const std::function<void(const ProcStat&, const std::filesystem::path& dir)>& visit) {
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator("/proc", ec)) {
+    const std::string name = e.path().filename().string();
+    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+    std::string text;
+    try {
+      std::ifstream stat(e.path() / "stat");
+      text.assign(std::istreambuf_iterator<char>(stat), std::istreambuf_iterator<char>());
+    } catch (const std::exception&) {
+      continue;
+    }
+    const std::size_t close = text.rfind(')');
+    if (close == std::string::npos) continue;
+    std::istringstream fields(text.substr(close + 2));
+    ProcStat p;
+    p.pid = static_cast<pid_t>(std::stoi(name));
+    fields >> p.state >> p.ppid >> p.pgrp;
+    visit(p, e.path());
+  }
 }
 
 }  // namespace
@@ -256,6 +289,32 @@ bool waitUntil(const std::function<bool()>& condition, milliseconds timeout) {
     if (steady_clock::now() >= deadline) return false;
     std::this_thread::sleep_for(milliseconds(5));
   }
+}
+
+bool groupAlive(pid_t pgid) { return ::kill(-pgid, 0) == 0 || errno != ESRCH; }
+
+std::size_t groupSize(pid_t pgid) {
+  std::size_t n = 0;
+  forEachProcess([&](const ProcStat& p, const std::filesystem::path&) {
+    if (p.pgrp == pgid && p.state != 'Z') ++n;
+  });
+  return n;
+}
+
+std::vector<pid_t> ourWarmShells() {
+  std::vector<pid_t> out;
+  forEachProcess([&](const ProcStat& p, const std::filesystem::path& dir) {
+    if (p.ppid != ::getpid() || p.state == 'Z') return;
+    std::string cmdline;
+    try {
+      std::ifstream cmd(dir / "cmdline");
+      cmdline.assign(std::istreambuf_iterator<char>(cmd), std::istreambuf_iterator<char>());
+    } catch (const std::exception&) {
+      return;
+    }
+    if (cmdline.find(std::string("leoflow-supervisor\0warm\0", 24)) != std::string::npos) out.push_back(p.pid);
+  });
+  return out;
 }
 
 }  // namespace leoflow::testing::dispatcher_local

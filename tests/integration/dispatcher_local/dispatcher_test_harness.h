@@ -170,4 +170,14 @@ bool processAlive(pid_t pid);
 /// Polls `condition` every few milliseconds until it holds or `timeout` passes.
 bool waitUntil(const std::function<bool()>& condition, std::chrono::milliseconds timeout);
 
+/// True while the process group `pgid` has a member (zombies included).
+bool groupAlive(pid_t pgid);
+
+/// How many processes are in the process group `pgid` (/proc/<pid>/stat field 5), zombies aside.
+std::size_t groupSize(pid_t pgid);
+
+/// This process's children that are warm shells waiting for an attempt (argv: bash -c <script>
+/// leoflow-supervisor warm).
+std::vector<pid_t> ourWarmShells();
+
 }  // namespace leoflow::testing::dispatcher_local

@@ -36,38 +36,6 @@ using namespace std::chrono_literals;
 // only the behaviour is asserted, never a speed.
 constexpr milliseconds kWait = 20s;
 
-// This process's children that are warm shells waiting for an attempt (argv: bash -c <script>
-// leoflow-supervisor warm).
-std::vector<pid_t> ourWarmShells() {
-  std::vector<pid_t> out;
-  std::error_code ec;
-  for (const auto& e : fs::directory_iterator("/proc", ec)) {
-    const std::string name = e.path().filename().string();
-    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
-    std::string text;
-    std::string cmdline;
-    try {  // a process may end while we read it (ESRCH)
-      std::ifstream stat(e.path() / "stat");
-      text.assign(std::istreambuf_iterator<char>(stat), std::istreambuf_iterator<char>());
-      std::ifstream cmd(e.path() / "cmdline");
-      cmdline.assign(std::istreambuf_iterator<char>(cmd), std::istreambuf_iterator<char>());
-    } catch (const std::exception&) {
-      continue;
-    }
-    const std::size_t close = text.rfind(')');
-    if (close == std::string::npos) continue;
-    std::istringstream fields(text.substr(close + 2));
-    char state = '?';
-    pid_t ppid = 0;
-    fields >> state >> ppid;
-    if (ppid != ::getpid() || state == 'Z') continue;
-    if (cmdline.find(std::string("leoflow-supervisor\0warm\0", 24)) != std::string::npos) {
-      out.push_back(static_cast<pid_t>(std::stoi(name)));
-    }
-  }
-  return out;
-}
-
 class LocalDispatcherTest : public ::testing::Test {
  protected:
   void TearDown() override {
