@@ -114,6 +114,11 @@ start_scheduler() {
     log "scheduler already running (pid $(cat "$DEV_DIR/scheduler.pid"))"
     return
   fi
+  # The dev configs serve HTTP on 8790 (example_http_check calls it): say so if it is taken.
+  if (exec 3<>/dev/tcp/127.0.0.1/8790) 2>/dev/null; then
+    log "port 8790 is taken (the dev configs' [http] listen); stop what holds it, or edit the config"
+    exit 1
+  fi
   # setsid: the scheduler outlives this script and the terminal it ran in.
   setsid "$BIN" scheduler >>"$DEV_DIR/scheduler.log" 2>&1 </dev/null &
   echo $! >"$DEV_DIR/scheduler.pid"
@@ -167,6 +172,8 @@ up() {
   log "triggering example_diamond and following it to the end"
   local code=0
   "$BIN" runs trigger example_diamond --wait --timeout 120 || code=$?
+  log "triggering example_http_check (an http_api task run by inline-http against the scheduler's /healthz)"
+  "$BIN" runs trigger example_http_check --wait --timeout 120 || code=$?
   cat <<EOF
 
 The dev stack is up.
@@ -175,6 +182,7 @@ The dev stack is up.
   leoflow runs trigger example_flaky_retry --wait
   leoflow runs list
   leoflow status
+  curl -s 127.0.0.1:8790/api/v1/dags   # the JSON API (read-only without a token)
   tail -f .dev/scheduler.log           # the scheduler; task logs are in .dev/logs/
   ./dev down                           # stop the scheduler and the store (data stays in .dev/)
 EOF

@@ -6,9 +6,11 @@ LEOFLOW_PACKAGES=(
   meson ninja-build pkg-config cmake g++
   libboost-dev libboost-filesystem-dev libpqxx-dev libhiredis-dev libspdlog-dev libfmt-dev
   libtomlplusplus-dev libcurl4-openssl-dev nlohmann-json3-dev libcli11-dev libcpp-httplib-dev
-  libhowardhinnant-date-dev tzdata libgtest-dev libgmock-dev libbenchmark-dev
+  libhowardhinnant-date-dev tzdata libgtest-dev libgmock-dev libbenchmark-dev libyaml-dev
   postgresql redis-server redis-tools netcat-openbsd python3-kubernetes gcovr nodejs
 )
+# npm (part of NodeSource's nodejs; Debian's own package is `npm`): scripts/servers/statsd.sh npm-installs the StatsD daemon (statsd@0.9.0) for the
+# metrics-statsd tests once, into ~/.cache/leoflow (LEOFLOW_STATSD_CACHE), and skips npm when it is there.
 
 log() { printf '%s\n' "dev: $*" >&2; }
 

@@ -114,6 +114,8 @@ class Engine {
   // dispatch
   std::optional<std::size_t> routeFor(const TaskSpec& task) const;
   std::size_t routeCapacity(std::size_t route) const;
+  /// SDK 3.1 gauges: running and queued attempts of the cached runs, free executor capacity.
+  void recordTaskGauges();
   void handOver(DispatchJob& job, const std::atomic<bool>& cancelled);
   /// Waits until leadership was confirmed within the last check interval; false when the job
   /// must be given up instead (step-down, another term, cancelled).

@@ -16,6 +16,15 @@ using std::chrono::duration_cast;
 using std::chrono::microseconds;
 using std::chrono::steady_clock;
 
+// SDK 3.1: a run's end, its duration from its start and, for a scheduled run, its delay from its
+// slot (the logical date it was created for) to its start.
+void recordRunEnd(Recorder& recorder, const RunRecord& run, DagRunState state, Timestamp now) {
+  const Timestamp started = run.started_at.value_or(now);
+  std::optional<microseconds> delay;
+  if (run.trigger == RunTrigger::kScheduled) delay = std::max(started - run.logical_date, microseconds{0});
+  recorder.recordRunEnd(run.key.dag_id, state, std::max(now - started, microseconds{0}), delay, run.tenant);
+}
+
 }  // namespace
 
 // ---------------------------------------------------------------------------------------------------
@@ -149,9 +158,28 @@ TickReport Engine::tick(TickKind kind) {
   t.report.timed_out = tick_timed_out_;
   tick_started_us_ = 0;
   last_tick_us_ = duration_cast<microseconds>(clock_.now().time_since_epoch()).count();
+  recorder_.recordSchedulerHeartbeat();
+  if (kind == TickKind::kFull) recordTaskGauges();
   recorder_.setDispatchQueueDepth(static_cast<std::int64_t>(pool_->depth()));
   recorder_.observeTickDuration(duration_cast<microseconds>(steady_clock::now() - steady_start));
   return t.report;
+}
+
+void Engine::recordTaskGauges() {
+  // The leader's view, once per full tick: counting every cached instance is too much for every
+  // quick tick of a large deployment, and a gauge sampled each tick interval is what Airflow sends.
+  std::int64_t running = 0, queued = 0;
+  for (const auto& [key, run] : runs_) {
+    for (std::size_t i = 0; i < run->size(); ++i) {
+      const TaskState s = run->instance(static_cast<planning::TaskIndex>(i)).state;
+      if (s == TaskState::kRunning) ++running;
+      if (s == TaskState::kQueued) ++queued;
+    }
+  }
+  std::size_t open = 0;
+  for (std::size_t r = 0; r < dispatchers_.size(); ++r) open += routeCapacity(r);
+  if (inline_runner_) open += routeCapacity(kInlineRoute);
+  recorder_.setTaskGauges(running, queued, static_cast<std::int64_t>(open));
 }
 
 void Engine::loadRuns(TickState& t, const std::vector<RunKey>& keys) {
@@ -251,6 +279,7 @@ void Engine::materialize(TickState& t, CachedRun& run) {
     if (s.isOk()) {
       ++t.report.runs_finalized;
       t.finished.push_back(key);
+      recordRunEnd(recorder_, run.record(), DagRunState::kSuccess, t.now);
       log_->info("run finished dag_id={} run_id={} state=success tasks=0", key.dag_id, key.run_id);
     } else {
       noteStatus(t, s);
@@ -435,6 +464,7 @@ void Engine::finalize(TickState& t, CachedRun& run) {
     ++t.report.runs_finalized;
     run.setRunState(verdict.state);
     t.finished.push_back(key);
+    recordRunEnd(recorder_, run.record(), verdict.state, t.now);
     log_->info("run finished dag_id={} run_id={} state={}", key.dag_id, key.run_id, toString(verdict.state));
   } else {
     if (s.code() != StatusCode::kConflict) {

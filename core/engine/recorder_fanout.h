@@ -1,11 +1,14 @@
 // One Recorder that forwards to every configured recorder (or to none), swallowing their
-// exceptions: metrics must never stop the scheduler.
+// exceptions: metrics must never stop the scheduler. The hooks SDK 3.1 appended are forwarded only to
+// recorders built against 3.1 or newer: a 3.0 plugin's vtable ends before them.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include <leoflow/abi.h>
 #include <leoflow/recorder.h>
 
 namespace leoflow::engine {
@@ -13,7 +16,10 @@ namespace leoflow::engine {
 class RecorderFanout final : public Recorder {
  public:
   RecorderFanout() = default;
-  void add(Recorder& recorder) { targets_.push_back(&recorder); }
+  /// `abi_minor`: the SDK minor the recorder was built with (a plugin's descriptor says).
+  void add(Recorder& recorder, std::uint32_t abi_minor = LEOFLOW_ABI_MINOR) {
+    targets_.push_back({&recorder, abi_minor});
+  }
 
   void recordSchedulerDecision(std::string_view type) override {
     each([&](Recorder& r) { r.recordSchedulerDecision(type); });
@@ -44,17 +50,41 @@ class RecorderFanout final : public Recorder {
     each([&](Recorder& r) { r.observeTaskDuration(dag_id, task_id, task_type, d); });
   }
 
+  // SDK 3.1
+  void recordSchedulerHeartbeat() override {
+    each([&](Recorder& r) { r.recordSchedulerHeartbeat(); }, 1);
+  }
+  void recordTaskStart(std::string_view dag_id, std::string_view task_id) override {
+    each([&](Recorder& r) { r.recordTaskStart(dag_id, task_id); }, 1);
+  }
+  void recordTaskFinish(std::string_view dag_id, std::string_view task_id, TaskState state) override {
+    each([&](Recorder& r) { r.recordTaskFinish(dag_id, task_id, state); }, 1);
+  }
+  void recordRunEnd(std::string_view dag_id, DagRunState state, std::chrono::microseconds duration,
+                    std::optional<std::chrono::microseconds> schedule_delay, std::string_view tenant) override {
+    each([&](Recorder& r) { r.recordRunEnd(dag_id, state, duration, schedule_delay, tenant); }, 1);
+  }
+  void setTaskGauges(std::int64_t running, std::int64_t queued, std::int64_t open_slots) override {
+    each([&](Recorder& r) { r.setTaskGauges(running, queued, open_slots); }, 1);
+  }
+
  private:
+  struct Target {
+    Recorder* recorder;
+    std::uint32_t abi_minor;
+  };
+  /// Calls `fn` on every recorder of SDK minor `since` or newer.
   template <typename Fn>
-  void each(Fn&& fn) {
-    for (Recorder* r : targets_) {
+  void each(Fn&& fn, std::uint32_t since = 0) {
+    for (const Target& t : targets_) {
+      if (t.abi_minor < since) continue;
       try {
-        fn(*r);
+        fn(*t.recorder);
       } catch (...) {  // a broken recorder loses its sample, nothing else
       }
     }
   }
-  std::vector<Recorder*> targets_;
+  std::vector<Target> targets_;
 };
 
 }  // namespace leoflow::engine

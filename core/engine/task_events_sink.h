@@ -1,8 +1,12 @@
 // The host's TaskEvents: executor reports become attempt-scoped store writes (ARCHITECTURE §8.7),
 // accepted on every replica, and wake the loop so a finished task's downstream starts at once.
+// Accepted reports are also counted (Recorder: task start, task finish and the attempt's duration,
+// timed from the running report this replica accepted).
 #pragma once
 
+#include <map>
 #include <memory>
+#include <mutex>
 #include <string>
 
 #include <spdlog/logger.h>
@@ -18,7 +22,9 @@ namespace leoflow::engine {
 class TaskEventsSink final : public TaskEvents {
  public:
   /// `store` should already be exception-guarded; all references must outlive the sink.
-  TaskEventsSink(Store& store, const Clock& clock, WakeSignal& wake, std::shared_ptr<spdlog::logger> logger);
+  /// `recorder` (optional) must be exception-safe, e.g. a RecorderFanout.
+  TaskEventsSink(Store& store, const Clock& clock, WakeSignal& wake, std::shared_ptr<spdlog::logger> logger,
+                 Recorder* recorder = nullptr);
 
   Status running(const ExecutionRef& execution) override;
   Status heartbeat(const ExecutionRef& execution) override;
@@ -29,6 +35,11 @@ class TaskEventsSink final : public TaskEvents {
   const Clock& clock_;
   WakeSignal& wake_;
   std::shared_ptr<spdlog::logger> logger_;
+  Recorder* recorder_;
+  /// When each execution's running report was accepted here, for its duration; bounded (an
+  /// execution that never reports its end is forgotten when the map is full).
+  std::mutex started_mutex_;
+  std::map<std::string, Timestamp> started_;
 };
 
 }  // namespace leoflow::engine

@@ -102,6 +102,7 @@ Backends::Backends(const HostConfig& config, PluginLoader& loader, Scope scope,
     const PluginSection* section;
     RecorderFactory* factory;
     ConfigView config;
+    std::uint32_t abi_minor;  ///< SDK 3.1 hooks only reach recorders of 3.1 or newer
   };
   std::vector<PlannedRecorder> planned_recorders;
   if (executors) {
@@ -122,8 +123,9 @@ Backends::Backends(const HostConfig& config, PluginLoader& loader, Scope scope,
     leader_config = bindPluginConfig(leader_section, leader_factory->configKeys());
     leader_plugin_ = leader_section.plugin;
     for (const PluginSection& r : config.recorders) {
-      RecorderFactory& f = loader.load(r.plugin).recorderFactory();
-      planned_recorders.push_back({&r, &f, bindPluginConfig(r, f.configKeys())});
+      const LoadedPlugin& plugin = loader.load(r.plugin);
+      RecorderFactory& f = plugin.recorderFactory();
+      planned_recorders.push_back({&r, &f, bindPluginConfig(r, f.configKeys()), plugin.abiMinor()});
     }
   }
 
@@ -131,14 +133,15 @@ Backends::Backends(const HostConfig& config, PluginLoader& loader, Scope scope,
   for (const PlannedRecorder& r : planned_recorders) {
     PluginContext& ctx = context(r.section->plugin, *null_events_);
     recorders_.push_back(create(*r.section, retry_unavailable, [&] { return r.factory->create(r.config, ctx); }));
-    recorders_fanout_.add(*recorders_.back());
+    recorders_fanout_.add(*recorders_.back(), r.abi_minor);
   }
   {
     PluginContext& ctx = context(config.store.plugin, *null_events_);
     store_ = create(config.store, retry_unavailable, [&] { return store_factory.create(store_config, ctx); });
     guarded_store_ = std::make_unique<engine::GuardedStore>(*store_, store_plugin_);
   }
-  events_ = std::make_unique<engine::TaskEventsSink>(*guarded_store_, clock_, wake_, makeLogger("events"));
+  events_ = std::make_unique<engine::TaskEventsSink>(*guarded_store_, clock_, wake_, makeLogger("events"),
+                                                     &recorders_fanout_);
   // Log readers start nothing (no warm shells, no adoption): made for `tasks logs` and the API.
   // nullptr is a plugin that keeps no logs; a throwing factory is a start-up error like create().
   auto addLogReader = [&](const PluginSection& section, auto&& make) {

@@ -28,6 +28,18 @@ bool report(const DagLoad& load, std::ostream& err) {
 }
 
 
+// inline-http's max_timeout_s as the config sets it (its default, 300, when absent); nullopt for
+// another runner or none, whose limits the host does not know.
+std::optional<int> inlineMaxTimeout(const HostConfig& config) {
+  if (!config.inline_runner || config.inline_runner->plugin != "inline-http") return std::nullopt;
+  auto it = config.inline_runner->config->entries.find("max_timeout_s");
+  if (it == config.inline_runner->config->entries.end()) return 300;
+  if (it->second.value) {
+    if (const auto* v = std::get_if<std::int64_t>(&*it->second.value)) return static_cast<int>(*v);
+  }
+  return std::nullopt;  // ill-typed: the plugin's own check says so when the scheduler starts
+}
+
 }  // namespace
 
 int dagsValidate(const std::vector<std::string>& paths, std::ostream& out, std::ostream& err) {
@@ -47,8 +59,25 @@ int dagsValidate(const std::vector<std::string>& paths, std::ostream& out, std::
 }
 
 int dagsSync(Store& store, const std::vector<std::string>& paths, std::ostream& out, std::ostream& err,
-             const std::optional<std::string>& missing_inline_runner) {
+             const std::optional<std::string>& missing_inline_runner, std::optional<int> inline_max_timeout_s) {
   DagLoad load = loadDagFiles(paths);
+  if (inline_max_timeout_s) {
+    // An inline task whose timeout is above the runner's limit fails at its first attempt; say so now,
+    // while the author is looking (the timeout rule is inline-http's: docs in its README).
+    for (const ParsedDag& d : load.dags) {
+      for (const TaskSpec& t : d.spec.tasks) {
+        if (t.type != "http_api" || t.execution_mode != ExecutionMode::kInline) continue;
+        const int request = t.http_request ? t.http_request->timeout_seconds : 0;
+        const int task = t.execution_timeout_seconds;
+        const int timeout = request > 0 && task > 0 ? std::min(request, task) : (request > 0 ? request : (task > 0 ? task : 60));
+        if (timeout <= *inline_max_timeout_s) continue;
+        load.warnings.push_back(fmt::format(
+            "{}: task \"{}\": its timeout ({} s) exceeds the inline runner's max_timeout_s ({} s): it will fail; "
+            "declare \"execution_mode\": \"pod\" to run it as a pod",
+            d.file, t.task_id, timeout, *inline_max_timeout_s));
+      }
+    }
+  }
   if (missing_inline_runner) {
     // BEHAVIOUR §2.4: without an InlineRunner, inline http_api tasks go to the dispatchers, which
     // may not run them. Registering is still right: the config may gain one.
@@ -224,7 +253,8 @@ void addDagsCommand(CLI::App& app, CommandContext& ctx) {
     StoreSession session(ctx);
     std::optional<std::string> missing_inline_runner;
     if (!session.config().inline_runner) missing_inline_runner = session.config().path;
-    ctx.exit_code = dagsSync(session.store(), paths, *ctx.out, *ctx.err, missing_inline_runner);
+    ctx.exit_code = dagsSync(session.store(), paths, *ctx.out, *ctx.err, missing_inline_runner,
+                             inlineMaxTimeout(session.config()));
   });
 
   static bool json = false;

@@ -24,8 +24,11 @@ int dagsValidate(const std::vector<std::string>& paths, std::ostream& out, std::
 /// Registers DAG files all-or-nothing: any invalid file → nothing registered, exit 2.
 /// `missing_inline_runner`: the config file's name when it configures no [inline_runner]; each
 /// inline http_api task then gets a warning on `err` (the sync still succeeds).
+/// `inline_max_timeout_s`: the inline runner's max_timeout_s, when known; each inline http_api task
+/// whose timeout exceeds it gets a warning (it would fail at its first attempt).
 int dagsSync(Store& store, const std::vector<std::string>& paths, std::ostream& out, std::ostream& err,
-             const std::optional<std::string>& missing_inline_runner = std::nullopt);
+             const std::optional<std::string>& missing_inline_runner = std::nullopt,
+             std::optional<int> inline_max_timeout_s = std::nullopt);
 /// `now`: for each DAG's next_slot.
 int dagsList(Store& store, bool json, std::ostream& out, Timestamp now);
 

@@ -205,6 +205,61 @@ void RecordingRecorder::observeDispatchLatency(std::chrono::microseconds) {
   ++latencies_;
 }
 
+void RecordingRecorder::observeTaskDuration(std::string_view dag_id, std::string_view task_id, std::string_view,
+                                            std::chrono::microseconds elapsed) {
+  std::lock_guard lock(mutex_);
+  task_durations_[std::string(dag_id) + "." + std::string(task_id)].push_back(elapsed);
+}
+void RecordingRecorder::recordSchedulerHeartbeat() {
+  std::lock_guard lock(mutex_);
+  ++heartbeats_;
+}
+void RecordingRecorder::recordTaskStart(std::string_view dag_id, std::string_view task_id) {
+  std::lock_guard lock(mutex_);
+  ++task_starts_[std::string(dag_id) + "." + std::string(task_id)];
+}
+void RecordingRecorder::recordTaskFinish(std::string_view dag_id, std::string_view task_id, TaskState state) {
+  std::lock_guard lock(mutex_);
+  ++task_finishes_[{std::string(dag_id) + "." + std::string(task_id), state}];
+}
+void RecordingRecorder::recordRunEnd(std::string_view dag_id, DagRunState state, std::chrono::microseconds duration,
+                                     std::optional<std::chrono::microseconds> schedule_delay,
+                                     std::string_view tenant) {
+  std::lock_guard lock(mutex_);
+  run_ends_.push_back({std::string(dag_id), state, duration, schedule_delay, std::string(tenant)});
+}
+void RecordingRecorder::setTaskGauges(std::int64_t running, std::int64_t queued, std::int64_t open_slots) {
+  std::lock_guard lock(mutex_);
+  gauges_.push_back({running, queued, open_slots});
+}
+int RecordingRecorder::heartbeats() const {
+  std::lock_guard lock(mutex_);
+  return heartbeats_;
+}
+int RecordingRecorder::taskStarts(const std::string& dag_task) const {
+  std::lock_guard lock(mutex_);
+  auto it = task_starts_.find(dag_task);
+  return it == task_starts_.end() ? 0 : it->second;
+}
+int RecordingRecorder::taskFinishes(const std::string& dag_task, TaskState state) const {
+  std::lock_guard lock(mutex_);
+  auto it = task_finishes_.find({dag_task, state});
+  return it == task_finishes_.end() ? 0 : it->second;
+}
+std::vector<std::chrono::microseconds> RecordingRecorder::taskDurations(const std::string& dag_task) const {
+  std::lock_guard lock(mutex_);
+  auto it = task_durations_.find(dag_task);
+  return it == task_durations_.end() ? std::vector<std::chrono::microseconds>{} : it->second;
+}
+std::vector<RecordingRecorder::RunEnd> RecordingRecorder::runEnds() const {
+  std::lock_guard lock(mutex_);
+  return run_ends_;
+}
+std::vector<RecordingRecorder::Gauges> RecordingRecorder::gauges() const {
+  std::lock_guard lock(mutex_);
+  return gauges_;
+}
+
 int RecordingRecorder::decisions(const std::string& type) const {
   std::lock_guard lock(mutex_);
   auto it = decisions_.find(type);

@@ -10,6 +10,7 @@
 #include <limits>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -123,7 +124,35 @@ class RecordingRecorder final : public Recorder {
   void observeTickDuration(std::chrono::microseconds elapsed) override;
   void setDispatchQueueDepth(std::int64_t depth) override;
   void observeDispatchLatency(std::chrono::microseconds elapsed) override;
-  void observeTaskDuration(std::string_view, std::string_view, std::string_view, std::chrono::microseconds) override {}
+  void observeTaskDuration(std::string_view dag_id, std::string_view task_id, std::string_view,
+                           std::chrono::microseconds elapsed) override;
+  // SDK 3.1
+  void recordSchedulerHeartbeat() override;
+  void recordTaskStart(std::string_view dag_id, std::string_view task_id) override;
+  void recordTaskFinish(std::string_view dag_id, std::string_view task_id, TaskState state) override;
+  void recordRunEnd(std::string_view dag_id, DagRunState state, std::chrono::microseconds duration,
+                    std::optional<std::chrono::microseconds> schedule_delay, std::string_view tenant) override;
+  void setTaskGauges(std::int64_t running_tasks, std::int64_t queued_tasks, std::int64_t open_slots) override;
+
+  struct RunEnd {
+    std::string dag_id;
+    DagRunState state;
+    std::chrono::microseconds duration;
+    std::optional<std::chrono::microseconds> schedule_delay;
+    std::string tenant;
+  };
+  struct Gauges {
+    std::int64_t running = 0, queued = 0, open_slots = 0;
+  };
+  int heartbeats() const;
+  /// Starts of "dag.task".
+  int taskStarts(const std::string& dag_task) const;
+  /// Ends of "dag.task" in `state`.
+  int taskFinishes(const std::string& dag_task, TaskState state) const;
+  /// Durations observed for "dag.task".
+  std::vector<std::chrono::microseconds> taskDurations(const std::string& dag_task) const;
+  std::vector<RunEnd> runEnds() const;
+  std::vector<Gauges> gauges() const;
 
   int decisions(const std::string& type) const;
   int undispatchable(const std::string& reason) const;
@@ -140,6 +169,12 @@ class RecordingRecorder final : public Recorder {
   std::vector<std::chrono::microseconds> reacquires_;
   int ticks_ = 0;
   int latencies_ = 0;
+  int heartbeats_ = 0;
+  std::map<std::string, int> task_starts_;
+  std::map<std::pair<std::string, TaskState>, int> task_finishes_;
+  std::map<std::string, std::vector<std::chrono::microseconds>> task_durations_;
+  std::vector<RunEnd> run_ends_;
+  std::vector<Gauges> gauges_;
 };
 
 }  // namespace leoflow::testing

@@ -23,7 +23,9 @@
 #define LEOFLOW_ABI_MAJOR 3
 /// Raised when the SDK grows compatibly (a new descriptor field at the end, a new optional hook).
 /// (3.0 includes everything of 2.2: the descriptor's sdk_hash, InlineRunner::freeCapacity().)
-#define LEOFLOW_ABI_MINOR 0
+/// 3.1: Recorder hooks recordSchedulerHeartbeat, recordTaskStart, recordTaskFinish, recordRunEnd and
+///      setTaskGauges (appended, no-op defaults; called only on recorders of 3.1 or newer).
+#define LEOFLOW_ABI_MINOR 1
 
 #define LEOFLOW_ABI_STR2(x) #x
 #define LEOFLOW_ABI_STR(x) LEOFLOW_ABI_STR2(x)

@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string_view>
 #include <vector>
 
@@ -42,6 +43,29 @@ class Recorder {
   /// An attempt's run time, from running to its end.
   virtual void observeTaskDuration(std::string_view dag_id, std::string_view task_id,
                                    std::string_view task_type, std::chrono::microseconds elapsed) = 0;
+
+  // SDK 3.1: appended hooks with no-op defaults. The host calls them only on recorders built
+  // against SDK 3.1 or newer (a 3.0 plugin's vtable does not have them).
+
+  /// Each tick of the leader (Airflow's scheduler_heartbeat). Followers do not tick.
+  virtual void recordSchedulerHeartbeat() {}
+  /// An attempt's code started: its executor's running report (its claim) was accepted.
+  virtual void recordTaskStart(std::string_view /*dag_id*/, std::string_view /*task_id*/) {}
+  /// An attempt ended: its executor's finished report was accepted. `state` is kSuccess or kFailed
+  /// (a failure that will be retried is kFailed too). observeTaskDuration follows when this replica
+  /// also accepted the attempt's running report.
+  virtual void recordTaskFinish(std::string_view /*dag_id*/, std::string_view /*task_id*/, TaskState /*state*/) {}
+  /// A run ended, `state` kSuccess or kFailed. `duration`: from the run's start to its end.
+  /// `schedule_delay`: from the run's slot (the logical date a scheduled run was created for) to its
+  /// start, for scheduled runs only. `tenant`: the run's tenant.
+  virtual void recordRunEnd(std::string_view /*dag_id*/, DagRunState /*state*/, std::chrono::microseconds /*duration*/,
+                            std::optional<std::chrono::microseconds> /*schedule_delay*/,
+                            std::string_view /*tenant*/) {}
+  /// The leader's view once per tick (followers never call it): attempts running, attempts queued
+  /// (handed to an executor or waiting for a dispatch worker), and the free capacity of every
+  /// executor together.
+  virtual void setTaskGauges(std::int64_t /*running_tasks*/, std::int64_t /*queued_tasks*/,
+                             std::int64_t /*open_slots*/) {}
 };
 
 class RecorderFactory {

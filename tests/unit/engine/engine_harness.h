@@ -87,7 +87,7 @@ class EngineHarness {
 
   /// Builds the engine (after options and fakes are set up) with the default routes.
   void build(bool with_dispatcher = true, bool with_inline = false) {
-    events = std::make_unique<TaskEventsSink>(store, clock, wake, logger);
+    events = std::make_unique<TaskEventsSink>(store, clock, wake, logger, &recorder);
     EngineDeps deps;
     deps.store = &store;
     deps.store_plugin = "store-memory";

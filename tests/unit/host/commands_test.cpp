@@ -105,6 +105,23 @@ TEST_F(Commands, SyncRegistersVersionsAndIsAllOrNothing) {
   EXPECT_EQ(store_.dagVersions("etl").size(), 2u);
 }
 
+// With an inline runner whose max_timeout_s is known, a task whose timeout exceeds it would fail at
+// its first attempt: the sync says so (and still registers it).
+TEST_F(Commands, SyncWarnsAboutInlineTasksWhoseTimeoutExceedsTheRunnersLimit) {
+  const std::string slow = write("slow.json", R"({"dag_id":"slow","tasks":[
+      {"task_id":"long_call","type":"http_api","execution_timeout_seconds":600,"http_request":{"url":"https://x/1"}},
+      {"task_id":"capped","type":"http_api","execution_timeout_seconds":600,
+       "http_request":{"url":"https://x/2","timeout_seconds":30}},
+      {"task_id":"as_pod","type":"http_api","execution_mode":"pod","execution_timeout_seconds":900,
+       "http_request":{"url":"https://x/3"}}]})");
+  EXPECT_EQ(run([&] { return dagsSync(store_, {slow}, out_, err_, std::nullopt, 300); }), 0);
+  EXPECT_THAT(err_.str(), HasSubstr("task \"long_call\": its timeout (600 s) exceeds the inline runner's "
+                                    "max_timeout_s (300 s)"));
+  EXPECT_THAT(err_.str(), ::testing::Not(HasSubstr("\"capped\"")));  // the request's 30 s is the smaller
+  EXPECT_THAT(err_.str(), ::testing::Not(HasSubstr("\"as_pod\"")));
+  EXPECT_THAT(out_.str(), HasSubstr("dag slow: version 1 (registered)"));
+}
+
 TEST_F(Commands, SyncWarnsAboutInlineHttpTasksWhenNoInlineRunnerIsConfigured) {
   const std::string hooks = write("hooks.json", R"({"dag_id":"hooks","tasks":[
       {"task_id":"build","type":"bash","entrypoint":"true"},
