@@ -1,5 +1,8 @@
 #include "k8s_dispatcher.h"
 
+#include <cctype>
+#include <cstdio>
+
 #include <fmt/format.h>
 
 #include "log_store.h"
@@ -16,6 +19,57 @@ std::string credentialsHint(long status) {
   return status == 401 ? "401 Unauthorized: the API server refused the credentials (a wrong or expired token?)"
                        : "403 Forbidden: the credentials lack RBAC rights (pods: create, get, list, watch, delete; "
                          "pods/log: get)";
+}
+
+/// RFC 3339 (`2026-01-02T03:04:05Z`, fractional seconds and `+hh:mm`/`-hh:mm` offsets allowed) as
+/// a UTC time point; nullopt when it does not parse.
+std::optional<std::chrono::system_clock::time_point> parseRfc3339(const std::string& text) {
+  int y = 0, mo = 0, d = 0, h = 0, mi = 0, sec = 0, used = 0;
+  if (std::sscanf(text.c_str(), "%4d-%2d-%2d%*1[Tt ]%2d:%2d:%2d%n", &y, &mo, &d, &h, &mi, &sec, &used) != 6 ||
+      used <= 0) {
+    return std::nullopt;
+  }
+  std::size_t i = static_cast<std::size_t>(used);
+  std::chrono::nanoseconds frac{0};
+  if (i < text.size() && text[i] == '.') {
+    ++i;
+    long long ns = 0;
+    int digits = 0;
+    while (i < text.size() && std::isdigit(static_cast<unsigned char>(text[i]))) {
+      if (digits < 9) ns = ns * 10 + (text[i] - '0'), ++digits;
+      ++i;
+    }
+    if (digits == 0) return std::nullopt;
+    while (digits++ < 9) ns *= 10;
+    frac = std::chrono::nanoseconds(ns);
+  }
+  std::chrono::minutes offset{0};
+  if (i < text.size() && (text[i] == 'Z' || text[i] == 'z')) {
+    ++i;
+  } else if (i < text.size() && (text[i] == '+' || text[i] == '-')) {
+    int oh = 0, om = 0;
+    if (text.size() - i != 6 || std::sscanf(text.c_str() + i + 1, "%2d:%2d", &oh, &om) != 2) return std::nullopt;
+    offset = std::chrono::minutes((text[i] == '-' ? -1 : 1) * (oh * 60 + om));
+    i = text.size();
+  } else {
+    return std::nullopt;
+  }
+  if (i != text.size()) return std::nullopt;
+  const std::chrono::year_month_day ymd{std::chrono::year(y), std::chrono::month(static_cast<unsigned>(mo)),
+                                        std::chrono::day(static_cast<unsigned>(d))};
+  if (!ymd.ok() || h > 23 || mi > 59 || sec > 60) return std::nullopt;
+  const auto tp = std::chrono::sys_days(ymd) + std::chrono::hours(h) + std::chrono::minutes(mi) +
+                  std::chrono::seconds(sec) + frac - offset;
+  return std::chrono::time_point_cast<std::chrono::system_clock::duration>(tp);
+}
+
+/// The task's container status: the one named `task` (a template may add sidecars), else the first.
+const json* taskContainerStatus(const json& statuses) {
+  if (!statuses.is_array() || statuses.empty()) return nullptr;
+  for (const auto& cs : statuses) {
+    if (cs.is_object() && cs.value("name", "") == "task") return &cs;
+  }
+  return statuses[0].is_object() ? &statuses[0] : nullptr;
 }
 
 }  // namespace
@@ -179,8 +233,16 @@ void K8sDispatcher::applyPod(const json& pod, const std::string& type) {
   if (pod.contains("status") && pod["status"].is_object()) {
     const json& st = pod["status"];
     p.phase = st.value("phase", p.phase);
-    if (st.contains("containerStatuses") && st["containerStatuses"].is_array() && !st["containerStatuses"].empty()) {
-      const json& state = st["containerStatuses"][0].value("state", json::object());
+    const json* cs = st.contains("containerStatuses") ? taskContainerStatus(st["containerStatuses"]) : nullptr;
+    if (cs) {
+      const json& state = cs->value("state", json::object());
+      for (const char* key : {"running", "terminated"}) {
+        if (state.contains(key) && state[key].is_object() && state[key].contains("startedAt") &&
+            state[key]["startedAt"].is_string()) {
+          if (auto at = parseRfc3339(state[key]["startedAt"].get<std::string>())) p.started_at = at;
+          break;
+        }
+      }
       if (state.contains("terminated")) {
         p.exit_code = state["terminated"].value("exitCode", 0);
         p.reason = state["terminated"].value("reason", "");
@@ -361,8 +423,11 @@ void K8sDispatcher::tickPod(const std::string& name) {
         delete_after = true;
         outcome.message = fmt::format("pod {}/{} was Pending for more than {} s{}", ns_, name,
                                       settings_.pending_timeout_s, cur.reason.empty() ? "" : ": " + cur.reason);
-      } else if (cur.id.execution_timeout_s > 0 && cur.running_since &&
-                 now - *cur.running_since > std::chrono::seconds(cur.id.execution_timeout_s)) {
+      } else if (cur.id.execution_timeout_s > 0 && (cur.started_at || cur.running_since) &&
+                 (cur.started_at ? std::chrono::system_clock::now() - *cur.started_at
+                                 : std::chrono::duration_cast<std::chrono::system_clock::duration>(
+                                       now - *cur.running_since)) >
+                     std::chrono::seconds(cur.id.execution_timeout_s)) {
         act = Act::kFinish;
         delete_after = true;
         outcome.message = fmt::format("timed out after {} s", cur.id.execution_timeout_s);

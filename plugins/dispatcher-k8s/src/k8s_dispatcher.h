@@ -60,7 +60,10 @@ class K8sDispatcher final : public Dispatcher {
     int delete_grace = -1;
     std::string stop_note;      ///< why we delete a pod whose attempt goes on being reported
     Clock::time_point first_seen{};
-    std::optional<Clock::time_point> running_since;
+    std::optional<Clock::time_point> running_since;  ///< when this dispatcher first saw it Running
+    /// The task container's `state.running.startedAt` (or `terminated.startedAt`): the execution
+    /// timeout counts from it, also after an adoption; running_since only when it is absent.
+    std::optional<std::chrono::system_clock::time_point> started_at;
     Clock::time_point last_beat{};
     std::optional<Clock::time_point> finished_at;
   };

@@ -5,6 +5,7 @@
 #include <httplib.h>
 
 #include <chrono>
+#include <ctime>
 #include <fstream>
 #include <sstream>
 
@@ -277,15 +278,48 @@ void FakeApiServer::setup() {
   });
 }
 
+std::string FakeApiServer::rfc3339(std::chrono::system_clock::time_point t) {
+  const std::time_t secs = std::chrono::system_clock::to_time_t(t);
+  std::tm tm{};
+  gmtime_r(&secs, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
 void FakeApiServer::setPhase(const std::string& ns, const std::string& name, const std::string& phase,
                              std::optional<int> exit_code, const std::string& reason) {
+  putPhase(ns, name, phase, exit_code, reason, std::nullopt);
+}
+
+void FakeApiServer::setRunning(const std::string& ns, const std::string& name,
+                               std::optional<std::chrono::system_clock::time_point> started_at) {
+  putPhase(ns, name, "Running", std::nullopt, {}, started_at);
+}
+
+void FakeApiServer::putPhase(const std::string& ns, const std::string& name, const std::string& phase,
+                             std::optional<int> exit_code, const std::string& reason,
+                             std::optional<std::optional<std::chrono::system_clock::time_point>> started_at) {
   std::lock_guard lock(mutex_);
   auto it = pods_.find(ns + "/" + name);
   if (it == pods_.end()) throw std::runtime_error("setPhase: no pod " + name);
   json& pod = it->second;
   json state;
   if (phase == "Running") {
-    state = {{"running", {{"startedAt", "2026-01-01T00:00:01Z"}}}};
+    json running = json::object();
+    if (started_at) {
+      if (*started_at) running["startedAt"] = rfc3339(**started_at);
+    } else {
+      // A kubelet keeps the container's start; a container starting now gets the current time.
+      const json* old = nullptr;
+      if (pod.contains("status") && pod["status"].value("phase", "") == "Running" &&
+          pod["status"].contains("containerStatuses")) {
+        const json& prev = pod["status"]["containerStatuses"][0]["state"];
+        if (prev.contains("running") && prev["running"].contains("startedAt")) old = &prev["running"]["startedAt"];
+      }
+      running["startedAt"] = old ? *old : json(rfc3339(std::chrono::system_clock::now()));
+    }
+    state = {{"running", running}};
   } else if (phase == "Succeeded" || phase == "Failed") {
     state = {{"terminated", {{"exitCode", exit_code.value_or(phase == "Succeeded" ? 0 : 1)},
                              {"reason", reason.empty() ? (phase == "Succeeded" ? "Completed" : "Error") : reason}}}};

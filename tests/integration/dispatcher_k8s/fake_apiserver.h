@@ -48,9 +48,14 @@ class FakeApiServer {
   int port() const { return port_; }
   std::string url() const { return "https://127.0.0.1:" + std::to_string(port_); }
 
-  // Driving pods.
+  // Driving pods. A pod put Running gets `state.running.startedAt` as a kubelet sets it: the
+  // current time (RFC 3339, whole seconds) when it was not Running yet, else the time it had.
   void setPhase(const std::string& ns, const std::string& name, const std::string& phase,
                 std::optional<int> exit_code = std::nullopt, const std::string& reason = {});
+  /// Running with this `startedAt` (nullopt: the field left out).
+  void setRunning(const std::string& ns, const std::string& name,
+                  std::optional<std::chrono::system_clock::time_point> started_at);
+  static std::string rfc3339(std::chrono::system_clock::time_point t);
   void setLog(const std::string& ns, const std::string& name, const std::string& text);
   bool deleteOutOfBand(const std::string& ns, const std::string& name);
   /// Forgets every event so far: a watch from any resourceVersion before now gets 410 Gone.
@@ -82,6 +87,9 @@ class FakeApiServer {
     nlohmann::json object;
   };
   void emit(const std::string& type, nlohmann::json& pod);  // mutex_ held
+  void putPhase(const std::string& ns, const std::string& name, const std::string& phase,
+                std::optional<int> exit_code, const std::string& reason,
+                std::optional<std::optional<std::chrono::system_clock::time_point>> started_at);
   void setup();
 
   std::unique_ptr<httplib::SSLServer> server_;

@@ -263,6 +263,69 @@ TEST_F(K8sTest, ExecutionTimeoutCountsFromTheContainersStart) {
   EXPECT_TRUE(server_->waitPod(kNs, podOf(r), false, 5000));
 }
 
+TEST_F(K8sTest, ExecutionTimeoutAfterALongPendingCountsTheWholeTimeoutFromStartedAt) {
+  auto d = make();
+  auto r = requestOf(attemptOf("d", "r", "t"), 1);
+  r.task.execution_timeout_seconds = 3;
+  EXPECT_EQ(dispatch(*d, r), DispatchOutcome::kStarted);
+  server_->setPhase(kNs, podOf(r), "Pending", std::nullopt, "ErrImagePull");
+  std::this_thread::sleep_for(std::chrono::milliseconds(3500));  // longer than the whole timeout
+  EXPECT_EQ(events_.count(Kind::kFinished, r.attempt, false), 0);
+  const auto started = std::chrono::steady_clock::now();
+  server_->setPhase(kNs, podOf(r), "Running");  // startedAt: now (whole seconds, as a kubelet writes it)
+  const auto pod = server_->pod(kNs, podOf(r));
+  ASSERT_TRUE(pod);
+  EXPECT_TRUE((*pod)["status"]["containerStatuses"][0]["state"]["running"].contains("startedAt"));
+  auto f = events_.waitFinished(r.attempt, 10000);
+  ASSERT_TRUE(f);
+  const auto ran = std::chrono::steady_clock::now() - started;
+  EXPECT_EQ(f->outcome.message, "timed out after 3 s");
+  // startedAt has whole seconds: at most 1 s of the timeout may look spent already.
+  EXPECT_GE(ran, std::chrono::milliseconds(1900)) << "the Pending time was not counted";
+  EXPECT_LT(ran, std::chrono::milliseconds(6000));
+  EXPECT_TRUE(server_->waitPod(kNs, podOf(r), false, 5000));
+}
+
+TEST_F(K8sTest, ExecutionTimeoutFallsBackToFirstSeenRunningWithoutStartedAt) {
+  auto d = make();
+  auto r = requestOf(attemptOf("d", "r", "t"), 1);
+  r.task.execution_timeout_seconds = 1;
+  EXPECT_EQ(dispatch(*d, r), DispatchOutcome::kStarted);
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  const auto started = std::chrono::steady_clock::now();
+  server_->setRunning(kNs, podOf(r), std::nullopt);
+  auto f = events_.waitFinished(r.attempt, 10000);
+  ASSERT_TRUE(f);
+  EXPECT_GE(std::chrono::steady_clock::now() - started, std::chrono::milliseconds(950));
+  EXPECT_EQ(f->outcome.message, "timed out after 1 s");
+}
+
+TEST_F(K8sTest, AfterAnAdoptionTheExecutionTimeoutStillCountsFromTheContainersStart) {
+  constexpr int kTimeout = 6;
+  constexpr int kBefore = 3;  // the container ran this long before the next scheduler adopted it
+  auto r = requestOf(attemptOf("d", "r", "t"), 1);
+  r.task.execution_timeout_seconds = kTimeout;
+  const auto container_start = std::chrono::system_clock::now() - std::chrono::seconds(kBefore);
+  {
+    auto d = make();
+    EXPECT_EQ(dispatch(*d, r), DispatchOutcome::kStarted);
+    server_->setRunning(kNs, podOf(r), container_start);
+    ASSERT_TRUE(events_.waitCount(Kind::kRunning, r.attempt, 1));
+    d->shutdown();
+  }
+  const auto adopted = std::chrono::steady_clock::now();
+  auto d = make();  // the next scheduler
+  auto f = events_.waitFinished(r.attempt, 15000);
+  ASSERT_TRUE(f);
+  const auto after = std::chrono::steady_clock::now() - adopted;
+  EXPECT_EQ(f->outcome.message, "timed out after 6 s");
+  // A count restarted at the adoption would end at >= kTimeout s; from startedAt, kTimeout - kBefore.
+  EXPECT_GE(after, std::chrono::milliseconds((kTimeout - kBefore - 1) * 1000 - 500));
+  EXPECT_LT(after, std::chrono::milliseconds((kTimeout - kBefore) * 1000 + 1500))
+      << "the timeout restarted at the adoption";
+  EXPECT_TRUE(server_->waitPod(kNs, podOf(r), false, 5000));
+}
+
 TEST_F(K8sTest, StopDeletesThePodWithTheGraceAndReportsNothingMore) {
   auto d = make();
   auto r = requestOf(attemptOf("d", "r", "t"), 1);
