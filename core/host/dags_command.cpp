@@ -138,22 +138,18 @@ std::string dotQuote(const std::string& id) {
 }
 
 int dagsShow(Store& store, const std::string& dag_id, DagShowFormat format, std::ostream& out, Timestamp now) {
-  auto stored = store.getDag(dag_id, std::nullopt);
-  if (!stored) {
-    if (stored.status().code() == StatusCode::kNotFound) {
-      throw notFound("unknown dag \"" + dag_id + "\" (leoflow dags list shows the registered ones)");
-    }
-    failWith(stored.status(), "reading dag " + dag_id);
+  // The JSON is the API's object (it reads the DAG itself); text and DOT need only the spec.
+  if (format == DagShowFormat::kJson) {
+    out << showDagJson(store, dag_id, now).dump(2) << '\n';
+    return kExitOk;
   }
-  auto spec = decodeCanonicalDag(stored->spec_json);
-  if (!spec) failWith(spec.status(), fmt::format("reading dag {} version {}", dag_id, stored->version));
-  const DagSummary summary{stored->dag_id, spec->schedule, stored->paused, stored->version, spec->tenant};
+  const LoadedDag dag = loadDag(store, dag_id);
+  const DagSpec* spec = &dag.spec;
+  const DagSummary summary{dag.stored.dag_id, spec->schedule, dag.stored.paused, dag.stored.version, spec->tenant};
 
   switch (format) {
-    case DagShowFormat::kJson: {
-      out << showDagJson(store, dag_id, now).dump(2) << '\n';
-      break;
-    }
+    case DagShowFormat::kJson:
+      break;  // answered above
     case DagShowFormat::kDot: {
       out << "digraph " << dotQuote(summary.dag_id) << " {\n";
       // Every task is a node, also one with no edges; then one edge per dependency.

@@ -176,7 +176,7 @@ RunRecord loadRun(Store& store, const RunKey& key) {
   return run;
 }
 
-DagSpec loadDagSpec(Store& store, const std::string& dag_id, std::optional<std::int64_t> version) {
+LoadedDag loadDag(Store& store, const std::string& dag_id, std::optional<std::int64_t> version) {
   auto stored = store.getDag(dag_id, version);
   if (!stored) {
     if (stored.status().code() == StatusCode::kNotFound) {
@@ -186,7 +186,11 @@ DagSpec loadDagSpec(Store& store, const std::string& dag_id, std::optional<std::
   }
   auto spec = decodeCanonicalDag(stored->spec_json);
   if (!spec) failWith(spec.status(), fmt::format("reading dag {} version {}", dag_id, stored->version));
-  return std::move(spec).value();
+  return {std::move(stored).value(), std::move(spec).value()};
+}
+
+DagSpec loadDagSpec(Store& store, const std::string& dag_id, std::optional<std::int64_t> version) {
+  return loadDag(store, dag_id, version).spec;
 }
 
 // --- Reads -----------------------------------------------------------------------------------------
@@ -210,16 +214,9 @@ ojson listDagsJson(Store& store, Timestamp now, const std::optional<std::string>
 }
 
 ojson showDagJson(Store& store, const std::string& dag_id, Timestamp now) {
-  auto stored = store.getDag(dag_id, std::nullopt);
-  if (!stored) {
-    if (stored.status().code() == StatusCode::kNotFound) {
-      throw notFound("unknown dag " + quote(dag_id) + " (leoflow dags list shows the registered ones)");
-    }
-    failWith(stored.status(), "reading dag " + dag_id);
-  }
-  auto spec = decodeCanonicalDag(stored->spec_json);
-  if (!spec) failWith(spec.status(), fmt::format("reading dag {} version {}", dag_id, stored->version));
-  const DagSummary summary{stored->dag_id, spec->schedule, stored->paused, stored->version, spec->tenant};
+  const LoadedDag dag = loadDag(store, dag_id);
+  const DagSpec* spec = &dag.spec;
+  const DagSummary summary{dag.stored.dag_id, spec->schedule, dag.stored.paused, dag.stored.version, spec->tenant};
   const auto scheduled = scheduledByDag(store);
   auto s = scheduled.find(dag_id);
   ojson j = dagJson(summary, *spec, s == scheduled.end() ? std::nullopt : std::optional(s->second),
@@ -257,18 +254,12 @@ std::vector<RunRecord> queryRuns(Store& store, const RunQuery& q) {
 // --- Changes -----------------------------------------------------------------------------------------
 
 RunKey triggerRun(Store& store, Timestamp now, const TriggerRequest& r) {
-  auto dag = store.getDag(r.dag_id, std::nullopt);
-  if (!dag) {
-    if (dag.status().code() == StatusCode::kNotFound) throw notFound("unknown dag " + quote(r.dag_id));
-    failWith(dag.status(), "reading dag " + r.dag_id);
-  }
-  auto spec = decodeCanonicalDag(dag->spec_json);
-  if (!spec) failWith(spec.status(), "reading dag " + r.dag_id);
+  const LoadedDag dag = loadDag(store, r.dag_id);
   // §8.5: manual__<now with microseconds>, unique per DAG.
   const std::string run_id = r.run_id.empty() ? "manual__" + schedule::formatIsoMicros(now) : r.run_id;
   checkManualRunId(run_id);
-  NewRun run{{r.dag_id, run_id}, dag->version, RunTrigger::kManual, r.logical_date.value_or(now), r.conf_json, now,
-             spec->tenant};
+  NewRun run{{r.dag_id, run_id}, dag.stored.version, RunTrigger::kManual, r.logical_date.value_or(now), r.conf_json, now,
+             dag.spec.tenant};
   Status s = store.createRun(std::nullopt, run);
   if (!s.isOk()) {
     if (s.code() == StatusCode::kAlreadyExists) {
@@ -402,13 +393,8 @@ std::vector<std::string> deleteDag(Store& store, Timestamp now, const std::strin
 
 BackfillResult backfill(Store& store, Timestamp now, const std::string& dag_id, Timestamp from, Timestamp to) {
   if (from > to) throw badInput("--from is after --to");
-  auto dag = store.getDag(dag_id, std::nullopt);
-  if (!dag) {
-    if (dag.status().code() == StatusCode::kNotFound) throw notFound("unknown dag " + quote(dag_id));
-    failWith(dag.status(), "reading dag " + dag_id);
-  }
-  auto spec = decodeCanonicalDag(dag->spec_json);
-  if (!spec) failWith(spec.status(), "reading dag " + dag_id);
+  const LoadedDag dag = loadDag(store, dag_id);
+  const DagSpec* spec = &dag.spec;
   auto parsed = schedule::Schedule::parse(spec->schedule, spec->schedule_timezone);
   if (!parsed || !parsed->hasSlots()) {
     throw badInput(fmt::format("dag {} has {}; backfill needs a cron or @every schedule (trigger single runs with "
@@ -424,7 +410,7 @@ BackfillResult backfill(Store& store, Timestamp now, const std::string& dag_id, 
   }
   BackfillResult result;
   for (Timestamp slot : slots) {
-    NewRun run{{dag_id, "backfill__" + schedule::formatIsoSeconds(slot)}, dag->version, RunTrigger::kBackfill, slot, "",
+    NewRun run{{dag_id, "backfill__" + schedule::formatIsoSeconds(slot)}, dag.stored.version, RunTrigger::kBackfill, slot, "",
                now, spec->tenant};
     Status s = store.createRun(std::nullopt, run);
     if (s.isOk()) {

@@ -32,7 +32,14 @@ RunRecord loadRun(Store& store, const RunKey& key);
 /// Orders a run's task instances as its DAG version declares them (when it can be read).
 void orderTasks(Store& store, RunRecord& run);
 
-/// A DAG's current version, parsed. Not found: kNotFound.
+/// A DAG version as stored (paused flag, version number) with its spec parsed.
+struct LoadedDag {
+  StoredDag stored;
+  DagSpec spec;
+};
+/// A DAG's version (`version` absent: the current one), parsed. Not found: kNotFound, with a hint.
+LoadedDag loadDag(Store& store, const std::string& dag_id, std::optional<std::int64_t> version = std::nullopt);
+/// loadDag(...).spec.
 DagSpec loadDagSpec(Store& store, const std::string& dag_id, std::optional<std::int64_t> version = std::nullopt);
 
 // --- Reads -----------------------------------------------------------------------------------------
