@@ -15,52 +15,10 @@ using nlohmann::json;
 
 bool terminal(const std::string& phase) { return phase == "Succeeded" || phase == "Failed"; }
 
-std::string credentialsHint(long status) {
-  return status == 401 ? "401 Unauthorized: the API server refused the credentials (a wrong or expired token?)"
+std::string credentialsHint(long status, const Connection& c) {
+  return status == 401 ? "401 Unauthorized: " + unauthorizedCause(c)
                        : "403 Forbidden: the credentials lack RBAC rights (pods: create, get, list, watch, delete; "
                          "pods/log: get)";
-}
-
-/// RFC 3339 (`2026-01-02T03:04:05Z`, fractional seconds and `+hh:mm`/`-hh:mm` offsets allowed) as
-/// a UTC time point; nullopt when it does not parse.
-std::optional<std::chrono::system_clock::time_point> parseRfc3339(const std::string& text) {
-  int y = 0, mo = 0, d = 0, h = 0, mi = 0, sec = 0, used = 0;
-  if (std::sscanf(text.c_str(), "%4d-%2d-%2d%*1[Tt ]%2d:%2d:%2d%n", &y, &mo, &d, &h, &mi, &sec, &used) != 6 ||
-      used <= 0) {
-    return std::nullopt;
-  }
-  std::size_t i = static_cast<std::size_t>(used);
-  std::chrono::nanoseconds frac{0};
-  if (i < text.size() && text[i] == '.') {
-    ++i;
-    long long ns = 0;
-    int digits = 0;
-    while (i < text.size() && std::isdigit(static_cast<unsigned char>(text[i]))) {
-      if (digits < 9) ns = ns * 10 + (text[i] - '0'), ++digits;
-      ++i;
-    }
-    if (digits == 0) return std::nullopt;
-    while (digits++ < 9) ns *= 10;
-    frac = std::chrono::nanoseconds(ns);
-  }
-  std::chrono::minutes offset{0};
-  if (i < text.size() && (text[i] == 'Z' || text[i] == 'z')) {
-    ++i;
-  } else if (i < text.size() && (text[i] == '+' || text[i] == '-')) {
-    int oh = 0, om = 0;
-    if (text.size() - i != 6 || std::sscanf(text.c_str() + i + 1, "%2d:%2d", &oh, &om) != 2) return std::nullopt;
-    offset = std::chrono::minutes((text[i] == '-' ? -1 : 1) * (oh * 60 + om));
-    i = text.size();
-  } else {
-    return std::nullopt;
-  }
-  if (i != text.size()) return std::nullopt;
-  const std::chrono::year_month_day ymd{std::chrono::year(y), std::chrono::month(static_cast<unsigned>(mo)),
-                                        std::chrono::day(static_cast<unsigned>(d))};
-  if (!ymd.ok() || h > 23 || mi > 59 || sec > 60) return std::nullopt;
-  const auto tp = std::chrono::sys_days(ymd) + std::chrono::hours(h) + std::chrono::minutes(mi) +
-                  std::chrono::seconds(sec) + frac - offset;
-  return std::chrono::time_point_cast<std::chrono::system_clock::duration>(tp);
 }
 
 /// The task's container status: the one named `task` (a template may add sidecars), else the first.
@@ -200,7 +158,7 @@ Result<DispatchOutcome> K8sDispatcher::dispatch(const DispatchRequest& request) 
   }
   if (created->status == 401 || created->status == 403) {
     return Status(unavailable("dispatcher-k8s: creating pod " + ns_ + "/" + name + ": " +
-                              credentialsHint(created->status) + " (" + client_->connection().origin + ")"));
+                              credentialsHint(created->status, client_->connection()) + " (" + client_->connection().origin + ")"));
   }
   if (created->status == 422 || created->status == 400) {
     return Status(invalidArgument(fmt::format("the API server refused pod {}/{} ({}): {}", ns_, name,
@@ -262,7 +220,7 @@ Status K8sDispatcher::listPods() {
   auto r = client_->call("GET", podsPath(ns_) + "?labelSelector=" + urlEncode(selector_));
   if (!r.isOk()) return r.status();
   if (r->status == 401 || r->status == 403) {
-    return invalidArgument("dispatcher-k8s: listing pods in namespace " + ns_ + ": " + credentialsHint(r->status) +
+    return invalidArgument("dispatcher-k8s: listing pods in namespace " + ns_ + ": " + credentialsHint(r->status, client_->connection()) +
                            " (" + client_->connection().origin + ")");
   }
   if (r->status != 200) {

@@ -4,6 +4,8 @@
 #include <stdio.h>
 
 #include <algorithm>
+#include <cctype>
+#include <cstdio>
 #include <fstream>
 #include <sstream>
 #include <thread>
@@ -70,7 +72,81 @@ std::string readToken(const std::string& file) {
   return t;
 }
 
+bool hasClientCertificate(const Connection& c) { return !c.cert_file.empty() || !c.cert_data.empty(); }
+
+std::string clientCertificateName(const Connection& c) {
+  return !c.cert_file.empty() ? c.cert_file : std::string("client-certificate-data");
+}
+
+/// A TLS alert the server sent about the client's certificate (OpenSSL's words in curl's error).
+bool clientCertificateAlert(const std::string& error) {
+  for (const char* alert : {"alert certificate required", "alert unknown ca", "alert bad certificate",
+                            "alert certificate unknown", "alert certificate expired", "alert certificate revoked",
+                            "alert unsupported certificate", "alert access denied"}) {
+    if (error.find(alert) != std::string::npos) return true;
+  }
+  return false;
+}
+
 }  // namespace
+
+/// RFC 3339 (`2026-01-02T03:04:05Z`, fractional seconds and `+hh:mm`/`-hh:mm` offsets allowed) as
+/// a UTC time point; nullopt when it does not parse.
+std::optional<std::chrono::system_clock::time_point> parseRfc3339(const std::string& text) {
+  int y = 0, mo = 0, d = 0, h = 0, mi = 0, sec = 0, used = 0;
+  if (std::sscanf(text.c_str(), "%4d-%2d-%2d%*1[Tt ]%2d:%2d:%2d%n", &y, &mo, &d, &h, &mi, &sec, &used) != 6 ||
+      used <= 0) {
+    return std::nullopt;
+  }
+  std::size_t i = static_cast<std::size_t>(used);
+  std::chrono::nanoseconds frac{0};
+  if (i < text.size() && text[i] == '.') {
+    ++i;
+    long long ns = 0;
+    int digits = 0;
+    while (i < text.size() && std::isdigit(static_cast<unsigned char>(text[i]))) {
+      if (digits < 9) ns = ns * 10 + (text[i] - '0'), ++digits;
+      ++i;
+    }
+    if (digits == 0) return std::nullopt;
+    while (digits++ < 9) ns *= 10;
+    frac = std::chrono::nanoseconds(ns);
+  }
+  std::chrono::minutes offset{0};
+  if (i < text.size() && (text[i] == 'Z' || text[i] == 'z')) {
+    ++i;
+  } else if (i < text.size() && (text[i] == '+' || text[i] == '-')) {
+    int oh = 0, om = 0;
+    if (text.size() - i != 6 || std::sscanf(text.c_str() + i + 1, "%2d:%2d", &oh, &om) != 2) return std::nullopt;
+    offset = std::chrono::minutes((text[i] == '-' ? -1 : 1) * (oh * 60 + om));
+    i = text.size();
+  } else {
+    return std::nullopt;
+  }
+  if (i != text.size()) return std::nullopt;
+  const std::chrono::year_month_day ymd{std::chrono::year(y), std::chrono::month(static_cast<unsigned>(mo)),
+                                        std::chrono::day(static_cast<unsigned>(d))};
+  if (!ymd.ok() || h > 23 || mi > 59 || sec > 60) return std::nullopt;
+  const auto tp = std::chrono::sys_days(ymd) + std::chrono::hours(h) + std::chrono::minutes(mi) +
+                  std::chrono::seconds(sec) + frac - offset;
+  return std::chrono::time_point_cast<std::chrono::system_clock::duration>(tp);
+}
+
+std::string unauthorizedCause(const Connection& c) {
+  const bool token = !c.token.empty() || !c.token_file.empty() || c.has_exec;
+  if (hasClientCertificate(c) && !token) {
+    return "the API server refused the client certificate " + clientCertificateName(c) +
+           " (not signed by a CA in its --client-ca-file, or expired?)";
+  }
+  if (!hasClientCertificate(c) && !token) {
+    return "no credentials were sent (the user has no token, tokenFile, exec plugin or client certificate)";
+  }
+  if (hasClientCertificate(c)) {
+    return "the API server refused the credentials (the client certificate " + clientCertificateName(c) +
+           " and the token: not trusted, wrong or expired?)";
+  }
+  return "the API server refused the credentials (a wrong or expired token?)";
+}
 
 std::string HttpResult::message() const {
   const auto j = nlohmann::json::parse(body, nullptr, false);
@@ -95,12 +171,13 @@ std::string urlEncode(std::string_view value) {
 }
 
 KubeClient::KubeClient(Connection connection, double qps, int burst, int timeout_s,
-                       std::shared_ptr<spdlog::logger> logger)
+                       std::shared_ptr<spdlog::logger> logger, WallClock now)
     : connection_(std::move(connection)),
       qps_(qps),
       burst_(burst),
       timeout_s_(timeout_s),
       logger_(std::move(logger)),
+      now_(now ? std::move(now) : WallClock([] { return std::chrono::system_clock::now(); })),
       tokens_(burst),
       refilled_(std::chrono::steady_clock::now()) {
   std::call_once(g_curl_once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
@@ -125,8 +202,9 @@ std::string KubeClient::bearer(bool refresh) {
   const Connection& c = connection_;
   if (!c.token.empty() && !c.has_exec && c.token_file.empty()) return c.token;
   std::lock_guard lock(token_mutex_);
-  const auto now = std::chrono::steady_clock::now();
-  if (!refresh && !token_.empty() && now - token_read_ < std::chrono::minutes(1)) return token_;
+  const auto now = now_();
+  if (!refresh && !token_.empty() && now < token_until_) return token_;
+  token_until_ = now + kTokenReuse;
   if (!c.token_file.empty()) {
     token_ = readToken(c.token_file);
   } else if (c.has_exec) {
@@ -143,8 +221,26 @@ std::string KubeClient::bearer(bool refresh) {
       if (rc != 0) logger_->warn("the exec credential plugin {} exited with status {}", c.exec.command, rc);
     }
     const auto j = nlohmann::json::parse(out, nullptr, false);
-    if (j.is_object() && j.contains("status") && j["status"].is_object() && j["status"].contains("token")) {
-      token_ = j["status"]["token"].get<std::string>();
+    const nlohmann::json* status = j.is_object() && j.contains("status") && j["status"].is_object() ? &j["status"] : nullptr;
+    if (status != nullptr && status->contains("token") && (*status)["token"].is_string()) {
+      token_ = (*status)["token"].get<std::string>();
+      // client-go's ExecCredential: status.expirationTimestamp (RFC 3339) says how long the token
+      // may be cached; absent, it is fetched again after kTokenReuse (and after any 401).
+      if (status->contains("expirationTimestamp") && !(*status)["expirationTimestamp"].is_null()) {
+        const auto& e = (*status)["expirationTimestamp"];
+        const auto expires = e.is_string() ? parseRfc3339(e.get<std::string>()) : std::nullopt;
+        if (!expires) {
+          logger_->warn("the exec credential plugin {} printed an expirationTimestamp that is not RFC 3339: {}",
+                        c.exec.command, e.dump());
+        } else if (*expires <= now) {
+          logger_->warn("the exec credential plugin {} printed a token that expired at {}", c.exec.command,
+                        e.get<std::string>());
+          token_until_ = now;  // this request only
+        } else {
+          const auto lifetime = *expires - now;
+          token_until_ = *expires - std::min<std::chrono::system_clock::duration>(kExpiryMargin, lifetime / 2);
+        }
+      }
     } else {
       logger_->warn("the exec credential plugin {} printed no ExecCredential with status.token", c.exec.command);
       token_.clear();
@@ -152,7 +248,6 @@ std::string KubeClient::bearer(bool refresh) {
   } else {
     token_ = c.token;
   }
-  token_read_ = now;
   return token_;
 }
 
@@ -220,8 +315,20 @@ Result<HttpResult> KubeClient::once(const std::string& method, const std::string
   if (rc != CURLE_OK && !(t.stop_requested && status != 0)) {
     if (t.stop_requested) return Status(cancelled("stopped"));
     const std::string what = fmt::format("{} {}{}: {}", method, connection_.server, path, error[0] ? error : curl_easy_strerror(rc));
-    if (rc == CURLE_PEER_FAILED_VERIFICATION || rc == CURLE_SSL_CACERT_BADFILE || rc == CURLE_SSL_CERTPROBLEM ||
-        rc == CURLE_SSL_ISSUER_ERROR) {
+    if (rc == CURLE_SSL_CERTPROBLEM) {
+      return Status(invalidArgument("dispatcher-k8s: the client certificate or key could not be used (" +
+                                    clientCertificateName(connection_) + ", " + connection_.origin + "): " + what));
+    }
+    if (clientCertificateAlert(what)) {
+      return Status(invalidArgument(
+          hasClientCertificate(connection_)
+              ? "dispatcher-k8s: the API server refused the client certificate " + clientCertificateName(connection_) +
+                    " in the TLS handshake (not signed by a CA it trusts for clients, or expired?) (" +
+                    connection_.origin + "): " + what
+              : "dispatcher-k8s: the API server requires a client certificate and none was sent (set the user's "
+                "client-certificate and client-key) (" + connection_.origin + "): " + what));
+    }
+    if (rc == CURLE_PEER_FAILED_VERIFICATION || rc == CURLE_SSL_CACERT_BADFILE || rc == CURLE_SSL_ISSUER_ERROR) {
       return Status(invalidArgument("dispatcher-k8s: TLS verification refused the API server's certificate (" +
                                     connection_.origin + "): " + what));
     }
@@ -264,6 +371,10 @@ Result<long> KubeClient::stream(const std::string& path, const std::function<boo
   throttle();
   auto r = once("GET", path, {}, &on_line, &stopped, timeout_s);
   if (!r.isOk()) return r.status();
+  if (r->status == 401) {
+    std::lock_guard lock(token_mutex_);
+    token_until_ = {};  // a token from a file or an exec plugin is fetched again for the next request
+  }
   return r->status;
 }
 

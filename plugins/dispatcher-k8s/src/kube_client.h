@@ -1,6 +1,7 @@
 // The API server's HTTPS client (libcurl): TLS always verified, a bearer token (fixed, a file
-// re-read every minute, or an exec credential plugin) or a client certificate, a client-side rate
-// limit (qps, burst), and retries with back-off on 429, 5xx and transport errors.
+// re-read every minute, or an exec credential plugin's, reused until shortly before its
+// status.expirationTimestamp) or a client certificate, a client-side rate limit (qps, burst), and
+// retries with back-off on 429, 5xx and transport errors.
 #pragma once
 
 #include <atomic>
@@ -8,6 +9,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -28,15 +30,26 @@ struct HttpResult {
 
 class KubeClient {
  public:
-  KubeClient(Connection connection, double qps, int burst, int timeout_s, std::shared_ptr<spdlog::logger> logger);
+  using WallClock = std::function<std::chrono::system_clock::time_point()>;
+  /// How long a token from a tokenFile, or from an exec plugin that names no expiry, is reused.
+  static constexpr std::chrono::seconds kTokenReuse{60};
+  /// An exec plugin's token is fetched again this long before its expirationTimestamp (at most
+  /// half its remaining lifetime).
+  static constexpr std::chrono::seconds kExpiryMargin{30};
+
+  /// `now` (tests): the wall clock the token's reuse and expiry are measured with.
+  KubeClient(Connection connection, double qps, int burst, int timeout_s, std::shared_ptr<spdlog::logger> logger,
+             WallClock now = {});
   ~KubeClient();
   KubeClient(const KubeClient&) = delete;
   KubeClient& operator=(const KubeClient&) = delete;
 
   /// One request, retried (up to `max_tries` in all) with back-off on 429, 5xx and transport
-  /// errors; any other status is returned as is. Errors: kUnavailable (unreachable, still 429/5xx
-  /// after the tries), kInvalidArgument (TLS: the server's certificate was refused, or bad client
-  /// credentials files), always naming the server.
+  /// errors; any other status is returned as is; a 401 with a token from a file or an exec plugin
+  /// fetches the token again once. Errors: kUnavailable (unreachable, still 429/5xx after the
+  /// tries), kInvalidArgument (TLS: the server's certificate was refused; the client certificate
+  /// or key could not be used; the server refused the handshake for the client certificate — none
+  /// sent, or one it does not trust), always naming the server.
   Result<HttpResult> call(const std::string& method, const std::string& path, const std::string& body = {},
                           int max_tries = 6);
   /// A streaming GET (a watch): `on_line` gets every line of the body as it arrives and returns
@@ -65,7 +78,8 @@ class KubeClient {
 
   std::mutex token_mutex_;
   std::string token_;
-  std::chrono::steady_clock::time_point token_read_{};
+  std::chrono::system_clock::time_point token_until_{};  ///< reused before this
+  WallClock now_;
 
   std::mutex bucket_mutex_;
   double tokens_;
@@ -76,5 +90,13 @@ class KubeClient {
 std::string podsPath(const std::string& ns, const std::string& name = {});
 /// Percent-encodes a query value.
 std::string urlEncode(std::string_view value);
+
+/// RFC 3339 (`2026-01-02T03:04:05Z`, fractional seconds and `+hh:mm`/`-hh:mm` offsets allowed) as
+/// a UTC time point; nullopt when it does not parse.
+std::optional<std::chrono::system_clock::time_point> parseRfc3339(const std::string& text);
+
+/// Why a 401 may have come, from the credentials `c` sends: none at all, a client certificate the
+/// server does not trust, a token.
+std::string unauthorizedCause(const Connection& c);
 
 }  // namespace leoflow::plugins::dispatcher_k8s

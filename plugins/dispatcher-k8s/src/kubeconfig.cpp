@@ -145,6 +145,13 @@ Connection loadKubeconfig(const std::filesystem::path& path, const std::string& 
     c.key_file = relativeTo(path, str(*user, "client-key"));
     if (const std::string d = str(*user, "client-certificate-data"); !d.empty()) c.cert_data = base64Decode(d);
     if (const std::string d = str(*user, "client-key-data"); !d.empty()) c.key_data = base64Decode(d);
+    const bool cert = !c.cert_file.empty() || !c.cert_data.empty();
+    const bool key = !c.key_file.empty() || !c.key_data.empty();
+    if (cert != key) {
+      throw std::invalid_argument(what + ": user \"" + user_name + "\": " +
+                                  (cert ? "client-certificate without client-key" : "client-key without client-certificate") +
+                                  " (a client certificate needs both, or their -data forms)");
+    }
     if (user->contains("exec") && (*user)["exec"].is_object()) {
       const auto& e = (*user)["exec"];
       c.has_exec = true;

@@ -3,6 +3,9 @@
 // Every open watch holds a server thread: room for many (only this file includes httplib.h here).
 #define CPPHTTPLIB_THREAD_POOL_COUNT 64
 #include <httplib.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+#include <openssl/x509_vfy.h>
 
 #include <chrono>
 #include <ctime>
@@ -41,14 +44,46 @@ bool matches(const json& pod, const std::string& selector) {
   return true;
 }
 
+std::unique_ptr<httplib::SSLServer> makeServer(const std::filesystem::path& cert, const std::filesystem::path& key,
+                                               ClientCerts mode, const std::filesystem::path& client_ca) {
+  switch (mode) {
+    case ClientCerts::kNone: return std::make_unique<httplib::SSLServer>(cert.c_str(), key.c_str());
+    case ClientCerts::kRequire:
+      // httplib: SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT against the client CA.
+      return std::make_unique<httplib::SSLServer>(cert.c_str(), key.c_str(), client_ca.c_str());
+    case ClientCerts::kRequest: break;
+  }
+  const std::string c = cert.string(), k = key.string(), ca = client_ca.string();
+  return std::make_unique<httplib::SSLServer>([c, k, ca](SSL_CTX& ctx) {
+    if (SSL_CTX_use_certificate_chain_file(&ctx, c.c_str()) != 1 ||
+        SSL_CTX_use_PrivateKey_file(&ctx, k.c_str(), SSL_FILETYPE_PEM) != 1) {
+      return false;
+    }
+    STACK_OF(X509_NAME)* names = SSL_load_client_CA_file(ca.c_str());
+    if (names == nullptr) return false;
+    SSL_CTX_set_client_CA_list(&ctx, names);
+    // Ask, accept whatever comes: the authenticator verifies (kube-apiserver's secure serving).
+    SSL_CTX_set_verify(&ctx, SSL_VERIFY_PEER, [](int, X509_STORE_CTX*) { return 1; });
+    return true;
+  });
+}
+
 }  // namespace
 
 FakeApiServer::FakeApiServer(const std::filesystem::path& cert, const std::filesystem::path& key, std::string token,
-                             std::filesystem::path manifest_dir)
-    : server_(std::make_unique<httplib::SSLServer>(cert.c_str(), key.c_str())),
+                             std::filesystem::path manifest_dir, ClientCerts client_certs,
+                             const std::filesystem::path& client_ca)
+    : server_(makeServer(cert, key, client_certs, client_ca)),
       token_(std::move(token)),
-      manifest_dir_(std::move(manifest_dir)) {
+      manifest_dir_(std::move(manifest_dir)),
+      client_certs_(client_certs) {
   if (!server_->is_valid()) throw std::runtime_error("FakeApiServer: bad certificate or key");
+  if (client_certs_ != ClientCerts::kNone) {
+    client_ca_.reset(X509_STORE_new(), X509_STORE_free);
+    if (X509_STORE_load_file(client_ca_.get(), client_ca.c_str()) != 1) {
+      throw std::runtime_error("FakeApiServer: cannot load the client CA " + client_ca.string());
+    }
+  }
   setup();
   port_ = server_->bind_to_any_port("127.0.0.1");
   thread_ = std::thread([this] { server_->listen_after_bind(); });
@@ -108,9 +143,45 @@ void FakeApiServer::emit(const std::string& type, json& pod) {
   cv_.notify_all();
 }
 
+std::optional<std::string> FakeApiServer::authenticate(const httplib::Request& req, std::string& why) {
+  std::optional<std::string> user;
+  if (client_certs_ != ClientCerts::kNone && req.ssl != nullptr) {
+    // The x509 authenticator: the peer's certificate verified against the client CA for client
+    // use (extendedKeyUsage clientAuth); its CN names the user.
+    std::unique_ptr<X509, decltype(&X509_free)> peer(SSL_get1_peer_certificate(req.ssl), X509_free);
+    if (!peer) {
+      why = "no client certificate";
+    } else {
+      std::unique_ptr<X509_STORE_CTX, decltype(&X509_STORE_CTX_free)> ctx(X509_STORE_CTX_new(), X509_STORE_CTX_free);
+      X509_STORE_CTX_init(ctx.get(), client_ca_.get(), peer.get(), SSL_get_peer_cert_chain(req.ssl));
+      X509_STORE_CTX_set_purpose(ctx.get(), X509_PURPOSE_SSL_CLIENT);
+      if (X509_verify_cert(ctx.get()) == 1) {
+        char cn[256] = {};
+        X509_NAME_get_text_by_NID(X509_get_subject_name(peer.get()), NID_commonName, cn, sizeof cn);
+        user = std::string("x509:") + cn;
+      } else {
+        why = std::string("client certificate: ") + X509_verify_cert_error_string(X509_STORE_CTX_get_error(ctx.get()));
+      }
+    }
+  }
+  const std::string auth = req.get_header_value("Authorization");
+  if (!user && !auth.empty()) {
+    if (!token_.empty() && auth == "Bearer " + token_) {
+      user = "token";
+    } else {
+      why += (why.empty() ? "" : "; ") + std::string("a wrong token");
+    }
+  }
+  if (!user && why.empty()) why = "no credentials";
+  std::lock_guard lock(mutex_);
+  authentications_.push_back(user ? *user : "refused: " + why);
+  return user;
+}
+
 void FakeApiServer::setup() {
   auto authorized = [this](const httplib::Request& req, httplib::Response& res) {
-    if (req.get_header_value("Authorization") != "Bearer " + token_) {
+    std::string why;
+    if (!authenticate(req, why)) {
       reply(res, 401, statusObject(401, "Unauthorized", "Unauthorized"));
       return false;
     }
@@ -396,6 +467,11 @@ int FakeApiServer::count(const std::string& method, const std::string& what) con
   std::lock_guard lock(mutex_);
   auto it = counts_.find(method + " " + what);
   return it == counts_.end() ? 0 : it->second;
+}
+
+std::vector<std::string> FakeApiServer::authentications() const {
+  std::lock_guard lock(mutex_);
+  return authentications_;
 }
 
 std::vector<std::string> FakeApiServer::watchVersions() const {

@@ -8,7 +8,8 @@
 //   DELETE /api/v1/namespaces/{ns}/pods/{name}          200 (gracePeriodSeconds recorded), 404
 //   GET    /api/v1/namespaces/{ns}/pods/{name}/log      200 text, 404
 // — a global resourceVersion, 401 for a wrong token, and injected 429/5xx answers. Pod phases and
-// logs are driven by the test.
+// logs are driven by the test. Client certificates (ClientCerts) as kube-apiserver with
+// --client-ca-file treats them, or required in the TLS handshake as a mutual-TLS front does.
 #pragma once
 
 #include <chrono>
@@ -28,7 +29,9 @@
 
 namespace httplib {
 class SSLServer;
+struct Request;
 }
+struct x509_store_st;  // OpenSSL's X509_STORE
 
 namespace leoflow::testing::k8s {
 
@@ -37,12 +40,28 @@ struct Deletion {
   std::optional<int> grace_seconds;
 };
 
+/// How the server treats client certificates; `client_ca` (the constructor's) signs the ones it trusts.
+enum class ClientCerts {
+  kNone,     ///< none asked for: bearer tokens only
+  /// As kube-apiserver with --client-ca-file: the handshake asks for a certificate but does not
+  /// require one (Go's tls.RequestClientCert); a request is authenticated by a certificate that
+  /// verifies against the client CA for client use (its CN is the user), else by the bearer token,
+  /// else it is answered 401 Unauthorized (anonymous auth off) — the cause stays in the server's
+  /// record (authentications()), as in the API server's log.
+  kRequest,
+  /// A front doing mutual TLS: the handshake fails without a certificate the client CA signed
+  /// (TLS alerts "certificate required" / "unknown ca"); the certificate then authenticates.
+  kRequire,
+};
+
 class FakeApiServer {
  public:
-  /// Serves HTTPS with `cert`/`key` on 127.0.0.1 (a free port), accepting `token`. Every pod
-  /// manifest POSTed is also written to `manifest_dir` (one JSON file each) when it is not empty.
+  /// Serves HTTPS with `cert`/`key` on 127.0.0.1 (a free port), accepting `token` (empty: none).
+  /// Every pod manifest POSTed is also written to `manifest_dir` (one JSON file each) when it is
+  /// not empty. `client_certs` other than kNone need `client_ca` (a PEM file).
   FakeApiServer(const std::filesystem::path& cert, const std::filesystem::path& key, std::string token,
-                std::filesystem::path manifest_dir);
+                std::filesystem::path manifest_dir, ClientCerts client_certs = ClientCerts::kNone,
+                const std::filesystem::path& client_ca = {});
   ~FakeApiServer();
 
   int port() const { return port_; }
@@ -77,6 +96,9 @@ class FakeApiServer {
   std::vector<Deletion> deletions() const;
   int count(const std::string& method, const std::string& what) const;  ///< what: create, list, watch, get, delete, log
   std::vector<std::string> watchVersions() const;  ///< the resourceVersion of every watch request
+  /// How every request was authenticated, in order: "x509:<CN>", "token", or "refused: <why>"
+  /// (why: no credentials; the certificate's verification error; a wrong token).
+  std::vector<std::string> authentications() const;
   /// Waits until a pod named `name` exists (or `exists` false: no longer exists).
   bool waitPod(const std::string& ns, const std::string& name, bool exists, int timeout_ms) const;
 
@@ -91,12 +113,16 @@ class FakeApiServer {
                 std::optional<int> exit_code, const std::string& reason,
                 std::optional<std::optional<std::chrono::system_clock::time_point>> started_at);
   void setup();
+  /// The request's user ("x509:<CN>", "token"), or nullopt with `why` (recorded either way).
+  std::optional<std::string> authenticate(const httplib::Request& req, std::string& why);
 
   std::unique_ptr<httplib::SSLServer> server_;
   std::thread thread_;
   int port_ = 0;
   const std::string token_;
   const std::filesystem::path manifest_dir_;
+  const ClientCerts client_certs_;
+  std::shared_ptr<x509_store_st> client_ca_;  ///< the CA client certificates are verified against
 
   mutable std::mutex mutex_;
   mutable std::condition_variable cv_;
@@ -112,6 +138,7 @@ class FakeApiServer {
   std::vector<Deletion> deletions_;
   std::map<std::string, int> counts_;
   std::vector<std::string> watch_versions_;
+  std::vector<std::string> authentications_;
   int uid_counter_ = 0;
   struct Plan {
     std::string key;

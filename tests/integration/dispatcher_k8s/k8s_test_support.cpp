@@ -129,16 +129,27 @@ const Pki& testPki() {
     p.server_crt = p.dir / "server.crt";
     p.server_key = p.dir / "server.key";
     p.other_ca_crt = p.dir / "other-ca.crt";
+    p.client_crt = p.dir / "client.crt";
+    p.client_key = p.dir / "client.key";
+    p.other_client_crt = p.dir / "other-client.crt";
+    p.other_client_key = p.dir / "other-client.key";
     const std::string d = p.dir.string();
     const std::string q = " >/dev/null 2>&1";
     std::ofstream(p.dir / "san.ext") << "subjectAltName=IP:127.0.0.1,DNS:localhost\n"
                                         "basicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\n"
                                         "extendedKeyUsage=serverAuth\n";
+    std::ofstream(p.dir / "client.ext") << "basicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\n"
+                                           "extendedKeyUsage=clientAuth\n";
     const std::vector<std::string> steps = {
         "openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=leoflow-test-ca -keyout " + d + "/ca.key -out " + d + "/ca.crt",
         "openssl req -newkey rsa:2048 -nodes -subj /CN=127.0.0.1 -keyout " + d + "/server.key -out " + d + "/server.csr",
         "openssl x509 -req -in " + d + "/server.csr -CA " + d + "/ca.crt -CAkey " + d + "/ca.key -CAcreateserial -days 2 -extfile " + d + "/san.ext -out " + d + "/server.crt",
         "openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=other-ca -keyout " + d + "/other.key -out " + d + "/other-ca.crt",
+        // Client certificates as kubeadm makes them: CN the user, O its group, clientAuth.
+        "openssl req -newkey rsa:2048 -nodes -subj /O=leoflow/CN=leoflow-scheduler -keyout " + d + "/client.key -out " + d + "/client.csr",
+        "openssl x509 -req -in " + d + "/client.csr -CA " + d + "/ca.crt -CAkey " + d + "/ca.key -CAcreateserial -days 2 -extfile " + d + "/client.ext -out " + d + "/client.crt",
+        "openssl req -newkey rsa:2048 -nodes -subj /O=leoflow/CN=leoflow-scheduler -keyout " + d + "/other-client.key -out " + d + "/other-client.csr",
+        "openssl x509 -req -in " + d + "/other-client.csr -CA " + d + "/other-ca.crt -CAkey " + d + "/other.key -CAcreateserial -days 2 -extfile " + d + "/client.ext -out " + d + "/other-client.crt",
     };
     for (const auto& s : steps) {
       if (sh(s + q) != 0) throw std::runtime_error("openssl failed: " + s);
@@ -153,7 +164,8 @@ const Pki& testPki() {
   return pki;
 }
 
-void writeKubeconfig(const std::filesystem::path& path, const KubeconfigOptions& o) {
+void writeKubeconfig(const std::filesystem::path& path, const KubeconfigOptions& o,
+                     const std::map<std::string, std::string>& user_fields) {
   std::ofstream out(path);
   out << "apiVersion: v1\nkind: Config\ncurrent-context: test\nclusters:\n- name: emulated\n  cluster:\n"
       << "    server: " << o.server << "\n";
@@ -162,7 +174,10 @@ void writeKubeconfig(const std::filesystem::path& path, const KubeconfigOptions&
   out << "contexts:\n- name: other\n  context:\n    cluster: nowhere\n    user: nobody\n"
       << "- name: test\n  context:\n    cluster: emulated\n    user: tester\n";
   if (!o.ns.empty()) out << "    namespace: " << o.ns << "\n";
-  out << "users:\n- name: tester\n  user:\n    token: \"" << o.token << "\"\n";
+  out << "users:\n- name: tester\n  user:\n";
+  if (!o.token.empty()) out << "    token: \"" << o.token << "\"\n";
+  for (const auto& [k, v] : user_fields) out << "    " << k << ": " << v << "\n";
+  if (o.token.empty() && user_fields.empty()) out << "    {}\n";
 }
 
 AttemptRef attemptOf(const std::string& dag, const std::string& run, const std::string& task, int try_number) {
@@ -206,6 +221,12 @@ void K8sTest::SetUp() {
   writeKubeconfig(kubeconfig_, {server_->url(), pki.ca_crt.string(), "", kToken, kNs});
   context_ = std::make_unique<PluginContext>("dispatcher-k8s", stderrTestLogger("plugin.dispatcher-k8s", spdlog::level::warn),
                                              clock_, events_, recorder_, std::chrono::milliseconds(200), "test-replica");
+}
+
+void K8sTest::useClientCertificates(ClientCerts mode) {
+  const Pki& pki = testPki();
+  server_.reset();
+  server_ = std::make_unique<FakeApiServer>(pki.server_crt, pki.server_key, kToken, manifests_, mode, pki.ca_crt);
 }
 
 void K8sTest::TearDown() {

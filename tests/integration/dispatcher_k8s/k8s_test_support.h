@@ -63,8 +63,12 @@ class TestEvents final : public TaskEvents {
 
 struct Pki {
   std::filesystem::path dir, ca_crt, server_crt, server_key, other_ca_crt;
+  /// Client certificates (extendedKeyUsage clientAuth, CN leoflow-scheduler): one the CA signed,
+  /// one the unrelated CA signed.
+  std::filesystem::path client_crt, client_key, other_client_crt, other_client_key;
 };
-/// A CA, a server certificate for 127.0.0.1 and localhost signed by it, and an unrelated CA.
+/// A CA, a server certificate for 127.0.0.1 and localhost signed by it, an unrelated CA, and a
+/// client certificate signed by each.
 const Pki& testPki();
 
 std::string readText(const std::filesystem::path& path);
@@ -77,7 +81,10 @@ struct KubeconfigOptions {
   std::string token;
   std::string ns;
 };
-void writeKubeconfig(const std::filesystem::path& path, const KubeconfigOptions& o);
+/// `user_fields`: more keys of the user, written as they are (client-certificate, client-key,
+/// their -data forms); an empty `o.token` writes no token.
+void writeKubeconfig(const std::filesystem::path& path, const KubeconfigOptions& o,
+                     const std::map<std::string, std::string>& user_fields = {});
 
 AttemptRef attemptOf(const std::string& dag, const std::string& run, const std::string& task, int try_number = 1);
 DispatchRequest requestOf(const AttemptRef& a, std::int64_t run_uid, const std::string& entrypoint = "echo hi",
@@ -95,6 +102,9 @@ class K8sTest : public ::testing::Test {
   std::map<std::string, ConfigValue> baseConfig() const;
   std::unique_ptr<Dispatcher> make(std::map<std::string, ConfigValue> overrides = {});
   std::unique_ptr<LogReader> makeReader(std::map<std::string, ConfigValue> overrides = {});
+  /// Replaces the emulated server by one treating client certificates as `mode`, the test CA its
+  /// client CA (and still accepting kToken); the kubeconfig is left for the test to write.
+  void useClientCertificates(ClientCerts mode);
   /// The attempt's pod name, as the plugin builds it.
   static std::string podOf(const DispatchRequest& r);
   /// Dispatches (making the attempt current first) and expects `expected`.
