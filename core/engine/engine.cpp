@@ -23,8 +23,9 @@ using std::chrono::steady_clock;
 
 Engine::Engine(EngineDeps deps, EngineOptions options, WakeSignal& wake)
     : options_(std::move(options)),
-      store_(*deps.store, deps.store_plugin),
+      store_(*deps.store, deps.store_plugin, deps.store_abi_minor),
       leader_(*deps.leader, deps.leader_plugin),
+      events_(deps.events),
       clock_(*deps.clock),
       log_(deps.logger),
       wake_(wake),
@@ -151,7 +152,7 @@ void Engine::run(std::stop_token stop) {
     outage_backoff = milliseconds{0};
     // Work begets work: a tick that moved something runs the next one at once, so a chain of
     // tasks advances at executor speed, not at tick speed.
-    if (report.progressed() || !dirty_.empty()) continue;
+    if (report.progressed() || !dirty_.empty() || !reconcile_queue_.empty()) continue;
     const auto wait = options_.tick_interval - duration_cast<milliseconds>(steady_clock::now() - last_full_tick_);
     if (wait > milliseconds{0}) wake_.waitFor(wait);
   }

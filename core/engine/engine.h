@@ -14,11 +14,13 @@
 
 #include <atomic>
 #include <chrono>
+#include <deque>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <set>
+#include <span>
 #include <stop_token>
 #include <string>
 #include <vector>
@@ -37,6 +39,7 @@ namespace leoflow::engine {
 /// What one tick did, for tests, logs and the loop's "more work right away" decision.
 struct TickReport {
   bool led = false;                 ///< false: a follower's tick (nothing read or written)
+  std::size_t runs_loaded = 0;       ///< runs read whole from the store (tasks refreshed alone are not)
   std::size_t runs_planned = 0;
   std::size_t writes_applied = 0;
   std::size_t runs_finalized = 0;
@@ -96,6 +99,13 @@ class Engine {
 
   // tick phases
   void loadRuns(TickState& t, const std::vector<RunKey>& keys);
+  void loadRunChunk(TickState& t, std::span<const RunKey> keys);
+  /// Refreshes the named task instances of cached runs (Store::loadTaskInstances); a run that is
+  /// not cached, or whose refresh fails, is reloaded whole instead.
+  void refreshTasks(TickState& t, const std::map<RunKey, std::vector<std::string>>& tasks);
+  /// Whether a run must be advanced next tick although nothing changes it: it is queued (waiting to
+  /// start), its planner has tasks that may move (waiting on capacity or a retry delay).
+  static bool needsAttention(CachedRun& run);
   void advanceRun(TickState& t, CachedRun& run);
   /// The run's DAG is paused and the run is not a backfill's (those run while paused).
   bool pausedFor(const CachedRun& run) const;
@@ -179,6 +189,7 @@ class Engine {
   std::vector<std::vector<std::string>> route_types_;  // configured ∩ supported types per route
   std::unique_ptr<GuardedInlineRunner> inline_runner_;
   RecorderFanout recorder_;
+  TaskEventsSink* events_;  // optional
   const Clock& clock_;
   std::shared_ptr<spdlog::logger> log_;
   WakeSignal& wake_;
@@ -206,6 +217,13 @@ class Engine {
   std::map<RunKey, std::unique_ptr<CachedRun>> runs_;
   std::map<RunKey, std::string> broken_runs_;  // runs that failed to load or build, and why
   std::set<RunKey> dirty_;                      // reload before planning
+  // Runs to advance this tick: loaded or refreshed, or left needing attention by the last tick. A
+  // tick where nothing changed advances none of the others (a quiet run costs nothing).
+  std::set<RunKey> attention_;
+  // Cached runs due for their periodic reload (full_resync_interval), taken a chunk per tick so a
+  // large reconcile never makes one long tick.
+  std::deque<RunKey> reconcile_queue_;
+  std::set<RunKey> reconcile_queued_;
   bool reload_everything_ = true;
   bool redispatch_pending_ = false;
   std::chrono::steady_clock::time_point last_full_tick_{};

@@ -8,6 +8,7 @@
 #include <fmt/format.h>
 
 #include "engine/engine_internal.h"
+#include "engine/task_events_sink.h"
 
 namespace leoflow::engine {
 namespace {
@@ -82,6 +83,7 @@ void Engine::handOver(DispatchJob& job, const std::atomic<bool>& cancelled) {
   const AttemptRef& a = job.request.attempt;
   const RunKey& key = a.run;
   auto given_up = [&] { return handOverGivenUp(job, cancelled); };
+  if (events_ != nullptr) events_->noteHandedOver(a, job.request.task.type, job.request.tenant);
   milliseconds backoff = options_.dispatch_retry_backoff;
   Status last;
   const int limit = std::max(options_.dispatch_retry_limit, 1);

@@ -110,6 +110,9 @@ void Engine::stepDown(const std::string& reason) {
   stepdown_requested_ = false;
   pool_->cancelAll();  // the next leader hands every queued attempt over again
   runs_.clear();
+  attention_.clear();
+  reconcile_queue_.clear();
+  reconcile_queued_.clear();
   broken_runs_.clear();
   dirty_.clear();
   wake_.trackRuns(false);

@@ -21,6 +21,8 @@
 
 namespace leoflow::engine {
 
+class TaskEventsSink;
+
 using namespace std::chrono_literals;
 
 /// Settings (ARCHITECTURE §4 [scheduler]); defaults are the documented ones.
@@ -41,6 +43,10 @@ struct EngineOptions {
   int max_leader_check_failures = 3;
   /// Every run is reloaded from the store at least this often, whatever the change feed says.
   std::chrono::milliseconds full_resync_interval = 30'000ms;
+  /// Runs per store read when loading runs (a new leader's first tick loads every active run): one
+  /// read never holds the store long enough to delay a lease renewal. Also the most runs one tick
+  /// reloads for the periodic resync; the loop ticks again at once while more are due.
+  std::size_t load_chunk_runs = 256;
   std::string replica_id;
 
   std::chrono::milliseconds effectiveStepTimeout() const {
@@ -64,6 +70,7 @@ struct DispatcherRoute {
 struct EngineDeps {
   Store* store = nullptr;
   std::string store_plugin = "store";
+  std::uint32_t store_abi_minor = LEOFLOW_ABI_MINOR;  ///< the SDK minor the store plugin was built with
   Leader* leader = nullptr;
   std::string leader_plugin = "leader";
   std::vector<DispatcherRoute> dispatchers;
@@ -71,6 +78,9 @@ struct EngineDeps {
   std::string inline_runner_plugin = "inline-runner";
   std::uint32_t inline_runner_abi_minor = LEOFLOW_ABI_MINOR;  ///< the SDK minor it was built with
   Recorder* recorder = nullptr;           ///< optional (metrics are then dropped)
+  /// optional: the executors' sink, told each attempt's task type and tenant at hand-over so the
+  /// metrics of its reports carry them
+  TaskEventsSink* events = nullptr;
   const Clock* clock = nullptr;
   std::shared_ptr<spdlog::logger> logger;
   DagDecoder decode_dag;

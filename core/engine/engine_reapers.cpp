@@ -84,6 +84,7 @@ std::size_t Engine::handedOverCount() const {
 
 void Engine::forgetRun(const RunKey& key) {
   runs_.erase(key);
+  attention_.erase(key);
   broken_runs_.erase(key);
   unplannable_.erase(key);
   std::lock_guard lock(handed_mutex_);

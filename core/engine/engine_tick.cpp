@@ -79,10 +79,12 @@ TickReport Engine::tick(TickKind kind) {
         listed.insert(a.key);
         ++t.active_per_dag[a.key.dag_id];
         auto it = runs_.find(a.key);
-        if (it == runs_.end() || reload_everything_ || dirty_.count(a.key) != 0 ||
-            steady_start - it->second->loadedAt() >= options_.full_resync_interval) {
+        if (it == runs_.end() || reload_everything_ || dirty_.count(a.key) != 0) {
           to_load.push_back(a.key);
           dirty_.erase(a.key);
+        } else if (steady_start - it->second->loadedAt() >= options_.full_resync_interval &&
+                   reconcile_queued_.insert(a.key).second) {
+          reconcile_queue_.push_back(a.key);  // reloaded a chunk per tick, below
         }
       }
       t.active_listed = true;
@@ -100,6 +102,19 @@ TickReport Engine::tick(TickKind kind) {
   }
   to_load.insert(to_load.end(), dirty_.begin(), dirty_.end());
   dirty_.clear();
+  // The periodic resync, a chunk per tick: the runs a new leader loaded together fall due together,
+  // and reloading them all at once would make one tick as long as the takeover's.
+  for (std::size_t n = 0; n < options_.load_chunk_runs && !reconcile_queue_.empty();) {
+    const RunKey key = std::move(reconcile_queue_.front());
+    reconcile_queue_.pop_front();
+    reconcile_queued_.erase(key);
+    auto it = runs_.find(key);
+    if (it == runs_.end() || steady_start - it->second->loadedAt() < options_.full_resync_interval) continue;
+    to_load.push_back(key);
+    ++n;
+  }
+  std::sort(to_load.begin(), to_load.end());
+  to_load.erase(std::unique(to_load.begin(), to_load.end()), to_load.end());
   // As in Airflow, a paused DAG's runs schedule no new tasks; what runs finishes and reports. A
   // pause holds from the moment `dags pause` returns: its change-feed message (a DAG change, so
   // `everything`) or a run this leader has not seen yet — one triggered right after the pause —
@@ -116,15 +131,33 @@ TickReport Engine::tick(TickKind kind) {
     }
   }
   if (!to_load.empty() && !cancelled()) loadRuns(t, to_load);
+  // Changes that named their task: refresh those instances (runs loaded whole just now have them).
+  for (const RunKey& k : to_load) drained.tasks.erase(k);
+  if (!drained.tasks.empty() && !cancelled()) refreshTasks(t, drained.tasks);
 
   // 2. A new leader first hands over what its predecessor left queued (before this tick queues
-  // anything of its own), then plans and writes every cached run, each isolated from the others.
+  // anything of its own), then plans and writes every run that changed or still needs attention,
+  // each isolated from the others.
   if (redispatch_pending_ && t.active_listed && !cancelled()) redispatchQueued(t);
-  t.waiting_for_slot = runsWaitingForASlot();
-  for (auto& [key, run] : runs_) {
-    if (cancelled()) break;
+  std::vector<RunKey> advancing(attention_.begin(), attention_.end());
+  attention_.clear();
+  const bool any_queued = std::any_of(advancing.begin(), advancing.end(), [&](const RunKey& k) {
+    auto it = runs_.find(k);
+    return it != runs_.end() && it->second->record().state == DagRunState::kQueued;
+  });
+  if (any_queued) t.waiting_for_slot = runsWaitingForASlot();
+  for (std::size_t i = 0; i < advancing.size(); ++i) {
+    const RunKey& key = advancing[i];
+    if (cancelled()) {
+      attention_.insert(advancing.begin() + static_cast<std::ptrdiff_t>(i), advancing.end());
+      break;
+    }
+    auto it = runs_.find(key);
+    if (it == runs_.end()) continue;
+    CachedRun& run = *it->second;
     try {
-      advanceRun(t, *run);
+      advanceRun(t, run);
+      if (needsAttention(run)) attention_.insert(key);
     } catch (const std::exception& e) {
       log_->error("advancing run failed dag_id={} run_id={} error={}", key.dag_id, key.run_id, e.what());
       decision("run_error");
@@ -133,6 +166,7 @@ TickReport Engine::tick(TickKind kind) {
     }
   }
   for (const RunKey& k : t.finished) {
+    attention_.erase(k);
     runs_.erase(k);
     std::lock_guard lock(handed_mutex_);
     std::erase_if(handed_over_, [&](const auto& kv) { return kv.first.run == k; });
@@ -166,15 +200,12 @@ TickReport Engine::tick(TickKind kind) {
 }
 
 void Engine::recordTaskGauges() {
-  // The leader's view, once per full tick: counting every cached instance is too much for every
-  // quick tick of a large deployment, and a gauge sampled each tick interval is what Airflow sends.
+  // The leader's view, once per full tick (a gauge sampled each tick interval is what Airflow
+  // sends), from the counts each cached run keeps.
   std::int64_t running = 0, queued = 0;
   for (const auto& [key, run] : runs_) {
-    for (std::size_t i = 0; i < run->size(); ++i) {
-      const TaskState s = run->instance(static_cast<planning::TaskIndex>(i)).state;
-      if (s == TaskState::kRunning) ++running;
-      if (s == TaskState::kQueued) ++queued;
-    }
+    running += run->runningCount();
+    queued += run->queuedCount();
   }
   std::size_t open = 0;
   for (std::size_t r = 0; r < dispatchers_.size(); ++r) open += routeCapacity(r);
@@ -182,7 +213,63 @@ void Engine::recordTaskGauges() {
   recorder_.setTaskGauges(running, queued, static_cast<std::int64_t>(open));
 }
 
-void Engine::loadRuns(TickState& t, const std::vector<RunKey>& keys) {
+bool Engine::needsAttention(CachedRun& run) {
+  const DagRunState state = run.record().state;
+  if (state == DagRunState::kQueued) return true;  // waits for a slot, an unpause, or to start
+  return state == DagRunState::kRunning && run.planner().mayMove();
+}
+
+void Engine::refreshTasks(TickState& t, const std::map<RunKey, std::vector<std::string>>& tasks) {
+  std::vector<RunKey> whole;
+  for (const auto& [key, ids] : tasks) {
+    if (cancelled()) {
+      dirty_.insert(key);
+      continue;
+    }
+    auto it = runs_.find(key);
+    if (it == runs_.end()) {
+      // Not cached: new to this leader, broken, or finished and forgotten (loading it finds that).
+      whole.push_back(key);
+      continue;
+    }
+    std::vector<Result<TaskInstance>> loaded = store_.loadTaskInstances(key, ids);
+    bool reload = loaded.size() != ids.size();
+    for (std::size_t i = 0; !reload && i < loaded.size(); ++i) {
+      if (!loaded[i]) {
+        if (loaded[i].status().code() == StatusCode::kUnavailable) {
+          noteStatus(t, loaded[i].status());
+          dirty_.insert(key);  // next tick, after the loop's back-off
+          reload = false;
+          break;
+        }
+        reload = true;  // a task or run gone: the whole run says what happened
+      } else if (!it->second->replaceInstance(*loaded[i])) {
+        reload = true;
+      }
+    }
+    if (reload) {
+      whole.push_back(key);
+    } else {
+      attention_.insert(key);
+    }
+  }
+  if (!whole.empty()) loadRuns(t, whole);
+}
+
+void Engine::loadRuns(TickState& t, const std::vector<RunKey>& all_keys) {
+  // In chunks: a store runs one read at a time (Redis runs a script alone), and a lease renewal
+  // must not wait behind a new leader's load of every active run.
+  for (std::size_t from = 0; from < all_keys.size(); from += options_.load_chunk_runs) {
+    if (from > 0 && cancelled()) {
+      dirty_.insert(all_keys.begin() + static_cast<std::ptrdiff_t>(from), all_keys.end());
+      return;
+    }
+    const std::size_t n = std::min(options_.load_chunk_runs, all_keys.size() - from);
+    loadRunChunk(t, std::span<const RunKey>(all_keys.data() + from, n));
+  }
+}
+
+void Engine::loadRunChunk(TickState& t, std::span<const RunKey> keys) {
   std::vector<Result<RunRecord>> loaded = store_.loadRuns(keys);
   for (std::size_t i = 0; i < keys.size(); ++i) {
     const RunKey& key = keys[i];
@@ -244,6 +331,8 @@ void Engine::loadRuns(TickState& t, const std::vector<RunKey>& keys) {
     broken_runs_.erase(key);
     unplannable_.erase(key);
     runs_[key] = std::move(built).value();
+    attention_.insert(key);
+    ++t.report.runs_loaded;
   }
 }
 

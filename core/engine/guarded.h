@@ -30,7 +30,10 @@ auto guardCall(const std::string& plugin, Call&& call) -> decltype(call()) {
 
 class GuardedStore final : public Store {
  public:
-  GuardedStore(Store& inner, std::string plugin) : inner_(inner), plugin_(std::move(plugin)) {}
+  /// `abi_minor`: the SDK minor the store plugin was built with; hooks appended in a later 3.x minor
+  /// are called only on plugins of it (older ones get the SDK's own fallback, compiled here).
+  GuardedStore(Store& inner, std::string plugin, std::uint32_t abi_minor = LEOFLOW_ABI_MINOR)
+      : inner_(inner), plugin_(std::move(plugin)), abi_minor_(abi_minor) {}
 
   Status ping() override { return g([&] { return inner_.ping(); }); }
   Result<Term> claimTerm(const std::string& holder) override { return g([&] { return inner_.claimTerm(holder); }); }
@@ -60,6 +63,18 @@ class GuardedStore final : public Store {
       std::vector<Result<RunRecord>> failed;
       const Status why = g([&]() -> Status { throw; });
       for (std::size_t i = 0; i < keys.size(); ++i) failed.emplace_back(why);
+      return failed;
+    }
+  }
+  std::vector<Result<TaskInstance>> loadTaskInstances(const RunKey& run, std::span<const std::string> ids) override {
+    try {
+      // A store older than SDK 3.2 has no such entry in its vtable: the SDK's fallback (a loadRuns)
+      // is called non-virtually instead.
+      return abi_minor_ >= 2 ? inner_.loadTaskInstances(run, ids) : inner_.Store::loadTaskInstances(run, ids);
+    } catch (...) {
+      std::vector<Result<TaskInstance>> failed;
+      const Status why = g([&]() -> Status { throw; });
+      for (std::size_t i = 0; i < ids.size(); ++i) failed.emplace_back(why);
       return failed;
     }
   }
@@ -124,6 +139,7 @@ class GuardedStore final : public Store {
   }
   Store& inner_;
   std::string plugin_;
+  std::uint32_t abi_minor_;
 };
 
 class GuardedLeader final : public Leader {

@@ -68,6 +68,24 @@ class RecorderFanout final : public Recorder {
     each([&](Recorder& r) { r.setTaskGauges(running, queued, open_slots); }, 1);
   }
 
+  // SDK 3.2: the labelled task hooks reach 3.2 recorders; older ones get the hook of their minor.
+  void recordTaskStartLabelled(const TaskLabels& task) override {
+    eachByMinor(2, [&](Recorder& r) { r.recordTaskStartLabelled(task); },
+                [&](Recorder& r, std::uint32_t minor) {
+                  if (minor >= 1) r.recordTaskStart(task.dag_id, task.task_id);
+                });
+  }
+  void recordTaskFinishLabelled(const TaskLabels& task, TaskState state) override {
+    eachByMinor(2, [&](Recorder& r) { r.recordTaskFinishLabelled(task, state); },
+                [&](Recorder& r, std::uint32_t minor) {
+                  if (minor >= 1) r.recordTaskFinish(task.dag_id, task.task_id, state);
+                });
+  }
+  void observeTaskDurationLabelled(const TaskLabels& task, std::chrono::microseconds d) override {
+    eachByMinor(2, [&](Recorder& r) { r.observeTaskDurationLabelled(task, d); },
+                [&](Recorder& r, std::uint32_t) { r.observeTaskDuration(task.dag_id, task.task_id, task.task_type, d); });
+  }
+
  private:
   struct Target {
     Recorder* recorder;
@@ -80,6 +98,20 @@ class RecorderFanout final : public Recorder {
       if (t.abi_minor < since) continue;
       try {
         fn(*t.recorder);
+      } catch (...) {  // a broken recorder loses its sample, nothing else
+      }
+    }
+  }
+  /// Calls `fn` on recorders of SDK minor `since` or newer, `older(recorder, minor)` on the others.
+  template <typename Fn, typename Older>
+  void eachByMinor(std::uint32_t since, Fn&& fn, Older&& older) {
+    for (const Target& t : targets_) {
+      try {
+        if (t.abi_minor >= since) {
+          fn(*t.recorder);
+        } else {
+          older(*t.recorder, t.abi_minor);
+        }
       } catch (...) {  // a broken recorder loses its sample, nothing else
       }
     }

@@ -32,6 +32,7 @@ Result<std::unique_ptr<CachedRun>> CachedRun::build(RunRecord record, std::share
     std::vector<std::optional<Timestamp>> ended(n);
     for (std::uint32_t i = 0; i < n; ++i) {
       const TaskInstance& ti = run->instances_[i];
+      run->count(ti.state, +1);
       states[i] = ti.state;
       tries[i] = ti.try_number;
       max_tries[i] = ti.max_tries;
@@ -51,6 +52,8 @@ Result<std::unique_ptr<CachedRun>> CachedRun::build(RunRecord record, std::share
 
 void CachedRun::applyWrite(planning::TaskIndex i, const TaskTransitionWrite& w, Timestamp at) {
   TaskInstance& ti = instances_[i];
+  count(ti.state, -1);
+  count(w.to, +1);
   ti.state = w.to;
   if (!w.note.empty()) ti.note = w.note;
   switch (w.to) {
@@ -86,6 +89,17 @@ void CachedRun::applyWrite(planning::TaskIndex i, const TaskTransitionWrite& w, 
   }
   if (w.exhaust_retries && w.to == TaskState::kFailed) ti.max_tries = ti.try_number;
   planner_->setTask(i, ti.state, ti.try_number, ti.max_tries, ti.ended_at);
+}
+
+bool CachedRun::replaceInstance(const TaskInstance& ti) {
+  if (instances_.empty()) return false;
+  const auto i = dag_->dag.find(ti.task_id);
+  if (!i) return false;
+  count(instances_[*i].state, -1);
+  count(ti.state, +1);
+  instances_[*i] = ti;
+  planner_->setTask(*i, ti.state, ti.try_number, ti.max_tries, ti.ended_at);
+  return true;
 }
 
 }  // namespace leoflow::engine

@@ -1,10 +1,11 @@
 // The leader's in-memory copy of each active run: its record, its instances laid out in the DAG's
 // task order, and an incremental planner over them.
 //
-// A run is reloaded from the store when something changed it (a report, the change feed, a guard
-// that did not hold) and at least every full-resync interval; in between, the scheduler's own
-// applied writes are mirrored here exactly as the store applies them, so planning a quiet run
-// costs nothing and a busy one costs only what changed.
+// A run is reloaded whole when something changed it as a whole (its state, a person's command, a
+// guard that did not hold) and at least every full-resync interval. A change that names its task (an
+// executor's report, another writer's transition) refreshes that one instance; the scheduler's own
+// applied writes are mirrored here exactly as the store applies them. So planning a quiet run costs
+// nothing and a busy one costs what changed, whatever its size.
 #pragma once
 
 #include <chrono>
@@ -40,6 +41,13 @@ class CachedRun {
   /// Mirrors an applied write exactly as the store applied it (store.h TaskTransitionWrite).
   void applyWrite(planning::TaskIndex i, const TaskTransitionWrite& w, Timestamp at);
   void setRunState(DagRunState state) { record_.state = state; }
+  /// Takes a task instance as the store has it now (Store::loadTaskInstances). false when the run
+  /// has no such task or is not materialized: reload the run instead.
+  bool replaceInstance(const TaskInstance& ti);
+
+  /// Instances running and queued now (the task gauges), kept as instances change.
+  std::int64_t runningCount() const noexcept { return running_; }
+  std::int64_t queuedCount() const noexcept { return queued_; }
 
   AttemptRef attempt(planning::TaskIndex i) const {
     return AttemptRef{record_.key, dag_->spec.tasks[i].task_id, instances_[i].try_number};
@@ -52,6 +60,12 @@ class CachedRun {
   std::vector<TaskInstance> instances_;  // by DAG task index; empty until materialized
   std::optional<planning::IncrementalPlanner> planner_;
   std::chrono::steady_clock::time_point loaded_at_;
+  std::int64_t running_ = 0;
+  std::int64_t queued_ = 0;
+  void count(TaskState state, int sign) noexcept {
+    if (state == TaskState::kRunning) running_ += sign;
+    if (state == TaskState::kQueued) queued_ += sign;
+  }
 };
 
 }  // namespace leoflow::engine

@@ -20,15 +20,17 @@ Status TaskEventsSink::running(const ExecutionRef& e) {
   const Timestamp at = clock_.now();
   Status s = store_.reportRunning(e, at);
   if (s.isOk()) {
+    // A task's own writes name the task: the leader refreshes only this instance.
+    wake_.taskChanged(a.run, a.task_id);
     if (recorder_ != nullptr) {
-      recorder_->recordTaskStart(a.run.dag_id, a.task_id);
+      const Labels labels = labelsOf(a, false);
+      recorder_->recordTaskStartLabelled(TaskLabels{a.run.dag_id, a.task_id, labels.task_type, labels.tenant});
       std::lock_guard lock(started_mutex_);
       if (started_.size() >= kMaxTimedExecutions) started_.clear();
       started_.try_emplace(e.execution_id, at);  // a repeated claim keeps the first time
     }
     logger_->debug("task running dag_id={} run_id={} task_id={} try={} execution={}", a.run.dag_id, a.run.run_id,
                    a.task_id, a.try_number, e.execution_id);
-    wake_.runChanged(a.run);
   } else if (s.code() == StatusCode::kConflict) {
     // A claim refused: the attempt moved on (reaped, retried, finished) or another execution holds
     // it (ARCHITECTURE §8.13). The executor must not run the code (BEHAVIOUR §10 item 3).
@@ -56,8 +58,11 @@ Status TaskEventsSink::finished(const ExecutionRef& e, const TaskOutcome& outcom
   const Timestamp at = clock_.now();
   Status s = store_.reportFinished(e, outcome, at);
   if (s.isOk()) {
+    wake_.taskChanged(a.run, a.task_id);
     if (recorder_ != nullptr) {
-      recorder_->recordTaskFinish(a.run.dag_id, a.task_id, outcome.success ? TaskState::kSuccess : TaskState::kFailed);
+      const Labels labels = labelsOf(a, true);
+      const TaskLabels task{a.run.dag_id, a.task_id, labels.task_type, labels.tenant};
+      recorder_->recordTaskFinishLabelled(task, outcome.success ? TaskState::kSuccess : TaskState::kFailed);
       std::optional<Timestamp> started;
       {
         std::lock_guard lock(started_mutex_);
@@ -66,13 +71,11 @@ Status TaskEventsSink::finished(const ExecutionRef& e, const TaskOutcome& outcom
           started_.erase(it);
         }
       }
-      // The task type is not in the report: "" (recorders name the duration by DAG and task).
-      if (started) recorder_->observeTaskDuration(a.run.dag_id, a.task_id, "", std::max(at - *started, Timestamp::duration{0}));
+      if (started) recorder_->observeTaskDurationLabelled(task, std::max(at - *started, Timestamp::duration{0}));
     }
     logger_->debug("task finished dag_id={} run_id={} task_id={} try={} success={} exit_code={}", a.run.dag_id,
                    a.run.run_id, a.task_id, a.try_number, outcome.success,
                    outcome.exit_code ? std::to_string(*outcome.exit_code) : "none");
-    wake_.runChanged(a.run);
   } else if (s.code() == StatusCode::kConflict) {
     logger_->info("stale finished report ignored dag_id={} run_id={} task_id={} try={} reason={}", a.run.dag_id,
                   a.run.run_id, a.task_id, a.try_number, s.message());
@@ -81,6 +84,22 @@ Status TaskEventsSink::finished(const ExecutionRef& e, const TaskOutcome& outcom
                    a.run.run_id, a.task_id, a.try_number, s.toString());
   }
   return s;
+}
+
+void TaskEventsSink::noteHandedOver(const AttemptRef& attempt, std::string task_type, std::string tenant) {
+  if (recorder_ == nullptr) return;
+  std::lock_guard lock(labels_mutex_);
+  if (labels_.size() >= kMaxTimedExecutions) labels_.clear();
+  labels_.insert_or_assign(attempt, Labels{std::move(task_type), std::move(tenant)});
+}
+
+TaskEventsSink::Labels TaskEventsSink::labelsOf(const AttemptRef& attempt, bool forget) {
+  std::lock_guard lock(labels_mutex_);
+  auto it = labels_.find(attempt);
+  if (it == labels_.end()) return {};
+  Labels labels = forget ? std::move(it->second) : it->second;
+  if (forget) labels_.erase(it);
+  return labels;
 }
 
 }  // namespace leoflow::engine

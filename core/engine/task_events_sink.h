@@ -1,7 +1,8 @@
 // The host's TaskEvents: executor reports become attempt-scoped store writes (ARCHITECTURE §8.7),
 // accepted on every replica, and wake the loop so a finished task's downstream starts at once.
 // Accepted reports are also counted (Recorder: task start, task finish and the attempt's duration,
-// timed from the running report this replica accepted).
+// timed from the running report this replica accepted), labelled with the task's type and the run's
+// tenant that the engine noted when it handed the attempt over (an adopted attempt has none).
 #pragma once
 
 #include <map>
@@ -30,6 +31,9 @@ class TaskEventsSink final : public TaskEvents {
   Status heartbeat(const ExecutionRef& execution) override;
   Status finished(const ExecutionRef& execution, const TaskOutcome& outcome) override;
 
+  /// The engine handed `attempt` over: its reports' metrics carry this task type and tenant.
+  void noteHandedOver(const AttemptRef& attempt, std::string task_type, std::string tenant);
+
  private:
   Store& store_;
   const Clock& clock_;
@@ -40,6 +44,14 @@ class TaskEventsSink final : public TaskEvents {
   /// execution that never reports its end is forgotten when the map is full).
   std::mutex started_mutex_;
   std::map<std::string, Timestamp> started_;
+  /// Labels of attempts handed over here, until their finished report; bounded like started_.
+  struct Labels {
+    std::string task_type;
+    std::string tenant;
+  };
+  Labels labelsOf(const AttemptRef& attempt, bool forget);
+  std::mutex labels_mutex_;
+  std::map<AttemptRef, Labels> labels_;
 };
 
 }  // namespace leoflow::engine

@@ -1,10 +1,13 @@
 // What wakes the scheduler loop before its backstop tick: a task report, a change-feed message,
-// a finished hand-over. Remembers which runs changed, so the loop reloads only those.
+// a finished hand-over. Remembers which runs changed, and of a run whose only changes named their
+// tasks, which tasks: the loop refreshes those instances alone (a large run costs per change, not
+// per task of the run), and reloads whole only the runs changed otherwise.
 #pragma once
 
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <map>
 #include <mutex>
 #include <set>
 #include <string>
@@ -25,6 +28,27 @@ class WakeSignal final : public ChangeSink {
       std::lock_guard lock(mutex_);
       if (!tracking_runs_) return;
       changed_runs_.insert(run);
+      changed_tasks_.erase(run);  // reloaded whole
+      pending_ = true;
+    }
+    cv_.notify_all();
+  }
+  /// One task instance of a run changed (a report, a change-feed message naming the task): refresh
+  /// that instance. Only a leader remembers it, as runChanged().
+  void taskChanged(const RunKey& run, const std::string& task_id) {
+    {
+      std::lock_guard lock(mutex_);
+      if (!tracking_runs_) return;
+      if (changed_runs_.count(run) == 0) {
+        std::set<std::string>& tasks = changed_tasks_[run];
+        // A burst of changes to one run (a wide fan-out starting) reloads the run once instead.
+        if (tasks.size() < kMaxTasksPerRun) {
+          tasks.insert(task_id);
+        } else {
+          changed_tasks_.erase(run);
+          changed_runs_.insert(run);
+        }
+      }
       pending_ = true;
     }
     cv_.notify_all();
@@ -34,12 +58,15 @@ class WakeSignal final : public ChangeSink {
   void trackRuns(bool on) {
     std::lock_guard lock(mutex_);
     tracking_runs_ = on;
-    if (!on) changed_runs_.clear();
+    if (!on) {
+      changed_runs_.clear();
+      changed_tasks_.clear();
+    }
   }
   /// How many changed runs wait for the next drain().
   std::size_t pendingRuns() const {
     std::lock_guard lock(mutex_);
-    return changed_runs_.size();
+    return changed_runs_.size() + changed_tasks_.size();
   }
   /// Something changed that is not about one run (a DAG, a new run, a resync): plan everything.
   void everythingChanged() {
@@ -66,7 +93,8 @@ class WakeSignal final : public ChangeSink {
   }
 
   struct Drained {
-    std::vector<RunKey> runs;
+    std::vector<RunKey> runs;  ///< reload whole
+    std::map<RunKey, std::vector<std::string>> tasks;  ///< refresh these instances (runs not in `runs`)
     bool everything = false;
     /// DAGs synced, paused or deleted: a deleted DAG re-created reuses its version numbers, so
     /// what was cached of them must be read again.
@@ -76,9 +104,11 @@ class WakeSignal final : public ChangeSink {
   /// Takes what accumulated since the last call.
   Drained drain() {
     std::lock_guard lock(mutex_);
-    Drained d{{changed_runs_.begin(), changed_runs_.end()}, everything_,
+    Drained d{{changed_runs_.begin(), changed_runs_.end()}, {}, everything_,
               {changed_dags_.begin(), changed_dags_.end()}, dags_unknown_};
+    for (auto& [run, tasks] : changed_tasks_) d.tasks.emplace(run, std::vector<std::string>(tasks.begin(), tasks.end()));
     changed_runs_.clear();
+    changed_tasks_.clear();
     changed_dags_.clear();
     dags_unknown_ = false;
     everything_ = false;
@@ -94,6 +124,8 @@ class WakeSignal final : public ChangeSink {
     }
     if (change.kind == Change::Kind::kDag || change.run.run_id.empty()) {
       everythingChanged();
+    } else if (change.kind == Change::Kind::kTask && !change.task_id.empty()) {
+      taskChanged(change.run, change.task_id);
     } else {
       runChanged(change.run);
     }
@@ -115,7 +147,9 @@ class WakeSignal final : public ChangeSink {
  private:
   mutable std::mutex mutex_;
   std::condition_variable cv_;
+  static constexpr std::size_t kMaxTasksPerRun = 4096;
   std::set<RunKey> changed_runs_;
+  std::map<RunKey, std::set<std::string>> changed_tasks_;
   std::set<std::string> changed_dags_;
   bool dags_unknown_ = false;
   bool tracking_runs_ = true;

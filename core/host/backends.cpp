@@ -138,7 +138,8 @@ Backends::Backends(const HostConfig& config, PluginLoader& loader, Scope scope,
   {
     PluginContext& ctx = context(config.store.plugin, *null_events_);
     store_ = create(config.store, retry_unavailable, [&] { return store_factory.create(store_config, ctx); });
-    guarded_store_ = std::make_unique<engine::GuardedStore>(*store_, store_plugin_);
+    store_abi_minor_ = store_lib.abiMinor();
+    guarded_store_ = std::make_unique<engine::GuardedStore>(*store_, store_plugin_, store_abi_minor_);
   }
   events_ = std::make_unique<engine::TaskEventsSink>(*guarded_store_, clock_, wake_, makeLogger("events"),
                                                      &recorders_fanout_);

@@ -81,10 +81,12 @@ class Backends {
   const std::string& inlineRunnerPlugin() const { return inline_plugin_; }
   /// The SDK minor the inline runner plugin was built with (the host calls newer hooks only on newer plugins).
   std::uint32_t inlineRunnerAbiMinor() const { return inline_abi_minor_; }
+  std::uint32_t storeAbiMinor() const { return store_abi_minor_; }
   Recorder& recorder() { return recorders_fanout_; }
   const Clock& clock() const { return clock_; }
   engine::WakeSignal& wake() { return wake_; }
   TaskEvents& events() { return *events_; }
+  engine::TaskEventsSink& eventsSink() { return *events_; }
   const std::string& replicaId() const { return replica_id_; }
   /// Reads an attempt's log through the log readers of the configured dispatchers and inline
   /// runner (scopes kLogs and kScheduler): the first that has it answers. When none has it, the
@@ -117,6 +119,7 @@ class Backends {
   std::vector<Route> dispatchers_;
   std::unique_ptr<InlineRunner> inline_runner_;
   std::uint32_t inline_abi_minor_ = 0;
+  std::uint32_t store_abi_minor_ = 0;
   struct NamedLogReader {
     std::string plugin;
     std::unique_ptr<LogReader> reader;

@@ -164,6 +164,7 @@ int runScheduler(CommandContext& ctx, const std::string& log_level_override) {
   engine::EngineDeps deps;
   deps.store = &backends.store();
   deps.store_plugin = backends.storePlugin();
+  deps.store_abi_minor = backends.storeAbiMinor();
   deps.leader = &backends.leader();
   deps.leader_plugin = backends.leaderPlugin();
   deps.dispatchers = backends.dispatcherRoutes();
@@ -171,6 +172,7 @@ int runScheduler(CommandContext& ctx, const std::string& log_level_override) {
   deps.inline_runner_plugin = backends.inlineRunnerPlugin();
   deps.inline_runner_abi_minor = backends.inlineRunnerAbiMinor();
   deps.recorder = &backends.recorder();
+  deps.events = &backends.eventsSink();
   deps.clock = &backends.clock();
   deps.logger = makeLogger("engine");
   deps.decode_dag = [](const std::string& json) { return decodeCanonicalDag(json); };

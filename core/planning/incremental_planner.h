@@ -43,6 +43,14 @@ class IncrementalPlanner {
   /// The same transitions as planRun on the current state with this `now`; `out` is cleared first.
   void plan(std::optional<Timestamp> now, std::vector<Transition>& out);
 
+  /// Whether plan() could return anything: some task is marked (it may move, or waits on `now` or
+  /// on someone applying its move). false: the run needs no planning until a task changes.
+  bool mayMove() const noexcept {
+    for (std::uint64_t w : dirty_) {
+      if (w != 0) return true;
+    }
+    return false;
+  }
   /// The same answer as finalizeRun on the current state, in O(1).
   FinalizeDecision finalize() const noexcept;
 

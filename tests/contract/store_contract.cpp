@@ -545,6 +545,49 @@ TEST_P(StoreContract, LoadRunsGivesOneResultPerKeyInOrder) {
   EXPECT_EQ(ids, (std::set<std::string>{"extract", "load", "report"}));
 }
 
+// SDK 3.2: what a leader refreshes when a change names its task.
+TEST_P(StoreContract, LoadTaskInstancesGivesTheNamedInstancesAsLoadRunsHasThemInTheOrderAsked) {
+  Scenario w(store());
+  const RunKey key = w.started("etl", "r1", {"extract", "load", "report"}, 2);
+  w.walk(key, "load", {S::kNone, S::kScheduled, S::kQueued}, 10);
+  ASSERT_TRUE(ok(store().reportRunning(w.attempt(key, "load"), at(12))));
+  w.walk(key, "extract", {S::kNone, S::kScheduled, S::kQueued}, 13);
+  ASSERT_TRUE(ok(store().reportRunning(w.attempt(key, "extract"), at(14))));
+  ASSERT_TRUE(ok(store().reportFinished(w.attempt(key, "extract"), TaskOutcome{false, 3, "exit code 3"}, at(15))));
+
+  const std::vector<std::string> ids{"report", "extract", "load"};
+  auto got = store().loadTaskInstances(key, ids);
+  ASSERT_EQ(got.size(), 3u);
+  for (std::size_t i = 0; i < ids.size(); ++i) {
+    ASSERT_TRUE(ok(got[i])) << ids[i];
+    // Every field, the claim of a started attempt included, as loadRuns reads it.
+    EXPECT_EQ(str(*got[i]), str(w.task(key, ids[i]))) << ids[i];
+  }
+  EXPECT_EQ(got[1]->state, S::kFailed);
+  EXPECT_EQ(got[2]->state, S::kRunning);
+  EXPECT_EQ(got[2]->execution_id, w.attempt(key, "load").execution_id);
+  EXPECT_TRUE(got[0]->execution_id.empty()) << "an attempt that never started has no claim";
+  EXPECT_TRUE(store().loadTaskInstances(key, std::vector<std::string>{}).empty());
+}
+
+TEST_P(StoreContract, LoadTaskInstancesSaysNotFoundForAnUnknownTaskOrRun) {
+  Scenario w(store());
+  const RunKey key = w.started("etl", "r1", {"a", "b"});
+  const RunKey queued = w.run("etl", "queued", 3);
+  auto got = store().loadTaskInstances(key, std::vector<std::string>{"b", "ghost", "a"});
+  ASSERT_EQ(got.size(), 3u);
+  EXPECT_TRUE(ok(got[0]));
+  EXPECT_TRUE(hasCode(got[1], StatusCode::kNotFound));
+  EXPECT_TRUE(ok(got[2]));
+  auto none = store().loadTaskInstances(RunKey{"etl", "ghost"}, std::vector<std::string>{"a"});
+  ASSERT_EQ(none.size(), 1u);
+  EXPECT_TRUE(hasCode(none[0], StatusCode::kNotFound));
+  // A queued run has no instances yet.
+  auto unmaterialized = store().loadTaskInstances(queued, std::vector<std::string>{"a"});
+  ASSERT_EQ(unmaterialized.size(), 1u);
+  EXPECT_TRUE(hasCode(unmaterialized[0], StatusCode::kNotFound));
+}
+
 TEST_P(StoreContract, ListRunsFiltersAndPutsTheNewestLogicalDateFirst) {
   Scenario w(store());
   w.claim();

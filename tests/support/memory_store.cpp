@@ -69,6 +69,7 @@ std::string_view toString(Method m) noexcept {
     case Method::kMarkRun: return "markRun";
     case Method::kCancelRun: return "cancelRun";
     case Method::kDeleteDag: return "deleteDag";
+    case Method::kLoadTaskInstances: return "loadTaskInstances";
   }
   return "?";
 }
@@ -736,6 +737,37 @@ std::vector<Result<RunRecord>> MemoryStore::loadRuns(std::span<const RunKey> key
       out.emplace_back(notFound(fmt::format("run {} does not exist", describe(keys[i]))));
     } else {
       out.emplace_back(it->second.record);
+    }
+  }
+  return out;
+}
+
+std::vector<Result<TaskInstance>> MemoryStore::loadTaskInstances(const RunKey& run,
+                                                                std::span<const std::string> task_ids) {
+  std::vector<Result<TaskInstance>> out;
+  out.reserve(task_ids.size());
+  Status s = enter(Method::kLoadTaskInstances);
+  if (s.isOk()) {
+    // A run whose loads fail (setLoadFault) fails here too: both read the run.
+    if (auto fault = loadFaultFor(run)) s = *fault;
+  }
+  if (!s.isOk()) {
+    for (std::size_t i = 0; i < task_ids.size(); ++i) out.emplace_back(s);
+    return out;
+  }
+  std::lock_guard lock(backend_->mutex);
+  auto it = backend_->runs.find(run);
+  for (const std::string& id : task_ids) {
+    const TaskInstance* found = nullptr;
+    if (it != backend_->runs.end()) {
+      for (const TaskInstance& ti : it->second.record.tasks) {
+        if (ti.task_id == id) found = &ti;
+      }
+    }
+    if (found != nullptr) {
+      out.emplace_back(*found);
+    } else {
+      out.emplace_back(notFound(fmt::format("task {} of run {} does not exist", id, describe(run))));
     }
   }
   return out;

@@ -82,8 +82,9 @@ enum class Method : std::uint8_t {
   kMarkRun,
   kCancelRun,
   kDeleteDag,
+  kLoadTaskInstances,
 };
-inline constexpr std::size_t kMethodCount = 31;
+inline constexpr std::size_t kMethodCount = 32;
 
 /// The method's name as written in store.h ("applyTransitions"), for messages.
 std::string_view toString(Method m) noexcept;
@@ -140,6 +141,7 @@ class MemoryStore final : public Store {
   Status createRun(std::optional<Term> term, const NewRun& run) override;
   Result<std::vector<ActiveRun>> listActiveRuns() override;
   std::vector<Result<RunRecord>> loadRuns(std::span<const RunKey> keys) override;
+  std::vector<Result<TaskInstance>> loadTaskInstances(const RunKey& run, std::span<const std::string> task_ids) override;
   Result<std::vector<RunRecord>> listRuns(const RunFilter& filter) override;
   Result<std::vector<RunKey>> findRuns(const std::string& run_id) override;
   Status materializeRun(Term term, const RunKey& run, std::span<const NewTaskInstance> tasks,

@@ -293,4 +293,22 @@ int RecordingRecorder::dispatchLatencies() const {
   return latencies_;
 }
 
+void RecordingRecorder::recordTaskStartLabelled(const TaskLabels& task) {
+  recordTaskStart(task.dag_id, task.task_id);
+  std::lock_guard lock(mutex_);
+  task_start_labels_[std::string(task.dag_id) + "." + std::string(task.task_id)].push_back(
+      std::string(task.task_type) + "/" + std::string(task.tenant));
+}
+void RecordingRecorder::recordTaskFinishLabelled(const TaskLabels& task, TaskState state) {
+  recordTaskFinish(task.dag_id, task.task_id, state);
+}
+void RecordingRecorder::observeTaskDurationLabelled(const TaskLabels& task, std::chrono::microseconds elapsed) {
+  observeTaskDuration(task.dag_id, task.task_id, task.task_type, elapsed);
+}
+std::vector<std::string> RecordingRecorder::taskStartLabels(const std::string& dag_task) const {
+  std::lock_guard lock(mutex_);
+  auto it = task_start_labels_.find(dag_task);
+  return it == task_start_labels_.end() ? std::vector<std::string>{} : it->second;
+}
+
 }  // namespace leoflow::testing

@@ -133,6 +133,12 @@ class RecordingRecorder final : public Recorder {
   void recordRunEnd(std::string_view dag_id, DagRunState state, std::chrono::microseconds duration,
                     std::optional<std::chrono::microseconds> schedule_delay, std::string_view tenant) override;
   void setTaskGauges(std::int64_t running_tasks, std::int64_t queued_tasks, std::int64_t open_slots) override;
+  // SDK 3.2: counted as the 3.1 hooks are; the labels are kept too.
+  void recordTaskStartLabelled(const TaskLabels& task) override;
+  void recordTaskFinishLabelled(const TaskLabels& task, TaskState state) override;
+  void observeTaskDurationLabelled(const TaskLabels& task, std::chrono::microseconds elapsed) override;
+  /// "type/tenant" of each labelled start of "dag.task", in order.
+  std::vector<std::string> taskStartLabels(const std::string& dag_task) const;
 
   struct RunEnd {
     std::string dag_id;
@@ -171,6 +177,7 @@ class RecordingRecorder final : public Recorder {
   int latencies_ = 0;
   int heartbeats_ = 0;
   std::map<std::string, int> task_starts_;
+  std::map<std::string, std::vector<std::string>> task_start_labels_;
   std::map<std::pair<std::string, TaskState>, int> task_finishes_;
   std::map<std::string, std::vector<std::chrono::microseconds>> task_durations_;
   std::vector<RunEnd> run_ends_;

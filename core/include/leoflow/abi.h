@@ -25,7 +25,10 @@
 /// (3.0 includes everything of 2.2: the descriptor's sdk_hash, InlineRunner::freeCapacity().)
 /// 3.1: Recorder hooks recordSchedulerHeartbeat, recordTaskStart, recordTaskFinish, recordRunEnd and
 ///      setTaskGauges (appended, no-op defaults; called only on recorders of 3.1 or newer).
-#define LEOFLOW_ABI_MINOR 1
+/// 3.2: Store::loadTaskInstances (a leader refreshes a run by the tasks that changed); Recorder task
+///      hooks with TaskLabels (the tenant) — recordTaskStartLabelled, recordTaskFinishLabelled,
+///      observeTaskDurationLabelled.
+#define LEOFLOW_ABI_MINOR 2
 
 #define LEOFLOW_ABI_STR2(x) #x
 #define LEOFLOW_ABI_STR(x) LEOFLOW_ABI_STR2(x)

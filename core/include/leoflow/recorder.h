@@ -18,6 +18,16 @@
 
 namespace leoflow {
 
+/// Who an attempt belongs to, for the SDK 3.2 task hooks. Views valid during the call only.
+/// `task_type` and `tenant` are empty when the replica that received the report does not know them
+/// (an attempt adopted after a restart, before its run was loaded).
+struct TaskLabels {
+  std::string_view dag_id;
+  std::string_view task_id;
+  std::string_view task_type;
+  std::string_view tenant;
+};
+
 class Recorder {
  public:
   virtual ~Recorder() = default;
@@ -66,6 +76,17 @@ class Recorder {
   /// executor together.
   virtual void setTaskGauges(std::int64_t /*running_tasks*/, std::int64_t /*queued_tasks*/,
                              std::int64_t /*open_slots*/) {}
+
+  // SDK 3.2: the task hooks again with the attempt's labels, the run's tenant among them. The host
+  // calls these instead of recordTaskStart, recordTaskFinish and observeTaskDuration on recorders
+  // of 3.2 or newer.
+
+  /// An attempt's code started (as recordTaskStart).
+  virtual void recordTaskStartLabelled(const TaskLabels& /*task*/) {}
+  /// An attempt ended (as recordTaskFinish).
+  virtual void recordTaskFinishLabelled(const TaskLabels& /*task*/, TaskState /*state*/) {}
+  /// An attempt's run time, from running to its end (as observeTaskDuration).
+  virtual void observeTaskDurationLabelled(const TaskLabels& /*task*/, std::chrono::microseconds /*elapsed*/) {}
 };
 
 class RecorderFactory {

@@ -333,6 +333,36 @@ class Store {
     (void)before;
     return std::optional<std::int64_t>{};
   }
+
+  // --- SDK 3.2 (appended; the host calls it only on stores of 3.2 or newer) -----------------------
+
+  /// The current instances of some tasks of one run, one result per id in the order asked, each
+  /// with its claim (TaskInstance::execution_id) as loadRuns gives it: kNotFound for a run or task
+  /// that does not exist. One round trip and one consistent snapshot, whatever the run's size: a
+  /// change-feed message names the task that changed, so a leader refreshes its copy of a large run
+  /// by what changed instead of reloading the run (docs/architecture.md §8.17).
+  virtual std::vector<Result<TaskInstance>> loadTaskInstances(const RunKey& run,
+                                                              std::span<const std::string> task_ids) {
+    std::vector<Result<TaskInstance>> out;
+    std::vector<Result<RunRecord>> loaded = loadRuns(std::span<const RunKey>(&run, 1));
+    for (const std::string& id : task_ids) {
+      if (loaded.empty() || !loaded[0]) {
+        out.emplace_back(loaded.empty() ? internalError("loadRuns returned nothing") : loaded[0].status());
+        continue;
+      }
+      const TaskInstance* found = nullptr;
+      for (const TaskInstance& ti : loaded[0]->tasks) {
+        if (ti.task_id == id) found = &ti;
+      }
+      if (found != nullptr) {
+        out.emplace_back(*found);
+      } else {
+        out.emplace_back(notFound("task \"" + id + "\" of run \"" + run.run_id + "\" of dag \"" + run.dag_id +
+                                  "\" does not exist"));
+      }
+    }
+    return out;
+  }
 };
 
 /// Makes Stores from a plugin's configuration.

@@ -9,6 +9,14 @@ namespace {
 
 double ms(std::chrono::microseconds d) { return static_cast<double>(d.count()) / 1000.0; }
 
+// A task metric's tags: dag_id, task_id, and the tenant when the scheduler knew it (an attempt
+// adopted after a restart has none) — an empty tag would split one series in two.
+Tags taskTags(const TaskLabels& task) {
+  Tags tags{{"dag_id", task.dag_id}, {"task_id", task.task_id}};
+  if (!task.tenant.empty()) tags.emplace_back("tenant", task.tenant);
+  return tags;
+}
+
 }  // namespace
 
 StatsdRecorder::StatsdRecorder(RecorderOptions options, std::shared_ptr<spdlog::logger> logger)
@@ -63,13 +71,16 @@ void StatsdRecorder::observeDispatchLatency(std::chrono::microseconds elapsed) {
   sender_.submit(formatLine(LEOFLOW_NAME("dispatch", "latency"), MetricType::kTimer, ms(elapsed)));
 }
 
-void StatsdRecorder::observeTaskDuration(std::string_view dag_id, std::string_view task_id, std::string_view,
+void StatsdRecorder::observeTaskDuration(std::string_view dag_id, std::string_view task_id, std::string_view task_type,
                                          std::chrono::microseconds elapsed) {
+  observeTaskDurationLabelled(TaskLabels{dag_id, task_id, task_type, {}}, elapsed);
+}
+
+void StatsdRecorder::observeTaskDurationLabelled(const TaskLabels& task, std::chrono::microseconds elapsed) {
   if (options_.tags) {
-    sender_.submit(formatLine(LEOFLOW_NAME("task", "duration"), MetricType::kTimer, ms(elapsed), 1.0,
-                              {{"dag_id", dag_id}, {"task_id", task_id}}));
+    sender_.submit(formatLine(LEOFLOW_NAME("task", "duration"), MetricType::kTimer, ms(elapsed), 1.0, taskTags(task)));
   } else {
-    sender_.submit(formatLine(LEOFLOW_NAME("dag", sanitize(dag_id), sanitize(task_id), "duration"),
+    sender_.submit(formatLine(LEOFLOW_NAME("dag", sanitize(task.dag_id), sanitize(task.task_id), "duration"),
                               MetricType::kTimer, ms(elapsed)));
   }
 }
@@ -80,22 +91,30 @@ void StatsdRecorder::recordSchedulerHeartbeat() {
 }
 
 void StatsdRecorder::recordTaskStart(std::string_view dag_id, std::string_view task_id) {
+  recordTaskStartLabelled(TaskLabels{dag_id, task_id, {}, {}});
+}
+
+void StatsdRecorder::recordTaskStartLabelled(const TaskLabels& task) {
   if (options_.tags) {
-    sender_.submit(formatLine(LEOFLOW_NAME("ti", "start"), MetricType::kCounter, 1, 1.0,
-                              {{"dag_id", dag_id}, {"task_id", task_id}}));
+    sender_.submit(formatLine(LEOFLOW_NAME("ti", "start"), MetricType::kCounter, 1, 1.0, taskTags(task)));
   } else {
-    sender_.submit(
-        formatLine(LEOFLOW_NAME("ti", "start", sanitize(dag_id), sanitize(task_id)), MetricType::kCounter, 1));
+    sender_.submit(formatLine(LEOFLOW_NAME("ti", "start", sanitize(task.dag_id), sanitize(task.task_id)),
+                              MetricType::kCounter, 1));
   }
 }
 
 void StatsdRecorder::recordTaskFinish(std::string_view dag_id, std::string_view task_id, TaskState state) {
+  recordTaskFinishLabelled(TaskLabels{dag_id, task_id, {}, {}}, state);
+}
+
+void StatsdRecorder::recordTaskFinishLabelled(const TaskLabels& task, TaskState state) {
   const std::string_view st = toString(state);
   if (options_.tags) {
-    sender_.submit(formatLine(LEOFLOW_NAME("ti", "finish"), MetricType::kCounter, 1, 1.0,
-                              {{"dag_id", dag_id}, {"task_id", task_id}, {"state", st}}));
+    Tags tags = taskTags(task);
+    tags.emplace_back("state", st);
+    sender_.submit(formatLine(LEOFLOW_NAME("ti", "finish"), MetricType::kCounter, 1, 1.0, tags));
   } else {
-    sender_.submit(formatLine(LEOFLOW_NAME("ti", "finish", sanitize(dag_id), sanitize(task_id), st),
+    sender_.submit(formatLine(LEOFLOW_NAME("ti", "finish", sanitize(task.dag_id), sanitize(task.task_id), st),
                               MetricType::kCounter, 1));
   }
   if (state == TaskState::kSuccess) {

@@ -39,6 +39,10 @@ class StatsdRecorder final : public Recorder {
   void recordRunEnd(std::string_view dag_id, DagRunState state, std::chrono::microseconds duration,
                     std::optional<std::chrono::microseconds> schedule_delay, std::string_view tenant) override;
   void setTaskGauges(std::int64_t running_tasks, std::int64_t queued_tasks, std::int64_t open_slots) override;
+  // SDK 3.2: the task metrics with the run's tenant (a tag in tags mode; plain names do not carry it)
+  void recordTaskStartLabelled(const TaskLabels& task) override;
+  void recordTaskFinishLabelled(const TaskLabels& task, TaskState state) override;
+  void observeTaskDurationLabelled(const TaskLabels& task, std::chrono::microseconds elapsed) override;
 
   Sender& sender() { return sender_; }
 

@@ -50,6 +50,14 @@ const std::vector<PreparedStatement>& statements() {
        "r.uid, r.tenant, ti.execution_id "
        "FROM k JOIN runs r ON r.dag_id = k.dag_id AND r.run_id = k.run_id "
        "LEFT JOIN task_instances ti ON ti.run_uid = r.uid ORDER BY k.ord, ti.seq"},
+      // Some instances of one run, by (run_uid, task_id), the primary key: one row per id asked,
+      // ti.* NULL for a task the run does not have; no row at all when the run does not exist.
+      {"load_task_instances",
+       "WITH k AS (SELECT task_id, ord FROM unnest($3::text[]) WITH ORDINALITY AS k(task_id, ord)) "
+       "SELECT k.ord, ti.task_id, ti.state, ti.try_number, ti.max_tries, ts_us(ti.scheduled_at), ts_us(ti.queued_at), "
+       "ts_us(ti.started_at), ts_us(ti.ended_at), ts_us(ti.last_heartbeat_at), ti.exit_code, ti.note, ti.execution_id "
+       "FROM runs r CROSS JOIN k LEFT JOIN task_instances ti ON ti.run_uid = r.uid AND ti.task_id = k.task_id "
+       "WHERE r.dag_id = $1::text AND r.run_id = $2::text ORDER BY k.ord"},
       {"list_runs",
        "SELECT dag_id, run_id, dag_version, state, trigger, ts_us(logical_date), ts_us(queued_at), "
        "ts_us(started_at), ts_us(ended_at), conf, note, uid, tenant FROM runs "
@@ -462,6 +470,56 @@ std::vector<Result<RunRecord>> PostgresStore::loadRuns(std::span<const RunKey> k
       out.push_back(std::move(*found[i]));
     } else {
       out.emplace_back(notFound("run \"" + keys[i].run_id + "\" of dag \"" + keys[i].dag_id + "\" does not exist"));
+    }
+  }
+  return out;
+}
+
+std::vector<Result<TaskInstance>> PostgresStore::loadTaskInstances(const RunKey& run,
+                                                                  std::span<const std::string> task_ids) {
+  std::vector<Result<TaskInstance>> out;
+  if (task_ids.empty()) return out;
+  SqlParams p;
+  p.text(run.dag_id).text(run.run_id).text(textArray(std::vector<std::string>(task_ids.begin(), task_ids.end())));
+  auto r = call("load_task_instances", p);
+  out.reserve(task_ids.size());
+  auto failAll = [&](const Status& why) {
+    for (std::size_t i = 0; i < task_ids.size(); ++i) out.emplace_back(why);
+    return out;
+  };
+  if (!r) return failAll(r.status());
+  if (r->empty()) return failAll(notFound("run \"" + run.run_id + "\" of dag \"" + run.dag_id + "\" does not exist"));
+  std::vector<std::optional<Result<TaskInstance>>> found(task_ids.size());
+  for (const pqxx::row& row : *r) {
+    const auto ord = static_cast<std::size_t>(row[0].as<std::int64_t>());
+    if (ord < 1 || ord > task_ids.size() || row[1].is_null()) continue;
+    TaskInstance ti;
+    ti.task_id = textAt(row, 1);
+    const auto state = parseTaskState(textAt(row, 2));
+    if (!state) {
+      found[ord - 1].emplace(internalError("task \"" + ti.task_id + "\" of run \"" + run.run_id + "\" of dag \"" +
+                                           run.dag_id + "\" has a corrupt record"));
+      continue;
+    }
+    ti.state = *state;
+    ti.try_number = row[3].as<std::int32_t>();
+    ti.max_tries = row[4].as<std::int32_t>();
+    ti.scheduled_at = stampAt(row, 5);
+    ti.queued_at = stampAt(row, 6);
+    ti.started_at = stampAt(row, 7);
+    ti.ended_at = stampAt(row, 8);
+    ti.last_heartbeat_at = stampAt(row, 9);
+    if (!row[10].is_null()) ti.exit_code = row[10].as<int>();
+    ti.note = textAt(row, 11);
+    ti.execution_id = textAt(row, 12);
+    found[ord - 1].emplace(std::move(ti));
+  }
+  for (std::size_t i = 0; i < task_ids.size(); ++i) {
+    if (found[i]) {
+      out.push_back(std::move(*found[i]));
+    } else {
+      out.emplace_back(notFound("task \"" + task_ids[i] + "\" of run \"" + run.run_id + "\" of dag \"" +
+                                run.dag_id + "\" does not exist"));
     }
   }
   return out;

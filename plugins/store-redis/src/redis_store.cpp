@@ -381,6 +381,54 @@ std::vector<Result<RunRecord>> RedisStore::loadRuns(std::span<const RunKey> keys
   return out;
 }
 
+std::vector<Result<TaskInstance>> RedisStore::loadTaskInstances(const RunKey& run,
+                                                               std::span<const std::string> task_ids) {
+  std::vector<Result<TaskInstance>> out;
+  if (task_ids.empty()) return out;
+  std::vector<std::string> args;
+  args.reserve(task_ids.size() + 2);
+  args.push_back(run.dag_id);
+  args.push_back(run.run_id);
+  args.insert(args.end(), task_ids.begin(), task_ids.end());
+  auto reply = client_.eval(lua::kLoadTaskInstances, args);
+  out.reserve(task_ids.size());
+  auto failAll = [&](const Status& why) {
+    for (std::size_t i = 0; i < task_ids.size(); ++i) out.emplace_back(why);
+    return out;
+  };
+  if (!reply) return failAll(reply.status());
+  const redisReply* r = reply->get();
+  if (r->type != REDIS_REPLY_ARRAY || r->elements == 0 || r->element[0]->type != REDIS_REPLY_INTEGER) {
+    return failAll(malformed("load_task_instances"));
+  }
+  if (r->element[0]->integer == 0) {
+    return failAll(notFound("run \"" + run.run_id + "\" of dag \"" + run.dag_id + "\" does not exist"));
+  }
+  // {1, {record or '' per id}, {execution id or '' per id}}
+  if (r->elements != 3 || r->element[1]->type != REDIS_REPLY_ARRAY || r->element[2]->type != REDIS_REPLY_ARRAY ||
+      r->element[1]->elements != task_ids.size() || r->element[2]->elements != task_ids.size()) {
+    return failAll(malformed("load_task_instances"));
+  }
+  for (std::size_t i = 0; i < task_ids.size(); ++i) {
+    const std::string_view record = replyText(r->element[1]->element[i]);
+    if (record.empty()) {
+      out.emplace_back(notFound("task \"" + task_ids[i] + "\" of run \"" + run.run_id + "\" of dag \"" +
+                                run.dag_id + "\" does not exist"));
+      continue;
+    }
+    auto rec = decodeTiRecord(task_ids[i], record);
+    if (!rec) {
+      out.emplace_back(internalError("task \"" + task_ids[i] + "\" of run \"" + run.run_id + "\" of dag \"" +
+                                     run.dag_id + "\" has a corrupt record"));
+      continue;
+    }
+    // As loadRuns: only an attempt that started has a claim.
+    if (rec->ti.started_at) rec->ti.execution_id = std::string(replyText(r->element[2]->element[i]));
+    out.emplace_back(std::move(rec->ti));
+  }
+  return out;
+}
+
 Result<std::vector<RunRecord>> RedisStore::listRuns(const RunFilter& filter) {
   if (filter.limit == 0) return std::vector<RunRecord>{};
   if (filter.logical_since && filter.logical_until && *filter.logical_since > *filter.logical_until) {

@@ -190,13 +190,14 @@ TEST_F(StatsdDaemon, CountersTimersAndGaugesPerDagAndTaskAcrossARetryAndAFailure
     EXPECT_TRUE(std::regex_match(l, line)) << l;
     ++seen[l.substr(0, l.find(':')) + (l.find("|#") != std::string::npos ? l.substr(l.find("|#")) : "")];
   }
-  EXPECT_EQ((seen["leoflow.ti.start|#dag_id:flaky,task_id:extract"]), 2);
-  EXPECT_EQ((seen["leoflow.ti.finish|#dag_id:flaky,task_id:extract,state:failed"]), 1);
-  EXPECT_EQ((seen["leoflow.ti.finish|#dag_id:flaky,task_id:extract,state:success"]), 1);
-  EXPECT_EQ((seen["leoflow.ti.finish|#dag_id:broken,task_id:boom,state:failed"]), 1);
+  // Task metrics carry the run's tenant, noted by the replica that handed the attempt over.
+  EXPECT_EQ((seen["leoflow.ti.start|#dag_id:flaky,task_id:extract,tenant:default"]), 2);
+  EXPECT_EQ((seen["leoflow.ti.finish|#dag_id:flaky,task_id:extract,tenant:default,state:failed"]), 1);
+  EXPECT_EQ((seen["leoflow.ti.finish|#dag_id:flaky,task_id:extract,tenant:default,state:success"]), 1);
+  EXPECT_EQ((seen["leoflow.ti.finish|#dag_id:broken,task_id:boom,tenant:default,state:failed"]), 1);
   EXPECT_EQ((seen["leoflow.dagrun.duration.success|#dag_id:flaky,tenant:default"]), 1);
   EXPECT_EQ((seen["leoflow.dagrun.duration.failed|#dag_id:broken,tenant:default"]), 1);
-  EXPECT_EQ((seen["leoflow.task.duration|#dag_id:flaky,task_id:extract"]), 2);
+  EXPECT_EQ((seen["leoflow.task.duration|#dag_id:flaky,task_id:extract,tenant:default"]), 2);
   EXPECT_GT((seen["leoflow.scheduler_heartbeat"]), 0);
 }
 

@@ -44,6 +44,11 @@ void driveEveryHook(Recorder& r) {
   r.recordRunEnd("etl.v2", DagRunState::kSuccess, 90s, 4s, "team-a");
   r.recordRunEnd("etl.v2", DagRunState::kFailed, 1s, std::nullopt, "team-a");
   r.setTaskGauges(2, 5, 7);
+  // SDK 3.2: the task hooks with the run's tenant
+  const TaskLabels labelled{"etl.v2", "load:all", "bash", "team-a"};
+  r.recordTaskStartLabelled(labelled);
+  r.recordTaskFinishLabelled(labelled, TaskState::kSuccess);
+  r.observeTaskDurationLabelled(labelled, 7ms);
 }
 
 TEST(StatsdLines, IdsAreSanitisedAndLinesFollowTheProtocol) {
@@ -79,11 +84,15 @@ TEST(StatsdRecorder, PlainModeNamesCarryTheSanitisedIds) {
   StatsdRecorder r(o, quietLogger(log));
   driveEveryHook(r);
   r.sender().flush();
-  ASSERT_TRUE(listener.waitForLines(22));
+  ASSERT_TRUE(listener.waitForLines(26));
   const auto lines = listener.lines();
-  for (const auto& l : lines) EXPECT_TRUE(std::regex_match(l, kLine)) << l;
+  for (const auto& l : lines) {
+    EXPECT_TRUE(std::regex_match(l, kLine)) << l;
+    EXPECT_EQ(l.find("team"), std::string::npos) << "plain names carry no tenant: " << l;
+  }
   const std::set<std::string> got(lines.begin(), lines.end());
   for (const char* want : {"leoflow.scheduler.decisions.scheduled:1|c",
+                           "leoflow.dag.etl_v2.load_all.duration:7|ms",
                            "leoflow.scheduler.task_transitions.queued.running:1|c",
                            "leoflow.scheduler.undispatchable.no_executor:1|c",
                            "leoflow.scheduler.step_downs.lock_released:1|c",
@@ -120,7 +129,7 @@ TEST(StatsdRecorder, TagModeMovesIdsIntoDogStatsdTags) {
   StatsdRecorder r(o, quietLogger(log));
   driveEveryHook(r);
   r.sender().flush();
-  ASSERT_TRUE(listener.waitForLines(22));
+  ASSERT_TRUE(listener.waitForLines(26));
   const auto lines = listener.lines();
   for (const auto& l : lines) {
     EXPECT_TRUE(std::regex_match(l, kLine)) << l;
@@ -135,6 +144,9 @@ TEST(StatsdRecorder, TagModeMovesIdsIntoDogStatsdTags) {
                            "lf.dagrun.duration.success:90000|ms|#dag_id:etl.v2,tenant:team-a",
                            "lf.dagrun.schedule_delay:4000|ms|#dag_id:etl.v2,tenant:team-a",
                            "lf.dagrun.duration.failed:1000|ms|#dag_id:etl.v2,tenant:team-a",
+                           "lf.ti.start:1|c|#dag_id:etl.v2,task_id:load_all,tenant:team-a",
+                           "lf.ti.finish:1|c|#dag_id:etl.v2,task_id:load_all,tenant:team-a,state:success",
+                           "lf.task.duration:7|ms|#dag_id:etl.v2,task_id:load_all,tenant:team-a",
                            "lf.scheduler_heartbeat:1|c", "lf.executor.open_slots:7|g"}) {
     EXPECT_EQ(got.count(want), 1u) << want;
   }

@@ -96,6 +96,7 @@ class EngineHarness {
     if (with_dispatcher) deps.dispatchers.push_back({"dispatcher-fake", &dispatcher, dispatcher_types});
     if (with_inline) deps.inline_runner = &inline_runner;
     deps.recorder = &recorder;
+    deps.events = events.get();
     deps.clock = &clock;
     deps.logger = logger;
     deps.decode_dag = [this](const std::string& json) -> Result<DagSpec> {

@@ -1,0 +1,103 @@
+// What keeps the leader's cost per change independent of the size of a run and of the number of
+// runs (issue 14): a change that names its task refreshes that instance alone, a tick where nothing
+// changed plans nothing, runs are read in chunks, and the periodic resync is spread over ticks.
+#include <gtest/gtest.h>
+
+#include "engine_harness.h"
+
+namespace leoflow::engine::testing {
+namespace {
+
+using leoflow::testing::Method;
+
+DagSpec chain(const std::string& id, int n) {
+  std::vector<TaskSpec> tasks;
+  for (int i = 0; i < n; ++i) {
+    tasks.push_back(task("t" + std::to_string(i), i == 0 ? std::vector<std::string>{}
+                                                          : std::vector<std::string>{"t" + std::to_string(i - 1)}));
+  }
+  return dag(id, std::move(tasks));
+}
+
+TEST(EngineScale, ExecutorReportsRefreshTheirTaskInsteadOfReloadingTheRun) {
+  EngineHarness h;
+  h.addDag(chain("long", 60));
+  h.executor.setDefault(Completion::kSucceed);
+  auto run = h.trigger("long");
+  h.lead();
+  h.store.resetCalls();
+  h.settle(1000);
+  ASSERT_EQ(h.runState(run), DagRunState::kSuccess);
+  // Read whole twice (queued, then materialized), never again for the 120 reports of its tasks.
+  EXPECT_LE(h.store.calls(Method::kLoadRuns), 3);
+  EXPECT_GE(h.store.calls(Method::kLoadTaskInstances), 60);
+}
+
+TEST(EngineScale, ATickWhereNothingChangedPlansNothing) {
+  EngineHarness h;
+  h.addDag(dag("wait", {task("long"), task("after", {"long"})}));
+  h.executor.setDefault(Completion::kNone);  // the first task keeps running
+  h.lead();
+  for (int i = 0; i < 20; ++i) h.trigger("wait", "r" + std::to_string(i));
+  h.settle();
+  // 16 runs running (max_active_runs), each with its first task handed over and never reported;
+  // 4 runs queued, waiting for a slot.
+  ASSERT_EQ(h.state(RunKey{"wait", "r0"}, "long"), TaskState::kQueued);
+  h.store.resetCalls();
+  const TickReport quick = h.tick(Engine::TickKind::kQuick);
+  EXPECT_EQ(quick.runs_planned, 0u);
+  EXPECT_EQ(quick.runs_loaded, 0u);
+  EXPECT_EQ(h.store.calls(Method::kLoadRuns) + h.store.calls(Method::kLoadTaskInstances), 0);
+  const TickReport full = h.tick();
+  EXPECT_EQ(full.runs_planned, 0u) << "a full tick lists the active runs, but plans none that did not change";
+  EXPECT_EQ(full.runs_loaded, 0u);
+}
+
+TEST(EngineScale, ANewLeaderReadsTheActiveRunsInChunks) {
+  EngineHarness h;
+  h.options.load_chunk_runs = 4;
+  h.addDag(linear());
+  for (int i = 0; i < 10; ++i) h.trigger("etl", "r" + std::to_string(i));
+  h.lead();
+  h.store.resetCalls();
+  const TickReport first = h.tick();
+  EXPECT_EQ(first.runs_loaded, 10u) << "the first tick plans every active run";
+  EXPECT_EQ(h.store.calls(Method::kLoadRuns), 3) << "10 runs, 4 a read";
+}
+
+TEST(EngineScale, ThePeriodicResyncReloadsAChunkOfRunsPerTick) {
+  EngineHarness h;
+  h.options.load_chunk_runs = 4;
+  h.options.full_resync_interval = std::chrono::milliseconds(0);  // every run is due on every full tick
+  h.addDag(dag("wait", {task("long")}));
+  h.executor.setDefault(Completion::kNone);
+  for (int i = 0; i < 10; ++i) h.trigger("wait", "r" + std::to_string(i));
+  h.lead();
+  h.settle();
+  // Every run is always due, but a tick reloads one chunk, the runs in turn.
+  std::size_t total = 0;
+  for (int i = 0; i < 5; ++i) {
+    const std::size_t n = h.tick().runs_loaded;
+    EXPECT_GE(n, 1u);
+    EXPECT_LE(n, 4u);
+    total += n;
+  }
+  EXPECT_GE(total, 10u);
+}
+
+TEST(EngineScale, TaskMetricsCarryTheTaskTypeAndTheRunsTenant) {
+  EngineHarness h;
+  h.addDag(dag("etl", {task("a", {}, "bash")}));
+  h.executor.setDefault(Completion::kSucceed);
+  auto run = h.trigger("etl");
+  h.lead();
+  h.settle();
+  ASSERT_EQ(h.runState(run), DagRunState::kSuccess);
+  const auto record = h.store.run(run);
+  ASSERT_TRUE(record.has_value());
+  ASSERT_FALSE(record->tenant.empty());
+  EXPECT_EQ(h.recorder.taskStartLabels("etl.a"), (std::vector<std::string>{"bash/" + record->tenant}));
+}
+
+}  // namespace
+}  // namespace leoflow::engine::testing
