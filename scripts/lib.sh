@@ -8,7 +8,11 @@ LEOFLOW_PACKAGES=(
   libtomlplusplus-dev libcurl4-openssl-dev nlohmann-json3-dev libcli11-dev libcpp-httplib-dev
   libhowardhinnant-date-dev tzdata libgtest-dev libgmock-dev libbenchmark-dev libyaml-dev
   postgresql redis-server redis-tools netcat-openbsd python3-kubernetes gcovr nodejs
+  chromium chromium-driver fonts-dejavu-core
 )
+# chromium, chromium-driver: tests/browser drives the web page in headless chromium over WebDriver;
+# fonts-dejavu-core: the state glyphs (✓ ✗ ↻ ...) render in it (apt's --no-install-recommends
+# would otherwise leave chromium without such a font).
 # npm (part of NodeSource's nodejs; Debian's own package is `npm`): scripts/servers/statsd.sh npm-installs the StatsD daemon (statsd@0.9.0) for the
 # metrics-statsd tests once, into ~/.cache/leoflow (LEOFLOW_STATSD_CACHE), and skips npm when it is there.
 

@@ -15,6 +15,8 @@
 #include "host/json_fields.h"
 #include "host/run_view.h"
 #include "host/status_command.h"
+#include "host/store_session.h"
+#include "host/web/web_assets.h"
 #include "schedule/iso_time.h"
 #include "text/quoted.h"
 
@@ -136,7 +138,31 @@ auto field(F&& read) {
   }
 }
 
-ojson runJson(Store& store, const RunKey& key) { return runToJson(loadRun(store, key), true); }
+/// The run with its tasks, as `runs show --json` prints it, plus its `conf` (the object given at
+/// trigger, or null), which the page shows.
+ojson runJson(Store& store, const RunKey& key) {
+  const RunRecord run = loadRun(store, key);
+  ojson j = runToJson(run, true);
+  ojson conf = nullptr;
+  if (!run.conf_json.empty()) {
+    conf = ojson::parse(run.conf_json, nullptr, false);
+    if (conf.is_discarded()) conf = run.conf_json;  // not JSON after all: shown as the text it is
+  }
+  j["conf"] = std::move(conf);
+  return j;
+}
+
+/// The page's headers: it loads nothing from elsewhere, runs no inline script and cannot be framed.
+void pageHeaders(HttpResponse& r, std::string_view etag) {
+  r.headers.emplace_back("Content-Security-Policy",
+                         "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+                         "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'");
+  r.headers.emplace_back("X-Content-Type-Options", "nosniff");
+  r.headers.emplace_back("Referrer-Policy", "no-referrer");
+  // Revalidated on every load (a new binary may serve a new page), answered 304 when unchanged.
+  r.headers.emplace_back("Cache-Control", "no-cache");
+  r.headers.emplace_back("ETag", std::string(etag));
+}
 
 HttpError methodNotAllowed(const std::string& method, std::initializer_list<const char*> allowed) {
   std::string list;
@@ -263,8 +289,9 @@ HttpResponse HttpApi::handle(const HttpRequest& request) const {
       }
       return api(request, std::vector<std::string>(segments.begin() + 2, segments.end()), query);
     }
-    if (segments.size() == 1 && segments[0].empty()) {
-      throw HttpError{404, "no page here yet: the JSON API is under /api/v1 (GET /api/v1/dags)"};
+    if ((segments.size() == 1 && segments[0].empty()) || (segments.size() == 2 && segments[0] == "web")) {
+      requireMethod(request.method, {"GET"});
+      return page(request, std::string(raw_path));
     }
     throw HttpError{404, "not found: " + std::string(raw_path)};
   } catch (const HttpError& e) {
@@ -300,7 +327,27 @@ HttpResponse HttpApi::status() const {
   ojson doc = statusJson(*deps_.store, *deps_.clock,
                          deps_.listen.empty() ? std::nullopt : std::optional<std::string>(deps_.listen));
   doc["role"] = deps_.leading && deps_.leading() ? "leader" : "follower";
+  // Whether /api/v1 wants a token: the page asks for one, or shows itself read-only (no token:
+  // writes are refused). Says nothing about the token itself.
+  doc["token_required"] = !deps_.token.empty();
   return jsonResponse(200, doc);
+}
+
+HttpResponse HttpApi::page(const HttpRequest& request, const std::string& path) const {
+  for (const web::WebAsset& asset : web::assets()) {
+    if (asset.path != path) continue;
+    HttpResponse r;
+    if (!request.if_none_match.empty() && request.if_none_match == asset.etag) {
+      r.status = 304;
+      r.content_type.clear();
+    } else {
+      r.content_type = std::string(asset.content_type);
+      r.body = std::string(asset.body);
+    }
+    pageHeaders(r, asset.etag);
+    return r;
+  }
+  throw HttpError{404, "not found: " + path};
 }
 
 HttpResponse HttpApi::api(const HttpRequest& request, const std::vector<std::string>& s,
@@ -362,8 +409,27 @@ HttpResponse HttpApi::api(const HttpRequest& request, const std::vector<std::str
     q.tenant = queryValue(query, "tenant");
     if (q.tenant && q.tenant->empty()) q.tenant.reset();
     q.limit = queryNumber(query, "limit", 1, kMaxRunLimit).value_or(kDefaultRunLimit);
+    const std::optional<std::string> with_tasks = queryValue(query, "tasks");
+    if (with_tasks && *with_tasks != "true" && *with_tasks != "false") {
+      throw HttpError{400, "query parameter tasks must be true or false, got " + text::quoted(*with_tasks)};
+    }
+    const std::vector<RunRecord> listed = queryRuns(store, q);
     ojson runs = ojson::array();
-    for (const RunRecord& run : queryRuns(store, q)) runs.push_back(runToJson(run, false));
+    if (with_tasks == "true") {
+      // The page's grid: every listed run with its task instances, loaded in one batch.
+      std::vector<RunKey> keys;
+      for (const RunRecord& run : listed) keys.push_back(run.key);
+      std::vector<Result<RunRecord>> loaded = store.loadRuns(keys);
+      for (std::size_t i = 0; i < listed.size(); ++i) {
+        if (i < loaded.size() && loaded[i]) {
+          runs.push_back(runToJson(*loaded[i], true));
+        } else if (i < loaded.size() && loaded[i].status().code() != StatusCode::kNotFound) {
+          failWith(loaded[i].status(), "loading run " + listed[i].key.run_id);
+        }  // else deleted since it was listed: left out
+      }
+    } else {
+      for (const RunRecord& run : listed) runs.push_back(runToJson(run, false));
+    }
     return jsonResponse(200, runs);
   }
   const RunKey key{dag, s[3]};

@@ -1,5 +1,6 @@
 // The routes of the scheduler's HTTP server (ARCHITECTURE §8.15), without the sockets: /healthz,
-// /status and the JSON API under /api/v1. HttpServer (host/http_server.h) feeds it requests taken
+// /status, the JSON API under /api/v1 and the web page (GET /, its files under /web/, built into the
+// binary from core/host/web/). HttpServer (host/http_server.h) feeds it requests taken
 // off the wire; tests may drive it either way.
 //
 // Reads come from the Store, actions are the person's commands of host/operations.h (the same
@@ -32,6 +33,7 @@ struct HttpRequest {
   std::string target;         ///< the request target as sent: path (percent-encoded) and query
   std::string authorization;  ///< the Authorization header; empty when absent
   std::string body;
+  std::string if_none_match;  ///< the If-None-Match header (the page's files answer 304); empty when absent
 };
 
 struct HttpResponse {
@@ -70,6 +72,7 @@ class HttpApi {
  private:
   HttpResponse healthz() const;
   HttpResponse status() const;
+  HttpResponse page(const HttpRequest& request, const std::string& path) const;
   HttpResponse api(const HttpRequest& request, const std::vector<std::string>& segments,
                    const std::multimap<std::string, std::string>& query) const;
 

@@ -139,7 +139,8 @@ void HttpServer::start() {
 
   const HttpApi& api = impl_->api;
   const auto handler = [&api](const httplib::Request& req, httplib::Response& res) {
-    HttpRequest request{req.method, req.target, req.get_header_value("Authorization"), req.body};
+    HttpRequest request{req.method, req.target, req.get_header_value("Authorization"), req.body,
+                        req.get_header_value("If-None-Match")};
     HttpResponse answer = api.handle(request);
     res.status = answer.status;
     for (auto& [name, value] : answer.headers) res.set_header(name, value);
@@ -223,7 +224,7 @@ void HttpServer::start() {
   // stop() only works once the accepting loop runs; wait for it.
   while (!server.is_running() && !impl_->finished) std::this_thread::sleep_for(std::chrono::milliseconds(1));
   if (log_) {
-    log_->info("serving address={} token={} api=/api/v1", address(),
+    log_->info("serving address={} token={} api=/api/v1 page=/", address(),
                settings_.token.empty() ? "none (writes refused)" : "required");
   }
 }

@@ -1,6 +1,6 @@
 // The scheduler's HTTP server (ARCHITECTURE §8.15) over a real socket, driven by cpp-httplib's
-// client, against the in-memory store: /healthz, /status, every /api/v1 endpoint, the token rules
-// and the JSON errors.
+// client, against the in-memory store: /healthz, /status, every /api/v1 endpoint, the token rules,
+// the JSON errors and the web page's files (the page itself: tests/browser).
 #include <atomic>
 #include <filesystem>
 #include <fstream>
@@ -50,6 +50,13 @@ HttpSettings settings(const std::string& token, const std::string& host = "127.0
   s.listen = host + ":0";
   s.token = token;
   return s;
+}
+
+/// What the API answers for one run: the `runs show --json` object plus its conf (null when none).
+json runShowJson(const RunRecord& run) {
+  json j = json::parse(runToJson(run, true).dump());
+  j["conf"] = run.conf_json.empty() ? json(nullptr) : json::parse(run.conf_json);
+  return j;
 }
 
 /// Sends `request` as written on a new connection and returns everything the server answers (the
@@ -269,6 +276,7 @@ TEST_F(HttpServerTest, StatusIsTheStatusJsonPlusRoleAndNeedsNoToken) {
   EXPECT_EQ(doc["active_runs"], 1);
   EXPECT_EQ(doc["http"], "127.0.0.1:" + std::to_string(server_->port()));
   EXPECT_EQ(doc["role"], "leader");
+  EXPECT_EQ(doc["token_required"], true);  // the page asks for the token
 
   leading_ = false;
   doc = body(get("/status", {}));
@@ -437,7 +445,7 @@ TEST_F(HttpServerTest, TriggerAnswers201WithTheRunsShowObject) {
   const auto stored = store_.run({"etl", kRunId});
   ASSERT_TRUE(stored);
   EXPECT_EQ(json::parse(stored->conf_json), json::parse(R"({"x":1})"));
-  EXPECT_EQ(doc, json::parse(runToJson(*stored, true).dump()));
+  EXPECT_EQ(doc, runShowJson(*stored));
 
   // An empty body: manual__<now>.
   r = post("/api/v1/dags/etl/runs", "");
@@ -458,7 +466,7 @@ TEST_F(HttpServerTest, TriggerAnswers201WithTheRunsShowObject) {
 TEST_F(HttpServerTest, RunIdsArePercentDecoded) {
   putRunningRun();
   start();
-  const json expected = json::parse(runToJson(*store_.run({"etl", kRunId}), true).dump());
+  const json expected = runShowJson(*store_.run({"etl", kRunId}));
   for (const std::string& path : {std::string("/api/v1/dags/etl/runs/") + kRunIdEncoded,
                                  std::string("/api/v1/dags/etl/runs/") + kRunId,  // ':' and '+' as they are
                                  std::string("/api/v1/dags/%65tl/runs/") + kRunIdEncoded}) {
@@ -516,7 +524,7 @@ TEST_F(HttpServerTest, CancelAnswersTheUpdatedRunAndNamesTheApiActor) {
   const auto stored = store_.run(key);
   ASSERT_TRUE(stored);
   EXPECT_NE(stored->state, DagRunState::kRunning);
-  EXPECT_EQ(doc, json::parse(runToJson(*stored, true).dump()));
+  EXPECT_EQ(doc, runShowJson(*stored));
   EXPECT_THAT(stored->note, HasSubstr("cancelled by api"));
 
   expectError(post(std::string("/api/v1/dags/etl/runs/") + kRunIdEncoded + "/cancel", ""), 409);
@@ -571,7 +579,7 @@ TEST_F(HttpServerTest, ClearAnswersTheUpdatedRun) {
   ASSERT_EQ(r->status, 200) << r->body;
   const auto stored = store_.run(key);
   ASSERT_TRUE(stored);
-  EXPECT_EQ(body(r), json::parse(runToJson(*stored, true).dump()));
+  EXPECT_EQ(body(r), runShowJson(*stored));
   EXPECT_EQ(store_.task(key, "a")->state, TaskState::kSuccess) << "failed_only keeps the succeeded task";
   EXPECT_EQ(store_.task(key, "b")->state, TaskState::kNone);
   EXPECT_THAT(store_.task(key, "b")->note, HasSubstr("cleared by api"));
@@ -590,7 +598,7 @@ TEST_F(HttpServerTest, MarkAnswersTheUpdatedRun) {
   ASSERT_EQ(r->status, 200) << r->body;
   const auto stored = store_.run(key);
   ASSERT_TRUE(stored);
-  EXPECT_EQ(body(r), json::parse(runToJson(*stored, true).dump()));
+  EXPECT_EQ(body(r), runShowJson(*stored));
   EXPECT_EQ(store_.task(key, "b")->state, TaskState::kSuccess);
   EXPECT_THAT(store_.task(key, "b")->note, HasSubstr("marked success by api"));
 }
@@ -663,12 +671,84 @@ TEST_F(HttpServerTest, LogErrorsAreJson) {
   EXPECT_THAT(expectError(get(base + "b/logs"), 404), HasSubstr("worker-2"));
 }
 
+// --- the web page (GET /) ------------------------------------------------------------------------
+
+TEST_F(HttpServerTest, ThePageAndItsFilesAreServedFromTheBinaryWithoutAToken) {
+  start();
+  auto page = get("/", {});
+  ASSERT_TRUE(page);
+  ASSERT_EQ(page->status, 200) << page->body;
+  EXPECT_THAT(page->get_header_value("Content-Type"), HasSubstr("text/html"));
+  EXPECT_THAT(page->body, HasSubstr("<script src=\"/web/app.js\""));
+  // Nothing from elsewhere, no inline script, no framing.
+  EXPECT_THAT(page->get_header_value("Content-Security-Policy"), HasSubstr("default-src 'none'"));
+  EXPECT_THAT(page->get_header_value("Content-Security-Policy"), HasSubstr("script-src 'self'"));
+  EXPECT_EQ(page->get_header_value("X-Content-Type-Options"), "nosniff");
+  EXPECT_EQ(page->body.find("http://"), std::string::npos) << "the page must not load from the network";
+  EXPECT_EQ(page->body.find("https://"), std::string::npos) << "the page must not load from the network";
+
+  for (const auto& [path, type] : {std::pair{"/web/app.js", "text/javascript"}, std::pair{"/web/app.css", "text/css"}}) {
+    auto r = get(path, {});
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->status, 200) << path;
+    EXPECT_THAT(r->get_header_value("Content-Type"), HasSubstr(type)) << path;
+    EXPECT_GT(r->body.size(), 1000u) << path;
+    // Revalidated by ETag: unchanged files answer 304 without a body.
+    const std::string etag = r->get_header_value("ETag");
+    ASSERT_FALSE(etag.empty()) << path;
+    auto again = get(path, {{"If-None-Match", etag}});
+    ASSERT_TRUE(again);
+    EXPECT_EQ(again->status, 304) << path;
+    EXPECT_TRUE(again->body.empty()) << path;
+  }
+  EXPECT_EQ(get("/web/app.js", {{"If-None-Match", "\"other\""}})->status, 200);
+  auto head = client_->Head("/");
+  ASSERT_TRUE(head);
+  EXPECT_EQ(head->status, 200);
+  expectError(post("/", "{}", {}), 405);
+}
+
+TEST_F(HttpServerTest, StatusSaysWhetherTheApiWantsAToken) {
+  start("");
+  auto r = get("/status", {});
+  ASSERT_TRUE(r);
+  EXPECT_EQ(body(r)["token_required"], false);  // the page shows itself read-only
+}
+
+TEST_F(HttpServerTest, ARunCarriesItsConfAndTheRunListCanCarryTasks) {
+  start();
+  auto created = post("/api/v1/dags/etl/runs", R"({"run_id":"with-conf","conf":{"day":"monday","n":3}})");
+  ASSERT_TRUE(created);
+  ASSERT_EQ(created->status, 201) << created->body;
+  EXPECT_EQ(body(created)["conf"], json({{"day", "monday"}, {"n", 3}}));
+  putRunningRun();
+  EXPECT_TRUE(body(get(std::string("/api/v1/dags/etl/runs/") + kRunIdEncoded))["conf"].is_null());
+
+  // The grid's request: every run with its tasks, in one answer.
+  const json runs = body(get("/api/v1/dags/etl/runs?tasks=true"));
+  ASSERT_EQ(runs.size(), 2u) << runs.dump();
+  for (const json& run : runs) {
+    ASSERT_TRUE(run.contains("tasks")) << run.dump();
+    if (run["run_id"] == kRunId) {
+      ASSERT_EQ(run["tasks"].size(), 2u) << run.dump();
+      std::map<std::string, std::string> states;
+      for (const json& t : run["tasks"]) states[t["task_id"]] = t["state"];
+      EXPECT_EQ(states["a"], "success");
+      EXPECT_EQ(states["b"], "running");
+    }
+  }
+  for (const json& run : body(get("/api/v1/dags/etl/runs"))) EXPECT_FALSE(run.contains("tasks")) << run.dump();
+  for (const json& run : body(get("/api/v1/dags/etl/runs?tasks=false"))) EXPECT_FALSE(run.contains("tasks"));
+  expectError(get("/api/v1/dags/etl/runs?tasks=yes"), 400);
+}
+
 // --- errors and limits ------------------------------------------------------------------------------
 
 TEST_F(HttpServerTest, UnknownPathsAndMethodsAreJsonErrors) {
   start();
-  EXPECT_THAT(expectError(get("/", {}), 404), HasSubstr("/api/v1"));
   expectError(get("/nowhere", {}), 404);
+  expectError(get("/web/nowhere.js", {}), 404);
+  expectError(get("/web", {}), 404);
   expectError(get("/api/v1"), 404);
   expectError(get("/api/v1/runs"), 404);
   expectError(get("/api/v1/dags/etl/versions"), 404);
