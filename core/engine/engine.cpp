@@ -107,6 +107,7 @@ void Engine::run(std::stop_token stop) {
   auto subscribe = [&] {
     Status s = store_.subscribe(wake_);
     subscribed = s.isOk();
+    feed_subscribed_ = subscribed;
     if (!subscribed) log_->warn("change feed unavailable; ticking only error={}", s.toString());
   };
   subscribe();
@@ -165,6 +166,7 @@ void Engine::run(std::stop_token stop) {
   if (inline_runner_) inline_runner_->shutdown();
   watchdog.request_stop();
   watchdog.join();
+  feed_subscribed_ = false;
   if (subscribed) store_.unsubscribe();
   log_->info("scheduler stopped");
 }

@@ -115,6 +115,8 @@ class Engine {
   void finalize(TickState& t, CachedRun& run);
   void redispatchQueued(TickState& t);
   void createDueRuns(TickState& t);
+  /// Queued and running runs of a DAG as this leader's cache has them (between listings).
+  int cachedActiveRuns(const std::string& dag_id) const;
   void reapOrphans(TickState& t);
   void reapAgentLost(TickState& t);
   void reapDispatchLost(TickState& t);
@@ -220,10 +222,19 @@ class Engine {
   // Runs to advance this tick: loaded or refreshed, or left needing attention by the last tick. A
   // tick where nothing changed advances none of the others (a quiet run costs nothing).
   std::set<RunKey> attention_;
+  std::chrono::steady_clock::time_point last_active_listing_{};
+  // The change feed is subscribed (run() sets it): new and ended runs then arrive through it, and
+  // the active runs are listed only once a resync interval.
+  std::atomic<bool> feed_subscribed_{false};
   // Cached runs due for their periodic reload (full_resync_interval), taken a chunk per tick so a
   // large reconcile never makes one long tick.
   std::deque<RunKey> reconcile_queue_;
   std::set<RunKey> reconcile_queued_;
+  std::optional<std::chrono::steady_clock::time_point> resync_started_;  // the pass in progress
+  std::size_t resync_reloaded_ = 0;
+  // The first complete tick of a term is logged with how long it took (the takeover's cost).
+  std::chrono::steady_clock::time_point leading_since_steady_{};
+  bool first_tick_pending_ = false;
   bool reload_everything_ = true;
   bool redispatch_pending_ = false;
   std::chrono::steady_clock::time_point last_full_tick_{};

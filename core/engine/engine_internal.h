@@ -31,7 +31,8 @@ struct Engine::TickState {
   std::optional<std::size_t> inline_budget;
   std::map<std::string, int> active_per_dag;
   std::set<RunKey> waiting_for_slot;  // queued runs beyond their DAG's max_active_runs
-  bool active_listed = false;
+  bool active_listed = false;   // the active runs are known: listed this tick, or the cache stands for them
+  bool active_counted = false;  // active_per_dag was filled from a listing this tick
   std::vector<planning::Transition> plan;
   std::vector<TaskTransitionWrite> writes;
   std::vector<planning::TaskIndex> write_tasks;

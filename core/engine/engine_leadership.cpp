@@ -57,6 +57,9 @@ Result<bool> Engine::campaignOnce() {
   last_tick_us_ = 0;           // a fresh start-up grace for health
   leading_since_us_ = duration_cast<microseconds>(clock_.now().time_since_epoch()).count();
   last_full_tick_ = {};
+  last_active_listing_ = {};
+  leading_since_steady_ = steady_clock::now();
+  first_tick_pending_ = true;
   wake_.trackRuns(true);
   leading_ = true;
   if (stepped_down_at_) {
@@ -113,6 +116,7 @@ void Engine::stepDown(const std::string& reason) {
   attention_.clear();
   reconcile_queue_.clear();
   reconcile_queued_.clear();
+  resync_started_.reset();
   broken_runs_.clear();
   dirty_.clear();
   wake_.trackRuns(false);

@@ -13,6 +13,17 @@ namespace leoflow::engine {
 // ---------------------------------------------------------------------------------------------------
 // Run creation (BEHAVIOUR §3.2, §3.6 with §10 items 21-28 fixed)
 
+int Engine::cachedActiveRuns(const std::string& dag_id) const {
+  // RunKey orders by DAG first: the DAG's runs are one range of each map.
+  int n = 0;
+  for (auto it = runs_.lower_bound(RunKey{dag_id, ""}); it != runs_.end() && it->first.dag_id == dag_id; ++it) ++n;
+  for (auto it = broken_runs_.lower_bound(RunKey{dag_id, ""}); it != broken_runs_.end() && it->first.dag_id == dag_id;
+       ++it) {
+    ++n;
+  }
+  return n;
+}
+
 void Engine::createDueRuns(TickState& t) {
   auto dags = store_.scheduledDags();
   if (!dags) {
@@ -39,7 +50,7 @@ void Engine::createDueRuns(TickState& t) {
       }
       warned_schedules_.erase(d.dag_id);  // fixed: a new bad expression warns again
       const schedule::Schedule& sched = *parsed;
-      const int active = t.active_per_dag[d.dag_id];
+      const int active = t.active_counted ? t.active_per_dag[d.dag_id] : cachedActiveRuns(d.dag_id);
       int created = 0;
       auto headroom = [&] { return d.max_active_runs <= 0 || active + created < d.max_active_runs; };
       auto create = [&](Timestamp logical, const std::string& run_id) -> bool {

@@ -66,7 +66,14 @@ TickReport Engine::tick(TickKind kind) {
   dirty_.insert(drained.runs.begin(), drained.runs.end());
   if (drained.everything) reload_everything_ = true;
   std::vector<RunKey> to_load;
-  if (kind == TickKind::kFull || reload_everything_) {
+  // The active listing is a safety net behind the change feed, which brings every new, changed and
+  // ended run: with the feed up it is read once a resync interval (a listing of 100,000 runs would
+  // make every full tick slow), and on every full tick without it.
+  const bool list_active =
+      reload_everything_ || (kind == TickKind::kFull && (!feed_subscribed_ || last_active_listing_ == steady_clock::time_point{} ||
+                                                         steady_start - last_active_listing_ >= options_.full_resync_interval));
+  if (!list_active && kind == TickKind::kFull) t.active_listed = true;  // the cache stands for the listing
+  if (list_active) {
     auto active = store_.listActiveRuns();
     if (!active) {
       // BEHAVIOUR §10 item 13: a failed listing skips planning, not run creation or the reapers.
@@ -82,12 +89,11 @@ TickReport Engine::tick(TickKind kind) {
         if (it == runs_.end() || reload_everything_ || dirty_.count(a.key) != 0) {
           to_load.push_back(a.key);
           dirty_.erase(a.key);
-        } else if (steady_start - it->second->loadedAt() >= options_.full_resync_interval &&
-                   reconcile_queued_.insert(a.key).second) {
-          reconcile_queue_.push_back(a.key);  // reloaded a chunk per tick, below
         }
       }
       t.active_listed = true;
+      t.active_counted = true;
+      last_active_listing_ = steady_start;
       // Runs that left the active list (finished, deleted, reaped elsewhere): forget every trace.
       std::vector<RunKey> gone;
       for (const auto& [k, run] : runs_) {
@@ -102,8 +108,20 @@ TickReport Engine::tick(TickKind kind) {
   }
   to_load.insert(to_load.end(), dirty_.begin(), dirty_.end());
   dirty_.clear();
+  if (kind == TickKind::kFull) {
+    // Cached runs due for their periodic reload (reloaded a chunk per tick, below).
+    for (const auto& [key, run] : runs_) {
+      if (steady_start - run->loadedAt() >= options_.full_resync_interval && reconcile_queued_.insert(key).second) {
+        reconcile_queue_.push_back(key);
+      }
+    }
+  }
   // The periodic resync, a chunk per tick: the runs a new leader loaded together fall due together,
   // and reloading them all at once would make one tick as long as the takeover's.
+  if (!reconcile_queue_.empty() && !resync_started_) {
+    resync_started_ = steady_start;
+    resync_reloaded_ = 0;
+  }
   for (std::size_t n = 0; n < options_.load_chunk_runs && !reconcile_queue_.empty();) {
     const RunKey key = std::move(reconcile_queue_.front());
     reconcile_queue_.pop_front();
@@ -112,6 +130,12 @@ TickReport Engine::tick(TickKind kind) {
     if (it == runs_.end() || steady_start - it->second->loadedAt() < options_.full_resync_interval) continue;
     to_load.push_back(key);
     ++n;
+    ++resync_reloaded_;
+  }
+  if (reconcile_queue_.empty() && resync_started_) {
+    log_->debug("periodic resync done runs={} took_ms={}", resync_reloaded_,
+                duration_cast<std::chrono::milliseconds>(steady_start - *resync_started_).count());
+    resync_started_.reset();
   }
   std::sort(to_load.begin(), to_load.end());
   to_load.erase(std::unique(to_load.begin(), to_load.end()), to_load.end());
@@ -191,6 +215,14 @@ TickReport Engine::tick(TickKind kind) {
 
   t.report.timed_out = tick_timed_out_;
   tick_started_us_ = 0;
+  if (first_tick_pending_ && t.active_listed && !t.report.timed_out) {
+    // The takeover's cost: every active run loaded and planned once.
+    first_tick_pending_ = false;
+    const auto now = steady_clock::now();
+    log_->info("first tick as leader done runs={} loaded={} tick_ms={} since_leading_ms={}", runs_.size(),
+               t.report.runs_loaded, duration_cast<std::chrono::milliseconds>(now - steady_start).count(),
+               duration_cast<std::chrono::milliseconds>(now - leading_since_steady_).count());
+  }
   last_tick_us_ = duration_cast<microseconds>(clock_.now().time_since_epoch()).count();
   recorder_.recordSchedulerHeartbeat();
   if (kind == TickKind::kFull) recordTaskGauges();

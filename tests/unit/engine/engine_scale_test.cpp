@@ -1,6 +1,8 @@
 // What keeps the leader's cost per change independent of the size of a run and of the number of
 // runs (issue 14): a change that names its task refreshes that instance alone, a tick where nothing
 // changed plans nothing, runs are read in chunks, and the periodic resync is spread over ticks.
+#include <thread>
+
 #include <gtest/gtest.h>
 
 #include "engine_harness.h"
@@ -83,6 +85,31 @@ TEST(EngineScale, ThePeriodicResyncReloadsAChunkOfRunsPerTick) {
     total += n;
   }
   EXPECT_GE(total, 10u);
+}
+
+TEST(EngineScale, WithTheChangeFeedUpTheActiveRunsAreListedOnceAResyncInterval) {
+  EngineHarness h;
+  h.options.tick_interval = 5ms;  // a full tick every 5 ms
+  h.options.full_resync_interval = 60s;
+  h.executor.setDefault(Completion::kSucceed);
+  h.addDag(linear());
+  h.build();
+  std::jthread loop([&](std::stop_token st) { h.engine->run(st); });
+  const auto until = std::chrono::steady_clock::now() + 2s;
+  while (!h.engine->leading() && std::chrono::steady_clock::now() < until) std::this_thread::sleep_for(1ms);
+  ASSERT_TRUE(h.engine->leading());
+  std::this_thread::sleep_for(50ms);
+  h.store.resetCalls();
+  // New and ended runs come through the feed: a run triggered by another process still runs.
+  auto other = h.store.openHandle();
+  NewRun r{{"etl", "r1"}, 1, RunTrigger::kManual, kNoon, "", kNoon};
+  ASSERT_TRUE(other->createRun(std::nullopt, r).isOk());
+  while (h.runState(r.key) != DagRunState::kSuccess && std::chrono::steady_clock::now() < until + 8s) {
+    std::this_thread::sleep_for(1ms);
+  }
+  EXPECT_EQ(h.runState(r.key), DagRunState::kSuccess);
+  std::this_thread::sleep_for(200ms);  // some 40 full ticks
+  EXPECT_EQ(h.store.calls(Method::kListActiveRuns), 0) << "listed on takeover, then once a resync interval";
 }
 
 TEST(EngineScale, TaskMetricsCarryTheTaskTypeAndTheRunsTenant) {
