@@ -1,6 +1,8 @@
 #include "engine/stop_watcher.h"
 
 #include <map>
+#include <optional>
+#include <span>
 
 #include <spdlog/spdlog.h>
 
@@ -84,31 +86,35 @@ std::size_t StopWatcher::checkOnce(const std::set<RunKey>& runs, bool everything
     std::erase_if(stopped_, [&](const AttemptRef& a) { return held_now.count(a) == 0; });
   }
   if (by_run.empty()) return 0;
-  std::vector<RunKey> keys;
-  keys.reserve(by_run.size());
-  for (const auto& [key, _] : by_run) keys.push_back(key);
-  auto loaded = store_.loadRuns(keys);
   std::size_t stopped = 0;
-  for (std::size_t r = 0; r < keys.size() && r < loaded.size(); ++r) {
-    const Result<RunRecord>& run = loaded[r];
-    if (!run && run.status().code() != StatusCode::kNotFound) continue;  // unreachable: ask again later
-    for (const auto& [executor, attempt] : by_run[keys[r]]) {
+  for (auto& [key, held] : by_run) {
+    // Only the held tasks' instances, not the whole run: a change to a 20,000-task run must not
+    // cost a read of 20,000 instances (Store::loadTaskInstances).
+    std::vector<std::string> ids;
+    ids.reserve(held.size());
+    for (const auto& [executor, attempt] : held) ids.push_back(attempt.task_id);
+    const std::vector<Result<TaskInstance>> loaded = store_.loadTaskInstances(key, ids);
+    // Rarely a task is missing: whether its whole run is gone (its DAG deleted) says the run itself.
+    std::optional<bool> run_gone;
+    auto runGone = [&] {
+      if (!run_gone) {
+        auto run = store_.loadRuns(std::span<const RunKey>(&key, 1));
+        run_gone = !run.empty() && !run[0] && run[0].status().code() == StatusCode::kNotFound;
+      }
+      return *run_gone;
+    };
+    for (std::size_t h = 0; h < held.size() && h < loaded.size(); ++h) {
+      const auto& [executor, attempt] = held[h];
+      const Result<TaskInstance>& ti = loaded[h];
+      if (!ti && ti.status().code() != StatusCode::kNotFound) continue;  // unreachable: ask again later
       std::string why;
-      if (!run) {
-        why = "its run is gone (dag deleted)";
-      } else {
-        const TaskInstance* ti = nullptr;
-        for (const TaskInstance& t : run->tasks) {
-          if (t.task_id == attempt.task_id) ti = &t;
-        }
-        if (ti == nullptr) {
-          why = "its task is gone";
-        } else if (ti->try_number != attempt.try_number) {
-          why = "it was cleared (the task is on try " + std::to_string(ti->try_number) + ")";
-        } else if (ti->state != TaskState::kQueued && ti->state != TaskState::kRunning) {
-          why = std::string("the task is ") + std::string(toString(ti->state)) +
-                (ti->note.empty() ? "" : " (" + ti->note + ")");
-        }
+      if (!ti) {
+        why = runGone() ? "its run is gone (dag deleted)" : "its task is gone";
+      } else if (ti->try_number != attempt.try_number) {
+        why = "it was cleared (the task is on try " + std::to_string(ti->try_number) + ")";
+      } else if (ti->state != TaskState::kQueued && ti->state != TaskState::kRunning) {
+        why = std::string("the task is ") + std::string(toString(ti->state)) +
+              (ti->note.empty() ? "" : " (" + ti->note + ")");
       }
       if (why.empty()) continue;
       {
