@@ -103,6 +103,8 @@ class Engine {
   /// Refreshes the named task instances of cached runs (Store::loadTaskInstances); a run that is
   /// not cached, or whose refresh fails, is reloaded whole instead.
   void refreshTasks(TickState& t, const std::map<RunKey, std::vector<std::string>>& tasks);
+  /// Reloads cached runs due for their periodic resync, within the tick's resync budget.
+  void resyncDue(TickState& t);
   /// Whether a run must be advanced next tick although nothing changes it: it is queued (waiting to
   /// start), its planner has tasks that may move (waiting on capacity or a retry delay).
   static bool needsAttention(CachedRun& run);
@@ -182,6 +184,7 @@ class Engine {
   std::atomic<std::int64_t> last_store_outage_us_{0};
   void noteStoreOutage();
   bool agent_lost_pause_logged_ = false;
+  std::optional<Timestamp> last_orphan_sweep_;  // engine clock; reset when leadership begins
   // --- end reapers ---
 
   EngineOptions options_;

@@ -58,6 +58,7 @@ Result<bool> Engine::campaignOnce() {
   leading_since_us_ = duration_cast<microseconds>(clock_.now().time_since_epoch()).count();
   last_full_tick_ = {};
   last_active_listing_ = {};
+  last_orphan_sweep_.reset();
   leading_since_steady_ = steady_clock::now();
   first_tick_pending_ = true;
   wake_.trackRuns(true);

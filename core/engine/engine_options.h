@@ -44,9 +44,11 @@ struct EngineOptions {
   /// Every run is reloaded from the store at least this often, whatever the change feed says.
   std::chrono::milliseconds full_resync_interval = 30'000ms;
   /// Runs per store read when loading runs (a new leader's first tick loads every active run): one
-  /// read never holds the store long enough to delay a lease renewal. Also the most runs one tick
-  /// reloads for the periodic resync; the loop ticks again at once while more are due.
-  std::size_t load_chunk_runs = 256;
+  /// read never holds the store long enough to delay a lease renewal.
+  std::size_t load_chunk_runs = 128;
+  /// How long one tick may spend on the periodic resync (at least one chunk); the loop ticks again
+  /// at once while more runs are due, so a pass goes at the store's read speed in short ticks.
+  std::chrono::milliseconds resync_tick_budget = 40ms;
   std::string replica_id;
 
   std::chrono::milliseconds effectiveStepTimeout() const {

@@ -116,27 +116,6 @@ TickReport Engine::tick(TickKind kind) {
       }
     }
   }
-  // The periodic resync, a chunk per tick: the runs a new leader loaded together fall due together,
-  // and reloading them all at once would make one tick as long as the takeover's.
-  if (!reconcile_queue_.empty() && !resync_started_) {
-    resync_started_ = steady_start;
-    resync_reloaded_ = 0;
-  }
-  for (std::size_t n = 0; n < options_.load_chunk_runs && !reconcile_queue_.empty();) {
-    const RunKey key = std::move(reconcile_queue_.front());
-    reconcile_queue_.pop_front();
-    reconcile_queued_.erase(key);
-    auto it = runs_.find(key);
-    if (it == runs_.end() || steady_start - it->second->loadedAt() < options_.full_resync_interval) continue;
-    to_load.push_back(key);
-    ++n;
-    ++resync_reloaded_;
-  }
-  if (reconcile_queue_.empty() && resync_started_) {
-    log_->debug("periodic resync done runs={} took_ms={}", resync_reloaded_,
-                duration_cast<std::chrono::milliseconds>(steady_start - *resync_started_).count());
-    resync_started_.reset();
-  }
   std::sort(to_load.begin(), to_load.end());
   to_load.erase(std::unique(to_load.begin(), to_load.end()), to_load.end());
   // As in Airflow, a paused DAG's runs schedule no new tasks; what runs finishes and reports. A
@@ -158,6 +137,9 @@ TickReport Engine::tick(TickKind kind) {
   // Changes that named their task: refresh those instances (runs loaded whole just now have them).
   for (const RunKey& k : to_load) drained.tasks.erase(k);
   if (!drained.tasks.empty() && !cancelled()) refreshTasks(t, drained.tasks);
+  // With the feed up, not on the tick that listed the active runs (both fall due once a resync
+  // interval): the loop ticks again at once while runs are due, so the two costs go to two ticks.
+  if (!reconcile_queue_.empty() && !(t.active_counted && feed_subscribed_) && !cancelled()) resyncDue(t);
 
   // 2. A new leader first hands over what its predecessor left queued (before this tick queues
   // anything of its own), then plans and writes every run that changed or still needs attention,
@@ -243,6 +225,37 @@ void Engine::recordTaskGauges() {
   for (std::size_t r = 0; r < dispatchers_.size(); ++r) open += routeCapacity(r);
   if (inline_runner_) open += routeCapacity(kInlineRoute);
   recorder_.setTaskGauges(running, queued, static_cast<std::int64_t>(open));
+}
+
+void Engine::resyncDue(TickState& t) {
+  // The periodic resync of cached runs, spread over ticks: the runs a new leader loaded together fall
+  // due together, and reloading them all at once would make one tick as long as the takeover's. A
+  // chunk at least, then more while this tick is within its budget, so a pass goes as fast as the
+  // store reads and no tick grows long.
+  if (!resync_started_) {
+    resync_started_ = t.steady_now;
+    resync_reloaded_ = 0;
+  }
+  do {
+    std::vector<RunKey> chunk;
+    while (chunk.size() < options_.load_chunk_runs && !reconcile_queue_.empty()) {
+      RunKey key = std::move(reconcile_queue_.front());
+      reconcile_queue_.pop_front();
+      reconcile_queued_.erase(key);
+      auto it = runs_.find(key);
+      if (it == runs_.end() || t.steady_now - it->second->loadedAt() < options_.full_resync_interval) continue;
+      chunk.push_back(std::move(key));
+    }
+    if (chunk.empty()) break;
+    resync_reloaded_ += chunk.size();
+    loadRuns(t, chunk);
+  } while (!reconcile_queue_.empty() && !cancelled() &&
+           steady_clock::now() - t.steady_now < options_.resync_tick_budget);
+  if (reconcile_queue_.empty()) {
+    log_->debug("periodic resync done runs={} took_ms={}", resync_reloaded_,
+                duration_cast<std::chrono::milliseconds>(steady_clock::now() - *resync_started_).count());
+    resync_started_.reset();
+  }
 }
 
 bool Engine::needsAttention(CachedRun& run) {

@@ -70,6 +70,7 @@ TEST(EngineScale, ANewLeaderReadsTheActiveRunsInChunks) {
 TEST(EngineScale, ThePeriodicResyncReloadsAChunkOfRunsPerTick) {
   EngineHarness h;
   h.options.load_chunk_runs = 4;
+  h.options.resync_tick_budget = std::chrono::milliseconds(0);    // one chunk a tick
   h.options.full_resync_interval = std::chrono::milliseconds(0);  // every run is due on every full tick
   h.addDag(dag("wait", {task("long")}));
   h.executor.setDefault(Completion::kNone);
@@ -110,6 +111,20 @@ TEST(EngineScale, WithTheChangeFeedUpTheActiveRunsAreListedOnceAResyncInterval) 
   EXPECT_EQ(h.runState(r.key), DagRunState::kSuccess);
   std::this_thread::sleep_for(200ms);  // some 40 full ticks
   EXPECT_EQ(h.store.calls(Method::kListActiveRuns), 0) << "listed on takeover, then once a resync interval";
+}
+
+TEST(EngineScale, OrphanCandidatesAreListedOnceATenthOfTheThreshold) {
+  EngineHarness h;
+  h.options.orphan_threshold = 100s;  // a sweep every 10 s of the engine's clock
+  h.options.tick_interval = 1s;
+  h.addDag(linear());
+  h.lead();
+  h.store.resetCalls();
+  for (int i = 0; i < 25; ++i) {  // 25 full ticks, one a second
+    h.tick();
+    h.clock.advance(1s);
+  }
+  EXPECT_EQ(h.store.calls(Method::kListOrphanCandidates), 3) << "at 0, 10 and 20 s";
 }
 
 TEST(EngineScale, TaskMetricsCarryTheTaskTypeAndTheRunsTenant) {
