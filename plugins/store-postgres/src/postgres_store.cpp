@@ -131,6 +131,30 @@ std::string textAt(const pqxx::row& row, int col) { return row[col].is_null() ? 
 
 bool boolAt(const pqxx::row& row, int col) { return !row[col].is_null() && row[col].as<bool>(); }
 
+// A task instance from the 11 columns load_runs and load_task_instances both select from `first`
+// (task_id, state, try_number, max_tries, the five stamps, exit_code, note), and its claim.
+Result<TaskInstance> taskInstanceAt(const pqxx::row& row, int first, int execution_col, const RunKey& run) {
+  TaskInstance ti;
+  ti.task_id = textAt(row, first);
+  const auto state = parseTaskState(textAt(row, first + 1));
+  if (!state) {
+    return internalError("task \"" + ti.task_id + "\" of run \"" + run.run_id + "\" of dag \"" + run.dag_id +
+                         "\" has a corrupt record");
+  }
+  ti.state = *state;
+  ti.try_number = row[first + 2].as<std::int32_t>();
+  ti.max_tries = row[first + 3].as<std::int32_t>();
+  ti.scheduled_at = stampAt(row, first + 4);
+  ti.queued_at = stampAt(row, first + 5);
+  ti.started_at = stampAt(row, first + 6);
+  ti.ended_at = stampAt(row, first + 7);
+  ti.last_heartbeat_at = stampAt(row, first + 8);
+  if (!row[first + 9].is_null()) ti.exit_code = row[first + 9].as<int>();
+  ti.note = textAt(row, first + 10);
+  ti.execution_id = textAt(row, execution_col);
+  return ti;
+}
+
 Status corrupt(const RunKey& key) {
   return internalError("run \"" + key.run_id + "\" of dag \"" + key.dag_id + "\" has a corrupt record");
 }
@@ -444,26 +468,12 @@ std::vector<Result<RunRecord>> PostgresStore::loadRuns(std::span<const RunKey> k
       slot.emplace(std::move(run));
     }
     if (!slot->isOk() || row[10].is_null()) continue;
-    TaskInstance ti;
-    ti.task_id = textAt(row, 10);
-    const auto state = parseTaskState(textAt(row, 11));
-    if (!state) {
-      slot.emplace(internalError("task \"" + ti.task_id + "\" of run \"" + key.run_id + "\" of dag \"" + key.dag_id +
-                                 "\" has a corrupt record"));
+    Result<TaskInstance> ti = taskInstanceAt(row, 10, 23, key);
+    if (!ti) {
+      slot.emplace(ti.status());
       continue;
     }
-    ti.state = *state;
-    ti.try_number = row[12].as<std::int32_t>();
-    ti.max_tries = row[13].as<std::int32_t>();
-    ti.scheduled_at = stampAt(row, 14);
-    ti.queued_at = stampAt(row, 15);
-    ti.started_at = stampAt(row, 16);
-    ti.ended_at = stampAt(row, 17);
-    ti.last_heartbeat_at = stampAt(row, 18);
-    if (!row[19].is_null()) ti.exit_code = row[19].as<int>();
-    ti.note = textAt(row, 20);
-    ti.execution_id = textAt(row, 23);
-    (*slot)->tasks.push_back(std::move(ti));
+    (*slot)->tasks.push_back(std::move(ti).value());
   }
   for (std::size_t i = 0; i < keys.size(); ++i) {
     if (found[i]) {
@@ -493,26 +503,7 @@ std::vector<Result<TaskInstance>> PostgresStore::loadTaskInstances(const RunKey&
   for (const pqxx::row& row : *r) {
     const auto ord = static_cast<std::size_t>(row[0].as<std::int64_t>());
     if (ord < 1 || ord > task_ids.size() || row[1].is_null()) continue;
-    TaskInstance ti;
-    ti.task_id = textAt(row, 1);
-    const auto state = parseTaskState(textAt(row, 2));
-    if (!state) {
-      found[ord - 1].emplace(internalError("task \"" + ti.task_id + "\" of run \"" + run.run_id + "\" of dag \"" +
-                                           run.dag_id + "\" has a corrupt record"));
-      continue;
-    }
-    ti.state = *state;
-    ti.try_number = row[3].as<std::int32_t>();
-    ti.max_tries = row[4].as<std::int32_t>();
-    ti.scheduled_at = stampAt(row, 5);
-    ti.queued_at = stampAt(row, 6);
-    ti.started_at = stampAt(row, 7);
-    ti.ended_at = stampAt(row, 8);
-    ti.last_heartbeat_at = stampAt(row, 9);
-    if (!row[10].is_null()) ti.exit_code = row[10].as<int>();
-    ti.note = textAt(row, 11);
-    ti.execution_id = textAt(row, 12);
-    found[ord - 1].emplace(std::move(ti));
+    found[ord - 1].emplace(taskInstanceAt(row, 1, 12, run));
   }
   for (std::size_t i = 0; i < task_ids.size(); ++i) {
     if (found[i]) {
