@@ -279,20 +279,20 @@ void Engine::refreshTasks(TickState& t, const std::map<RunKey, std::vector<std::
     }
     std::vector<Result<TaskInstance>> loaded = store_.loadTaskInstances(key, ids);
     bool reload = loaded.size() != ids.size();
-    for (std::size_t i = 0; !reload && i < loaded.size(); ++i) {
-      if (!loaded[i]) {
-        if (loaded[i].status().code() == StatusCode::kUnavailable) {
-          noteStatus(t, loaded[i].status());
-          dirty_.insert(key);  // next tick, after the loop's back-off
-          reload = false;
-          break;
-        }
+    bool unavailable = false;
+    for (std::size_t i = 0; !reload && !unavailable && i < loaded.size(); ++i) {
+      if (loaded[i]) {
+        reload = !it->second->replaceInstance(*loaded[i]);
+      } else if (loaded[i].status().code() == StatusCode::kUnavailable) {
+        noteStatus(t, loaded[i].status());
+        unavailable = true;
+      } else {
         reload = true;  // a task or run gone: the whole run says what happened
-      } else if (!it->second->replaceInstance(*loaded[i])) {
-        reload = true;
       }
     }
-    if (reload) {
+    if (unavailable) {
+      dirty_.insert(key);  // read whole next tick, after the loop's back-off
+    } else if (reload) {
       whole.push_back(key);
     } else {
       attention_.insert(key);
