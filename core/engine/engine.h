@@ -219,6 +219,7 @@ class Engine {
   std::optional<std::chrono::steady_clock::time_point> stepped_down_at_;
 
   // leader-only state, touched by the loop thread alone
+  TaskTotals task_totals_;  // before runs_: each cached run takes its counts out of it when destroyed
   std::map<RunKey, std::unique_ptr<CachedRun>> runs_;
   std::map<RunKey, std::string> broken_runs_;  // runs that failed to load or build, and why
   std::set<RunKey> dirty_;                      // reload before planning
@@ -233,6 +234,10 @@ class Engine {
   // large reconcile never makes one long tick.
   std::deque<RunKey> reconcile_queue_;
   std::set<RunKey> reconcile_queued_;
+  // Every whole load, in the order of its time: the runs falling due for their resync are found at
+  // its front, without a walk over every cached run on every full tick. An entry whose run was
+  // reloaded since (or forgotten) is dropped when it reaches the front.
+  std::deque<std::pair<std::chrono::steady_clock::time_point, RunKey>> load_order_;
   std::optional<std::chrono::steady_clock::time_point> resync_started_;  // the pass in progress
   std::size_t resync_reloaded_ = 0;
   // The first complete tick of a term is logged with how long it took (the takeover's cost).

@@ -117,6 +117,7 @@ void Engine::stepDown(const std::string& reason) {
   attention_.clear();
   reconcile_queue_.clear();
   reconcile_queued_.clear();
+  load_order_.clear();
   resync_started_.reset();
   broken_runs_.clear();
   dirty_.clear();

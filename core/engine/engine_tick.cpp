@@ -109,10 +109,14 @@ TickReport Engine::tick(TickKind kind) {
   to_load.insert(to_load.end(), dirty_.begin(), dirty_.end());
   dirty_.clear();
   if (kind == TickKind::kFull) {
-    // Cached runs due for their periodic reload (reloaded a chunk per tick, below).
-    for (const auto& [key, run] : runs_) {
-      if (steady_start - run->loadedAt() >= options_.full_resync_interval && reconcile_queued_.insert(key).second) {
-        reconcile_queue_.push_back(key);
+    // Cached runs due for their periodic reload (reloaded a chunk per tick, below): the oldest loads
+    // are at the front of load_order_.
+    while (!load_order_.empty() && steady_start - load_order_.front().first >= options_.full_resync_interval) {
+      auto [at, key] = std::move(load_order_.front());
+      load_order_.pop_front();
+      auto it = runs_.find(key);
+      if (it != runs_.end() && it->second->loadedAt() == at && reconcile_queued_.insert(key).second) {
+        reconcile_queue_.push_back(std::move(key));
       }
     }
   }
@@ -215,12 +219,8 @@ TickReport Engine::tick(TickKind kind) {
 
 void Engine::recordTaskGauges() {
   // The leader's view, once per full tick (a gauge sampled each tick interval is what Airflow
-  // sends), from the counts each cached run keeps.
-  std::int64_t running = 0, queued = 0;
-  for (const auto& [key, run] : runs_) {
-    running += run->runningCount();
-    queued += run->queuedCount();
-  }
+  // sends), from the totals the cached runs keep up to date.
+  const std::int64_t running = task_totals_.running, queued = task_totals_.queued;
   std::size_t open = 0;
   for (std::size_t r = 0; r < dispatchers_.size(); ++r) open += routeCapacity(r);
   if (inline_runner_) open += routeCapacity(kInlineRoute);
@@ -365,7 +365,7 @@ void Engine::loadRunChunk(TickState& t, std::span<const RunKey> keys) {
       }
       continue;
     }
-    auto built = CachedRun::build(std::move(r).value(), *dag, t.steady_now);
+    auto built = CachedRun::build(std::move(r).value(), *dag, t.steady_now, &task_totals_);
     if (!built) {
       fail(built.status().message());
       // Instances that do not match the version (a task without one) never will either.
@@ -376,6 +376,7 @@ void Engine::loadRunChunk(TickState& t, std::span<const RunKey> keys) {
     broken_runs_.erase(key);
     unplannable_.erase(key);
     runs_[key] = std::move(built).value();
+    load_order_.emplace_back(t.steady_now, key);
     attention_.insert(key);
     ++t.report.runs_loaded;
   }

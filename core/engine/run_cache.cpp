@@ -5,8 +5,10 @@
 namespace leoflow::engine {
 
 Result<std::unique_ptr<CachedRun>> CachedRun::build(RunRecord record, std::shared_ptr<const DagVersion> dag,
-                                                    std::chrono::steady_clock::time_point loaded_at) {
+                                                    std::chrono::steady_clock::time_point loaded_at,
+                                                    TaskTotals* totals) {
   std::unique_ptr<CachedRun> run(new CachedRun());
+  run->totals_ = totals;
   const std::uint32_t n = dag->dag.size();
   if (!record.tasks.empty()) {
     std::unordered_map<std::string, const TaskInstance*> by_id;
@@ -48,6 +50,13 @@ Result<std::unique_ptr<CachedRun>> CachedRun::build(RunRecord record, std::share
     run->planner_->reset(snap);
   }
   return run;
+}
+
+CachedRun::~CachedRun() {
+  if (totals_) {
+    totals_->running -= running_;
+    totals_->queued -= queued_;
+  }
 }
 
 void CachedRun::applyWrite(planning::TaskIndex i, const TaskTransitionWrite& w, Timestamp at) {

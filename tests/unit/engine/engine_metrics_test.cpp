@@ -124,6 +124,39 @@ TEST(EngineMetrics, GaugesCountRunningAndQueuedAttemptsAndOpenSlotsOnFullTicksOn
   EXPECT_EQ(g[1].open_slots, 4);  // c took one of the fake dispatcher's five
 }
 
+TEST(EngineMetrics, GaugesFollowRunsThatEndAndCountEachRunOnceAcrossALeadershipChange) {
+  EngineHarness h;
+  h.addDag(dag("wide", {task("a"), task("b")}));
+  h.seedRunning("wide", {{"a", EngineHarness::ti(S::kRunning)}, {"b", EngineHarness::ti(S::kRunning)}}, "r1");
+  const RunKey r2 =
+      h.seedRunning("wide", {{"a", EngineHarness::ti(S::kRunning)}, {"b", EngineHarness::ti(S::kQueued)}}, "r2");
+  h.dispatcher.setCapacity(5);
+  h.lead();
+  h.tick();
+  h.tick();
+  ASSERT_FALSE(h.recorder.gauges().empty());
+  EXPECT_EQ(h.recorder.gauges().back().running, 3);
+  EXPECT_EQ(h.recorder.gauges().back().queued, 1);
+
+  // A new term reloads every run: each is counted once, not once per load.
+  h.engine->stepDown("check_timeout");
+  h.lead();
+  h.tick();
+  h.tick();
+  EXPECT_EQ(h.recorder.gauges().back().running, 3);
+  EXPECT_EQ(h.recorder.gauges().back().queued, 1);
+
+  // r2 ends elsewhere (a person marks it failed): its attempts leave the gauges with it.
+  RunRecord ended = std::move(h.store.loadRuns(std::span<const RunKey>(&r2, 1)).at(0)).value();
+  ended.state = DagRunState::kFailed;
+  for (TaskInstance& ti : ended.tasks) ti.state = S::kFailed;
+  h.store.putRun(ended);
+  h.wake.runChanged(r2);
+  h.tick();
+  EXPECT_EQ(h.recorder.gauges().back().running, 2);
+  EXPECT_EQ(h.recorder.gauges().back().queued, 0);
+}
+
 // A recorder that counts which hooks reached it.
 class CountingRecorder final : public Recorder {
  public:
