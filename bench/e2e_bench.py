@@ -662,6 +662,14 @@ def step_down_lines(p):
 
 FIRST_TICK = r"first tick as leader done runs=(\d+) loaded=(\d+) tick_ms=(\d+) since_leading_ms=(\d+)"
 RESYNC = r"periodic resync done runs=(\d+) took_ms=(\d+)"
+LISTED = r"active runs listed runs=(\d+) new_or_dirty=(\d+) gone=(\d+) store_ms=(\d+) took_ms=(\d+)"
+
+
+def listing_lines(p):
+    """The engine's `active runs listed` lines (debug): (runs, store_ms, took_ms) per listing."""
+    with open(p.log) as f:
+        return [(int(m.group(1)), int(m.group(4)), int(m.group(5))) for m in (re.search(LISTED, line) for line in f)
+                if m]
 
 
 def bench_scale(stack, n, k, seed_threads, idle_seconds, failover, small):
@@ -797,6 +805,11 @@ def bench_scale(stack, n, k, seed_threads, idle_seconds, failover, small):
             print(f"[{stack.name}] {out['unreadable']}; longest tick since 28 s after leading "
                   f"{out['resync_max_tick']:.1f} ms ({len(during)} ticks)", flush=True)
 
+        # The listings of the active runs (on taking over, then once a resync interval) and their cost.
+        listings = listing_lines(leader)
+        if listings:
+            print(f"[{stack.name}] {n} runs: active-run listings (runs, store ms, tick share ms): "
+                  f"{', '.join(f'{r}/{s}/{t}' for r, s, t in listings)}", flush=True)
         out["step_downs"] = step_down_lines(leader)
         # A fail-over at this scale: a standby joins, the leader is SIGKILLed.
         if failover:

@@ -99,7 +99,8 @@ class Engine {
 
   // tick phases
   void loadRuns(TickState& t, const std::vector<RunKey>& keys);
-  void loadRunChunk(TickState& t, std::span<const RunKey> keys);
+  /// Lays out one chunk's loaded runs (`loaded`: Store::loadRuns of `keys`) in the cache.
+  void loadRunChunk(TickState& t, std::span<const RunKey> keys, std::vector<Result<RunRecord>> loaded);
   /// Refreshes the named task instances of cached runs (Store::loadTaskInstances); a run that is
   /// not cached, or whose refresh fails, is reloaded whole instead.
   void refreshTasks(TickState& t, const std::map<RunKey, std::vector<std::string>>& tasks);
@@ -108,6 +109,8 @@ class Engine {
   /// Whether a run must be advanced next tick although nothing changes it: it is queued (waiting to
   /// start), its planner has tasks that may move (waiting on capacity or a retry delay).
   static bool needsAttention(CachedRun& run);
+  /// Orders the runs to advance so capacity goes to the longest-waiting scheduled task first.
+  void orderForFairness(std::vector<RunKey>& advancing) const;
   void advanceRun(TickState& t, CachedRun& run);
   /// The run's DAG is paused and the run is not a backfill's (those run while paused).
   bool pausedFor(const CachedRun& run) const;

@@ -3,6 +3,7 @@
 #include "engine/engine.h"
 
 #include <algorithm>
+#include <future>
 #include <tuple>
 
 #include <fmt/format.h>
@@ -74,36 +75,45 @@ TickReport Engine::tick(TickKind kind) {
                                                          steady_start - last_active_listing_ >= options_.full_resync_interval));
   if (!list_active && kind == TickKind::kFull) t.active_listed = true;  // the cache stands for the listing
   if (list_active) {
-    auto active = store_.listActiveRuns();
+    const auto listing_start = steady_clock::now();
+    auto active = store_.listActiveRunKeys();
+    const auto listed_at = steady_clock::now();
     if (!active) {
       // BEHAVIOUR §10 item 13: a failed listing skips planning, not run creation or the reapers.
       log_->error("listing active runs failed error={}", active.status().toString());
       decision("active_runs_list_error");
       noteStatus(t, active.status());
     } else {
-      std::set<RunKey> listed;
-      for (const ActiveRun& a : *active) {
-        listed.insert(a.key);
-        ++t.active_per_dag[a.key.dag_id];
-        auto it = runs_.find(a.key);
-        if (it == runs_.end() || reload_everything_ || dirty_.count(a.key) != 0) {
-          to_load.push_back(a.key);
-          dirty_.erase(a.key);
-        }
+      // Sorted, the listing meets the cache (a sorted map) in one merge walk: new runs to load and
+      // cached runs that left the list come out of it without a set of every key being built.
+      std::vector<RunKey>& listed = *active;
+      std::sort(listed.begin(), listed.end());
+      listed.erase(std::unique(listed.begin(), listed.end()), listed.end());
+      std::vector<RunKey> gone;  // runs that left the active list (finished, deleted, reaped elsewhere)
+      auto cached = runs_.begin();
+      for (std::size_t i = 0; i < listed.size(); ++i) {
+        const RunKey& k = listed[i];
+        // The listing is in DAG order: each DAG's count is its run of equal dag ids.
+        if (i == 0 || listed[i - 1].dag_id != k.dag_id) t.active_per_dag[k.dag_id] = 0;
+        ++t.active_per_dag[k.dag_id];
+        while (cached != runs_.end() && cached->first < k) gone.push_back((cached++)->first);
+        const bool in_cache = cached != runs_.end() && cached->first == k;
+        if (in_cache) ++cached;
+        if (!in_cache || reload_everything_ || dirty_.erase(k) != 0) to_load.push_back(k);
+      }
+      for (; cached != runs_.end(); ++cached) gone.push_back(cached->first);
+      for (const auto& [k, why] : broken_runs_) {
+        if (!std::binary_search(listed.begin(), listed.end(), k)) gone.push_back(k);
       }
       t.active_listed = true;
       t.active_counted = true;
       last_active_listing_ = steady_start;
-      // Runs that left the active list (finished, deleted, reaped elsewhere): forget every trace.
-      std::vector<RunKey> gone;
-      for (const auto& [k, run] : runs_) {
-        if (listed.count(k) == 0) gone.push_back(k);
-      }
-      for (const auto& [k, why] : broken_runs_) {
-        if (listed.count(k) == 0) gone.push_back(k);
-      }
+      // Forget every trace of the runs that left.
       for (const RunKey& k : gone) forgetRun(k);
       reload_everything_ = false;
+      log_->debug("active runs listed runs={} new_or_dirty={} gone={} store_ms={} took_ms={}", listed.size(),
+                  to_load.size(), gone.size(), duration_cast<std::chrono::milliseconds>(listed_at - listing_start).count(),
+                  duration_cast<std::chrono::milliseconds>(steady_clock::now() - listing_start).count());
     }
   }
   to_load.insert(to_load.end(), dirty_.begin(), dirty_.end());
@@ -151,6 +161,7 @@ TickReport Engine::tick(TickKind kind) {
   if (redispatch_pending_ && t.active_listed && !cancelled()) redispatchQueued(t);
   std::vector<RunKey> advancing(attention_.begin(), attention_.end());
   attention_.clear();
+  orderForFairness(advancing);
   const bool any_queued = std::any_of(advancing.begin(), advancing.end(), [&](const RunKey& k) {
     auto it = runs_.find(k);
     return it != runs_.end() && it->second->record().state == DagRunState::kQueued;
@@ -215,6 +226,33 @@ TickReport Engine::tick(TickKind kind) {
   recorder_.setDispatchQueueDepth(static_cast<std::int64_t>(pool_->depth()));
   recorder_.observeTickDuration(duration_cast<microseconds>(steady_clock::now() - steady_start));
   return t.report;
+}
+
+void Engine::orderForFairness(std::vector<RunKey>& advancing) const {
+  // Executor capacity goes to the runs in the order they are advanced. Across runs, the one whose
+  // task has waited longest in `scheduled` goes first (oldest scheduled_at), so a busy run with
+  // newer work cannot keep taking the slots another run's older task waits for; runs without a
+  // waiting task follow in key order. Only a `scheduled` task takes capacity (none → scheduled
+  // does not), so unless two runs have one waiting there is nothing to order and nothing is scanned.
+  std::size_t waiting_runs = 0;
+  for (const RunKey& key : advancing) {
+    auto it = runs_.find(key);
+    if (it != runs_.end() && it->second->scheduledCount() > 0 && ++waiting_runs == 2) break;
+  }
+  if (waiting_runs < 2) return;
+  std::vector<std::pair<Timestamp, std::size_t>> order;
+  order.reserve(advancing.size());
+  for (std::size_t i = 0; i < advancing.size(); ++i) {
+    auto it = runs_.find(advancing[i]);
+    std::optional<Timestamp> oldest;
+    if (it != runs_.end()) oldest = it->second->oldestScheduledAt();
+    order.emplace_back(oldest.value_or(Timestamp::max()), i);
+  }
+  std::stable_sort(order.begin(), order.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+  std::vector<RunKey> sorted;
+  sorted.reserve(advancing.size());
+  for (const auto& [at, i] : order) sorted.push_back(std::move(advancing[i]));
+  advancing = std::move(sorted);
 }
 
 void Engine::recordTaskGauges() {
@@ -303,19 +341,29 @@ void Engine::refreshTasks(TickState& t, const std::map<RunKey, std::vector<std::
 
 void Engine::loadRuns(TickState& t, const std::vector<RunKey>& all_keys) {
   // In chunks: a store runs one read at a time (Redis runs a script alone), and a lease renewal
-  // must not wait behind a new leader's load of every active run.
-  for (std::size_t from = 0; from < all_keys.size(); from += options_.load_chunk_runs) {
-    if (from > 0 && cancelled()) {
-      dirty_.insert(all_keys.begin() + static_cast<std::ptrdiff_t>(from), all_keys.end());
+  // must not wait behind a new leader's load of every active run. While one chunk is laid out in
+  // the cache, the next is read on another thread (stores are thread-safe, store.h): the store's
+  // round trip and its reply's parsing overlap the cache's work instead of adding to it — the
+  // takeover of 100,000 runs spends about half its time on each.
+  const std::size_t chunk = options_.load_chunk_runs;
+  auto read = [this](std::span<const RunKey> keys) { return store_.loadRuns(keys); };
+  auto span_at = [&](std::size_t from) {
+    return std::span<const RunKey>(all_keys.data() + from, std::min(chunk, all_keys.size() - from));
+  };
+  std::future<std::vector<Result<RunRecord>>> next;
+  for (std::size_t from = 0; from < all_keys.size(); from += chunk) {
+    std::vector<Result<RunRecord>> loaded = next.valid() ? next.get() : read(span_at(from));
+    if (from + chunk < all_keys.size() && !cancelled()) next = std::async(std::launch::async, read, span_at(from + chunk));
+    loadRunChunk(t, span_at(from), std::move(loaded));
+    if (from + chunk < all_keys.size() && cancelled()) {
+      if (next.valid()) next.wait();  // what it read is dropped: those runs are read next tick
+      dirty_.insert(all_keys.begin() + static_cast<std::ptrdiff_t>(from + chunk), all_keys.end());
       return;
     }
-    const std::size_t n = std::min(options_.load_chunk_runs, all_keys.size() - from);
-    loadRunChunk(t, std::span<const RunKey>(all_keys.data() + from, n));
   }
 }
 
-void Engine::loadRunChunk(TickState& t, std::span<const RunKey> keys) {
-  std::vector<Result<RunRecord>> loaded = store_.loadRuns(keys);
+void Engine::loadRunChunk(TickState& t, std::span<const RunKey> keys, std::vector<Result<RunRecord>> loaded) {
   for (std::size_t i = 0; i < keys.size(); ++i) {
     const RunKey& key = keys[i];
     if (i >= loaded.size()) {

@@ -56,6 +56,10 @@ class GuardedStore final : public Store {
     return g([&] { return inner_.createRun(term, run); });
   }
   Result<std::vector<ActiveRun>> listActiveRuns() override { return g([&] { return inner_.listActiveRuns(); }); }
+  Result<std::vector<RunKey>> listActiveRunKeys() override {
+    // Before SDK 3.3 the entry is not in the store's vtable: the SDK's fallback is called instead.
+    return g([&] { return abi_minor_ >= 3 ? inner_.listActiveRunKeys() : inner_.Store::listActiveRunKeys(); });
+  }
   std::vector<Result<RunRecord>> loadRuns(std::span<const RunKey> keys) override {
     try {
       return inner_.loadRuns(keys);

@@ -100,6 +100,18 @@ void CachedRun::applyWrite(planning::TaskIndex i, const TaskTransitionWrite& w, 
   planner_->setTask(i, ti.state, ti.try_number, ti.max_tries, ti.ended_at);
 }
 
+std::optional<Timestamp> CachedRun::oldestScheduledAt() const {
+  if (scheduled_ == 0) return std::nullopt;
+  std::optional<Timestamp> oldest;
+  for (const TaskInstance& ti : instances_) {
+    if (ti.state != TaskState::kScheduled) continue;
+    // An instance without its stamp (data from an older writer) counts as the oldest.
+    const Timestamp at = ti.scheduled_at.value_or(Timestamp::min());
+    if (!oldest || at < *oldest) oldest = at;
+  }
+  return oldest;
+}
+
 bool CachedRun::replaceInstance(const TaskInstance& ti) {
   if (instances_.empty()) return false;
   const auto i = dag_->dag.find(ti.task_id);

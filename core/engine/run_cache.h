@@ -61,6 +61,11 @@ class CachedRun {
   /// Instances running and queued now (the task gauges), kept as instances change.
   std::int64_t runningCount() const noexcept { return running_; }
   std::int64_t queuedCount() const noexcept { return queued_; }
+  /// Instances waiting in `scheduled` (for executor capacity, or to be queued this tick).
+  std::int64_t scheduledCount() const noexcept { return scheduled_; }
+  /// When the longest-waiting `scheduled` instance was scheduled; nullopt when none waits. A scan
+  /// of the run's instances: the tick asks only when runs compete for capacity.
+  std::optional<Timestamp> oldestScheduledAt() const;
 
   AttemptRef attempt(planning::TaskIndex i) const {
     return AttemptRef{record_.key, dag_->spec.tasks[i].task_id, instances_[i].try_number};
@@ -75,8 +80,10 @@ class CachedRun {
   std::chrono::steady_clock::time_point loaded_at_;
   std::int64_t running_ = 0;
   std::int64_t queued_ = 0;
+  std::int64_t scheduled_ = 0;
   TaskTotals* totals_ = nullptr;
   void count(TaskState state, int sign) noexcept {
+    if (state == TaskState::kScheduled) scheduled_ += sign;
     if (state == TaskState::kRunning) {
       running_ += sign;
       if (totals_) totals_->running += sign;

@@ -527,6 +527,34 @@ TEST_P(StoreContract, ActiveRunsAreQueuedAndRunningOldestQueuedFirst) {
   EXPECT_EQ((*active)[1].state, R::kQueued);
 }
 
+TEST_P(StoreContract, ActiveRunKeysAreTheKeysOfTheActiveRunsWhateverTheirIds) {  // SDK 3.3
+  Scenario w(store());
+  w.claim();
+  // Run ids with the characters a key-value store must escape in its keys.
+  const RunKey queued = w.run("etl", "manual__2026-01-01T00:00:00Z", 30);
+  const RunKey running = w.started("etl", "100%:done?", {"a"}, 1, 10);
+  const RunKey other = w.run("ml", "x", 20);
+  const RunKey done = w.started("etl", "done", {}, 1, 5);
+  ASSERT_TRUE(ok(store().setRunState(w.term(), done, R::kRunning, R::kSuccess, at(6), "")));
+  const RunKey reaped = w.started("ml", "reaped", {"a"}, 1, 7);
+  ASSERT_TRUE(ok(store().reapRun(w.term(), reaped, at(8), "orphan")));
+
+  auto keys = store().listActiveRunKeys();
+  ASSERT_TRUE(ok(keys));
+  std::vector<RunKey> got = *keys;
+  std::sort(got.begin(), got.end());
+  std::vector<RunKey> want{queued, running, other};
+  std::sort(want.begin(), want.end());
+  EXPECT_EQ(got, want);
+  // The same runs listActiveRuns gives.
+  auto active = store().listActiveRuns();
+  ASSERT_TRUE(ok(active));
+  std::vector<RunKey> listed;
+  for (const ActiveRun& a : *active) listed.push_back(a.key);
+  std::sort(listed.begin(), listed.end());
+  EXPECT_EQ(listed, want);
+}
+
 TEST_P(StoreContract, LoadRunsGivesOneResultPerKeyInOrder) {
   Scenario w(store());
   const RunKey started = w.started("etl", "started", {"extract", "load", "report"}, 2);

@@ -70,6 +70,7 @@ std::string_view toString(Method m) noexcept {
     case Method::kCancelRun: return "cancelRun";
     case Method::kDeleteDag: return "deleteDag";
     case Method::kLoadTaskInstances: return "loadTaskInstances";
+    case Method::kListActiveRunKeys: return "listActiveRunKeys";
   }
   return "?";
 }
@@ -713,6 +714,14 @@ Result<std::vector<ActiveRun>> MemoryStore::listActiveRuns() {
   if (Status s = enter(Method::kListActiveRuns); !s.isOk()) return s;
   std::lock_guard lock(backend_->mutex);
   return collectActive(*backend_);
+}
+
+Result<std::vector<RunKey>> MemoryStore::listActiveRunKeys() {
+  if (Status s = enter(Method::kListActiveRunKeys); !s.isOk()) return s;
+  std::lock_guard lock(backend_->mutex);
+  std::vector<RunKey> keys;
+  for (ActiveRun& a : collectActive(*backend_)) keys.push_back(std::move(a.key));
+  return keys;
 }
 
 std::vector<Result<RunRecord>> MemoryStore::loadRuns(std::span<const RunKey> keys) {

@@ -83,8 +83,9 @@ enum class Method : std::uint8_t {
   kCancelRun,
   kDeleteDag,
   kLoadTaskInstances,
+  kListActiveRunKeys,
 };
-inline constexpr std::size_t kMethodCount = 32;
+inline constexpr std::size_t kMethodCount = 33;
 
 /// The method's name as written in store.h ("applyTransitions"), for messages.
 std::string_view toString(Method m) noexcept;
@@ -142,6 +143,7 @@ class MemoryStore final : public Store {
   Result<std::vector<ActiveRun>> listActiveRuns() override;
   std::vector<Result<RunRecord>> loadRuns(std::span<const RunKey> keys) override;
   std::vector<Result<TaskInstance>> loadTaskInstances(const RunKey& run, std::span<const std::string> task_ids) override;
+  Result<std::vector<RunKey>> listActiveRunKeys() override;
   Result<std::vector<RunRecord>> listRuns(const RunFilter& filter) override;
   Result<std::vector<RunKey>> findRuns(const std::string& run_id) override;
   Status materializeRun(Term term, const RunKey& run, std::span<const NewTaskInstance> tasks,

@@ -28,7 +28,8 @@
 /// 3.2: Store::loadTaskInstances (a leader refreshes a run by the tasks that changed); Recorder task
 ///      hooks with TaskLabels (the tenant) — recordTaskStartLabelled, recordTaskFinishLabelled,
 ///      observeTaskDurationLabelled.
-#define LEOFLOW_ABI_MINOR 2
+/// 3.3: Store::listActiveRunKeys (the leader's periodic listing of the active runs, keys only).
+#define LEOFLOW_ABI_MINOR 3
 
 #define LEOFLOW_ABI_STR2(x) #x
 #define LEOFLOW_ABI_STR(x) LEOFLOW_ABI_STR2(x)

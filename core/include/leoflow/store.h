@@ -363,6 +363,22 @@ class Store {
     }
     return out;
   }
+
+  // --- SDK 3.3 (appended; the host calls it only on stores of 3.3 or newer) -----------------------
+
+  /// The keys of the runs `listActiveRuns` would return, in any order, without reading each run. A
+  /// leader lists them once a resync interval, as a safety net behind the change feed (runs it was
+  /// not told of, runs that ended unseen): with 100,000 active runs, reading every run's record for
+  /// it held a Redis server for over a second. Its default body maps `listActiveRuns` — correct,
+  /// but override it where the store keeps an index of the active runs.
+  virtual Result<std::vector<RunKey>> listActiveRunKeys() {
+    auto active = listActiveRuns();
+    if (!active) return active.status();
+    std::vector<RunKey> keys;
+    keys.reserve(active->size());
+    for (ActiveRun& a : *active) keys.push_back(std::move(a.key));
+    return keys;
+  }
 };
 
 /// Makes Stores from a plugin's configuration.

@@ -301,6 +301,29 @@ Result<std::vector<ActiveRun>> RedisStore::listActiveRuns() {
   return out;
 }
 
+Result<std::vector<RunKey>> RedisStore::listActiveRunKeys() {
+  // The active-run index alone (one ZRANGE: ~14 ms of the server for 100,000 runs, where reading
+  // each run's record as listActiveRuns does takes over a second). Its members are
+  // `<enc(dag)>:<enc(run)>`, and enc() escapes ':' (lua/common.lua).
+  auto reply = client_.command({"ZRANGE", client_.settings().key_prefix + ":runs:active", "0", "-1"});
+  if (!reply) return reply.status();
+  auto f = flatArray(*reply, 0, "listActiveRunKeys");
+  if (!f) return f.status();
+  std::vector<RunKey> out;
+  out.reserve(f->size());
+  for (const std::string& ref : *f) {
+    const auto colon = ref.find(':');
+    std::optional<std::string> dag, run;
+    if (colon != std::string::npos) {
+      dag = decodeId(std::string_view(ref).substr(0, colon));
+      run = decodeId(std::string_view(ref).substr(colon + 1));
+    }
+    if (!dag || !run) return internalError("the active-run index holds a malformed entry \"" + ref + "\"");
+    out.push_back(RunKey{std::move(*dag), std::move(*run)});
+  }
+  return out;
+}
+
 std::vector<Result<RunRecord>> RedisStore::loadRuns(std::span<const RunKey> keys) {
   std::vector<Result<RunRecord>> out;
   if (keys.empty()) return out;

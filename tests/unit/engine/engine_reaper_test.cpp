@@ -261,7 +261,7 @@ TEST(EngineReapers, AfterAStoreOutageRunningAttemptsGetAFreshHeartbeatThreshold)
                                     {"dead", withHeartbeat(S::kRunning, kNoon)}});
   h.lead();
   h.tick();
-  const Method all[] = {Method::kListActiveRuns,          Method::kLoadRuns,
+  const Method all[] = {Method::kListActiveRunKeys,         Method::kLoadRuns,
                         Method::kListDags,                Method::kScheduledDags,
                         Method::kApplyTransitions,        Method::kRecordLiveness,
                         Method::kListOrphanCandidates,    Method::kListAgentLostCandidates,

@@ -100,7 +100,7 @@ TEST(EngineResilience, AThrowingActiveRunsListingSkipsPlanningOnly) {  // 72; §
   EngineHarness h;
   h.addDag(dag("cron_dag", {task("a")}, "@hourly"));
   h.lead();
-  h.store.throwOn(Method::kListActiveRuns, 1);
+  h.store.throwOn(Method::kListActiveRunKeys, 1);
   auto report = h.engine->tick();
   EXPECT_TRUE(report.led);
   EXPECT_EQ(h.recorder.decisions("active_runs_list_error"), 1);
@@ -152,7 +152,7 @@ TEST(EngineResilience, TheLoopSurvivesRepeatedPanics) {  // 74
   EngineHarness h;
   h.options.tick_interval = 1ms;
   h.build();
-  h.store.throwOn(Method::kListActiveRuns);  // forever
+  h.store.throwOn(Method::kListActiveRunKeys);  // forever
   std::jthread loop([&](std::stop_token st) { h.engine->run(st); });
   for (int i = 0; i < 400 && h.recorder.decisions("active_runs_list_error") < 3; ++i) {
     std::this_thread::sleep_for(5ms);

@@ -67,6 +67,28 @@ TEST(EngineScale, ANewLeaderReadsTheActiveRunsInChunks) {
   EXPECT_EQ(h.store.calls(Method::kLoadRuns), 3) << "10 runs, 4 a read";
 }
 
+// Issue 14 §3: across runs, capacity goes to the task that has waited longest in `scheduled`.
+TEST(EngineScale, CapacityGoesToTheOldestScheduledTaskAcrossRuns) {
+  EngineHarness h;
+  h.addDag(dag("wide", {task("a"), task("b")}));
+  auto scheduled_at = [&](std::chrono::seconds ago) {
+    TaskInstance t = EngineHarness::ti(TaskState::kScheduled);
+    t.scheduled_at = h.clock.now() - ago;
+    return t;
+  };
+  // By key, "a_newer" comes first; its tasks were scheduled after "z_older"'s one.
+  const RunKey newer = h.seedRunning("wide", {{"a", scheduled_at(10s)}, {"b", scheduled_at(10s)}}, "a_newer");
+  const RunKey older = h.seedRunning("wide", {{"a", scheduled_at(60s)}, {"b", EngineHarness::ti(TaskState::kNone)}},
+                                     "z_older");
+  h.dispatcher.setCapacity(2);
+  h.lead();
+  h.tick();
+  EXPECT_EQ(h.state(older, "a"), TaskState::kQueued) << "waited 60 s: first";
+  // The second slot: the newer run's first task; its other task waits for capacity.
+  EXPECT_EQ(h.state(newer, "a"), TaskState::kQueued);
+  EXPECT_EQ(h.state(newer, "b"), TaskState::kScheduled);
+}
+
 TEST(EngineScale, ThePeriodicResyncReloadsAChunkOfRunsPerTick) {
   EngineHarness h;
   h.options.load_chunk_runs = 4;
@@ -110,7 +132,7 @@ TEST(EngineScale, WithTheChangeFeedUpTheActiveRunsAreListedOnceAResyncInterval) 
   }
   EXPECT_EQ(h.runState(r.key), DagRunState::kSuccess);
   std::this_thread::sleep_for(200ms);  // some 40 full ticks
-  EXPECT_EQ(h.store.calls(Method::kListActiveRuns), 0) << "listed on takeover, then once a resync interval";
+  EXPECT_EQ(h.store.calls(Method::kListActiveRunKeys), 0) << "listed on takeover, then once a resync interval";
 }
 
 TEST(EngineScale, OrphanCandidatesAreListedOnceATenthOfTheThreshold) {
