@@ -15,6 +15,7 @@
 #include <atomic>
 #include <chrono>
 #include <deque>
+#include <future>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -98,6 +99,10 @@ class Engine {
   struct TickState;
 
   // tick phases
+  /// Compares a listing of the active runs (taken at `listed_from`) with the cache: runs to load go
+  /// to `to_load`, cached runs loaded before it and missing from it are forgotten.
+  void applyActiveListing(TickState& t, Result<std::vector<RunKey>>& listing,
+                          std::chrono::steady_clock::time_point listed_from, std::vector<RunKey>& to_load);
   void loadRuns(TickState& t, const std::vector<RunKey>& keys);
   /// Lays out one chunk's loaded runs (`loaded`: Store::loadRuns of `keys`) in the cache.
   void loadRunChunk(TickState& t, std::span<const RunKey> keys, std::vector<Result<RunRecord>> loaded);
@@ -230,6 +235,9 @@ class Engine {
   // tick where nothing changed advances none of the others (a quiet run costs nothing).
   std::set<RunKey> attention_;
   std::chrono::steady_clock::time_point last_active_listing_{};
+  // The periodic listing being read on another thread (feed up), and when it was started.
+  std::future<Result<std::vector<RunKey>>> pending_listing_;
+  std::chrono::steady_clock::time_point pending_listing_from_{};
   // The change feed is subscribed (run() sets it): new and ended runs then arrive through it, and
   // the active runs are listed only once a resync interval.
   std::atomic<bool> feed_subscribed_{false};

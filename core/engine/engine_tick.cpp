@@ -68,54 +68,33 @@ TickReport Engine::tick(TickKind kind) {
   if (drained.everything) reload_everything_ = true;
   std::vector<RunKey> to_load;
   // The active listing is a safety net behind the change feed, which brings every new, changed and
-  // ended run: with the feed up it is read once a resync interval (a listing of 100,000 runs would
-  // make every full tick slow), and on every full tick without it.
-  const bool list_active =
-      reload_everything_ || (kind == TickKind::kFull && (!feed_subscribed_ || last_active_listing_ == steady_clock::time_point{} ||
-                                                         steady_start - last_active_listing_ >= options_.full_resync_interval));
-  if (!list_active && kind == TickKind::kFull) t.active_listed = true;  // the cache stands for the listing
-  if (list_active) {
-    const auto listing_start = steady_clock::now();
-    auto active = store_.listActiveRunKeys();
-    const auto listed_at = steady_clock::now();
-    if (!active) {
-      // BEHAVIOUR §10 item 13: a failed listing skips planning, not run creation or the reapers.
-      log_->error("listing active runs failed error={}", active.status().toString());
-      decision("active_runs_list_error");
-      noteStatus(t, active.status());
-    } else {
-      // Sorted, the listing meets the cache (a sorted map) in one merge walk: new runs to load and
-      // cached runs that left the list come out of it without a set of every key being built.
-      std::vector<RunKey>& listed = *active;
-      std::sort(listed.begin(), listed.end());
-      listed.erase(std::unique(listed.begin(), listed.end()), listed.end());
-      std::vector<RunKey> gone;  // runs that left the active list (finished, deleted, reaped elsewhere)
-      auto cached = runs_.begin();
-      for (std::size_t i = 0; i < listed.size(); ++i) {
-        const RunKey& k = listed[i];
-        // The listing is in DAG order: each DAG's count is its run of equal dag ids.
-        if (i == 0 || listed[i - 1].dag_id != k.dag_id) t.active_per_dag[k.dag_id] = 0;
-        ++t.active_per_dag[k.dag_id];
-        while (cached != runs_.end() && cached->first < k) gone.push_back((cached++)->first);
-        const bool in_cache = cached != runs_.end() && cached->first == k;
-        if (in_cache) ++cached;
-        if (!in_cache || reload_everything_ || dirty_.erase(k) != 0) to_load.push_back(k);
-      }
-      for (; cached != runs_.end(); ++cached) gone.push_back(cached->first);
-      for (const auto& [k, why] : broken_runs_) {
-        if (!std::binary_search(listed.begin(), listed.end(), k)) gone.push_back(k);
-      }
-      t.active_listed = true;
-      t.active_counted = true;
-      last_active_listing_ = steady_start;
-      // Forget every trace of the runs that left.
-      for (const RunKey& k : gone) forgetRun(k);
-      reload_everything_ = false;
-      log_->debug("active runs listed runs={} new_or_dirty={} gone={} store_ms={} took_ms={}", listed.size(),
-                  to_load.size(), gone.size(), duration_cast<std::chrono::milliseconds>(listed_at - listing_start).count(),
-                  duration_cast<std::chrono::milliseconds>(steady_clock::now() - listing_start).count());
+  // ended run. Without the feed it is read on every full tick; with it once a resync interval, and
+  // then on another thread (a listing of 100,000 runs takes the store ~100 ms to send and the
+  // client to parse): a later tick compares it with the cache once it has arrived. A new leader,
+  // and a tick told to reload everything, read it at once.
+  const bool due = kind == TickKind::kFull &&
+                   (!feed_subscribed_ || last_active_listing_ == steady_clock::time_point{} ||
+                    steady_start - last_active_listing_ >= options_.full_resync_interval);
+  const bool list_now = reload_everything_ || (due && (!feed_subscribed_ || last_active_listing_ == steady_clock::time_point{}));
+  if (!list_now && kind == TickKind::kFull) t.active_listed = true;  // the cache stands for the listing
+  std::optional<Result<std::vector<RunKey>>> listing;
+  steady_clock::time_point listing_from{};
+  if (list_now) {
+    pending_listing_ = {};  // superseded (waits for it, if it is still being read)
+    listing_from = steady_clock::now();
+    listing = store_.listActiveRunKeys();
+    last_active_listing_ = steady_start;
+  } else if (pending_listing_.valid()) {
+    if (pending_listing_.wait_for(std::chrono::seconds(0)) == std::future_status::ready) {
+      listing = pending_listing_.get();
+      listing_from = pending_listing_from_;
     }
+  } else if (due) {
+    pending_listing_from_ = steady_clock::now();
+    pending_listing_ = std::async(std::launch::async, [this] { return store_.listActiveRunKeys(); });
+    last_active_listing_ = steady_start;
   }
+  if (listing) applyActiveListing(t, *listing, listing_from, to_load);
   to_load.insert(to_load.end(), dirty_.begin(), dirty_.end());
   dirty_.clear();
   if (kind == TickKind::kFull) {
@@ -226,6 +205,52 @@ TickReport Engine::tick(TickKind kind) {
   recorder_.setDispatchQueueDepth(static_cast<std::int64_t>(pool_->depth()));
   recorder_.observeTickDuration(duration_cast<microseconds>(steady_clock::now() - steady_start));
   return t.report;
+}
+
+void Engine::applyActiveListing(TickState& t, Result<std::vector<RunKey>>& active, steady_clock::time_point listed_from,
+                                std::vector<RunKey>& to_load) {
+  const auto started = steady_clock::now();
+  if (!active) {
+    // BEHAVIOUR §10 item 13: a failed listing skips planning, not run creation or the reapers.
+    log_->error("listing active runs failed error={}", active.status().toString());
+    decision("active_runs_list_error");
+    noteStatus(t, active.status());
+    return;
+  }
+  // Sorted, the listing meets the cache (a sorted map) in one merge walk: new runs to load and
+  // cached runs that left the list come out of it without a set of every key being built.
+  std::vector<RunKey>& listed = *active;
+  std::sort(listed.begin(), listed.end());
+  listed.erase(std::unique(listed.begin(), listed.end()), listed.end());
+  // Runs that left the active list (finished, deleted, reaped elsewhere). A run loaded after the
+  // listing was taken is not among them: it is newer than the listing.
+  std::vector<RunKey> gone;
+  auto cached = runs_.begin();
+  auto left = [&](const auto& entry) {
+    if (entry.second->loadedAt() < listed_from) gone.push_back(entry.first);
+  };
+  for (std::size_t i = 0; i < listed.size(); ++i) {
+    const RunKey& k = listed[i];
+    // The listing is in DAG order: each DAG's count is its run of equal dag ids.
+    if (i == 0 || listed[i - 1].dag_id != k.dag_id) t.active_per_dag[k.dag_id] = 0;
+    ++t.active_per_dag[k.dag_id];
+    while (cached != runs_.end() && cached->first < k) left(*cached++);
+    const bool in_cache = cached != runs_.end() && cached->first == k;
+    if (in_cache) ++cached;
+    // Not cached: new, or ended and forgotten since the listing was taken (loading it finds that).
+    if (!in_cache || reload_everything_ || dirty_.erase(k) != 0) to_load.push_back(k);
+  }
+  for (; cached != runs_.end(); ++cached) left(*cached);
+  for (const auto& [k, why] : broken_runs_) {
+    if (!std::binary_search(listed.begin(), listed.end(), k)) gone.push_back(k);
+  }
+  t.active_listed = true;
+  t.active_counted = true;
+  for (const RunKey& k : gone) forgetRun(k);  // every trace of them
+  reload_everything_ = false;
+  log_->debug("active runs listed runs={} new_or_dirty={} gone={} store_ms={} took_ms={}", listed.size(),
+              to_load.size(), gone.size(), duration_cast<std::chrono::milliseconds>(started - listed_from).count(),
+              duration_cast<std::chrono::milliseconds>(steady_clock::now() - started).count());
 }
 
 void Engine::orderForFairness(std::vector<RunKey>& advancing) const {

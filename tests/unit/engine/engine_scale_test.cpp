@@ -135,6 +135,34 @@ TEST(EngineScale, WithTheChangeFeedUpTheActiveRunsAreListedOnceAResyncInterval) 
   EXPECT_EQ(h.store.calls(Method::kListActiveRunKeys), 0) << "listed on takeover, then once a resync interval";
 }
 
+TEST(EngineScale, WithTheChangeFeedUpTheListingOnAnotherThreadFindsARunTheFeedNeverMentioned) {
+  EngineHarness h;
+  h.options.tick_interval = 5ms;
+  h.options.full_resync_interval = 300ms;
+  h.executor.setDefault(Completion::kSucceed);
+  h.addDag(linear());
+  h.build();
+  std::jthread loop([&](std::stop_token st) { h.engine->run(st); });
+  const auto until = std::chrono::steady_clock::now() + 2s;
+  while (!h.engine->leading() && std::chrono::steady_clock::now() < until) std::this_thread::sleep_for(1ms);
+  ASSERT_TRUE(h.engine->leading());
+  // A run written without a change-feed message (a lost message): only the periodic listing
+  // shows it to the leader, which then runs it.
+  RunRecord r;
+  r.key = {"etl", "unannounced"};
+  r.dag_version = 1;
+  r.state = DagRunState::kQueued;
+  r.trigger = RunTrigger::kManual;
+  r.logical_date = kNoon;
+  r.queued_at = kNoon;
+  h.store.putRun(r);
+  while (h.runState(r.key) != DagRunState::kSuccess && std::chrono::steady_clock::now() < until + 8s) {
+    std::this_thread::sleep_for(2ms);
+  }
+  EXPECT_EQ(h.runState(r.key), DagRunState::kSuccess);
+  EXPECT_GE(h.store.calls(Method::kListActiveRunKeys), 2) << "on taking over, then on another thread";
+}
+
 TEST(EngineScale, OrphanCandidatesAreListedOnceATenthOfTheThreshold) {
   EngineHarness h;
   h.options.orphan_threshold = 100s;  // a sweep every 10 s of the engine's clock
