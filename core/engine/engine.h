@@ -114,6 +114,10 @@ class Engine {
   /// Whether a run must be advanced next tick although nothing changes it: it is queued (waiting to
   /// start), its planner has tasks that may move (waiting on capacity or a retry delay).
   static bool needsAttention(CachedRun& run);
+  /// This tick's remaining capacity of a route (its executor's, asked once a tick) — a pointer to
+  /// count down — and what of it the dispatch pool can take too.
+  std::size_t* routeBudget(TickState& t, std::size_t route);
+  std::size_t spareCapacity(TickState& t, std::size_t route);
   /// Orders the runs to advance so capacity goes to the longest-waiting scheduled task first.
   void orderForFairness(std::vector<RunKey>& advancing) const;
   void advanceRun(TickState& t, CachedRun& run);

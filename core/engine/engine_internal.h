@@ -29,6 +29,9 @@ struct Engine::TickState {
   std::size_t pool_budget = 0;
   std::vector<std::optional<std::size_t>> route_budget;  // lazily asked once per tick
   std::optional<std::size_t> inline_budget;
+  // Tasks of the runs advanced this tick still waiting in `scheduled`, not yet offered capacity: a
+  // task becoming ready now is queued in the same batch only with capacity beyond them.
+  std::size_t waiting_scheduled = 0;
   std::map<std::string, int> active_per_dag;
   std::set<RunKey> waiting_for_slot;  // queued runs beyond their DAG's max_active_runs
   bool active_listed = false;   // the active runs are known: listed this tick, or the cache stands for them

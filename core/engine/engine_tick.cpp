@@ -141,6 +141,11 @@ TickReport Engine::tick(TickKind kind) {
   std::vector<RunKey> advancing(attention_.begin(), attention_.end());
   attention_.clear();
   orderForFairness(advancing);
+  for (const RunKey& key : advancing) {
+    if (auto it = runs_.find(key); it != runs_.end()) {
+      t.waiting_scheduled += static_cast<std::size_t>(it->second->scheduledCount());
+    }
+  }
   const bool any_queued = std::any_of(advancing.begin(), advancing.end(), [&](const RunKey& k) {
     auto it = runs_.find(k);
     return it != runs_.end() && it->second->record().state == DagRunState::kQueued;
@@ -251,6 +256,21 @@ void Engine::applyActiveListing(TickState& t, Result<std::vector<RunKey>>& activ
   log_->debug("active runs listed runs={} new_or_dirty={} gone={} store_ms={} took_ms={}", listed.size(),
               to_load.size(), gone.size(), duration_cast<std::chrono::milliseconds>(started - listed_from).count(),
               duration_cast<std::chrono::milliseconds>(steady_clock::now() - started).count());
+}
+
+std::size_t* Engine::routeBudget(TickState& t, std::size_t route) {
+  // Asked of the executor once per tick, then counted down.
+  if (route == kInlineRoute) {
+    if (!t.inline_budget) t.inline_budget = routeCapacity(kInlineRoute);
+    return &*t.inline_budget;
+  }
+  auto& slot = t.route_budget[route];
+  if (!slot) slot = routeCapacity(route);
+  return &*slot;
+}
+
+std::size_t Engine::spareCapacity(TickState& t, std::size_t route) {
+  return std::min(*routeBudget(t, route), t.pool_budget);
 }
 
 void Engine::orderForFairness(std::vector<RunKey>& advancing) const {
@@ -574,15 +594,26 @@ void Engine::advanceRun(TickState& t, CachedRun& run) {
   }
   ++t.report.runs_planned;
   run.planner().plan(t.now, t.plan);
+  // Tasks already waiting in `scheduled` take capacity before tasks that become ready now.
+  std::stable_partition(t.plan.begin(), t.plan.end(),
+                        [](const planning::Transition& tr) { return tr.to == TaskState::kQueued; });
   t.writes.clear();
   t.write_tasks.clear();
   t.write_routes.clear();
+  // ARCHITECTURE §8.8: no more queued than the pool and the executor can take.
+  auto take_capacity = [&](std::size_t route) {
+    if (spareCapacity(t, route) == 0) return false;
+    --*routeBudget(t, route);
+    --t.pool_budget;
+    return true;
+  };
   for (const planning::Transition& tr : t.plan) {
     const TaskInstance& ti = run.instance(tr.task);
     const TaskSpec& spec = run.dag().spec.tasks[tr.task];
     TaskTransitionWrite w{spec.task_id, ti.state, ti.try_number, tr.to, "", false};
     std::size_t route = 0;
     if (tr.to == TaskState::kQueued) {
+      if (t.waiting_scheduled > 0) --t.waiting_scheduled;  // offered capacity now, taken or not
       auto r = routeFor(spec);
       if (!r) {
         // BEHAVIOUR §10 item 9: a task no executor can take fails at once, for good.
@@ -594,24 +625,26 @@ void Engine::advanceRun(TickState& t, CachedRun& run) {
         log_->warn("task has no available executor; failing it dag_id={} run_id={} task_id={} task_type={} "
                    "reason=no_executor",
                    key.dag_id, key.run_id, spec.task_id, spec.type);
+      } else if (!take_capacity(*r)) {
+        ++t.report.backpressured;
+        decision("backpressure");
+        continue;
       } else {
-        // ARCHITECTURE §8.8: no more queued than the pool and the executor can take.
-        std::size_t* budget = nullptr;
-        if (*r == kInlineRoute) {
-          if (!t.inline_budget) t.inline_budget = routeCapacity(kInlineRoute);
-          budget = &*t.inline_budget;
-        } else {
-          auto& slot = t.route_budget[*r];
-          if (!slot) slot = routeCapacity(*r);
-          budget = &*slot;
-        }
-        if (*budget == 0 || t.pool_budget == 0) {
-          ++t.report.backpressured;
-          decision("backpressure");
-          continue;
-        }
-        --*budget;
-        --t.pool_budget;
+        route = *r;
+      }
+    } else if (tr.to == TaskState::kScheduled) {
+      // A task that becomes ready while its executor has room moves none → scheduled → queued in
+      // this one batch (store.h: a batch applies in order, each write seeing the ones before it):
+      // one store write and no tick in between on the path from one task to the next. Without
+      // room, or an executor, it waits in `scheduled` and the next plan decides as before.
+      // Capacity that tasks of other runs already waiting in `scheduled` are yet to be offered
+      // (runs are advanced oldest waiting first) stays theirs.
+      auto r = routeFor(spec);
+      if (r && spareCapacity(t, *r) > t.waiting_scheduled && take_capacity(*r)) {
+        t.writes.push_back(w);
+        t.write_tasks.push_back(tr.task);
+        t.write_routes.push_back(0);
+        w = TaskTransitionWrite{spec.task_id, TaskState::kScheduled, ti.try_number, TaskState::kQueued, "", false};
         route = *r;
       }
     }

@@ -844,6 +844,29 @@ TEST_P(StoreContract, ABatchAppliesInOrder) {
   EXPECT_EQ(a.try_number, 2);
 }
 
+TEST_P(StoreContract, OneBatchMovesATaskNoneToScheduledToQueuedAndOutOfOrderItDoesNot) {
+  Scenario w(store());
+  const RunKey key = w.started("etl", "r1", {"a", "b"}, 1);
+  const std::vector<TaskTransitionWrite> batch{
+      TaskTransitionWrite{"a", S::kNone, 1, S::kScheduled, "", false},
+      TaskTransitionWrite{"a", S::kScheduled, 1, S::kQueued, "", false},
+      // The other way round, the second write's guard is what the first left, not what was before.
+      TaskTransitionWrite{"b", S::kScheduled, 1, S::kQueued, "", false},
+      TaskTransitionWrite{"b", S::kNone, 1, S::kScheduled, "", false},
+  };
+  auto applied = store().applyTransitions(w.term(), key, batch, at(20));
+  ASSERT_TRUE(ok(applied));
+  EXPECT_EQ(*applied, (std::vector<bool>{true, true, false, true}));
+  const TaskInstance a = w.task(key, "a");
+  EXPECT_EQ(a.state, S::kQueued);
+  EXPECT_EQ(str(a.scheduled_at), str(at(20)));
+  EXPECT_EQ(str(a.queued_at), str(at(20)));
+  EXPECT_EQ(w.task(key, "b").state, S::kScheduled);
+  // The attempt queued that way is claimed like any other.
+  EXPECT_TRUE(ok(store().reportRunning(w.attempt(key, "a"), at(21))));
+  EXPECT_EQ(w.task(key, "a").state, S::kRunning);
+}
+
 TEST_P(StoreContract, ARetryStartsAFreshAttempt) {  // BEHAVIOUR §10 items 1 and 6
   Scenario w(store());
   const RunKey key = w.started("etl", "r1", {"a"}, 3);

@@ -258,8 +258,10 @@ class Store {
   /// kConflict when the run is not in `from`.
   virtual Status setRunState(Term term, const RunKey& run, DagRunState from, DagRunState to,
                              Timestamp at, const std::string& note) = 0;
-  /// Applies one run's task moves in one atomic batch; each write is guarded on its own. Returns,
-  /// per write, whether it was applied.
+  /// Applies one run's task moves in one atomic batch; each write is guarded on its own, in the
+  /// order given, against what the writes before it left: one batch may move a task none →
+  /// scheduled → queued (the leader does, when an executor has room). Returns, per write, whether it
+  /// was applied.
   virtual Result<std::vector<bool>> applyTransitions(Term term, const RunKey& run,
                                                      std::span<const TaskTransitionWrite> writes,
                                                      Timestamp at) = 0;

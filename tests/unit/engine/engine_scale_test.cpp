@@ -87,6 +87,9 @@ TEST(EngineScale, CapacityGoesToTheOldestScheduledTaskAcrossRuns) {
   // The second slot: the newer run's first task; its other task waits for capacity.
   EXPECT_EQ(h.state(newer, "a"), TaskState::kQueued);
   EXPECT_EQ(h.state(newer, "b"), TaskState::kScheduled);
+  // The older run's task that became ready this tick did not take the slot from tasks of another
+  // run that were already waiting: it waits in `scheduled` too.
+  EXPECT_EQ(h.state(older, "b"), TaskState::kScheduled);
 }
 
 TEST(EngineScale, ThePeriodicResyncReloadsAChunkOfRunsPerTick) {

@@ -66,9 +66,25 @@ TEST(EngineStep, SchedulesTheRootTaskOnly) {  // 23
   auto run = h.seedRunning("etl", {{"a", EngineHarness::ti(S::kNone)}, {"b", EngineHarness::ti(S::kNone)}});
   h.lead();
   h.engine->tick();
-  EXPECT_EQ(h.state(run, "a"), S::kScheduled);
+  // With executor capacity, one batch moves it none → scheduled → queued (issue 14 §2).
+  EXPECT_EQ(h.state(run, "a"), S::kQueued);
   EXPECT_EQ(h.state(run, "b"), S::kNone);
   EXPECT_EQ(h.recorder.decisions("scheduled"), 1);
+  EXPECT_EQ(h.recorder.decisions("queued"), 1);
+}
+
+TEST(EngineStep, WithoutCapacityAReadyTaskWaitsInScheduled) {
+  EngineHarness h;
+  h.addDag(linear());
+  auto run = h.seedRunning("etl", {{"a", EngineHarness::ti(S::kNone)}, {"b", EngineHarness::ti(S::kNone)}});
+  h.dispatcher.setCapacity(0);
+  h.lead();
+  h.engine->tick();
+  EXPECT_EQ(h.state(run, "a"), S::kScheduled);
+  EXPECT_EQ(h.recorder.decisions("queued"), 0);
+  h.dispatcher.setCapacity(1);
+  h.engine->tick();
+  EXPECT_EQ(h.state(run, "a"), S::kQueued);
 }
 
 TEST(EngineStep, FinalizesACompletedRunAsSuccess) {  // 24
