@@ -416,6 +416,51 @@ TEST_F(PgStoreTest, TheHistoryGetsOneRowPerAppliedTransitionAndNoneForARefusedOn
             std::to_string(std::chrono::duration_cast<std::chrono::microseconds>(at(3).time_since_epoch()).count()));
 }
 
+// load_task_instances answers rows in no particular order and the plugin matches them by id: an id
+// asked twice gets its instance twice, each in its place, with the claim the fast-path reports
+// (migrations/005_fast_reports.sql) wrote.
+TEST_F(PgStoreTest, LoadTaskInstancesMatchesRowsByIdWhateverTheOrderAndRepeats) {
+  const RunKey key = startedRun("etl", "r1", {"a", "b", "c"});
+  EXPECT_TRUE(apply(key, "b", S::kNone, 1, S::kScheduled, at(1)));
+  EXPECT_TRUE(apply(key, "b", S::kScheduled, 1, S::kQueued, at(2)));
+  const ExecutionRef b1{AttemptRef{key, "b", 1}, "host-a/101/e1"};
+  ASSERT_TRUE(store().reportRunning(b1, at(3)).isOk());
+  ASSERT_TRUE(store().reportRunning(b1, at(4)).isOk()) << "the same execution's claim again changes nothing";
+  EXPECT_EQ(store().reportRunning(ExecutionRef{AttemptRef{key, "b", 1}, "host-b/9/e2"}, at(4)).code(),
+            StatusCode::kConflict);
+  EXPECT_EQ(store().reportFinished(ExecutionRef{AttemptRef{key, "b", 1}, "host-b/9/e2"}, TaskOutcome{true, 0, ""},
+                                   at(5))
+                .code(),
+            StatusCode::kConflict)
+      << "only the claiming execution finishes";
+
+  auto got = store().loadTaskInstances(key, std::vector<std::string>{"c", "b", "ghost", "b", "a"});
+  ASSERT_EQ(got.size(), 5u);
+  ASSERT_TRUE(got[0].isOk() && got[1].isOk() && got[3].isOk() && got[4].isOk());
+  EXPECT_EQ(got[0]->task_id, "c");
+  EXPECT_EQ(got[0]->state, S::kNone);
+  EXPECT_EQ(got[1]->task_id, "b");
+  EXPECT_EQ(got[1]->state, S::kRunning);
+  EXPECT_EQ(got[1]->execution_id, "host-a/101/e1");
+  EXPECT_EQ(got[1]->started_at, at(3));
+  EXPECT_EQ(got[2].status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(got[3]->task_id, "b");
+  EXPECT_EQ(got[3]->state, S::kRunning);
+  EXPECT_EQ(got[4]->task_id, "a");
+
+  ASSERT_TRUE(store().reportFinished(b1, TaskOutcome{true, 0, "done"}, at(6)).isOk());
+  got = store().loadTaskInstances(key, std::vector<std::string>{"b"});
+  ASSERT_EQ(got.size(), 1u);
+  ASSERT_TRUE(got[0].isOk());
+  EXPECT_EQ(got[0]->state, S::kSuccess);
+  EXPECT_EQ(got[0]->ended_at, at(6));
+  EXPECT_EQ(got[0]->exit_code, 0);
+  EXPECT_EQ(got[0]->note, "done");
+  EXPECT_EQ(got[0]->started_at, at(3)) << "the repeated claim stamped nothing";
+  EXPECT_THAT(history(key), ::testing::ElementsAre("b 1 none->scheduled scheduler", "b 1 scheduled->queued scheduler",
+                                                   "b 1 queued->running executor", "b 1 running->success executor"));
+}
+
 // The move tables every SQL write path checks (migrations/001_schema.sql) mirror the planning core's
 // (the plugin may not include core): all 81 task pairs and 16 run pairs agree.
 TEST_F(PgStoreTest, TheMoveTablesAreThePlanningCoresTables) {
