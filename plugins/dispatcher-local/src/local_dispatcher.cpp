@@ -29,6 +29,10 @@ namespace {
 constexpr std::size_t kReporterThreads = 4;
 constexpr milliseconds kMinHeartbeat{10};
 constexpr std::size_t kRecentCapacity = 65536;
+// Spare files kept for reuse: a few per attempt that may run at once, so that a wave of ends is
+// followed by a wave of starts without allocating inodes (SpareFiles).
+constexpr std::size_t kMinSpares = 64;
+constexpr std::size_t kMaxSpares = 4096;
 
 }  // namespace
 
@@ -60,6 +64,12 @@ LocalDispatcher::LocalDispatcher(Settings settings, const PluginContext& context
                             "state_dir={} error={}",
                             settings_.state_dir.string(), errnoText(errno));
     inotify_fd_.reset();
+  }
+  {
+    const std::filesystem::path spare_dir = settings_.state_dir / ".spare";
+    SpareFiles::sweep(spare_dir);
+    spares_ = std::make_unique<SpareFiles>(
+        spare_dir, std::clamp<std::size_t>(4 * static_cast<std::size_t>(settings_.max_parallel), kMinSpares, kMaxSpares));
   }
   {
     std::lock_guard lock(mutex_);
@@ -163,14 +173,21 @@ void LocalDispatcher::cleanUp(const AttemptPtr& attempt) {
     attempt->phase = Attempt::Phase::kDone;
   }
   // The exit file (and a warm shell's launch file) first, the state file last and while still
-  // locked: whoever finds the state file unlocked may trust it is abandoned.
-  ::unlink(exitPath(attempt->base).c_str());
+  // locked: whoever finds the state file unlocked may trust it is abandoned. The exit and state
+  // files go into the spare pool rather than away (SpareFiles): to anyone looking at the state dir
+  // it is the same as their removal, a name gone in one step.
+  spares_->recycle(exitPath(attempt->base));
   if (attempt->record.pid > 1) {
-    ::unlink(warmLaunchPath(settings_.state_dir, static_cast<pid_t>(attempt->record.pid)).c_str());
+    // Emptied: it held the task's environment.
+    spares_->recycle(warmLaunchPath(settings_.state_dir, static_cast<pid_t>(attempt->record.pid)), true);
   }
   {
     std::lock_guard file_lock(attempt->file_mutex);
-    ::unlink(statePath(attempt->base).c_str());
+    if (attempt->state_fd.valid()) {
+      spares_->recycle(statePath(attempt->base));
+    } else {
+      ::unlink(statePath(attempt->base).c_str());
+    }
     attempt->state_fd.reset();
   }
   {

@@ -175,6 +175,10 @@ class LocalDispatcher final : public Dispatcher {
   std::mutex scan_mutex_;
   SteadyTime last_scan_{};
 
+  // Files of finished attempts, reused for the next ones' state and exit files (SpareFiles). Made
+  // before the threads start; cleared at shutdown.
+  std::unique_ptr<SpareFiles> spares_;
+
   // Started after the threads above: its filler spawns bash supervisors ahead of need.
   std::unique_ptr<WarmShellPool> warm_;
 

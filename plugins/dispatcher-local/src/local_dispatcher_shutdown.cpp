@@ -106,6 +106,7 @@ void LocalDispatcher::shutdown() {
     by_id_.clear();
     ready_.clear();
   }
+  if (spares_) spares_->clear();
   context_.logger()->info("dispatcher stopped left_running={} left_unreported={} stop_tasks_on_shutdown={} "
                           "elapsed_ms={}",
                           running, unreported, settings_.stop_tasks_on_shutdown,

@@ -4,6 +4,7 @@
 #include "local_dispatcher.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -128,7 +129,7 @@ Result<DispatchOutcome> LocalDispatcher::startAttempt(const AttemptPtr& attempt,
     warm.reset();
   };
 
-  auto claim = claimStateFile(settings_.state_dir, base, encodeStateRecord(record));
+  auto claim = claimStateFile(settings_.state_dir, base, encodeStateRecord(record), spares_.get());
   if (!claim) {
     giveBackWarm();
     abandon(attempt);
@@ -202,9 +203,13 @@ Result<DispatchOutcome> LocalDispatcher::startAttempt(const AttemptPtr& attempt,
     return DispatchOutcome::kStarted;
   };
 
-  std::error_code ec;
-  std::filesystem::create_directories(log_path.parent_path(), ec);
-  if (ec) return fail(unavailable("log folder " + log_path.parent_path().string() + ": " + ec.message()));
+  // The task's folder; its parents (the run's) exist already but for the run's first task, so the
+  // leaf is made first and the whole path walked only when that fails for a missing parent.
+  if (::mkdir(log_path.parent_path().c_str(), 0755) != 0 && errno != EEXIST) {
+    std::error_code ec;
+    std::filesystem::create_directories(log_path.parent_path(), ec);
+    if (ec) return fail(unavailable("log folder " + log_path.parent_path().string() + ": " + ec.message()));
+  }
   UniqueFd log_fd(::open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644));
   if (!log_fd.valid()) return fail(unavailable("log file " + log_path.string() + ": " + errnoText(errno)));
   {
@@ -214,18 +219,23 @@ Result<DispatchOutcome> LocalDispatcher::startAttempt(const AttemptPtr& attempt,
   }
 
   // A leftover exit file (of a claim whose scheduler died before cleaning up) must not pass for
-  // this process's.
-  ::unlink(exitPath(base).c_str());
+  // this process's. An empty spare takes its place (no inode allocated when the supervisor writes
+  // it); without one it is removed and the supervisor creates the file.
+  if (!spares_->place(exitPath(base))) ::unlink(exitPath(base).c_str());
   UniqueFd pidfd;
   std::optional<pid_t> pid;
   const char* start = "cold";
   if (warm) {
+    // The launch file, on a spare when there is one (feedWarmShell truncates it).
+    const std::filesystem::path launch_path = warmLaunchPath(warm_->launchDir(), warm->pid);
+    spares_->place(launch_path, false);
     if (feedWarmShell(*warm, launch, warm_->launchDir())) {
       pid = warm->pid;
       pidfd = std::move(warm->pidfd);
       start = "warm";
     } else {
       // Gone, or the launch too large for a warm start: retired, and the task starts cold.
+      spares_->recycle(launch_path, true);
       retireWarmShell(*warm, std::chrono::milliseconds(1000));
       record.pid = 0;
       record.pid_start_ticks = 0;

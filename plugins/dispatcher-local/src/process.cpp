@@ -12,10 +12,13 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <charconv>
+#include <chrono>
+#include <mutex>
+#include <unordered_map>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <sstream>
 
 #include <fmt/format.h>
 
@@ -31,8 +34,10 @@ constexpr const char* kShSupervisorScript =
 // the script's status however it ends (its end, `exit N`, set -e); a fatal signal would run it
 // with $? = 0, hence the explicit TERM/INT/HUP traps. The entrypoint sees no positional
 // parameters and none of the helper variables, as under `bash -c`. Without fork: printf -v.
+// `>|`: the exit file is usually there already, empty (a spare, README "State files"), and a task
+// that ran `set -C` (noclobber) must not keep its code from being recorded.
 constexpr const char* kBashSupervisorScript =
-    "printf -v __leoflow_exit 'echo $? > %q' \"$1\"; trap \"$__leoflow_exit\" EXIT; "
+    "printf -v __leoflow_exit 'echo $? >| %q' \"$1\"; trap \"$__leoflow_exit\" EXIT; "
     "trap 'exit 143' TERM; trap 'exit 130' INT; trap 'exit 129' HUP; "
     "__leoflow_entry=$2; shift 2; unset __leoflow_exit; "
     "eval \"unset __leoflow_entry; $__leoflow_entry\"";
@@ -44,19 +49,14 @@ constexpr const char* kBashSupervisorScript =
 // socket a byte per system call. EOF instead of the byte (retired, or the dispatcher died): exit 0.
 constexpr const char* kWarmShellScript =
     "IFS= read -r -n 1 __leoflow_go || exit 0; . \"$2/.warm-$$.sh\" || exit 0; "
-    "printf -v __leoflow_exit 'echo $? > %q' \"$__leoflow_exit\"; trap \"$__leoflow_exit\" EXIT; "
+    "printf -v __leoflow_exit 'echo $? >| %q' \"$__leoflow_exit\"; trap \"$__leoflow_exit\" EXIT; "
     "trap 'exit 143' TERM; trap 'exit 130' INT; trap 'exit 129' HUP; "
     "unset __leoflow_exit __leoflow_go; set --; "
     "eval \"unset __leoflow_entry; $__leoflow_entry\"";
 
 
-// `name` on the PATH of the task's environment (NAME=value entries), as a shell would find it;
-// the default path when there is none. Empty when not found.
-std::string findOnPath(const std::string& name, const std::vector<std::string>& env) {
-  std::string_view path = "/usr/local/bin:/usr/bin:/bin";
-  for (const std::string& e : env) {
-    if (e.rfind("PATH=", 0) == 0) path = std::string_view(e).substr(5);
-  }
+// `name` in the folders of `path`, as a shell would find it. Empty when not found.
+std::string searchPath(const std::string& name, std::string_view path) {
   while (true) {
     const std::size_t colon = path.find(':');
     std::string dir(path.substr(0, colon));
@@ -66,6 +66,39 @@ std::string findOnPath(const std::string& name, const std::vector<std::string>& 
     if (colon == std::string_view::npos) return {};
     path.remove_prefix(colon + 1);
   }
+}
+
+// `name` on the PATH of the task's environment (NAME=value entries), as a shell would find it;
+// the default path when there is none. Empty when not found. Answered from a cache for a second:
+// every task would otherwise walk its PATH (an access() per folder) twice per start. A program
+// installed or removed is seen within a second.
+constexpr std::chrono::seconds kPathCacheFor{1};
+constexpr std::size_t kPathCacheEntries = 64;
+
+std::string findOnPath(const std::string& name, const std::vector<std::string>& env) {
+  std::string_view path = "/usr/local/bin:/usr/bin:/bin";
+  for (const std::string& e : env) {
+    if (e.rfind("PATH=", 0) == 0) path = std::string_view(e).substr(5);
+  }
+  struct Found {
+    std::string program;
+    std::chrono::steady_clock::time_point at;
+  };
+  static std::mutex mutex;
+  static std::unordered_map<std::string, Found> cache;
+  std::string key = name;
+  key.push_back('\0');
+  key.append(path);
+  const auto now = std::chrono::steady_clock::now();
+  {
+    std::lock_guard lock(mutex);
+    if (auto it = cache.find(key); it != cache.end() && now - it->second.at < kPathCacheFor) return it->second.program;
+  }
+  std::string program = searchPath(name, path);
+  std::lock_guard lock(mutex);
+  if (cache.size() >= kPathCacheEntries) cache.clear();
+  cache.insert_or_assign(std::move(key), Found{program, now});
+  return program;
 }
 
 class SpawnAttributes {
@@ -268,13 +301,17 @@ std::optional<ProcessStat> readProcessStat(pid_t pid) {
   // The command name (field 2) may contain spaces and parentheses: fields resume after the last ')'.
   const std::size_t close = text.rfind(')');
   if (close == std::string_view::npos || close + 2 >= text.size()) return std::nullopt;
-  std::istringstream in{std::string(text.substr(close + 2))};
+  // Fields 3 on are separated by single spaces (fs/proc/array.c): no stream needed.
+  text.remove_prefix(close + 2);
   ProcessStat stat;
-  in >> stat.state;  // field 3
-  std::string skip;
-  for (int field = 4; field < 22 && in; ++field) in >> skip;
-  in >> stat.start_ticks;  // field 22
-  if (!in) return std::nullopt;
+  stat.state = text.front();  // field 3
+  for (int field = 3; field < 22; ++field) {
+    const std::size_t space = text.find(' ');
+    if (space == std::string_view::npos) return std::nullopt;
+    text.remove_prefix(space + 1);
+  }
+  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), stat.start_ticks);  // field 22
+  if (ec != std::errc() || end == text.data()) return std::nullopt;
   return stat;
 }
 

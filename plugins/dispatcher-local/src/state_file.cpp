@@ -1,13 +1,16 @@
 #include "state_file.h"
 
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 
 #include <atomic>
 #include <cerrno>
 #include <charconv>
+#include <cstdlib>
 #include <cstring>
+#include <system_error>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -122,15 +125,30 @@ std::optional<StateRecord> decodeStateRecord(std::string_view text) {
 }
 
 Result<std::optional<UniqueFd>> claimStateFile(const std::filesystem::path& dir, const std::string& base,
-                                               std::string_view text) {
+                                               std::string_view text, SpareFiles* spares) {
   static std::atomic<std::uint64_t> counter{0};
   const std::filesystem::path final_path = dir / (base + ".json");
-  const std::filesystem::path tmp_path =
-      dir / fmt::format(".{}.{}.{}.tmp", base, ::getpid(), counter.fetch_add(1, std::memory_order_relaxed));
 
-  UniqueFd fd(::open(tmp_path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644));
-  if (!fd.valid()) {
-    return Status(unavailable("creating state file " + tmp_path.string() + " failed: " + errnoText(errno)));
+  // A spare of the pool when there is one: the same steps as a new temporary file below, without
+  // allocating an inode (SpareFiles). Nobody else opens a spare, so its lock is free at once.
+  std::filesystem::path tmp_path;
+  UniqueFd fd;
+  bool spare = false;
+  if (spares != nullptr) {
+    if (auto taken = spares->take()) {
+      fd.reset(::open(taken->c_str(), O_RDWR | O_CLOEXEC));
+      if (fd.valid()) {
+        tmp_path = std::move(*taken);
+        spare = true;
+      }
+    }
+  }
+  if (!spare) {
+    tmp_path = dir / fmt::format(".{}.{}.{}.tmp", base, ::getpid(), counter.fetch_add(1, std::memory_order_relaxed));
+    fd.reset(::open(tmp_path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644));
+    if (!fd.valid()) {
+      return Status(unavailable("creating state file " + tmp_path.string() + " failed: " + errnoText(errno)));
+    }
   }
   // Locked before it has its real name, so nobody ever sees the attempt's file unlocked while its
   // claimant lives.
@@ -149,12 +167,112 @@ Result<std::optional<UniqueFd>> claimStateFile(const std::filesystem::path& dir,
   // this process or any other sharing the state dir.
   if (::link(tmp_path.c_str(), final_path.c_str()) != 0) {
     const int err = errno;
-    ::unlink(tmp_path.c_str());
+    if (spare && err == EEXIST) {
+      fd.reset();
+      spares->putBack(std::move(tmp_path));
+    } else {
+      ::unlink(tmp_path.c_str());
+    }
     if (err == EEXIST) return std::optional<UniqueFd>();
     return Status(unavailable("creating state file " + final_path.string() + " failed: " + errnoText(err)));
   }
   ::unlink(tmp_path.c_str());
   return std::optional<UniqueFd>(std::move(fd));
+}
+
+// ---------------------------------------------------------------------------------------------------
+// SpareFiles
+
+namespace {
+
+std::atomic<std::uint64_t> spare_counter{0};
+
+}  // namespace
+
+SpareFiles::SpareFiles(std::filesystem::path dir, std::size_t capacity) : dir_(std::move(dir)), capacity_(capacity) {
+  // Without the folder every recycle() removes and take() finds nothing: files come and go as
+  // they would without a pool.
+  ::mkdir(dir_.c_str(), 0755);
+  free_.reserve(capacity_);
+}
+
+SpareFiles::~SpareFiles() { clear(); }
+
+std::filesystem::path SpareFiles::freshName() const {
+  return dir_ / fmt::format("{}.{}", ::getpid(), spare_counter.fetch_add(1, std::memory_order_relaxed));
+}
+
+std::optional<std::filesystem::path> SpareFiles::take() {
+  std::lock_guard lock(mutex_);
+  if (free_.empty()) return std::nullopt;
+  std::filesystem::path out = std::move(free_.back());
+  free_.pop_back();
+  return out;
+}
+
+void SpareFiles::putBack(std::filesystem::path spare) {
+  {
+    std::lock_guard lock(mutex_);
+    if (free_.size() < capacity_) {
+      free_.push_back(std::move(spare));
+      return;
+    }
+  }
+  ::unlink(spare.c_str());
+}
+
+void SpareFiles::recycle(const std::filesystem::path& path, bool empty) {
+  bool room = false;
+  {
+    std::lock_guard lock(mutex_);
+    room = free_.size() < capacity_;
+  }
+  if (room) {
+    std::filesystem::path name = freshName();
+    if (::rename(path.c_str(), name.c_str()) == 0) {
+      if (empty) ::truncate(name.c_str(), 0);
+      putBack(std::move(name));
+      return;
+    }
+    if (errno == ENOENT) return;  // nothing there (or the folder is gone: removed below)
+  }
+  ::unlink(path.c_str());
+}
+
+bool SpareFiles::place(const std::filesystem::path& path, bool empty) {
+  auto spare = take();
+  if (!spare) return false;
+  // Emptied before it gets the name: a reader must never take a previous attempt's exit code for
+  // this one's.
+  if (empty && ::truncate(spare->c_str(), 0) != 0) {
+    ::unlink(spare->c_str());
+    return false;
+  }
+  if (::rename(spare->c_str(), path.c_str()) != 0) {
+    ::unlink(spare->c_str());
+    return false;
+  }
+  return true;
+}
+
+void SpareFiles::clear() {
+  std::vector<std::filesystem::path> all;
+  {
+    std::lock_guard lock(mutex_);
+    all.swap(free_);
+  }
+  for (const std::filesystem::path& p : all) ::unlink(p.c_str());
+}
+
+void SpareFiles::sweep(const std::filesystem::path& dir) {
+  std::error_code ec;
+  for (std::filesystem::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+    const std::string name = it->path().filename().string();
+    char* stop = nullptr;
+    const long pid = std::strtol(name.c_str(), &stop, 10);
+    if (stop == name.c_str() || *stop != '.') continue;
+    if (pid <= 1 || (::kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH)) ::unlink(it->path().c_str());
+  }
 }
 
 Status rewriteStateFile(int fd, std::string_view text) { return writeAll(fd, text); }

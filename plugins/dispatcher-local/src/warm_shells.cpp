@@ -4,6 +4,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 
 #include <algorithm>
@@ -123,8 +124,11 @@ bool feedWarmShell(WarmShell& shell, const WarmLaunch& launch, const std::filesy
   if (!shell.feed.valid() || exited(shell)) return false;
   const std::filesystem::path path = warmLaunchPath(launch_dir, shell.pid);
   {
+    // Usually a spare file is there already (README "State files"): reused, and made private, as a
+    // new file would be (the values may be secrets).
     UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
     if (!fd.valid()) return false;
+    ::fchmod(fd.get(), 0600);
     std::size_t written = 0;
     while (written < script.size()) {
       const ssize_t n = ::write(fd.get(), script.data() + written, script.size() - written);

@@ -105,14 +105,16 @@ class LocalDispatcherTest : public ::testing::Test {
   static void release(const fs::path& file) { std::ofstream(file) << "go\n"; }
 
   // Attempt files in the state dir; a warm shell's launch file (.warm-<pid>.sh) lives as long as
-  // its attempt and is counted apart.
+  // its attempt and is counted apart. The pool of spare files (.spare/) is not an attempt's.
   std::size_t stateFiles() const { return countStateDir(false); }
   std::size_t launchFiles() const { return countStateDir(true); }
   std::size_t countStateDir(bool launch) const {
     std::size_t n = 0;
     std::error_code ec;
     for (const auto& e : fs::directory_iterator(state(), ec)) {
-      n += (e.path().filename().string().rfind(".warm-", 0) == 0) == launch;
+      const std::string name = e.path().filename().string();
+      if (name == ".spare") continue;
+      n += (name.rfind(".warm-", 0) == 0) == launch;
     }
     return n;
   }
@@ -991,7 +993,19 @@ TEST_F(LocalDispatcherTest, ShutdownReturnsPromptlyAndLeavesTasksRunning) {
   ASSERT_TRUE(after.isOk());
   EXPECT_EQ(*after, DispatchOutcome::kAtCapacity) << "no work after shutdown";
   d->shutdown();  // idempotent
-  EXPECT_EQ(stateFiles(), 3u) << "their state files stay for adoption";
+  // Each with its exit file, still empty (a spare placed before the start: README "State files").
+  std::size_t json = 0;
+  std::size_t exits = 0;
+  for (const auto& e : fs::directory_iterator(state())) {
+    json += e.path().extension() == ".json";
+    if (e.path().extension() == ".exit") {
+      ++exits;
+      EXPECT_FALSE(dl::readExitCode(e.path()).has_value()) << e.path();
+    }
+  }
+  EXPECT_EQ(json, 3u) << "their state files stay for adoption";
+  EXPECT_LE(exits, 3u);
+  EXPECT_EQ(stateFiles(), json + exits) << "nothing else";
 }
 
 TEST_F(LocalDispatcherTest, ShutdownStopsTasksWhenConfiguredAndReportsThem) {

@@ -1,6 +1,7 @@
 // The pieces under the dispatcher: file names from ids, the state-file codec and its lock, the
 // python entrypoint forms, and what /proc tells about a process.
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <fstream>
@@ -131,6 +132,79 @@ TEST(DispatcherLocalStateFile, ExitCodeFile) {
   EXPECT_FALSE(dl::readExitCode(p).has_value()) << "empty: the supervisor had not finished writing";
   std::ofstream(p) << "x1\n";
   EXPECT_FALSE(dl::readExitCode(p).has_value());
+}
+
+TEST(DispatcherLocalStateFile, SpareFilesAreReusedNotRemoved) {
+  TempDir dir;
+  const fs::path spare_dir = dir.path() / ".spare";
+  auto countIn = [](const fs::path& d) {
+    std::size_t n = 0;
+    for (const auto& e : fs::directory_iterator(d)) {
+      (void)e;
+      ++n;
+    }
+    return n;
+  };
+  auto inode = [](const fs::path& p) {
+    struct stat st{};
+    return ::stat(p.c_str(), &st) == 0 ? st.st_ino : ino_t{0};
+  };
+  {
+    dl::SpareFiles spares(spare_dir, 2);
+    auto first = dl::claimStateFile(dir.path(), "a", "{\"a\":1}\n", &spares);
+    ASSERT_TRUE(first.isOk() && first->has_value()) << "no spare yet: a new file";
+    const ino_t a_inode = inode(dir.path() / "a.json");
+    std::ofstream(dir.path() / "a.exit") << "0\n";
+    const ino_t exit_inode = inode(dir.path() / "a.exit");
+
+    // Cleaned up: the names are gone from the state dir, the files kept.
+    spares.recycle(dir.path() / "a.exit");
+    spares.recycle(dir.path() / "a.json");
+    (*first)->reset();
+    EXPECT_FALSE(fs::exists(dir.path() / "a.exit"));
+    EXPECT_FALSE(fs::exists(dir.path() / "a.json"));
+    EXPECT_EQ(countIn(spare_dir), 2u);
+    spares.recycle(dir.path() / "missing.exit");
+    EXPECT_EQ(countIn(spare_dir), 2u) << "nothing to recycle";
+
+    // The next claim takes a spare: the same inode, the new text, locked, exclusive.
+    auto second = dl::claimStateFile(dir.path(), "b", "{\"b\":2}\n", &spares);
+    ASSERT_TRUE(second.isOk() && second->has_value());
+    const ino_t b_inode = inode(dir.path() / "b.json");
+    EXPECT_TRUE(b_inode == a_inode || b_inode == exit_inode) << "a spare, not a new inode";
+    EXPECT_EQ(readFile(dir.path() / "b.json"), "{\"b\":2}\n");
+    EXPECT_FALSE(dl::lockExisting(dir.path() / "b.json").has_value()) << "held by its claimant";
+    auto again = dl::claimStateFile(dir.path(), "b", "{}\n", &spares);
+    ASSERT_TRUE(again.isOk());
+    EXPECT_FALSE(again->has_value()) << "claimed before";
+    EXPECT_EQ(countIn(spare_dir), 1u) << "the spare of the refused claim is kept";
+
+    // An exit file placed from the pool is empty: never a previous attempt's code.
+    ASSERT_TRUE(spares.place(dir.path() / "b.exit"));
+    EXPECT_TRUE(fs::exists(dir.path() / "b.exit"));
+    EXPECT_FALSE(dl::readExitCode(dir.path() / "b.exit").has_value());
+    EXPECT_FALSE(spares.place(dir.path() / "c.exit")) << "the pool is empty";
+    EXPECT_FALSE(fs::exists(dir.path() / "c.exit"));
+
+    // Over capacity, a recycled file is removed.
+    std::ofstream(dir.path() / "x") << "x";
+    std::ofstream(dir.path() / "y") << "y";
+    std::ofstream(dir.path() / "z") << "z";
+    spares.recycle(dir.path() / "x");
+    spares.recycle(dir.path() / "y", true);
+    spares.recycle(dir.path() / "z");
+    EXPECT_EQ(countIn(spare_dir), 2u);
+    EXPECT_FALSE(fs::exists(dir.path() / "z"));
+  }
+  EXPECT_EQ(countIn(spare_dir), 0u) << "the pool is emptied when it goes";
+
+  // Spares of a process that is gone are swept; those of a live one stay.
+  std::ofstream(spare_dir / "999999999.1") << "";
+  const fs::path ours = spare_dir / (std::to_string(::getpid()) + ".1");
+  std::ofstream(ours) << "";
+  dl::SpareFiles::sweep(spare_dir);
+  EXPECT_FALSE(fs::exists(spare_dir / "999999999.1"));
+  EXPECT_TRUE(fs::exists(ours));
 }
 
 TEST(DispatcherLocalTaskCommand, PythonEntrypointForms) {
