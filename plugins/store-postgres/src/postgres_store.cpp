@@ -40,6 +40,8 @@ const std::vector<PreparedStatement>& statements() {
       {"list_active_runs",
        "SELECT dag_id, run_id, dag_version, state, ts_us(queued_at) FROM runs "
        "WHERE state IN ('queued', 'running') ORDER BY queued_at, uid"},
+      // The leader's periodic listing (SDK 3.3): keys only, in no order, off the partial index.
+      {"list_active_run_keys", "SELECT dag_id, run_id FROM runs WHERE state IN ('queued', 'running')"},
       // One statement, so one snapshot of every run with all its instances (the run's fields repeat
       // on each instance's row); a run that does not exist has no row.
       {"load_runs",
@@ -429,6 +431,16 @@ Result<std::vector<ActiveRun>> PostgresStore::listActiveRuns() {
     a.queued_at = stampAt(row, 4);
     out.push_back(std::move(a));
   }
+  return out;
+}
+
+Result<std::vector<RunKey>> PostgresStore::listActiveRunKeys() {
+  SqlParams none;
+  auto r = call("list_active_run_keys", none);
+  if (!r) return r.status();
+  std::vector<RunKey> out;
+  out.reserve(r->size());
+  for (const pqxx::row& row : *r) out.push_back(RunKey{textAt(row, 0), textAt(row, 1)});
   return out;
 }
 

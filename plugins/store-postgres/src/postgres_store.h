@@ -35,6 +35,7 @@ class PostgresStore final : public Store {
 
   Status createRun(std::optional<Term> term, const NewRun& run) override;
   Result<std::vector<ActiveRun>> listActiveRuns() override;
+  Result<std::vector<RunKey>> listActiveRunKeys() override;
   std::vector<Result<RunRecord>> loadRuns(std::span<const RunKey> keys) override;
   std::vector<Result<TaskInstance>> loadTaskInstances(const RunKey& run, std::span<const std::string> task_ids) override;
   Result<std::vector<RunRecord>> listRuns(const RunFilter& filter) override;
