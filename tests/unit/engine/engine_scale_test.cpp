@@ -113,16 +113,24 @@ TEST(EngineScale, ThePeriodicResyncReloadsAChunkOfRunsPerTick) {
   EXPECT_GE(total, 10u);
 }
 
+// Runs the engine's own loop (which subscribes the change feed) over the linear DAG, tasks
+// succeeding, until it leads.
+std::jthread leadInLoop(EngineHarness& h) {
+  h.executor.setDefault(Completion::kSucceed);
+  h.addDag(linear());
+  h.build();
+  std::jthread loop([&h](std::stop_token st) { h.engine->run(st); });
+  const auto until = std::chrono::steady_clock::now() + 2s;
+  while (!h.engine->leading() && std::chrono::steady_clock::now() < until) std::this_thread::sleep_for(1ms);
+  return loop;
+}
+
 TEST(EngineScale, WithTheChangeFeedUpTheActiveRunsAreListedOnceAResyncInterval) {
   EngineHarness h;
   h.options.tick_interval = 5ms;  // a full tick every 5 ms
   h.options.full_resync_interval = 60s;
-  h.executor.setDefault(Completion::kSucceed);
-  h.addDag(linear());
-  h.build();
-  std::jthread loop([&](std::stop_token st) { h.engine->run(st); });
+  std::jthread loop = leadInLoop(h);
   const auto until = std::chrono::steady_clock::now() + 2s;
-  while (!h.engine->leading() && std::chrono::steady_clock::now() < until) std::this_thread::sleep_for(1ms);
   ASSERT_TRUE(h.engine->leading());
   std::this_thread::sleep_for(50ms);
   h.store.resetCalls();
@@ -142,12 +150,8 @@ TEST(EngineScale, WithTheChangeFeedUpTheListingOnAnotherThreadFindsARunTheFeedNe
   EngineHarness h;
   h.options.tick_interval = 5ms;
   h.options.full_resync_interval = 300ms;
-  h.executor.setDefault(Completion::kSucceed);
-  h.addDag(linear());
-  h.build();
-  std::jthread loop([&](std::stop_token st) { h.engine->run(st); });
+  std::jthread loop = leadInLoop(h);
   const auto until = std::chrono::steady_clock::now() + 2s;
-  while (!h.engine->leading() && std::chrono::steady_clock::now() < until) std::this_thread::sleep_for(1ms);
   ASSERT_TRUE(h.engine->leading());
   // A run written without a change-feed message (a lost message): only the periodic listing
   // shows it to the leader, which then runs it.
