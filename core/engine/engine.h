@@ -118,8 +118,9 @@ class Engine {
   /// count down — and what of it the dispatch pool can take too.
   std::size_t* routeBudget(TickState& t, std::size_t route);
   std::size_t spareCapacity(TickState& t, std::size_t route);
-  /// Orders the runs to advance so capacity goes to the longest-waiting scheduled task first.
-  void orderForFairness(std::vector<RunKey>& advancing) const;
+  /// Orders the runs to advance so capacity goes to the longest-waiting scheduled task first, and
+  /// returns how many of their tasks wait in `scheduled` (TickState::waiting_scheduled).
+  std::size_t orderForFairness(std::vector<RunKey>& advancing) const;
   void advanceRun(TickState& t, CachedRun& run);
   /// The run's DAG is paused and the run is not a backfill's (those run while paused).
   bool pausedFor(const CachedRun& run) const;

@@ -140,12 +140,7 @@ TickReport Engine::tick(TickKind kind) {
   if (redispatch_pending_ && t.active_listed && !cancelled()) redispatchQueued(t);
   std::vector<RunKey> advancing(attention_.begin(), attention_.end());
   attention_.clear();
-  orderForFairness(advancing);
-  for (const RunKey& key : advancing) {
-    if (auto it = runs_.find(key); it != runs_.end()) {
-      t.waiting_scheduled += static_cast<std::size_t>(it->second->scheduledCount());
-    }
-  }
+  t.waiting_scheduled = orderForFairness(advancing);
   const bool any_queued = std::any_of(advancing.begin(), advancing.end(), [&](const RunKey& k) {
     auto it = runs_.find(k);
     return it != runs_.end() && it->second->record().state == DagRunState::kQueued;
@@ -273,18 +268,20 @@ std::size_t Engine::spareCapacity(TickState& t, std::size_t route) {
   return std::min(*routeBudget(t, route), t.pool_budget);
 }
 
-void Engine::orderForFairness(std::vector<RunKey>& advancing) const {
+std::size_t Engine::orderForFairness(std::vector<RunKey>& advancing) const {
   // Executor capacity goes to the runs in the order they are advanced. Across runs, the one whose
   // task has waited longest in `scheduled` goes first (oldest scheduled_at), so a busy run with
   // newer work cannot keep taking the slots another run's older task waits for; runs without a
   // waiting task follow in key order. Only a `scheduled` task takes capacity (none → scheduled
   // does not), so unless two runs have one waiting there is nothing to order and nothing is scanned.
-  std::size_t waiting_runs = 0;
+  std::size_t waiting_runs = 0, waiting_tasks = 0;
   for (const RunKey& key : advancing) {
     auto it = runs_.find(key);
-    if (it != runs_.end() && it->second->scheduledCount() > 0 && ++waiting_runs == 2) break;
+    if (it == runs_.end() || it->second->scheduledCount() == 0) continue;
+    ++waiting_runs;
+    waiting_tasks += static_cast<std::size_t>(it->second->scheduledCount());
   }
-  if (waiting_runs < 2) return;
+  if (waiting_runs < 2) return waiting_tasks;
   std::vector<std::pair<Timestamp, std::size_t>> order;
   order.reserve(advancing.size());
   for (std::size_t i = 0; i < advancing.size(); ++i) {
@@ -298,6 +295,7 @@ void Engine::orderForFairness(std::vector<RunKey>& advancing) const {
   sorted.reserve(advancing.size());
   for (const auto& [at, i] : order) sorted.push_back(std::move(advancing[i]));
   advancing = std::move(sorted);
+  return waiting_tasks;
 }
 
 void Engine::recordTaskGauges() {

@@ -58,9 +58,6 @@ class CachedRun {
   /// has no such task or is not materialized: reload the run instead.
   bool replaceInstance(const TaskInstance& ti);
 
-  /// Instances running and queued now (the task gauges), kept as instances change.
-  std::int64_t runningCount() const noexcept { return running_; }
-  std::int64_t queuedCount() const noexcept { return queued_; }
   /// Instances waiting in `scheduled` (for executor capacity, or to be queued this tick).
   std::int64_t scheduledCount() const noexcept { return scheduled_; }
   /// When the longest-waiting `scheduled` instance was scheduled; nullopt when none waits. A scan
@@ -78,6 +75,8 @@ class CachedRun {
   std::vector<TaskInstance> instances_;  // by DAG task index; empty until materialized
   std::optional<planning::IncrementalPlanner> planner_;
   std::chrono::steady_clock::time_point loaded_at_;
+  // Instances running, queued and scheduled now, kept as instances change: the first two are this
+  // run's share of the task gauges' totals, taken out of them when the run is destroyed.
   std::int64_t running_ = 0;
   std::int64_t queued_ = 0;
   std::int64_t scheduled_ = 0;
