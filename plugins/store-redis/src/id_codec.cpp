@@ -67,6 +67,15 @@ std::optional<std::string> decodeId(std::string_view encoded) {
   return out;
 }
 
+std::optional<RunKey> parseRunRef(std::string_view ref) {
+  const auto parts = split(ref, ':');
+  if (parts.size() != 2) return std::nullopt;
+  auto dag = decodeId(parts[0]);
+  auto run = decodeId(parts[1]);
+  if (!dag || !run) return std::nullopt;
+  return RunKey{std::move(*dag), std::move(*run)};
+}
+
 std::string changeChannel(const std::string& key_prefix, int db) {
   return key_prefix + ":" + std::to_string(db) + ":changes";
 }

@@ -17,6 +17,10 @@ std::string encodeId(std::string_view id);
 /// nullopt for a malformed %XX sequence.
 std::optional<std::string> decodeId(std::string_view encoded);
 
+/// Parses a run's reference inside keys and indexes, "<enc(dag)>:<enc(run)>" (lua/common.lua
+/// runRef); nullopt for anything else.
+std::optional<RunKey> parseRunRef(std::string_view ref);
+
 /// The change-feed channel: "<prefix>:<db>:changes". Pub/sub spans databases in Redis, so the db
 /// number keeps two stores on one server apart.
 std::string changeChannel(const std::string& key_prefix, int db);

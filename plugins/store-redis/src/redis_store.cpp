@@ -312,14 +312,9 @@ Result<std::vector<RunKey>> RedisStore::listActiveRunKeys() {
   std::vector<RunKey> out;
   out.reserve(f->size());
   for (const std::string& ref : *f) {
-    const auto colon = ref.find(':');
-    std::optional<std::string> dag, run;
-    if (colon != std::string::npos) {
-      dag = decodeId(std::string_view(ref).substr(0, colon));
-      run = decodeId(std::string_view(ref).substr(colon + 1));
-    }
-    if (!dag || !run) return internalError("the active-run index holds a malformed entry \"" + ref + "\"");
-    out.push_back(RunKey{std::move(*dag), std::move(*run)});
+    auto key = parseRunRef(ref);
+    if (!key) return internalError("the active-run index holds a malformed entry \"" + ref + "\"");
+    out.push_back(std::move(*key));
   }
   return out;
 }

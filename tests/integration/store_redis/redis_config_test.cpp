@@ -207,6 +207,13 @@ TEST(IdCodec, EncodedIdsNeverContainTheSeparatorAndDecodeBack) {
   EXPECT_FALSE(decodeId("%zz").has_value());
 }
 
+TEST(IdCodec, RunRefsParseBackToRunKeys) {
+  auto key = parseRunRef(encodeId("etl:v2") + ":" + encodeId("100%:done?"));
+  ASSERT_TRUE(key.has_value());
+  EXPECT_EQ(*key, (RunKey{"etl:v2", "100%:done?"}));
+  for (const char* bad : {"", "etl", "a:b:c", "etl:%zz"}) EXPECT_FALSE(parseRunRef(bad).has_value()) << bad;
+}
+
 TEST(IdCodec, ChangeMessagesParseBackToChanges) {
   auto t = parseChangeMessage("t:" + encodeId("etl:v2") + ":" + encodeId("manual__2026-01-01T00:00:00.123456Z") + ":x");
   ASSERT_TRUE(t.has_value());
