@@ -30,7 +30,7 @@ Engine::Engine(EngineDeps deps, EngineOptions options, WakeSignal& wake)
       log_(deps.logger),
       wake_(wake),
       catalog_(store_, std::move(deps.decode_dag)) {
-  wake_.trackRuns(false);  // a follower remembers no changed runs (wake_signal.h)
+  wake_.follow();  // a follower remembers no changed runs (wake_signal.h)
   for (DispatcherRoute& route : deps.dispatchers) {
     auto guarded = std::make_unique<GuardedDispatcher>(*route.dispatcher, route.plugin);
     // A route takes the types both its config and its plugin allow; empty on either side = any.

@@ -61,7 +61,7 @@ Result<bool> Engine::campaignOnce() {
   last_orphan_sweep_.reset();
   leading_since_steady_ = steady_clock::now();
   first_tick_pending_ = true;
-  wake_.trackRuns(true);
+  wake_.leadAs(*term);
   leading_ = true;
   if (stepped_down_at_) {
     recorder_.observeSchedulerReacquire(duration_cast<microseconds>(steady_clock::now() - *stepped_down_at_));
@@ -122,7 +122,7 @@ void Engine::stepDown(const std::string& reason) {
   resync_started_.reset();
   broken_runs_.clear();
   dirty_.clear();
-  wake_.trackRuns(false);
+  wake_.follow();
   {
     std::lock_guard lock(handed_mutex_);
     handed_over_.clear();

@@ -8,6 +8,7 @@
 #include <string>
 #include <utility>
 
+#include <leoflow/abi.h>
 #include <leoflow/dispatcher.h>
 #include <leoflow/inline_runner.h>
 #include <leoflow/leader.h>
@@ -116,7 +117,13 @@ class GuardedStore final : public Store {
   Status reportFinished(const ExecutionRef& e, const TaskOutcome& o, Timestamp at) override {
     return g([&] { return inner_.reportFinished(e, o, at); });
   }
-  Status subscribe(ChangeSink& sink) override { return g([&] { return inner_.subscribe(sink); }); }
+  Status subscribe(ChangeSink& sink) override {
+    if (abi_minor_ >= 4) return g([&] { return inner_.subscribe(sink); });
+    // A store before SDK 3.4 builds its Change without leader_term: its messages are copied into
+    // this SDK's Change (leader_term 0) before the host reads them.
+    before_leader_term_.target = &sink;
+    return g([&] { return inner_.subscribe(before_leader_term_); });
+  }
   void unsubscribe() override {
     try {
       inner_.unsubscribe();
@@ -141,9 +148,23 @@ class GuardedStore final : public Store {
   auto g(Call&& call) -> decltype(call()) {
     return guardCall(plugin_, std::forward<Call>(call));
   }
+  /// Passes on the changes of a store older than SDK 3.4, reading only the fields it has.
+  struct BeforeLeaderTermSink final : ChangeSink {
+    ChangeSink* target = nullptr;
+    void onChange(const Change& change) override {
+      Change copy;
+      copy.kind = change.kind;
+      copy.run = change.run;
+      copy.task_id = change.task_id;
+      copy.dag_id = change.dag_id;
+      target->onChange(copy);
+    }
+    void onResync() override { target->onResync(); }
+  };
   Store& inner_;
   std::string plugin_;
   std::uint32_t abi_minor_;
+  BeforeLeaderTermSink before_leader_term_;
 };
 
 class GuardedLeader final : public Leader {

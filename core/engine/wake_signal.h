@@ -1,7 +1,8 @@
 // What wakes the scheduler loop before its backstop tick: a task report, a change-feed message,
 // a finished hand-over. Remembers which runs changed, and of a run whose only changes named their
 // tasks, which tasks: the loop refreshes those instances alone (a large run costs per change, not
-// per task of the run), and reloads whole only the runs changed otherwise.
+// per task of the run), and reloads whole only the runs changed otherwise. The echoes of the
+// leader's own transitions are not remembered at all: its cache has them already.
 #pragma once
 
 #include <atomic>
@@ -53,16 +54,25 @@ class WakeSignal final : public ChangeSink {
     }
     cv_.notify_all();
   }
-  /// Whether runChanged() is remembered (the engine turns it on while it leads); turning it off
-  /// forgets what accumulated.
-  void trackRuns(bool on) {
+  /// The engine leads with `term`: changed runs and tasks are remembered from now on, except the
+  /// echoes of the transitions written with `term` (Change::leader_term) — the engine mirrored
+  /// those into its cache when the store applied them, and every other write it makes with the term
+  /// (a hand-over's outcome, a reaper's) names its run with runChanged() itself.
+  void leadAs(Term term) {
     std::lock_guard lock(mutex_);
-    tracking_runs_ = on;
-    if (!on) {
-      changed_runs_.clear();
-      changed_tasks_.clear();
-    }
+    tracking_runs_ = true;
+    own_term_ = term;
   }
+  /// The engine follows: nothing is remembered, and what accumulated is forgotten.
+  void follow() {
+    std::lock_guard lock(mutex_);
+    tracking_runs_ = false;
+    own_term_ = 0;
+    changed_runs_.clear();
+    changed_tasks_.clear();
+  }
+  /// Changes skipped as the leader's own echoes, since the start (for tests and debug logs).
+  std::uint64_t ownEchoesSkipped() const { return own_echoes_skipped_.load(); }
   /// How many changed runs wait for the next drain().
   std::size_t pendingRuns() const {
     std::lock_guard lock(mutex_);
@@ -125,7 +135,11 @@ class WakeSignal final : public ChangeSink {
     if (change.kind == Change::Kind::kDag || change.run.run_id.empty()) {
       everythingChanged();
     } else if (change.kind == Change::Kind::kTask && !change.task_id.empty()) {
-      taskChanged(change.run, change.task_id);
+      if (isOwnEcho(change)) {
+        own_echoes_skipped_.fetch_add(1, std::memory_order_relaxed);
+      } else {
+        taskChanged(change.run, change.task_id);
+      }
     } else {
       runChanged(change.run);
     }
@@ -145,6 +159,12 @@ class WakeSignal final : public ChangeSink {
   void setListener(ChangeSink* listener) { listener_.store(listener); }
 
  private:
+  bool isOwnEcho(const Change& change) const {
+    if (change.leader_term == 0) return false;
+    std::lock_guard lock(mutex_);
+    return change.leader_term == own_term_;
+  }
+
   mutable std::mutex mutex_;
   std::condition_variable cv_;
   static constexpr std::size_t kMaxTasksPerRun = 4096;
@@ -153,6 +173,8 @@ class WakeSignal final : public ChangeSink {
   std::set<std::string> changed_dags_;
   bool dags_unknown_ = false;
   bool tracking_runs_ = true;
+  Term own_term_ = 0;  // while leading; 0 when following
+  std::atomic<std::uint64_t> own_echoes_skipped_{0};
   bool everything_ = false;
   bool pending_ = false;
   std::atomic<ChangeSink*> listener_{nullptr};

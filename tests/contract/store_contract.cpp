@@ -1574,6 +1574,30 @@ TEST_P(StoreContract, ASubscriberHearsDagsRunsTasksAndReports) {
   EXPECT_TRUE(sink.waitFor(isRun(key)));
 }
 
+// SDK 3.4: a leader skips the echoes of its own transitions, so a change made by applyTransitions
+// names the term that wrote it, and a change anyone else made names none.
+TEST_P(StoreContract, ATransitionsChangeNamesTheTermThatWroteIt) {
+  RecordingSink sink;
+  Subscription sub(store(), sink);
+  ASSERT_TRUE(ok(sub.status()));
+  Scenario w(store());
+  // An id that needs escaping in a message: the term must still come out whole.
+  const RunKey key = w.started("etl", "r:1%", {"a:b%c"});
+  const Term term = w.term();
+  ASSERT_GT(term, 0);
+  auto by = [&](Term t) {
+    return [&key, t](const Change& c) { return isTask(key, "a:b%c")(c) && c.leader_term == t; };
+  };
+  ASSERT_TRUE(w.move(key, "a:b%c", S::kNone, S::kScheduled, 2));
+  ASSERT_TRUE(w.move(key, "a:b%c", S::kScheduled, S::kQueued, 3));
+  ASSERT_TRUE(sink.waitForCount(by(term), 2)) << "each transition's change names the term " << term;
+  EXPECT_FALSE(sink.saw(by(0)));
+  sink.clear();
+  ASSERT_TRUE(ok(store().reportRunning(w.attempt(key, "a:b%c"), at(4))));
+  EXPECT_TRUE(sink.waitFor(by(0))) << "an executor's report is not the leader's write";
+  EXPECT_FALSE(sink.saw(by(term)));
+}
+
 TEST_P(StoreContract, AnUnsubscribedSinkHearsNothingMore) {
   Scenario w(store());
   RecordingSink first;

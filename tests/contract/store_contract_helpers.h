@@ -244,6 +244,14 @@ class RecordingSink final : public ChangeSink {
     std::unique_lock lock(mutex_);
     return cv_.wait_for(lock, timeout, [&] { return std::any_of(changes_.begin(), changes_.end(), wanted); });
   }
+  /// Waits until `n` changes matching `wanted` arrived.
+  bool waitForCount(const std::function<bool(const Change&)>& wanted, std::size_t n,
+                    std::chrono::milliseconds timeout = kFeedTimeout) {
+    std::unique_lock lock(mutex_);
+    return cv_.wait_for(lock, timeout, [&] {
+      return static_cast<std::size_t>(std::count_if(changes_.begin(), changes_.end(), wanted)) >= n;
+    });
+  }
   bool saw(const std::function<bool(const Change&)>& wanted) const {
     std::lock_guard lock(mutex_);
     return std::any_of(changes_.begin(), changes_.end(), wanted);

@@ -895,7 +895,10 @@ Result<std::vector<bool>> MemoryStore::applyTransitions(Term term, const RunKey&
     TaskInstance* ti = entry.find(w.task_id);
     const bool ok = ti != nullptr && applyWrite(*ti, w, at);
     applied.push_back(ok);
-    if (ok) changes.push_back(taskChange(run, w.task_id));
+    if (ok) {
+      changes.push_back(taskChange(run, w.task_id));
+      changes.back().leader_term = term;  // the decision's writer (store.h Change::leader_term)
+    }
   }
   backend_->feed.publish(std::move(changes));
   return applied;

@@ -29,7 +29,9 @@
 ///      hooks with TaskLabels (the tenant) — recordTaskStartLabelled, recordTaskFinishLabelled,
 ///      observeTaskDurationLabelled.
 /// 3.3: Store::listActiveRunKeys (the leader's periodic listing of the active runs, keys only).
-#define LEOFLOW_ABI_MINOR 3
+/// 3.4: Change::leader_term (a change made by applyTransitions names the term that wrote it: a leader
+///      skips the echoes of its own writes).
+#define LEOFLOW_ABI_MINOR 4
 
 #define LEOFLOW_ABI_STR2(x) #x
 #define LEOFLOW_ABI_STR(x) LEOFLOW_ABI_STR2(x)

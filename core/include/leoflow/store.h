@@ -183,6 +183,12 @@ struct Change {
   RunKey run;           ///< for kTask and kRun
   std::string task_id;  ///< for kTask
   std::string dag_id;   ///< for kDag
+  /// SDK 3.4. For a kTask change made by applyTransitions: the fencing term the write carried (the
+  /// leader that decided it); 0 for every other writer (reports, a person's commands, reapers). A
+  /// leader mirrors its own applied transitions into its cache as the store applied them, so it
+  /// skips the echoes of its own term instead of reading the instance back. Leaving it 0 is correct,
+  /// only slower: the leader then reads every change. The host reads it only from stores of 3.4.
+  Term leader_term = 0;
 };
 
 /// Receives change-feed messages on a thread the store owns, never with the store's own locks held.

@@ -1,5 +1,6 @@
 #include "change_message.h"
 
+#include <charconv>
 #include <vector>
 
 namespace leoflow::plugins::store_postgres {
@@ -53,6 +54,12 @@ std::optional<Change> parseChangeMessage(std::string_view message) {
     ids.push_back(std::move(*id));
   }
   Change c;
+  if (parts[0] == "t" && ids.size() == 4) {  // a transition's, with the term that wrote it
+    const std::string& term = ids[3];
+    const auto [end, error] = std::from_chars(term.data(), term.data() + term.size(), c.leader_term);
+    if (error != std::errc{} || end != term.data() + term.size() || c.leader_term <= 0) return std::nullopt;
+    ids.pop_back();
+  }
   if (parts[0] == "t" && ids.size() == 3) {
     c.kind = Change::Kind::kTask;
     c.run = RunKey{ids[0], ids[1]};

@@ -1,6 +1,7 @@
 // The change-feed payloads the SQL functions send with pg_notify (migrations/002_functions.sql):
 // "t:<dag>:<run>:<task>", "r:<dag>:<run>", "d:<dag>", each id percent-encoded ('%' → %25, ':' → %3A)
-// so ':' separates them.
+// so ':' separates them. A task moved by apply_transitions adds the term that wrote it,
+// "t:<dag>:<run>:<task>:<term>" (store.h Change::leader_term; migrations/006_transition_writer.sql).
 #pragma once
 
 #include <optional>

@@ -29,7 +29,7 @@ for w = 0, n - 1 do
     if exhaust == '1' then t[F_MAX] = t[F_TRY] end
     if note ~= '' then t[F_NOTE] = note end
     redis.call('HSET', tis, task, encodeTi(t))
-    publishTask(dag, run, task)
+    publishTaskByTerm(dag, run, task, ARGV[3])
     out[#out + 1] = 1
   else
     out[#out + 1] = 0

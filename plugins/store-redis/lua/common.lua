@@ -44,9 +44,14 @@ local function tisKey(dag, run) return runKey(dag, run) .. ':tis' end
 local function execKey(dag, run) return runKey(dag, run) .. ':exec' end
 local function runIdKey(run) return P .. ':runid:' .. enc(run) end
 
--- Change feed (README.md "Change feed"): t:<dag>:<run>:<task>, r:<dag>:<run>, d:<dag>.
+-- Change feed (README.md "Change feed"): t:<dag>:<run>:<task>, r:<dag>:<run>, d:<dag>; a task moved
+-- by apply_transitions adds the term that wrote it, t:<dag>:<run>:<task>:<term> (store.h
+-- Change::leader_term: the leader skips its own echoes).
 local function publishTask(dag, run, task)
   redis.call('PUBLISH', CHANNEL, 't:' .. runRef(dag, run) .. ':' .. enc(task))
+end
+local function publishTaskByTerm(dag, run, task, term)
+  redis.call('PUBLISH', CHANNEL, 't:' .. runRef(dag, run) .. ':' .. enc(task) .. ':' .. term)
 end
 local function publishRun(dag, run) redis.call('PUBLISH', CHANNEL, 'r:' .. runRef(dag, run)) end
 local function publishDag(dag) redis.call('PUBLISH', CHANNEL, 'd:' .. enc(dag)) end

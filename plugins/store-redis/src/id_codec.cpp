@@ -1,5 +1,6 @@
 #include "id_codec.h"
 
+#include <charconv>
 #include <vector>
 
 namespace leoflow::plugins::store_redis {
@@ -92,7 +93,13 @@ std::optional<Change> parseChangeMessage(std::string_view message) {
   Change change;
   switch (parts[0][0]) {
     case 't':
-      if (ids.size() != 3) return std::nullopt;
+      if (ids.size() == 4) {  // a transition's, with the term that wrote it
+        const std::string& term = ids[3];
+        const auto [end, error] = std::from_chars(term.data(), term.data() + term.size(), change.leader_term);
+        if (error != std::errc{} || end != term.data() + term.size() || change.leader_term <= 0) return std::nullopt;
+      } else if (ids.size() != 3) {
+        return std::nullopt;
+      }
       change.kind = Change::Kind::kTask;
       change.run = RunKey{ids[0], ids[1]};
       change.task_id = ids[2];

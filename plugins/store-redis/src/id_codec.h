@@ -25,7 +25,8 @@ std::optional<RunKey> parseRunRef(std::string_view ref);
 /// number keeps two stores on one server apart.
 std::string changeChannel(const std::string& key_prefix, int db);
 
-/// Parses "t:<dag>:<run>:<task>", "r:<dag>:<run>" or "d:<dag>"; nullopt for anything else.
+/// Parses "t:<dag>:<run>:<task>", "t:<dag>:<run>:<task>:<term>" (a transition, with the term that
+/// wrote it: Change::leader_term), "r:<dag>:<run>" or "d:<dag>"; nullopt for anything else.
 std::optional<Change> parseChangeMessage(std::string_view message);
 
 }  // namespace leoflow::plugins::store_redis

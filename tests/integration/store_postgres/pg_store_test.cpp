@@ -22,6 +22,7 @@
 
 #include <leoflow/status.h>
 
+#include "change_message.h"
 #include "migrations.h"
 #include "pg_test_env.h"
 #include "planning/transitions.h"
@@ -224,6 +225,22 @@ std::string secureUser() {
 std::string securePassword() {
   const char* p = std::getenv("LEOFLOW_TEST_PG_SECURE_PASSWORD");
   return p != nullptr && *p != '\0' ? p : "right-password";
+}
+
+// The payloads the SQL functions send (src/change_message.h); no server needed.
+TEST(PgChangeMessage, PayloadsParseBackToChangesWithTheTransitionsTerm) {
+  auto report = sp::parseChangeMessage("t:etl%3Av2:r1:x");
+  ASSERT_TRUE(report.has_value());
+  EXPECT_EQ(report->run, (RunKey{"etl:v2", "r1"}));
+  EXPECT_EQ(report->task_id, "x");
+  EXPECT_EQ(report->leader_term, 0) << "a report's or a person's change names no term";
+  auto moved = sp::parseChangeMessage("t:etl:r1:a%3Ab:42");
+  ASSERT_TRUE(moved.has_value());
+  EXPECT_EQ(moved->task_id, "a:b");
+  EXPECT_EQ(moved->leader_term, 42) << "a transition's change names the term that wrote it";
+  for (const char* bad : {"t:etl:r1", "t:a:b:c:x", "t:a:b:c:0", "t:a:b:c:-1", "t:a:b:c:1:2", "r:a:b:1", "d:"}) {
+    EXPECT_FALSE(sp::parseChangeMessage(bad).has_value()) << bad;
+  }
 }
 
 TEST(PgLogin, AWrongPasswordIsAClearErrorThatNeverShowsThePassword) {

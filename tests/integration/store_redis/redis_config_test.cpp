@@ -220,13 +220,19 @@ TEST(IdCodec, ChangeMessagesParseBackToChanges) {
   EXPECT_EQ(t->kind, Change::Kind::kTask);
   EXPECT_EQ(t->run, (RunKey{"etl:v2", "manual__2026-01-01T00:00:00.123456Z"}));
   EXPECT_EQ(t->task_id, "x");
+  EXPECT_EQ(t->leader_term, 0) << "a report's or a person's change names no term";
+  auto moved = parseChangeMessage("t:etl:r1:" + encodeId("a:b") + ":42");
+  ASSERT_TRUE(moved.has_value());
+  EXPECT_EQ(moved->task_id, "a:b");
+  EXPECT_EQ(moved->leader_term, 42) << "a transition's change names the term that wrote it";
   auto r = parseChangeMessage("r:etl:r1");
   ASSERT_TRUE(r.has_value());
   EXPECT_EQ(r->kind, Change::Kind::kRun);
   auto d = parseChangeMessage("d:etl");
   ASSERT_TRUE(d.has_value());
   EXPECT_EQ(d->dag_id, "etl");
-  for (const char* bad : {"", "x:etl", "t:etl:r1", "r:etl", "d:a:b", "d:%zz", "tt:a:b:c"}) {
+  for (const char* bad : {"", "x:etl", "t:etl:r1", "r:etl", "d:a:b", "d:%zz", "tt:a:b:c", "t:a:b:c:x", "t:a:b:c:0",
+                          "t:a:b:c:-1", "t:a:b:c:1:2", "r:a:b:1"}) {
     EXPECT_FALSE(parseChangeMessage(bad).has_value()) << bad;
   }
   EXPECT_EQ(changeChannel("leoflow", 3), "leoflow:3:changes");

@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include "engine/guarded.h"
 #include "engine_harness.h"
 
 namespace leoflow::engine::testing {
@@ -33,6 +34,56 @@ TEST(EngineScale, ExecutorReportsRefreshTheirTaskInsteadOfReloadingTheRun) {
   // Read whole twice (queued, then materialized), never again for the 120 reports of its tasks.
   EXPECT_LE(h.store.calls(Method::kLoadRuns), 3);
   EXPECT_GE(h.store.calls(Method::kLoadTaskInstances), 60);
+}
+
+// Issue 14 §1: the leader's applied transitions are mirrored into its cache; their echoes through
+// the change feed (which name the term that wrote them, store.h Change::leader_term) are not read.
+TEST(EngineScale, TheLeadersOwnTransitionsAreNotReadBackFromTheFeed) {
+  EngineHarness h;
+  h.addDag(dag("wide", {task("a"), task("b"), task("c")}));
+  h.executor.setDefault(Completion::kNone);  // handed over, never reported: only the leader writes
+  const RunKey run = h.seedRunning("wide", {{"a", EngineHarness::ti(TaskState::kNone)},
+                                            {"b", EngineHarness::ti(TaskState::kNone)},
+                                            {"c", EngineHarness::ti(TaskState::kNone)}});
+  ASSERT_TRUE(h.store.subscribe(h.wake).isOk());  // as Engine::run does
+  h.lead();
+  h.tick();  // none -> scheduled -> queued for all three; the feed's echoes are delivered
+  ASSERT_EQ(h.state(run, "c"), TaskState::kQueued);
+  h.store.resetCalls();
+  const TickReport next = h.tick(Engine::TickKind::kQuick);
+  EXPECT_EQ(h.store.calls(Method::kLoadTaskInstances) + h.store.calls(Method::kLoadRuns), 0)
+      << "its own six writes were read back";
+  EXPECT_EQ(next.runs_loaded, 0u);
+  EXPECT_EQ(h.wake.ownEchoesSkipped(), 6u);
+  h.store.unsubscribe();
+}
+
+// A store built before SDK 3.4 makes its Change without leader_term: the host must not read past
+// what such a store wrote, so GuardedStore passes its changes on with leader_term 0 (read them all).
+TEST(EngineScale, ChangesOfAStoreBeforeSdk34NeverNameATerm) {
+  EngineHarness h;
+  h.addDag(dag("wide", {task("a")}));
+  const RunKey run = h.seedRunning("wide", {{"a", EngineHarness::ti(TaskState::kNone)}});
+  struct Last final : ChangeSink {
+    std::vector<Change> changes;
+    void onChange(const Change& c) override { changes.push_back(c); }
+    void onResync() override {}
+  };
+  for (const std::uint32_t minor : {3u, 4u}) {
+    GuardedStore guarded(h.store, "memory", minor);
+    Last sink;
+    ASSERT_TRUE(guarded.subscribe(sink).isOk());
+    const Term term = *h.store.claimTerm("test");
+    const TaskState from = minor == 3 ? TaskState::kNone : TaskState::kScheduled;
+    const TaskState to = minor == 3 ? TaskState::kScheduled : TaskState::kQueued;
+    const std::vector<TaskTransitionWrite> w{{"a", from, 1, to, "", false}};
+    ASSERT_TRUE(guarded.applyTransitions(term, run, w, h.clock.now()).isOk());
+    h.store.drainChanges();
+    guarded.unsubscribe();
+    ASSERT_EQ(sink.changes.size(), 1u);
+    EXPECT_EQ(sink.changes[0].task_id, "a");
+    EXPECT_EQ(sink.changes[0].leader_term, minor == 3 ? 0 : term) << "SDK 3." << minor;
+  }
 }
 
 TEST(EngineScale, ATickWhereNothingChangedPlansNothing) {
