@@ -111,6 +111,8 @@ class Engine {
   void refreshTasks(TickState& t, const std::map<RunKey, std::vector<std::string>>& tasks);
   /// Reloads cached runs due for their periodic resync, within the tick's resync budget.
   void resyncDue(TickState& t);
+  /// Moves runs due for their periodic reload from load_order_ to reconcile_queue_, a few chunks at a time.
+  void queueDueReloads(std::chrono::steady_clock::time_point now);
   /// Whether a run must be advanced next tick although nothing changes it: it is queued (waiting to
   /// start), its planner has tasks that may move (waiting on capacity or a retry delay).
   static bool needsAttention(CachedRun& run);

@@ -110,18 +110,7 @@ TickReport Engine::tick(TickKind kind) {
   if (listing) applyActiveListing(t, *listing, listing_from, to_load);
   to_load.insert(to_load.end(), dirty_.begin(), dirty_.end());
   dirty_.clear();
-  if (kind == TickKind::kFull) {
-    // Cached runs due for their periodic reload (reloaded a chunk per tick, below): the oldest loads
-    // are at the front of load_order_.
-    while (!load_order_.empty() && steady_start - load_order_.front().first >= options_.full_resync_interval) {
-      auto [at, key] = std::move(load_order_.front());
-      load_order_.pop_front();
-      auto it = runs_.find(key);
-      if (it != runs_.end() && it->second->loadedAt() == at && reconcile_queued_.insert(key).second) {
-        reconcile_queue_.push_back(std::move(key));
-      }
-    }
-  }
+  if (kind == TickKind::kFull) queueDueReloads(steady_start);  // reloaded a chunk at a time, below
   std::sort(to_load.begin(), to_load.end());
   to_load.erase(std::unique(to_load.begin(), to_load.end()), to_load.end());
   // As in Airflow, a paused DAG's runs schedule no new tasks; what runs finishes and reports. A
@@ -325,6 +314,23 @@ void Engine::recordTaskGauges() {
   recorder_.setTaskGauges(running, queued, static_cast<std::int64_t>(open));
 }
 
+void Engine::queueDueReloads(steady_clock::time_point now) {
+  // Cached runs due for their periodic reload: the oldest loads are at the front of load_order_. Only
+  // a few chunks' worth are queued at a time, and resyncDue tops the queue up as it goes: the runs a
+  // takeover loaded fall due together, and queueing all 100,000 of them at once (a set insertion
+  // each) made that tick ~150 ms long before it reloaded anything.
+  const std::size_t most = 2 * std::max<std::size_t>(options_.load_chunk_runs, 1);
+  while (reconcile_queue_.size() < most && !load_order_.empty() &&
+         now - load_order_.front().first >= options_.full_resync_interval) {
+    auto [at, key] = std::move(load_order_.front());
+    load_order_.pop_front();
+    auto it = runs_.find(key);
+    if (it != runs_.end() && it->second->loadedAt() == at && reconcile_queued_.insert(key).second) {
+      reconcile_queue_.push_back(std::move(key));
+    }
+  }
+}
+
 void Engine::resyncDue(TickState& t) {
   // The periodic resync of cached runs, spread over ticks: the runs a new leader loaded together fall
   // due together, and reloading them all at once would make one tick as long as the takeover's. A
@@ -336,7 +342,9 @@ void Engine::resyncDue(TickState& t) {
   }
   do {
     std::vector<RunKey> chunk;
-    while (chunk.size() < options_.load_chunk_runs && !reconcile_queue_.empty()) {
+    while (chunk.size() < options_.load_chunk_runs) {
+      if (reconcile_queue_.empty()) queueDueReloads(t.steady_now);
+      if (reconcile_queue_.empty()) break;
       RunKey key = std::move(reconcile_queue_.front());
       reconcile_queue_.pop_front();
       reconcile_queued_.erase(key);
@@ -347,6 +355,7 @@ void Engine::resyncDue(TickState& t) {
     if (chunk.empty()) break;
     resync_reloaded_ += chunk.size();
     loadRuns(t, chunk);
+    queueDueReloads(t.steady_now);  // empty only when no run is due any more: the pass is done
   } while (!reconcile_queue_.empty() && !cancelled() &&
            steady_clock::now() - t.steady_now < options_.resync_tick_budget);
   if (reconcile_queue_.empty()) {
