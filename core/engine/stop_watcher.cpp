@@ -33,8 +33,11 @@ void StopWatcher::onChange(const Change& change) {
     std::lock_guard lock(mutex_);
     if (change.kind == Change::Kind::kDag || change.run.run_id.empty()) {
       everything_ = true;
+    } else if (change.kind == Change::Kind::kTask && !change.task_id.empty()) {
+      if (changed_.count(change.run) == 0) changed_tasks_[change.run].insert(change.task_id);
     } else {
       changed_.insert(change.run);
+      changed_tasks_.erase(change.run);
     }
   }
   cv_.notify_all();
@@ -52,17 +55,20 @@ void StopWatcher::loop() {
   auto next_sweep = std::chrono::steady_clock::now() + sweep_interval_;
   std::unique_lock lock(mutex_);
   while (!stopping_) {
-    cv_.wait_until(lock, next_sweep, [this] { return stopping_ || everything_ || !changed_.empty(); });
+    cv_.wait_until(lock, next_sweep,
+                   [this] { return stopping_ || everything_ || !changed_.empty() || !changed_tasks_.empty(); });
     if (stopping_) break;
     const bool sweep = std::chrono::steady_clock::now() >= next_sweep;
     std::set<RunKey> runs = std::move(changed_);
     changed_.clear();
+    std::map<RunKey, std::set<std::string>> tasks = std::move(changed_tasks_);
+    changed_tasks_.clear();
     const bool everything = everything_ || sweep;
     everything_ = false;
     if (sweep) next_sweep = std::chrono::steady_clock::now() + sweep_interval_;
     lock.unlock();
     try {
-      checkOnce(runs, everything);
+      checkOnce(runs, tasks, everything);
     } catch (const std::exception& e) {
       log_->warn("stop watcher check failed error=\"{}\"", e.what());
     }
@@ -70,14 +76,20 @@ void StopWatcher::loop() {
   }
 }
 
-std::size_t StopWatcher::checkOnce(const std::set<RunKey>& runs, bool everything) {
+std::size_t StopWatcher::checkOnce(const std::set<RunKey>& runs, const std::map<RunKey, std::set<std::string>>& tasks,
+                                   bool everything) {
+  auto named = [&](const AttemptRef& a) {
+    if (everything || runs.count(a.run) != 0) return true;
+    auto it = tasks.find(a.run);
+    return it != tasks.end() && it->second.count(a.task_id) != 0;
+  };
   // Which held attempts to check, by run.
   std::map<RunKey, std::vector<std::pair<std::size_t, AttemptRef>>> by_run;
   std::set<AttemptRef> held_now;
   for (std::size_t i = 0; i < executors_.size(); ++i) {
     for (const AttemptRef& a : executors_[i].held()) {
       held_now.insert(a);
-      if (everything || runs.count(a.run) != 0) by_run[a.run].emplace_back(i, a);
+      if (named(a)) by_run[a.run].emplace_back(i, a);
     }
   }
   {

@@ -166,10 +166,16 @@ TEST(StopWatcher, StopsOnlyTheAttemptsThatStoppedBeingCurrent) {
   EXPECT_EQ(watcher.checkOnce({run}, false), 2u);
   EXPECT_THAT(fake.stopped, ::testing::UnorderedElementsAre(AttemptRef{run, "a", 1}, AttemptRef{run, "b", 1}));
 
-  // Only the runs named are checked, unless everything is.
+  // Only the runs named are checked, unless everything is; of a run named by its tasks' changes,
+  // only the attempts of those tasks.
   ASSERT_TRUE(h.store.cancelRun({run, "cancelled by test", h.clock.now()}).isOk());
   EXPECT_EQ(watcher.checkOnce({RunKey{"etl", "other"}}, false), 0u);
-  EXPECT_EQ(watcher.checkOnce({}, true), 2u);
+  h.store.resetCalls();
+  EXPECT_EQ(watcher.checkOnce({}, {{run, {"a", "b"}}}, false), 0u) << "no attempt of a or b is held any more";
+  EXPECT_EQ(h.store.calls(Method::kLoadTaskInstances), 0) << "nothing held was named: nothing to read";
+  EXPECT_EQ(watcher.checkOnce({}, {{run, {"c"}}}, false), 1u);
+  EXPECT_THAT(fake.stopped, ::testing::Contains(AttemptRef{run, "c", 1}));
+  EXPECT_EQ(watcher.checkOnce({}, true), 1u);
   EXPECT_EQ(fake.stopped.size(), 4u);
 }
 
