@@ -72,11 +72,17 @@ void Engine::writeFromWorker(const DispatchJob& job, TaskTransitionWrite write, 
     log_->error("writing hand-over outcome failed dag_id={} run_id={} task_id={} to={} error={}", key.dag_id,
                 key.run_id, write.task_id, toString(write.to), applied.status().toString());
     if (applied.status().code() == StatusCode::kFenced) requestStepDown("fenced");
-  } else if (!applied->empty() && (*applied)[0]) {
+    wake_.runChanged(key);
+    return;
+  }
+  if (!applied->empty() && (*applied)[0]) {
     decision(decision_type);
     recorder_.recordTaskTransition(write.from, write.to, key.dag_id);
   }
-  wake_.runChanged(key);
+  // This thread does not touch the cache: the loop refreshes the one instance written (its feed
+  // echo carries this leader's term and is skipped, wake_signal.h). A write refused because the row
+  // had moved names the same task: whoever moved it published that change too.
+  wake_.taskChanged(key, write.task_id);
 }
 
 void Engine::handOver(DispatchJob& job, const std::atomic<bool>& cancelled) {
