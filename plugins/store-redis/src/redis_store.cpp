@@ -90,6 +90,63 @@ Result<RunRecord> runFromFields(const std::vector<std::string>& f, std::size_t a
 
 constexpr std::size_t kRunFields = 13;
 
+/// One run of load_runs.lua's reply: the integer 0 (no such run) or its packed fields — the 14 run
+/// fields (the 13 of runFromFields with `active` 12th), then a count and {task_id, record, ...},
+/// then a count and {task_id, execution id, ...}.
+Result<RunRecord> runFromPacked(const redisReply* item, const RunKey& key) {
+  if (item->type == REDIS_REPLY_INTEGER && item->integer == 0) {
+    return notFound("run \"" + key.run_id + "\" of dag \"" + key.dag_id + "\" does not exist");
+  }
+  if (item->type != REDIS_REPLY_STRING) return malformed("load_runs");
+  const auto packed = unpackFields(replyText(item));
+  constexpr std::size_t kStored = 14;
+  if (!packed || packed->size() < kStored + 2) return malformed("load_runs");
+  const std::vector<std::string_view>& f = *packed;
+  std::vector<std::string> fields;
+  fields.reserve(kRunFields);
+  for (std::size_t j = 0; j < 11; ++j) fields.emplace_back(f[j]);
+  fields.emplace_back(f[12]);  // uid
+  fields.emplace_back(f[13]);  // tenant
+  auto run = runFromFields(fields, 0);
+  if (!run) return run.status();
+  // The two counted lists: instances from tis_at to tis_end, claims from claims_at to the end.
+  std::int64_t tis_count = 0;
+  std::int64_t claims_count = 0;
+  const std::size_t tis_at = kStored + 1;
+  if (!parseInt64(f[kStored], tis_count) || tis_count < 0 || tis_count % 2 != 0 ||
+      f.size() < tis_at + static_cast<std::size_t>(tis_count) + 1) {
+    return malformed("load_runs");
+  }
+  const std::size_t tis_end = tis_at + static_cast<std::size_t>(tis_count);
+  const std::size_t claims_at = tis_end + 1;
+  if (!parseInt64(f[tis_end], claims_count) || claims_count < 0 || claims_count % 2 != 0 ||
+      f.size() != claims_at + static_cast<std::size_t>(claims_count)) {
+    return malformed("load_runs");
+  }
+  std::map<std::string_view, std::string_view> execution;
+  for (std::size_t j = claims_at; j + 1 < f.size(); j += 2) execution.emplace(f[j], f[j + 1]);
+  std::vector<TiRecord> records;
+  records.reserve(static_cast<std::size_t>(tis_count) / 2);
+  for (std::size_t j = tis_at; j < tis_end; j += 2) {
+    auto rec = decodeTiRecord(f[j], f[j + 1]);
+    if (!rec) {
+      return internalError("task \"" + std::string(f[j]) + "\" of run \"" + key.run_id + "\" of dag \"" + key.dag_id +
+                           "\" has a corrupt record");
+    }
+    // The claim of the current attempt: an attempt that never started has none (a claim left
+    // behind by an earlier attempt, in data written before new attempts dropped it, is not it).
+    if (rec->ti.started_at) {
+      if (auto e = execution.find(rec->ti.task_id); e != execution.end()) rec->ti.execution_id = e->second;
+    }
+    records.push_back(std::move(*rec));
+  }
+  // Materialization order, which is the DAG's task order.
+  std::sort(records.begin(), records.end(), [](const TiRecord& a, const TiRecord& b) { return a.seq < b.seq; });
+  run->tasks.reserve(records.size());
+  for (TiRecord& r : records) run->tasks.push_back(std::move(r.ti));
+  return run;
+}
+
 /// The reply of a person's command: {run state, moved task ids...}.
 Result<OperatorOutcome> outcomeFrom(const ReplyPtr& reply, std::string_view what) {
   auto f = flatArray(reply, 0, what);
@@ -335,67 +392,7 @@ std::vector<Result<RunRecord>> RedisStore::loadRuns(std::span<const RunKey> keys
     for (std::size_t i = 0; i < keys.size(); ++i) out.emplace_back(failure);
     return out;
   }
-  for (std::size_t i = 0; i < keys.size(); ++i) {
-    const redisReply* item = (*reply)->element[i];
-    const RunKey& key = keys[i];
-    if (item->type != REDIS_REPLY_ARRAY || item->elements == 0 || item->element[0]->type != REDIS_REPLY_INTEGER) {
-      out.emplace_back(malformed("load_runs"));
-      continue;
-    }
-    if (item->element[0]->integer == 0) {
-      out.emplace_back(notFound("run \"" + key.run_id + "\" of dag \"" + key.dag_id + "\" does not exist"));
-      continue;
-    }
-    // {1, 14 run fields (the 13 of runFromFields with `active` 12th), {task_id, record, ...},
-    //  {task_id, execution id, ...}}
-    if (item->elements != 17 || item->element[15]->type != REDIS_REPLY_ARRAY ||
-        item->element[16]->type != REDIS_REPLY_ARRAY || item->element[16]->elements % 2 != 0) {
-      out.emplace_back(malformed("load_runs"));
-      continue;
-    }
-    std::vector<std::string> fields;
-    for (std::size_t j = 1; j <= 11; ++j) fields.push_back(elementText(item->element[j]));
-    fields.push_back(elementText(item->element[13]));  // uid
-    fields.push_back(elementText(item->element[14]));  // tenant
-    auto run = runFromFields(fields, 0);
-    if (!run) {
-      out.emplace_back(run.status());
-      continue;
-    }
-    const redisReply* tis = item->element[15];
-    const redisReply* claims = item->element[16];
-    std::map<std::string_view, std::string_view> execution;
-    for (std::size_t j = 0; j + 1 < claims->elements; j += 2) {
-      execution.emplace(replyText(claims->element[j]), replyText(claims->element[j + 1]));
-    }
-    std::vector<TiRecord> records;
-    records.reserve(tis->elements / 2);
-    bool ok = tis->elements % 2 == 0;
-    for (std::size_t j = 0; ok && j + 1 < tis->elements; j += 2) {
-      auto rec = decodeTiRecord(replyText(tis->element[j]), replyText(tis->element[j + 1]));
-      if (!rec) {
-        out.emplace_back(internalError("task \"" + std::string(replyText(tis->element[j])) + "\" of run \"" +
-                                       key.run_id + "\" of dag \"" + key.dag_id + "\" has a corrupt record"));
-        ok = false;
-        break;
-      }
-      // The claim of the current attempt: an attempt that never started has none (a claim left
-      // behind by an earlier attempt, in data written before new attempts dropped it, is not it).
-      if (rec->ti.started_at) {
-        if (auto e = execution.find(rec->ti.task_id); e != execution.end()) rec->ti.execution_id = e->second;
-      }
-      records.push_back(std::move(*rec));
-    }
-    if (!ok) {
-      if (tis->elements % 2 != 0) out.emplace_back(malformed("load_runs"));
-      continue;
-    }
-    // Materialization order, which is the DAG's task order.
-    std::sort(records.begin(), records.end(), [](const TiRecord& a, const TiRecord& b) { return a.seq < b.seq; });
-    run->tasks.reserve(records.size());
-    for (TiRecord& r : records) run->tasks.push_back(std::move(r.ti));
-    out.emplace_back(std::move(*run));
-  }
+  for (std::size_t i = 0; i < keys.size(); ++i) out.push_back(runFromPacked((*reply)->element[i], keys[i]));
   return out;
 }
 
