@@ -57,7 +57,8 @@ class WakeSignal final : public ChangeSink {
   /// The engine leads with `term`: changed runs and tasks are remembered from now on, except the
   /// echoes of the transitions written with `term` (Change::leader_term) — the engine mirrored
   /// those into its cache when the store applied them, and every other write it makes with the term
-  /// (a hand-over's outcome, a reaper's) names its run with runChanged() itself.
+  /// names what it wrote itself (a hand-over's outcome its task, with taskChanged(); a reaper's its
+  /// run, with runChanged()).
   void leadAs(Term term) {
     std::lock_guard lock(mutex_);
     tracking_runs_ = true;
