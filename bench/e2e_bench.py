@@ -62,7 +62,11 @@ level or worse are printed at the end.
 short references); the meson test `e2e_bench_smoke` (suite bench) runs it on the build it belongs to.
 
 Environment: LEOFLOW_BENCH_LOG=debug for the schedulers' debug log, LEOFLOW_BENCH_KEEP=1 to keep
-the folders (config, logs, ledgers) for reading.
+the folders (config, logs, ledgers) for reading. LEOFLOW_BENCH_PGSS=K (postgres) loads
+pg_stat_statements into the private cluster, nested statements tracked too (those the store's
+functions run), and after each chain and fan-out prints its K statements (20 when K is not a number)
+that hit the most shared buffers: calls, rows, buffers hit per call, total and mean time. A function
+call's line counts its nested statements' work again; `top` marks the statements the store sent.
 
 This is a benchmark, not a test: it prints figures and fails only when a run does not succeed or a
 figure cannot be read, never on a figure's value.
@@ -86,6 +90,8 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 KEEP = bool(os.environ.get("LEOFLOW_BENCH_KEEP"))
+PGSS = os.environ.get("LEOFLOW_BENCH_PGSS", "")
+PGSS_TOP = int(PGSS) if PGSS.isdigit() and int(PGSS) > 0 else 20
 
 
 def free_port():
@@ -195,6 +201,12 @@ class RedisServer:
         m = re.search(r"total_commands_processed:(\d+)", self.cli("INFO", "stats"))
         return {"commands": int(m.group(1))}
 
+    def statements_reset(self):
+        pass
+
+    def statements_top(self, label):
+        return ""
+
     def reference(self, small=False):
         """redis-benchmark, one client, no pipelining (what the store does: one command at a time)."""
         n = 10000 if small else 100000
@@ -246,12 +258,63 @@ class PostgresServer:
         # As production (store-postgres README): every commit waits for its WAL flush.
         opts = (f"-c listen_addresses=127.0.0.1 -p {self.port} -k {self.dir} "
                 "-c fsync=on -c synchronous_commit=on -c full_page_writes=on")
+        if PGSS:
+            opts += (" -c shared_preload_libraries=pg_stat_statements -c pg_stat_statements.track=all"
+                     " -c pg_stat_statements.max=2000")
         self.run_pg("pg_ctl", "-D", self.data, "-l", os.path.join(self.dir, "server.log"), "-w", "-t", "30", "-s",
                     "-o", opts, "start")
         with open(os.path.join(self.data, "postmaster.pid")) as f:
             self.pid = int(f.readline())
         self.setting = ("PostgreSQL " + self.psql("SHOW server_version").split()[0] + ", fsync = "
                         + self.psql("SHOW fsync") + ", synchronous_commit = " + self.psql("SHOW synchronous_commit"))
+        if PGSS:
+            if self.psql("CREATE EXTENSION pg_stat_statements") is None:
+                sys.exit("LEOFLOW_BENCH_PGSS: CREATE EXTENSION pg_stat_statements failed")
+            self.setting += ", pg_stat_statements (track = all)"
+
+    def index_reads(self):
+        """Index entries each of the store's indexes returned so far, and rows sequential scans of
+        each of its tables read (pg_stat_user_indexes, pg_stat_user_tables)."""
+        out = self.psql("SELECT indexrelname, idx_scan, idx_tup_read FROM pg_stat_user_indexes "
+                        "WHERE schemaname = 'leoflow' UNION ALL SELECT relname || ' (seq scan)', seq_scan, "
+                        "seq_tup_read FROM pg_stat_user_tables WHERE schemaname = 'leoflow'")
+        reads = {}
+        for line in (out or "").splitlines():
+            name, scans, rows = line.split("|")
+            reads[name] = (int(scans), int(rows))
+        return reads
+
+    def statements_reset(self):
+        if PGSS:
+            self.psql("SELECT pg_stat_statements_reset()")
+            self.reads0 = self.index_reads()
+
+    def statements_top(self, label):
+        """The statements that hit the most shared buffers since statements_reset(), and the rows each
+        index and table returned meanwhile, as text to print (LEOFLOW_BENCH_PGSS)."""
+        if not PGSS:
+            return ""
+        out = self.psql(
+            "SELECT calls || '|' || rows || '|' || shared_blks_hit || '|' || round(total_exec_time::numeric, 1) "
+            "|| '|' || toplevel || '|' || regexp_replace(query, '\\s+', ' ', 'g') FROM pg_stat_statements "
+            f"WHERE query NOT LIKE '%pg_stat%' ORDER BY shared_blks_hit DESC LIMIT {PGSS_TOP}")
+        lines = [f"[postgres] {label}: top statements by shared buffers hit (pg_stat_statements)",
+                 f"  {'calls':>8} {'rows':>10} {'rows/call':>9} {'blks hit':>11} {'hit/call':>8} {'total ms':>9} "
+                 f"{'mean ms':>7}  top  query"]
+        for line in (out or "").splitlines():
+            calls, rows, hit, total, top, query = line.split("|", 5)
+            calls, rows, hit, total = int(calls), int(rows), int(hit), float(total)
+            lines.append(f"  {calls:>8} {rows:>10} {rows / max(calls, 1):>9.1f} {hit:>11} {hit / max(calls, 1):>8.1f} "
+                         f"{total:>9.1f} {total / max(calls, 1):>7.3f}  {'yes' if top == 'true' else 'no ':3}  "
+                         f"{query[:150]}")
+        time.sleep(1)  # backends publish their table and index counters when idle
+        reads = self.index_reads()
+        delta = sorted(((r[1] - self.reads0.get(k, (0, 0))[1], r[0] - self.reads0.get(k, (0, 0))[0], k)
+                        for k, r in reads.items()), reverse=True)
+        lines.append("  rows read, by index (index entries returned) and by table (sequential scans):")
+        lines += [f"  {rows:>12} in {scans:>8} scans ({rows / max(scans, 1):,.1f} per scan)  {name}"
+                  for rows, scans, name in delta[:8] if rows > 0]
+        return "\n".join(lines) + "\n"
 
     def run_pg(self, program, *args):
         r = subprocess.run([*self.as_pg, os.path.join(self.bin, program), *args], cwd="/", capture_output=True,
@@ -957,10 +1020,12 @@ def main():
             c0 = counters()
             for k in range(runs_of(n)):
                 for st in stacks:
+                    st.server.statements_reset()
                     gaps = bench_chain(st, n, f"chain{n}_{k}")
+                    top = st.server.statements_top(f"chain of {n}, run {k + 1}")
                     res[st.name]["gaps"].setdefault(n, []).extend(gaps)
                     print(f"[{st.name}] chain of {n}, run {k + 1}: median gap {median(gaps):.2f} ms, "
-                          f"p90 {pct(gaps, 0.9):.2f} ms, max {max(gaps):.2f} ms", flush=True)
+                          f"p90 {pct(gaps, 0.9):.2f} ms, max {max(gaps):.2f} ms\n{top}", end="", flush=True)
             work_per_task(f"chain {n}", c0, counters(), runs_of(n) * n)
         if wanted("chain"):
             floor = exec_floor_ms()
@@ -971,7 +1036,9 @@ def main():
             c0 = counters()
             for k in range(runs_of(n)):
                 for st in stacks:
+                    st.server.statements_reset()
                     rate, wall, sched_cpu, server_cpu = bench_fanout(st, n, f"fanout{n}_{k}")
+                    top = st.server.statements_top(f"fan-out of {n}, run {k + 1}")
                     bare = bare_spawn_rate(n, a.spawn_threads)
                     r = res[st.name]
                     r["rates"].setdefault(n, []).append(rate)
@@ -981,7 +1048,7 @@ def main():
                     print(f"[{st.name}] fan-out of {n}, run {k + 1}: {rate:.0f} tasks/s (run took {wall:.1f} s wall; "
                           f"CPU: scheduler {sched_cpu:.2f} s = {1000 * sched_cpu / (n + 1):.2f} ms per task, "
                           f"{st.name} {server_cpu:.2f} s); right after, bare `bash -c true` from {a.spawn_threads} "
-                          f"threads: {bare:.0f} /s ({100 * rate / bare:.0f} %)", flush=True)
+                          f"threads: {bare:.0f} /s ({100 * rate / bare:.0f} %)\n{top}", end="", flush=True)
             work_per_task(f"fan-out {n}", c0, counters(), runs_of(n) * (n + 1))
         if wanted("fanout"):
             phase["fan-out"] = time.time() - tp
