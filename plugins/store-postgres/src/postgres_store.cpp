@@ -53,17 +53,14 @@ const std::vector<PreparedStatement>& statements() {
        "r.uid, r.tenant, ti.execution_id "
        "FROM k JOIN runs r ON r.dag_id = k.dag_id AND r.run_id = k.run_id "
        "LEFT JOIN task_instances ti ON ti.run_uid = r.uid ORDER BY k.ord, ti.seq"},
-      // Some instances of one run, by (run_uid, task_id), the primary key: one row per instance found
-      // (in no particular order; the caller matches them by id), or one row with a NULL task when the
-      // run has none of them; no row at all when the run does not exist. Kept simple on purpose: its
-      // generic plan is as good as a custom one, so PostgreSQL stops planning it on every call (the
-      // join over an unnest WITH ORDINALITY it replaced was planned afresh each time, ~0.2 ms on the
-      // path of every change the scheduler hears).
+      // Some instances of one run, each by (run_uid, task_id), the primary key: one row per instance
+      // found (the caller matches them by id), or one row with a NULL task when the run has none of
+      // them; no row at all when the run does not exist. A function (migrations/009_task_instance_
+      // lookups.sql) because a single join on `task_id = ANY($3)` let the planner, misled by the
+      // statistics of a run just materialized, read the whole run for every call; the function's one
+      // statement per id binds both key columns and is planned once per session.
       {"load_task_instances",
-       "SELECT ti.task_id, ti.state, ti.try_number, ti.max_tries, ts_us(ti.scheduled_at), ts_us(ti.queued_at), "
-       "ts_us(ti.started_at), ts_us(ti.ended_at), ts_us(ti.last_heartbeat_at), ti.exit_code, ti.note, ti.execution_id "
-       "FROM runs r LEFT JOIN task_instances ti ON ti.run_uid = r.uid AND ti.task_id = ANY($3::text[]) "
-       "WHERE r.dag_id = $1::text AND r.run_id = $2::text"},
+       "SELECT * FROM load_task_instances($1::text, $2::text, $3::text[])"},
       {"list_runs",
        "SELECT dag_id, run_id, dag_version, state, trigger, ts_us(logical_date), ts_us(queued_at), "
        "ts_us(started_at), ts_us(ended_at), conf, note, uid, tenant FROM runs "
