@@ -48,6 +48,11 @@ class Connection {
   ReplyPtr call(const std::vector<std::string>& args);
   /// Sends one command without waiting for the reply (pub/sub).
   bool send(const std::vector<std::string>& args);
+  /// Sends several commands in one write, without waiting (a pipeline: receive() their replies, in
+  /// order). false when the connection failed.
+  bool sendAll(const std::vector<std::vector<std::string>>& commands);
+  /// Waits for the next reply (error replies are replies); nullptr when the connection failed.
+  ReplyPtr receive();
   /// A complete reply already received and buffered, or nullptr. Does no I/O.
   ReplyPtr bufferedReply();
   /// Reads what the socket holds; call when poll() says it is readable. false when broken.

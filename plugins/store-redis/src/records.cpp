@@ -77,21 +77,4 @@ std::string encodeTiRecord(const TiRecord& r) {
   return out;
 }
 
-std::optional<std::vector<std::string_view>> unpackFields(std::string_view packed) {
-  std::vector<std::string_view> fields;
-  std::size_t at = 0;
-  while (at < packed.size()) {
-    const std::size_t colon = packed.find(':', at);
-    if (colon == std::string_view::npos || colon == at) return std::nullopt;
-    std::size_t length = 0;
-    const auto [end, error] = std::from_chars(packed.data() + at, packed.data() + colon, length);
-    if (error != std::errc{} || end != packed.data() + colon || length > packed.size() - colon - 1) {
-      return std::nullopt;
-    }
-    fields.push_back(packed.substr(colon + 1, length));
-    at = colon + 1 + length;
-  }
-  return fields;
-}
-
 }  // namespace leoflow::plugins::store_redis

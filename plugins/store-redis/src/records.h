@@ -31,9 +31,4 @@ struct TiRecord {
 std::optional<TiRecord> decodeTiRecord(std::string_view task_id, std::string_view record);
 std::string encodeTiRecord(const TiRecord& record);
 
-/// Splits a string of length-prefixed fields, "<decimal length>:<bytes>" one after another (the
-/// packed reply of lua/load_runs.lua); nullopt when it is not exactly that. The views point into
-/// `packed`.
-std::optional<std::vector<std::string_view>> unpackFields(std::string_view packed);
-
 }  // namespace leoflow::plugins::store_redis

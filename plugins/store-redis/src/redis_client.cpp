@@ -186,4 +186,33 @@ Result<ReplyPtr> RedisClient::eval(const lua::ScriptSource& script, const std::v
   return reply;
 }
 
+Result<ReplyPtr> RedisClient::transaction(const std::vector<std::vector<std::string>>& commands) {
+  std::vector<std::vector<std::string>> batch;
+  batch.reserve(commands.size() + 2);
+  batch.push_back({"MULTI"});
+  batch.insert(batch.end(), commands.begin(), commands.end());
+  batch.push_back({"EXEC"});
+  auto pooled = acquire();
+  if (!pooled) return pooled.status();
+  auto broken = [&] {
+    connectionFailed(*pooled);
+    return unavailable("redis at " + settings_.endpoint.redacted + ": " + pooled->conn->error());
+  };
+  if (!pooled->conn->sendAll(batch)) return broken();
+  // Every reply is read, whatever it says, so the connection goes back to the pool in step: MULTI's
+  // +OK, one +QUEUED (or a queueing error) a command, then EXEC's.
+  ReplyPtr exec;
+  for (std::size_t i = 0; i < batch.size(); ++i) {
+    ReplyPtr reply = pooled->conn->receive();
+    if (!reply) return broken();
+    if (i + 1 == batch.size()) exec = std::move(reply);
+  }
+  release(std::move(*pooled));
+  if (exec->type == REDIS_REPLY_ERROR) return statusFromError(replyText(exec.get()));
+  if (exec->type != REDIS_REPLY_ARRAY || exec->elements != commands.size()) {
+    return unavailable("redis at " + settings_.endpoint.redacted + ": the transaction did not run");
+  }
+  return exec;
+}
+
 }  // namespace leoflow::plugins::store_redis

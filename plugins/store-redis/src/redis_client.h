@@ -44,6 +44,11 @@ class RedisClient {
   /// restart): the script is then cached again. `args` are the script's own arguments; the key
   /// prefix and the channel are put in front (lua/common.lua's calling convention).
   Result<ReplyPtr> eval(const lua::ScriptSource& script, const std::vector<std::string>& args);
+  /// Runs `commands` as one MULTI/EXEC transaction, sent in one write: Redis executes them together,
+  /// nothing in between, which makes a consistent snapshot without a script. Returns EXEC's array
+  /// (one reply per command; a command's error reply stays in it) or the Status of a transaction
+  /// Redis refused (EXECABORT: a command it could not queue).
+  Result<ReplyPtr> transaction(const std::vector<std::vector<std::string>>& commands);
 
   const Settings& settings() const noexcept { return settings_; }
   const std::string& channel() const noexcept { return channel_; }

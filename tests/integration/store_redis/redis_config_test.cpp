@@ -238,18 +238,6 @@ TEST(IdCodec, ChangeMessagesParseBackToChanges) {
   EXPECT_EQ(changeChannel("leoflow", 3), "leoflow:3:changes");
 }
 
-// load_runs.lua answers each run as one string of "<length>:<bytes>" fields (records.h).
-TEST(PackedFields, SplitBackIntoTheFieldsWhateverTheyHold) {
-  const std::string packed = "3:etl0:5:a:b|c12:{\"k\": \"v:1\"}";
-  auto f = unpackFields(packed);
-  ASSERT_TRUE(f.has_value());
-  EXPECT_EQ(*f, (std::vector<std::string_view>{"etl", "", "a:b|c", "{\"k\": \"v:1\"}"}));
-  EXPECT_EQ(unpackFields("")->size(), 0u);
-  for (const char* bad : {"3:ab", ":abc", "x:abc", "3abc", "2:ab1", "-1:a", "99999999999999999999:a"}) {
-    EXPECT_FALSE(unpackFields(bad).has_value()) << bad;
-  }
-}
-
 TEST(TiRecordCodec, RoundTripsEveryFieldToTheMicrosecond) {
   TiRecord r;
   r.seq = 7;
