@@ -109,6 +109,9 @@ class Engine {
   /// Refreshes the named task instances of cached runs (Store::loadTaskInstances); a run that is
   /// not cached, or whose refresh fails, is reloaded whole instead.
   void refreshTasks(TickState& t, const std::map<RunKey, std::vector<std::string>>& tasks);
+  /// Mirrors one accepted report of this process's executions into the cached instance; false when
+  /// the cache does not hold that attempt where the report started (the instance is read instead).
+  bool mirrorOwnReport(const OwnReport& report);
   /// Reloads cached runs due for their periodic resync, within the tick's resync budget.
   void resyncDue(TickState& t);
   /// Moves runs due for their periodic reload from load_order_ to reconcile_queue_, a few chunks at a time.

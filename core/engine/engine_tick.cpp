@@ -130,6 +130,13 @@ TickReport Engine::tick(TickKind kind) {
     }
   }
   if (!to_load.empty() && !cancelled()) loadRuns(t, to_load);
+  // This process's executions' accepted reports: mirrored, not read back (runs loaded whole just now
+  // have them; an instance the cache holds elsewhere than where the report started is read).
+  for (const OwnReport& r : drained.own_reports) {
+    const RunKey& run = r.execution.attempt.run;
+    if (std::binary_search(to_load.begin(), to_load.end(), run)) continue;
+    if (!mirrorOwnReport(r)) drained.tasks[run].push_back(r.execution.attempt.task_id);
+  }
   // Changes that named their task: refresh those instances (runs loaded whole just now have them).
   for (const RunKey& k : to_load) drained.tasks.erase(k);
   if (!drained.tasks.empty() && !cancelled()) refreshTasks(t, drained.tasks);
@@ -407,6 +414,37 @@ void Engine::refreshTasks(TickState& t, const std::map<RunKey, std::vector<std::
     }
   }
   if (!whole.empty()) loadRuns(t, whole);
+}
+
+bool Engine::mirrorOwnReport(const OwnReport& r) {
+  const AttemptRef& a = r.execution.attempt;
+  auto it = runs_.find(a.run);
+  if (it == runs_.end() || !it->second->materialized()) return false;
+  CachedRun& run = *it->second;
+  const auto i = run.dag().dag.find(a.task_id);
+  if (!i) return false;
+  TaskInstance ti = run.instance(*i);
+  if (ti.try_number != a.try_number) return false;
+  const std::string& id = r.execution.execution_id;
+  // Exactly what the stores write (store.h reportRunning, reportFinished).
+  if (!r.finished) {
+    if (ti.state == TaskState::kRunning && ti.execution_id == id) return true;  // known already
+    if (ti.state != TaskState::kQueued) return false;
+    ti.state = TaskState::kRunning;
+    ti.started_at = r.at;
+    ti.last_heartbeat_at = r.at;
+    ti.execution_id = id;
+  } else {
+    if (ti.state == r.to && ti.execution_id == id) return true;  // read back already
+    if (ti.state != TaskState::kRunning || ti.execution_id != id) return false;
+    ti.state = r.to;
+    ti.ended_at = r.at;
+    ti.exit_code = r.exit_code;
+    if (!r.message.empty()) ti.note = r.message;
+  }
+  run.replaceInstance(ti);
+  attention_.insert(a.run);
+  return true;
 }
 
 void Engine::loadRuns(TickState& t, const std::vector<RunKey>& all_keys) {

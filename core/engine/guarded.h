@@ -118,11 +118,13 @@ class GuardedStore final : public Store {
     return g([&] { return inner_.reportFinished(e, o, at); });
   }
   Status subscribe(ChangeSink& sink) override {
-    if (abi_minor_ >= 4) return g([&] { return inner_.subscribe(sink); });
-    // A store before SDK 3.4 builds its Change without leader_term: its messages are copied into
-    // this SDK's Change (leader_term 0) before the host reads them.
-    before_leader_term_.target = &sink;
-    return g([&] { return inner_.subscribe(before_leader_term_); });
+    if (abi_minor_ >= 5) return g([&] { return inner_.subscribe(sink); });
+    // A store before SDK 3.5 builds its Change without execution_id (and before 3.4 without
+    // leader_term): its messages are copied into this SDK's Change, field by field, before the host
+    // reads them.
+    older_changes_.target = &sink;
+    older_changes_.has_leader_term = abi_minor_ >= 4;
+    return g([&] { return inner_.subscribe(older_changes_); });
   }
   void unsubscribe() override {
     try {
@@ -148,15 +150,17 @@ class GuardedStore final : public Store {
   auto g(Call&& call) -> decltype(call()) {
     return guardCall(plugin_, std::forward<Call>(call));
   }
-  /// Passes on the changes of a store older than SDK 3.4, reading only the fields it has.
-  struct BeforeLeaderTermSink final : ChangeSink {
+  /// Passes on the changes of a store older than SDK 3.5, reading only the fields it has.
+  struct OlderChangesSink final : ChangeSink {
     ChangeSink* target = nullptr;
+    bool has_leader_term = false;  ///< SDK 3.4 or newer
     void onChange(const Change& change) override {
       Change copy;
       copy.kind = change.kind;
       copy.run = change.run;
       copy.task_id = change.task_id;
       copy.dag_id = change.dag_id;
+      if (has_leader_term) copy.leader_term = change.leader_term;
       target->onChange(copy);
     }
     void onResync() override { target->onResync(); }
@@ -164,7 +168,7 @@ class GuardedStore final : public Store {
   Store& inner_;
   std::string plugin_;
   std::uint32_t abi_minor_;
-  BeforeLeaderTermSink before_leader_term_;
+  OlderChangesSink older_changes_;
 };
 
 class GuardedLeader final : public Leader {

@@ -18,10 +18,11 @@ TaskEventsSink::TaskEventsSink(Store& store, const Clock& clock, WakeSignal& wak
 Status TaskEventsSink::running(const ExecutionRef& e) {
   const AttemptRef& a = e.attempt;
   const Timestamp at = clock_.now();
+  wake_.expectOwnReport(e.execution_id);
   Status s = store_.reportRunning(e, at);
   if (s.isOk()) {
-    // A task's own writes name the task: the leader refreshes only this instance.
-    wake_.taskChanged(a.run, a.task_id);
+    // What the store wrote is known: the leader mirrors it (and skips its echo).
+    wake_.ownReportAccepted(OwnReport{e, false, TaskState::kRunning, at, std::nullopt, {}});
     if (recorder_ != nullptr) {
       const Labels labels = labelsOf(a, false);
       recorder_->recordTaskStartLabelled(TaskLabels{a.run.dag_id, a.task_id, labels.task_type, labels.tenant});
@@ -31,7 +32,10 @@ Status TaskEventsSink::running(const ExecutionRef& e) {
     }
     logger_->debug("task running dag_id={} run_id={} task_id={} try={} execution={}", a.run.dag_id, a.run.run_id,
                    a.task_id, a.try_number, e.execution_id);
-  } else if (s.code() == StatusCode::kConflict) {
+    return s;
+  }
+  notAccepted(e);
+  if (s.code() == StatusCode::kConflict) {
     // A claim refused: the attempt moved on (reaped, retried, finished) or another execution holds
     // it (ARCHITECTURE §8.13). The executor must not run the code (BEHAVIOUR §10 item 3).
     logger_->info("claim refused dag_id={} run_id={} task_id={} try={} execution={} reason={}", a.run.dag_id,
@@ -56,9 +60,11 @@ Status TaskEventsSink::heartbeat(const ExecutionRef& e) {
 Status TaskEventsSink::finished(const ExecutionRef& e, const TaskOutcome& outcome) {
   const AttemptRef& a = e.attempt;
   const Timestamp at = clock_.now();
+  wake_.expectOwnReport(e.execution_id);
   Status s = store_.reportFinished(e, outcome, at);
   if (s.isOk()) {
-    wake_.taskChanged(a.run, a.task_id);
+    wake_.ownReportAccepted(OwnReport{e, true, outcome.success ? TaskState::kSuccess : TaskState::kFailed, at,
+                                      outcome.exit_code, outcome.message});
     if (recorder_ != nullptr) {
       const Labels labels = labelsOf(a, true);
       const TaskLabels task{a.run.dag_id, a.task_id, labels.task_type, labels.tenant};
@@ -76,7 +82,10 @@ Status TaskEventsSink::finished(const ExecutionRef& e, const TaskOutcome& outcom
     logger_->debug("task finished dag_id={} run_id={} task_id={} try={} success={} exit_code={}", a.run.dag_id,
                    a.run.run_id, a.task_id, a.try_number, outcome.success,
                    outcome.exit_code ? std::to_string(*outcome.exit_code) : "none");
-  } else if (s.code() == StatusCode::kConflict) {
+    return s;
+  }
+  notAccepted(e);
+  if (s.code() == StatusCode::kConflict) {
     logger_->info("stale finished report ignored dag_id={} run_id={} task_id={} try={} reason={}", a.run.dag_id,
                   a.run.run_id, a.task_id, a.try_number, s.message());
   } else {
@@ -84,6 +93,13 @@ Status TaskEventsSink::finished(const ExecutionRef& e, const TaskOutcome& outcom
                    a.run.run_id, a.task_id, a.try_number, s.toString());
   }
   return s;
+}
+
+void TaskEventsSink::notAccepted(const ExecutionRef& e) {
+  // Refused, or no answer: nothing to mirror. A write whose reply was lost may still have applied,
+  // and its echo may have come and gone as expected: the leader reads the instance to be sure.
+  wake_.forgetOwnReport(e.execution_id);
+  wake_.taskChanged(e.attempt.run, e.attempt.task_id);
 }
 
 void TaskEventsSink::noteHandedOver(const AttemptRef& attempt, std::string task_type, std::string tenant) {

@@ -1,5 +1,7 @@
 // The host's TaskEvents: executor reports become attempt-scoped store writes (ARCHITECTURE §8.7),
-// accepted on every replica, and wake the loop so a finished task's downstream starts at once.
+// accepted on every replica, and wake the loop so a finished task's downstream starts at once: an
+// accepted report goes to the loop as a fact it mirrors into its cache (WakeSignal::OwnReport), and
+// the report's echo on the change feed is skipped.
 // Accepted reports are also counted (Recorder: task start, task finish and the attempt's duration,
 // timed from the running report this replica accepted), labelled with the task's type and the run's
 // tenant that the engine noted when it handed the attempt over (an adopted attempt has none).
@@ -50,6 +52,8 @@ class TaskEventsSink final : public TaskEvents {
     std::string tenant;
   };
   Labels labelsOf(const AttemptRef& attempt, bool forget);
+  /// A report the store did not accept: no echo to expect, and the instance read back.
+  void notAccepted(const ExecutionRef& execution);
   std::mutex labels_mutex_;
   std::map<AttemptRef, Labels> labels_;
 };

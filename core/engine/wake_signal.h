@@ -2,7 +2,9 @@
 // a finished hand-over. Remembers which runs changed, and of a run whose only changes named their
 // tasks, which tasks: the loop refreshes those instances alone (a large run costs per change, not
 // per task of the run), and reloads whole only the runs changed otherwise. The echoes of the
-// leader's own transitions are not remembered at all: its cache has them already.
+// leader's own transitions are not remembered at all: its cache has them already. Nor are the echoes
+// of the reports of this process's own executions: the reports themselves come here as facts
+// (OwnReport), which the loop mirrors into its cache without reading the instance back.
 #pragma once
 
 #include <atomic>
@@ -10,14 +12,27 @@
 #include <condition_variable>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include <leoflow/domain.h>
 #include <leoflow/store.h>
 
 namespace leoflow::engine {
+
+/// An executor's report that the store accepted, made by this process (TaskEventsSink): what the
+/// store wrote is known, so the leader mirrors it instead of reading the instance back.
+struct OwnReport {
+  ExecutionRef execution;
+  bool finished = false;  ///< false: the claim (queued → running); true: running → `to`
+  TaskState to = TaskState::kRunning;
+  Timestamp at{};
+  std::optional<int> exit_code;  ///< a finished report's
+  std::string message;           ///< a finished report's; the note when not empty
+};
 
 class WakeSignal final : public ChangeSink {
  public:
@@ -54,6 +69,34 @@ class WakeSignal final : public ChangeSink {
     }
     cv_.notify_all();
   }
+  /// This process is about to send a report of `execution_id` that may move its instance: the
+  /// echo of that report (Change::execution_id, SDK 3.5) is not a change to read back. Called
+  /// before the store call, so an echo that arrives before its reply is known; withdrawn with
+  /// forgetOwnReport() when the store did not accept the report.
+  void expectOwnReport(const std::string& execution_id) {
+    std::lock_guard lock(mutex_);
+    // Bounded: a report accepted without moving anything (a repeated claim) publishes no echo, so
+    // its expectation stays; stale ones only ever match that same execution's echoes, which are
+    // mirrored too, and are dropped wholesale here.
+    if (expected_reports_.size() >= kMaxExpectedReports) expected_reports_.clear();
+    ++expected_reports_[execution_id];
+  }
+  void forgetOwnReport(const std::string& execution_id) {
+    std::lock_guard lock(mutex_);
+    auto it = expected_reports_.find(execution_id);
+    if (it != expected_reports_.end() && --it->second <= 0) expected_reports_.erase(it);
+  }
+  /// The store accepted `report`, made by this process: the leader mirrors it into its cache (or,
+  /// when its copy of the instance is not where the report started, reads the instance).
+  void ownReportAccepted(OwnReport report) {
+    {
+      std::lock_guard lock(mutex_);
+      if (!tracking_runs_) return;
+      own_reports_.push_back(std::move(report));
+      pending_ = true;
+    }
+    cv_.notify_all();
+  }
   /// The engine leads with `term`: changed runs and tasks are remembered from now on, except the
   /// echoes of the transitions written with `term` (Change::leader_term) — the engine mirrored
   /// those into its cache when the store applied them, and every other write it makes with the term
@@ -71,6 +114,7 @@ class WakeSignal final : public ChangeSink {
     own_term_ = 0;
     changed_runs_.clear();
     changed_tasks_.clear();
+    own_reports_.clear();
   }
   /// Changes skipped as the leader's own echoes, since the start (for tests and debug logs).
   std::uint64_t ownEchoesSkipped() const { return own_echoes_skipped_.load(); }
@@ -111,13 +155,15 @@ class WakeSignal final : public ChangeSink {
     /// what was cached of them must be read again.
     std::vector<std::string> dags;
     bool dags_unknown = false;  ///< the feed resumed after a gap: any DAG may have changed
+    std::vector<OwnReport> own_reports;  ///< in the order the store accepted them
   };
   /// Takes what accumulated since the last call.
   Drained drain() {
     std::lock_guard lock(mutex_);
     Drained d{{changed_runs_.begin(), changed_runs_.end()}, {}, everything_,
-              {changed_dags_.begin(), changed_dags_.end()}, dags_unknown_};
+              {changed_dags_.begin(), changed_dags_.end()}, dags_unknown_, {}};
     for (auto& [run, tasks] : changed_tasks_) d.tasks.emplace(run, std::vector<std::string>(tasks.begin(), tasks.end()));
+    d.own_reports.swap(own_reports_);
     changed_runs_.clear();
     changed_tasks_.clear();
     changed_dags_.clear();
@@ -136,7 +182,7 @@ class WakeSignal final : public ChangeSink {
     if (change.kind == Change::Kind::kDag || change.run.run_id.empty()) {
       everythingChanged();
     } else if (change.kind == Change::Kind::kTask && !change.task_id.empty()) {
-      if (isOwnEcho(change)) {
+      if (isOwnEcho(change) || isOwnReportEcho(change)) {
         own_echoes_skipped_.fetch_add(1, std::memory_order_relaxed);
       } else {
         taskChanged(change.run, change.task_id);
@@ -166,9 +212,22 @@ class WakeSignal final : public ChangeSink {
     return change.leader_term == own_term_;
   }
 
+  /// The echo of a report this process made and expected (expectOwnReport): consumed here.
+  bool isOwnReportEcho(const Change& change) {
+    if (change.execution_id.empty()) return false;
+    std::lock_guard lock(mutex_);
+    auto it = expected_reports_.find(change.execution_id);
+    if (it == expected_reports_.end()) return false;
+    if (--it->second <= 0) expected_reports_.erase(it);
+    return true;
+  }
+
   mutable std::mutex mutex_;
   std::condition_variable cv_;
   static constexpr std::size_t kMaxTasksPerRun = 4096;
+  static constexpr std::size_t kMaxExpectedReports = 100'000;
+  std::unordered_map<std::string, int> expected_reports_;  // execution id → echoes still to come
+  std::vector<OwnReport> own_reports_;
   std::set<RunKey> changed_runs_;
   std::map<RunKey, std::set<std::string>> changed_tasks_;
   std::set<std::string> changed_dags_;

@@ -1598,6 +1598,40 @@ TEST_P(StoreContract, ATransitionsChangeNamesTheTermThatWroteIt) {
   EXPECT_FALSE(sink.saw(by(term)));
 }
 
+// SDK 3.5: the host mirrors the accepted reports of its own executions and skips their echoes, so a
+// claim or finished report that moved the instance names the execution, and nobody else's change does.
+TEST_P(StoreContract, AnExecutorsReportsChangeNamesTheExecution) {
+  RecordingSink sink;
+  Subscription sub(store(), sink);
+  ASSERT_TRUE(ok(sub.status()));
+  Scenario w(store());
+  const RunKey key = w.started("etl", "r:2%", {"a:b%c", "d"});
+  // An id that needs escaping in a message: it must still come out whole.
+  const std::string execution = "host:a/101/e%1";
+  auto by = [&](const std::string& id) {
+    return [&key, id](const Change& c) { return isTask(key, "a:b%c")(c) && c.execution_id == id; };
+  };
+  ASSERT_TRUE(w.move(key, "a:b%c", S::kNone, S::kScheduled, 2));
+  ASSERT_TRUE(w.move(key, "a:b%c", S::kScheduled, S::kQueued, 3));
+  ASSERT_TRUE(sink.waitForCount(by(""), 2));
+  sink.clear();
+  ASSERT_TRUE(ok(store().reportRunning(w.attempt(key, "a:b%c", 1, execution), at(4))));
+  EXPECT_TRUE(sink.waitFor(by(execution))) << "the claim's change names its execution";
+  sink.clear();
+  ASSERT_TRUE(ok(store().reportFinished(w.attempt(key, "a:b%c", 1, execution), TaskOutcome{true, 0, ""}, at(5))));
+  EXPECT_TRUE(sink.waitFor(by(execution))) << "the finished report's change names its execution";
+  sink.clear();
+  MarkTaskRequest mark;
+  mark.run = key;
+  mark.task_id = "a:b%c";
+  mark.to = S::kFailed;
+  mark.note = "marked by the contract";
+  mark.at = at(6);
+  ASSERT_TRUE(ok(store().markTask(mark)));
+  EXPECT_TRUE(sink.waitFor(by(""))) << "a person's change names no execution";
+  EXPECT_FALSE(sink.saw(by(execution)));
+}
+
 TEST_P(StoreContract, AnUnsubscribedSinkHearsNothingMore) {
   Scenario w(store());
   RecordingSink first;

@@ -1028,7 +1028,9 @@ Status MemoryStore::reportRunning(const ExecutionRef& execution, Timestamp at) {
   ti->state = TaskState::kRunning;
   ti->execution_id = execution.execution_id;
   stampEntry(*ti, TaskState::kRunning, at);
-  backend_->feed.publish({taskChange(attempt.run, attempt.task_id)});
+  Change change = taskChange(attempt.run, attempt.task_id);
+  change.execution_id = execution.execution_id;  // the report's writer (store.h Change::execution_id)
+  backend_->feed.publish({std::move(change)});
   return {};
 }
 
@@ -1053,8 +1055,10 @@ Status MemoryStore::reportFinished(const ExecutionRef& execution, const TaskOutc
   ti->state = to;
   stampEntry(*ti, to, at);
   ti->exit_code = outcome.exit_code;
-  ti->note = outcome.message;
-  backend_->feed.publish({taskChange(attempt.run, attempt.task_id)});
+  if (!outcome.message.empty()) ti->note = outcome.message;  // as the real stores: an empty one keeps it
+  Change change = taskChange(attempt.run, attempt.task_id);
+  change.execution_id = execution.execution_id;
+  backend_->feed.publish({std::move(change)});
   return {};
 }
 

@@ -102,7 +102,8 @@ class MemoryBackend;
 /// writer's thread and never with the store mutex held, so a sink may take its own locks (the
 /// engine's) and may even call the store. Every write that changes something publishes: run
 /// creation, materialization, run state, reaping (kRun, plus kTask per reaped task), each applied
-/// transition (kTask with the term as leader_term) and executor report (kTask), DAG sync, pause and delete (kDag), and a person's
+/// transition (kTask with the term as leader_term) and executor report (kTask with the execution as
+/// execution_id), DAG sync, pause and delete (kDag), and a person's
 /// commands (kRun, plus kTask per instance they moved). Heartbeats do not publish:
 /// they change nothing the planner reads, and at one per task per second they would flood the feed.
 /// A handle receives the changes of every handle on its backend, its own included. drainChanges()

@@ -31,7 +31,9 @@
 /// 3.3: Store::listActiveRunKeys (the leader's periodic listing of the active runs, keys only).
 /// 3.4: Change::leader_term (a change made by applyTransitions names the term that wrote it: a leader
 ///      skips the echoes of its own writes).
-#define LEOFLOW_ABI_MINOR 4
+/// 3.5: Change::execution_id (a change made by an executor's report names the execution: the host
+///      mirrors its own executions' reports and skips their echoes).
+#define LEOFLOW_ABI_MINOR 5
 
 #define LEOFLOW_ABI_STR2(x) #x
 #define LEOFLOW_ABI_STR(x) LEOFLOW_ABI_STR2(x)

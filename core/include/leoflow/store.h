@@ -189,6 +189,12 @@ struct Change {
   /// skips the echoes of its own term instead of reading the instance back. Leaving it 0 is correct,
   /// only slower: the leader then reads every change. The host reads it only from stores of 3.4.
   Term leader_term = 0;
+  /// SDK 3.5. For a kTask change made by an executor's report that moved the instance (reportRunning's
+  /// claim, reportFinished): the execution that reported (ExecutionRef::execution_id); empty for every
+  /// other writer. The host mirrors the reports of its own executions into its cache when the store
+  /// accepts them, so a leader skips the echoes of those executions instead of reading the instance
+  /// back. Leaving it empty is correct, only slower. The host reads it only from stores of 3.5.
+  std::string execution_id;
 };
 
 /// Receives change-feed messages on a thread the store owns, never with the store's own locks held.

@@ -64,6 +64,11 @@ std::optional<Change> parseChangeMessage(std::string_view message) {
     c.kind = Change::Kind::kTask;
     c.run = RunKey{ids[0], ids[1]};
     c.task_id = ids[2];
+  } else if (parts[0] == "x" && ids.size() == 4) {  // an executor's report, with its execution
+    c.kind = Change::Kind::kTask;
+    c.run = RunKey{ids[0], ids[1]};
+    c.task_id = ids[2];
+    c.execution_id = ids[3];
   } else if (parts[0] == "r" && ids.size() == 2) {
     c.kind = Change::Kind::kRun;
     c.run = RunKey{ids[0], ids[1]};

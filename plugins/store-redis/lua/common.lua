@@ -53,6 +53,10 @@ end
 local function publishTaskByTerm(dag, run, task, term)
   redis.call('PUBLISH', CHANNEL, 't:' .. runRef(dag, run) .. ':' .. enc(task) .. ':' .. term)
 end
+-- An executor's report that moved the instance names its execution (store.h Change::execution_id).
+local function publishTaskByExecution(dag, run, task, execution)
+  redis.call('PUBLISH', CHANNEL, 'x:' .. runRef(dag, run) .. ':' .. enc(task) .. ':' .. enc(execution))
+end
 local function publishRun(dag, run) redis.call('PUBLISH', CHANNEL, 'r:' .. runRef(dag, run)) end
 local function publishDag(dag) redis.call('PUBLISH', CHANNEL, 'd:' .. enc(dag)) end
 

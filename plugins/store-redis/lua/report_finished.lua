@@ -16,5 +16,5 @@ flushRun(dag, run, applyMove(dag, run, task, t, to, at))
 t[F_EXIT] = exit
 if msg ~= '' then t[F_NOTE] = msg end
 redis.call('HSET', tis, task, encodeTi(t))
-publishTask(dag, run, task)
+publishTaskByExecution(dag, run, task, execution)
 return 1

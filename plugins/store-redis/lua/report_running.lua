@@ -20,5 +20,5 @@ end
 flushRun(dag, run, applyMove(dag, run, task, t, 'running', at))
 redis.call('HSET', tis, task, encodeTi(t))
 redis.call('HSET', execKey(dag, run), task, execution)
-publishTask(dag, run, task)
+publishTaskByExecution(dag, run, task, execution)
 return 1

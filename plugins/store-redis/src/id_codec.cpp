@@ -104,6 +104,13 @@ std::optional<Change> parseChangeMessage(std::string_view message) {
       change.run = RunKey{ids[0], ids[1]};
       change.task_id = ids[2];
       return change;
+    case 'x':  // an executor's report, with the execution that made it
+      if (ids.size() != 4 || ids[3].empty()) return std::nullopt;
+      change.kind = Change::Kind::kTask;
+      change.run = RunKey{ids[0], ids[1]};
+      change.task_id = ids[2];
+      change.execution_id = ids[3];
+      return change;
     case 'r':
       if (ids.size() != 2) return std::nullopt;
       change.kind = Change::Kind::kRun;

@@ -26,7 +26,9 @@ std::optional<RunKey> parseRunRef(std::string_view ref);
 std::string changeChannel(const std::string& key_prefix, int db);
 
 /// Parses "t:<dag>:<run>:<task>", "t:<dag>:<run>:<task>:<term>" (a transition, with the term that
-/// wrote it: Change::leader_term), "r:<dag>:<run>" or "d:<dag>"; nullopt for anything else.
+/// wrote it: Change::leader_term), "x:<dag>:<run>:<task>:<execution>" (an executor's report, with
+/// the execution that made it: Change::execution_id), "r:<dag>:<run>" or "d:<dag>"; nullopt for
+/// anything else.
 std::optional<Change> parseChangeMessage(std::string_view message);
 
 }  // namespace leoflow::plugins::store_redis

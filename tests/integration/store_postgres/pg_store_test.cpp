@@ -238,7 +238,14 @@ TEST(PgChangeMessage, PayloadsParseBackToChangesWithTheTransitionsTerm) {
   ASSERT_TRUE(moved.has_value());
   EXPECT_EQ(moved->task_id, "a:b");
   EXPECT_EQ(moved->leader_term, 42) << "a transition's change names the term that wrote it";
-  for (const char* bad : {"t:etl:r1", "t:a:b:c:x", "t:a:b:c:0", "t:a:b:c:-1", "t:a:b:c:1:2", "r:a:b:1", "d:"}) {
+  auto executor = sp::parseChangeMessage("x:etl:r1:a:host%3Aa/1/e%251");
+  ASSERT_TRUE(executor.has_value());
+  EXPECT_EQ(executor->kind, Change::Kind::kTask);
+  EXPECT_EQ(executor->task_id, "a");
+  EXPECT_EQ(executor->execution_id, "host:a/1/e%1") << "an executor's report names its execution";
+  EXPECT_EQ(report->execution_id, "") << "nobody else's change names one";
+  for (const char* bad : {"t:etl:r1", "t:a:b:c:x", "t:a:b:c:0", "t:a:b:c:-1", "t:a:b:c:1:2", "r:a:b:1", "d:",
+                          "x:a:b:c", "x:a:b:c:", "x:a:b:c:e:f"}) {
     EXPECT_FALSE(sp::parseChangeMessage(bad).has_value()) << bad;
   }
 }

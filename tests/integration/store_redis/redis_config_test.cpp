@@ -225,6 +225,16 @@ TEST(IdCodec, ChangeMessagesParseBackToChanges) {
   ASSERT_TRUE(moved.has_value());
   EXPECT_EQ(moved->task_id, "a:b");
   EXPECT_EQ(moved->leader_term, 42) << "a transition's change names the term that wrote it";
+  auto report = parseChangeMessage("x:etl:r1:a:" + encodeId("host:a/1/e%1"));
+  ASSERT_TRUE(report.has_value());
+  EXPECT_EQ(report->kind, Change::Kind::kTask);
+  EXPECT_EQ(report->task_id, "a");
+  EXPECT_EQ(report->execution_id, "host:a/1/e%1") << "an executor's report names its execution";
+  EXPECT_EQ(report->leader_term, 0);
+  EXPECT_EQ(t->execution_id, "") << "nobody else's change names one";
+  for (const char* bad : {"x:etl:r1:a", "x:etl:r1:a:", "x:etl:r1:a:e:f"}) {
+    EXPECT_FALSE(parseChangeMessage(bad).has_value()) << bad;
+  }
   auto r = parseChangeMessage("r:etl:r1");
   ASSERT_TRUE(r.has_value());
   EXPECT_EQ(r->kind, Change::Kind::kRun);

@@ -308,10 +308,12 @@ TEST(EngineReapers, AReapedOrphanRunLeavesNoHandOversBehind) {  // issue 9 §4: 
   ASSERT_EQ(h.engine->handedOverCount(), 1u);
   // The run's row goes bad (the planner lets go of it), then its attempt ends: nobody finalizes
   // the run, the orphan reaper does.
+  // Reported by another replica's executor: the leader hears of it on the feed and reads it back.
   h.store.failLoadOf(run, internalError("corrupt row"));
   const ExecutionRef e{{run, "a", 1}, "exec-1"};
-  ASSERT_TRUE(h.events->running(e).isOk());
-  ASSERT_TRUE(h.events->finished(e, TaskOutcome{true, 0, ""}).isOk());
+  ASSERT_TRUE(h.store.reportRunning(e, h.clock.now()).isOk());
+  ASSERT_TRUE(h.store.reportFinished(e, TaskOutcome{true, 0, ""}, h.clock.now()).isOk());
+  h.wake.taskChanged(run, "a");
   h.tick();
   EXPECT_EQ(h.runState(run), DagRunState::kRunning);
   h.clock.advance(6min);

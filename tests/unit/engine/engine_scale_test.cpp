@@ -13,6 +13,13 @@ namespace {
 
 using leoflow::testing::Method;
 
+/// Every change a store delivered, in order.
+struct RecordedChanges final : ChangeSink {
+  std::vector<Change> changes;
+  void onChange(const Change& c) override { changes.push_back(c); }
+  void onResync() override {}
+};
+
 DagSpec chain(const std::string& id, int n) {
   std::vector<TaskSpec> tasks;
   for (int i = 0; i < n; ++i) {
@@ -22,18 +29,99 @@ DagSpec chain(const std::string& id, int n) {
   return dag(id, std::move(tasks));
 }
 
-TEST(EngineScale, ExecutorReportsRefreshTheirTaskInsteadOfReloadingTheRun) {
+// Issue 14 §1: the reports of this process's own executions (the engine's TaskEventsSink) are mirrored
+// into the cache as the store accepted them, and their echoes on the feed (which name the execution,
+// store.h Change::execution_id) are skipped: a chain's step reads nothing back.
+TEST(EngineScale, ThisProcesssExecutorReportsAreMirroredNotReadBack) {
   EngineHarness h;
   h.addDag(chain("long", 60));
   h.executor.setDefault(Completion::kSucceed);
+  ASSERT_TRUE(h.store.subscribe(h.wake).isOk());  // as Engine::run does
   auto run = h.trigger("long");
   h.lead();
   h.store.resetCalls();
+  const std::uint64_t skipped_before = h.wake.ownEchoesSkipped();
   h.settle(1000);
   ASSERT_EQ(h.runState(run), DagRunState::kSuccess);
   // Read whole twice (queued, then materialized), never again for the 120 reports of its tasks.
   EXPECT_LE(h.store.calls(Method::kLoadRuns), 3);
-  EXPECT_GE(h.store.calls(Method::kLoadTaskInstances), 60);
+  EXPECT_EQ(h.store.calls(Method::kLoadTaskInstances), 0) << "a report of its own was read back";
+  // 60 claims and 60 finished reports, and the leader's own 120 transitions (none -> scheduled ->
+  // queued for each task in one batch), all skipped.
+  EXPECT_GE(h.wake.ownEchoesSkipped() - skipped_before, 240u);
+  h.store.unsubscribe();
+}
+
+// Reports of executions this process did not make (another replica's executor, written straight to
+// the store) are heard on the feed and read back, one instance at a time, never the whole run.
+TEST(EngineScale, OtherExecutorsReportsRefreshTheirTaskInsteadOfReloadingTheRun) {
+  EngineHarness h;
+  h.addDag(dag("pair", {task("a"), task("b", {"a"})}));
+  h.executor.setDefault(Completion::kNone);  // handed over, never reported by this process
+  ASSERT_TRUE(h.store.subscribe(h.wake).isOk());
+  auto run = h.trigger("pair");
+  h.lead();
+  h.settle();
+  ASSERT_EQ(h.state(run, "a"), TaskState::kQueued);
+  h.store.resetCalls();
+  const ExecutionRef e{{run, "a", 1}, "elsewhere-1"};
+  ASSERT_TRUE(h.store.reportRunning(e, h.clock.now()).isOk());
+  ASSERT_TRUE(h.store.reportFinished(e, TaskOutcome{true, 0, ""}, h.clock.now()).isOk());
+  h.store.drainChanges();
+  h.tick(Engine::TickKind::kQuick);
+  EXPECT_GE(h.store.calls(Method::kLoadTaskInstances), 1);
+  EXPECT_EQ(h.store.calls(Method::kLoadRuns), 0);
+  EXPECT_EQ(h.state(run, "b"), TaskState::kQueued) << "a's end, read back, started b";
+  h.store.unsubscribe();
+}
+
+// An accepted report the cache cannot mirror (its copy of the instance is not where the report
+// started: here the claim reached the store while the leader was not listening) is read back instead;
+// and a person's change to a task this process reported on is never taken for a report's echo.
+TEST(EngineScale, AnOwnReportTheCacheCannotMirrorIsReadBack) {
+  EngineHarness h;
+  h.addDag(dag("pair", {task("a"), task("b", {"a"})}));
+  h.executor.setDefault(Completion::kNone);
+  auto run = h.trigger("pair");
+  h.lead();
+  h.settle();
+  ASSERT_EQ(h.state(run, "a"), TaskState::kQueued);
+  const ExecutionRef e{{run, "a", 1}, "here-1"};
+  ASSERT_TRUE(h.store.reportRunning(e, h.clock.now()).isOk());  // unheard: the cache still says queued
+  ASSERT_TRUE(h.store.subscribe(h.wake).isOk());
+  h.store.resetCalls();
+  ASSERT_TRUE(h.events->finished(e, TaskOutcome{false, 3, "exit code 3"}).isOk());
+  h.store.drainChanges();
+  h.tick(Engine::TickKind::kQuick);
+  EXPECT_GE(h.store.calls(Method::kLoadTaskInstances), 1) << "the cache's queued copy was overwritten unread";
+  EXPECT_EQ(h.state(run, "b"), TaskState::kUpstreamFailed);
+  h.store.unsubscribe();
+}
+
+// A person's change to a task this process reported on names no execution: it is read back even
+// while an echo of that execution is still expected (a repeated claim, accepted without a change,
+// publishes none, so its expectation is left over).
+TEST(EngineScale, APersonsChangeIsNeverTakenForAnOwnReportsEcho) {
+  EngineHarness h;
+  h.addDag(dag("pair", {task("a"), task("b", {"a"})}));
+  h.executor.setDefault(Completion::kNone);
+  ASSERT_TRUE(h.store.subscribe(h.wake).isOk());
+  auto run = h.trigger("pair");
+  h.lead();
+  h.settle();
+  const ExecutionRef e{{run, "a", 1}, "here-1"};
+  ASSERT_TRUE(h.events->running(e).isOk());
+  h.store.drainChanges();
+  h.tick(Engine::TickKind::kQuick);
+  ASSERT_EQ(h.state(run, "a"), TaskState::kRunning);
+  h.wake.expectOwnReport(e.execution_id);  // the repeated claim's leftover
+  h.store.resetCalls();
+  ASSERT_TRUE(h.store.markTask(MarkTaskRequest{run, "a", TaskState::kSuccess, "marked by a test", h.clock.now()}).isOk());
+  h.store.drainChanges();
+  h.tick(Engine::TickKind::kQuick);
+  EXPECT_GE(h.store.calls(Method::kLoadTaskInstances) + h.store.calls(Method::kLoadRuns), 1);
+  EXPECT_EQ(h.state(run, "b"), TaskState::kQueued) << "the mark was not heard";
+  h.store.unsubscribe();
 }
 
 // Issue 14 §1: the leader's applied transitions are mirrored into its cache; their echoes through
@@ -64,14 +152,9 @@ TEST(EngineScale, ChangesOfAStoreBeforeSdk34NeverNameATerm) {
   EngineHarness h;
   h.addDag(dag("wide", {task("a")}));
   const RunKey run = h.seedRunning("wide", {{"a", EngineHarness::ti(TaskState::kNone)}});
-  struct Last final : ChangeSink {
-    std::vector<Change> changes;
-    void onChange(const Change& c) override { changes.push_back(c); }
-    void onResync() override {}
-  };
   for (const std::uint32_t minor : {3u, 4u}) {
     GuardedStore guarded(h.store, "memory", minor);
-    Last sink;
+    RecordedChanges sink;
     ASSERT_TRUE(guarded.subscribe(sink).isOk());
     const Term term = *h.store.claimTerm("test");
     const TaskState from = minor == 3 ? TaskState::kNone : TaskState::kScheduled;
@@ -83,6 +166,28 @@ TEST(EngineScale, ChangesOfAStoreBeforeSdk34NeverNameATerm) {
     ASSERT_EQ(sink.changes.size(), 1u);
     EXPECT_EQ(sink.changes[0].task_id, "a");
     EXPECT_EQ(sink.changes[0].leader_term, minor == 3 ? 0 : term) << "SDK 3." << minor;
+  }
+}
+
+// A store built before SDK 3.5 makes its Change without execution_id: GuardedStore passes its changes
+// on without one (every report is then read back), and keeps a 3.4 store's leader_term.
+TEST(EngineScale, ChangesOfAStoreBeforeSdk35NeverNameAnExecution) {
+  EngineHarness h;
+  h.addDag(dag("wide", {task("a"), task("b")}));
+  const RunKey run = h.seedRunning("wide", {{"a", EngineHarness::ti(TaskState::kQueued)},
+                                            {"b", EngineHarness::ti(TaskState::kQueued)}});
+  for (const std::uint32_t minor : {4u, 5u}) {
+    GuardedStore guarded(h.store, "memory", minor);
+    RecordedChanges sink;
+    ASSERT_TRUE(guarded.subscribe(sink).isOk());
+    const std::string task_id = minor == 4 ? "a" : "b";
+    const ExecutionRef e{{run, task_id, 1}, "exec-" + task_id};
+    ASSERT_TRUE(guarded.reportRunning(e, h.clock.now()).isOk());
+    h.store.drainChanges();
+    guarded.unsubscribe();
+    ASSERT_EQ(sink.changes.size(), 1u);
+    EXPECT_EQ(sink.changes[0].task_id, task_id);
+    EXPECT_EQ(sink.changes[0].execution_id, minor == 4 ? "" : e.execution_id) << "SDK 3." << minor;
   }
 }
 
