@@ -61,7 +61,8 @@ int waitForRun(Store& store, const RunKey& key, const TriggerOptions& o, std::os
   std::string last_line;
   bool hinted = false;
   for (;;) {
-    const auto elapsed = std::chrono::steady_clock::now() - start;
+    const auto read_from = std::chrono::steady_clock::now();
+    const auto elapsed = read_from - start;
     auto loaded = store.loadRuns(std::span<const RunKey>(&key, 1));
     if (!loaded.empty() && loaded[0]) {
       RunRecord run = std::move(loaded[0]).value();
@@ -94,11 +95,25 @@ int waitForRun(Store& store, const RunKey& key, const TriggerOptions& o, std::os
                          std::chrono::duration_cast<std::chrono::seconds>(*o.timeout).count(), key.run_id);
       return kExitTimedOut;
     }
-    std::this_thread::sleep_for(o.poll_interval);
+    const auto read_took = std::chrono::steady_clock::now() - read_from;
+    auto pause = waitPollInterval(o.poll_interval, std::chrono::duration_cast<std::chrono::microseconds>(read_took));
+    if (o.timeout) {  // no later than the timeout
+      const auto left = *o.timeout - std::chrono::duration_cast<std::chrono::milliseconds>(
+                                         std::chrono::steady_clock::now() - start);
+      pause = std::max(std::min(pause, left), std::chrono::milliseconds(1));
+    }
+    std::this_thread::sleep_for(pause);
   }
 }
 
 }  // namespace
+
+std::chrono::milliseconds waitPollInterval(std::chrono::milliseconds base, std::chrono::microseconds last_read) {
+  constexpr auto kMaxPause = std::chrono::milliseconds(2000);
+  constexpr int kReadShare = 20;  // read at most 1/20 of the time
+  const auto scaled = std::chrono::duration_cast<std::chrono::milliseconds>(last_read * kReadShare);
+  return std::max(base, std::min(scaled, kMaxPause));
+}
 
 std::chrono::milliseconds parseTimeout(const std::string& text, bool wait) {
   constexpr double kMaxSeconds = 1e9;

@@ -164,6 +164,15 @@ TEST_F(Commands, TriggerTimeoutMustBePositiveShortAndComeWithWait) {
   }
 }
 
+// A large run's read takes long: `runs trigger --wait` reads it less often (at most 1/20 of the time,
+// at least every 2 s), so the CLI does not take the scheduler's CPU it waits on.
+TEST_F(Commands, WaitingReadsALargeRunLessOften) {
+  EXPECT_EQ(waitPollInterval(100ms, 800us), 100ms) << "a small run: the poll interval";
+  EXPECT_EQ(waitPollInterval(100ms, 30ms), 600ms) << "a 30 ms read: 20 times that";
+  EXPECT_EQ(waitPollInterval(100ms, 400ms), 2000ms) << "never more than 2 s";
+  EXPECT_EQ(waitPollInterval(3000ms, 400ms), 3000ms) << "a longer poll interval stands";
+}
+
 TEST_F(Commands, ListPauseAndUnpause) {
   ASSERT_EQ(run([&] { return dagsSync(store_, {dagFile("etl")}, out_, err_); }), 0);
   EXPECT_EQ(run([&] { return dagsSetPaused(store_, "etl", true, out_); }), 0);
