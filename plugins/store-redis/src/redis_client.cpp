@@ -1,6 +1,7 @@
 #include "redis_client.h"
 
 #include <algorithm>
+#include <iterator>
 #include <stdexcept>
 
 #include "id_codec.h"
@@ -186,11 +187,12 @@ Result<ReplyPtr> RedisClient::eval(const lua::ScriptSource& script, const std::v
   return reply;
 }
 
-Result<ReplyPtr> RedisClient::transaction(const std::vector<std::vector<std::string>>& commands) {
+Result<ReplyPtr> RedisClient::transaction(std::vector<std::vector<std::string>> commands) {
+  const std::size_t count = commands.size();
   std::vector<std::vector<std::string>> batch;
-  batch.reserve(commands.size() + 2);
+  batch.reserve(count + 2);
   batch.push_back({"MULTI"});
-  batch.insert(batch.end(), commands.begin(), commands.end());
+  std::move(commands.begin(), commands.end(), std::back_inserter(batch));
   batch.push_back({"EXEC"});
   auto pooled = acquire();
   if (!pooled) return pooled.status();
@@ -209,7 +211,7 @@ Result<ReplyPtr> RedisClient::transaction(const std::vector<std::vector<std::str
   }
   release(std::move(*pooled));
   if (exec->type == REDIS_REPLY_ERROR) return statusFromError(replyText(exec.get()));
-  if (exec->type != REDIS_REPLY_ARRAY || exec->elements != commands.size()) {
+  if (exec->type != REDIS_REPLY_ARRAY || exec->elements != count) {
     return unavailable("redis at " + settings_.endpoint.redacted + ": the transaction did not run");
   }
   return exec;

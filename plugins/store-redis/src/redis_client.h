@@ -48,7 +48,7 @@ class RedisClient {
   /// nothing in between, which makes a consistent snapshot without a script. Returns EXEC's array
   /// (one reply per command; a command's error reply stays in it) or the Status of a transaction
   /// Redis refused (EXECABORT: a command it could not queue).
-  Result<ReplyPtr> transaction(const std::vector<std::vector<std::string>>& commands);
+  Result<ReplyPtr> transaction(std::vector<std::vector<std::string>> commands);
 
   const Settings& settings() const noexcept { return settings_; }
   const std::string& channel() const noexcept { return channel_; }

@@ -90,11 +90,11 @@ Result<RunRecord> runFromFields(const std::vector<std::string>& f, std::size_t a
 
 constexpr std::size_t kRunFields = 13;
 
-/// The run fields loadRuns reads with HMGET, in this order: runFromFields's 13 with `active` 12th
-/// (not read back: the active index says it).
-const std::vector<std::string> kLoadedRunFields = {"dag_id",  "run_id", "dag_version", "state", "trigger",
-                                                   "logical_date", "queued_at", "started_at", "ended_at",
-                                                   "conf",    "note",   "active",      "uid",   "tenant"};
+/// The run fields loadRuns reads with HMGET: runFromFields's 13, in its order.
+const std::vector<std::string> kLoadedRunFields = {"dag_id",       "run_id",    "dag_version", "state",
+                                                   "trigger",      "logical_date", "queued_at", "started_at",
+                                                   "ended_at",     "conf",      "note",        "uid",
+                                                   "tenant"};
 
 /// One run of loadRuns's transaction: the HMGET of its hash (a nil dag_id: no such run), the
 /// HGETALL of its instances {task_id, record, ...} and of its claims {task_id, execution id, ...}
@@ -114,9 +114,7 @@ Result<RunRecord> runFromReplies(const redisReply* fields, const redisReply* tis
   }
   std::vector<std::string> f;
   f.reserve(kRunFields);
-  for (std::size_t j = 0; j < kLoadedRunFields.size(); ++j) {
-    if (j != 11) f.push_back(elementText(fields->element[j]));
-  }
+  for (std::size_t j = 0; j < fields->elements; ++j) f.push_back(elementText(fields->element[j]));
   auto run = runFromFields(f, 0);
   if (!run) return run.status();
   std::map<std::string_view, std::string_view> execution;
@@ -394,7 +392,7 @@ std::vector<Result<RunRecord>> RedisStore::loadRuns(std::span<const RunKey> keys
     commands.push_back({"HGETALL", run_key + ":tis"});
     commands.push_back({"HGETALL", run_key + ":exec"});
   }
-  auto reply = client_.transaction(commands);
+  auto reply = client_.transaction(std::move(commands));
   out.reserve(keys.size());
   if (!reply) {
     for (std::size_t i = 0; i < keys.size(); ++i) out.emplace_back(reply.status());
