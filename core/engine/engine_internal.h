@@ -37,6 +37,7 @@ struct Engine::TickState {
   bool active_listed = false;   // the active runs are known: listed this tick, or the cache stands for them
   bool active_counted = false;  // active_per_dag was filled from a listing this tick
   std::vector<planning::Transition> plan;
+  std::vector<planning::Transition> plan_rest;  // scratch of advanceRun's partition
   std::vector<TaskTransitionWrite> writes;
   std::vector<planning::TaskIndex> write_tasks;
   std::vector<std::size_t> write_routes;

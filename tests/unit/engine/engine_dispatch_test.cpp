@@ -217,6 +217,63 @@ TEST(EngineDispatch, BackpressureKeepsTasksScheduledBeyondTheExecutorsCapacity) 
   EXPECT_EQ(h.dispatcher.accepted().size(), 5u);
 }
 
+TEST(EngineDispatch, TasksBeyondAFullExecutorStillWaitCountedWhileReadyOnesAreScheduled) {
+  // Once every executor is full, the rest of a wide run's scheduled tasks are left waiting without
+  // being visited one by one; each is still counted, and the run's other moves still happen.
+  EngineHarness h;
+  std::vector<TaskSpec> tasks;
+  std::map<std::string, TaskInstance> tis;
+  for (int i = 0; i < 200; ++i) {
+    tasks.push_back(task("t" + std::to_string(i)));
+    tis["t" + std::to_string(i)] = EngineHarness::ti(S::kScheduled);
+  }
+  tasks.push_back(task("ready"));
+  tis["ready"] = EngineHarness::ti(S::kNone);
+  h.addDag(dag("wide", tasks));
+  auto run = h.seedRunning("wide", tis);
+  h.dispatcher.setCapacity(3);
+  h.build();
+  h.lead();
+  auto report = h.tick();
+  EXPECT_EQ(report.dispatched, 3u);
+  EXPECT_EQ(report.backpressured, 197u);
+  EXPECT_EQ(h.recorder.decisions("backpressure"), 197);
+  EXPECT_EQ(h.state(run, "ready"), S::kScheduled);  // ready now, no room: waits in scheduled
+  // The oldest come first: the first three in the DAG's order were handed over.
+  EXPECT_EQ(h.state(run, "t0"), S::kQueued);
+  EXPECT_EQ(h.state(run, "t2"), S::kQueued);
+  EXPECT_EQ(h.state(run, "t3"), S::kScheduled);
+  h.dispatcher.release(2);
+  report = h.tick();
+  EXPECT_EQ(report.dispatched, 2u);
+  EXPECT_EQ(report.backpressured, 196u);  // 195 of the 200 and `ready`
+  EXPECT_EQ(h.state(run, "t4"), S::kQueued);
+  EXPECT_EQ(h.state(run, "t5"), S::kScheduled);
+}
+
+TEST(EngineDispatch, AFullExecutorDoesNotDelayFailingATaskNoExecutorTakes) {  // §10 item 9
+  EngineHarness h;
+  h.dispatcher_types = {"bash"};
+  std::vector<TaskSpec> tasks;
+  std::map<std::string, TaskInstance> tis;
+  for (int i = 0; i < 5; ++i) {
+    tasks.push_back(task("sh" + std::to_string(i), {}, "bash"));
+    tis["sh" + std::to_string(i)] = EngineHarness::ti(S::kScheduled);
+  }
+  tasks.push_back(task("py", {}, "python"));  // after the tasks the executor has no room for
+  tis["py"] = EngineHarness::ti(S::kScheduled);
+  h.addDag(dag("mixed", tasks));
+  auto run = h.seedRunning("mixed", tis);
+  h.dispatcher.setCapacity(1);
+  h.build();
+  h.lead();
+  auto report = h.tick();
+  EXPECT_EQ(report.dispatched, 1u);
+  EXPECT_EQ(report.backpressured, 4u);
+  EXPECT_EQ(h.state(run, "py"), S::kFailed);
+  EXPECT_EQ(h.recorder.undispatchable("no_executor"), 1);
+}
+
 TEST(EngineDispatch, TheDispatchQueueBoundsHowManyAreQueuedAtOnce) {
   EngineHarness h;
   h.options.dispatch_queue_size = 2;
