@@ -27,7 +27,8 @@ the two columns come from the same minutes (this VM's speed drifts by ±30 % ove
              tasks/s from the first child's start to the last child's start, the CPU the scheduler
              and the store's server spent (and the scheduler's CPU per task), and right after each
              fan-out the bare rate of the machine at that moment: N `bash -c true` spawned by 8
-             threads (--spawn-threads) as fast as they can, no scheduler.
+             threads (--spawn-threads) as fast as they can, no scheduler; and the CPU it takes to
+             make one task's log folder and file on the logs' file system (min(N, 2000) of them).
              --repeat K runs each chain and fan-out K times per store (default 3), but sizes of
              10,000 and more run --repeat-large times (default 1).
   failover   a second scheduler (a standby) joins; after a random 1.5-2.5 s the leader is SIGKILLed.
@@ -543,6 +544,24 @@ def bare_spawn_rate(n, threads):
     return n / (time.perf_counter() - t0)
 
 
+def bare_log_create_us(folder, n):
+    """Microseconds (CPU) to make one task's log folder and open its new log file for appending, as
+    dispatcher-local does for every attempt, in a fresh folder on the logs' file system, no
+    scheduler: the file system's share of a task. On ext4 without a journal it depends on what was
+    deleted lately (a new inode skips every inode freed in the last minutes), so it is measured in
+    the same minute as the fan-out. The files stay (removing them would make the next one dearer)."""
+    os.makedirs(folder)
+    header = b"*** leoflow: attempt started\n"
+    t0 = time.process_time()
+    for i in range(n):
+        task_dir = os.path.join(folder, f"c{i}")
+        os.mkdir(task_dir)
+        fd = os.open(os.path.join(task_dir, "1.log"), os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o644)
+        os.write(fd, header)
+        os.close(fd)
+    return (time.process_time() - t0) / n * 1e6
+
+
 def stamped(ledger):
     # bash builtins only: the stamps cost no process of their own
     return f'echo "$LEOFLOW_TASK_ID start $EPOCHREALTIME" >> {ledger}; echo "$LEOFLOW_TASK_ID end $EPOCHREALTIME" >> {ledger}'
@@ -997,7 +1016,7 @@ def main():
     print(f"{started:%Y-%m-%d %H:%M} UTC, {os.cpu_count()} cores, build {a.build}, stores: {', '.join(stores)}; "
           + ", ".join(x for x in plan if x), flush=True)
     stacks = []
-    res = {s: {"gaps": {}, "rates": {}, "bare": {}, "sched_cpu": {}, "server_cpu": {}, "work": {}, "fo_tick": [],
+    res = {s: {"gaps": {}, "rates": {}, "bare": {}, "create": {}, "sched_cpu": {}, "server_cpu": {}, "work": {}, "fo_tick": [],
                "fo_won": [], "fo_seen": [], "scale": {}} for s in stores}
     try:
         for s in stores:
@@ -1040,15 +1059,18 @@ def main():
                     rate, wall, sched_cpu, server_cpu = bench_fanout(st, n, f"fanout{n}_{k}")
                     top = st.server.statements_top(f"fan-out of {n}, run {k + 1}")
                     bare = bare_spawn_rate(n, a.spawn_threads)
+                    create = bare_log_create_us(os.path.join(st.dir, "logs", f"bare-create-{n}-{k}"), min(n, 2000))
                     r = res[st.name]
                     r["rates"].setdefault(n, []).append(rate)
                     r["bare"].setdefault(n, []).append(bare)
+                    r["create"].setdefault(n, []).append(create)
                     r["sched_cpu"].setdefault(n, []).append(sched_cpu)
                     r["server_cpu"].setdefault(n, []).append(server_cpu)
                     print(f"[{st.name}] fan-out of {n}, run {k + 1}: {rate:.0f} tasks/s (run took {wall:.1f} s wall; "
                           f"CPU: scheduler {sched_cpu:.2f} s = {1000 * sched_cpu / (n + 1):.2f} ms per task, "
                           f"{st.name} {server_cpu:.2f} s); right after, bare `bash -c true` from {a.spawn_threads} "
-                          f"threads: {bare:.0f} /s ({100 * rate / bare:.0f} %)\n{top}", end="", flush=True)
+                          f"threads: {bare:.0f} /s ({100 * rate / bare:.0f} %); a task's log folder and file, "
+                          f"bare: {create:.0f} µs\n{top}", end="", flush=True)
             work_per_task(f"fan-out {n}", c0, counters(), runs_of(n) * (n + 1))
         if wanted("fanout"):
             phase["fan-out"] = time.time() - tp
@@ -1131,6 +1153,8 @@ def main():
              ""),
             (f"fan-out of {n:,}: bare bash -c true, {a.spawn_threads} threads, right after",
              lambda r, n=n: f"{median(r['bare'][n]):.0f} /s", ""),
+            (f"fan-out of {n:,}: a task's log folder and file made bare, right after (CPU)",
+             lambda r, n=n: f"{median(r['create'][n]):.0f} µs", ""),
             (f"fan-out of {n:,} / bare, per run",
              lambda r, n=n: " ".join(f"{100 * x / y:.0f} %" for x, y in zip(r["rates"][n], r["bare"][n])), "≥ 90 %"),
             (f"fan-out of {n:,}: scheduler CPU per task; CPU per fan-out scheduler / server",
