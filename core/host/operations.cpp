@@ -147,19 +147,37 @@ RunKey resolveRun(Store& store, const std::string& run_id, const std::optional<s
   return (*found)[0];
 }
 
-void orderTasks(Store& store, RunRecord& run) {
-  auto stored = store.getDag(run.key.dag_id, run.dag_version);
-  if (!stored) return;
+TaskOrder TaskOrder::of(Store& store, const std::string& dag_id, std::int64_t version) {
+  TaskOrder order;
+  order.version_ = version;
+  auto stored = store.getDag(dag_id, version);
+  if (!stored) return order;
   auto spec = decodeCanonicalDag(stored->spec_json);
-  if (!spec) return;
-  std::map<std::string, std::size_t> position;
-  for (std::size_t i = 0; i < spec->tasks.size(); ++i) position[spec->tasks[i].task_id] = i;
-  std::stable_sort(run.tasks.begin(), run.tasks.end(), [&](const TaskInstance& a, const TaskInstance& b) {
-    auto pa = position.find(a.task_id), pb = position.find(b.task_id);
-    const std::size_t ia = pa == position.end() ? position.size() : pa->second;
-    const std::size_t ib = pb == position.end() ? position.size() : pb->second;
-    return ia < ib;
-  });
+  if (!spec) return order;
+  order.position_.reserve(spec->tasks.size());
+  for (std::size_t i = 0; i < spec->tasks.size(); ++i) order.position_.emplace(spec->tasks[i].task_id, i);
+  return order;
+}
+
+void TaskOrder::apply(RunRecord& run) const {
+  if (position_.empty()) return;
+  // Each instance's position looked up once, then sorted as (position, index in the store's
+  // order) pairs: stable, and no lookup inside the comparisons.
+  std::vector<std::pair<std::size_t, std::size_t>> keyed;
+  keyed.reserve(run.tasks.size());
+  for (std::size_t i = 0; i < run.tasks.size(); ++i) {
+    auto it = position_.find(run.tasks[i].task_id);
+    keyed.emplace_back(it == position_.end() ? position_.size() : it->second, i);
+  }
+  std::sort(keyed.begin(), keyed.end());
+  std::vector<TaskInstance> ordered;
+  ordered.reserve(run.tasks.size());
+  for (const auto& [position, i] : keyed) ordered.push_back(std::move(run.tasks[i]));
+  run.tasks = std::move(ordered);
+}
+
+void orderTasks(Store& store, RunRecord& run) {
+  TaskOrder::of(store, run.key.dag_id, run.dag_version).apply(run);
 }
 
 RunRecord loadRun(Store& store, const RunKey& key) {

@@ -60,13 +60,15 @@ int waitForRun(Store& store, const RunKey& key, const TriggerOptions& o, std::os
   const auto start = std::chrono::steady_clock::now();
   std::string last_line;
   bool hinted = false;
+  std::optional<TaskOrder> order;  // the run's DAG version does not change: decoded once
   for (;;) {
     const auto read_from = std::chrono::steady_clock::now();
     const auto elapsed = read_from - start;
     auto loaded = store.loadRuns(std::span<const RunKey>(&key, 1));
     if (!loaded.empty() && loaded[0]) {
       RunRecord run = std::move(loaded[0]).value();
-      orderTasks(store, run);
+      if (!order || order->version() != run.dag_version || !order->known()) order = TaskOrder::of(store, key.dag_id, run.dag_version);
+      order->apply(run);
       const std::string line = progressLine(run, std::chrono::duration_cast<std::chrono::seconds>(elapsed));
       // A line when something changed, not every poll: the counter alone does not count.
       const std::string change = line.substr(line.find(']'));

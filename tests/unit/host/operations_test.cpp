@@ -104,6 +104,37 @@ class Operations : public ::testing::Test {
   std::string last_error_;
 };
 
+std::vector<std::string> taskIds(const RunRecord& run) {
+  std::vector<std::string> ids;
+  for (const TaskInstance& t : run.tasks) ids.push_back(t.task_id);
+  return ids;
+}
+
+TEST_F(Operations, ARunsTasksAreListedInTheOrderItsDagDeclaresThem) {
+  syncChain();
+  const RunKey key = runWith("r1", at("2026-05-28T10:00:00Z"),
+                             {{"report", TaskState::kSuccess}, {"load", TaskState::kNone}, {"zz_gone", TaskState::kNone},
+                              {"extract", TaskState::kSuccess}, {"transform", TaskState::kRunning}},
+                             DagRunState::kRunning);
+  // A task the version does not declare (a run of an older shape) comes last.
+  EXPECT_THAT(taskIds(loadRun(store_, key)), ElementsAre("extract", "transform", "load", "report", "zz_gone"));
+
+  // The order read once (as `runs trigger --wait` keeps it) lists every later read the same way.
+  const TaskOrder order = TaskOrder::of(store_, "etl", 1);
+  ASSERT_TRUE(order.known());
+  RunRecord again = *store_.run(key);
+  order.apply(again);
+  EXPECT_THAT(taskIds(again), ElementsAre("extract", "transform", "load", "report", "zz_gone"));
+
+  // A version that cannot be read leaves the store's order as it is, to be read again later.
+  const TaskOrder unknown = TaskOrder::of(store_, "etl", 7);
+  EXPECT_FALSE(unknown.known());
+  RunRecord as_stored = *store_.run(key);
+  const auto stored_ids = taskIds(as_stored);
+  unknown.apply(as_stored);
+  EXPECT_EQ(taskIds(as_stored), stored_ids);
+}
+
 TEST_F(Operations, ClearWithDownstreamTakesTheTasksBelowTransitivelyAndNothingBeside) {
   syncChain();
   const RunKey key = runWith("r1", at("2026-05-28T10:00:00Z"),
