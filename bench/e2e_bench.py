@@ -79,6 +79,7 @@ import json
 import os
 import random
 import re
+import resource
 import shutil
 import signal
 import socket
@@ -112,6 +113,13 @@ def cpu_seconds(pid):
     """User + system CPU time of a process so far (/proc/<pid>/stat fields 14 and 15)."""
     fields = proc_stat(pid)
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def children_cpu_seconds():
+    """CPU of this script's children that ended so far: the CLI commands (`dags sync`, `runs trigger
+    --wait`, which follows the run on the same cores as the scheduler)."""
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
 
 
 def tree_cpu_seconds(pid):
@@ -595,14 +603,14 @@ def bench_fanout(stack, n, name):
     for i in range(n):
         tasks.append({"task_id": f"c{i}", "type": "bash", "depends_on": ["root"],
                       "entrypoint": f'echo "c{i} start $EPOCHREALTIME" >> {ledger}'})
-    cpu0 = cpu_seconds(stack.scheduler.pid), tree_cpu_seconds(stack.server.pid)
+    cpu0 = cpu_seconds(stack.scheduler.pid), tree_cpu_seconds(stack.server.pid), children_cpu_seconds()
     t0 = time.time()
     stack.run_dag({"dag_id": name, "tasks": tasks}, 1200)
     wall = time.time() - t0
-    cpu1 = cpu_seconds(stack.scheduler.pid), tree_cpu_seconds(stack.server.pid)
+    cpu1 = cpu_seconds(stack.scheduler.pid), tree_cpu_seconds(stack.server.pid), children_cpu_seconds()
     starts = sorted(v["start"] for v in read_stamps(ledger).values())
     span = starts[-1] - starts[0]
-    return (n / span if span > 0 else float("inf")), wall, cpu1[0] - cpu0[0], cpu1[1] - cpu0[1]
+    return (n / span if span > 0 else float("inf")), wall, cpu1[0] - cpu0[0], cpu1[1] - cpu0[1], cpu1[2] - cpu0[2]
 
 
 def log_time(line):
@@ -1056,7 +1064,7 @@ def main():
             for k in range(runs_of(n)):
                 for st in stacks:
                     st.server.statements_reset()
-                    rate, wall, sched_cpu, server_cpu = bench_fanout(st, n, f"fanout{n}_{k}")
+                    rate, wall, sched_cpu, server_cpu, cli_cpu = bench_fanout(st, n, f"fanout{n}_{k}")
                     top = st.server.statements_top(f"fan-out of {n}, run {k + 1}")
                     bare = bare_spawn_rate(n, a.spawn_threads)
                     create = bare_log_create_us(os.path.join(st.dir, "logs", f"bare-create-{n}-{k}"), min(n, 2000))
@@ -1068,7 +1076,7 @@ def main():
                     r["server_cpu"].setdefault(n, []).append(server_cpu)
                     print(f"[{st.name}] fan-out of {n}, run {k + 1}: {rate:.0f} tasks/s (run took {wall:.1f} s wall; "
                           f"CPU: scheduler {sched_cpu:.2f} s = {1000 * sched_cpu / (n + 1):.2f} ms per task, "
-                          f"{st.name} {server_cpu:.2f} s); right after, bare `bash -c true` from {a.spawn_threads} "
+                          f"{st.name} {server_cpu:.2f} s, CLI {cli_cpu:.2f} s); right after, bare `bash -c true` from {a.spawn_threads} "
                           f"threads: {bare:.0f} /s ({100 * rate / bare:.0f} %); a task's log folder and file, "
                           f"bare: {create:.0f} µs\n{top}", end="", flush=True)
             work_per_task(f"fan-out {n}", c0, counters(), runs_of(n) * (n + 1))
