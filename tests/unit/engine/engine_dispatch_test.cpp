@@ -19,6 +19,20 @@ RunKey scheduledRun(EngineHarness& h, const DagSpec& d) {
   return h.seedRunning(d.dag_id, tis);
 }
 
+// A DAG of independent tasks and a running run of it, each instance in the state given.
+struct WideRun {
+  std::vector<TaskSpec> tasks;
+  std::map<std::string, TaskInstance> tis;
+  void add(TaskSpec spec, TaskState state) {
+    tis[spec.task_id] = EngineHarness::ti(state);
+    tasks.push_back(std::move(spec));
+  }
+  RunKey seed(EngineHarness& h, const std::string& dag_id) {
+    h.addDag(dag(dag_id, tasks));
+    return h.seedRunning(dag_id, tis);
+  }
+};
+
 TEST(EngineDispatch, WritesQueuedBeforeHandingOver) {  // 47, 48; §10 item 4
   EngineHarness h;
   auto run = scheduledRun(h, linear());
@@ -188,14 +202,9 @@ TEST(EngineDispatch, RoutesByTaskTypeAndFailsTypesNoDispatcherTakes) {
 
 TEST(EngineDispatch, BackpressureKeepsTasksScheduledBeyondTheExecutorsCapacity) {  // §8.8
   EngineHarness h;
-  std::vector<TaskSpec> tasks;
-  std::map<std::string, TaskInstance> tis;
-  for (int i = 0; i < 5; ++i) {
-    tasks.push_back(task("t" + std::to_string(i)));
-    tis["t" + std::to_string(i)] = EngineHarness::ti(S::kScheduled);
-  }
-  h.addDag(dag("wide", tasks));
-  auto run = h.seedRunning("wide", tis);
+  WideRun wide;
+  for (int i = 0; i < 5; ++i) wide.add(task("t" + std::to_string(i)), S::kScheduled);
+  auto run = wide.seed(h, "wide");
   h.dispatcher.setCapacity(2);
   h.build();
   h.lead();
@@ -221,16 +230,10 @@ TEST(EngineDispatch, TasksBeyondAFullExecutorStillWaitCountedWhileReadyOnesAreSc
   // Once every executor is full, the rest of a wide run's scheduled tasks are left waiting without
   // being visited one by one; each is still counted, and the run's other moves still happen.
   EngineHarness h;
-  std::vector<TaskSpec> tasks;
-  std::map<std::string, TaskInstance> tis;
-  for (int i = 0; i < 200; ++i) {
-    tasks.push_back(task("t" + std::to_string(i)));
-    tis["t" + std::to_string(i)] = EngineHarness::ti(S::kScheduled);
-  }
-  tasks.push_back(task("ready"));
-  tis["ready"] = EngineHarness::ti(S::kNone);
-  h.addDag(dag("wide", tasks));
-  auto run = h.seedRunning("wide", tis);
+  WideRun wide;
+  for (int i = 0; i < 200; ++i) wide.add(task("t" + std::to_string(i)), S::kScheduled);
+  wide.add(task("ready"), S::kNone);
+  auto run = wide.seed(h, "wide");
   h.dispatcher.setCapacity(3);
   h.build();
   h.lead();
@@ -254,16 +257,10 @@ TEST(EngineDispatch, TasksBeyondAFullExecutorStillWaitCountedWhileReadyOnesAreSc
 TEST(EngineDispatch, AFullExecutorDoesNotDelayFailingATaskNoExecutorTakes) {  // §10 item 9
   EngineHarness h;
   h.dispatcher_types = {"bash"};
-  std::vector<TaskSpec> tasks;
-  std::map<std::string, TaskInstance> tis;
-  for (int i = 0; i < 5; ++i) {
-    tasks.push_back(task("sh" + std::to_string(i), {}, "bash"));
-    tis["sh" + std::to_string(i)] = EngineHarness::ti(S::kScheduled);
-  }
-  tasks.push_back(task("py", {}, "python"));  // after the tasks the executor has no room for
-  tis["py"] = EngineHarness::ti(S::kScheduled);
-  h.addDag(dag("mixed", tasks));
-  auto run = h.seedRunning("mixed", tis);
+  WideRun mixed;
+  for (int i = 0; i < 5; ++i) mixed.add(task("sh" + std::to_string(i), {}, "bash"), S::kScheduled);
+  mixed.add(task("py", {}, "python"), S::kScheduled);  // after the tasks the executor has no room for
+  auto run = mixed.seed(h, "mixed");
   h.dispatcher.setCapacity(1);
   h.build();
   h.lead();
@@ -278,14 +275,9 @@ TEST(EngineDispatch, TheDispatchQueueBoundsHowManyAreQueuedAtOnce) {
   EngineHarness h;
   h.options.dispatch_queue_size = 2;
   h.options.dispatch_pool_size = 1;
-  std::vector<TaskSpec> tasks;
-  std::map<std::string, TaskInstance> tis;
-  for (int i = 0; i < 4; ++i) {
-    tasks.push_back(task("t" + std::to_string(i)));
-    tis["t" + std::to_string(i)] = EngineHarness::ti(S::kScheduled);
-  }
-  h.addDag(dag("wide", tasks));
-  h.seedRunning("wide", tis);
+  WideRun wide;
+  for (int i = 0; i < 4; ++i) wide.add(task("t" + std::to_string(i)), S::kScheduled);
+  wide.seed(h, "wide");
   h.build();
   h.lead();
   auto report = h.engine->tick();
