@@ -67,7 +67,9 @@ int waitForRun(Store& store, const RunKey& key, const TriggerOptions& o, std::os
     auto loaded = store.loadRuns(std::span<const RunKey>(&key, 1));
     if (!loaded.empty() && loaded[0]) {
       RunRecord run = std::move(loaded[0]).value();
-      if (!order || order->version() != run.dag_version || !order->known()) order = TaskOrder::of(store, key.dag_id, run.dag_version);
+      if (!order || order->version() != run.dag_version || !order->known()) {
+        order = TaskOrder::of(store, key.dag_id, run.dag_version);
+      }
       order->apply(run);
       const std::string line = progressLine(run, std::chrono::duration_cast<std::chrono::seconds>(elapsed));
       // A line when something changed, not every poll: the counter alone does not count.
