@@ -3,9 +3,11 @@
 #include <algorithm>
 #include <cerrno>
 #include <cmath>
+#include <condition_variable>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <mutex>
 #include <ostream>
 #include <sstream>
 #include <thread>
@@ -56,10 +58,52 @@ std::string progressLine(const RunRecord& run, std::chrono::seconds elapsed) {
   return line;
 }
 
+// Wakes `runs trigger --wait` when its run changes state (and when the feed resumed after a gap):
+// a large run's end is seen at once while its progress is read seldom (waitPollInterval).
+class RunStateWatch final : public ChangeSink {
+ public:
+  explicit RunStateWatch(RunKey key) : key_(std::move(key)) {}
+  void onChange(const Change& change) override {
+    if (change.kind == Change::Kind::kRun && change.run == key_) wake();
+  }
+  void onResync() override { wake(); }
+  /// Sleeps up to `pause`, less when the run changed meanwhile.
+  void sleepFor(std::chrono::milliseconds pause) {
+    std::unique_lock lock(mutex_);
+    cv_.wait_for(lock, pause, [&] { return changed_; });
+    changed_ = false;
+  }
+
+ private:
+  void wake() {
+    {
+      std::lock_guard lock(mutex_);
+      changed_ = true;
+    }
+    cv_.notify_one();
+  }
+  const RunKey key_;
+  std::mutex mutex_;
+  std::condition_variable cv_;
+  bool changed_ = false;
+};
+
+// Ends the subscription before the watch it delivers to goes away.
+struct Subscription {
+  Store& store;
+  bool active = false;
+  ~Subscription() {
+    if (active) store.unsubscribe();
+  }
+};
+
 int waitForRun(Store& store, const RunKey& key, const TriggerOptions& o, std::ostream& err) {
   const auto start = std::chrono::steady_clock::now();
   std::string last_line;
   bool hinted = false;
+  RunStateWatch watch(key);
+  Subscription feed{store};
+  feed.active = store.subscribe(watch).isOk();  // without a feed: polling alone, as often as before
   std::optional<TaskOrder> order;  // the run's DAG version does not change: decoded once
   for (;;) {
     const auto read_from = std::chrono::steady_clock::now();
@@ -100,23 +144,30 @@ int waitForRun(Store& store, const RunKey& key, const TriggerOptions& o, std::os
       return kExitTimedOut;
     }
     const auto read_took = std::chrono::steady_clock::now() - read_from;
-    auto pause = waitPollInterval(o.poll_interval, std::chrono::duration_cast<std::chrono::microseconds>(read_took));
+    auto pause = waitPollInterval(o.poll_interval, std::chrono::duration_cast<std::chrono::microseconds>(read_took),
+                                  feed.active);
     if (o.timeout) {  // no later than the timeout
       const auto left = *o.timeout - std::chrono::duration_cast<std::chrono::milliseconds>(
                                          std::chrono::steady_clock::now() - start);
       pause = std::max(std::min(pause, left), std::chrono::milliseconds(1));
     }
-    std::this_thread::sleep_for(pause);
+    if (feed.active) {
+      watch.sleepFor(pause);
+    } else {
+      std::this_thread::sleep_for(pause);
+    }
   }
 }
 
 }  // namespace
 
-std::chrono::milliseconds waitPollInterval(std::chrono::milliseconds base, std::chrono::microseconds last_read) {
-  constexpr auto kMaxPause = std::chrono::milliseconds(2000);
+std::chrono::milliseconds waitPollInterval(std::chrono::milliseconds base, std::chrono::microseconds last_read,
+                                           bool end_is_heard) {
+  // With the change feed the run's end wakes the wait, so the reads are for the progress line only.
+  const auto max_pause = std::chrono::milliseconds(end_is_heard ? 10000 : 2000);
   constexpr int kReadShare = 20;  // read at most 1/20 of the time
   const auto scaled = std::chrono::duration_cast<std::chrono::milliseconds>(last_read * kReadShare);
-  return std::max(base, std::min(scaled, kMaxPause));
+  return std::max(base, std::min(scaled, max_pause));
 }
 
 std::chrono::milliseconds parseTimeout(const std::string& text, bool wait) {

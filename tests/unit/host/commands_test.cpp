@@ -171,6 +171,34 @@ TEST_F(Commands, WaitingReadsALargeRunLessOften) {
   EXPECT_EQ(waitPollInterval(100ms, 30ms), 600ms) << "a 30 ms read: 20 times that";
   EXPECT_EQ(waitPollInterval(100ms, 400ms), 2000ms) << "never more than 2 s";
   EXPECT_EQ(waitPollInterval(3000ms, 400ms), 3000ms) << "a longer poll interval stands";
+  EXPECT_EQ(waitPollInterval(100ms, 400ms, /*end_is_heard=*/true), 8000ms)
+      << "when the change feed tells the run's end, the reads are for progress only: up to 10 s";
+  EXPECT_EQ(waitPollInterval(100ms, 2s, true), 10000ms);
+  EXPECT_EQ(waitPollInterval(100ms, 800us, true), 100ms) << "a small run: the poll interval still";
+}
+
+TEST_F(Commands, WaitSeesTheRunsEndAtOnceThroughTheChangeFeed) {
+  ASSERT_EQ(run([&] { return dagsSync(store_, {dagFile("etl")}, out_, err_); }), 0);
+  TriggerOptions o;
+  o.dag_id = "etl";
+  o.run_id = "r1";
+  o.wait = true;
+  o.poll_interval = 60s;  // the next read would come a minute later
+  std::thread finisher([&] {
+    const RunKey key{"etl", "r1"};
+    for (int i = 0; i < 400 && !store_.run(key); ++i) std::this_thread::sleep_for(2ms);
+    std::this_thread::sleep_for(50ms);  // the command has read the run and sleeps
+    MarkRunRequest mark;
+    mark.run = key;
+    mark.to = DagRunState::kSuccess;
+    mark.at = clock_.now();
+    ASSERT_TRUE(store_.markRun(mark).isOk());  // publishes the run's change
+  });
+  const auto started = std::chrono::steady_clock::now();
+  EXPECT_EQ(run([&] { return runsTrigger(store_, clock_, o, out_, err_); }), 0);
+  finisher.join();
+  EXPECT_LT(std::chrono::steady_clock::now() - started, 30s) << "woken by the change, not by the next read";
+  EXPECT_THAT(err_.str(), HasSubstr("etl r1: success"));
 }
 
 TEST_F(Commands, ListPauseAndUnpause) {
