@@ -1076,8 +1076,9 @@ def main():
                     r["server_cpu"].setdefault(n, []).append(server_cpu)
                     print(f"[{st.name}] fan-out of {n}, run {k + 1}: {rate:.0f} tasks/s (run took {wall:.1f} s wall; "
                           f"CPU: scheduler {sched_cpu:.2f} s = {1000 * sched_cpu / (n + 1):.2f} ms per task, "
-                          f"{st.name} {server_cpu:.2f} s, CLI {cli_cpu:.2f} s); right after, bare `bash -c true` from {a.spawn_threads} "
-                          f"threads: {bare:.0f} /s ({100 * rate / bare:.0f} %); a task's log folder and file, "
+                          f"{st.name} {server_cpu:.2f} s, CLI {cli_cpu:.2f} s); right after, bare `bash -c true` "
+                          f"from {a.spawn_threads} threads: {bare:.0f} /s ({100 * rate / bare:.0f} %); a task's log "
+                          f"folder and file, "
                           f"bare: {create:.0f} µs\n{top}", end="", flush=True)
             work_per_task(f"fan-out {n}", c0, counters(), runs_of(n) * (n + 1))
         if wanted("fanout"):

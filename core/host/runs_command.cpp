@@ -10,7 +10,6 @@
 #include <mutex>
 #include <ostream>
 #include <sstream>
-#include <thread>
 #include <utility>
 
 #include <CLI/CLI.hpp>
@@ -151,11 +150,7 @@ int waitForRun(Store& store, const RunKey& key, const TriggerOptions& o, std::os
                                          std::chrono::steady_clock::now() - start);
       pause = std::max(std::min(pause, left), std::chrono::milliseconds(1));
     }
-    if (feed.active) {
-      watch.sleepFor(pause);
-    } else {
-      std::this_thread::sleep_for(pause);
-    }
+    watch.sleepFor(pause);  // without a feed nothing wakes it: the whole pause
   }
 }
 
