@@ -6,6 +6,10 @@
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 #include <openssl/x509_vfy.h>
+#include <poll.h>
+#include <sys/socket.h>
+
+#include <cerrno>
 
 #include <chrono>
 #include <ctime>
@@ -44,21 +48,57 @@ bool matches(const json& pod, const std::string& selector) {
   return true;
 }
 
+/// After the server's fatal alert in a refused handshake: stop writing and read what the client sent
+/// until it closes (at most a second), so that the socket's close is a FIN behind the alert. Under
+/// TLS 1.3 the client has finished its side and sent its request before the server verifies its
+/// certificate; OpenSSL reads the handshake record by record and leaves that request in the kernel,
+/// and a close with unread data is a reset, which can overtake the alert and lose it (the client then
+/// sees "getpeername() failed ... not connected", a retryable connection failure, instead of the
+/// refusal). A Go server such as kube-apiserver has usually read the request into its own buffer by
+/// then, and its close is a FIN: the client reads the alert.
+void drainAfterAFatalAlert(const SSL* ssl, int where, int alert) {
+  if ((where & SSL_CB_WRITE_ALERT) != SSL_CB_WRITE_ALERT || (alert >> 8) != SSL3_AL_FATAL) return;
+  const int fd = SSL_get_fd(ssl);  // the fatal alert is flushed to it before this callback
+  if (fd < 0) return;
+  ::shutdown(fd, SHUT_WR);
+  char sink[4096];
+  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(1);
+  while (std::chrono::steady_clock::now() < until) {
+    pollfd p{fd, POLLIN, 0};
+    if (::poll(&p, 1, 50) < 0) return;
+    if (p.revents == 0) continue;
+    const ssize_t n = ::recv(fd, sink, sizeof sink, MSG_DONTWAIT);
+    if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) return;  // the client closed
+  }
+}
+
+bool useServerCertificate(SSL_CTX& ctx, const std::string& cert, const std::string& key) {
+  return SSL_CTX_use_certificate_chain_file(&ctx, cert.c_str()) == 1 &&
+         SSL_CTX_use_PrivateKey_file(&ctx, key.c_str(), SSL_FILETYPE_PEM) == 1;
+}
+
 std::unique_ptr<httplib::SSLServer> makeServer(const std::filesystem::path& cert, const std::filesystem::path& key,
                                                ClientCerts mode, const std::filesystem::path& client_ca) {
+  const std::string c = cert.string(), k = key.string(), ca = client_ca.string();
   switch (mode) {
     case ClientCerts::kNone: return std::make_unique<httplib::SSLServer>(cert.c_str(), key.c_str());
     case ClientCerts::kRequire:
-      // httplib: SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT against the client CA.
-      return std::make_unique<httplib::SSLServer>(cert.c_str(), key.c_str(), client_ca.c_str());
+      // A mutual-TLS front: the handshake fails without a certificate the client CA signed.
+      return std::make_unique<httplib::SSLServer>([c, k, ca](SSL_CTX& ctx) {
+        if (!useServerCertificate(ctx, c, k) || SSL_CTX_load_verify_locations(&ctx, ca.c_str(), nullptr) != 1) {
+          return false;
+        }
+        STACK_OF(X509_NAME)* names = SSL_load_client_CA_file(ca.c_str());
+        if (names == nullptr) return false;
+        SSL_CTX_set_client_CA_list(&ctx, names);
+        SSL_CTX_set_verify(&ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, nullptr);
+        SSL_CTX_set_info_callback(&ctx, drainAfterAFatalAlert);
+        return true;
+      });
     case ClientCerts::kRequest: break;
   }
-  const std::string c = cert.string(), k = key.string(), ca = client_ca.string();
   return std::make_unique<httplib::SSLServer>([c, k, ca](SSL_CTX& ctx) {
-    if (SSL_CTX_use_certificate_chain_file(&ctx, c.c_str()) != 1 ||
-        SSL_CTX_use_PrivateKey_file(&ctx, k.c_str(), SSL_FILETYPE_PEM) != 1) {
-      return false;
-    }
+    if (!useServerCertificate(ctx, c, k)) return false;
     STACK_OF(X509_NAME)* names = SSL_load_client_CA_file(ca.c_str());
     if (names == nullptr) return false;
     SSL_CTX_set_client_CA_list(&ctx, names);

@@ -38,10 +38,10 @@ std::string createError(const std::function<std::unique_ptr<Dispatcher>()>& crea
 }
 
 /// createError() of a TLS 1.3 handshake the server refuses. The refusal comes after the client's
-/// side of the handshake is done, as an alert followed by the server closing the connection; now and
-/// then the close arrives first (a reset: "getpeername() failed ... not connected") and the alert is
-/// lost, which is a retryable connection failure — the host retries those, as it would against a real
-/// API server, and the next try reads the alert. So does this: a few tries, for the clear message.
+/// side of the handshake is done, as an alert followed by the server closing the connection. Should the
+/// close overtake the alert (a reset: "getpeername() failed ... not connected", a retryable connection
+/// failure — the emulated server drains the connection after its alert so that it does not), the host
+/// would retry, as against a real API server, and the next try reads the alert. So does this.
 std::string handshakeRefusal(const std::function<std::unique_ptr<Dispatcher>()>& create) {
   std::string what;
   for (int attempt = 0; attempt < 5; ++attempt) {
