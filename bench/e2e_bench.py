@@ -68,6 +68,9 @@ pg_stat_statements into the private cluster, nested statements tracked too (thos
 functions run), and after each chain and fan-out prints its K statements (20 when K is not a number)
 that hit the most shared buffers: calls, rows, buffers hit per call, total and mean time. A function
 call's line counts its nested statements' work again; `top` marks the statements the store sent.
+LEOFLOW_BENCH_PGWAIT=1 (postgres) samples pg_stat_activity every 20 ms during each chain and fan-out and
+prints what the server's processes were doing: on CPU, or waiting (for the client, a lock, a WAL
+flush, I/O), as a share of the samples per state and wait event — where a run spends its time waiting.
 
 This is a benchmark, not a test: it prints figures and fails only when a run does not succeed or a
 figure cannot be read, never on a figure's value.
@@ -94,6 +97,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 KEEP = bool(os.environ.get("LEOFLOW_BENCH_KEEP"))
 PGSS = os.environ.get("LEOFLOW_BENCH_PGSS", "")
 PGSS_TOP = int(PGSS) if PGSS.isdigit() and int(PGSS) > 0 else 20
+PGWAIT = bool(os.environ.get("LEOFLOW_BENCH_PGWAIT"))
 
 
 def free_port():
@@ -297,12 +301,27 @@ class PostgresServer:
         if PGSS:
             self.psql("SELECT pg_stat_statements_reset()")
             self.reads0 = self.index_reads()
+        if PGWAIT:
+            self.waits = PgWaitSampler(os.path.join(self.bin, "psql"), self.port)
+
+    def waits_top(self, label):
+        """What LEOFLOW_BENCH_PGWAIT's sampler saw since statements_reset(), as text to print."""
+        if not PGWAIT:
+            return ""
+        counts, samples = self.waits.stop()
+        lines = [f"[postgres] {label}: the server's processes over {samples} samples (pg_stat_activity every "
+                 f"20 ms), by backend type, state and wait event; per sample on average:"]
+        for what, n in sorted(counts.items(), key=lambda kv: -kv[1])[:16]:
+            lines.append(f"  {n / max(samples, 1):6.2f}  {what}")
+        return "\n".join(lines) + "\n"
 
     def statements_top(self, label):
         """The statements that hit the most shared buffers since statements_reset(), and the rows each
-        index and table returned meanwhile, as text to print (LEOFLOW_BENCH_PGSS)."""
+        index and table returned meanwhile, as text to print (LEOFLOW_BENCH_PGSS), and the waits
+        (LEOFLOW_BENCH_PGWAIT)."""
+        waits = self.waits_top(label)
         if not PGSS:
-            return ""
+            return waits
         out = self.psql(
             "SELECT calls || '|' || rows || '|' || shared_blks_hit || '|' || round(total_exec_time::numeric, 1) "
             "|| '|' || toplevel || '|' || regexp_replace(query, '\\s+', ' ', 'g') FROM pg_stat_statements "
@@ -323,7 +342,7 @@ class PostgresServer:
         lines.append("  rows read, by index (index entries returned) and by table (sequential scans):")
         lines += [f"  {rows:>12} in {scans:>8} scans ({rows / max(scans, 1):,.1f} per scan)  {name}"
                   for rows, scans, name in delta[:8] if rows > 0]
-        return "\n".join(lines) + "\n"
+        return "\n".join(lines) + "\n" + waits
 
     def run_pg(self, program, *args):
         r = subprocess.run([*self.as_pg, os.path.join(self.bin, program), *args], cwd="/", capture_output=True,
@@ -390,6 +409,41 @@ class PostgresServer:
             print(f"kept {self.dir}")
         else:
             shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class PgWaitSampler:
+    """Samples pg_stat_activity every 20 ms through one psql session, until stop(): how many of the
+    server's processes were, per sample, on CPU or waiting on each wait event (LEOFLOW_BENCH_PGWAIT)."""
+    QUERY = ("SELECT backend_type || ' ' || coalesce(state, '-') || ': ' || "
+             "coalesce(wait_event_type || '/' || wait_event, 'on CPU') FROM pg_stat_activity "
+             "WHERE pid <> pg_backend_pid() AND backend_type NOT IN ('autovacuum launcher', "
+             "'logical replication launcher', 'archiver');\nSELECT '.';\n")
+
+    def __init__(self, psql, port):
+        self.p = subprocess.Popen([psql, "-XAtq", "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", "-d",
+                                   "postgres"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1)
+        self.counts, self.samples, self.done = {}, 0, threading.Event()
+        self.thread = threading.Thread(target=self.loop, daemon=True)
+        self.thread.start()
+
+    def loop(self):
+        while not self.done.is_set():
+            self.p.stdin.write(self.QUERY)
+            for line in self.p.stdout:
+                line = line.strip()
+                if line == ".":
+                    break
+                if line:
+                    self.counts[line] = self.counts.get(line, 0) + 1
+            self.samples += 1
+            self.done.wait(0.02)
+
+    def stop(self):
+        self.done.set()
+        self.thread.join()
+        self.p.stdin.close()
+        self.p.wait()
+        return self.counts, self.samples
 
 
 SERVERS = {"redis": RedisServer, "postgres": PostgresServer}
