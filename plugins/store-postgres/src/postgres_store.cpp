@@ -1,6 +1,7 @@
 #include "postgres_store.h"
 
 #include <map>
+#include <optional>
 #include <set>
 
 #include <pqxx/except>
@@ -13,6 +14,12 @@
 
 namespace leoflow::plugins::store_postgres {
 namespace {
+
+// Executor reports written together (report_batcher.h): at most this many in one transaction (each is a
+// subtransaction there, and PostgreSQL keeps up to 64 of a transaction's in shared memory), and at most
+// this many such transactions at once, so one batch runs its statements while another waits for its flush.
+constexpr std::size_t kMaxReportBatch = 32;
+constexpr int kReportBatchesInFlight = 2;
 
 // Every statement the store runs, prepared on each session. Functions do the writes
 // (migrations/002_functions.sql); reads are single statements. Times travel as microseconds.
@@ -103,6 +110,10 @@ const std::vector<PreparedStatement>& statements() {
        "ORDER BY ti.queued_at LIMIT $1::bigint"},
       {"report_running", "SELECT report_running($1::text, $2::text, $3::text, $4::integer, $5::bigint, $6::text)"},
       {"report_heartbeat", "SELECT report_heartbeat($1::text, $2::text, $3::text, $4::integer, $5::bigint, $6::text)"},
+      // Several reports in one transaction (report_batcher.h); a row per report, NULL when accepted.
+      {"report_batch",
+       "SELECT refused_sqlstate, refused_message FROM report_batch($1::boolean[], $2::text[], $3::text[], "
+       "$4::text[], $5::integer[], $6::bigint[], $7::text[], $8::text[], $9::integer[], $10::text[])"},
       {"report_finished",
        "SELECT report_finished($1::text, $2::text, $3::text, $4::integer, $5::bigint, $6::text, $7::text, "
        "$8::integer, $9::text)"},
@@ -224,7 +235,9 @@ std::int64_t limitOf(std::size_t limit) {
 }  // namespace
 
 PostgresStore::PostgresStore(const Settings& settings, const PluginContext& context)
-    : pool_(settings, context.logger(), statements()) {
+    : pool_(settings, context.logger(), statements()),
+      reports_([this](const std::vector<const ExecutorReport*>& reports) { return writeReports(reports); },
+               kMaxReportBatch, kReportBatchesInFlight) {
   pool_.start();
   std::unique_ptr<Session> session;
   try {
@@ -704,11 +717,12 @@ Result<std::vector<DispatchLostCandidate>> PostgresStore::listDispatchLostCandid
 
 // --- Executor reports ----------------------------------------------------------------------------------
 
+// Claims and finished reports go through reports_ (report_batcher.h): those that arrive together are
+// written together, one commit and one turn of the notify lock for all.
+
 Status PostgresStore::reportRunning(const ExecutionRef& execution, Timestamp at) {
   if (Status s = checkExecution(execution); !s) return s;
-  SqlParams p = executionParams(execution, at);
-  auto r = call("report_running", p);
-  return r ? Status::ok() : r.status();
+  return reports_.submit(ExecutorReport{execution, nullptr, at});
 }
 
 Status PostgresStore::reportHeartbeat(const ExecutionRef& execution, Timestamp at) {
@@ -720,12 +734,60 @@ Status PostgresStore::reportHeartbeat(const ExecutionRef& execution, Timestamp a
 
 Status PostgresStore::reportFinished(const ExecutionRef& execution, const TaskOutcome& outcome, Timestamp at) {
   if (Status s = checkExecution(execution); !s) return s;
-  SqlParams p = executionParams(execution, at);
-  p.text(outcome.success ? "success" : "failed");
-  if (outcome.exit_code) p.integer(*outcome.exit_code); else p.null();
-  p.text(outcome.message);
+  return reports_.submit(ExecutorReport{execution, &outcome, at});
+}
+
+Status PostgresStore::writeReport(const ExecutorReport& report) {
+  SqlParams p = executionParams(report.execution, report.at);
+  if (report.outcome == nullptr) {
+    auto r = call("report_running", p);
+    return r ? Status::ok() : r.status();
+  }
+  p.text(report.outcome->success ? "success" : "failed");
+  if (report.outcome->exit_code) p.integer(*report.outcome->exit_code); else p.null();
+  p.text(report.outcome->message);
   auto r = call("report_finished", p);
   return r ? Status::ok() : r.status();
+}
+
+std::vector<Status> PostgresStore::writeReports(const std::vector<const ExecutorReport*>& reports) {
+  // Alone, a report takes its own function: report_batch's block per report is a subtransaction.
+  if (reports.size() == 1) return {writeReport(*reports[0])};
+  std::vector<bool> finished;
+  std::vector<std::string> dags, runs, tasks, executions, tos, messages;
+  std::vector<std::int64_t> tries;
+  std::vector<std::optional<Timestamp>> ats;
+  std::vector<std::optional<std::int64_t>> exits;
+  for (const ExecutorReport* r : reports) {
+    const AttemptRef& a = r->execution.attempt;
+    const TaskOutcome* o = r->outcome;
+    finished.push_back(o != nullptr);
+    dags.push_back(a.run.dag_id);
+    runs.push_back(a.run.run_id);
+    tasks.push_back(a.task_id);
+    tries.push_back(a.try_number);
+    ats.emplace_back(r->at);
+    executions.push_back(r->execution.execution_id);
+    tos.emplace_back(o == nullptr ? "" : o->success ? "success" : "failed");
+    exits.push_back(o != nullptr && o->exit_code ? std::optional<std::int64_t>(*o->exit_code) : std::nullopt);
+    messages.push_back(o == nullptr ? "" : o->message);
+  }
+  SqlParams p;
+  p.text(boolArray(finished)).text(textArray(dags)).text(textArray(runs)).text(textArray(tasks))
+      .text(intArray(tries)).text(stampArray(ats)).text(textArray(executions)).text(textArray(tos))
+      .text(optionalIntArray(exits)).text(textArray(messages));
+  auto r = call("report_batch", p);
+  if (!r) return std::vector<Status>(reports.size(), r.status());
+  if (r->size() != reports.size()) {
+    return std::vector<Status>(reports.size(), internalError(fmt::format(
+        "store-postgres: report_batch answered {} rows for {} reports", r->size(), reports.size())));
+  }
+  std::vector<Status> answers;
+  answers.reserve(reports.size());
+  for (const auto& row : *r) {
+    answers.push_back(row[0].is_null() ? Status::ok() : statusFromSqlState(row[0].c_str(), row[1].c_str()));
+  }
+  return answers;
 }
 
 // --- A person's commands ----------------------------------------------------------------------------------

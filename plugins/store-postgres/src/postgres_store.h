@@ -11,6 +11,7 @@
 
 #include "change_feed.h"
 #include "connection_pool.h"
+#include "report_batcher.h"
 
 namespace leoflow::plugins::store_postgres {
 
@@ -73,8 +74,12 @@ class PostgresStore final : public Store {
  private:
   /// Runs one prepared statement with `params`; the rows.
   Result<pqxx::result> call(const char* statement, class SqlParams& params);
+  /// The writer of reports_: one report with its own function, several with report_batch.
+  std::vector<Status> writeReports(const std::vector<const ExecutorReport*>& reports);
+  Status writeReport(const ExecutorReport& report);
 
   ConnectionPool pool_;
+  ReportBatcher reports_;
   std::vector<std::string> applied_at_start_;  // what create() migrated, for migrate()
   std::mutex feed_mu_;
   std::unique_ptr<ChangeFeed> feed_;

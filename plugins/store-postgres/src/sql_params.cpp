@@ -39,6 +39,15 @@ std::string boolArray(const std::vector<bool>& items) {
   return out + "}";
 }
 
+std::string optionalIntArray(const std::vector<std::optional<std::int64_t>>& items) {
+  std::string out = "{";
+  for (std::size_t i = 0; i < items.size(); ++i) {
+    if (i > 0) out += ',';
+    out += items[i] ? std::to_string(*items[i]) : std::string("NULL");
+  }
+  return out + "}";
+}
+
 std::string stampArray(const std::vector<std::optional<Timestamp>>& items) {
   std::string out = "{";
   for (std::size_t i = 0; i < items.size(); ++i) {

@@ -25,6 +25,8 @@ std::string textArray(const std::vector<std::string>& items);
 std::string intArray(const std::vector<std::int64_t>& items);
 /// {t,f}
 std::string boolArray(const std::vector<bool>& items);
+/// {1,NULL,3}
+std::string optionalIntArray(const std::vector<std::optional<std::int64_t>>& items);
 /// Microsecond stamps, NULL for none.
 std::string stampArray(const std::vector<std::optional<Timestamp>>& items);
 

@@ -485,6 +485,100 @@ TEST_F(PgStoreTest, LoadTaskInstancesMatchesRowsByIdWhateverTheOrderAndRepeats) 
                                                    "b 1 queued->running executor", "b 1 running->success executor"));
 }
 
+// report_batch (migrations/011_report_batches.sql), the plugin's write of several executor reports in
+// one transaction: each report is its own compare-and-set, answered in its own row; a refused one
+// undoes only its own writes and the rest commit, in the order given.
+TEST_F(PgStoreTest, ReportsWrittenTogetherAreEachAcceptedOrRefusedOnTheirOwn) {
+  const RunKey key = startedRun("etl", "r1", {"a", "b", "c"});
+  for (const char* t : {"a", "b", "c"}) {
+    EXPECT_TRUE(apply(key, t, S::kNone, 1, S::kScheduled, at(1)));
+    EXPECT_TRUE(apply(key, t, S::kScheduled, 1, S::kQueued, at(2)));
+  }
+  const auto us = [](int s) {
+    return std::to_string(std::chrono::duration_cast<std::chrono::microseconds>(at(s).time_since_epoch()).count());
+  };
+  // a: claimed, then finished in the same batch; b: a stale try's claim; c: claimed; a again: finished
+  // by an execution that never claimed it.
+  const auto answers = adminColumn(
+      std::string("SET search_path TO ") + kSchema + "; SELECT coalesce(refused_sqlstate || ' ' || refused_message, "
+      "'accepted') FROM report_batch('{f,f,f,t,t}', '{etl,etl,etl,etl,etl}', '{r1,r1,r1,r1,r1}', '{a,b,c,a,a}', "
+      "'{1,2,1,1,1}', '{" + us(3) + "," + us(3) + "," + us(3) + "," + us(4) + "," + us(5) + "}', "
+      "'{h/1/a,h/1/b,h/1/c,h/1/a,h/2/x}', '{\"\",\"\",\"\",success,failed}', '{NULL,NULL,NULL,0,1}', "
+      "'{\"\",\"\",\"\",done,\"\"}')");
+  ASSERT_EQ(answers.size(), 5u);
+  EXPECT_EQ(answers[0], "accepted");
+  EXPECT_THAT(answers[1], HasSubstr("LF003 attempt 2 is not current"));
+  EXPECT_EQ(answers[2], "accepted");
+  EXPECT_EQ(answers[3], "accepted");
+  EXPECT_THAT(answers[4], HasSubstr("LF003"));
+  EXPECT_THAT(history(key), ::testing::ElementsAre(
+                                "a 1 none->scheduled scheduler", "a 1 scheduled->queued scheduler",
+                                "b 1 none->scheduled scheduler", "b 1 scheduled->queued scheduler",
+                                "c 1 none->scheduled scheduler", "c 1 scheduled->queued scheduler",
+                                "a 1 queued->running executor", "c 1 queued->running executor",
+                                "a 1 running->success executor"));
+  auto got = store().loadTaskInstances(key, std::vector<std::string>{"a", "b", "c"});
+  ASSERT_EQ(got.size(), 3u);
+  ASSERT_TRUE(got[0].isOk() && got[1].isOk() && got[2].isOk());
+  EXPECT_EQ(got[0]->state, S::kSuccess);
+  EXPECT_EQ(got[0]->note, "done");
+  EXPECT_EQ(got[0]->exit_code, 0);
+  EXPECT_EQ(got[0]->ended_at, at(4));
+  EXPECT_EQ(got[1]->state, S::kQueued);
+  EXPECT_EQ(got[2]->state, S::kRunning);
+  EXPECT_EQ(got[2]->execution_id, "h/1/c");
+}
+
+// Many executors reporting at once through one store: their reports are written together (the plugin
+// gathers those that arrive while others are being written) and each caller still gets its own answer.
+TEST_F(PgStoreTest, ConcurrentReportsEachGetTheirOwnAnswer) {
+  constexpr int kTasks = 48;
+  std::vector<std::string> tasks;
+  for (int i = 0; i < kTasks; ++i) tasks.push_back("t" + std::to_string(i));
+  const RunKey key = startedRun("etl", "r1", tasks);
+  for (const auto& t : tasks) {
+    EXPECT_TRUE(apply(key, t, S::kNone, 1, S::kScheduled, at(1)));
+    EXPECT_TRUE(apply(key, t, S::kScheduled, 1, S::kQueued, at(2)));
+  }
+  std::mutex mu;
+  std::condition_variable cv;
+  int ready = 0;
+  std::vector<Status> claims(kTasks), finishes(kTasks);
+  std::vector<std::thread> executors;
+  for (int i = 0; i < kTasks; ++i) {
+    executors.emplace_back([&, i] {
+      {
+        std::unique_lock lock(mu);
+        ++ready;
+        cv.notify_all();
+        cv.wait(lock, [&] { return ready == kTasks; });
+      }
+      // Every third task's claim names a try that is not current: refused, and it finishes nothing.
+      const ExecutionRef e{AttemptRef{key, tasks[i], i % 3 == 2 ? 2 : 1}, "host/" + tasks[i]};
+      claims[i] = store().reportRunning(e, at(3));
+      finishes[i] = store().reportFinished(e, TaskOutcome{i % 2 == 0, i % 2 == 0 ? 0 : 1, ""}, at(4));
+    });
+  }
+  for (auto& t : executors) t.join();
+  auto got = store().loadTaskInstances(key, tasks);
+  ASSERT_EQ(got.size(), tasks.size());
+  for (int i = 0; i < kTasks; ++i) {
+    ASSERT_TRUE(got[i].isOk()) << tasks[i];
+    if (i % 3 == 2) {
+      EXPECT_EQ(claims[i].code(), StatusCode::kConflict) << tasks[i];
+      EXPECT_EQ(finishes[i].code(), StatusCode::kConflict) << tasks[i];
+      EXPECT_EQ(got[i]->state, S::kQueued) << tasks[i];
+    } else {
+      EXPECT_TRUE(claims[i].isOk()) << tasks[i] << ": " << claims[i].toString();
+      EXPECT_TRUE(finishes[i].isOk()) << tasks[i] << ": " << finishes[i].toString();
+      EXPECT_EQ(got[i]->state, i % 2 == 0 ? S::kSuccess : S::kFailed) << tasks[i];
+      EXPECT_EQ(got[i]->execution_id, "host/" + tasks[i]);
+    }
+  }
+  EXPECT_EQ(countOf("SELECT count(*) FROM " + tableOf(kSchema, "task_history") + " WHERE source = 'executor'"),
+            2 * (kTasks - kTasks / 3));
+}
+
 // The move tables every SQL write path checks (migrations/001_schema.sql) mirror the planning core's
 // (the plugin may not include core): all 81 task pairs and 16 run pairs agree.
 TEST_F(PgStoreTest, TheMoveTablesAreThePlanningCoresTables) {
