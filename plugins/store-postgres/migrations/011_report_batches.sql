@@ -9,6 +9,11 @@
 -- Each report is still its own compare-and-set: report_batch calls 010's report_running or
 -- report_finished for it, in a block of its own, so a refused report (a stale try, another execution's
 -- claim) is answered with its SQLSTATE and message and undoes only its own writes; the others commit.
+-- The reports are written in the order of (dag, run, task, position), whatever order they came in, so
+-- two batches in flight lock their instances in the same order and never wait for each other in a
+-- circle. (Against another writer that locks several instances — a person's command, the scheduler's
+-- batch — PostgreSQL breaks a circle after deadlock_timeout by failing one side; if that is a report
+-- here, only that report is answered 40P01, unavailable, and its executor sends it again.)
 -- One row per report, in the order given: a NULL sqlstate when it was accepted.
 
 CREATE OR REPLACE FUNCTION report_batch(p_finished boolean[], p_dag text[], p_run text[], p_task text[],
@@ -18,10 +23,12 @@ CREATE OR REPLACE FUNCTION report_batch(p_finished boolean[], p_dag text[], p_ru
   LANGUAGE plpgsql AS $$
 DECLARE
   i integer;
+  states_ text[] := '{}';
+  messages_ text[] := '{}';
+  state_ text;
+  message_ text;
 BEGIN
-  FOR i IN 1 .. coalesce(array_length(p_finished, 1), 0) LOOP
-    refused_sqlstate := NULL;
-    refused_message := NULL;
+  FOR i IN SELECT o FROM generate_subscripts(p_finished, 1) AS o ORDER BY p_dag[o], p_run[o], p_task[o], o LOOP
     BEGIN
       IF p_finished[i] THEN
         PERFORM report_finished(p_dag[i], p_run[i], p_task[i], p_try[i], p_at[i], p_execution[i], p_to[i],
@@ -30,8 +37,10 @@ BEGIN
         PERFORM report_running(p_dag[i], p_run[i], p_task[i], p_try[i], p_at[i], p_execution[i]);
       END IF;
     EXCEPTION WHEN OTHERS THEN
-      GET STACKED DIAGNOSTICS refused_sqlstate = RETURNED_SQLSTATE, refused_message = MESSAGE_TEXT;
+      GET STACKED DIAGNOSTICS state_ = RETURNED_SQLSTATE, message_ = MESSAGE_TEXT;
+      states_[i] := state_;
+      messages_[i] := message_;
     END;
-    RETURN NEXT;
   END LOOP;
+  RETURN QUERY SELECT states_[o], messages_[o] FROM generate_subscripts(p_finished, 1) AS o ORDER BY o;
 END $$;

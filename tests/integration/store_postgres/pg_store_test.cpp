@@ -486,8 +486,8 @@ TEST_F(PgStoreTest, LoadTaskInstancesMatchesRowsByIdWhateverTheOrderAndRepeats) 
 }
 
 // report_batch (migrations/011_report_batches.sql), the plugin's write of several executor reports in
-// one transaction: each report is its own compare-and-set, answered in its own row; a refused one
-// undoes only its own writes and the rest commit, in the order given.
+// one transaction: each report is its own compare-and-set, answered in its own row in the order given; a
+// refused one undoes only its own writes and the rest commit, written in the order of their instances.
 TEST_F(PgStoreTest, ReportsWrittenTogetherAreEachAcceptedOrRefusedOnTheirOwn) {
   const RunKey key = startedRun("etl", "r1", {"a", "b", "c"});
   for (const char* t : {"a", "b", "c"}) {
@@ -515,8 +515,8 @@ TEST_F(PgStoreTest, ReportsWrittenTogetherAreEachAcceptedOrRefusedOnTheirOwn) {
                                 "a 1 none->scheduled scheduler", "a 1 scheduled->queued scheduler",
                                 "b 1 none->scheduled scheduler", "b 1 scheduled->queued scheduler",
                                 "c 1 none->scheduled scheduler", "c 1 scheduled->queued scheduler",
-                                "a 1 queued->running executor", "c 1 queued->running executor",
-                                "a 1 running->success executor"));
+                                "a 1 queued->running executor", "a 1 running->success executor",
+                                "c 1 queued->running executor"));
   auto got = store().loadTaskInstances(key, std::vector<std::string>{"a", "b", "c"});
   ASSERT_EQ(got.size(), 3u);
   ASSERT_TRUE(got[0].isOk() && got[1].isOk() && got[2].isOk());
