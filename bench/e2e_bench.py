@@ -1132,8 +1132,7 @@ def main():
                           f"CPU: scheduler {sched_cpu:.2f} s = {1000 * sched_cpu / (n + 1):.2f} ms per task, "
                           f"{st.name} {server_cpu:.2f} s, CLI {cli_cpu:.2f} s); right after, bare `bash -c true` "
                           f"from {a.spawn_threads} threads: {bare:.0f} /s ({100 * rate / bare:.0f} %); a task's log "
-                          f"folder and file, "
-                          f"bare: {create:.0f} µs\n{top}", end="", flush=True)
+                          f"folder and file, bare: {create:.0f} µs\n{top}", end="", flush=True)
             work_per_task(f"fan-out {n}", c0, counters(), runs_of(n) * (n + 1))
         if wanted("fanout"):
             phase["fan-out"] = time.time() - tp

@@ -6,55 +6,50 @@ std::int64_t toMicros(Timestamp t) { return t.time_since_epoch().count(); }
 
 Timestamp fromMicros(std::int64_t us) { return Timestamp(std::chrono::microseconds(us)); }
 
-std::string textArray(const std::vector<std::string>& items) {
+namespace {
+
+/// {e1,e2,...}: each item written by `element`, the literal's one loop for every array kind.
+template <typename T, typename Element>
+std::string arrayLiteral(const std::vector<T>& items, Element element) {
   std::string out = "{";
   for (std::size_t i = 0; i < items.size(); ++i) {
     if (i > 0) out += ',';
+    element(out, items[i]);
+  }
+  return out + "}";
+}
+
+}  // namespace
+
+std::string textArray(const std::vector<std::string>& items) {
+  return arrayLiteral(items, [](std::string& out, const std::string& item) {
     out += '"';
-    for (char c : items[i]) {
+    for (char c : item) {
       if (c == '"' || c == '\\') out += '\\';
       out += c;
     }
     out += '"';
-  }
-  out += '}';
-  return out;
+  });
 }
 
 std::string intArray(const std::vector<std::int64_t>& items) {
-  std::string out = "{";
-  for (std::size_t i = 0; i < items.size(); ++i) {
-    if (i > 0) out += ',';
-    out += std::to_string(items[i]);
-  }
-  return out + "}";
+  return arrayLiteral(items, [](std::string& out, std::int64_t item) { out += std::to_string(item); });
 }
 
 std::string boolArray(const std::vector<bool>& items) {
-  std::string out = "{";
-  for (std::size_t i = 0; i < items.size(); ++i) {
-    if (i > 0) out += ',';
-    out += items[i] ? 't' : 'f';
-  }
-  return out + "}";
+  return arrayLiteral(items, [](std::string& out, bool item) { out += item ? 't' : 'f'; });
 }
 
 std::string optionalIntArray(const std::vector<std::optional<std::int64_t>>& items) {
-  std::string out = "{";
-  for (std::size_t i = 0; i < items.size(); ++i) {
-    if (i > 0) out += ',';
-    out += items[i] ? std::to_string(*items[i]) : std::string("NULL");
-  }
-  return out + "}";
+  return arrayLiteral(items, [](std::string& out, const std::optional<std::int64_t>& item) {
+    out += item ? std::to_string(*item) : std::string("NULL");
+  });
 }
 
 std::string stampArray(const std::vector<std::optional<Timestamp>>& items) {
-  std::string out = "{";
-  for (std::size_t i = 0; i < items.size(); ++i) {
-    if (i > 0) out += ',';
-    out += items[i] ? std::to_string(toMicros(*items[i])) : std::string("NULL");
-  }
-  return out + "}";
+  return arrayLiteral(items, [](std::string& out, const std::optional<Timestamp>& item) {
+    out += item ? std::to_string(toMicros(*item)) : std::string("NULL");
+  });
 }
 
 SqlParams& SqlParams::text(std::string value) {
