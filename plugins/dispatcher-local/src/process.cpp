@@ -4,7 +4,6 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
-#include <spawn.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -101,29 +100,6 @@ std::string findOnPath(const std::string& name, const std::vector<std::string>& 
   return program;
 }
 
-class SpawnAttributes {
- public:
-  SpawnAttributes() {
-    ok_ = ::posix_spawnattr_init(&attr_) == 0;
-    ok_ = ok_ && ::posix_spawn_file_actions_init(&actions_) == 0;
-  }
-  ~SpawnAttributes() {
-    ::posix_spawnattr_destroy(&attr_);
-    ::posix_spawn_file_actions_destroy(&actions_);
-  }
-  SpawnAttributes(const SpawnAttributes&) = delete;
-  SpawnAttributes& operator=(const SpawnAttributes&) = delete;
-
-  bool ok() const { return ok_; }
-  posix_spawnattr_t* attr() { return &attr_; }
-  posix_spawn_file_actions_t* actions() { return &actions_; }
-
- private:
-  bool ok_ = false;
-  posix_spawnattr_t attr_{};
-  posix_spawn_file_actions_t actions_{};
-};
-
 std::string errnoText(int err) { return std::strerror(err); }
 
 // Reads up to `limit` bytes of a small file (/proc entries); every descriptor we open is
@@ -146,42 +122,79 @@ std::optional<std::string> readSmallFile(const char* path, std::size_t limit) {
 
 namespace {
 
+// What the child does between vfork() and execve(), prepared by the parent: the child may only
+// make system calls. It runs on the spawning thread's stack, in the scheduler's memory, while the
+// scheduler's other threads go on — it must not allocate, take a lock or touch what they share.
+struct ChildPlan {
+  const char* program = nullptr;
+  char* const* argv = nullptr;
+  char* const* envp = nullptr;
+  const char* cwd = nullptr;
+  int stdin_fd = -1;  ///< -1: /dev/null
+  int out_fd = -1;    ///< stdout and stderr; -1: /dev/null
+  volatile int failed_errno = 0;  ///< set by the child when a step fails; read after vfork() returns
+};
+
+// `fd` as descriptor `target` of the child, inherited by the program it executes.
+bool placeDescriptor(int fd, int target) {
+  if (fd == target) return ::fcntl(fd, F_SETFD, 0) == 0;  // as posix_spawn's dup2: clears close-on-exec
+  return ::dup2(fd, target) == target;
+}
+
+bool openDevNull(int target, int flags) {
+  const int fd = ::open("/dev/null", flags);
+  if (fd < 0) return false;
+  if (fd == target) return true;
+  const bool placed = ::dup2(fd, target) == target;
+  ::close(fd);
+  return placed;
+}
+
+// The child's way out when a step before execve fails: the parent reads why.
+[[noreturn]] void failChild(ChildPlan& plan) {
+  plan.failed_errno = errno != 0 ? errno : EINVAL;
+  ::_exit(127);
+}
+
+[[noreturn]] void runChild(ChildPlan& plan) {
+  if (::setsid() < 0) failChild(plan);
+  // Every signal back to its default (the host may catch or ignore some: an ignored SIGPIPE or
+  // SIGCHLD would be inherited). The handlers are the child's own copy: the scheduler keeps its.
+  struct sigaction default_action {};
+  default_action.sa_handler = SIG_DFL;
+  sigemptyset(&default_action.sa_mask);
+  for (int sig = 1; sig < NSIG; ++sig) {
+    struct sigaction current {};
+    if (sig == SIGKILL || sig == SIGSTOP || ::sigaction(sig, nullptr, &current) != 0) continue;
+    if (current.sa_handler != SIG_DFL) ::sigaction(sig, &default_action, nullptr);
+  }
+  if (!(plan.stdin_fd >= 0 ? placeDescriptor(plan.stdin_fd, STDIN_FILENO) : openDevNull(STDIN_FILENO, O_RDONLY))) failChild(plan);
+  if (plan.out_fd >= 0) {
+    if (!placeDescriptor(plan.out_fd, STDOUT_FILENO) || !placeDescriptor(plan.out_fd, STDERR_FILENO)) failChild(plan);
+  } else if (!openDevNull(STDOUT_FILENO, O_WRONLY) || ::dup2(STDOUT_FILENO, STDERR_FILENO) != STDERR_FILENO) {
+    failChild(plan);
+  }
+  if (::chdir(plan.cwd) != 0) failChild(plan);
+  ::closefrom(STDERR_FILENO + 1);
+  sigset_t none;
+  sigemptyset(&none);
+  ::sigprocmask(SIG_SETMASK, &none, nullptr);
+  ::execve(plan.program, plan.argv, plan.envp);
+  failChild(plan);
+}
+
 // Spawns `args` (args[0] the program's path) in a new session: its own process group (signalled as
 // a whole), no controlling terminal, and not killed with the scheduler. Signal mask cleared and
-// every signal back to its default: the host may block or ignore some (an ignored SIGPIPE or
-// SIGCHLD would otherwise be inherited). stdin is `stdin_fd` (-1: /dev/null); stdout and stderr
-// are `out_fd` (-1: /dev/null). Nothing else of the scheduler's leaks in: not our state-file locks
-// (a task holding one would look like a live dispatcher), not other plugins' sockets.
+// every signal back to its default. stdin is `stdin_fd` (-1: /dev/null); stdout and stderr are
+// `out_fd` (-1: /dev/null). Nothing else of the scheduler's leaks in: not our state-file locks (a
+// task holding one would look like a live dispatcher), not other plugins' sockets.
+//
+// vfork(), not posix_spawn(): both share the scheduler's memory until execve, but posix_spawn maps
+// and unmaps a stack for its child on every call, and the unmap makes every CPU the scheduler's
+// threads ran on flush its TLB — on a virtual machine, an interrupt to each (README "Starting a
+// process"). The child here uses this thread's stack, which is suspended until execve.
 Result<pid_t> spawnInSession(std::vector<std::string> args, const std::vector<std::string>& env,
                              const std::filesystem::path& cwd, int stdin_fd, int out_fd) {
-  SpawnAttributes sa;
-  if (!sa.ok()) return internalError("preparing posix_spawn failed");
-  sigset_t empty;
-  sigemptyset(&empty);
-  sigset_t defaults;
-  sigfillset(&defaults);
-  sigdelset(&defaults, SIGKILL);
-  sigdelset(&defaults, SIGSTOP);
-  int rc = ::posix_spawnattr_setflags(sa.attr(),
-                                      POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
-  rc = rc != 0 ? rc : ::posix_spawnattr_setsigmask(sa.attr(), &empty);
-  rc = rc != 0 ? rc : ::posix_spawnattr_setsigdefault(sa.attr(), &defaults);
-  if (stdin_fd >= 0) {
-    rc = rc != 0 ? rc : ::posix_spawn_file_actions_adddup2(sa.actions(), stdin_fd, STDIN_FILENO);
-  } else {
-    rc = rc != 0 ? rc : ::posix_spawn_file_actions_addopen(sa.actions(), STDIN_FILENO, "/dev/null", O_RDONLY, 0);
-  }
-  if (out_fd >= 0) {
-    rc = rc != 0 ? rc : ::posix_spawn_file_actions_adddup2(sa.actions(), out_fd, STDOUT_FILENO);
-    rc = rc != 0 ? rc : ::posix_spawn_file_actions_adddup2(sa.actions(), out_fd, STDERR_FILENO);
-  } else {
-    rc = rc != 0 ? rc : ::posix_spawn_file_actions_addopen(sa.actions(), STDOUT_FILENO, "/dev/null", O_WRONLY, 0);
-    rc = rc != 0 ? rc : ::posix_spawn_file_actions_adddup2(sa.actions(), STDOUT_FILENO, STDERR_FILENO);
-  }
-  rc = rc != 0 ? rc : ::posix_spawn_file_actions_addchdir_np(sa.actions(), cwd.c_str());
-  rc = rc != 0 ? rc : ::posix_spawn_file_actions_addclosefrom_np(sa.actions(), STDERR_FILENO + 1);
-  if (rc != 0) return internalError("preparing posix_spawn failed: " + errnoText(rc));
-
   std::vector<char*> argv;
   argv.reserve(args.size() + 1);
   for (std::string& a : args) argv.push_back(a.data());
@@ -190,10 +203,30 @@ Result<pid_t> spawnInSession(std::vector<std::string> args, const std::vector<st
   envp.reserve(env.size() + 1);
   for (const std::string& e : env) envp.push_back(const_cast<char*>(e.c_str()));
   envp.push_back(nullptr);
+  ChildPlan plan;
+  plan.program = args[0].c_str();
+  plan.argv = argv.data();
+  plan.envp = envp.data();
+  plan.cwd = cwd.c_str();
+  plan.stdin_fd = stdin_fd;
+  plan.out_fd = out_fd;
 
-  pid_t pid = 0;
-  rc = ::posix_spawn(&pid, args[0].c_str(), sa.actions(), sa.attr(), argv.data(), envp.data());
-  if (rc != 0) return unavailable(errnoText(rc) + " (starting " + args[0] + ")");
+  // No handler of the scheduler's may run in the child while it borrows this thread's stack.
+  sigset_t all;
+  sigset_t previous;
+  sigfillset(&all);
+  ::pthread_sigmask(SIG_SETMASK, &all, &previous);
+  const pid_t pid = ::vfork();
+  if (pid == 0) runChild(plan);
+  const int vfork_errno = errno;
+  ::pthread_sigmask(SIG_SETMASK, &previous, nullptr);
+  if (pid < 0) return unavailable(errnoText(vfork_errno) + " (starting " + args[0] + ")");
+  if (const int failed = plan.failed_errno; failed != 0) {
+    // The child exited before execve: reap it, as posix_spawn does, and say why.
+    while (::waitpid(pid, nullptr, 0) < 0 && errno == EINTR) {
+    }
+    return unavailable(errnoText(failed) + " (starting " + args[0] + ")");
+  }
   return pid;
 }
 

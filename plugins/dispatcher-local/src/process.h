@@ -1,7 +1,7 @@
 // Starting, finding and watching task processes (README "Processes and the supervisor").
 //
 // Every attempt runs under a supervisor that records the task's exit code in the exit file before
-// it exits, spawned with posix_spawn in a new session (so it is its own process group, has no
+// it exits, spawned with vfork and execve in a new session (so it is its own process group, has no
 // terminal and outlives the scheduler):
 // - a bash task's entrypoint runs in the supervisor itself, `bash -c <script> leoflow-supervisor
 //   <exit file> <entrypoint>`: one exec per task. An EXIT trap writes the code; TERM, INT and HUP
@@ -42,8 +42,8 @@ struct SpawnRequest {
 };
 
 /// Starts the supervised task; returns the supervisor's pid (= its process group and session).
-/// Never waits for the task. Safe in a multi-threaded process: posix_spawn runs no code of ours
-/// between fork and exec. The error's message is the reason, e.g. "Argument list too long
+/// Never waits for the task. Safe in a multi-threaded process: between vfork and execve the child
+/// only makes system calls, with every signal blocked. The error's message is the reason, e.g. "Argument list too long
 /// (starting /usr/bin/bash)".
 Result<pid_t> spawnSupervised(const SpawnRequest& request);
 
