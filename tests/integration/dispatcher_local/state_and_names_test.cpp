@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <fstream>
 #include <set>
 
@@ -14,6 +15,7 @@
 #include "process.h"
 #include "state_file.h"
 #include "task_command.h"
+#include "warm_shells.h"
 
 namespace leoflow::testing::dispatcher_local {
 namespace {
@@ -232,6 +234,59 @@ TEST(DispatcherLocalTaskCommand, PythonEntrypointForms) {
   t.type = "bash";
   t.entrypoint = "echo hi";
   EXPECT_EQ(*dl::taskArgv(t, s), (std::vector<std::string>{"bash", "-c", "echo hi"}));
+}
+
+TEST(DispatcherLocalTaskCommand, TheTaskEnvironmentIsTheSchedulersThenTheTasksThenLeoflows) {
+  dl::Settings s;
+  s.work_dir = "/work";
+  DispatchRequest r;
+  r.attempt.run.dag_id = "etl";
+  r.attempt.run.run_id = "manual__1";
+  r.attempt.task_id = "load";
+  r.attempt.try_number = 2;
+  r.task.type = "python";
+  r.task.env = {{"HOME", "/task-home"}, {"ADDED", "a=b"}, {"LEOFLOW_TASK_ID", "not-allowed"}};
+  r.tenant = "";
+  const std::map<std::string, std::string> parent = {
+      {"HOME", "/root"}, {"PATH", "/usr/bin:/bin"}, {"LEOFLOW_CONF", "{\"stale\":1}"}, {"ZED", "z"}};
+  const std::vector<std::string> env = dl::taskEnvironment(parent, r, s);
+  EXPECT_EQ(env, (std::vector<std::string>{"ADDED=a=b", "HOME=/task-home", "LEOFLOW_DAG_ID=etl",
+                                           "LEOFLOW_LOGICAL_DATE=1970-01-01T00:00:00Z", "LEOFLOW_RUN_ID=manual__1",
+                                           "LEOFLOW_TASK_ID=load", "LEOFLOW_TENANT=default", "LEOFLOW_TRY_NUMBER=2",
+                                           "LEOFLOW_WORK_DIR=/work", "PATH=/usr/bin:/bin", "PYTHONUNBUFFERED=1",
+                                           "ZED=z"}))
+      << "sorted by name; the run's conf, absent, removes the scheduler's own";
+
+  r.conf_json = R"({"k":1})";
+  r.task.type = "bash";
+  r.task.env = {{"PYTHONUNBUFFERED", "0"}};
+  const std::vector<std::string> with_conf = dl::taskEnvironment(parent, r, s);
+  EXPECT_NE(std::find(with_conf.begin(), with_conf.end(), R"(LEOFLOW_CONF={"k":1})"), with_conf.end());
+  EXPECT_NE(std::find(with_conf.begin(), with_conf.end(), "PYTHONUNBUFFERED=0"), with_conf.end());
+  r.task.type = "python";
+  const std::vector<std::string> own_buffering = dl::taskEnvironment(parent, r, s);
+  EXPECT_NE(std::find(own_buffering.begin(), own_buffering.end(), "PYTHONUNBUFFERED=0"), own_buffering.end())
+      << "a python task's own PYTHONUNBUFFERED wins";
+}
+
+TEST(DispatcherLocalWarmShells, TheEnvironmentDeltaExportsWhatDiffersAndUnsetsWhatIsGone) {
+  const std::map<std::string, std::string> parent = {{"GONE", "1"}, {"HOME", "/root"}, {"KEPT", "k"}, {"PATH", "/bin"}};
+  auto delta = dl::environmentDelta(parent, {"HOME=/elsewhere", "KEPT=k", "NEW=n", "PATH=/bin"});
+  ASSERT_TRUE(delta.has_value());
+  EXPECT_EQ(delta->first, (std::vector<std::string>{"HOME=/elsewhere", "NEW=n"}));
+  EXPECT_EQ(delta->second, (std::vector<std::string>{"GONE"}));
+
+  EXPECT_FALSE(dl::environmentDelta(parent, {"GONE=1", "HOME=/root", "KEPT=k", "PATH=/usr/bin"}).has_value())
+      << "another PATH decides another bash: a cold start";
+  EXPECT_FALSE(dl::environmentDelta(parent, {"GONE=1", "HOME=/root", "KEPT=k"}).has_value()) << "PATH removed";
+  EXPECT_FALSE(dl::environmentDelta(parent, {"BASH_ENV=/x", "GONE=1", "HOME=/root", "KEPT=k", "PATH=/bin"}))
+      << "bash reads BASH_ENV when it starts";
+  EXPECT_FALSE(dl::environmentDelta(parent, {"GONE=1", "HOME=/root", "KEPT=k", "PATH=/bin", "NOT-A-NAME=x"}));
+  EXPECT_FALSE(dl::environmentDelta(parent, {"GONE=1", "HOME=/root", "KEPT=k", "PATH=/bin", "__leoflow_exit=x"}));
+  EXPECT_FALSE(dl::environmentDelta(parent, {"HOME=/root", "KEPT=k", "PATH=/bin", "NOEQUALS"}));
+  auto same = dl::environmentDelta(parent, {"GONE=1", "HOME=/root", "KEPT=k", "PATH=/bin"});
+  ASSERT_TRUE(same.has_value());
+  EXPECT_TRUE(same->first.empty() && same->second.empty());
 }
 
 TEST(DispatcherLocalProcess, ProcStatTellsARecycledPidApart) {
