@@ -24,9 +24,16 @@ namespace leoflow::plugins::dispatcher_local {
 
 namespace {
 
-// Reports are store calls that may block; a few threads keep one slow call from holding up every
-// other attempt's finished report.
-constexpr std::size_t kReporterThreads = 4;
+// Reports are store calls that may block: several threads keep one slow call from holding up every
+// other attempt's finished report, and let a store that writes the reports arriving together in one
+// commit (store-postgres) write many at once. One thread per four tasks that may run at once, 4 to 64:
+// with max_parallel 64 on PostgreSQL, 4 threads let a fan-out's finished reports fall behind its
+// starts by thousands (each waited ~25 ms for its commit); 16 kept up (README "What the store is told").
+constexpr std::size_t kMinReporterThreads = 4;
+constexpr std::size_t kMaxReporterThreads = 64;
+std::size_t reporterThreads(std::size_t max_parallel) {
+  return std::clamp<std::size_t>(max_parallel / 4, kMinReporterThreads, kMaxReporterThreads);
+}
 constexpr milliseconds kMinHeartbeat{10};
 constexpr std::size_t kRecentCapacity = 65536;
 // Spare files kept for reuse: a few per attempt that may run at once, so that a wave of ends is
@@ -77,7 +84,7 @@ LocalDispatcher::LocalDispatcher(Settings settings, const PluginContext& context
   }
   try {
     watcher_ = std::thread([this] { watchLoop(); });
-    for (std::size_t i = 0; i < kReporterThreads; ++i) reporters_.emplace_back([this] { reportLoop(); });
+    for (std::size_t i = 0, n = reporterThreads(settings_.max_parallel); i < n; ++i) reporters_.emplace_back([this] { reportLoop(); });
     // Adopt before taking work: what a previous scheduler left running counts against
     // max_parallel from the first dispatch on.
     scanStateDir();

@@ -647,6 +647,44 @@ TEST_F(LocalDispatcherTest, ConflictOnHeartbeatKillsTheProcess) {
   EXPECT_EQ(events_.count(ReportType::kHeartbeat, a), 1) << "no beat after the refusal";
 }
 
+// A store that writes the reports arriving together in one commit (store-postgres) is only as fast
+// as the reports in flight at once. Finished reports go out on one reporter thread per four tasks
+// of max_parallel, so a fan-out's ends do not queue behind a few slow store calls.
+TEST_F(LocalDispatcherTest, FinishedReportsOfManyAttemptsReachTheStoreTogether) {
+  auto d = make({{"max_parallel", std::int64_t{64}}});
+  constexpr int kTasks = 32;
+  constexpr int kExpectedTogether = 64 / 4;
+  std::mutex mutex;
+  std::condition_variable cv;
+  int inside = 0;
+  int most = 0;
+  bool released = false;
+  // A slow store: each finished report waits until kExpectedTogether are being written (or 2 s).
+  events_.setAnswer([&](ReportType type, const AttemptRef&) -> std::optional<Status> {
+    if (type != ReportType::kFinished) return std::nullopt;
+    std::unique_lock lock(mutex);
+    most = std::max(most, ++inside);
+    if (inside >= kExpectedTogether) released = true;
+    cv.notify_all();
+    cv.wait_for(lock, 2s, [&] { return released; });
+    --inside;
+    return std::nullopt;
+  });
+  std::vector<AttemptRef> attempts;
+  for (int i = 0; i < kTasks; ++i) {
+    attempts.push_back(attemptOf("fanout", "r1", "t" + std::to_string(i)));
+    ASSERT_EQ(*d->dispatch(requestOf(attempts.back(), "true")), DispatchOutcome::kStarted);
+  }
+  EXPECT_TRUE(waitUntil(
+      [&] {
+        return std::all_of(attempts.begin(), attempts.end(),
+                           [&](const AttemptRef& a) { return events_.count(ReportType::kFinished, a, true) == 1; });
+      },
+      60s));
+  std::lock_guard lock(mutex);
+  EXPECT_GE(most, kExpectedTogether) << "finished reports written at once";
+}
+
 // ARCHITECTURE §8.13: the claim comes before the code. A refused claim (another execution holds the
 // attempt, or it is no longer current) starts nothing and reports nothing more.
 TEST_F(LocalDispatcherTest, ARefusedClaimRunsNothing) {
