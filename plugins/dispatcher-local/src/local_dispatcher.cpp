@@ -84,7 +84,8 @@ LocalDispatcher::LocalDispatcher(Settings settings, const PluginContext& context
   }
   try {
     watcher_ = std::thread([this] { watchLoop(); });
-    for (std::size_t i = 0, n = reporterThreads(settings_.max_parallel); i < n; ++i) reporters_.emplace_back([this] { reportLoop(); });
+    const std::size_t reporters = reporterThreads(settings_.max_parallel);
+    for (std::size_t i = 0; i < reporters; ++i) reporters_.emplace_back([this] { reportLoop(); });
     // Adopt before taking work: what a previous scheduler left running counts against
     // max_parallel from the first dispatch on.
     scanStateDir();

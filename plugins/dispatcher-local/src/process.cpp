@@ -168,7 +168,9 @@ bool openDevNull(int target, int flags) {
     if (sig == SIGKILL || sig == SIGSTOP || ::sigaction(sig, nullptr, &current) != 0) continue;
     if (current.sa_handler != SIG_DFL) ::sigaction(sig, &default_action, nullptr);
   }
-  if (!(plan.stdin_fd >= 0 ? placeDescriptor(plan.stdin_fd, STDIN_FILENO) : openDevNull(STDIN_FILENO, O_RDONLY))) failChild(plan);
+  const bool stdin_placed =
+      plan.stdin_fd >= 0 ? placeDescriptor(plan.stdin_fd, STDIN_FILENO) : openDevNull(STDIN_FILENO, O_RDONLY);
+  if (!stdin_placed) failChild(plan);
   if (plan.out_fd >= 0) {
     if (!placeDescriptor(plan.out_fd, STDOUT_FILENO) || !placeDescriptor(plan.out_fd, STDERR_FILENO)) failChild(plan);
   } else if (!openDevNull(STDOUT_FILENO, O_WRONLY) || ::dup2(STDOUT_FILENO, STDERR_FILENO) != STDERR_FILENO) {
@@ -191,8 +193,8 @@ bool openDevNull(int target, int flags) {
 //
 // vfork(), not posix_spawn(): both share the scheduler's memory until execve, but posix_spawn maps
 // and unmaps a stack for its child on every call, and the unmap makes every CPU the scheduler's
-// threads ran on flush its TLB — on a virtual machine, an interrupt to each (README "Starting a
-// process"). The child here uses this thread's stack, which is suspended until execve.
+// threads ran on flush its TLB — on a virtual machine, an interrupt to each (README "Processes and
+// the supervisor"). The child here uses this thread's stack, which is suspended until execve.
 Result<pid_t> spawnInSession(std::vector<std::string> args, const std::vector<std::string>& env,
                              const std::filesystem::path& cwd, int stdin_fd, int out_fd) {
   std::vector<char*> argv;
