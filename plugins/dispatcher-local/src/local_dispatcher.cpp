@@ -28,7 +28,7 @@ namespace {
 // other attempt's finished report, and let a store that writes the reports arriving together in one
 // commit (store-postgres) write many at once. One thread per four tasks that may run at once, 4 to 64:
 // with max_parallel 64 on PostgreSQL, 4 threads let a fan-out's finished reports fall behind its
-// starts by thousands (each waited ~25 ms for its commit); 16 kept up (README "What the store is told").
+// starts by thousands, each waiting for its own commit; 16 kept up (README "What the store is told").
 constexpr std::size_t kMinReporterThreads = 4;
 constexpr std::size_t kMaxReporterThreads = 64;
 std::size_t reporterThreads(std::size_t max_parallel) {
