@@ -2,9 +2,6 @@
 
 #include <unistd.h>
 
-#include <optional>
-#include <string_view>
-
 #include "names.h"
 
 namespace leoflow::plugins::dispatcher_local {
@@ -80,44 +77,26 @@ std::map<std::string, std::string> snapshotEnvironment() {
 
 std::vector<std::string> taskEnvironment(const std::map<std::string, std::string>& parent,
                                          const DispatchRequest& request, const Settings& settings) {
-  // What replaces or removes the scheduler's variables, sorted by name as `parent` is: the task's
-  // `env`, then LEOFLOW_* (which nothing overrides); nullopt removes the variable. Merged with
-  // `parent` in one pass: the scheduler's environment is not copied for every task.
-  std::map<std::string_view, std::optional<std::string>> changes;
-  for (const auto& [name, value] : request.task.env) changes[name] = value;
+  std::map<std::string, std::string> env = parent;
+  for (const auto& [name, value] : request.task.env) env[name] = value;
   const AttemptRef& a = request.attempt;
-  changes["LEOFLOW_DAG_ID"] = a.run.dag_id;
-  changes["LEOFLOW_RUN_ID"] = a.run.run_id;  // the user-facing run id (ARCHITECTURE §8.5)
-  changes["LEOFLOW_TASK_ID"] = a.task_id;
-  changes["LEOFLOW_TRY_NUMBER"] = std::to_string(a.try_number);  // from 1 (§8.5)
-  changes["LEOFLOW_LOGICAL_DATE"] = isoUtc(request.logical_date);
-  changes["LEOFLOW_WORK_DIR"] = settings.work_dir.string();
-  changes["LEOFLOW_TENANT"] = request.tenant.empty() ? std::string("default") : request.tenant;
-  // The scheduler's own LEOFLOW_CONF, if any, is not this run's conf.
-  changes["LEOFLOW_CONF"] = request.conf_json.empty() ? std::nullopt : std::optional<std::string>(request.conf_json);
-  // Python block-buffers a file; unbuffered, the log shows progress while the task runs (unless the
-  // task or the scheduler says otherwise).
-  if (request.task.type == kPythonType && changes.count("PYTHONUNBUFFERED") == 0 &&
-      parent.count("PYTHONUNBUFFERED") == 0) {
-    changes.emplace("PYTHONUNBUFFERED", std::string("1"));
+  env["LEOFLOW_DAG_ID"] = a.run.dag_id;
+  env["LEOFLOW_RUN_ID"] = a.run.run_id;  // the user-facing run id (ARCHITECTURE §8.5)
+  env["LEOFLOW_TASK_ID"] = a.task_id;
+  env["LEOFLOW_TRY_NUMBER"] = std::to_string(a.try_number);  // from 1 (§8.5)
+  env["LEOFLOW_LOGICAL_DATE"] = isoUtc(request.logical_date);
+  env["LEOFLOW_WORK_DIR"] = settings.work_dir.string();
+  env["LEOFLOW_TENANT"] = request.tenant.empty() ? std::string("default") : request.tenant;
+  if (!request.conf_json.empty()) {
+    env["LEOFLOW_CONF"] = request.conf_json;
+  } else {
+    env.erase("LEOFLOW_CONF");  // the scheduler's own, if any, is not this run's conf
   }
-
-  const auto entry = [](std::string_view name, std::string_view value) {
-    std::string e;
-    e.reserve(name.size() + 1 + value.size());
-    e.append(name).push_back('=');
-    e.append(value);
-    return e;
-  };
+  // Python block-buffers a file; unbuffered, the log shows progress while the task runs.
+  if (request.task.type == kPythonType) env.emplace("PYTHONUNBUFFERED", "1");
   std::vector<std::string> out;
-  out.reserve(parent.size() + changes.size());
-  auto p = parent.begin();
-  for (auto c = changes.begin(); c != changes.end(); ++c) {
-    for (; p != parent.end() && std::string_view(p->first) < c->first; ++p) out.push_back(entry(p->first, p->second));
-    if (p != parent.end() && std::string_view(p->first) == c->first) ++p;
-    if (c->second) out.push_back(entry(c->first, *c->second));
-  }
-  for (; p != parent.end(); ++p) out.push_back(entry(p->first, p->second));
+  out.reserve(env.size());
+  for (const auto& [name, value] : env) out.push_back(name + "=" + value);
   return out;
 }
 

@@ -77,41 +77,23 @@ bool hasNul(std::string_view s) { return s.find('\0') != std::string_view::npos;
 
 std::optional<std::pair<std::vector<std::string>, std::vector<std::string>>> environmentDelta(
     const std::map<std::string, std::string>& parent, const std::vector<std::string>& target) {
-  // (name, entry) of every target variable, by name, walked beside `parent` (sorted too): one pass,
-  // no lookup per variable. taskEnvironment() hands them over sorted already.
-  std::vector<std::pair<std::string_view, std::string_view>> wanted;
-  wanted.reserve(target.size());
+  std::vector<std::string> exports;
+  std::set<std::string_view> named;
   for (const std::string& entry : target) {
     const std::size_t eq = entry.find('=');
     if (eq == std::string::npos) return std::nullopt;
-    wanted.emplace_back(std::string_view(entry.data(), eq), entry);
-  }
-  const auto byName = [](const auto& x, const auto& y) { return x.first < y.first; };
-  if (!std::is_sorted(wanted.begin(), wanted.end(), byName)) std::sort(wanted.begin(), wanted.end(), byName);
-
-  std::vector<std::string> exports;
-  std::vector<std::string> unsets;
-  auto p = parent.begin();
-  const auto unsetUpTo = [&](std::string_view name) {  // the parent's variables before `name`: gone
-    for (; p != parent.end() && std::string_view(p->first) < name; ++p) {
-      if (!changeable(p->first)) return false;
-      unsets.push_back(p->first);
-    }
-    return true;
-  };
-  for (const auto& [name, entry] : wanted) {
-    if (!unsetUpTo(name)) return std::nullopt;
-    if (p != parent.end() && std::string_view(p->first) == name) {
-      const bool same = std::string_view(p->second) == entry.substr(name.size() + 1);
-      ++p;
-      if (same) continue;
-    }
+    const std::string_view name(entry.data(), eq);
+    named.insert(name);
+    const auto it = parent.find(std::string(name));
+    if (it != parent.end() && it->second == std::string_view(entry).substr(eq + 1)) continue;
     if (!changeable(name)) return std::nullopt;
-    exports.emplace_back(entry);
+    exports.push_back(entry);
   }
-  for (; p != parent.end(); ++p) {
-    if (!changeable(p->first)) return std::nullopt;
-    unsets.push_back(p->first);
+  std::vector<std::string> unsets;
+  for (const auto& [name, value] : parent) {
+    if (named.count(name) != 0) continue;
+    if (!changeable(name)) return std::nullopt;
+    unsets.push_back(name);
   }
   return std::make_pair(std::move(exports), std::move(unsets));
 }
