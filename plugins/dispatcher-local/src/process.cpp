@@ -173,7 +173,7 @@ bool openDevNull(int target, int flags) {
   if (!stdin_placed) failChild(plan);
   if (plan.out_fd >= 0) {
     if (!placeDescriptor(plan.out_fd, STDOUT_FILENO) || !placeDescriptor(plan.out_fd, STDERR_FILENO)) failChild(plan);
-  } else if (!openDevNull(STDOUT_FILENO, O_WRONLY) || ::dup2(STDOUT_FILENO, STDERR_FILENO) != STDERR_FILENO) {
+  } else if (!openDevNull(STDOUT_FILENO, O_WRONLY) || !placeDescriptor(STDOUT_FILENO, STDERR_FILENO)) {
     failChild(plan);
   }
   if (::chdir(plan.cwd) != 0) failChild(plan);

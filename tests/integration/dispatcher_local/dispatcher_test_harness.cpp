@@ -301,6 +301,14 @@ std::size_t groupSize(pid_t pgid) {
   return n;
 }
 
+std::set<pid_t> ourChildren() {
+  std::set<pid_t> out;
+  forEachProcess([&](const ProcStat& p, const std::filesystem::path&) {
+    if (p.ppid == ::getpid()) out.insert(p.pid);
+  });
+  return out;
+}
+
 std::vector<pid_t> ourWarmShells() {
   std::vector<pid_t> out;
   forEachProcess([&](const ProcStat& p, const std::filesystem::path& dir) {

@@ -15,6 +15,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -175,6 +176,9 @@ bool groupAlive(pid_t pgid);
 
 /// How many processes are in the process group `pgid` (/proc/<pid>/stat field 5), zombies aside.
 std::size_t groupSize(pid_t pgid);
+
+/// This process's children, running or not yet reaped (zombies included).
+std::set<pid_t> ourChildren();
 
 /// This process's children that are warm shells waiting for an attempt (argv: bash -c <script>
 /// leoflow-supervisor warm).

@@ -13,6 +13,7 @@
 
 #include <gtest/gtest.h>
 
+#include "dispatcher_test_harness.h"
 #include "process.h"
 #include "task_command.h"
 
@@ -24,25 +25,18 @@ namespace fs = std::filesystem;
 
 class SpawnTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    dir_ = fs::temp_directory_path() / ("leoflow-spawn-test-" + std::to_string(::getpid()));
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-  }
-  void TearDown() override { fs::remove_all(dir_); }
-
   dl::SpawnRequest bashTask(const std::string& entrypoint) {
     dl::SpawnRequest r;
     r.argv = {"bash", "-c", entrypoint};
     for (const auto& [name, value] : dl::snapshotEnvironment()) r.env.push_back(name + "=" + value);
-    r.cwd = dir_;
-    r.exit_path = dir_ / "exit";
+    r.cwd = dir_.path();
+    r.exit_path = dir_.path() / "exit";
     return r;
   }
 
   // Runs `entrypoint` to its end under a supervisor; its output, as the log holds it.
   std::string runToEnd(dl::SpawnRequest r) {
-    const fs::path log = dir_ / "task.log";
+    const fs::path log = dir_.path() / "task.log";
     const int log_fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     EXPECT_GE(log_fd, 0);
     r.log_fd = log_fd;
@@ -53,34 +47,11 @@ class SpawnTest : public ::testing::Test {
     int status = 0;
     EXPECT_EQ(::waitpid(*pid, &status, 0), *pid);
     EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "status " << status;
-    std::ifstream in(log);
-    std::stringstream text;
-    text << in.rdbuf();
-    return text.str();
+    return readFile(log);
   }
 
-  fs::path dir_;
+  TempDir dir_;
 };
-
-// The pids whose parent is this process (running or not yet reaped), from /proc.
-std::set<long> ourChildren() {
-  std::set<long> out;
-  for (const auto& entry : fs::directory_iterator("/proc")) {
-    const std::string name = entry.path().filename().string();
-    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
-    std::ifstream in(entry.path() / "stat");
-    std::string line;
-    if (!std::getline(in, line)) continue;
-    const std::size_t close = line.rfind(')');
-    if (close == std::string::npos) continue;
-    std::istringstream rest(line.substr(close + 2));
-    std::string state;
-    long parent = 0;
-    rest >> state >> parent;
-    if (parent == ::getpid()) out.insert(std::stol(name));
-  }
-  return out;
-}
 
 // The bits of /proc/<pid>/status masks for signal `sig`.
 unsigned long long bitOf(int sig) { return 1ULL << (sig - 1); }
@@ -129,20 +100,20 @@ TEST_F(SpawnTest, TheChildHasItsOwnSessionDefaultSignalsAnEmptyMaskAndOnlyItsThr
   EXPECT_NE(log.find("open 0\nopen 1\nopen 2\n"), std::string::npos) << log;
   EXPECT_EQ(log.find("open 77"), std::string::npos) << "a descriptor of the scheduler's leaked in\n" << log;
   EXPECT_NE(log.find("stdin /dev/null"), std::string::npos) << log;
-  EXPECT_NE(log.find("cwd " + fs::canonical(dir_).string()), std::string::npos) << log;
+  EXPECT_NE(log.find("cwd " + fs::canonical(dir_.path()).string()), std::string::npos) << log;
 }
 
 TEST_F(SpawnTest, AStepThatFailsBeforeTheProgramRunsIsTheReasonAndLeavesNoChild) {
-  const std::set<long> before = ourChildren();
+  const std::set<pid_t> before = ourChildren();
   dl::SpawnRequest missing_dir = bashTask("true");
-  missing_dir.cwd = dir_ / "no-such-dir";
+  missing_dir.cwd = dir_.path() / "no-such-dir";
   auto refused = dl::spawnSupervised(missing_dir);
   ASSERT_FALSE(refused.isOk());
   EXPECT_NE(refused.status().message().find("No such file or directory (starting "), std::string::npos)
       << refused.status().toString();
 
   // A `bash` on the task's PATH that is no program: execve itself refuses it.
-  const fs::path bin = dir_ / "bin";
+  const fs::path bin = dir_.path() / "bin";
   fs::create_directories(bin);
   std::ofstream(bin / "bash") << "\x7f" "ELF not really\n";
   fs::permissions(bin / "bash", fs::perms::owner_all);
@@ -157,8 +128,8 @@ TEST_F(SpawnTest, AStepThatFailsBeforeTheProgramRunsIsTheReasonAndLeavesNoChild)
       << refused_exec.status().toString();
 
   // Both children were reaped before the answer: no new one is left, not even a zombie.
-  std::set<long> left;
-  for (long pid : ourChildren()) {
+  std::set<pid_t> left;
+  for (pid_t pid : ourChildren()) {
     if (before.count(pid) == 0) left.insert(pid);
   }
   EXPECT_TRUE(left.empty()) << left.size() << " child(ren) left behind";
