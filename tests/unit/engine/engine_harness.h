@@ -1,10 +1,13 @@
 // An Engine wired to in-process fakes of every role, driven tick by tick with a manual clock.
 #pragma once
 
+#include <chrono>
+#include <functional>
 #include <map>
 #include <memory>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -29,6 +32,17 @@ using leoflow::testing::MemoryStore;
 using leoflow::testing::Method;
 using leoflow::testing::RecordingRecorder;
 using namespace std::chrono_literals;
+
+/// Polls `done` every millisecond until it holds (true) or `timeout` of wall time passes (false): for
+/// tests that run the engine's own loop on a thread.
+inline bool waitFor(const std::function<bool()>& done, std::chrono::milliseconds timeout) {
+  const auto until = std::chrono::steady_clock::now() + timeout;
+  while (!done()) {
+    if (std::chrono::steady_clock::now() > until) return false;
+    std::this_thread::sleep_for(1ms);
+  }
+  return true;
+}
 
 /// 2026-05-28T12:00:00Z, the anchor of BEHAVIOUR §9.
 inline const Timestamp kNoon{std::chrono::seconds{1779969600}};

@@ -11,15 +11,6 @@ namespace {
 
 using S = TaskState;
 
-bool waitFor(const std::function<bool()>& done, std::chrono::milliseconds timeout) {
-  const auto until = std::chrono::steady_clock::now() + timeout;
-  while (!done()) {
-    if (std::chrono::steady_clock::now() > until) return false;
-    std::this_thread::sleep_for(1ms);
-  }
-  return true;
-}
-
 TEST(EngineLoop, AChainAdvancesWithoutWaitingForTheTick) {
   EngineHarness h;
   h.options.tick_interval = 60s;  // the backstop never fires during this test

@@ -276,8 +276,7 @@ std::jthread leadInLoop(EngineHarness& h) {
   h.addDag(linear());
   h.build();
   std::jthread loop([&h](std::stop_token st) { h.engine->run(st); });
-  const auto until = std::chrono::steady_clock::now() + 2s;
-  while (!h.engine->leading() && std::chrono::steady_clock::now() < until) std::this_thread::sleep_for(1ms);
+  waitFor([&] { return h.engine->leading(); }, 2s);
   return loop;
 }
 
@@ -286,14 +285,9 @@ std::jthread leadInLoop(EngineHarness& h) {
 // DAGs after the listing, on the same thread, so a DAG read after the first listing began means it
 // has returned.
 void waitForTheTakeoverListing(EngineHarness& h) {
-  const auto until = std::chrono::steady_clock::now() + 2s;
-  while (h.store.calls(Method::kListActiveRunKeys) < 1 && std::chrono::steady_clock::now() < until) {
-    std::this_thread::sleep_for(1ms);
-  }
+  waitFor([&] { return h.store.calls(Method::kListActiveRunKeys) >= 1; }, 2s);
   const int dag_reads = h.store.calls(Method::kListDags);
-  while (h.store.calls(Method::kListDags) == dag_reads && std::chrono::steady_clock::now() < until) {
-    std::this_thread::sleep_for(1ms);
-  }
+  waitFor([&] { return h.store.calls(Method::kListDags) != dag_reads; }, 2s);
 }
 
 TEST(EngineScale, WithTheChangeFeedUpTheActiveRunsAreListedOnceAResyncInterval) {
