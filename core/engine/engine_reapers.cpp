@@ -11,6 +11,7 @@
 #include <fmt/format.h>
 
 #include "engine/engine_internal.h"
+#include "engine/task_events_sink.h"
 #include "planning/reap.h"
 #include "schedule/iso_time.h"
 
@@ -218,8 +219,16 @@ void Engine::reapUnplannable(TickState& t) {
 void Engine::reapAgentLost(TickState& t) {
   // Executors' heartbeats go to the store too: while it was unreachable, none could land. Running
   // attempts get a fresh threshold from when the store answered again, or an outage longer than
-  // the threshold would fail every healthy task the moment it ends (issue 9 §2).
-  const std::int64_t outage_us = last_store_outage_us_.load();
+  // the threshold would fail every healthy task the moment it ends (issue 9 §2). The executors'
+  // reports count too: after a store restart a report can fail on a stale connection when the
+  // engine's own calls already succeed, and its retry may land only seconds later.
+  std::int64_t outage_us = last_store_outage_us_.load();
+  if (events_ != nullptr) {
+    if (auto report = events_->lastUnavailableReport()) {
+      const auto report_us = std::chrono::duration_cast<std::chrono::microseconds>(report->time_since_epoch());
+      outage_us = std::max<std::int64_t>(outage_us, report_us.count());
+    }
+  }
   const Timestamp last_outage{std::chrono::microseconds{outage_us}};
   if (outage_us != 0 && t.now - last_outage < options_.agent_lost_threshold) {
     if (!agent_lost_pause_logged_) {

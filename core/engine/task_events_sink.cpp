@@ -34,7 +34,7 @@ Status TaskEventsSink::running(const ExecutionRef& e) {
                    a.task_id, a.try_number, e.execution_id);
     return s;
   }
-  notAccepted(e);
+  notAccepted(e, s);
   if (s.code() == StatusCode::kConflict) {
     // A claim refused: the attempt moved on (reaped, retried, finished) or another execution holds
     // it (ARCHITECTURE §8.13). The executor must not run the code (BEHAVIOUR §10 item 3).
@@ -50,6 +50,7 @@ Status TaskEventsSink::running(const ExecutionRef& e) {
 Status TaskEventsSink::heartbeat(const ExecutionRef& e) {
   const AttemptRef& a = e.attempt;
   Status s = store_.reportHeartbeat(e, clock_.now());
+  if (s.code() == StatusCode::kUnavailable) noteUnavailable();
   if (!s.isOk() && s.code() != StatusCode::kConflict) {
     logger_->warn("recording heartbeat failed dag_id={} run_id={} task_id={} try={} error={}", a.run.dag_id,
                   a.run.run_id, a.task_id, a.try_number, s.toString());
@@ -84,7 +85,7 @@ Status TaskEventsSink::finished(const ExecutionRef& e, const TaskOutcome& outcom
                    outcome.exit_code ? std::to_string(*outcome.exit_code) : "none");
     return s;
   }
-  notAccepted(e);
+  notAccepted(e, s);
   if (s.code() == StatusCode::kConflict) {
     logger_->info("stale finished report ignored dag_id={} run_id={} task_id={} try={} reason={}", a.run.dag_id,
                   a.run.run_id, a.task_id, a.try_number, s.message());
@@ -95,11 +96,23 @@ Status TaskEventsSink::finished(const ExecutionRef& e, const TaskOutcome& outcom
   return s;
 }
 
-void TaskEventsSink::notAccepted(const ExecutionRef& e) {
+void TaskEventsSink::notAccepted(const ExecutionRef& e, const Status& status) {
+  if (status.code() == StatusCode::kUnavailable) noteUnavailable();
   // Refused, or no answer: nothing to mirror. A write whose reply was lost may still have applied,
   // and its echo may have come and gone as expected: the leader reads the instance to be sure.
   wake_.forgetOwnReport(e.execution_id);
   wake_.taskChanged(e.attempt.run, e.attempt.task_id);
+}
+
+void TaskEventsSink::noteUnavailable() {
+  last_unavailable_us_ =
+      std::chrono::duration_cast<std::chrono::microseconds>(clock_.now().time_since_epoch()).count();
+}
+
+std::optional<Timestamp> TaskEventsSink::lastUnavailableReport() const {
+  const std::int64_t us = last_unavailable_us_.load();
+  if (us == 0) return std::nullopt;
+  return Timestamp{std::chrono::microseconds{us}};
 }
 
 void TaskEventsSink::noteHandedOver(const AttemptRef& attempt, std::string task_type, std::string tenant) {

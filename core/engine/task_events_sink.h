@@ -7,8 +7,11 @@
 // tenant that the engine noted when it handed the attempt over (an adopted attempt has none).
 #pragma once
 
+#include <atomic>
+#include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
 #include <mutex>
 #include <string>
 
@@ -36,6 +39,11 @@ class TaskEventsSink final : public TaskEvents {
   /// The engine handed `attempt` over: its reports' metrics carry this task type and tenant.
   void noteHandedOver(const AttemptRef& attempt, std::string task_type, std::string tenant);
 
+  /// When (sink clock) the store last answered a report here with kUnavailable; nullopt if never.
+  /// The agent-lost reaper pauses a threshold after it: executors retry such a report with a
+  /// back-off, and the report may land only after the engine's own calls succeed again.
+  std::optional<Timestamp> lastUnavailableReport() const;
+
  private:
   Store& store_;
   const Clock& clock_;
@@ -52,8 +60,11 @@ class TaskEventsSink final : public TaskEvents {
     std::string tenant;
   };
   Labels labelsOf(const AttemptRef& attempt, bool forget);
-  /// A report the store did not accept: no echo to expect, and the instance read back.
-  void notAccepted(const ExecutionRef& execution);
+  /// A report the store did not accept: no echo to expect, and the instance read back; an
+  /// unreachable store is noted for lastUnavailableReport().
+  void notAccepted(const ExecutionRef& execution, const Status& status);
+  void noteUnavailable();
+  std::atomic<std::int64_t> last_unavailable_us_{0};  // micros since the epoch, 0 = never
   std::mutex labels_mutex_;
   std::map<AttemptRef, Labels> labels_;
 };

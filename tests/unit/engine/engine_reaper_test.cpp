@@ -298,6 +298,53 @@ TEST(EngineReapers, AfterAStoreOutageRunningAttemptsGetAFreshHeartbeatThreshold)
   EXPECT_EQ(paused, 1u);  // said once, not every tick of the pause
 }
 
+TEST(EngineReapers, AnExecutorsReportTheStoreCouldNotTakePausesTheAgentLostReaper) {
+  // After a store restart the engine's own calls can succeed while an executor's report fails on a
+  // stale connection; the executor retries it with a back-off. The attempt's last heartbeat is
+  // older than the threshold by then: reaping it would fail a task that finished.
+  EngineHarness h;
+  h.options.agent_lost_threshold = 6s;
+  h.addDag(dag("etl", {task("a")}));
+  auto run = h.trigger("etl");
+  h.lead();
+  for (int i = 0; i < 5 && h.state(run, "a") != S::kQueued; ++i) h.tick();
+  ASSERT_EQ(h.state(run, "a"), S::kQueued);
+  const ExecutionRef e{{run, "a", 1}, "exec-1"};
+  ASSERT_TRUE(h.events->running(e).isOk());
+  h.clock.advance(5s);
+  h.store.failNext(Method::kReportFinished, unavailable("server closed the connection unexpectedly"));
+  EXPECT_EQ(h.events->finished(e, TaskOutcome{true, 0, ""}).code(), StatusCode::kUnavailable);
+  h.clock.advance(3s);  // the heartbeat is 8 s old; the report failed 3 s ago
+  h.tick();
+  EXPECT_EQ(h.state(run, "a"), S::kRunning);
+  EXPECT_EQ(h.recorder.decisions("agent_lost"), 0);
+  EXPECT_THAT(h.logs(), HasSubstr("agent-lost reaper paused"));
+  h.clock.advance(2s);  // the executor's retry lands
+  ASSERT_TRUE(h.events->finished(e, TaskOutcome{true, 0, ""}).isOk());
+  h.tick();
+  EXPECT_EQ(h.state(run, "a"), S::kSuccess);
+  EXPECT_EQ(h.recorder.decisions("agent_lost"), 0);
+}
+
+TEST(EngineReapers, AnAttemptThatStaysSilentIsReapedOneThresholdAfterTheLastFailedReport) {
+  EngineHarness h;
+  h.options.agent_lost_threshold = 6s;
+  h.addDag(dag("etl", {task("a")}));
+  auto run = h.seedRunning("etl", {{"a", withHeartbeat(S::kRunning, kNoon)}});
+  h.lead();
+  h.tick();
+  h.clock.advance(3s);  // another attempt's heartbeat finds the store unreachable
+  h.store.failNext(Method::kReportHeartbeat, unavailable("redis down"));
+  EXPECT_EQ(h.events->heartbeat({{run, "a", 1}, "exec-other"}).code(), StatusCode::kUnavailable);
+  h.clock.advance(4s);  // a's heartbeat is 7 s old, but the pause runs until noon + 9 s
+  h.tick();
+  EXPECT_EQ(h.state(run, "a"), S::kRunning);
+  h.clock.advance(2100ms);
+  h.tick();
+  EXPECT_EQ(h.state(run, "a"), S::kFailed);
+  EXPECT_EQ(h.recorder.decisions("agent_lost"), 1);
+}
+
 TEST(EngineReapers, AReapedOrphanRunLeavesNoHandOversBehind) {  // issue 9 §4: caches that only grow
   EngineHarness h;
   h.addDag(dag("etl", {task("a")}));
