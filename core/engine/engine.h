@@ -204,7 +204,7 @@ class Engine {
   // kUnavailable status noteStatus() saw, or a failed leadership check or campaign (a replica that
   // lost leadership in an outage makes no other store call until it leads again). Heartbeats could
   // not land meanwhile, so the agent-lost reaper waits a threshold after it. Written by the loop
-  // and the watchdog.
+  // and the watchdog. Failed executor reports are noted by the sink (lastUnavailableReport()).
   std::atomic<std::int64_t> last_store_outage_us_{0};
   void noteStoreOutage();
   bool agent_lost_pause_logged_ = false;
