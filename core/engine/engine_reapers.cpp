@@ -222,15 +222,11 @@ void Engine::reapAgentLost(TickState& t) {
   // the threshold would fail every healthy task the moment it ends (issue 9 §2). The executors'
   // reports count too: after a store restart a report can fail on a stale connection when the
   // engine's own calls already succeed, and its retry may land only seconds later.
-  std::int64_t outage_us = last_store_outage_us_.load();
+  Timestamp last_outage{std::chrono::microseconds{last_store_outage_us_.load()}};  // the epoch: never
   if (events_ != nullptr) {
-    if (auto report = events_->lastUnavailableReport()) {
-      const auto report_us = std::chrono::duration_cast<std::chrono::microseconds>(report->time_since_epoch());
-      outage_us = std::max<std::int64_t>(outage_us, report_us.count());
-    }
+    if (auto report = events_->lastUnavailableReport()) last_outage = std::max(last_outage, *report);
   }
-  const Timestamp last_outage{std::chrono::microseconds{outage_us}};
-  if (outage_us != 0 && t.now - last_outage < options_.agent_lost_threshold) {
+  if (last_outage != Timestamp{} && t.now - last_outage < options_.agent_lost_threshold) {
     if (!agent_lost_pause_logged_) {
       agent_lost_pause_logged_ = true;
       log_->warn("agent-lost reaper paused: the store was unreachable (last at {}) and heartbeats could not land; "
