@@ -2,6 +2,8 @@
 
 #include <unistd.h>
 
+#include <string_view>
+
 #include "names.h"
 
 namespace leoflow::plugins::dispatcher_local {
@@ -77,26 +79,45 @@ std::map<std::string, std::string> snapshotEnvironment() {
 
 std::vector<std::string> taskEnvironment(const std::map<std::string, std::string>& parent,
                                          const DispatchRequest& request, const Settings& settings) {
-  std::map<std::string, std::string> env = parent;
-  for (const auto& [name, value] : request.task.env) env[name] = value;
+  // What this task changes, a few entries; the scheduler's environment (dozens) is merged in below
+  // without being copied: this runs for every attempt.
+  std::map<std::string_view, std::string> own;
+  for (const auto& [name, value] : request.task.env) own.insert_or_assign(name, value);
   const AttemptRef& a = request.attempt;
-  env["LEOFLOW_DAG_ID"] = a.run.dag_id;
-  env["LEOFLOW_RUN_ID"] = a.run.run_id;  // the user-facing run id (ARCHITECTURE §8.5)
-  env["LEOFLOW_TASK_ID"] = a.task_id;
-  env["LEOFLOW_TRY_NUMBER"] = std::to_string(a.try_number);  // from 1 (§8.5)
-  env["LEOFLOW_LOGICAL_DATE"] = isoUtc(request.logical_date);
-  env["LEOFLOW_WORK_DIR"] = settings.work_dir.string();
-  env["LEOFLOW_TENANT"] = request.tenant.empty() ? std::string("default") : request.tenant;
-  if (!request.conf_json.empty()) {
-    env["LEOFLOW_CONF"] = request.conf_json;
-  } else {
-    env.erase("LEOFLOW_CONF");  // the scheduler's own, if any, is not this run's conf
-  }
-  // Python block-buffers a file; unbuffered, the log shows progress while the task runs.
-  if (request.task.type == kPythonType) env.emplace("PYTHONUNBUFFERED", "1");
+  own.insert_or_assign("LEOFLOW_DAG_ID", a.run.dag_id);
+  own.insert_or_assign("LEOFLOW_RUN_ID", a.run.run_id);  // the user-facing run id (ARCHITECTURE §8.5)
+  own.insert_or_assign("LEOFLOW_TASK_ID", a.task_id);
+  own.insert_or_assign("LEOFLOW_TRY_NUMBER", std::to_string(a.try_number));  // from 1 (§8.5)
+  own.insert_or_assign("LEOFLOW_LOGICAL_DATE", isoUtc(request.logical_date));
+  own.insert_or_assign("LEOFLOW_WORK_DIR", settings.work_dir.string());
+  own.insert_or_assign("LEOFLOW_TENANT", request.tenant.empty() ? std::string("default") : request.tenant);
+  // Without a conf of its own the run has none: the scheduler's LEOFLOW_CONF, if any, is dropped.
+  const bool has_conf = !request.conf_json.empty();
+  if (has_conf) own.insert_or_assign("LEOFLOW_CONF", request.conf_json);
+  // Python block-buffers a file; unbuffered, the log shows progress while the task runs (unless
+  // the task or the scheduler says otherwise).
+  if (request.task.type == kPythonType && parent.count("PYTHONUNBUFFERED") == 0) own.emplace("PYTHONUNBUFFERED", "1");
+
   std::vector<std::string> out;
-  out.reserve(env.size());
-  for (const auto& [name, value] : env) out.push_back(name + "=" + value);
+  out.reserve(parent.size() + own.size());
+  auto add = [&out](std::string_view name, std::string_view value) {
+    std::string& entry = out.emplace_back();
+    entry.reserve(name.size() + 1 + value.size());
+    entry.append(name).push_back('=');
+    entry.append(value);
+  };
+  // Both sorted by name: one merge, the task's value winning.
+  auto mine = own.begin();
+  for (const auto& [name, value] : parent) {
+    for (; mine != own.end() && mine->first < name; ++mine) add(mine->first, mine->second);
+    if (mine != own.end() && mine->first == name) {
+      add(mine->first, mine->second);
+      ++mine;
+    } else if (has_conf || name != "LEOFLOW_CONF") {
+      add(name, value);
+    }
+  }
+  for (; mine != own.end(); ++mine) add(mine->first, mine->second);
   return out;
 }
 

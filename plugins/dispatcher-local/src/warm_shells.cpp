@@ -12,6 +12,7 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <iterator>
 #include <set>
 #include <string_view>
 
@@ -77,23 +78,37 @@ bool hasNul(std::string_view s) { return s.find('\0') != std::string_view::npos;
 
 std::optional<std::pair<std::vector<std::string>, std::vector<std::string>>> environmentDelta(
     const std::map<std::string, std::string>& parent, const std::vector<std::string>& target) {
-  std::vector<std::string> exports;
-  std::set<std::string_view> named;
+  // Both walked in name order at once, nothing copied but what goes into the delta: this runs for
+  // every attempt, against the scheduler's whole environment.
+  std::vector<std::pair<std::string_view, std::string_view>> wanted;  // name, value
+  wanted.reserve(target.size());
   for (const std::string& entry : target) {
     const std::size_t eq = entry.find('=');
     if (eq == std::string::npos) return std::nullopt;
-    const std::string_view name(entry.data(), eq);
-    named.insert(name);
-    const auto it = parent.find(std::string(name));
-    if (it != parent.end() && it->second == std::string_view(entry).substr(eq + 1)) continue;
-    if (!changeable(name)) return std::nullopt;
-    exports.push_back(entry);
+    wanted.emplace_back(std::string_view(entry).substr(0, eq), std::string_view(entry).substr(eq + 1));
   }
+  if (!std::is_sorted(wanted.begin(), wanted.end())) std::sort(wanted.begin(), wanted.end());
+  std::vector<std::string> exports;
   std::vector<std::string> unsets;
-  for (const auto& [name, value] : parent) {
-    if (named.count(name) != 0) continue;
+  auto have = parent.begin();
+  for (auto it = wanted.begin(); it != wanted.end(); ++it) {
+    const auto [name, value] = *it;
+    if (it != wanted.begin() && std::prev(it)->first == name) return std::nullopt;  // named twice
+    for (; have != parent.end() && std::string_view(have->first) < name; ++have) {
+      if (!changeable(have->first)) return std::nullopt;
+      unsets.push_back(have->first);
+    }
+    if (have != parent.end() && have->first == name) {
+      const bool same = have->second == value;
+      ++have;
+      if (same) continue;
+    }
     if (!changeable(name)) return std::nullopt;
-    unsets.push_back(name);
+    exports.emplace_back(name).append("=").append(value);
+  }
+  for (; have != parent.end(); ++have) {
+    if (!changeable(have->first)) return std::nullopt;
+    unsets.push_back(have->first);
   }
   return std::make_pair(std::move(exports), std::move(unsets));
 }

@@ -9,7 +9,11 @@
 namespace leoflow::plugins::store_redis {
 namespace {
 
-constexpr std::size_t kMaxIdle = 16;
+// Idle connections kept for the next calls. Enough for every thread that calls at once in a busy
+// scheduler (16 dispatch workers, up to 64 report threads of dispatcher-local, the engine): with
+// fewer, a wide fan-out closed and reopened a connection every few tasks, a connect, a handshake and
+// the server's accept each time. Redis keeps an idle client for ~20 KB.
+constexpr std::size_t kMaxIdle = 128;
 constexpr std::chrono::milliseconds kFirstBackoff{25};
 constexpr std::chrono::milliseconds kMaxBackoff{1000};
 

@@ -289,6 +289,44 @@ TEST(DispatcherLocalWarmShells, TheEnvironmentDeltaExportsWhatDiffersAndUnsetsWh
   EXPECT_TRUE(same->first.empty() && same->second.empty());
 }
 
+// What a warm shell does with the delta (unset, then export) must leave it with exactly the
+// environment a cold start would get, whatever the order of the entries.
+TEST(DispatcherLocalWarmShells, TheDeltaTurnsTheSchedulersEnvironmentIntoTheTasks) {
+  dl::Settings s;
+  s.work_dir = "/work";
+  DispatchRequest r;
+  r.attempt.run.dag_id = "etl";
+  r.attempt.run.run_id = "manual__1";
+  r.attempt.task_id = "load";
+  r.attempt.try_number = 1;
+  r.task.type = "bash";
+  r.task.env = {{"A_FIRST", "1"}, {"HOME", "/task-home"}, {"MIDDLE", "m"}, {"ZZ_LAST", "z"}};
+  const std::map<std::string, std::string> parent = {{"B", "b"},       {"HOME", "/root"}, {"LEOFLOW_CONF", "{}"},
+                                                     {"MIDDLE", "m"},  {"PATH", "/bin"},  {"Y", "y"}};
+  std::vector<std::string> target = dl::taskEnvironment(parent, r, s);
+  std::reverse(target.begin(), target.end());
+  const auto delta = dl::environmentDelta(parent, target);
+  ASSERT_TRUE(delta.has_value());
+  std::map<std::string, std::string> shell = parent;
+  for (const std::string& name : delta->second) shell.erase(name);
+  for (const std::string& entry : delta->first) {
+    const std::size_t eq = entry.find('=');
+    shell[entry.substr(0, eq)] = entry.substr(eq + 1);
+  }
+  std::vector<std::string> got;
+  for (const auto& [name, value] : shell) got.push_back(name + "=" + value);
+  std::sort(target.begin(), target.end());
+  EXPECT_EQ(got, target);
+  EXPECT_EQ(delta->second, (std::vector<std::string>{"LEOFLOW_CONF"})) << "the scheduler's conf is not the run's";
+  EXPECT_EQ(std::count_if(delta->first.begin(), delta->first.end(),
+                          [](const std::string& e) { return e.rfind("MIDDLE=", 0) == 0 || e.rfind("B=", 0) == 0; }),
+            0)
+      << "what is already right is left alone";
+  EXPECT_FALSE(dl::environmentDelta(parent, {"B=b", "B=c", "HOME=/root", "LEOFLOW_CONF={}", "MIDDLE=m", "PATH=/bin",
+                                             "Y=y"}))
+      << "a name given twice: a cold start decides, as execve would";
+}
+
 TEST(DispatcherLocalProcess, ProcStatTellsARecycledPidApart) {
   const auto self = dl::readProcessStat(::getpid());
   ASSERT_TRUE(self.has_value());

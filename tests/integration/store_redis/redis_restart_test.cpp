@@ -7,12 +7,14 @@
 // - a flushed script cache.
 // Database 7.
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
 #include <mutex>
 #include <thread>
+#include <vector>
 
 #include <gtest/gtest.h>
 
@@ -193,6 +195,49 @@ TEST(RedisDisruption, ScriptsAreSentAgainWhenTheServerForgotThem) {
   auto runs = store->loadRuns(std::vector{key});
   ASSERT_TRUE(runs.at(0).isOk());
   EXPECT_EQ(runs[0]->tasks.at(0).state, S::kScheduled);
+}
+
+// The server's count of connections it has accepted so far.
+long long connectionsAccepted() {
+  const std::string info = redis::serverCommand(kDb, {"INFO", "stats"});
+  const std::string field = "total_connections_received:";
+  const std::size_t at = info.find(field);
+  if (at == std::string::npos) return -1;
+  return std::atoll(info.c_str() + at + field.size());
+}
+
+// Calls that pile up while the server is busy each need a connection of their own; a scheduler's
+// threads do that all the time. The next burst must find them again, not open new ones.
+TEST(RedisDisruption, TheConnectionsOfABurstOfCallsAreKeptForTheNextOne) {
+  LEOFLOW_REQUIRE_TEST_REDIS();
+  auto store = RedisStoreFactory().create(redis::storeConfig(redis::urlForDb(kDb)), redis::makeContext());
+  constexpr int kCallers = 48;  // as many threads as a busy scheduler has calling at once
+  auto burst = [&] {
+    std::thread hog([] {
+      redis::serverCommand(kDb, {"EVAL",
+                                 "local t = redis.call('TIME') repeat local n = redis.call('TIME') until "
+                                 "(n[1] - t[1]) * 1000000 + (n[2] - t[2]) > 300000 return 1",
+                                 "0"});
+    });
+    std::this_thread::sleep_for(50ms);
+    std::vector<std::thread> callers;
+    std::atomic<int> ok{0};
+    for (int i = 0; i < kCallers; ++i) {
+      callers.emplace_back([&] {
+        if (store->ping().isOk()) ++ok;
+      });
+    }
+    for (std::thread& t : callers) t.join();
+    hog.join();
+    return ok.load();
+  };
+  ASSERT_EQ(burst(), kCallers);
+  const long long before = connectionsAccepted();
+  ASSERT_GE(before, 0);
+  ASSERT_EQ(burst(), kCallers);
+  const long long opened = connectionsAccepted() - before;
+  // The hog's and INFO's own connections are 2 of them.
+  EXPECT_LE(opened, 4) << "the second burst opened " << opened << " connections for " << kCallers << " callers";
 }
 
 }  // namespace
