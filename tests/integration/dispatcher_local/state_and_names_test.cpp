@@ -236,15 +236,21 @@ TEST(DispatcherLocalTaskCommand, PythonEntrypointForms) {
   EXPECT_EQ(*dl::taskArgv(t, s), (std::vector<std::string>{"bash", "-c", "echo hi"}));
 }
 
-TEST(DispatcherLocalTaskCommand, TheTaskEnvironmentIsTheSchedulersThenTheTasksThenLeoflows) {
-  dl::Settings s;
-  s.work_dir = "/work";
+// etl/manual__1/load, try `try_number`, of `type`.
+DispatchRequest loadRequest(std::int32_t try_number, const std::string& type) {
   DispatchRequest r;
   r.attempt.run.dag_id = "etl";
   r.attempt.run.run_id = "manual__1";
   r.attempt.task_id = "load";
-  r.attempt.try_number = 2;
-  r.task.type = "python";
+  r.attempt.try_number = try_number;
+  r.task.type = type;
+  return r;
+}
+
+TEST(DispatcherLocalTaskCommand, TheTaskEnvironmentIsTheSchedulersThenTheTasksThenLeoflows) {
+  dl::Settings s;
+  s.work_dir = "/work";
+  DispatchRequest r = loadRequest(2, "python");
   r.task.env = {{"HOME", "/task-home"}, {"ADDED", "a=b"}, {"LEOFLOW_TASK_ID", "not-allowed"}};
   r.tenant = "";
   const std::map<std::string, std::string> parent = {
@@ -294,12 +300,7 @@ TEST(DispatcherLocalWarmShells, TheEnvironmentDeltaExportsWhatDiffersAndUnsetsWh
 TEST(DispatcherLocalWarmShells, TheDeltaTurnsTheSchedulersEnvironmentIntoTheTasks) {
   dl::Settings s;
   s.work_dir = "/work";
-  DispatchRequest r;
-  r.attempt.run.dag_id = "etl";
-  r.attempt.run.run_id = "manual__1";
-  r.attempt.task_id = "load";
-  r.attempt.try_number = 1;
-  r.task.type = "bash";
+  DispatchRequest r = loadRequest(1, "bash");
   r.task.env = {{"A_FIRST", "1"}, {"HOME", "/task-home"}, {"MIDDLE", "m"}, {"ZZ_LAST", "z"}};
   const std::map<std::string, std::string> parent = {{"B", "b"},       {"HOME", "/root"}, {"LEOFLOW_CONF", "{}"},
                                                      {"MIDDLE", "m"},  {"PATH", "/bin"},  {"Y", "y"}};

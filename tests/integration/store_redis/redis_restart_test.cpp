@@ -13,6 +13,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <mutex>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -143,18 +144,21 @@ TEST(RedisRestart, TheStoreAndTheFeedRecoverAndTheDataSurvives) {
   store->unsubscribe();
 }
 
+// Runs a script that keeps the (single-threaded) server busy for `ms` milliseconds (below its 5 s
+// busy limit): every other client waits meanwhile.
+void keepServerBusy(int ms) {
+  redis::serverCommand(kDb, {"EVAL",
+                             "local t = redis.call('TIME') repeat local n = redis.call('TIME') until "
+                             "(n[1] - t[1]) * 1000000 + (n[2] - t[2]) > tonumber(ARGV[1]) return 1",
+                             "0", std::to_string(ms * 1000)});
+}
+
 TEST(RedisDisruption, AHungRedisFailsCallsWithinTheCommandTimeoutAndTheStoreRecovers) {
   LEOFLOW_REQUIRE_TEST_REDIS();
   auto impatient = RedisStoreFactory().create(redis::storeConfig(redis::urlForDb(kDb), "leoflow", 3000, 150),
                                               redis::makeContext());
   ASSERT_TRUE(impatient->ping().isOk());
-  // A script that keeps the (single-threaded) server busy for 800 ms, below its 5 s busy limit.
-  std::thread hog([] {
-    redis::serverCommand(kDb, {"EVAL",
-                               "local t = redis.call('TIME') repeat local n = redis.call('TIME') until "
-                               "(n[1] - t[1]) * 1000000 + (n[2] - t[2]) > 800000 return 1",
-                               "0"});
-  });
+  std::thread hog([] { keepServerBusy(800); });
   std::this_thread::sleep_for(100ms);
   const auto start = SteadyClock::now();
   const Status s = impatient->ping();
@@ -213,12 +217,7 @@ TEST(RedisDisruption, TheConnectionsOfABurstOfCallsAreKeptForTheNextOne) {
   auto store = RedisStoreFactory().create(redis::storeConfig(redis::urlForDb(kDb)), redis::makeContext());
   constexpr int kCallers = 48;  // as many threads as a busy scheduler has calling at once
   auto burst = [&] {
-    std::thread hog([] {
-      redis::serverCommand(kDb, {"EVAL",
-                                 "local t = redis.call('TIME') repeat local n = redis.call('TIME') until "
-                                 "(n[1] - t[1]) * 1000000 + (n[2] - t[2]) > 300000 return 1",
-                                 "0"});
-    });
+    std::thread hog([] { keepServerBusy(300); });
     std::this_thread::sleep_for(50ms);
     std::vector<std::thread> callers;
     std::atomic<int> ok{0};
