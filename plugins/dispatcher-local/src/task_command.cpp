@@ -91,9 +91,14 @@ std::vector<std::string> taskEnvironment(const std::map<std::string, std::string
   own.insert_or_assign("LEOFLOW_LOGICAL_DATE", isoUtc(request.logical_date));
   own.insert_or_assign("LEOFLOW_WORK_DIR", settings.work_dir.string());
   own.insert_or_assign("LEOFLOW_TENANT", request.tenant.empty() ? std::string("default") : request.tenant);
-  // Without a conf of its own the run has none: the scheduler's LEOFLOW_CONF, if any, is dropped.
+  // Without a conf of its own the run has none: a LEOFLOW_CONF of the scheduler's or the task's env
+  // is dropped.
   const bool has_conf = !request.conf_json.empty();
-  if (has_conf) own.insert_or_assign("LEOFLOW_CONF", request.conf_json);
+  if (has_conf) {
+    own.insert_or_assign("LEOFLOW_CONF", request.conf_json);
+  } else {
+    own.erase("LEOFLOW_CONF");
+  }
   // Python block-buffers a file; unbuffered, the log shows progress while the task runs (unless
   // the task or the scheduler says otherwise).
   if (request.task.type == kPythonType && parent.count("PYTHONUNBUFFERED") == 0) own.emplace("PYTHONUNBUFFERED", "1");

@@ -273,6 +273,13 @@ TEST(DispatcherLocalTaskCommand, TheTaskEnvironmentIsTheSchedulersThenTheTasksTh
   const std::vector<std::string> own_buffering = dl::taskEnvironment(parent, r, s);
   EXPECT_NE(std::find(own_buffering.begin(), own_buffering.end(), "PYTHONUNBUFFERED=0"), own_buffering.end())
       << "a python task's own PYTHONUNBUFFERED wins";
+
+  r.conf_json.clear();
+  r.task.env = {{"LEOFLOW_CONF", "{\"own\":1}"}};
+  const std::vector<std::string> no_conf = dl::taskEnvironment({{"PATH", "/bin"}}, r, s);
+  EXPECT_TRUE(std::none_of(no_conf.begin(), no_conf.end(),
+                           [](const std::string& e) { return e.rfind("LEOFLOW_CONF=", 0) == 0; }))
+      << "a run without a conf has no LEOFLOW_CONF, whatever the task's env says";
 }
 
 TEST(DispatcherLocalWarmShells, TheEnvironmentDeltaExportsWhatDiffersAndUnsetsWhatIsGone) {
