@@ -179,10 +179,12 @@ class WakeSignal final : public ChangeSink {
       std::lock_guard lock(mutex_);
       changed_dags_.insert(change.dag_id);
     }
+    bool own_report = false;
     if (change.kind == Change::Kind::kDag || change.run.run_id.empty()) {
       everythingChanged();
     } else if (change.kind == Change::Kind::kTask && !change.task_id.empty()) {
-      if (isOwnEcho(change) || isOwnReportEcho(change)) {
+      own_report = isOwnReportEcho(change);
+      if (own_report || isOwnEcho(change)) {
         own_echoes_skipped_.fetch_add(1, std::memory_order_relaxed);
       } else {
         taskChanged(change.run, change.task_id);
@@ -190,6 +192,11 @@ class WakeSignal final : public ChangeSink {
     } else {
       runChanged(change.run);
     }
+    // The stop watcher is not told of this process's own executor reports: a claim keeps its
+    // attempt current, and a finished report comes after its process ended — there is nothing to
+    // stop, and reading the instance back cost a store call per task. Everything else goes on,
+    // the leader's own transitions too (a reaper's may end an attempt held here).
+    if (own_report) return;
     if (ChangeSink* l = listener_.load()) l->onChange(change);
   }
   void onResync() override {

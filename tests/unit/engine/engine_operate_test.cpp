@@ -7,6 +7,7 @@
 #include <gmock/gmock.h>
 
 #include "engine/stop_watcher.h"
+#include "engine/wake_signal.h"
 #include "engine_harness.h"
 #include "schedule/iso_time.h"
 
@@ -192,6 +193,37 @@ TEST(StopWatcher, AttemptsOfADeletedDagAreStoppedAndAnUnreachableStoreStopsNothi
   fake.held = {{run, "a", 1}};  // a stop that did not take yet: the attempt is still held
   ASSERT_TRUE(h.store.deleteDag("etl").isOk());
   EXPECT_EQ(watcher.checkOnce({}, true), 1u);
+}
+
+// What the engine's wake signal passes on to the stop watcher: every change but the echoes of
+// this process's own executor reports (nothing to stop there, and each cost the watcher a read).
+TEST(StopWatcher, HearsEveryChangeButTheEchoesOfThisProcesssOwnReports) {
+  struct Heard final : ChangeSink {
+    std::vector<std::string> tasks;
+    void onChange(const Change& c) override { tasks.push_back(c.task_id); }
+    void onResync() override {}
+  } heard;
+  WakeSignal wake;
+  wake.setListener(&heard);
+  wake.leadAs(7);
+  const RunKey run{"etl", "r1"};
+  auto change = [&](const std::string& task, const std::string& execution, Term term) {
+    Change c;
+    c.kind = Change::Kind::kTask;
+    c.run = run;
+    c.task_id = task;
+    c.execution_id = execution;
+    c.leader_term = term;
+    return c;
+  };
+  wake.expectOwnReport("here-1");
+  wake.onChange(change("claimed_here", "here-1", 0));       // this process's claim: not passed on
+  wake.onChange(change("claimed_elsewhere", "there-1", 0));  // another process's report
+  wake.onChange(change("reaped", "", 7));                    // the leader's own write: a reaper's, maybe
+  wake.onChange(change("marked", "", 0));                    // a person's command
+  wake.onChange(change("claimed_here", "here-1", 0));        // an echo no longer expected
+  wake.setListener(nullptr);
+  EXPECT_EQ(heard.tasks, (std::vector<std::string>{"claimed_elsewhere", "reaped", "marked", "claimed_here"}));
 }
 
 TEST(StopWatcher, TheChangeFeedWakesItWithinMilliseconds) {
