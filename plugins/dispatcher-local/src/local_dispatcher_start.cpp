@@ -11,6 +11,7 @@
 #include <cerrno>
 #include <exception>
 #include <filesystem>
+#include <string_view>
 #include <system_error>
 
 #include <spdlog/logger.h>
@@ -129,9 +130,6 @@ Result<DispatchOutcome> LocalDispatcher::startAttempt(const AttemptPtr& attempt,
     warm.reset();
   };
 
-  // What the claim records of the process: a warm shell's pid, or none yet for a cold start.
-  const std::int64_t claimed_pid = record.pid;
-  const std::uint64_t claimed_start_ticks = record.pid_start_ticks;
   auto claim = claimStateFile(settings_.state_dir, base, encodeStateRecord(record), spares_.get());
   if (!claim) {
     giveBackWarm();
@@ -261,9 +259,9 @@ Result<DispatchOutcome> LocalDispatcher::startAttempt(const AttemptPtr& attempt,
     attempt->record = record;
     attempt->started_steady = started_steady;
   }
-  // A cold start's pid (or a warm shell's replaced by one) goes into the state file now; a warm
-  // shell's was in the claim already, nothing to write again.
-  if (record.pid != claimed_pid || record.pid_start_ticks != claimed_start_ticks) persist(*attempt);
+  // A cold start's pid (also one that replaced a warm shell whose feed failed) goes into the state
+  // file now; a warm shell's was in the claim already, nothing to write again.
+  if (std::string_view(start) == "cold") persist(*attempt);
 
   bool watched = true;
   bool stop_now = false;

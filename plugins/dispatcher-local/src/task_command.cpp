@@ -91,10 +91,9 @@ std::vector<std::string> taskEnvironment(const std::map<std::string, std::string
   own.insert_or_assign("LEOFLOW_LOGICAL_DATE", isoUtc(request.logical_date));
   own.insert_or_assign("LEOFLOW_WORK_DIR", settings.work_dir.string());
   own.insert_or_assign("LEOFLOW_TENANT", request.tenant.empty() ? std::string("default") : request.tenant);
-  // Without a conf of its own the run has none: a LEOFLOW_CONF of the scheduler's or the task's env
-  // is dropped.
-  const bool has_conf = !request.conf_json.empty();
-  if (has_conf) {
+  // LEOFLOW_CONF is the run's conf or nothing: the task's env cannot set it, and the scheduler's
+  // never passes through (below).
+  if (!request.conf_json.empty()) {
     own.insert_or_assign("LEOFLOW_CONF", request.conf_json);
   } else {
     own.erase("LEOFLOW_CONF");
@@ -118,7 +117,7 @@ std::vector<std::string> taskEnvironment(const std::map<std::string, std::string
     if (mine != own.end() && mine->first == name) {
       add(mine->first, mine->second);
       ++mine;
-    } else if (has_conf || name != "LEOFLOW_CONF") {
+    } else if (name != "LEOFLOW_CONF") {
       add(name, value);
     }
   }
