@@ -440,6 +440,58 @@ TEST_F(PgStoreTest, TheHistoryGetsOneRowPerAppliedTransitionAndNoneForARefusedOn
             std::to_string(std::chrono::duration_cast<std::chrono::microseconds>(at(3).time_since_epoch()).count()));
 }
 
+// A task that becomes ready while its executor has room is sent as none → scheduled → queued in one
+// batch (engine_tick.cpp); migrations/012 writes that pair as one row write. The answers, the row and
+// the history are what two writes gave; each half is still a compare-and-set.
+TEST_F(PgStoreTest, AReadyTaskReachesQueuedInOneRowWriteWithBothHistoryRows) {
+  const RunKey key = startedRun("etl", "pairs", {"a", "b", "c"});
+  ASSERT_TRUE(apply(key, "c", S::kNone, 1, S::kScheduled, at(1)));  // c waits in scheduled already
+  auto pair = [](const std::string& task, std::int32_t try_number) {
+    return std::vector{TaskTransitionWrite{task, S::kNone, try_number, S::kScheduled, "", false},
+                       TaskTransitionWrite{task, S::kScheduled, try_number, S::kQueued, "", false}};
+  };
+  std::vector<TaskTransitionWrite> batch = pair("a", 1);
+  for (auto& w : pair("b", 2)) batch.push_back(w);  // b is on try 1: both halves refused
+  for (auto& w : pair("c", 1)) batch.push_back(w);  // c is not in none: only the second half applies
+  auto applied = store().applyTransitions(term_, key, batch, at(2));
+  ASSERT_TRUE(applied.isOk()) << applied.status().toString();
+  EXPECT_THAT(*applied, ::testing::ElementsAre(true, true, false, false, false, true));
+
+  auto loaded = store().loadRuns(std::vector{key});
+  ASSERT_TRUE(loaded.at(0).isOk());
+  const TaskInstance& a = loaded[0]->tasks.at(0);
+  EXPECT_EQ(a.state, S::kQueued);
+  EXPECT_EQ(a.scheduled_at, at(2));
+  EXPECT_EQ(a.queued_at, at(2));
+  EXPECT_EQ(loaded[0]->tasks.at(1).state, S::kNone);
+  EXPECT_EQ(loaded[0]->tasks.at(2).state, S::kQueued);
+  EXPECT_EQ(loaded[0]->tasks.at(2).scheduled_at, at(1)) << "c was scheduled by the earlier write";
+  EXPECT_THAT(history(key), ::testing::ElementsAre("c 1 none->scheduled scheduler", "a 1 none->scheduled scheduler",
+                                                   "a 1 scheduled->queued scheduler",
+                                                   "c 1 scheduled->queued scheduler"));
+
+  // The row writes of such a batch, counted by the server inside its transaction: one per ready task.
+  const RunKey wide = startedRun("etl", "wide", {"x", "y", "z"});
+  AdminSession session;
+  session.query("BEGIN; SET LOCAL search_path = " + std::string(kSchema));
+  const std::string updates_sql = "SELECT n_tup_upd FROM pg_stat_xact_user_tables WHERE schemaname = '" +
+                                  std::string(kSchema) + "' AND relname = 'task_instances'";
+  const std::string updated_before = session.query(updates_sql);
+  const std::string answer = session.query(
+      "SELECT apply_transitions(" + std::to_string(term_) + ", 'etl', 'wide', 0, '{x,x,y,y,z,z}', "
+      "'{none,scheduled,none,scheduled,none,scheduled}', '{1,1,1,1,1,1}', "
+      "'{scheduled,queued,scheduled,queued,scheduled,queued}', '{\"\",\"\",\"\",\"\",\"\",\"\"}', '{f,f,f,f,f,f}')");
+  const std::string updated = session.query(updates_sql);
+  session.query("COMMIT");
+  EXPECT_EQ(answer, "{t,t,t,t,t,t}");
+  EXPECT_EQ(std::stoll(updated) - std::stoll(updated_before), 3)
+      << "three ready tasks, three row writes (two each before)";
+  auto wide_loaded = store().loadRuns(std::vector{wide});
+  ASSERT_TRUE(wide_loaded.at(0).isOk());
+  for (const TaskInstance& ti : wide_loaded[0]->tasks) EXPECT_EQ(ti.state, S::kQueued) << ti.task_id;
+  EXPECT_EQ(history(wide).size(), 6u);
+}
+
 // load_task_instances answers rows in no particular order and the plugin matches them by id: an id
 // asked twice gets its instance twice, each in its place, with the claim the fast-path reports
 // (migrations/005_fast_reports.sql) wrote.
