@@ -29,6 +29,10 @@ the two columns come from the same minutes (this VM's speed drifts by ±30 % ove
              fan-out the bare rate of the machine at that moment: N `bash -c true` spawned by 8
              threads (--spawn-threads) as fast as they can, no scheduler; and the CPU it takes to
              make one task's log folder and file on the logs' file system (min(N, 2000) of them).
+             And the CPU each task cost, split: its bash (the scheduler's reaped children: the
+             supervisors and warm shells), the scheduler, the server, the CLI; beside the CPU of one
+             bare `bash -c true`. Their ratio is the share of the bare rate the cores allow when
+             they are the limit.
              --repeat K runs each chain and fan-out K times per store (default 3), but sizes of
              10,000 and more run --repeat-large times (default 1).
   failover   a second scheduler (a standby) joins; after a random 1.5-2.5 s the leader is SIGKILLed.
@@ -76,6 +80,7 @@ This is a benchmark, not a test: it prints figures and fails only when a run doe
 figure cannot be read, never on a figure's value.
 """
 import argparse
+import collections
 import datetime
 import glob
 import json
@@ -117,6 +122,13 @@ def cpu_seconds(pid):
     """User + system CPU time of a process so far (/proc/<pid>/stat fields 14 and 15)."""
     fields = proc_stat(pid)
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def reaped_children_cpu_seconds(pid):
+    """CPU of the children a process has reaped so far, and of theirs (cutime and cstime, fields 16
+    and 17): for the scheduler, its tasks' supervisors — the tasks' bash — and its warm shells."""
+    fields = proc_stat(pid)
+    return (int(fields[13]) + int(fields[14])) / os.sysconf("SC_CLK_TCK")
 
 
 def children_cpu_seconds():
@@ -583,7 +595,8 @@ def exec_floor_ms(samples=50):
 
 def bare_spawn_rate(n, threads):
     """`bash -c true` started per second by `threads` threads spawning and reaping as fast as they
-    can, no scheduler: the ceiling of one process per task on this machine at this moment."""
+    can, no scheduler: the ceiling of one process per task on this machine at this moment. Also
+    answers the CPU one such bash used (from its own start to its end), in seconds."""
     bash = shutil.which("bash")
     left = [n]
     lock = threading.Lock()
@@ -598,12 +611,13 @@ def bare_spawn_rate(n, threads):
             os.waitpid(pid, 0)
 
     pool = [threading.Thread(target=worker) for _ in range(threads)]
+    cpu0 = children_cpu_seconds()
     t0 = time.perf_counter()
     for t in pool:
         t.start()
     for t in pool:
         t.join()
-    return n / (time.perf_counter() - t0)
+    return n / (time.perf_counter() - t0), (children_cpu_seconds() - cpu0) / n
 
 
 def bare_log_create_us(folder, n):
@@ -651,6 +665,9 @@ def bench_chain(stack, n, name):
     return [(s[f"t{i}"]["start"] - s[f"t{i - 1}"]["end"]) * 1000 for i in range(1, n)]
 
 
+FanOut = collections.namedtuple("FanOut", "rate wall sched_cpu server_cpu cli_cpu tasks_cpu")
+
+
 def bench_fanout(stack, n, name):
     ledger = os.path.join(stack.dir, f"{name}.ledger")
     tasks = [{"task_id": "root", "type": "bash", "entrypoint": "true"}]
@@ -658,13 +675,23 @@ def bench_fanout(stack, n, name):
         tasks.append({"task_id": f"c{i}", "type": "bash", "depends_on": ["root"],
                       "entrypoint": f'echo "c{i} start $EPOCHREALTIME" >> {ledger}'})
     cpu0 = cpu_seconds(stack.scheduler.pid), tree_cpu_seconds(stack.server.pid), children_cpu_seconds()
+    tasks0 = reaped_children_cpu_seconds(stack.scheduler.pid)
     t0 = time.time()
     stack.run_dag({"dag_id": name, "tasks": tasks}, 1200)
     wall = time.time() - t0
     cpu1 = cpu_seconds(stack.scheduler.pid), tree_cpu_seconds(stack.server.pid), children_cpu_seconds()
+    # The run can end before the scheduler has reaped its last supervisors (a finished report follows
+    # the exit file, the reaping the process's end): wait until the count stops moving.
+    tasks1 = reaped_children_cpu_seconds(stack.scheduler.pid)
+    for _ in range(20):
+        time.sleep(0.1)
+        settled, tasks1 = tasks1, reaped_children_cpu_seconds(stack.scheduler.pid)
+        if tasks1 == settled:
+            break
     starts = sorted(v["start"] for v in read_stamps(ledger).values())
     span = starts[-1] - starts[0]
-    return (n / span if span > 0 else float("inf")), wall, cpu1[0] - cpu0[0], cpu1[1] - cpu0[1], cpu1[2] - cpu0[2]
+    return FanOut(n / span if span > 0 else float("inf"), wall, cpu1[0] - cpu0[0], cpu1[1] - cpu0[1],
+                  cpu1[2] - cpu0[2], tasks1 - tasks0)
 
 
 def log_time(line):
@@ -1078,7 +1105,7 @@ def main():
     print(f"{started:%Y-%m-%d %H:%M} UTC, {os.cpu_count()} cores, build {a.build}, stores: {', '.join(stores)}; "
           + ", ".join(x for x in plan if x), flush=True)
     stacks = []
-    res = {s: {"gaps": {}, "rates": {}, "bare": {}, "create": {}, "sched_cpu": {}, "server_cpu": {}, "work": {}, "fo_tick": [],
+    res = {s: {"gaps": {}, "rates": {}, "bare": {}, "create": {}, "sched_cpu": {}, "server_cpu": {}, "cli_cpu": {}, "tasks_cpu": {}, "bare_cpu": {}, "work": {}, "fo_tick": [],
                "fo_won": [], "fo_seen": [], "scale": {}} for s in stores}
     try:
         for s in stores:
@@ -1118,9 +1145,10 @@ def main():
             for k in range(runs_of(n)):
                 for st in stacks:
                     st.server.statements_reset()
-                    rate, wall, sched_cpu, server_cpu, cli_cpu = bench_fanout(st, n, f"fanout{n}_{k}")
+                    f = bench_fanout(st, n, f"fanout{n}_{k}")
+                    rate, sched_cpu, server_cpu = f.rate, f.sched_cpu, f.server_cpu
                     top = st.server.statements_top(f"fan-out of {n}, run {k + 1}")
-                    bare = bare_spawn_rate(n, a.spawn_threads)
+                    bare, bare_cpu = bare_spawn_rate(n, a.spawn_threads)
                     create = bare_log_create_us(os.path.join(st.dir, "logs", f"bare-create-{n}-{k}"), min(n, 2000))
                     r = res[st.name]
                     r["rates"].setdefault(n, []).append(rate)
@@ -1128,10 +1156,15 @@ def main():
                     r["create"].setdefault(n, []).append(create)
                     r["sched_cpu"].setdefault(n, []).append(sched_cpu)
                     r["server_cpu"].setdefault(n, []).append(server_cpu)
-                    print(f"[{st.name}] fan-out of {n}, run {k + 1}: {rate:.0f} tasks/s (run took {wall:.1f} s wall; "
+                    r["cli_cpu"].setdefault(n, []).append(f.cli_cpu)
+                    r["tasks_cpu"].setdefault(n, []).append(f.tasks_cpu)
+                    r["bare_cpu"].setdefault(n, []).append(bare_cpu)
+                    print(f"[{st.name}] fan-out of {n}, run {k + 1}: {rate:.0f} tasks/s (run took {f.wall:.1f} s wall; "
                           f"CPU: scheduler {sched_cpu:.2f} s = {1000 * sched_cpu / (n + 1):.2f} ms per task, "
-                          f"{st.name} {server_cpu:.2f} s, CLI {cli_cpu:.2f} s); right after, bare `bash -c true` "
-                          f"from {a.spawn_threads} threads: {bare:.0f} /s ({100 * rate / bare:.0f} %); a task's log "
+                          f"{st.name} {server_cpu:.2f} s, CLI {f.cli_cpu:.2f} s, the tasks' bash {f.tasks_cpu:.2f} s "
+                          f"= {1000 * f.tasks_cpu / (n + 1):.2f} ms per task); right after, bare `bash -c true` "
+                          f"from {a.spawn_threads} threads: {bare:.0f} /s ({100 * rate / bare:.0f} %), "
+                          f"{1000 * bare_cpu:.2f} ms of CPU each; a task's log "
                           f"folder and file, bare: {create:.0f} µs\n{top}", end="", flush=True)
             work_per_task(f"fan-out {n}", c0, counters(), runs_of(n) * (n + 1))
         if wanted("fanout"):
@@ -1222,6 +1255,17 @@ def main():
             (f"fan-out of {n:,}: scheduler CPU per task; CPU per fan-out scheduler / server",
              lambda r, n=n: f"{1000 * median(r['sched_cpu'][n]) / (n + 1):.2f} ms; "
                             f"{median(r['sched_cpu'][n]):.2f} s / {median(r['server_cpu'][n]):.2f} s", ""),
+            (f"fan-out of {n:,}: CPU per task, the tasks' bash / scheduler / server / CLI; a bare bash -c true",
+             lambda r, n=n: " / ".join(f"{1000 * median(r[k][n]) / (n + 1):.2f}"
+                                       for k in ("tasks_cpu", "sched_cpu", "server_cpu", "cli_cpu"))
+             + f" ms; {1000 * median(r['bare_cpu'][n]):.2f} ms", ""),
+            # When the cores are the limit, a rate is cores / CPU per task: the fan-out cannot reach more
+            # of the bare rate than a bare bash's CPU over everything a task costs.
+            (f"fan-out of {n:,}: the share of bare the CPU allows (a bare bash's CPU / all CPU per task), per run",
+             lambda r, n=n: " ".join(f"{100 * b * (n + 1) / (t + s + v + c):.0f} %" for t, s, v, c, b in
+                                     zip(r["tasks_cpu"][n], r["sched_cpu"][n], r["server_cpu"][n], r["cli_cpu"][n],
+                                         r["bare_cpu"][n])),
+             ""),
         ]
     for label in [f"chain {n}" for n in a.chain if wanted("chain")] + \
                  [f"fan-out {n}" for n in a.fanout if wanted("fanout")]:
