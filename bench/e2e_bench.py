@@ -660,12 +660,35 @@ def bench_chain(stack, n, name):
         if i:
             t["depends_on"] = [f"t{i - 1}"]
         tasks.append(t)
+    cpu0 = cpu_now(stack)
     stack.run_dag({"dag_id": name, "tasks": tasks}, 600)
+    cpu = cpu_since(stack, cpu0)
     s = read_stamps(ledger)
-    return [(s[f"t{i}"]["start"] - s[f"t{i - 1}"]["end"]) * 1000 for i in range(1, n)]
+    return [(s[f"t{i}"]["start"] - s[f"t{i - 1}"]["end"]) * 1000 for i in range(1, n)], cpu
 
 
 FanOut = collections.namedtuple("FanOut", "rate wall sched_cpu server_cpu cli_cpu tasks_cpu")
+Cpu = collections.namedtuple("Cpu", "tasks sched server cli")
+
+
+def cpu_now(stack):
+    """CPU seconds so far: the tasks' bash, the scheduler, the store's server, the CLI commands."""
+    return Cpu(reaped_children_cpu_seconds(stack.scheduler.pid), cpu_seconds(stack.scheduler.pid),
+               tree_cpu_seconds(stack.server.pid), children_cpu_seconds())
+
+
+def cpu_since(stack, before):
+    """CPU seconds each part used since `before`, taken right after a run ended. The run can end
+    before the scheduler has reaped its last supervisors (a finished report follows the exit file,
+    the reaping the process's end): the tasks' figure is read again until it stops moving."""
+    now = cpu_now(stack)
+    tasks = now.tasks
+    for _ in range(20):
+        time.sleep(0.1)
+        settled, tasks = tasks, reaped_children_cpu_seconds(stack.scheduler.pid)
+        if tasks == settled:
+            break
+    return Cpu(tasks - before.tasks, now.sched - before.sched, now.server - before.server, now.cli - before.cli)
 
 
 def bench_fanout(stack, n, name):
@@ -674,24 +697,14 @@ def bench_fanout(stack, n, name):
     for i in range(n):
         tasks.append({"task_id": f"c{i}", "type": "bash", "depends_on": ["root"],
                       "entrypoint": f'echo "c{i} start $EPOCHREALTIME" >> {ledger}'})
-    cpu0 = cpu_seconds(stack.scheduler.pid), tree_cpu_seconds(stack.server.pid), children_cpu_seconds()
-    tasks0 = reaped_children_cpu_seconds(stack.scheduler.pid)
+    cpu0 = cpu_now(stack)
     t0 = time.time()
     stack.run_dag({"dag_id": name, "tasks": tasks}, 1200)
     wall = time.time() - t0
-    cpu1 = cpu_seconds(stack.scheduler.pid), tree_cpu_seconds(stack.server.pid), children_cpu_seconds()
-    # The run can end before the scheduler has reaped its last supervisors (a finished report follows
-    # the exit file, the reaping the process's end): wait until the count stops moving.
-    tasks1 = reaped_children_cpu_seconds(stack.scheduler.pid)
-    for _ in range(20):
-        time.sleep(0.1)
-        settled, tasks1 = tasks1, reaped_children_cpu_seconds(stack.scheduler.pid)
-        if tasks1 == settled:
-            break
+    cpu = cpu_since(stack, cpu0)
     starts = sorted(v["start"] for v in read_stamps(ledger).values())
     span = starts[-1] - starts[0]
-    return FanOut(n / span if span > 0 else float("inf"), wall, cpu1[0] - cpu0[0], cpu1[1] - cpu0[1],
-                  cpu1[2] - cpu0[2], tasks1 - tasks0)
+    return FanOut(n / span if span > 0 else float("inf"), wall, cpu.sched, cpu.server, cpu.cli, cpu.tasks)
 
 
 def log_time(line):
@@ -1105,7 +1118,7 @@ def main():
     print(f"{started:%Y-%m-%d %H:%M} UTC, {os.cpu_count()} cores, build {a.build}, stores: {', '.join(stores)}; "
           + ", ".join(x for x in plan if x), flush=True)
     stacks = []
-    res = {s: {"gaps": {}, "rates": {}, "bare": {}, "create": {}, "sched_cpu": {}, "server_cpu": {}, "cli_cpu": {}, "tasks_cpu": {}, "bare_cpu": {}, "work": {}, "fo_tick": [],
+    res = {s: {"gaps": {}, "rates": {}, "bare": {}, "create": {}, "sched_cpu": {}, "server_cpu": {}, "cli_cpu": {}, "chain_cpu": {}, "tasks_cpu": {}, "bare_cpu": {}, "work": {}, "fo_tick": [],
                "fo_won": [], "fo_seen": [], "scale": {}} for s in stores}
     try:
         for s in stores:
@@ -1129,11 +1142,14 @@ def main():
             for k in range(runs_of(n)):
                 for st in stacks:
                     st.server.statements_reset()
-                    gaps = bench_chain(st, n, f"chain{n}_{k}")
+                    gaps, cpu = bench_chain(st, n, f"chain{n}_{k}")
                     top = st.server.statements_top(f"chain of {n}, run {k + 1}")
                     res[st.name]["gaps"].setdefault(n, []).extend(gaps)
+                    res[st.name]["chain_cpu"].setdefault(n, []).append(Cpu(*(x / n for x in cpu)))
                     print(f"[{st.name}] chain of {n}, run {k + 1}: median gap {median(gaps):.2f} ms, "
-                          f"p90 {pct(gaps, 0.9):.2f} ms, max {max(gaps):.2f} ms\n{top}", end="", flush=True)
+                          f"p90 {pct(gaps, 0.9):.2f} ms, max {max(gaps):.2f} ms; CPU per task: the tasks' bash "
+                          f"{1000 * cpu.tasks / n:.2f} ms, scheduler {1000 * cpu.sched / n:.2f}, {st.name} "
+                          f"{1000 * cpu.server / n:.2f}, CLI {1000 * cpu.cli / n:.2f}\n{top}", end="", flush=True)
             work_per_task(f"chain {n}", c0, counters(), runs_of(n) * n)
         if wanted("chain"):
             floor = exec_floor_ms()
@@ -1232,6 +1248,9 @@ def main():
         target = "≤ 2 ms (Redis), ≤ 3 ms (PostgreSQL)" if n < LARGE else "median ≤ 1.5 × the 40-task chain's"
         rows.append((f"chain of {n:,}: median gap (p90), {runs_of(n)} × {n - 1:,} steps",
                      lambda r, n=n: f"{median(r['gaps'][n]):.2f} ms ({pct(r['gaps'][n], 0.9):.2f})", target))
+        rows.append((f"chain of {n:,}: CPU per task, the tasks' bash / scheduler / server / CLI (median of the runs)",
+                     lambda r, n=n: " / ".join(f"{1000 * median([getattr(c, part) for c in r['chain_cpu'][n]]):.2f}"
+                                               for part in Cpu._fields) + " ms", ""))
     anchor_n = min(a.chain, key=lambda x: abs(x - 40)) if wanted("chain") and a.chain else None
     if anchor_n is not None:
         rows.append((f"chain of {anchor_n:,} vs a public 40-task benchmark (Airflow 2.9 s, Temporal 74 ms, "
