@@ -492,6 +492,46 @@ TEST_F(PgStoreTest, AReadyTaskReachesQueuedInOneRowWriteWithBothHistoryRows) {
   EXPECT_EQ(history(wide).size(), 6u);
 }
 
+// The scheduler's moves and the executors' reports find their instance by its primary key in every
+// plan (migration 013). A session caches a function's plan after a few calls; one made while
+// task_instances was small could be a sequential scan, and stayed one — reading the whole table per
+// call — after a run of thousands of instances arrived (until autovacuum's next ANALYZE).
+TEST_F(PgStoreTest, OneTaskWriteReadsOneInstanceWhateverTheTableWasWhenItsPlanWasMade) {
+  AdminSession session;  // one session throughout: the plans it caches are what this test is about
+  session.query("SET search_path = " + std::string(kSchema));
+  // A task's whole way, each step its own call: two scheduler moves (move_task), claim, finish.
+  auto runTask = [&](const std::string& run, const std::string& task) {
+    for (const auto& [from, to] : {std::pair{"none", "scheduled"}, std::pair{"scheduled", "queued"}}) {
+      EXPECT_EQ(session.query("SELECT apply_transitions(" + std::to_string(term_) + ", 'etl', '" + run + "', 0, '{" +
+                              task + "}', '{" + from + "}', '{1}', '{" + to + "}', '{\"\"}', '{f}')"),
+                "{t}");
+    }
+    session.query("SELECT report_running('etl', '" + run + "', '" + task + "', 1, 0, 'e-" + task + "')");
+    session.query("SELECT report_finished('etl', '" + run + "', '" + task + "', 1, 0, 'e-" + task +
+                  "', 'success', 0, '')");
+  };
+  std::vector<std::string> few;
+  for (int i = 0; i < 400; ++i) few.push_back("s" + std::to_string(i));
+  startedRun("etl", "small", few);
+  for (int i = 0; i < 8; ++i) runTask("small", few[i]);
+
+  std::vector<std::string> many;
+  for (int i = 0; i < 3000; ++i) many.push_back("b" + std::to_string(i));
+  const RunKey big = startedRun("etl", "big", many);
+  const std::string read_sql = "SELECT coalesce(seq_tup_read, 0) FROM pg_stat_xact_user_tables WHERE schemaname = '" +
+                               std::string(kSchema) + "' AND relname = 'task_instances'";
+  session.query("BEGIN");
+  const std::string before = session.query(read_sql);
+  for (int i = 0; i < 10; ++i) runTask("big", many[i]);
+  const std::string after = session.query(read_sql);
+  session.query("COMMIT");
+  EXPECT_EQ(std::stoll(after) - std::stoll(before), 0) << "rows the 40 calls read by scanning the table";
+  auto loaded = store().loadRuns(std::vector{big});
+  ASSERT_TRUE(loaded.at(0).isOk());
+  for (int i = 0; i < 10; ++i) EXPECT_EQ(loaded[0]->tasks.at(i).state, S::kSuccess) << many[i];
+  EXPECT_EQ(loaded[0]->tasks.at(10).state, S::kNone);
+}
+
 // load_task_instances answers rows in no particular order and the plugin matches them by id: an id
 // asked twice gets its instance twice, each in its place, with the claim the fast-path reports
 // (migrations/005_fast_reports.sql) wrote.
