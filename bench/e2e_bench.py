@@ -1118,8 +1118,9 @@ def main():
     print(f"{started:%Y-%m-%d %H:%M} UTC, {os.cpu_count()} cores, build {a.build}, stores: {', '.join(stores)}; "
           + ", ".join(x for x in plan if x), flush=True)
     stacks = []
-    res = {s: {"gaps": {}, "rates": {}, "bare": {}, "create": {}, "sched_cpu": {}, "server_cpu": {}, "cli_cpu": {}, "chain_cpu": {}, "tasks_cpu": {}, "bare_cpu": {}, "work": {}, "fo_tick": [],
-               "fo_won": [], "fo_seen": [], "scale": {}} for s in stores}
+    res = {s: {"gaps": {}, "rates": {}, "bare": {}, "create": {}, "sched_cpu": {}, "server_cpu": {}, "cli_cpu": {},
+               "chain_cpu": {}, "tasks_cpu": {}, "bare_cpu": {}, "work": {}, "fo_tick": [], "fo_won": [],
+               "fo_seen": [], "scale": {}} for s in stores}
     try:
         for s in stores:
             stacks.append(Stack(s, a.build, a.max_parallel, a.warm_shells))
