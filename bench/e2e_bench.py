@@ -667,7 +667,6 @@ def bench_chain(stack, n, name):
     return [(s[f"t{i}"]["start"] - s[f"t{i - 1}"]["end"]) * 1000 for i in range(1, n)], cpu
 
 
-FanOut = collections.namedtuple("FanOut", "rate wall sched_cpu server_cpu cli_cpu tasks_cpu")
 Cpu = collections.namedtuple("Cpu", "tasks sched server cli")
 
 
@@ -675,6 +674,11 @@ def cpu_now(stack):
     """CPU seconds so far: the tasks' bash, the scheduler, the store's server, the CLI commands."""
     return Cpu(reaped_children_cpu_seconds(stack.scheduler.pid), cpu_seconds(stack.scheduler.pid),
                tree_cpu_seconds(stack.server.pid), children_cpu_seconds())
+
+
+def cpu_per_task(cpus, tasks):
+    """The median of each part over runs (`cpus`, each run's Cpu), per task, in ms: "a / b / c / d ms"."""
+    return " / ".join(f"{1000 * median([getattr(c, part) for c in cpus]) / tasks:.2f}" for part in Cpu._fields) + " ms"
 
 
 def cpu_since(stack, before):
@@ -704,7 +708,7 @@ def bench_fanout(stack, n, name):
     cpu = cpu_since(stack, cpu0)
     starts = sorted(v["start"] for v in read_stamps(ledger).values())
     span = starts[-1] - starts[0]
-    return FanOut(n / span if span > 0 else float("inf"), wall, cpu.sched, cpu.server, cpu.cli, cpu.tasks)
+    return (n / span if span > 0 else float("inf")), wall, cpu
 
 
 def log_time(line):
@@ -1118,9 +1122,8 @@ def main():
     print(f"{started:%Y-%m-%d %H:%M} UTC, {os.cpu_count()} cores, build {a.build}, stores: {', '.join(stores)}; "
           + ", ".join(x for x in plan if x), flush=True)
     stacks = []
-    res = {s: {"gaps": {}, "rates": {}, "bare": {}, "create": {}, "sched_cpu": {}, "server_cpu": {}, "cli_cpu": {},
-               "chain_cpu": {}, "tasks_cpu": {}, "bare_cpu": {}, "work": {}, "fo_tick": [], "fo_won": [],
-               "fo_seen": [], "scale": {}} for s in stores}
+    res = {s: {"gaps": {}, "rates": {}, "bare": {}, "create": {}, "chain_cpu": {}, "fanout_cpu": {}, "bare_cpu": {},
+               "work": {}, "fo_tick": [], "fo_won": [], "fo_seen": [], "scale": {}} for s in stores}
     try:
         for s in stores:
             stacks.append(Stack(s, a.build, a.max_parallel, a.warm_shells))
@@ -1146,7 +1149,7 @@ def main():
                     gaps, cpu = bench_chain(st, n, f"chain{n}_{k}")
                     top = st.server.statements_top(f"chain of {n}, run {k + 1}")
                     res[st.name]["gaps"].setdefault(n, []).extend(gaps)
-                    res[st.name]["chain_cpu"].setdefault(n, []).append(Cpu(*(x / n for x in cpu)))
+                    res[st.name]["chain_cpu"].setdefault(n, []).append(cpu)
                     print(f"[{st.name}] chain of {n}, run {k + 1}: median gap {median(gaps):.2f} ms, "
                           f"p90 {pct(gaps, 0.9):.2f} ms, max {max(gaps):.2f} ms; CPU per task: the tasks' bash "
                           f"{1000 * cpu.tasks / n:.2f} ms, scheduler {1000 * cpu.sched / n:.2f}, {st.name} "
@@ -1162,8 +1165,7 @@ def main():
             for k in range(runs_of(n)):
                 for st in stacks:
                     st.server.statements_reset()
-                    f = bench_fanout(st, n, f"fanout{n}_{k}")
-                    rate, sched_cpu, server_cpu = f.rate, f.sched_cpu, f.server_cpu
+                    rate, wall, cpu = bench_fanout(st, n, f"fanout{n}_{k}")
                     top = st.server.statements_top(f"fan-out of {n}, run {k + 1}")
                     bare, bare_cpu = bare_spawn_rate(n, a.spawn_threads)
                     create = bare_log_create_us(os.path.join(st.dir, "logs", f"bare-create-{n}-{k}"), min(n, 2000))
@@ -1171,15 +1173,12 @@ def main():
                     r["rates"].setdefault(n, []).append(rate)
                     r["bare"].setdefault(n, []).append(bare)
                     r["create"].setdefault(n, []).append(create)
-                    r["sched_cpu"].setdefault(n, []).append(sched_cpu)
-                    r["server_cpu"].setdefault(n, []).append(server_cpu)
-                    r["cli_cpu"].setdefault(n, []).append(f.cli_cpu)
-                    r["tasks_cpu"].setdefault(n, []).append(f.tasks_cpu)
+                    r["fanout_cpu"].setdefault(n, []).append(cpu)
                     r["bare_cpu"].setdefault(n, []).append(bare_cpu)
-                    print(f"[{st.name}] fan-out of {n}, run {k + 1}: {rate:.0f} tasks/s (run took {f.wall:.1f} s wall; "
-                          f"CPU: scheduler {sched_cpu:.2f} s = {1000 * sched_cpu / (n + 1):.2f} ms per task, "
-                          f"{st.name} {server_cpu:.2f} s, CLI {f.cli_cpu:.2f} s, the tasks' bash {f.tasks_cpu:.2f} s "
-                          f"= {1000 * f.tasks_cpu / (n + 1):.2f} ms per task); right after, bare `bash -c true` "
+                    print(f"[{st.name}] fan-out of {n}, run {k + 1}: {rate:.0f} tasks/s (run took {wall:.1f} s wall; "
+                          f"CPU: scheduler {cpu.sched:.2f} s = {1000 * cpu.sched / (n + 1):.2f} ms per task, "
+                          f"{st.name} {cpu.server:.2f} s, CLI {cpu.cli:.2f} s, the tasks' bash {cpu.tasks:.2f} s "
+                          f"= {1000 * cpu.tasks / (n + 1):.2f} ms per task); right after, bare `bash -c true` "
                           f"from {a.spawn_threads} threads: {bare:.0f} /s ({100 * rate / bare:.0f} %), "
                           f"{1000 * bare_cpu:.2f} ms of CPU each; a task's log "
                           f"folder and file, bare: {create:.0f} µs\n{top}", end="", flush=True)
@@ -1250,8 +1249,7 @@ def main():
         rows.append((f"chain of {n:,}: median gap (p90), {runs_of(n)} × {n - 1:,} steps",
                      lambda r, n=n: f"{median(r['gaps'][n]):.2f} ms ({pct(r['gaps'][n], 0.9):.2f})", target))
         rows.append((f"chain of {n:,}: CPU per task, the tasks' bash / scheduler / server / CLI (median of the runs)",
-                     lambda r, n=n: " / ".join(f"{1000 * median([getattr(c, part) for c in r['chain_cpu'][n]]):.2f}"
-                                               for part in Cpu._fields) + " ms", ""))
+                     lambda r, n=n: cpu_per_task(r["chain_cpu"][n], n), ""))
     anchor_n = min(a.chain, key=lambda x: abs(x - 40)) if wanted("chain") and a.chain else None
     if anchor_n is not None:
         rows.append((f"chain of {anchor_n:,} vs a public 40-task benchmark (Airflow 2.9 s, Temporal 74 ms, "
@@ -1273,18 +1271,17 @@ def main():
             (f"fan-out of {n:,} / bare, per run",
              lambda r, n=n: " ".join(f"{100 * x / y:.0f} %" for x, y in zip(r["rates"][n], r["bare"][n])), "≥ 90 %"),
             (f"fan-out of {n:,}: scheduler CPU per task; CPU per fan-out scheduler / server",
-             lambda r, n=n: f"{1000 * median(r['sched_cpu'][n]) / (n + 1):.2f} ms; "
-                            f"{median(r['sched_cpu'][n]):.2f} s / {median(r['server_cpu'][n]):.2f} s", ""),
+             lambda r, n=n: f"{1000 * median([c.sched for c in r['fanout_cpu'][n]]) / (n + 1):.2f} ms; "
+                            f"{median([c.sched for c in r['fanout_cpu'][n]]):.2f} s / "
+                            f"{median([c.server for c in r['fanout_cpu'][n]]):.2f} s", ""),
             (f"fan-out of {n:,}: CPU per task, the tasks' bash / scheduler / server / CLI; a bare bash -c true",
-             lambda r, n=n: " / ".join(f"{1000 * median(r[k][n]) / (n + 1):.2f}"
-                                       for k in ("tasks_cpu", "sched_cpu", "server_cpu", "cli_cpu"))
-             + f" ms; {1000 * median(r['bare_cpu'][n]):.2f} ms", ""),
+             lambda r, n=n: f"{cpu_per_task(r['fanout_cpu'][n], n + 1)}; {1000 * median(r['bare_cpu'][n]):.2f} ms",
+             ""),
             # When the cores are the limit, a rate is cores / CPU per task: the fan-out cannot reach more
             # of the bare rate than a bare bash's CPU over everything a task costs.
             (f"fan-out of {n:,}: the share of bare the CPU allows (a bare bash's CPU / all CPU per task), per run",
-             lambda r, n=n: " ".join(f"{100 * b * (n + 1) / (t + s + v + c):.0f} %" for t, s, v, c, b in
-                                     zip(r["tasks_cpu"][n], r["sched_cpu"][n], r["server_cpu"][n], r["cli_cpu"][n],
-                                         r["bare_cpu"][n])),
+             lambda r, n=n: " ".join(f"{100 * b * (n + 1) / sum(c):.0f} %"
+                                     for c, b in zip(r["fanout_cpu"][n], r["bare_cpu"][n])),
              ""),
         ]
     for label in [f"chain {n}" for n in a.chain if wanted("chain")] + \
