@@ -396,6 +396,12 @@ class PgStoreTest : public ::testing::Test {
                        tableOf(kSchema, "task_history") + " WHERE run_uid = " + runUid(key) + " ORDER BY id");
   }
 
+  /// A counter of task_instances for what this session's transaction did so far (read inside it).
+  static std::string taskInstancesCounterSql(const std::string& column) {
+    return "SELECT coalesce(" + column + ", 0) FROM pg_stat_xact_user_tables WHERE schemaname = '" +
+           std::string(kSchema) + "' AND relname = 'task_instances'";
+  }
+
   std::unique_ptr<Store> store_;
   Term term_ = 0;
 };
@@ -474,8 +480,7 @@ TEST_F(PgStoreTest, AReadyTaskReachesQueuedInOneRowWriteWithBothHistoryRows) {
   const RunKey wide = startedRun("etl", "wide", {"x", "y", "z"});
   AdminSession session;
   session.query("BEGIN; SET LOCAL search_path = " + std::string(kSchema));
-  const std::string updates_sql = "SELECT n_tup_upd FROM pg_stat_xact_user_tables WHERE schemaname = '" +
-                                  std::string(kSchema) + "' AND relname = 'task_instances'";
+  const std::string updates_sql = taskInstancesCounterSql("n_tup_upd");
   const std::string updated_before = session.query(updates_sql);
   const std::string answer = session.query(
       "SELECT apply_transitions(" + std::to_string(term_) + ", 'etl', 'wide', 0, '{x,x,y,y,z,z}', "
@@ -518,8 +523,7 @@ TEST_F(PgStoreTest, OneTaskWriteReadsOneInstanceWhateverTheTableWasWhenItsPlanWa
   std::vector<std::string> many;
   for (int i = 0; i < 3000; ++i) many.push_back("b" + std::to_string(i));
   const RunKey big = startedRun("etl", "big", many);
-  const std::string read_sql = "SELECT coalesce(seq_tup_read, 0) FROM pg_stat_xact_user_tables WHERE schemaname = '" +
-                               std::string(kSchema) + "' AND relname = 'task_instances'";
+  const std::string read_sql = taskInstancesCounterSql("seq_tup_read");
   session.query("BEGIN");
   const std::string before = session.query(read_sql);
   for (int i = 0; i < 10; ++i) runTask("big", many[i]);
