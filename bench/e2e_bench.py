@@ -23,6 +23,8 @@ the two columns come from the same minutes (this VM's speed drifts by ±30 % ove
              Temporal ~74 ms, Hatchet ~31 ms, a public 40-task benchmark), and for scale what
              starting bash alone costs on this machine (spawned directly, no scheduler).
              --warm-shells 0 makes every start cold (dispatcher-local README "Warm shells").
+             --bash bash-static runs the tasks and warm shells in that bash (dispatcher-local's `bash`
+             setting, its README "Choosing the bash"); the bare references stay `bash -c true`.
   fanout     one root and N children of `true` for each N of --fanout (default 1000,20000); reports
              tasks/s from the first child's start to the last child's start, the CPU the scheduler
              and the store's server spent (and the scheduler's CPU per task), and right after each
@@ -465,13 +467,13 @@ SERVERS = {"redis": RedisServer, "postgres": PostgresServer}
 # A deployment on one store: its server, schedulers, config, DAGs.
 
 class Stack:
-    def __init__(self, store, build, max_parallel, warm_shells):
+    def __init__(self, store, build, max_parallel, warm_shells, bash):
         self.dir = tempfile.mkdtemp(prefix=f"leoflow-bench-{store}-")
         self.bin = os.path.join(build, "core", "host", "leoflow")
         self.seeder = os.path.join(build, "bench", "seed_runs")
         self.server = SERVERS[store](self.dir)
         self.name = store
-        self.max_parallel, self.warm_shells = max_parallel, warm_shells
+        self.max_parallel, self.warm_shells, self.bash = max_parallel, warm_shells, bash
         self.config = os.path.join(self.dir, "leoflow.toml")
         self.write_config(self.config, self.server.store_toml(), os.environ.get('LEOFLOW_BENCH_LOG', 'warn'), "")
         self.env = dict(os.environ, LEOFLOW_CONFIG=self.config)
@@ -494,6 +496,7 @@ plugin = "dispatcher-local"
 [dispatcher.config]
 max_parallel = {self.max_parallel}
 warm_shells = {self.warm_shells}
+bash = {json.dumps(self.bash)}
 work_dir = "{base}/work"
 log_dir = "{base}/logs"
 state_dir = "{base}/state"
@@ -576,15 +579,15 @@ state_dir = "{base}/state"
 # ---------------------------------------------------------------------------------------------------
 # The measurements, the same for every store.
 
-def exec_floor_ms(samples=50):
-    """Median time from posix_spawn of `bash -c` to its first command on this machine: the part of
-    every gap no scheduler can remove (process creation and bash start-up)."""
+def exec_floor_ms(bash, samples=50):
+    """Median time from posix_spawn of `bash -c` (the tasks' bash, a path) to its first command on this
+    machine: the part of every gap no scheduler can remove (process creation and bash start-up)."""
     out = []
     for _ in range(samples):
         r, w = os.pipe()
         t0 = time.time()
-        pid = os.posix_spawnp("bash", ["bash", "-c", "echo $EPOCHREALTIME"], os.environ,
-                              file_actions=[(os.POSIX_SPAWN_DUP2, w, 1)])
+        pid = os.posix_spawn(bash, [bash, "-c", "echo $EPOCHREALTIME"], os.environ,
+                             file_actions=[(os.POSIX_SPAWN_DUP2, w, 1)])
         os.close(w)
         stamp = float(os.read(r, 64).decode())
         os.close(r)
@@ -1074,6 +1077,9 @@ def main():
     p.add_argument("--spawn-threads", type=int, default=8, help="threads of the bare bash -c true spawn rate")
     p.add_argument("--max-parallel", type=int, default=64)
     p.add_argument("--warm-shells", type=int, default=2, help="dispatcher-local warm_shells (0: every start cold)")
+    p.add_argument("--bash", default="bash",
+                   help="dispatcher-local bash: the program that runs bash tasks, e.g. bash-static (the bare "
+                        "references stay bash)")
     p.add_argument("--only", choices=["chain", "fanout", "failover", "scale", "reference"], help="run one benchmark")
     p.add_argument("--small", action="store_true",
                    help="one quick run for CI: chain 5,50, fan-out 20,100, 200 active runs, 1 fail-over, repeat 1")
@@ -1086,6 +1092,11 @@ def main():
             setattr(a, key, value)
     if not os.path.exists(os.path.join(a.build, "core", "host", "leoflow")):
         sys.exit(f"no leoflow in {a.build}: ./dev build --release (or pass --build build)")
+    bash = shutil.which(a.bash)
+    if bash is None:
+        sys.exit(f"--bash {a.bash}: not found on PATH" + (" (Debian: apt-get install bash-static)"
+                                                          if a.bash == "bash-static" else ""))
+    bash = os.path.abspath(bash)
     stores = ["redis", "postgres"] if a.store == "both" else [a.store]
     for s in stores:
         so = os.path.join(a.build, "plugins", f"store-{s}", f"leoflow-store-{s}.so")
@@ -1118,7 +1129,8 @@ def main():
     plan = [f"chain {a.chain}" if wanted("chain") else "", f"fan-out {a.fanout}" if wanted("fanout") else "",
             f"repeat {a.repeat} (sizes >= {LARGE:,}: {a.repeat_large})" if wanted("chain") or wanted("fanout") else "",
             f"active runs {a.active_runs}" if wanted("scale") else "",
-            f"fail-overs {a.failovers}" if wanted("failover") or wanted("scale") else ""]
+            f"fail-overs {a.failovers}" if wanted("failover") or wanted("scale") else "",
+            f"tasks' bash {bash}" if a.bash != "bash" else ""]
     print(f"{started:%Y-%m-%d %H:%M} UTC, {os.cpu_count()} cores, build {a.build}, stores: {', '.join(stores)}; "
           + ", ".join(x for x in plan if x), flush=True)
     stacks = []
@@ -1126,7 +1138,7 @@ def main():
                "work": {}, "fo_tick": [], "fo_won": [], "fo_seen": [], "scale": {}} for s in stores}
     try:
         for s in stores:
-            stacks.append(Stack(s, a.build, a.max_parallel, a.warm_shells))
+            stacks.append(Stack(s, a.build, a.max_parallel, a.warm_shells, bash))
             stacks[-1].start()
             print(f"[{s}] {stacks[-1].server.setting}", flush=True)
 
@@ -1156,7 +1168,7 @@ def main():
                           f"{1000 * cpu.server / n:.2f}, CLI {1000 * cpu.cli / n:.2f}\n{top}", end="", flush=True)
             work_per_task(f"chain {n}", c0, counters(), runs_of(n) * n)
         if wanted("chain"):
-            floor = exec_floor_ms()
+            floor = exec_floor_ms(bash)
             phase["chain"] = time.time() - tp
 
         tp = time.time()
@@ -1336,8 +1348,8 @@ def main():
     if phase:
         print("time per scenario (both stores): " + ", ".join(f"{k} {v:.0f} s" for k, v in phase.items()))
     if floor is not None:
-        print(f"starting bash cold (posix_spawn to first command, no scheduler): {floor:.2f} ms; "
-              f"warm_shells = {a.warm_shells}")
+        print(f"starting the tasks' bash ({bash}) cold (posix_spawn to first command, no scheduler): "
+              f"{floor:.2f} ms; warm_shells = {a.warm_shells}")
     for s, lines in warnings.items():
         if lines:
             print(f"[{s}] {len(lines)} line(s) at warn level or worse in the scheduler logs:")

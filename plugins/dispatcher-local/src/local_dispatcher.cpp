@@ -96,17 +96,27 @@ LocalDispatcher::LocalDispatcher(Settings settings, const PluginContext& context
   // Warm shells read their launch from .warm-<pid>.sh files in the state dir (not attempts: the
   // scan passes them by); those of shells that are gone are removed here.
   sweepWarmLaunches(settings_.state_dir);
-  warm_ = std::make_unique<WarmShellPool>(settings_.warm_shells, parent_env_, settings_.work_dir, settings_.state_dir,
-                                          context_.logger());
+  warm_ = std::make_unique<WarmShellPool>(settings_.warm_shells, settings_.bash, parent_env_, settings_.work_dir,
+                                          settings_.state_dir, context_.logger());
   std::size_t adopted = 0;
   {
     std::lock_guard lock(mutex_);
     adopted = by_base_.size();
   }
+  // A task may bring a PATH of its own; the scheduler's is where most will look.
+  std::vector<std::string> scheduler_path;
+  if (auto it = parent_env_.find("PATH"); it != parent_env_.end()) scheduler_path.push_back("PATH=" + it->second);
+  const std::string bash = findOnPath(settings_.bash, scheduler_path);
+  if (bash.empty()) {
+    context_.logger()->warn("\"{}\" ([{}] bash) is not on the scheduler's PATH: bash tasks whose PATH does not "
+                            "find it fail to start",
+                            settings_.bash, settings_.section);
+  }
   context_.logger()->info(
-      "dispatcher ready max_parallel={} work_dir={} log_dir={} state_dir={} heartbeat_ms={} warm_shells={} adopted={}",
+      "dispatcher ready max_parallel={} work_dir={} log_dir={} state_dir={} heartbeat_ms={} bash={} warm_shells={} "
+      "adopted={}",
       settings_.max_parallel, settings_.work_dir.string(), settings_.log_dir.string(), settings_.state_dir.string(),
-      heartbeat_interval_.count(), settings_.warm_shells, adopted);
+      heartbeat_interval_.count(), bash.empty() ? settings_.bash : bash, settings_.warm_shells, adopted);
 }
 
 LocalDispatcher::~LocalDispatcher() { shutdown(); }

@@ -102,7 +102,7 @@ Result<DispatchOutcome> LocalDispatcher::startAttempt(const AttemptPtr& attempt,
   // before anything is claimed, kInvalidArgument, which the host turns into one failure for good
   // with the reason as the note. Checked for a cold start even when a warm shell (which reads the
   // entrypoint from a file) might take it, so the task does not run or fail by chance.
-  if (Status fits = checkCommandFits(argv, env, exitPath(base)); !fits.isOk()) {
+  if (Status fits = checkCommandFits(argv, env, exitPath(base), settings_.bash); !fits.isOk()) {
     abandon(attempt);
     context_.logger()->warn("task refused: its command cannot be started dag_id={} run_id={} task_id={} try={} "
                             "reason=\"{}\"",
@@ -244,7 +244,7 @@ Result<DispatchOutcome> LocalDispatcher::startAttempt(const AttemptPtr& attempt,
     warm.reset();
   }
   if (!pid) {
-    const SpawnRequest spawn{argv, std::move(env), settings_.work_dir, log_fd.get(), exitPath(base)};
+    const SpawnRequest spawn{argv, std::move(env), settings_.work_dir, log_fd.get(), exitPath(base), settings_.bash};
     auto spawned = spawnSupervised(spawn);
     if (!spawned) return fail(spawned.status());
     pid = *spawned;

@@ -67,14 +67,33 @@ std::string searchPath(const std::string& name, std::string_view path) {
   }
 }
 
-// `name` on the PATH of the task's environment (NAME=value entries), as a shell would find it;
-// the default path when there is none. Empty when not found. Answered from a cache for a second:
-// every task would otherwise walk its PATH (an access() per folder) twice per start. A program
-// installed or removed is seen within a second.
+// findOnPath() answers from a cache for a second: every task would otherwise walk its PATH (an
+// access() per folder) twice per start. A program installed or removed is seen within a second.
 constexpr std::chrono::seconds kPathCacheFor{1};
 constexpr std::size_t kPathCacheEntries = 64;
 
+std::string errnoText(int err) { return std::strerror(err); }
+
+// Reads up to `limit` bytes of a small file (/proc entries); every descriptor we open is
+// close-on-exec, so none leaks into a process another thread spawns meanwhile.
+std::optional<std::string> readSmallFile(const char* path, std::size_t limit) {
+  UniqueFd fd(::open(path, O_RDONLY | O_CLOEXEC));
+  if (!fd.valid()) return std::nullopt;
+  std::string out;
+  char buf[4096];
+  while (out.size() < limit) {
+    const ssize_t n = ::read(fd.get(), buf, std::min(sizeof buf, limit - out.size()));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    out.append(buf, static_cast<std::size_t>(n));
+  }
+  return out;
+}
+
+}  // namespace
+
 std::string findOnPath(const std::string& name, const std::vector<std::string>& env) {
+  if (name.find('/') != std::string::npos) return name;  // a path, as a shell takes it; execve says if it is none
   std::string_view path = "/usr/local/bin:/usr/bin:/bin";
   for (const std::string& e : env) {
     if (e.rfind("PATH=", 0) == 0) path = std::string_view(e).substr(5);
@@ -99,26 +118,6 @@ std::string findOnPath(const std::string& name, const std::vector<std::string>& 
   cache.insert_or_assign(std::move(key), Found{program, now});
   return program;
 }
-
-std::string errnoText(int err) { return std::strerror(err); }
-
-// Reads up to `limit` bytes of a small file (/proc entries); every descriptor we open is
-// close-on-exec, so none leaks into a process another thread spawns meanwhile.
-std::optional<std::string> readSmallFile(const char* path, std::size_t limit) {
-  UniqueFd fd(::open(path, O_RDONLY | O_CLOEXEC));
-  if (!fd.valid()) return std::nullopt;
-  std::string out;
-  char buf[4096];
-  while (out.size() < limit) {
-    const ssize_t n = ::read(fd.get(), buf, std::min(sizeof buf, limit - out.size()));
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break;
-    out.append(buf, static_cast<std::size_t>(n));
-  }
-  return out;
-}
-
-}  // namespace
 
 namespace {
 
@@ -232,10 +231,11 @@ Result<pid_t> spawnInSession(std::vector<std::string> args, const std::vector<st
   return pid;
 }
 
-// The supervisor's program: bash for a bash task, looked up on the task's PATH as a shell running
-// `bash -c` would (empty when not found); /bin/sh otherwise.
-std::string supervisorProgram(const std::vector<std::string>& argv, const std::vector<std::string>& env) {
-  return isBashEntrypoint(argv) ? findOnPath("bash", env) : "/bin/sh";
+// The supervisor's program: the configured bash for a bash task, looked up on the task's PATH as a
+// shell running `bash -c` would (empty when not found); /bin/sh otherwise.
+std::string supervisorProgram(const std::vector<std::string>& argv, const std::vector<std::string>& env,
+                              const std::string& bash) {
+  return isBashEntrypoint(argv) ? findOnPath(bash, env) : "/bin/sh";
 }
 
 // The supervisor's argv. The same layout either way (argv[3] the name, argv[4] the exit file:
@@ -261,16 +261,16 @@ std::vector<std::string> supervisorArgs(const std::string& program, const std::v
 }  // namespace
 
 Result<pid_t> spawnSupervised(const SpawnRequest& request) {
-  const std::string program = supervisorProgram(request.argv, request.env);
-  if (program.empty()) return unavailable("bash not found on the task's PATH");
+  const std::string program = supervisorProgram(request.argv, request.env, request.bash);
+  if (program.empty()) return unavailable(request.bash + " not found on the task's PATH");
   return spawnInSession(supervisorArgs(program, request.argv, request.exit_path), request.env, request.cwd, -1,
                         request.log_fd);
 }
 
 Status checkCommandFits(const std::vector<std::string>& argv, const std::vector<std::string>& env,
-                        const std::filesystem::path& exit_path) {
-  std::string program = supervisorProgram(argv, env);
-  if (program.empty()) program = "bash";  // not found: that is reported when it is started
+                        const std::filesystem::path& exit_path, const std::string& bash) {
+  std::string program = supervisorProgram(argv, env, bash);
+  if (program.empty()) program = bash;  // not found: that is reported when it is started
   const std::vector<std::string> args = supervisorArgs(program, argv, exit_path);
   auto tooLarge = [](const std::string& what) {
     return invalidArgument("cannot start the command: " + errnoText(E2BIG) + " (" + what + ")");
@@ -281,12 +281,12 @@ Status checkCommandFits(const std::vector<std::string>& argv, const std::vector<
   const long page_size = ::sysconf(_SC_PAGESIZE);
   const std::size_t page = page_size > 0 ? static_cast<std::size_t>(page_size) : 4096;
   const std::size_t max_string = 32 * page;
-  const bool bash = isBashEntrypoint(argv);
+  const bool bash_task = isBashEntrypoint(argv);
   std::size_t total = program.size() + 1;
   for (std::size_t i = 0; i < args.size(); ++i) {
     const std::size_t size = args[i].size() + 1;
     if (size > max_string) {
-      const bool entrypoint = bash ? i == 5 : i + 1 == args.size();
+      const bool entrypoint = bash_task ? i == 5 : i + 1 == args.size();
       return tooLarge(fmt::format("{} is {} bytes; execve takes at most {} bytes per argument",
                                   entrypoint ? "the entrypoint" : "an argument", size - 1, max_string - 1));
     }
@@ -315,10 +315,10 @@ Status checkCommandFits(const std::vector<std::string>& argv, const std::vector<
   return {};
 }
 
-Result<pid_t> spawnWarmShell(const std::vector<std::string>& env, const std::filesystem::path& cwd,
-                             const std::filesystem::path& launch_dir, int feed_fd) {
-  const std::string program = findOnPath("bash", env);
-  if (program.empty()) return unavailable("bash not found on PATH");
+Result<pid_t> spawnWarmShell(const std::string& bash, const std::vector<std::string>& env,
+                             const std::filesystem::path& cwd, const std::filesystem::path& launch_dir, int feed_fd) {
+  const std::string program = findOnPath(bash, env);
+  if (program.empty()) return unavailable(bash + " not found on PATH");
   // --norc: bash reads ~/.bashrc when its stdin is a socket and SHLVL is below 2 (it takes itself for
   // a shell rshd started), as under a scheduler started by systemd; a cold start, stdin /dev/null,
   // never does, and neither may a warm one.

@@ -28,6 +28,10 @@ namespace leoflow::plugins::dispatcher_local {
 /// argv[0] of the supervisor shell: names it in `ps` and marks its command line for findSupervisor().
 inline constexpr const char* kSupervisorName = "leoflow-supervisor";
 
+/// `name` on the PATH of `env` (NAME=value entries), as a shell would find it; the default path when
+/// `env` has none; a name with a slash is a path already, returned as it is. Empty when not found.
+std::string findOnPath(const std::string& name, const std::vector<std::string>& env);
+
 /// True for the argv `bash -c <entrypoint>`: a bash task, run by a bash supervisor itself.
 bool isBashEntrypoint(const std::vector<std::string>& argv);
 
@@ -39,6 +43,9 @@ struct SpawnRequest {
   std::filesystem::path cwd;
   int log_fd = -1;                ///< becomes stdout and stderr
   std::filesystem::path exit_path;
+  /// The bash that runs a bash entrypoint: a name looked up on `env`'s PATH, or a path (the
+  /// `bash` setting).
+  std::string bash = "bash";
 };
 
 /// Starts the supervised task; returns the supervisor's pid (= its process group and session).
@@ -47,13 +54,13 @@ struct SpawnRequest {
 /// (starting /usr/bin/bash)".
 Result<pid_t> spawnSupervised(const SpawnRequest& request);
 
-/// Whether the supervisor spawnSupervised() would start for `argv` and `env` fits what execve takes:
+/// Whether the supervisor spawnSupervised() would start for `argv`, `env` and `bash` fits what execve takes:
 /// no argument or variable over the kernel's per-string limit (32 pages, 128 KiB), and all of them
 /// within the argument space (a quarter of the stack limit, at most 6 MiB). Otherwise
 /// kInvalidArgument "cannot start the command: Argument list too long (<what is too large>)": the
 /// task's own command, so it would fail with E2BIG every time it is tried.
 Status checkCommandFits(const std::vector<std::string>& argv, const std::vector<std::string>& env,
-                        const std::filesystem::path& exit_path);
+                        const std::filesystem::path& exit_path, const std::string& bash);
 
 struct ProcessStat {
   std::uint64_t start_ticks = 0;  ///< field 22: start time in clock ticks after boot
@@ -93,11 +100,11 @@ bool signalGroup(pid_t pgid, int sig);
 /// file yet.
 inline constexpr const char* kWarmShellMark = "warm";
 
-/// Starts a warm shell: a bash supervisor in a session of its own, with the environment `env`, in
-/// `cwd`, that runs `<launch_dir>/.warm-<its pid>.sh` when a byte arrives on `feed_fd` (its stdin) —
-/// README "Warm shells".
-Result<pid_t> spawnWarmShell(const std::vector<std::string>& env, const std::filesystem::path& cwd,
-                             const std::filesystem::path& launch_dir, int feed_fd);
+/// Starts a warm shell: a bash supervisor (`bash`, a name looked up on `env`'s PATH or a path) in a
+/// session of its own, with the environment `env`, in `cwd`, that runs `<launch_dir>/.warm-<its pid>.sh`
+/// when a byte arrives on `feed_fd` (its stdin) — README "Warm shells".
+Result<pid_t> spawnWarmShell(const std::string& bash, const std::vector<std::string>& env,
+                             const std::filesystem::path& cwd, const std::filesystem::path& launch_dir, int feed_fd);
 
 /// Finds a live supervisor by its exit file among all processes (for a state file whose owner died
 /// between spawning and recording the pid).

@@ -15,6 +15,7 @@ constexpr const char* kDefaultWorkDir = "./.leoflow/work";
 constexpr const char* kDefaultLogDir = "./.leoflow/logs";
 constexpr const char* kDefaultStateDir = "./.leoflow/state";
 constexpr const char* kDefaultPython = "python3";
+constexpr const char* kDefaultBash = "bash";
 constexpr std::int64_t kDefaultKillGraceMs = 5000;
 constexpr std::int64_t kDefaultWarmShells = 2;
 constexpr std::int64_t kMaxWarmShells = 64;
@@ -70,6 +71,9 @@ std::vector<ConfigKey> configKeys() {
        "per-attempt lock/state files; processes sharing it never start one attempt twice"},
       {"python", ConfigType::kString, false, ConfigValue{std::string(kDefaultPython)},
        "the Python interpreter for python tasks (a name looked up in PATH, or a path)"},
+      {"bash", ConfigType::kString, false, ConfigValue{std::string(kDefaultBash)},
+       "the bash that runs bash tasks and warm shells (a name looked up in PATH, or a path); bash-static, the "
+       "same bash linked statically, starts with less CPU"},
       {"kill_grace_ms", ConfigType::kInt, false, ConfigValue{kDefaultKillGraceMs},
        "time between SIGTERM and SIGKILL to a task's process group when it times out, is stopped (stop()) or is "
        "no longer current, in milliseconds"},
@@ -94,6 +98,8 @@ Settings readSettings(const ConfigView& config) {
   s.state_dir = folder(config, "state_dir", kDefaultStateDir);
   s.python = stringOr(config, "python", kDefaultPython);
   if (s.python.empty()) throw std::invalid_argument(where(config, "python") + ": must not be empty");
+  s.bash = stringOr(config, "bash", kDefaultBash);
+  if (s.bash.empty()) throw std::invalid_argument(where(config, "bash") + ": must not be empty");
   const std::int64_t grace = intOr(config, "kill_grace_ms", kDefaultKillGraceMs);
   if (grace < 0) {
     throw std::invalid_argument(where(config, "kill_grace_ms") + ": must not be negative, got " +

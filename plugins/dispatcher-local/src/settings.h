@@ -19,6 +19,9 @@ struct Settings {
   std::filesystem::path log_dir;    ///< <log_dir>/<dag_id>/<run_id>/<run_uid>/<task_id>/<try>.log
   std::filesystem::path state_dir;  ///< one lock/state file per attempt (README "State files")
   std::string python = "python3";
+  /// The bash that runs bash tasks and warm shells: a name looked up on the task's PATH, or a path
+  /// (README "Choosing the bash").
+  std::string bash = "bash";
   std::chrono::milliseconds kill_grace{5000};
   bool stop_tasks_on_shutdown = false;
   std::size_t warm_shells = 2;  ///< bash supervisors kept started ahead of need (README "Warm shells")

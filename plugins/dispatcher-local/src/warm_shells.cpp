@@ -188,10 +188,11 @@ void retireWarmShell(WarmShell& shell, std::chrono::milliseconds wait) {
   shell.pidfd.reset();
 }
 
-WarmShellPool::WarmShellPool(std::size_t size, const std::map<std::string, std::string>& env,
+WarmShellPool::WarmShellPool(std::size_t size, std::string bash, const std::map<std::string, std::string>& env,
                              std::filesystem::path cwd, std::filesystem::path launch_dir,
                              std::shared_ptr<spdlog::logger> logger)
     : size_(size),
+      bash_(std::move(bash)),
       env_([&] {
         std::vector<std::string> out;
         out.reserve(env.size());
@@ -262,7 +263,7 @@ Result<WarmShell> WarmShellPool::startShell() {
   }
   UniqueFd ours(fds[0]);
   UniqueFd theirs(fds[1]);
-  auto pid = spawnWarmShell(env_, cwd_, launch_dir_, theirs.get());
+  auto pid = spawnWarmShell(bash_, env_, cwd_, launch_dir_, theirs.get());
   theirs.reset();
   if (!pid) return pid.status();
   WarmShell shell;

@@ -73,9 +73,10 @@ void retireWarmShell(WarmShell& shell, std::chrono::milliseconds wait);
 /// A few warm shells, topped up by a thread of the pool's own, off the dispatch path.
 class WarmShellPool {
  public:
-  /// `size` 0: never any shell (take() always answers nullopt). `launch_dir` must exist.
-  WarmShellPool(std::size_t size, const std::map<std::string, std::string>& env, std::filesystem::path cwd,
-                std::filesystem::path launch_dir, std::shared_ptr<spdlog::logger> logger);
+  /// `size` 0: never any shell (take() always answers nullopt). `bash`: the program, a name looked up
+  /// on `env`'s PATH or a path. `launch_dir` must exist.
+  WarmShellPool(std::size_t size, std::string bash, const std::map<std::string, std::string>& env,
+                std::filesystem::path cwd, std::filesystem::path launch_dir, std::shared_ptr<spdlog::logger> logger);
   ~WarmShellPool();
   WarmShellPool(const WarmShellPool&) = delete;
   WarmShellPool& operator=(const WarmShellPool&) = delete;
@@ -94,6 +95,7 @@ class WarmShellPool {
   Result<WarmShell> startShell();
 
   const std::size_t size_;
+  const std::string bash_;
   const std::vector<std::string> env_;
   const std::filesystem::path cwd_;
   const std::filesystem::path launch_dir_;

@@ -20,6 +20,7 @@
 #include "dispatcher_test_harness.h"
 #include "factory.h"
 #include "names.h"
+#include "process.h"
 #include "state_file.h"
 
 namespace leoflow::testing::dispatcher_local {
@@ -351,6 +352,61 @@ TEST_F(LocalDispatcherTest, AWarmShellRunsTheTaskAsAColdStartWould) {
     const auto shells = ourWarmShells();
     return shells.size() == 1 && shells.front() != shell;
   }, kWait));
+}
+
+// The `bash` setting names the program that runs bash tasks, cold and warm alike: a path as it is,
+// a name looked up on PATH (here the scheduler's, which the task inherits). bash sets $BASH to the
+// program it was started as, so the task can tell.
+TEST_F(LocalDispatcherTest, TheConfiguredBashRunsBashTasksColdAndWarm) {
+  const std::string real = dl::findOnPath("bash", {});
+  ASSERT_FALSE(real.empty()) << "no bash on the default PATH";
+  const fs::path bin = dir_.path() / "bin";
+  fs::create_directories(bin);
+  fs::create_symlink(real, bin / "my-bash");
+  const char* saved = std::getenv("PATH");
+  const std::string saved_path = saved != nullptr ? saved : "";
+  for (const std::string& setting : {(bin / "my-bash").string(), std::string("my-bash")}) {
+    for (const std::int64_t warm : {std::int64_t{0}, std::int64_t{1}}) {
+      SCOPED_TRACE("bash=" + setting + " warm_shells=" + std::to_string(warm));
+      ::setenv("PATH", (bin.string() + ":" + saved_path).c_str(), 1);  // taken when the dispatcher is made
+      auto d = make({{"bash", setting}, {"warm_shells", warm}});
+      ::setenv("PATH", saved_path.c_str(), 1);
+      std::optional<pid_t> shell;
+      if (warm > 0) {
+        ASSERT_TRUE(waitUntil([] { return ourWarmShells().size() == 1; }, kWait)) << "no warm shell started";
+        shell = ourWarmShells().front();
+      }
+      const AttemptRef a = attemptOf("which_bash", "r1", "t" + std::to_string(warm) + std::to_string(setting.size()));
+      const Report r = runToEnd(*d, requestOf(a, "echo \"bash=$BASH pid=$$\""));
+      EXPECT_TRUE(r.outcome.success) << r.outcome.message;
+      const std::vector<std::string> lines = outputLines(logOf(a));
+      ASSERT_EQ(lines.size(), 1u);
+      EXPECT_EQ(lines.front().substr(0, lines.front().find(' ')), "bash=" + (bin / "my-bash").string());
+      if (shell) {
+        EXPECT_EQ(lines.front().substr(lines.front().find(' ') + 1), "pid=" + std::to_string(*shell))
+            << "the task did not run in the warm shell";
+      }
+      d->shutdown();
+    }
+  }
+}
+
+// A `bash` that is not there fails each bash task once, with a reason that names it, as a missing
+// bash always did; a warm pool that cannot start one leaves tasks to start cold, never stuck.
+TEST_F(LocalDispatcherTest, AConfiguredBashThatIsNotThereFailsEachTaskWithItsName) {
+  for (const std::int64_t warm : {std::int64_t{0}, std::int64_t{2}}) {
+    SCOPED_TRACE("warm_shells=" + std::to_string(warm));
+    auto d = make({{"bash", std::string("no-such-bash")}, {"warm_shells", warm}});
+    const AttemptRef a = attemptOf("nobash", "r1", "configured" + std::to_string(warm));
+    ASSERT_EQ(*d->dispatch(requestOf(a, "true")), DispatchOutcome::kStarted);
+    auto finished = events_.waitFinished(a, kWait);
+    ASSERT_TRUE(finished.has_value());
+    EXPECT_FALSE(finished->outcome.success);
+    EXPECT_NE(finished->outcome.message.find("no-such-bash not found on the task's PATH"), std::string::npos)
+        << finished->outcome.message;
+    EXPECT_TRUE(ourWarmShells().empty());
+    d->shutdown();
+  }
 }
 
 TEST_F(LocalDispatcherTest, ShutdownRetiresWarmShellsAndLeavesNoneBehind) {
@@ -1087,7 +1143,7 @@ TEST_F(LocalDispatcherTest, FactoryDeclaresItsKeys) {
     EXPECT_TRUE(k.default_value.has_value()) << k.name;
     EXPECT_FALSE(k.help.empty()) << k.name;
   }
-  EXPECT_EQ(names, (std::vector<std::string>{"max_parallel", "work_dir", "log_dir", "state_dir", "python",
+  EXPECT_EQ(names, (std::vector<std::string>{"max_parallel", "work_dir", "log_dir", "state_dir", "python", "bash",
                                              "kill_grace_ms", "stop_tasks_on_shutdown", "warm_shells"}));
 }
 
@@ -1097,6 +1153,7 @@ TEST_F(LocalDispatcherTest, CreateRejectsBadValuesAndUncreatableFolders) {
   EXPECT_THROW(make(events, {{"kill_grace_ms", std::int64_t{-1}}}), std::invalid_argument);
   EXPECT_THROW(make(events, {{"warm_shells", std::int64_t{-1}}}), std::invalid_argument);
   EXPECT_THROW(make(events, {{"warm_shells", std::int64_t{65}}}), std::invalid_argument);
+  EXPECT_THROW(make(events, {{"bash", std::string()}}), std::invalid_argument);
   {
     std::ofstream file(dir_.path() / "a-file");
     file << "x";

@@ -20,7 +20,7 @@ TEST(DispatcherLocalModule, LoadsAndRunsATaskThroughTheLoader) {
   EXPECT_EQ(plugin.name(), "dispatcher-local");
   EXPECT_EQ(plugin.roles(), (std::vector<std::string>{"dispatcher"}));
   DispatcherFactory& factory = plugin.dispatcherFactory();
-  EXPECT_EQ(factory.configKeys().size(), 8u);
+  EXPECT_EQ(factory.configKeys().size(), 9u);
 
   TempDir dir;
   RecordingEvents events;
