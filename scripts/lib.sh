@@ -8,8 +8,10 @@ LEOFLOW_PACKAGES=(
   libtomlplusplus-dev libcurl4-openssl-dev nlohmann-json3-dev libcli11-dev libcpp-httplib-dev
   libhowardhinnant-date-dev tzdata libgtest-dev libgmock-dev libbenchmark-dev libyaml-dev
   postgresql redis-server redis-tools netcat-openbsd python3-kubernetes gcovr nodejs
-  chromium chromium-driver fonts-dejavu-core
+  chromium chromium-driver fonts-dejavu-core bash-static
 )
+# bash-static: dispatcher-local's `bash` setting can name it (the same bash linked statically, a cheaper
+# start); its tests run tasks in it beside bash.
 # chromium, chromium-driver: tests/browser drives the web page in headless chromium over WebDriver;
 # fonts-dejavu-core: the state glyphs (✓ ✗ ↻ ...) render in it (apt's --no-install-recommends
 # would otherwise leave chromium without such a font).

@@ -391,6 +391,44 @@ TEST_F(LocalDispatcherTest, TheConfiguredBashRunsBashTasksColdAndWarm) {
   }
 }
 
+// bash-static (README "Choosing the bash") is the same bash linked statically: a task cannot tell it
+// from bash, cold or warm — environment, arguments, quoting, locale, traps, exit codes, and the
+// code of a task that exec()s its program (which only waitid sees).
+TEST_F(LocalDispatcherTest, BashStaticRunsATaskAsBashDoes) {
+  ASSERT_FALSE(dl::findOnPath("bash-static", {}).empty())
+      << "bash-static is not installed (./dev test installs it; apt-get install bash-static)";
+  const std::string script =
+      "echo \"pid=$$\"; echo \"cwd=$(pwd) args=$#:$0\"; env | grep -v -e '^_=' -e '^LEOFLOW_TASK_ID=' | sort; "
+      "x='ä €'; echo \"chars=${#x}\"; printf '%q\\n' \"$QUOTES\"; trap 'echo trapped' USR1; kill -USR1 $$; "
+      "shopt | md5sum; set -o | md5sum; exit 5";
+  std::map<std::string, std::vector<std::string>> seen;
+  for (const std::string bash : {"bash", "bash-static"}) {
+    for (const std::int64_t warm : {std::int64_t{0}, std::int64_t{1}}) {
+      const std::string label = bash + " warm_shells=" + std::to_string(warm);
+      SCOPED_TRACE(label);
+      auto d = make({{"bash", bash}, {"warm_shells", warm}});
+      if (warm > 0) {
+        ASSERT_TRUE(waitUntil([] { return ourWarmShells().size() == 1; }, kWait));
+      }
+      const AttemptRef a = attemptOf("static_bash", "r1", (bash == "bash" ? "b" : "s") + std::to_string(warm));
+      DispatchRequest r = requestOf(a, script);
+      r.task.env = {{"QUOTES", "it's \"quoted\" $HOME `x` \\'"}, {"LANG", "C.UTF-8"}};
+      EXPECT_EQ(runToEnd(*d, r).outcome.exit_code, 5);
+      std::vector<std::string> lines = outputLines(logOf(a));
+      ASSERT_FALSE(lines.empty());
+      lines.erase(lines.begin());  // the pid
+      seen[label] = lines;
+      const AttemptRef e = attemptOf("static_bash", "r1", "exec" + a.task_id);
+      EXPECT_EQ(runToEnd(*d, requestOf(e, "exec sh -c 'exit 7'")).outcome.exit_code, 7);
+      d->shutdown();
+    }
+  }
+  const std::vector<std::string>& reference = seen.at("bash warm_shells=0");
+  EXPECT_NE(std::find(reference.begin(), reference.end(), "chars=3"), reference.end());
+  EXPECT_NE(std::find(reference.begin(), reference.end(), "trapped"), reference.end());
+  for (const auto& [label, lines] : seen) EXPECT_EQ(lines, reference) << label;
+}
+
 // A `bash` that is not there fails each bash task once, with a reason that names it, as a missing
 // bash always did; a warm pool that cannot start one leaves tasks to start cold, never stuck.
 TEST_F(LocalDispatcherTest, AConfiguredBashThatIsNotThereFailsEachTaskWithItsName) {
