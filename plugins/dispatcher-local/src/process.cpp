@@ -72,24 +72,6 @@ std::string searchPath(const std::string& name, std::string_view path) {
 constexpr std::chrono::seconds kPathCacheFor{1};
 constexpr std::size_t kPathCacheEntries = 64;
 
-std::string errnoText(int err) { return std::strerror(err); }
-
-// Reads up to `limit` bytes of a small file (/proc entries); every descriptor we open is
-// close-on-exec, so none leaks into a process another thread spawns meanwhile.
-std::optional<std::string> readSmallFile(const char* path, std::size_t limit) {
-  UniqueFd fd(::open(path, O_RDONLY | O_CLOEXEC));
-  if (!fd.valid()) return std::nullopt;
-  std::string out;
-  char buf[4096];
-  while (out.size() < limit) {
-    const ssize_t n = ::read(fd.get(), buf, std::min(sizeof buf, limit - out.size()));
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break;
-    out.append(buf, static_cast<std::size_t>(n));
-  }
-  return out;
-}
-
 }  // namespace
 
 std::string findOnPath(const std::string& name, const std::vector<std::string>& env) {
@@ -120,6 +102,24 @@ std::string findOnPath(const std::string& name, const std::vector<std::string>& 
 }
 
 namespace {
+
+std::string errnoText(int err) { return std::strerror(err); }
+
+// Reads up to `limit` bytes of a small file (/proc entries); every descriptor we open is
+// close-on-exec, so none leaks into a process another thread spawns meanwhile.
+std::optional<std::string> readSmallFile(const char* path, std::size_t limit) {
+  UniqueFd fd(::open(path, O_RDONLY | O_CLOEXEC));
+  if (!fd.valid()) return std::nullopt;
+  std::string out;
+  char buf[4096];
+  while (out.size() < limit) {
+    const ssize_t n = ::read(fd.get(), buf, std::min(sizeof buf, limit - out.size()));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    out.append(buf, static_cast<std::size_t>(n));
+  }
+  return out;
+}
 
 // What the child does between vfork() and execve(), prepared by the parent: the child may only
 // make system calls. It runs on the spawning thread's stack, in the scheduler's memory, while the
