@@ -1,10 +1,12 @@
 #include "redis_store.h"
 
 #include <algorithm>
+#include <cstdlib>
 #include <iterator>
 #include <limits>
 #include <map>
 #include <set>
+#include <unordered_set>
 
 #include "id_codec.h"
 #include "records.h"
@@ -23,6 +25,14 @@ std::string elementText(const redisReply* e) {
   if (e->type == REDIS_REPLY_INTEGER) return std::to_string(e->integer);
   return std::string(replyText(e));  // nil reads as ""
 }
+
+/// Runs of the active-run index one orphan-listing script reads (a ZSCAN COUNT hint): at most
+/// ~10 ms of Redis each on a 2-core VM, where one script over 100,000 runs took 700-760 ms.
+constexpr std::size_t kOrphanScanPage = 1000;
+
+/// Members of the active-run index one ZSCAN of the listing returns (a hint): at most ~13 ms of
+/// Redis each on a 2-core VM (bench/README.md, "100,000 runs on the slow VM").
+constexpr std::size_t kActiveScanPage = 5000;
 
 /// A flat array reply as strings; `stride` checks that it holds whole records.
 Result<std::vector<std::string>> flatArray(const ReplyPtr& reply, std::size_t stride, std::string_view what) {
@@ -356,20 +366,33 @@ Result<std::vector<ActiveRun>> RedisStore::listActiveRuns() {
 }
 
 Result<std::vector<RunKey>> RedisStore::listActiveRunKeys() {
-  // The active-run index alone (one ZRANGE: ~14 ms of the server for 100,000 runs, where reading
-  // each run's record as listActiveRuns does takes over a second). Its members are
+  // The active-run index alone, a page per ZSCAN: one ZRANGE of 100,000 members held Redis from its
+  // other clients for 15-80 ms on a 2-core VM. ZSCAN costs it more in all (it prints every score),
+  // but in pieces its other clients wait between. It returns every run that stays in the index for
+  // the whole walk at least once (the listing's promise: one missing would look ended), and a run
+  // twice only if Redis rehashed the index meanwhile: those are dropped. Members are
   // `<enc(dag)>:<enc(run)>`, and enc() escapes ':' (lua/common.lua).
-  auto reply = client_.command({"ZRANGE", client_.settings().key_prefix + ":runs:active", "0", "-1"});
-  if (!reply) return reply.status();
-  auto f = flatArray(*reply, 0, "listActiveRunKeys");
-  if (!f) return f.status();
+  const std::string index = client_.settings().key_prefix + ":runs:active";
   std::vector<RunKey> out;
-  out.reserve(f->size());
-  for (const std::string& ref : *f) {
-    auto key = parseRunRef(ref);
-    if (!key) return internalError("the active-run index holds a malformed entry \"" + ref + "\"");
-    out.push_back(std::move(*key));
-  }
+  std::unordered_set<std::string> seen;
+  std::string cursor = "0";
+  do {
+    auto reply = client_.command({"ZSCAN", index, cursor, "COUNT", std::to_string(kActiveScanPage)});
+    if (!reply) return reply.status();
+    const redisReply* r = reply->get();
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 || r->element[1]->type != REDIS_REPLY_ARRAY ||
+        r->element[1]->elements % 2 != 0) {
+      return malformed("listActiveRunKeys");
+    }
+    cursor = elementText(r->element[0]);
+    const redisReply* page = r->element[1];
+    for (std::size_t i = 0; i < page->elements; i += 2) {
+      std::string ref = elementText(page->element[i]);
+      auto key = parseRunRef(ref);
+      if (!key) return internalError("the active-run index holds a malformed entry \"" + ref + "\"");
+      if (seen.insert(std::move(ref)).second) out.push_back(std::move(*key));
+    }
+  } while (cursor != "0");
   return out;
 }
 
@@ -544,17 +567,47 @@ Result<std::vector<bool>> RedisStore::applyTransitions(Term term, const RunKey& 
 
 Result<std::vector<OrphanCandidate>> RedisStore::listOrphanCandidates(std::size_t limit) {
   if (limit == 0) return std::vector<OrphanCandidate>{};
-  auto reply = client_.eval(lua::kListOrphanCandidates, {str(static_cast<std::int64_t>(limit))});
-  if (!reply) return reply.status();
-  auto f = flatArray(*reply, 3, "list_orphan_candidates");
-  if (!f) return f.status();
+  // The active-run index a page per script (lua/list_orphan_candidates.lua), so Redis serves its
+  // other clients between pages; the pages' candidates are few (runs with nothing in flight) and
+  // sorted here. ZSCAN returns every run that stays in the index for the whole walk at least once,
+  // a run twice only if Redis rehashed the index meanwhile.
+  struct Found {
+    OrphanCandidate candidate;
+    double queued_score = 0;
+    std::string ref;
+  };
+  std::vector<Found> found;
+  std::set<std::string> seen;
+  std::string cursor = "0";
+  do {
+    auto reply = client_.eval(lua::kListOrphanCandidates, {cursor, str(static_cast<std::int64_t>(kOrphanScanPage))});
+    if (!reply) return reply.status();
+    auto f = flatArray(*reply, 0, "list_orphan_candidates");
+    if (!f || f->empty() || (f->size() - 1) % 5 != 0) return malformed("list_orphan_candidates");
+    cursor = (*f)[0];
+    for (std::size_t i = 1; i < f->size(); i += 5) {
+      if (!seen.insert((*f)[i + 4]).second) continue;
+      bool ok = true;
+      Found c{OrphanCandidate{RunKey{(*f)[i], (*f)[i + 1]}, micros((*f)[i + 2], ok)}, 0, (*f)[i + 4]};
+      char* end = nullptr;
+      c.queued_score = std::strtod((*f)[i + 3].c_str(), &end);
+      if (!ok || end == (*f)[i + 3].c_str()) return malformed("list_orphan_candidates");
+      found.push_back(std::move(c));
+    }
+  } while (cursor != "0");
+  // Stalest first (no activity at all first), then the index's own order: queued_at, then the ref.
+  auto order = [](const Found& a, const Found& b) {
+    const auto& x = a.candidate.last_activity;
+    const auto& y = b.candidate.last_activity;
+    if (x != y) return !x || (y && *x < *y);
+    if (a.queued_score != b.queued_score) return a.queued_score < b.queued_score;
+    return a.ref < b.ref;
+  };
+  const std::size_t n = std::min(limit, found.size());
+  std::partial_sort(found.begin(), found.begin() + static_cast<std::ptrdiff_t>(n), found.end(), order);
   std::vector<OrphanCandidate> out;
-  for (std::size_t i = 0; i < f->size(); i += 3) {
-    bool ok = true;
-    OrphanCandidate c{RunKey{(*f)[i], (*f)[i + 1]}, micros((*f)[i + 2], ok)};
-    if (!ok) return malformed("list_orphan_candidates");
-    out.push_back(std::move(c));
-  }
+  out.reserve(n);
+  for (std::size_t i = 0; i < n; ++i) out.push_back(std::move(found[i].candidate));
   return out;
 }
 

@@ -10,6 +10,7 @@
 #include <cstdio>
 #include <functional>
 #include <optional>
+#include <random>
 #include <mutex>
 #include <numeric>
 #include <set>
@@ -451,6 +452,41 @@ TEST_F(RedisStoreTest, OrphanActivityCountsAFinishedAttemptEvenAfterItsRetryWasR
   ASSERT_TRUE(orphans.isOk());
   ASSERT_EQ(orphans->size(), 1u);
   EXPECT_EQ((*orphans)[0].last_activity, at(40));
+}
+
+TEST_F(RedisStoreTest, OrphanCandidatesSpanningManyPagesOfTheIndexComeBackOnceStalestFirst) {
+  // The listing reads the active-run index a page (~1,000 runs) per script: 2,500 orphans span
+  // several pages, and the stalest must come first whichever page holds them.
+  constexpr int kRuns = 2500;
+  ASSERT_TRUE(store().syncDags(std::vector{dagDef("many")}).isOk());
+  term_ = *store().claimTerm("replica-test");
+  std::vector<int> staleness(kRuns);
+  std::iota(staleness.begin(), staleness.end(), 0);
+  std::shuffle(staleness.begin(), staleness.end(), std::mt19937(7));
+  for (int i = 0; i < kRuns; ++i) {
+    // Started at 1 s, queued later (the store takes the stamps as given): the latest stamp, and so
+    // the run's last activity, is its queued_at.
+    const RunKey key{"many", "r" + std::to_string(i)};
+    ASSERT_TRUE(store().createRun(std::nullopt, NewRun{key, 1, RunTrigger::kManual, kT0, "", at(100 + staleness[i])}).isOk());
+    ASSERT_TRUE(store().materializeRun(term_, key, std::vector{NewTaskInstance{"a", 1}}, at(1)).isOk());
+  }
+  auto stalest = store().listOrphanCandidates(5);
+  ASSERT_TRUE(stalest.isOk()) << stalest.status().toString();
+  ASSERT_EQ(stalest->size(), 5u);
+  for (int k = 0; k < 5; ++k) {
+    const int run = static_cast<int>(std::find(staleness.begin(), staleness.end(), k) - staleness.begin());
+    EXPECT_EQ((*stalest)[static_cast<std::size_t>(k)].run.run_id, "r" + std::to_string(run)) << "rank " << k;
+    EXPECT_EQ((*stalest)[static_cast<std::size_t>(k)].last_activity, at(100 + k));
+  }
+  auto all = store().listOrphanCandidates(10'000);
+  ASSERT_TRUE(all.isOk());
+  ASSERT_EQ(all->size(), static_cast<std::size_t>(kRuns));
+  std::set<std::string> runs;
+  for (std::size_t k = 0; k < all->size(); ++k) {
+    runs.insert((*all)[k].run.run_id);
+    EXPECT_EQ((*all)[k].last_activity, at(100 + static_cast<int>(k)));
+  }
+  EXPECT_EQ(runs.size(), static_cast<std::size_t>(kRuns)) << "a run listed twice";
 }
 
 // --- SDK 3.0: uids, tenants, held logical dates, claims, a person's commands ------------------------
