@@ -152,8 +152,9 @@ void Engine::run(std::stop_token stop) {
     }
     outage_backoff = milliseconds{0};
     // Work begets work: a tick that moved something runs the next one at once, so a chain of
-    // tasks advances at executor speed, not at tick speed.
-    if (report.progressed() || !dirty_.empty() || !reconcile_queue_.empty()) continue;
+    // tasks advances at executor speed, not at tick speed. So do runs to load, a reconcile and a
+    // listing still being compared (a slice each tick).
+    if (report.progressed() || !dirty_.empty() || !reconcile_queue_.empty() || listing_walk_) continue;
     const auto wait = options_.tick_interval - duration_cast<milliseconds>(steady_clock::now() - last_full_tick_);
     if (wait > milliseconds{0}) wake_.waitFor(wait);
   }

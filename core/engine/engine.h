@@ -103,6 +103,8 @@ class Engine {
   /// to `to_load`, cached runs loaded before it and missing from it are forgotten.
   void applyActiveListing(TickState& t, Result<std::vector<RunKey>>& listing,
                           std::chrono::steady_clock::time_point listed_from, std::vector<RunKey>& to_load);
+  /// The same for the periodic listing read on another thread, a slice of listing_walk_ keys a tick.
+  void walkListing(TickState& t, std::vector<RunKey>& to_load);
   void loadRuns(TickState& t, const std::vector<RunKey>& keys);
   /// Lays out one chunk's loaded runs (`loaded`: Store::loadRuns of `keys`) in the cache.
   void loadRunChunk(TickState& t, std::span<const RunKey> keys, std::vector<Result<RunRecord>> loaded);
@@ -254,6 +256,15 @@ class Engine {
   // The periodic listing being read on another thread (feed up), and when it was started.
   std::future<Result<std::vector<RunKey>>> pending_listing_;
   std::chrono::steady_clock::time_point pending_listing_from_{};
+  // That listing once it has arrived, compared with the cache a slice per tick (walkListing).
+  struct ListingWalk {
+    std::vector<RunKey> listed;  // sorted
+    std::size_t next = 0;        // the first key not compared yet
+    std::chrono::steady_clock::time_point listed_from{}, arrived{};
+    std::size_t to_load = 0, gone = 0, slices = 0;
+    std::chrono::steady_clock::duration took{};
+  };
+  std::optional<ListingWalk> listing_walk_;
   // The change feed is subscribed (run() sets it): new and ended runs then arrive through it, and
   // the active runs are listed only once a resync interval.
   std::atomic<bool> feed_subscribed_{false};

@@ -36,6 +36,7 @@ struct Engine::TickState {
   std::set<RunKey> waiting_for_slot;  // queued runs beyond their DAG's max_active_runs
   bool active_listed = false;   // the active runs are known: listed this tick, or the cache stands for them
   bool active_counted = false;  // active_per_dag was filled from a listing this tick
+  bool listing_walked = false;  // a slice of the periodic listing was compared with the cache
   std::vector<planning::Transition> plan;
   std::vector<planning::Transition> plan_rest;  // scratch of advanceRun's partition
   std::vector<TaskTransitionWrite> writes;

@@ -119,6 +119,7 @@ void Engine::stepDown(const std::string& reason) {
   reconcile_queued_.clear();
   load_order_.clear();
   pending_listing_ = {};  // waits for a listing still being read: it belongs to the term that ends
+  listing_walk_.reset();
   resync_started_.reset();
   broken_runs_.clear();
   dirty_.clear();

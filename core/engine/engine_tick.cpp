@@ -94,21 +94,28 @@ TickReport Engine::tick(TickKind kind) {
   std::optional<Result<std::vector<RunKey>>> listing;
   steady_clock::time_point listing_from{};
   if (list_now) {
-    pending_listing_ = {};  // superseded (waits for it, if it is still being read)
+    pending_listing_ = {};  // superseded (waits for it, if it is still being read), and its walk too
+    listing_walk_.reset();
     listing_from = steady_clock::now();
     listing = sortedListing(store_.listActiveRunKeys());
     last_active_listing_ = steady_start;
   } else if (pending_listing_.valid()) {
     if (pending_listing_.wait_for(std::chrono::seconds(0)) == std::future_status::ready) {
-      listing = pending_listing_.get();
-      listing_from = pending_listing_from_;
+      Result<std::vector<RunKey>> arrived = pending_listing_.get();
+      if (arrived) {
+        listing_walk_ = ListingWalk{std::move(*arrived), 0, pending_listing_from_, steady_clock::now()};
+      } else {
+        listing = std::move(arrived);  // logged and counted as a failed listing
+        listing_from = pending_listing_from_;
+      }
     }
-  } else if (due) {
+  } else if (due && !listing_walk_) {
     pending_listing_from_ = steady_clock::now();
     pending_listing_ = std::async(std::launch::async, [this] { return sortedListing(store_.listActiveRunKeys()); });
     last_active_listing_ = steady_start;
   }
   if (listing) applyActiveListing(t, *listing, listing_from, to_load);
+  if (listing_walk_ && !cancelled()) walkListing(t, to_load);
   to_load.insert(to_load.end(), dirty_.begin(), dirty_.end());
   dirty_.clear();
   if (kind == TickKind::kFull) queueDueReloads(steady_start);  // reloaded a chunk at a time, below
@@ -142,7 +149,9 @@ TickReport Engine::tick(TickKind kind) {
   if (!drained.tasks.empty() && !cancelled()) refreshTasks(t, drained.tasks);
   // With the feed up, not on the tick that listed the active runs (both fall due once a resync
   // interval): the loop ticks again at once while runs are due, so the two costs go to two ticks.
-  if (!reconcile_queue_.empty() && !(t.active_counted && feed_subscribed_) && !cancelled()) resyncDue(t);
+  if (!reconcile_queue_.empty() && !((t.active_counted || t.listing_walked) && feed_subscribed_) && !cancelled()) {
+    resyncDue(t);
+  }
 
   // 2. A new leader first hands over what its predecessor left queued (before this tick queues
   // anything of its own), then plans and writes every run that changed or still needs attention,
@@ -265,6 +274,51 @@ void Engine::applyActiveListing(TickState& t, Result<std::vector<RunKey>>& activ
   log_->debug("active runs listed runs={} new_or_dirty={} gone={} store_ms={} took_ms={}", listed.size(),
               to_load.size(), gone.size(), duration_cast<std::chrono::milliseconds>(started - listed_from).count(),
               duration_cast<std::chrono::milliseconds>(steady_clock::now() - started).count());
+}
+
+void Engine::walkListing(TickState& t, std::vector<RunKey>& to_load) {
+  // The periodic listing, read on another thread, meets the cache in the merge walk of
+  // applyActiveListing, a slice of keys per tick: runs it names that the cache lacks are loaded,
+  // cached runs it does not name are forgotten (loaded before it was taken: they ended unseen).
+  // Between slices the cache may change; the walk resumes after the last key it compared, and a run
+  // loaded meanwhile is newer than the listing. Per-DAG counts come from the cache meanwhile
+  // (active_counted stays false): a count summed over slices of a moving cache would be neither.
+  const auto started = steady_clock::now();
+  ListingWalk& w = *listing_walk_;
+  const std::vector<RunKey>& listed = w.listed;
+  const std::size_t end = std::min(listed.size(), w.next + std::max<std::size_t>(options_.listing_walk_slice, 1));
+  auto cached = w.next == 0 ? runs_.begin() : runs_.upper_bound(listed[w.next - 1]);
+  std::vector<RunKey> gone;
+  auto left = [&](const auto& entry) {
+    if (entry.second->loadedAt() < w.listed_from) gone.push_back(entry.first);
+  };
+  const std::size_t loading = to_load.size();
+  for (std::size_t i = w.next; i < end; ++i) {
+    const RunKey& k = listed[i];
+    while (cached != runs_.end() && cached->first < k) left(*cached++);
+    const bool in_cache = cached != runs_.end() && cached->first == k;
+    if (in_cache) ++cached;
+    if (!in_cache || dirty_.erase(k) != 0) to_load.push_back(k);
+  }
+  w.next = end;
+  const bool done = end == listed.size();
+  if (done) {
+    for (; cached != runs_.end(); ++cached) left(*cached);
+    for (const auto& [k, why] : broken_runs_) {
+      if (!std::binary_search(listed.begin(), listed.end(), k)) gone.push_back(k);
+    }
+  }
+  for (const RunKey& k : gone) forgetRun(k);  // every trace of them
+  t.listing_walked = true;
+  w.to_load += to_load.size() - loading;
+  w.gone += gone.size();
+  ++w.slices;
+  w.took += steady_clock::now() - started;
+  if (!done) return;
+  log_->debug("active runs listed runs={} new_or_dirty={} gone={} store_ms={} took_ms={} slices={}", listed.size(),
+              w.to_load, w.gone, duration_cast<std::chrono::milliseconds>(w.arrived - w.listed_from).count(),
+              duration_cast<std::chrono::milliseconds>(w.took).count(), w.slices);
+  listing_walk_.reset();
 }
 
 std::size_t* Engine::routeBudget(TickState& t, std::size_t route) {

@@ -1,6 +1,7 @@
 // What keeps the leader's cost per change independent of the size of a run and of the number of
 // runs (issue 14): a change that names its task refreshes that instance alone, a tick where nothing
 // changed plans nothing, runs are read in chunks, and the periodic resync is spread over ticks.
+#include <algorithm>
 #include <thread>
 
 #include <gtest/gtest.h>
@@ -290,6 +291,18 @@ void waitForTheTakeoverListing(EngineHarness& h) {
   waitFor([&] { return h.store.calls(Method::kListDags) != dag_reads; }, 2s);
 }
 
+/// A queued manual run of version 1, as another writer would store it.
+RunRecord queuedRun(RunKey key) {
+  RunRecord r;
+  r.key = std::move(key);
+  r.dag_version = 1;
+  r.state = DagRunState::kQueued;
+  r.trigger = RunTrigger::kManual;
+  r.logical_date = kNoon;
+  r.queued_at = kNoon;
+  return r;
+}
+
 TEST(EngineScale, WithTheChangeFeedUpTheActiveRunsAreListedOnceAResyncInterval) {
   EngineHarness h;
   h.options.tick_interval = 5ms;  // a full tick every 5 ms
@@ -322,19 +335,80 @@ TEST(EngineScale, WithTheChangeFeedUpTheListingOnAnotherThreadFindsARunTheFeedNe
   const int listings_before = h.store.calls(Method::kListActiveRunKeys);
   // A run written without a change-feed message (a lost message): only the periodic listing
   // shows it to the leader, which then runs it.
-  RunRecord r;
-  r.key = {"etl", "unannounced"};
-  r.dag_version = 1;
-  r.state = DagRunState::kQueued;
-  r.trigger = RunTrigger::kManual;
-  r.logical_date = kNoon;
-  r.queued_at = kNoon;
+  const RunRecord r = queuedRun({"etl", "unannounced"});
   h.store.putRun(r);
   while (h.runState(r.key) != DagRunState::kSuccess && std::chrono::steady_clock::now() < until + 8s) {
     std::this_thread::sleep_for(2ms);
   }
   EXPECT_EQ(h.runState(r.key), DagRunState::kSuccess);
   EXPECT_GT(h.store.calls(Method::kListActiveRunKeys), listings_before) << "listed again, on another thread";
+}
+
+TEST(EngineScale, TheListingIsComparedWithTheCacheASliceOfKeysPerTick) {
+  // With the feed up, the periodic listing arrives from another thread and meets the cache a slice
+  // of keys per tick (at 100,000 runs the whole walk was one long tick). Whichever slice names them,
+  // runs the cache lacks are loaded; a run that ended unseen is forgotten; and no run the cache
+  // holds and the listing names is ever taken for an ended one (a slice that resumed anywhere but
+  // after the last key it compared would take the cached runs before it for ended ones).
+  EngineHarness h;
+  h.options.tick_interval = 5ms;
+  h.options.full_resync_interval = 300ms;
+  h.options.listing_walk_slice = 2;
+  h.executor.setDefault(Completion::kNone);  // every run stays running
+  h.addDag(linear());
+  h.build();
+  std::jthread loop([&h](std::stop_token st) { h.engine->run(st); });
+  waitFor([&] { return h.engine->leading(); }, 2s);
+  ASSERT_TRUE(h.engine->leading());
+  waitForTheTakeoverListing(h);
+  auto other = h.store.openHandle();
+  const auto until = std::chrono::steady_clock::now() + 10s;
+  auto runningBy = [&](const std::vector<RunKey>& keys) {
+    while (std::chrono::steady_clock::now() < until) {
+      if (std::all_of(keys.begin(), keys.end(), [&](const RunKey& k) { return h.runState(k) == DagRunState::kRunning; })) {
+        return true;
+      }
+      std::this_thread::sleep_for(2ms);
+    }
+    return false;
+  };
+  std::vector<RunKey> announced;
+  for (int i = 0; i < 7; ++i) {
+    announced.push_back({"etl", "r" + std::to_string(i)});
+    ASSERT_TRUE(other->createRun(std::nullopt, NewRun{announced.back(), 1, RunTrigger::kManual, kNoon, "", kNoon}).isOk());
+  }
+  ASSERT_TRUE(runningBy(announced));
+  // Runs written without a change-feed message, between the cached ones in key order: only the
+  // listing shows them to the leader.
+  std::vector<RunKey> unannounced{{"etl", "r1x"}, {"etl", "r4x"}, {"etl", "r6x"}};
+  for (const RunKey& k : unannounced) h.store.putRun(queuedRun(k));
+  EXPECT_TRUE(runningBy(unannounced)) << "found by the sliced listing";
+  // And one that ends unseen (no message): the next listing no longer names it.
+  RunRecord ended = *h.store.run({"etl", "r3"});
+  ended.state = DagRunState::kSuccess;
+  ended.ended_at = kNoon;
+  h.store.putRun(ended);
+  const int listings = h.store.calls(Method::kListActiveRunKeys);
+  waitFor([&] { return h.store.calls(Method::kListActiveRunKeys) >= listings + 2; }, 5s);
+  loop.request_stop();
+  loop.join();
+
+  const std::string logs = h.logs();
+  std::size_t walks = 0, forgot = 0;
+  for (std::size_t at = logs.find("active runs listed "); at != std::string::npos;
+       at = logs.find("active runs listed ", at + 1)) {
+    const std::string line = logs.substr(at, logs.find('\n', at) - at);
+    if (line.find(" slices=") == std::string::npos) continue;  // the takeover's listing, read at once
+    ++walks;
+    if (line.find(" gone=0 ") != std::string::npos) continue;
+    EXPECT_NE(line.find(" gone=1 "), std::string::npos) << line;
+    EXPECT_NE(line.find(" runs=9 "), std::string::npos) << "only r3's ending is a run gone: " << line;
+    ++forgot;
+  }
+  EXPECT_GE(walks, 2u);
+  // r3 is forgotten by a listing, or by its periodic reload if that comes first: never twice.
+  EXPECT_LE(forgot, 1u);
+  EXPECT_NE(logs.find("slices=5"), std::string::npos) << "10 runs, 2 keys a slice";
 }
 
 TEST(EngineScale, OrphanCandidatesAreListedOnceATenthOfTheThreshold) {
