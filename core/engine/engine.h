@@ -105,6 +105,13 @@ class Engine {
                           std::chrono::steady_clock::time_point listed_from, std::vector<RunKey>& to_load);
   /// The same for the periodic listing read on another thread, a slice of listing_walk_ keys a tick.
   void walkListing(TickState& t, std::vector<RunKey>& to_load);
+  /// The merge walk of both: listed[begin, end) against the cache, resuming after listed[begin - 1].
+  /// Runs to load go to `to_load`; cached runs loaded before `listed_from` that it skips over, and
+  /// (on the last slice) those after its last key and broken runs it does not name, are forgotten.
+  /// With `per_dag`, counts the listed runs of each DAG. Returns how many runs it forgot.
+  std::size_t mergeListing(const std::vector<RunKey>& listed, std::size_t begin, std::size_t end,
+                           std::chrono::steady_clock::time_point listed_from, std::map<std::string, int>* per_dag,
+                           std::vector<RunKey>& to_load);
   void loadRuns(TickState& t, const std::vector<RunKey>& keys);
   /// Lays out one chunk's loaded runs (`loaded`: Store::loadRuns of `keys`) in the cache.
   void loadRunChunk(TickState& t, std::span<const RunKey> keys, std::vector<Result<RunRecord>> loaded);

@@ -236,89 +236,75 @@ void Engine::applyActiveListing(TickState& t, Result<std::vector<RunKey>>& activ
     noteStatus(t, active.status());
     return;
   }
+  const std::vector<RunKey>& listed = *active;
+  const std::size_t gone = mergeListing(listed, 0, listed.size(), listed_from, &t.active_per_dag, to_load);
+  t.active_listed = true;
+  t.active_counted = true;
+  reload_everything_ = false;
+  log_->debug("active runs listed runs={} new_or_dirty={} gone={} store_ms={} took_ms={}", listed.size(),
+              to_load.size(), gone, duration_cast<std::chrono::milliseconds>(started - listed_from).count(),
+              duration_cast<std::chrono::milliseconds>(steady_clock::now() - started).count());
+}
+
+void Engine::walkListing(TickState& t, std::vector<RunKey>& to_load) {
+  // The periodic listing, read on another thread, meets the cache a slice of keys per tick. Between
+  // slices the cache may change: the walk resumes after the last key it compared, and a run loaded
+  // meanwhile is newer than the listing. Per-DAG counts come from the cache meanwhile
+  // (active_counted stays false): a count summed over slices of a moving cache would be neither.
+  const auto started = steady_clock::now();
+  ListingWalk& w = *listing_walk_;
+  const std::size_t end = std::min(w.listed.size(), w.next + std::max<std::size_t>(options_.listing_walk_slice, 1));
+  const std::size_t loading = to_load.size();
+  w.gone += mergeListing(w.listed, w.next, end, w.listed_from, nullptr, to_load);
+  w.next = end;
+  t.listing_walked = true;
+  w.to_load += to_load.size() - loading;
+  ++w.slices;
+  w.took += steady_clock::now() - started;
+  if (end != w.listed.size()) return;
+  log_->debug("active runs listed runs={} new_or_dirty={} gone={} store_ms={} took_ms={} slices={}", w.listed.size(),
+              w.to_load, w.gone, duration_cast<std::chrono::milliseconds>(w.arrived - w.listed_from).count(),
+              duration_cast<std::chrono::milliseconds>(w.took).count(), w.slices);
+  listing_walk_.reset();
+}
+
+std::size_t Engine::mergeListing(const std::vector<RunKey>& listed, std::size_t begin, std::size_t end,
+                                 steady_clock::time_point listed_from, std::map<std::string, int>* per_dag,
+                                 std::vector<RunKey>& to_load) {
   // Sorted (sortedListing, where it was read), the listing meets the cache (a sorted map) in one
   // merge walk: new runs to load and cached runs that left the list come out of it without a set of
   // every key being built.
-  const std::vector<RunKey>& listed = *active;
   // Runs that left the active list (finished, deleted, reaped elsewhere). A run loaded after the
   // listing was taken is not among them: it is newer than the listing.
   std::vector<RunKey> gone;
-  auto cached = runs_.begin();
+  auto cached = begin == 0 ? runs_.begin() : runs_.upper_bound(listed[begin - 1]);
   auto left = [&](const auto& entry) {
     if (entry.second->loadedAt() < listed_from) gone.push_back(entry.first);
   };
   int* dag_count = nullptr;
-  for (std::size_t i = 0; i < listed.size(); ++i) {
+  for (std::size_t i = begin; i < end; ++i) {
     const RunKey& k = listed[i];
     // The listing is in DAG order: each DAG's count is its run of equal dag ids, found in the map
     // once per DAG rather than once per run.
-    if (i == 0 || listed[i - 1].dag_id != k.dag_id) {
-      dag_count = &t.active_per_dag[k.dag_id];
+    if (per_dag && (i == begin || listed[i - 1].dag_id != k.dag_id)) {
+      dag_count = &(*per_dag)[k.dag_id];
       *dag_count = 0;
     }
-    ++*dag_count;
+    if (dag_count) ++*dag_count;
     while (cached != runs_.end() && cached->first < k) left(*cached++);
     const bool in_cache = cached != runs_.end() && cached->first == k;
     if (in_cache) ++cached;
     // Not cached: new, or ended and forgotten since the listing was taken (loading it finds that).
     if (!in_cache || reload_everything_ || dirty_.erase(k) != 0) to_load.push_back(k);
   }
-  for (; cached != runs_.end(); ++cached) left(*cached);
-  for (const auto& [k, why] : broken_runs_) {
-    if (!std::binary_search(listed.begin(), listed.end(), k)) gone.push_back(k);
-  }
-  t.active_listed = true;
-  t.active_counted = true;
-  for (const RunKey& k : gone) forgetRun(k);  // every trace of them
-  reload_everything_ = false;
-  log_->debug("active runs listed runs={} new_or_dirty={} gone={} store_ms={} took_ms={}", listed.size(),
-              to_load.size(), gone.size(), duration_cast<std::chrono::milliseconds>(started - listed_from).count(),
-              duration_cast<std::chrono::milliseconds>(steady_clock::now() - started).count());
-}
-
-void Engine::walkListing(TickState& t, std::vector<RunKey>& to_load) {
-  // The periodic listing, read on another thread, meets the cache in the merge walk of
-  // applyActiveListing, a slice of keys per tick: runs it names that the cache lacks are loaded,
-  // cached runs it does not name are forgotten (loaded before it was taken: they ended unseen).
-  // Between slices the cache may change; the walk resumes after the last key it compared, and a run
-  // loaded meanwhile is newer than the listing. Per-DAG counts come from the cache meanwhile
-  // (active_counted stays false): a count summed over slices of a moving cache would be neither.
-  const auto started = steady_clock::now();
-  ListingWalk& w = *listing_walk_;
-  const std::vector<RunKey>& listed = w.listed;
-  const std::size_t end = std::min(listed.size(), w.next + std::max<std::size_t>(options_.listing_walk_slice, 1));
-  auto cached = w.next == 0 ? runs_.begin() : runs_.upper_bound(listed[w.next - 1]);
-  std::vector<RunKey> gone;
-  auto left = [&](const auto& entry) {
-    if (entry.second->loadedAt() < w.listed_from) gone.push_back(entry.first);
-  };
-  const std::size_t loading = to_load.size();
-  for (std::size_t i = w.next; i < end; ++i) {
-    const RunKey& k = listed[i];
-    while (cached != runs_.end() && cached->first < k) left(*cached++);
-    const bool in_cache = cached != runs_.end() && cached->first == k;
-    if (in_cache) ++cached;
-    if (!in_cache || dirty_.erase(k) != 0) to_load.push_back(k);
-  }
-  w.next = end;
-  const bool done = end == listed.size();
-  if (done) {
+  if (end == listed.size()) {
     for (; cached != runs_.end(); ++cached) left(*cached);
     for (const auto& [k, why] : broken_runs_) {
       if (!std::binary_search(listed.begin(), listed.end(), k)) gone.push_back(k);
     }
   }
   for (const RunKey& k : gone) forgetRun(k);  // every trace of them
-  t.listing_walked = true;
-  w.to_load += to_load.size() - loading;
-  w.gone += gone.size();
-  ++w.slices;
-  w.took += steady_clock::now() - started;
-  if (!done) return;
-  log_->debug("active runs listed runs={} new_or_dirty={} gone={} store_ms={} took_ms={} slices={}", listed.size(),
-              w.to_load, w.gone, duration_cast<std::chrono::milliseconds>(w.arrived - w.listed_from).count(),
-              duration_cast<std::chrono::milliseconds>(w.took).count(), w.slices);
-  listing_walk_.reset();
+  return gone.size();
 }
 
 std::size_t* Engine::routeBudget(TickState& t, std::size_t route) {
