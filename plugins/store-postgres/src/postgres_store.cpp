@@ -1,5 +1,6 @@
 #include "postgres_store.h"
 
+#include <algorithm>
 #include <map>
 #include <optional>
 #include <set>
@@ -49,17 +50,23 @@ const std::vector<PreparedStatement>& statements() {
        "WHERE state IN ('queued', 'running') ORDER BY queued_at, uid"},
       // The leader's periodic listing (SDK 3.3): keys only, in no order, off the partial index.
       {"list_active_run_keys", "SELECT dag_id, run_id FROM runs WHERE state IN ('queued', 'running')"},
-      // One statement, so one snapshot of every run with all its instances (the run's fields repeat
-      // on each instance's row); a run that does not exist has no row.
+      // One statement, so one snapshot of every run with all its instances: a row per run (seq NULL)
+      // with the run's fields, then a row per instance with the instance's fields and its run's
+      // position, in no order (the store groups them). A run that does not exist has no row. The
+      // run's fields are not repeated on each instance's row, nor the rows sorted on the server: at
+      // 100,000 active runs of 10 tasks that halved the server's time per 128-run chunk (4.5 → 2.0 ms),
+      // and a new leader reads every active run (bench/README.md).
       {"load_runs",
-       "WITH k AS (SELECT dag_id, run_id, ord FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS k(dag_id, run_id, ord)) "
-       "SELECT k.ord, r.dag_version, r.state, r.trigger, ts_us(r.logical_date), ts_us(r.queued_at), "
-       "ts_us(r.started_at), ts_us(r.ended_at), r.conf, r.note, "
+       "WITH k AS (SELECT dag_id, run_id, ord FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS k(dag_id, run_id, ord)), "
+       "r AS MATERIALIZED (SELECT k.ord, r.* FROM k JOIN runs r ON r.dag_id = k.dag_id AND r.run_id = k.run_id) "
+       "SELECT r.ord, NULL::integer, r.dag_version, r.state, r.trigger, ts_us(r.logical_date), ts_us(r.queued_at), "
+       "ts_us(r.started_at), ts_us(r.ended_at), r.conf, r.note, r.uid, r.tenant, "
+       "NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL FROM r "
+       "UNION ALL "
+       "SELECT r.ord, ti.seq, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, "
        "ti.task_id, ti.state, ti.try_number, ti.max_tries, ts_us(ti.scheduled_at), ts_us(ti.queued_at), "
-       "ts_us(ti.started_at), ts_us(ti.ended_at), ts_us(ti.last_heartbeat_at), ti.exit_code, ti.note, "
-       "r.uid, r.tenant, ti.execution_id "
-       "FROM k JOIN runs r ON r.dag_id = k.dag_id AND r.run_id = k.run_id "
-       "LEFT JOIN task_instances ti ON ti.run_uid = r.uid ORDER BY k.ord, ti.seq"},
+       "ts_us(ti.started_at), ts_us(ti.ended_at), ts_us(ti.last_heartbeat_at), ti.exit_code, ti.note, ti.execution_id "
+       "FROM r JOIN task_instances ti ON ti.run_uid = r.uid"},
       // Some instances of one run, each by (run_uid, task_id), the primary key: one row per instance
       // found (the caller matches them by id), or one row with a NULL task when the run has none of
       // them; no row at all when the run does not exist. A function (migrations/009_task_instance_
@@ -143,18 +150,47 @@ const std::vector<PreparedStatement>& statements() {
 
 // --- Reading rows ----------------------------------------------------------------------------------
 
-std::optional<Timestamp> stampAt(const pqxx::row& row, int col) {
-  if (row[col].is_null()) return std::nullopt;
-  return fromMicros(row[col].as<std::int64_t>());
+// A row's fields through one field that moves along the row. `row[col]` makes a field that holds a copy
+// of the whole result (two shared pointers, counted up and down atomically): over a new leader's load
+// of 100,000 runs — 1,100,000 rows of 25 columns — that was a tenth of the reading threads' work.
+class RowFields {
+ public:
+  explicit RowFields(const pqxx::row& row) : at_(row.begin()) {}
+  const pqxx::field& operator[](int col) {
+    at_ += col - col_;
+    col_ = col;
+    return at_;
+  }
+
+ private:
+  pqxx::row::const_iterator at_;
+  int col_ = 0;
+};
+
+// Each reads column `col` of a pqxx::row or a RowFields.
+template <class Row>
+std::optional<Timestamp> stampAt(Row& row, int col) {
+  const pqxx::field& f = row[col];
+  if (f.is_null()) return std::nullopt;
+  return fromMicros(f.template as<std::int64_t>());
 }
 
-std::string textAt(const pqxx::row& row, int col) { return row[col].is_null() ? std::string() : row[col].as<std::string>(); }
+template <class Row>
+std::string textAt(Row& row, int col) {
+  const pqxx::field& f = row[col];
+  return f.is_null() ? std::string() : std::string(f.c_str(), f.size());
+}
 
-bool boolAt(const pqxx::row& row, int col) { return !row[col].is_null() && row[col].as<bool>(); }
+template <class Row>
+bool boolAt(Row& row, int col) {
+  const pqxx::field& f = row[col];
+  return !f.is_null() && f.template as<bool>();
+}
 
 // A task instance from the 11 columns load_runs and load_task_instances both select from `first`
 // (task_id, state, try_number, max_tries, the five stamps, exit_code, note), and its claim.
-Result<TaskInstance> taskInstanceAt(const pqxx::row& row, int first, int execution_col, const RunKey& run) {
+template <class Row>
+Result<TaskInstance> taskInstanceAt(Row& row, int first, int execution_col, const RunKey& run) {
   TaskInstance ti;
   ti.task_id = textAt(row, first);
   const auto state = parseTaskState(textAt(row, first + 1));
@@ -163,14 +199,14 @@ Result<TaskInstance> taskInstanceAt(const pqxx::row& row, int first, int executi
                          "\" has a corrupt record");
   }
   ti.state = *state;
-  ti.try_number = row[first + 2].as<std::int32_t>();
-  ti.max_tries = row[first + 3].as<std::int32_t>();
+  ti.try_number = row[first + 2].template as<std::int32_t>();
+  ti.max_tries = row[first + 3].template as<std::int32_t>();
   ti.scheduled_at = stampAt(row, first + 4);
   ti.queued_at = stampAt(row, first + 5);
   ti.started_at = stampAt(row, first + 6);
   ti.ended_at = stampAt(row, first + 7);
   ti.last_heartbeat_at = stampAt(row, first + 8);
-  if (!row[first + 9].is_null()) ti.exit_code = row[first + 9].as<int>();
+  if (!row[first + 9].is_null()) ti.exit_code = row[first + 9].template as<int>();
   ti.note = textAt(row, first + 10);
   ti.execution_id = textAt(row, execution_col);
   return ti;
@@ -472,41 +508,61 @@ std::vector<Result<RunRecord>> PostgresStore::loadRuns(std::span<const RunKey> k
     for (std::size_t i = 0; i < keys.size(); ++i) out.emplace_back(r.status());
     return out;
   }
-  // Rows come grouped by the key's position (ord, from 1), each run's instances in task order.
+  // A row per run (seq NULL) and a row per instance, each with the key's position (ord, from 1), in no
+  // order: the runs first, then their instances, each run's put in task order (seq) at the end.
   std::vector<std::optional<Result<RunRecord>>> found(keys.size());
-  for (const pqxx::row& row : *r) {
-    const auto ord = static_cast<std::size_t>(row[0].as<std::int64_t>());
-    if (ord < 1 || ord > keys.size()) continue;
-    auto& slot = found[ord - 1];
-    const RunKey& key = keys[ord - 1];
-    if (!slot) {
-      RunRecord run;
-      run.key = key;
-      run.dag_version = row[1].as<std::int64_t>();
-      const auto state = parseDagRunState(textAt(row, 2));
-      if (!state) {
-        slot.emplace(corrupt(key));
-        continue;
-      }
-      run.state = *state;
-      run.trigger = triggerOf(textAt(row, 3));
-      run.logical_date = fromMicros(row[4].as<std::int64_t>());
-      run.queued_at = stampAt(row, 5);
-      run.started_at = stampAt(row, 6);
-      run.ended_at = stampAt(row, 7);
-      run.conf_json = textAt(row, 8);
-      run.note = textAt(row, 9);
-      run.uid = row[21].as<std::int64_t>();
-      run.tenant = tenantOf(textAt(row, 22));
-      slot.emplace(std::move(run));
-    }
-    if (!slot->isOk() || row[10].is_null()) continue;
-    Result<TaskInstance> ti = taskInstanceAt(row, 10, 23, key);
-    if (!ti) {
-      slot.emplace(ti.status());
+  auto position = [&](RowFields& row) -> std::optional<std::size_t> {
+    const auto ord = row[0].as<std::int64_t>();
+    if (ord < 1 || static_cast<std::size_t>(ord) > keys.size()) return std::nullopt;
+    return static_cast<std::size_t>(ord - 1);
+  };
+  for (const pqxx::row& whole : *r) {
+    RowFields row(whole);
+    if (!row[1].is_null()) continue;
+    const auto at = position(row);
+    if (!at) continue;
+    const RunKey& key = keys[*at];
+    RunRecord run;
+    run.key = key;
+    run.dag_version = row[2].as<std::int64_t>();
+    const auto state = parseDagRunState(textAt(row, 3));
+    if (!state) {
+      found[*at].emplace(corrupt(key));
       continue;
     }
-    (*slot)->tasks.push_back(std::move(ti).value());
+    run.state = *state;
+    run.trigger = triggerOf(textAt(row, 4));
+    run.logical_date = fromMicros(row[5].as<std::int64_t>());
+    run.queued_at = stampAt(row, 6);
+    run.started_at = stampAt(row, 7);
+    run.ended_at = stampAt(row, 8);
+    run.conf_json = textAt(row, 9);
+    run.note = textAt(row, 10);
+    run.uid = row[11].as<std::int64_t>();
+    run.tenant = tenantOf(textAt(row, 12));
+    found[*at].emplace(std::move(run));
+  }
+  std::vector<std::vector<std::pair<std::int32_t, TaskInstance>>> instances(keys.size());  // by seq, per run
+  for (const pqxx::row& whole : *r) {
+    RowFields row(whole);
+    if (row[1].is_null()) continue;
+    const auto at = position(row);
+    if (!at || !found[*at] || !found[*at]->isOk()) continue;
+    const auto seq = row[1].as<std::int32_t>();
+    Result<TaskInstance> ti = taskInstanceAt(row, 13, 24, keys[*at]);
+    if (!ti) {
+      found[*at].emplace(ti.status());
+      continue;
+    }
+    instances[*at].emplace_back(seq, std::move(ti).value());
+  }
+  for (std::size_t i = 0; i < keys.size(); ++i) {
+    if (!found[i] || !found[i]->isOk()) continue;
+    auto& by_seq = instances[i];
+    std::sort(by_seq.begin(), by_seq.end(), [](const auto& x, const auto& y) { return x.first < y.first; });
+    std::vector<TaskInstance>& tasks = (*found[i])->tasks;
+    tasks.reserve(by_seq.size());
+    for (auto& [seq, ti] : by_seq) tasks.push_back(std::move(ti));
   }
   for (std::size_t i = 0; i < keys.size(); ++i) {
     if (found[i]) {

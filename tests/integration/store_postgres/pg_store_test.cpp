@@ -536,6 +536,51 @@ TEST_F(PgStoreTest, OneTaskWriteReadsOneInstanceWhateverTheTableWasWhenItsPlanWa
   EXPECT_EQ(loaded[0]->tasks.at(10).state, S::kNone);
 }
 
+// load_runs sends a row per run and a row per instance, in no order (the run's fields are not repeated on
+// its instances' rows); the plugin puts each instance under its own run, in the order the run was
+// materialized, whatever the keys' order, the runs' sizes and the runs that have no instance or none
+// at all.
+TEST_F(PgStoreTest, LoadRunsPutsEachInstanceUnderItsRunInMaterializationOrder) {
+  const RunKey small = startedRun("etl", "small", {"z", "a"});
+  std::vector<std::string> ids;
+  for (int i = 12; i >= 0; --i) ids.push_back("t" + std::to_string(i));  // t12, t11, …, t0: not sorted either way
+  const RunKey wide = startedRun("etl", "wide", ids, /*max_tries=*/3);
+  const RunKey waiting{"etl", "waiting"};  // queued, not materialized: no instance
+  ASSERT_TRUE(
+      store().createRun(std::nullopt, NewRun{waiting, 1, RunTrigger::kManual, at(4), R"({"x":1})", at(4)}).isOk());
+  ASSERT_TRUE(apply(wide, "t3", S::kNone, 1, S::kScheduled, at(7)));
+
+  const RunKey ghost{"etl", "ghost"};
+  auto loaded = store().loadRuns(std::vector{wide, ghost, waiting, small, wide});
+  ASSERT_EQ(loaded.size(), 5u);
+  for (std::size_t i : {0u, 4u}) {
+    ASSERT_TRUE(loaded[i].isOk()) << loaded[i].status().toString();
+    const RunRecord& r = *loaded[i];
+    EXPECT_EQ(r.key, wide);
+    ASSERT_EQ(r.tasks.size(), ids.size());
+    for (std::size_t j = 0; j < ids.size(); ++j) {
+      EXPECT_EQ(r.tasks[j].task_id, ids[j]) << j;
+      EXPECT_EQ(r.tasks[j].max_tries, 3) << ids[j];
+      EXPECT_EQ(r.tasks[j].state, ids[j] == "t3" ? S::kScheduled : S::kNone) << ids[j];
+    }
+    EXPECT_EQ(r.tasks[9].scheduled_at, at(7)) << "t3's own stamp";
+  }
+  EXPECT_EQ(loaded[1].status().code(), StatusCode::kNotFound);
+  ASSERT_TRUE(loaded[2].isOk()) << loaded[2].status().toString();
+  EXPECT_EQ(loaded[2]->state, R::kQueued);
+  EXPECT_EQ(loaded[2]->queued_at, at(4));
+  EXPECT_EQ(loaded[2]->conf_json, R"({"x":1})");
+  EXPECT_TRUE(loaded[2]->tasks.empty());
+  ASSERT_TRUE(loaded[3].isOk()) << loaded[3].status().toString();
+  EXPECT_TRUE(loaded[3]->conf_json.empty());
+  EXPECT_EQ(loaded[3]->state, R::kRunning);
+  ASSERT_EQ(loaded[3]->tasks.size(), 2u);
+  EXPECT_EQ(loaded[3]->tasks[0].task_id, "z");
+  EXPECT_EQ(loaded[3]->tasks[1].task_id, "a");
+  EXPECT_EQ(loaded[3]->uid, std::stoll(runUid(small)));
+  EXPECT_EQ(loaded[0]->uid, std::stoll(runUid(wide)));
+}
+
 // load_task_instances answers rows in no particular order and the plugin matches them by id: an id
 // asked twice gets its instance twice, each in its place, with the claim the fast-path reports
 // (migrations/005_fast_reports.sql) wrote.
