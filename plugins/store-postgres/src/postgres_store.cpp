@@ -57,7 +57,8 @@ const std::vector<PreparedStatement>& statements() {
       // 100,000 active runs of 10 tasks that halved the server's time per 128-run chunk (4.5 → 2.0 ms),
       // and a new leader reads every active run (bench/README.md).
       {"load_runs",
-       "WITH k AS (SELECT dag_id, run_id, ord FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS k(dag_id, run_id, ord)), "
+       "WITH k AS (SELECT dag_id, run_id, ord "
+       "FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS k(dag_id, run_id, ord)), "
        "r AS MATERIALIZED (SELECT k.ord, r.* FROM k JOIN runs r ON r.dag_id = k.dag_id AND r.run_id = k.run_id) "
        "SELECT r.ord, NULL::integer, r.dag_version, r.state, r.trigger, ts_us(r.logical_date), ts_us(r.queued_at), "
        "ts_us(r.started_at), ts_us(r.ended_at), r.conf, r.note, r.uid, r.tenant, "

@@ -63,8 +63,9 @@ TEST(RunCache, InstancesInTheDagsOrderAreTakenAsTheyAre) {
 TEST(RunCache, InstancesInAnotherOrderOrOfOtherTasksTooAreLaidOutByTaskId) {
   const auto version = diamond();
   auto built = CachedRun::build(
-      record({instance("join", TaskState::kNone), instance("gone", TaskState::kFailed), instance("right", TaskState::kNone),
-              instance("top", TaskState::kSuccess, 2), instance("left", TaskState::kNone)}),
+      record({instance("join", TaskState::kNone), instance("gone", TaskState::kFailed),
+              instance("right", TaskState::kNone), instance("top", TaskState::kSuccess, 2),
+              instance("left", TaskState::kNone)}),
       version, std::chrono::steady_clock::now());
   ASSERT_TRUE(built.isOk()) << built.status().toString();
   expectLaidOut(**built, *version);
