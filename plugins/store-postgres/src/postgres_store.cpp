@@ -51,11 +51,12 @@ const std::vector<PreparedStatement>& statements() {
       // The leader's periodic listing (SDK 3.3): keys only, in no order, off the partial index.
       {"list_active_run_keys", "SELECT dag_id, run_id FROM runs WHERE state IN ('queued', 'running')"},
       // One statement, so one snapshot of every run with all its instances: a row per run (seq NULL)
-      // with the run's fields, then a row per instance with the instance's fields and its run's
-      // position, in no order (the store groups them). A run that does not exist has no row. The
-      // run's fields are not repeated on each instance's row, nor the rows sorted on the server: at
-      // 100,000 active runs of 10 tasks that halved the server's time per 128-run chunk (4.5 → 2.0 ms),
-      // and a new leader reads every active run (bench/README.md).
+      // with the run's fields (in list_runs' columns from the third on: runFieldsAt), then a row per
+      // instance with the instance's fields and its run's position, in no order (the store groups
+      // them). A run that does not exist has no row. The run's fields are not repeated on each
+      // instance's row, nor the rows sorted on the server: at 100,000 active runs of 10 tasks that
+      // halved the server's time per 128-run chunk (4.5 → 2.0 ms), and a new leader reads every
+      // active run (bench/README.md).
       {"load_runs",
        "WITH k AS (SELECT dag_id, run_id, ord "
        "FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS k(dag_id, run_id, ord)), "
@@ -224,25 +225,33 @@ RunTrigger triggerOf(const std::string& stored) { return parseRunTrigger(stored)
 /// A stored tenant ('' never is, but read it as the default all the same).
 std::string tenantOf(std::string stored) { return stored.empty() ? std::string("default") : stored; }
 
-// The 13 run fields of list_runs (dag_id, run_id, dag_version, state, trigger, logical_date,
-// queued_at, started_at, ended_at, conf, note, uid, tenant).
-Result<RunRecord> runFromRow(const pqxx::row& row) {
+// A run's 11 fields from column 2 on (dag_version, state, trigger, logical_date, queued_at,
+// started_at, ended_at, conf, note, uid, tenant), as list_runs and load_runs both select them.
+template <class Row>
+Result<RunRecord> runFieldsAt(Row& row, RunKey key) {
   RunRecord r;
-  r.key = RunKey{textAt(row, 0), textAt(row, 1)};
+  r.key = std::move(key);
   const auto state = parseDagRunState(textAt(row, 3));
   if (!state) return corrupt(r.key);
-  r.dag_version = row[2].as<std::int64_t>();
+  r.dag_version = row[2].template as<std::int64_t>();
   r.state = *state;
   r.trigger = triggerOf(textAt(row, 4));
-  r.logical_date = fromMicros(row[5].as<std::int64_t>());
+  r.logical_date = fromMicros(row[5].template as<std::int64_t>());
   r.queued_at = stampAt(row, 6);
   r.started_at = stampAt(row, 7);
   r.ended_at = stampAt(row, 8);
   r.conf_json = textAt(row, 9);
   r.note = textAt(row, 10);
-  r.uid = row[11].as<std::int64_t>();
+  r.uid = row[11].template as<std::int64_t>();
   r.tenant = tenantOf(textAt(row, 12));
   return r;
+}
+
+// A list_runs row: the run's key (dag_id, run_id), then its fields.
+Result<RunRecord> runFromRow(const pqxx::row& row) {
+  RowFields fields(row);
+  RunKey key{textAt(fields, 0), textAt(fields, 1)};
+  return runFieldsAt(fields, std::move(key));
 }
 
 Status checkRunKey(const RunKey& run) {
@@ -522,26 +531,7 @@ std::vector<Result<RunRecord>> PostgresStore::loadRuns(std::span<const RunKey> k
     if (!row[1].is_null()) continue;
     const auto at = position(row);
     if (!at) continue;
-    const RunKey& key = keys[*at];
-    RunRecord run;
-    run.key = key;
-    run.dag_version = row[2].as<std::int64_t>();
-    const auto state = parseDagRunState(textAt(row, 3));
-    if (!state) {
-      found[*at].emplace(corrupt(key));
-      continue;
-    }
-    run.state = *state;
-    run.trigger = triggerOf(textAt(row, 4));
-    run.logical_date = fromMicros(row[5].as<std::int64_t>());
-    run.queued_at = stampAt(row, 6);
-    run.started_at = stampAt(row, 7);
-    run.ended_at = stampAt(row, 8);
-    run.conf_json = textAt(row, 9);
-    run.note = textAt(row, 10);
-    run.uid = row[11].as<std::int64_t>();
-    run.tenant = tenantOf(textAt(row, 12));
-    found[*at].emplace(std::move(run));
+    found[*at].emplace(runFieldsAt(row, keys[*at]));
   }
   std::vector<std::vector<std::pair<std::int32_t, TaskInstance>>> instances(keys.size());  // by seq, per run
   for (const pqxx::row& whole : *r) {
