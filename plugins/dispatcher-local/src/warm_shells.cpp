@@ -296,7 +296,11 @@ void WarmShellPool::fillLoop() {
     std::unique_lock lock(mutex_);
     if (shell) {
       warned = false;
+      const pid_t pid = shell->pid;
       ready_.push_back(std::move(*shell));
+      lock.unlock();
+      // Only now does take() hand it out: the shell's process was visible some time before.
+      logger_->debug("warm shell ready pid={}", pid);
       continue;
     }
     if (!warned) logger_->warn("warm shell: starting one failed; tasks start cold error={}", shell.status().toString());

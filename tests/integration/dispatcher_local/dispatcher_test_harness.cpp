@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <fstream>
 #include <iterator>
@@ -12,6 +13,7 @@
 
 #include <spdlog/logger.h>
 #include <spdlog/sinks/null_sink.h>
+#include <spdlog/sinks/ringbuffer_sink.h>
 #include <spdlog/sinks/stdout_sinks.h>
 
 namespace leoflow::testing::dispatcher_local {
@@ -184,6 +186,20 @@ bool RecordingEvents::waitCount(ReportType type, const AttemptRef& attempt, int 
   });
 }
 
+namespace {
+
+// The recent lines of every test logger, for waitForLogLine().
+std::shared_ptr<spdlog::sinks::ringbuffer_sink_mt> recentLines() {
+  static const auto sink = [] {
+    auto s = std::make_shared<spdlog::sinks::ringbuffer_sink_mt>(4096);
+    s->set_pattern("%v");
+    return s;
+  }();
+  return sink;
+}
+
+}  // namespace
+
 std::shared_ptr<spdlog::logger> testLogger() {
   spdlog::sink_ptr sink;
   if (std::getenv("LEOFLOW_TEST_VERBOSE") != nullptr) {
@@ -191,9 +207,17 @@ std::shared_ptr<spdlog::logger> testLogger() {
   } else {
     sink = std::make_shared<spdlog::sinks::null_sink_mt>();
   }
-  auto logger = std::make_shared<spdlog::logger>("plugin.dispatcher-local", sink);
+  auto logger = std::make_shared<spdlog::logger>("plugin.dispatcher-local", spdlog::sinks_init_list{sink, recentLines()});
   logger->set_level(spdlog::level::debug);
   return logger;
+}
+
+bool waitForLogLine(const std::string& text, std::chrono::milliseconds timeout) {
+  return waitUntil([&] {
+    const std::vector<std::string> lines = recentLines()->last_formatted();
+    return std::any_of(lines.begin(), lines.end(),
+                       [&](const std::string& line) { return line.find(text) != std::string::npos; });
+  }, timeout);
 }
 
 TempDir::TempDir() {

@@ -137,8 +137,12 @@ class HandOverDispatcher final : public Dispatcher {
 /// The task's own lines of a log: without the header and footer the dispatcher writes around them.
 std::vector<std::string> outputLines(const std::filesystem::path& path);
 
-/// "plugin.dispatcher-local"; prints to stderr when LEOFLOW_TEST_VERBOSE is set.
+/// "plugin.dispatcher-local"; prints to stderr when LEOFLOW_TEST_VERBOSE is set. Every such logger's
+/// recent lines are kept for waitForLogLine().
 std::shared_ptr<spdlog::logger> testLogger();
+
+/// Waits until a logger from testLogger() wrote a line containing `text` (among its last 4,096 lines).
+bool waitForLogLine(const std::string& text, std::chrono::milliseconds timeout);
 
 /// A fresh folder under $TMPDIR (or /tmp), removed with everything in it.
 class TempDir {

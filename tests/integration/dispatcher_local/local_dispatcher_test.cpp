@@ -315,6 +315,8 @@ TEST_F(LocalDispatcherTest, AWarmShellRunsTheTaskAsAColdStartWould) {
   if (saved_shlvl) ::setenv("SHLVL", saved_shlvl->c_str(), 1);
   ASSERT_TRUE(waitUntil([] { return ourWarmShells().size() == 1; }, kWait)) << "no warm shell started";
   const pid_t shell = ourWarmShells().front();
+  // Its process shows before the pool hands it out; a task dispatched in between would start cold.
+  ASSERT_TRUE(waitForLogLine("warm shell ready pid=" + std::to_string(shell), kWait));
 
   auto request = [](const AttemptRef& a) {
     // Everything a task could tell apart, except bash's own bookkeeping ($_, $SHLVL is the same).
@@ -375,6 +377,7 @@ TEST_F(LocalDispatcherTest, TheConfiguredBashRunsBashTasksColdAndWarm) {
       if (warm > 0) {
         ASSERT_TRUE(waitUntil([] { return ourWarmShells().size() == 1; }, kWait)) << "no warm shell started";
         shell = ourWarmShells().front();
+        ASSERT_TRUE(waitForLogLine("warm shell ready pid=" + std::to_string(*shell), kWait));
       }
       const AttemptRef a = attemptOf("which_bash", "r1", "t" + std::to_string(warm) + std::to_string(setting.size()));
       const Report r = runToEnd(*d, requestOf(a, "echo \"bash=$BASH pid=$$\""));

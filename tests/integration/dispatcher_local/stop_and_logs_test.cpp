@@ -115,6 +115,8 @@ TEST_P(StopTest, StopEndsARunningTasksProcessGroupWithinTwoSeconds) {
   if (warm) {
     ASSERT_TRUE(waitUntil([] { return ourWarmShells().size() == 1; }, kWait)) << "no warm shell started";
     shell = ourWarmShells().front();
+    // Its process shows before the pool hands it out; a task dispatched in between would start cold.
+    ASSERT_TRUE(waitForLogLine("warm shell ready pid=" + std::to_string(shell), kWait));
   }
   const AttemptRef a = attemptOf("stop", "r1", warm ? "warm" : "cold");
   const fs::path pid_file = dir_.path() / "task.pid";
@@ -155,6 +157,7 @@ TEST_P(StopTest, StopEndsARunningTasksProcessGroupWithinTwoSeconds) {
       return shells.size() == 1 && shells.front() != shell;
     }, kWait));
     const pid_t next_shell = ourWarmShells().front();
+    ASSERT_TRUE(waitForLogLine("warm shell ready pid=" + std::to_string(next_shell), kWait));
     const AttemptRef b = attemptOf("stop", "r1", "after");
     ASSERT_TRUE(d->dispatch(request(b, "echo \"pid=$$\"")).isOk());
     auto after = events_.waitFinished(b, kWait);
