@@ -188,7 +188,7 @@ bool RecordingEvents::waitCount(ReportType type, const AttemptRef& attempt, int 
 
 namespace {
 
-// The recent lines of every test logger, for waitForLogLine().
+// The last 4,096 lines of every test logger, for readyWarmShell().
 std::shared_ptr<spdlog::sinks::ringbuffer_sink_mt> recentLines() {
   static const auto sink = [] {
     auto s = std::make_shared<spdlog::sinks::ringbuffer_sink_mt>(4096);
@@ -196,6 +196,12 @@ std::shared_ptr<spdlog::sinks::ringbuffer_sink_mt> recentLines() {
     return s;
   }();
   return sink;
+}
+
+bool loggedLineWith(const std::string& text) {
+  const std::vector<std::string> lines = recentLines()->last_formatted();
+  return std::any_of(lines.begin(), lines.end(),
+                     [&](const std::string& line) { return line.find(text) != std::string::npos; });
 }
 
 }  // namespace
@@ -207,17 +213,10 @@ std::shared_ptr<spdlog::logger> testLogger() {
   } else {
     sink = std::make_shared<spdlog::sinks::null_sink_mt>();
   }
-  auto logger = std::make_shared<spdlog::logger>("plugin.dispatcher-local", spdlog::sinks_init_list{sink, recentLines()});
+  auto logger =
+      std::make_shared<spdlog::logger>("plugin.dispatcher-local", spdlog::sinks_init_list{sink, recentLines()});
   logger->set_level(spdlog::level::debug);
   return logger;
-}
-
-bool waitForLogLine(const std::string& text, std::chrono::milliseconds timeout) {
-  return waitUntil([&] {
-    const std::vector<std::string> lines = recentLines()->last_formatted();
-    return std::any_of(lines.begin(), lines.end(),
-                       [&](const std::string& line) { return line.find(text) != std::string::npos; });
-  }, timeout);
 }
 
 TempDir::TempDir() {
@@ -347,6 +346,17 @@ std::vector<pid_t> ourWarmShells() {
     if (cmdline.find(std::string("leoflow-supervisor\0warm\0", 24)) != std::string::npos) out.push_back(p.pid);
   });
   return out;
+}
+
+std::optional<pid_t> readyWarmShell(std::chrono::milliseconds timeout, std::optional<pid_t> previous) {
+  std::optional<pid_t> shell;
+  const bool ready = waitUntil([&] {
+    const std::vector<pid_t> shells = ourWarmShells();
+    if (shells.size() != 1 || shells.front() == previous) return false;
+    shell = shells.front();
+    return loggedLineWith("warm shell ready pid=" + std::to_string(*shell));
+  }, timeout);
+  return ready ? shell : std::nullopt;
 }
 
 }  // namespace leoflow::testing::dispatcher_local

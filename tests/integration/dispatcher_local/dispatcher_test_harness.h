@@ -138,11 +138,8 @@ class HandOverDispatcher final : public Dispatcher {
 std::vector<std::string> outputLines(const std::filesystem::path& path);
 
 /// "plugin.dispatcher-local"; prints to stderr when LEOFLOW_TEST_VERBOSE is set. Every such logger's
-/// recent lines are kept for waitForLogLine().
+/// recent lines are kept for readyWarmShell().
 std::shared_ptr<spdlog::logger> testLogger();
-
-/// Waits until a logger from testLogger() wrote a line containing `text` (among its last 4,096 lines).
-bool waitForLogLine(const std::string& text, std::chrono::milliseconds timeout);
 
 /// A fresh folder under $TMPDIR (or /tmp), removed with everything in it.
 class TempDir {
@@ -187,5 +184,10 @@ std::set<pid_t> ourChildren();
 /// This process's children that are warm shells waiting for an attempt (argv: bash -c <script>
 /// leoflow-supervisor warm).
 std::vector<pid_t> ourWarmShells();
+
+/// The one warm shell of ourWarmShells(), other than `previous`, once its pool can hand it out: the
+/// shell's process shows before that (its pool logs "warm shell ready" then, to a testLogger()), and a
+/// task dispatched in between starts cold. nullopt when there is no such shell within `timeout`.
+std::optional<pid_t> readyWarmShell(std::chrono::milliseconds timeout, std::optional<pid_t> previous = {});
 
 }  // namespace leoflow::testing::dispatcher_local

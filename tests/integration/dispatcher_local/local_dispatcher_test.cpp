@@ -313,10 +313,9 @@ TEST_F(LocalDispatcherTest, AWarmShellRunsTheTaskAsAColdStartWould) {
   auto warm = make({{"warm_shells", std::int64_t{1}}});
   ::setenv("HOME", saved_home.c_str(), 1);
   if (saved_shlvl) ::setenv("SHLVL", saved_shlvl->c_str(), 1);
-  ASSERT_TRUE(waitUntil([] { return ourWarmShells().size() == 1; }, kWait)) << "no warm shell started";
-  const pid_t shell = ourWarmShells().front();
-  // Its process shows before the pool hands it out; a task dispatched in between would start cold.
-  ASSERT_TRUE(waitForLogLine("warm shell ready pid=" + std::to_string(shell), kWait));
+  const std::optional<pid_t> ready = readyWarmShell(kWait);
+  ASSERT_TRUE(ready) << "no warm shell started";
+  const pid_t shell = *ready;
 
   auto request = [](const AttemptRef& a) {
     // Everything a task could tell apart, except bash's own bookkeeping ($_, $SHLVL is the same).
@@ -375,9 +374,8 @@ TEST_F(LocalDispatcherTest, TheConfiguredBashRunsBashTasksColdAndWarm) {
       ::setenv("PATH", saved_path.c_str(), 1);
       std::optional<pid_t> shell;
       if (warm > 0) {
-        ASSERT_TRUE(waitUntil([] { return ourWarmShells().size() == 1; }, kWait)) << "no warm shell started";
-        shell = ourWarmShells().front();
-        ASSERT_TRUE(waitForLogLine("warm shell ready pid=" + std::to_string(*shell), kWait));
+        shell = readyWarmShell(kWait);
+        ASSERT_TRUE(shell) << "no warm shell started";
       }
       const AttemptRef a = attemptOf("which_bash", "r1", "t" + std::to_string(warm) + std::to_string(setting.size()));
       const Report r = runToEnd(*d, requestOf(a, "echo \"bash=$BASH pid=$$\""));

@@ -113,10 +113,9 @@ TEST_P(StopTest, StopEndsARunningTasksProcessGroupWithinTwoSeconds) {
   auto d = make({{"warm_shells", std::int64_t{warm ? 1 : 0}}});
   pid_t shell = 0;
   if (warm) {
-    ASSERT_TRUE(waitUntil([] { return ourWarmShells().size() == 1; }, kWait)) << "no warm shell started";
-    shell = ourWarmShells().front();
-    // Its process shows before the pool hands it out; a task dispatched in between would start cold.
-    ASSERT_TRUE(waitForLogLine("warm shell ready pid=" + std::to_string(shell), kWait));
+    const std::optional<pid_t> ready = readyWarmShell(kWait);
+    ASSERT_TRUE(ready) << "no warm shell started";
+    shell = *ready;
   }
   const AttemptRef a = attemptOf("stop", "r1", warm ? "warm" : "cold");
   const fs::path pid_file = dir_.path() / "task.pid";
@@ -152,18 +151,14 @@ TEST_P(StopTest, StopEndsARunningTasksProcessGroupWithinTwoSeconds) {
 
   if (warm) {
     // The pool is not broken: a fresh shell takes the next task.
-    ASSERT_TRUE(waitUntil([&] {
-      const auto shells = ourWarmShells();
-      return shells.size() == 1 && shells.front() != shell;
-    }, kWait));
-    const pid_t next_shell = ourWarmShells().front();
-    ASSERT_TRUE(waitForLogLine("warm shell ready pid=" + std::to_string(next_shell), kWait));
+    const std::optional<pid_t> next_shell = readyWarmShell(kWait, shell);
+    ASSERT_TRUE(next_shell) << "no fresh warm shell";
     const AttemptRef b = attemptOf("stop", "r1", "after");
     ASSERT_TRUE(d->dispatch(request(b, "echo \"pid=$$\"")).isOk());
     auto after = events_.waitFinished(b, kWait);
     ASSERT_TRUE(after.has_value());
     EXPECT_TRUE(after->outcome.success);
-    EXPECT_EQ(outputLines(logOf(b, 11)), std::vector<std::string>{"pid=" + std::to_string(next_shell)});
+    EXPECT_EQ(outputLines(logOf(b, 11)), std::vector<std::string>{"pid=" + std::to_string(*next_shell)});
   }
 }
 
