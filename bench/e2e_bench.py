@@ -684,6 +684,16 @@ def cpu_per_task(cpus, tasks):
     return " / ".join(f"{1000 * median([getattr(c, part) for c in cpus]) / tasks:.2f}" for part in Cpu._fields) + " ms"
 
 
+CORES = os.cpu_count() or 1
+
+
+def step_floor_ms(cpu, tasks):
+    """The shortest step the cores allow a chain whose tasks cost `cpu` (a Cpu over `tasks` tasks)
+    in all: that CPU spread over every core, in ms. A gap near it means the machine, not a wait,
+    is the limit."""
+    return 1000 * sum(cpu) / tasks / CORES
+
+
 def cpu_since(stack, before):
     """CPU seconds each part used since `before`, taken right after a run ended. The run can end
     before the scheduler has reaped its last supervisors (a finished report follows the exit file,
@@ -1165,7 +1175,8 @@ def main():
                     print(f"[{st.name}] chain of {n}, run {k + 1}: median gap {median(gaps):.2f} ms, "
                           f"p90 {pct(gaps, 0.9):.2f} ms, max {max(gaps):.2f} ms; CPU per task: the tasks' bash "
                           f"{1000 * cpu.tasks / n:.2f} ms, scheduler {1000 * cpu.sched / n:.2f}, {st.name} "
-                          f"{1000 * cpu.server / n:.2f}, CLI {1000 * cpu.cli / n:.2f}\n{top}", end="", flush=True)
+                          f"{1000 * cpu.server / n:.2f}, CLI {1000 * cpu.cli / n:.2f}; all of it over "
+                          f"{CORES} cores {step_floor_ms(cpu, n):.2f} ms\n{top}", end="", flush=True)
             work_per_task(f"chain {n}", c0, counters(), runs_of(n) * n)
         if wanted("chain"):
             floor = exec_floor_ms(bash)
@@ -1262,6 +1273,9 @@ def main():
                      lambda r, n=n: f"{median(r['gaps'][n]):.2f} ms ({pct(r['gaps'][n], 0.9):.2f})", target))
         rows.append((f"chain of {n:,}: CPU per task, the tasks' bash / scheduler / server / CLI (median of the runs)",
                      lambda r, n=n: cpu_per_task(r["chain_cpu"][n], n), ""))
+        # When the cores are the limit, a step cannot take less than its CPU spread over every core.
+        rows.append((f"chain of {n:,}: the step the cores allow (all CPU per task / {CORES} cores), per run",
+                     lambda r, n=n: " ".join(f"{step_floor_ms(c, n):.2f} ms" for c in r["chain_cpu"][n]), ""))
     anchor_n = min(a.chain, key=lambda x: abs(x - 40)) if wanted("chain") and a.chain else None
     if anchor_n is not None:
         rows.append((f"chain of {anchor_n:,} vs a public 40-task benchmark (Airflow 2.9 s, Temporal 74 ms, "
