@@ -1,5 +1,7 @@
 #include "engine/dispatch_pool.h"
 
+#include <pthread.h>
+
 #include <algorithm>
 
 namespace leoflow::engine {
@@ -8,7 +10,10 @@ DispatchPool::DispatchPool(std::size_t workers, std::size_t queue_size, Handler 
     : queue_size_(std::max<std::size_t>(queue_size, 1)), handler_(std::move(handler)) {
   const std::size_t n = std::max<std::size_t>(workers, 1);
   workers_.reserve(n);
-  for (std::size_t i = 0; i < n; ++i) workers_.emplace_back([this] { workerLoop(); });
+  for (std::size_t i = 0; i < n; ++i) workers_.emplace_back([this] {
+      ::pthread_setname_np(::pthread_self(), "lf-dispatch");
+      workerLoop();
+    });
 }
 
 DispatchPool::~DispatchPool() { drainAndStop(std::chrono::milliseconds{0}); }

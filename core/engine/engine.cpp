@@ -3,6 +3,8 @@
 // engine_handover.cpp, engine_run_creation.cpp, engine_reapers.cpp (engine_internal.h: TickState).
 #include "engine/engine.h"
 
+#include <pthread.h>
+
 #include <algorithm>
 #include <condition_variable>
 #include <thread>
@@ -111,7 +113,10 @@ void Engine::run(std::stop_token stop) {
     if (!subscribed) log_->warn("change feed unavailable; ticking only error={}", s.toString());
   };
   subscribe();
-  std::jthread watchdog([this](std::stop_token st) { watchdogLoop(st); });
+  std::jthread watchdog([this](std::stop_token st) {
+    ::pthread_setname_np(::pthread_self(), "lf-watchdog");
+    watchdogLoop(st);
+  });
   std::mutex m;
   std::condition_variable_any idle;
   // Store outage back-off: doubling from 10 ms, capped at the tick interval. A tick that could not

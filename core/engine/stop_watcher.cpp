@@ -1,5 +1,7 @@
 #include "engine/stop_watcher.h"
 
+#include <pthread.h>
+
 #include <map>
 #include <optional>
 #include <span>
@@ -16,7 +18,10 @@ StopWatcher::~StopWatcher() { stop(); }
 
 void StopWatcher::start() {
   if (executors_.empty() || thread_.joinable()) return;
-  thread_ = std::thread([this] { loop(); });
+  thread_ = std::thread([this] {
+    ::pthread_setname_np(::pthread_self(), "lf-stop-watch");
+    loop();
+  });
 }
 
 void StopWatcher::stop() {

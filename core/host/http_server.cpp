@@ -1,5 +1,7 @@
 #include "host/http_server.h"
 
+#include <pthread.h>
+
 #include <atomic>
 #include <cerrno>
 #include <condition_variable>
@@ -29,7 +31,10 @@ class BoundedPool final : public httplib::TaskQueue {
  public:
   BoundedPool(std::size_t threads, std::size_t max_queued) : max_queued_(std::max<std::size_t>(1, max_queued)) {
     for (std::size_t i = 0; i < std::max<std::size_t>(1, threads); ++i) {
-      workers_.emplace_back([this] { work(); });
+      workers_.emplace_back([this] {
+        ::pthread_setname_np(::pthread_self(), "lf-http");
+        work();
+      });
     }
   }
   ~BoundedPool() override { shutdown(); }
@@ -217,6 +222,7 @@ void HttpServer::start() {
   }
   impl_->api.setListen(address());
   impl_->thread = std::thread([this] {
+    ::pthread_setname_np(::pthread_self(), "lf-http-accept");
     if (!impl_->server.listen_after_bind() && log_) log_->error("stopped accepting connections address={}", address());
     impl_->finished = true;
   });

@@ -65,6 +65,7 @@ class SignalWatcher {
   /// _exit(kExitUnreachable) when this object is not destroyed within kShutdownDeadline of it.
   void start(std::function<void(int)> on_signal, std::function<void()> on_overdue) {
     thread_ = std::thread([this, on_signal, on_overdue] {
+      ::pthread_setname_np(::pthread_self(), "lf-signals");
       int sig = 0;
       if (sigwait(&set_, &sig) != 0 || sig == 0 || done_) return;
       on_signal(sig);

@@ -1,7 +1,9 @@
 // End to end with real parts: `leoflow` processes, a real store server, local processes (issue: "First
 // end to end"). Every scenario runs on every store (Redis, PostgreSQL); each test owns its server and
 // folder; tasks record their attempts in a ledger.
+#include <algorithm>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <set>
 #include <thread>
@@ -158,6 +160,36 @@ TEST_P(EndToEnd, InvalidDagFilesAreRefusedWithClearMessagesAndChangeNothing) {
   auto list = stack.leoflow("dags list --json");
   ASSERT_EQ(list.exit_code, 0);
   EXPECT_EQ(json::parse(list.out), json::parse(R"([{"dag_id":"good","schedule":null,"paused":false,"version":1,"tenant":"default","next_slot":null,"last_run_state":null}])"));
+}
+
+// `top -H`, `ps -L` and `perf report --sort comm` name each of a scheduler's threads by its job.
+TEST_P(EndToEnd, TheSchedulersThreadsAreNamedByTheirJob) {
+  E2eStack stack("threads", options());
+  stack.writeDag({{"dag_id", "one"}, {"tasks", json::array({task("a", stack.ledgerTask())})}});
+  ASSERT_EQ(stack.leoflow("dags sync " + (stack.dir() / "dags").string()).exit_code, 0);
+  auto scheduler = stack.startScheduler("s1");
+  auto trigger = stack.leoflow("runs trigger one --run-id r1 --wait --timeout 60");
+  ASSERT_EQ(trigger.exit_code, 0) << trigger.err << scheduler->log();
+  auto names = [&] {
+    std::set<std::string> found;
+    const auto tasks = std::filesystem::path("/proc") / std::to_string(scheduler->pid()) / "task";
+    std::error_code ec;
+    for (const auto& t : std::filesystem::directory_iterator(tasks, ec)) {
+      std::string name;
+      std::getline(std::ifstream(t.path() / "comm"), name);
+      found.insert(name);
+    }
+    return found;
+  };
+  const std::string feed = GetParam() == "redis" ? "lf-redis-feed" : "lf-pg-feed";
+  const std::set<std::string> expected = {"leoflow",        "lf-signals",      "lf-watchdog", "lf-dispatch",
+                                          "lf-local-watch", "lf-local-report", feed};
+  std::set<std::string> found = names();
+  for (int i = 0; i < 100 && !std::includes(found.begin(), found.end(), expected.begin(), expected.end()); ++i) {
+    std::this_thread::sleep_for(50ms);
+    found = names();
+  }
+  EXPECT_THAT(found, ::testing::IsSupersetOf(expected));
 }
 
 // No store involved: the host refuses the config before it loads anything.

@@ -1,5 +1,7 @@
 #include "k8s_dispatcher.h"
 
+#include <pthread.h>
+
 #include <cctype>
 #include <cstdio>
 
@@ -48,8 +50,14 @@ void K8sDispatcher::start() {
     if (listed.code() == StatusCode::kUnavailable) throw UnavailableError(listed.message());
     throw std::runtime_error(listed.message());
   }
-  watcher_ = std::thread([this] { watchLoop(); });
-  ticker_ = std::thread([this] { tickLoop(); });
+  watcher_ = std::thread([this] {
+    ::pthread_setname_np(::pthread_self(), "lf-k8s-watch");
+    watchLoop();
+  });
+  ticker_ = std::thread([this] {
+    ::pthread_setname_np(::pthread_self(), "lf-k8s-tick");
+    tickLoop();
+  });
 }
 
 void K8sDispatcher::sleepFor(std::chrono::milliseconds d) {

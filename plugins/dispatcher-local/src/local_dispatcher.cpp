@@ -4,6 +4,7 @@
 // ends, timers, stopping), _reports.cpp (the report strands), _shutdown.cpp.
 #include "local_dispatcher.h"
 
+#include <pthread.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/inotify.h>
@@ -83,9 +84,17 @@ LocalDispatcher::LocalDispatcher(Settings settings, const PluginContext& context
     addTimerLocked(steady_clock::now() + kScanInterval, 0, TimerKind::kScan);
   }
   try {
-    watcher_ = std::thread([this] { watchLoop(); });
+    watcher_ = std::thread([this] {
+      ::pthread_setname_np(::pthread_self(), "lf-local-watch");
+      watchLoop();
+    });
     const std::size_t reporters = reporterThreads(settings_.max_parallel);
-    for (std::size_t i = 0; i < reporters; ++i) reporters_.emplace_back([this] { reportLoop(); });
+    for (std::size_t i = 0; i < reporters; ++i) {
+      reporters_.emplace_back([this] {
+        ::pthread_setname_np(::pthread_self(), "lf-local-report");
+        reportLoop();
+      });
+    }
     // Adopt before taking work: what a previous scheduler left running counts against
     // max_parallel from the first dispatch on.
     scanStateDir();

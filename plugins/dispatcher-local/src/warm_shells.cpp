@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -202,7 +203,12 @@ WarmShellPool::WarmShellPool(std::size_t size, std::string bash, const std::map<
       cwd_(std::move(cwd)),
       launch_dir_(std::move(launch_dir)),
       logger_(std::move(logger)) {
-  if (size_ > 0) filler_ = std::thread([this] { fillLoop(); });
+  if (size_ > 0) {
+    filler_ = std::thread([this] {
+      ::pthread_setname_np(::pthread_self(), "lf-warm-shells");
+      fillLoop();
+    });
+  }
 }
 
 WarmShellPool::~WarmShellPool() { stop(); }

@@ -2,6 +2,7 @@
 
 #include <curl/curl.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -181,8 +182,14 @@ HttpRunner::HttpRunner(Settings settings, const PluginContext& context)
   std::call_once(global_init, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
   multi_ = curl_multi_init();
   if (multi_ == nullptr) throw std::runtime_error("inline-http: curl_multi_init failed");
-  transfer_thread_ = std::thread([this] { transferLoop(); });
-  reporter_thread_ = std::thread([this] { reporterLoop(); });
+  transfer_thread_ = std::thread([this] {
+    ::pthread_setname_np(::pthread_self(), "lf-http-xfer");
+    transferLoop();
+  });
+  reporter_thread_ = std::thread([this] {
+    ::pthread_setname_np(::pthread_self(), "lf-http-report");
+    reporterLoop();
+  });
 }
 
 HttpRunner::~HttpRunner() {

@@ -1,5 +1,7 @@
 #include "sender.h"
 
+#include <pthread.h>
+
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
@@ -40,7 +42,10 @@ Sender::Sender(SenderOptions options, std::shared_ptr<spdlog::logger> logger)
   last_drop_log_ = steady_clock::now() - options_.drop_log_interval;
   // Resolved at start; a failure is retried by the thread (samples are dropped until then).
   if (!resolve()) logger_->warn("statsd daemon not reachable yet; samples are dropped until it is error={}", last_error_);
-  thread_ = std::thread([this] { run(); });
+  thread_ = std::thread([this] {
+    ::pthread_setname_np(::pthread_self(), "lf-statsd");
+    run();
+  });
 }
 
 Sender::~Sender() {

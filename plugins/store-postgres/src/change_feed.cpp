@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -79,7 +80,10 @@ Status ChangeFeed::start(ChangeSink& sink) {
   wake_read_ = fds[0];
   wake_write_ = fds[1];
   stopping_ = false;
-  thread_ = std::thread([this, c = std::move(connected)]() mutable { run(std::move(c)); });
+  thread_ = std::thread([this, c = std::move(connected)]() mutable {
+    ::pthread_setname_np(::pthread_self(), "lf-pg-feed");
+    run(std::move(c));
+  });
   logger_->info("change feed listening channel={}", channel_);
   return Status::ok();
 }

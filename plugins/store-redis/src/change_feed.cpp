@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -62,7 +63,10 @@ Status ChangeFeed::start(ChangeSink& sink) {
   wake_write_ = fds[1];
   sink_ = &sink;
   stopping_ = false;
-  thread_ = std::thread([this, c = std::move(conn)]() mutable { run(std::move(c)); });
+  thread_ = std::thread([this, c = std::move(conn)]() mutable {
+    ::pthread_setname_np(::pthread_self(), "lf-redis-feed");
+    run(std::move(c));
+  });
   logger_->info("change feed subscribed channel={}", channel_);
   return Status::ok();
 }
