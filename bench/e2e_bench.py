@@ -126,6 +126,32 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def thread_cpu_seconds(pid):
+    """CPU of each of a process's live threads so far, summed by thread name (the scheduler names its
+    threads by their job: lf-dispatch, lf-local-watch, ...; the engine's loop is the main thread)."""
+    out = collections.Counter()
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/comm") as f:
+                name = f.read().strip()
+            with open(f"/proc/{pid}/task/{tid}/schedstat") as f:  # ns on a CPU: finer than stat's ticks
+                out[name] += int(f.read().split()[0]) / 1e9
+        except (OSError, IndexError, ValueError):
+            continue  # ended meanwhile
+    return out
+
+
+def thread_split(pid, before, total, tasks):
+    """What each named thread of the scheduler spent since `before` (thread_cpu_seconds), per task,
+    largest first; threads that ended meanwhile (short-lived readers) are the rest of `total`."""
+    now = thread_cpu_seconds(pid)
+    spent = {name: now[name] - before.get(name, 0.0) for name in now}
+    # `total` is counted in clock ticks (10 ms): a remainder of a few ticks is rounding.
+    spent["the rest (ended threads)"] = max(0.0, total - sum(spent.values()))
+    parts = sorted(((v, k) for k, v in spent.items() if v > 0), reverse=True)
+    return ", ".join(f"{k} {1000 * v / tasks:.2f}" for v, k in parts) + " ms"
+
+
 def reaped_children_cpu_seconds(pid):
     """CPU of the children a process has reaped so far, and of theirs (cutime and cstime, fields 16
     and 17): for the scheduler, its tasks' supervisors — the tasks' bash — and its warm shells."""
@@ -1168,7 +1194,9 @@ def main():
             for k in range(runs_of(n)):
                 for st in stacks:
                     st.server.statements_reset()
+                    t0 = thread_cpu_seconds(st.scheduler.pid)
                     gaps, cpu = bench_chain(st, n, f"chain{n}_{k}")
+                    split = thread_split(st.scheduler.pid, t0, cpu.sched, n)
                     top = st.server.statements_top(f"chain of {n}, run {k + 1}")
                     res[st.name]["gaps"].setdefault(n, []).extend(gaps)
                     res[st.name]["chain_cpu"].setdefault(n, []).append(cpu)
@@ -1176,7 +1204,8 @@ def main():
                           f"p90 {pct(gaps, 0.9):.2f} ms, max {max(gaps):.2f} ms; CPU per task: the tasks' bash "
                           f"{1000 * cpu.tasks / n:.2f} ms, scheduler {1000 * cpu.sched / n:.2f}, {st.name} "
                           f"{1000 * cpu.server / n:.2f}, CLI {1000 * cpu.cli / n:.2f}; all of it over "
-                          f"{CORES} cores {step_floor_ms(cpu, n):.2f} ms\n{top}", end="", flush=True)
+                          f"{CORES} cores {step_floor_ms(cpu, n):.2f} ms\n  the scheduler's CPU per task by thread: "
+                          f"{split}\n{top}", end="", flush=True)
             work_per_task(f"chain {n}", c0, counters(), runs_of(n) * n)
         if wanted("chain"):
             floor = exec_floor_ms(bash)
@@ -1188,7 +1217,9 @@ def main():
             for k in range(runs_of(n)):
                 for st in stacks:
                     st.server.statements_reset()
+                    t0 = thread_cpu_seconds(st.scheduler.pid)
                     rate, wall, cpu = bench_fanout(st, n, f"fanout{n}_{k}")
+                    split = thread_split(st.scheduler.pid, t0, cpu.sched, n + 1)
                     top = st.server.statements_top(f"fan-out of {n}, run {k + 1}")
                     bare, bare_cpu = bare_spawn_rate(n, a.spawn_threads)
                     create = bare_log_create_us(os.path.join(st.dir, "logs", f"bare-create-{n}-{k}"), min(n, 2000))
@@ -1204,7 +1235,8 @@ def main():
                           f"= {1000 * cpu.tasks / (n + 1):.2f} ms per task); right after, bare `bash -c true` "
                           f"from {a.spawn_threads} threads: {bare:.0f} /s ({100 * rate / bare:.0f} %), "
                           f"{1000 * bare_cpu:.2f} ms of CPU each; a task's log "
-                          f"folder and file, bare: {create:.0f} µs\n{top}", end="", flush=True)
+                          f"folder and file, bare: {create:.0f} µs\n  the scheduler's CPU per task by thread: "
+                          f"{split}\n{top}", end="", flush=True)
             work_per_task(f"fan-out {n}", c0, counters(), runs_of(n) * (n + 1))
         if wanted("fanout"):
             phase["fan-out"] = time.time() - tp
