@@ -1194,9 +1194,9 @@ def main():
             for k in range(runs_of(n)):
                 for st in stacks:
                     st.server.statements_reset()
-                    t0 = thread_cpu_seconds(st.scheduler.pid)
+                    threads0 = thread_cpu_seconds(st.scheduler.pid)
                     gaps, cpu = bench_chain(st, n, f"chain{n}_{k}")
-                    split = thread_split(st.scheduler.pid, t0, cpu.sched, n)
+                    split = thread_split(st.scheduler.pid, threads0, cpu.sched, n)
                     top = st.server.statements_top(f"chain of {n}, run {k + 1}")
                     res[st.name]["gaps"].setdefault(n, []).extend(gaps)
                     res[st.name]["chain_cpu"].setdefault(n, []).append(cpu)
@@ -1217,9 +1217,9 @@ def main():
             for k in range(runs_of(n)):
                 for st in stacks:
                     st.server.statements_reset()
-                    t0 = thread_cpu_seconds(st.scheduler.pid)
+                    threads0 = thread_cpu_seconds(st.scheduler.pid)
                     rate, wall, cpu = bench_fanout(st, n, f"fanout{n}_{k}")
-                    split = thread_split(st.scheduler.pid, t0, cpu.sched, n + 1)
+                    split = thread_split(st.scheduler.pid, threads0, cpu.sched, n + 1)
                     top = st.server.statements_top(f"fan-out of {n}, run {k + 1}")
                     bare, bare_cpu = bare_spawn_rate(n, a.spawn_threads)
                     create = bare_log_create_us(os.path.join(st.dir, "logs", f"bare-create-{n}-{k}"), min(n, 2000))
