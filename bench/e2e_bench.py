@@ -212,12 +212,15 @@ class RedisServer:
     plugin = "store-redis"
     detached = False  # our child: its CPU counts in ours
 
-    def __init__(self, base):
+    def __init__(self, base, via="tcp"):
         self.dir = os.path.join(base, "redis")
         os.makedirs(self.dir)
         self.port = free_port()
+        self.socket = os.path.join(self.dir, "redis.sock")
+        self.via = via  # how the schedulers reach it; the harness's own redis-cli uses the port
         self.process = subprocess.Popen(
             ["redis-server", "--bind", "127.0.0.1", "--port", str(self.port), "--dir", self.dir,
+             "--unixsocket", self.socket, "--unixsocketperm", "700",
              "--appendonly", "yes", "--appendfsync", "everysec", "--save", ""],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         for _ in range(200):
@@ -227,17 +230,23 @@ class RedisServer:
         else:
             sys.exit("redis-server did not answer")
         self.pid = self.process.pid
-        self.setting = "redis-server 7, AOF with appendfsync everysec"
+        self.setting = "redis-server 7, AOF with appendfsync everysec, reached over " + \
+            ("its unix socket" if via == "unix" else "TCP on 127.0.0.1")
 
     def cli(self, *args):
         return subprocess.run(["redis-cli", "-p", str(self.port), *args], capture_output=True, text=True).stdout
 
+    def url(self, db):
+        if self.via == "unix":
+            return f"unix://{self.socket}?db={db}"
+        return f"redis://127.0.0.1:{self.port}/{db}"
+
     def store_toml(self):
-        return f'url = "redis://127.0.0.1:{self.port}/0"\n'
+        return f'url = "{self.url(0)}"\n'
 
     def scenario_toml(self, k):
         """A fresh store for scale scenario k: a database of its own (1..15)."""
-        return f'url = "redis://127.0.0.1:{self.port}/{1 + k % 15}"\n'
+        return f'url = "{self.url(1 + k % 15)}"\n'
 
     def scenario_drop(self, k):
         self.cli("-n", str(1 + k % 15), "FLUSHDB")
@@ -493,11 +502,11 @@ SERVERS = {"redis": RedisServer, "postgres": PostgresServer}
 # A deployment on one store: its server, schedulers, config, DAGs.
 
 class Stack:
-    def __init__(self, store, build, max_parallel, warm_shells, bash):
+    def __init__(self, store, build, max_parallel, warm_shells, bash, redis_via="tcp"):
         self.dir = tempfile.mkdtemp(prefix=f"leoflow-bench-{store}-")
         self.bin = os.path.join(build, "core", "host", "leoflow")
         self.seeder = os.path.join(build, "bench", "seed_runs")
-        self.server = SERVERS[store](self.dir)
+        self.server = RedisServer(self.dir, redis_via) if store == "redis" else SERVERS[store](self.dir)
         self.name = store
         self.max_parallel, self.warm_shells, self.bash = max_parallel, warm_shells, bash
         self.config = os.path.join(self.dir, "leoflow.toml")
@@ -1116,6 +1125,9 @@ def main():
     p.add_argument("--bash", default="bash",
                    help="dispatcher-local bash: the program that runs bash tasks, e.g. bash-static (the bare "
                         "references stay bash)")
+    p.add_argument("--redis-via", choices=["tcp", "unix"], default="tcp",
+                   help="how the schedulers reach redis-server: TCP on 127.0.0.1, or its unix socket "
+                        "(store-redis url unix://...)")
     p.add_argument("--only", choices=["chain", "fanout", "failover", "scale", "reference"], help="run one benchmark")
     p.add_argument("--small", action="store_true",
                    help="one quick run for CI: chain 5,50, fan-out 20,100, 200 active runs, 1 fail-over, repeat 1")
@@ -1174,7 +1186,7 @@ def main():
                "work": {}, "fo_tick": [], "fo_won": [], "fo_seen": [], "scale": {}} for s in stores}
     try:
         for s in stores:
-            stacks.append(Stack(s, a.build, a.max_parallel, a.warm_shells, bash))
+            stacks.append(Stack(s, a.build, a.max_parallel, a.warm_shells, bash, a.redis_via))
             stacks[-1].start()
             print(f"[{s}] {stacks[-1].server.setting}", flush=True)
 

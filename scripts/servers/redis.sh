@@ -5,6 +5,7 @@
 # with AOF on (`appendonly yes`, `appendfsync everysec`: ARCHITECTURE §8.9) so a test can SHUTDOWN
 # it and start it again on the same port and folder without losing data. It exports:
 #   LEOFLOW_TEST_REDIS_URL    redis://127.0.0.1:PORT/0   (tests pick their own db number on it)
+#   LEOFLOW_TEST_REDIS_SOCKET its unix socket (DIR/redis.sock): the same server, for unix:// URLs
 #   LEOFLOW_TEST_REDIS_PORT   PORT
 #   LEOFLOW_TEST_REDIS_DIR    its data folder (AOF, pidfile, log)
 #   LEOFLOW_TEST_REDIS_START  the exact command that (re)starts it, daemonized, with the same options
@@ -40,6 +41,7 @@ start_test_redis() {
   }
   # 64 databases: each test binary flushes only its own.
   local start="redis-server --bind 127.0.0.1 --port $port --dir $dir --databases 64"
+  start+=" --unixsocket $dir/redis.sock --unixsocketperm 700"
   start+=" --appendonly yes --appendfsync everysec --save ''"
   start+=" --daemonize yes --pidfile $dir/redis.pid --logfile $dir/redis.log"
   local why
@@ -64,6 +66,7 @@ start_test_redis() {
   fi
   export LEOFLOW_TEST_REDIS_URL="redis://127.0.0.1:$port/0"
   export LEOFLOW_TEST_REDIS_PORT="$port"
+  export LEOFLOW_TEST_REDIS_SOCKET="$dir/redis.sock"
   export LEOFLOW_TEST_REDIS_DIR="$dir"
   export LEOFLOW_TEST_REDIS_START="$start"
   TEST_SERVER_STOPS+=("stop_test_redis $port $dir")
@@ -86,7 +89,8 @@ stop_test_redis() {
     if kill -0 "$pid" 2>/dev/null; then kill -9 "$pid" 2>/dev/null || true; fi
   fi
   rm -rf "$dir"
-  unset LEOFLOW_TEST_REDIS_URL LEOFLOW_TEST_REDIS_PORT LEOFLOW_TEST_REDIS_DIR LEOFLOW_TEST_REDIS_START
+  unset LEOFLOW_TEST_REDIS_URL LEOFLOW_TEST_REDIS_PORT LEOFLOW_TEST_REDIS_SOCKET LEOFLOW_TEST_REDIS_DIR \
+    LEOFLOW_TEST_REDIS_START
 }
 
 start_test_redis

@@ -38,7 +38,10 @@ bool isTransientError(std::string_view error_text) noexcept {
 std::unique_ptr<Connection> Connection::open(const Settings& settings, std::string& error, bool* refused) {
   const Endpoint& ep = settings.endpoint;
   if (refused != nullptr) *refused = false;
-  redisContext* ctx = redisConnectWithTimeout(ep.host.c_str(), ep.port, toTimeval(settings.connect_timeout));
+  const bool unix_socket = !ep.socket_path.empty();
+  const timeval connect_timeout = toTimeval(settings.connect_timeout);
+  redisContext* ctx = unix_socket ? redisConnectUnixWithTimeout(ep.socket_path.c_str(), connect_timeout)
+                                  : redisConnectWithTimeout(ep.host.c_str(), ep.port, connect_timeout);
   if (ctx == nullptr) {
     error = "cannot allocate a redis context";
     return nullptr;
@@ -49,8 +52,9 @@ std::unique_ptr<Connection> Connection::open(const Settings& settings, std::stri
     return nullptr;
   }
   std::unique_ptr<Connection> conn(new Connection(ctx));
+  // Keep-alive probes are TCP's (a unix socket's peer going away is seen at once).
   if (redisSetTimeout(ctx, toTimeval(settings.command_timeout)) != REDIS_OK ||
-      redisEnableKeepAlive(ctx) != REDIS_OK) {
+      (!unix_socket && redisEnableKeepAlive(ctx) != REDIS_OK)) {
     error = ctx->errstr;
     return nullptr;
   }

@@ -8,7 +8,9 @@ namespace leoflow::plugins::store_redis {
 namespace {
 
 constexpr std::string_view kScheme = "redis://";
-constexpr std::string_view kExpected = "expected redis://[:password@]host:port/db";
+constexpr std::string_view kUnixScheme = "unix://";
+constexpr std::string_view kExpected =
+    "expected redis://[:password@]host:port/db or unix://[:password@]/path/to/redis.sock?db=N";
 
 [[noreturn]] void fail(const std::string& url_for_message, const std::string& where,
                        const std::string& why) {
@@ -56,38 +58,68 @@ bool parseInt(std::string_view s, int& value) {
   return ec == std::errc() && ptr == s.data() + s.size();
 }
 
+// The rest of a unix:// URL: /absolute/path/to/redis.sock, then ?db=N or nothing (as redis-py
+// reads it: a path has no room for /db).
+Endpoint parseUnixSocket(std::string_view rest, const std::string& where, Endpoint& ep) {
+  std::string_view path = rest;
+  std::string_view query;
+  if (const auto mark = rest.find('?'); mark != std::string_view::npos) {
+    path = rest.substr(0, mark);
+    query = rest.substr(mark + 1);
+  }
+  if (path.empty() || path.front() != '/') fail(ep.redacted, where, "the socket's path must be absolute");
+  if (path.find('#') != std::string_view::npos) fail(ep.redacted, where, "a fragment is not supported");
+  if (!query.empty()) {
+    constexpr std::string_view kDb = "db=";
+    if (query.substr(0, kDb.size()) != kDb) {
+      fail(ep.redacted, where, "the only query parameter is db, \"" + std::string(query) + "\" is not supported");
+    }
+    if (!parseInt(query.substr(kDb.size()), ep.db)) {
+      fail(ep.redacted, where, "bad database number \"" + std::string(query.substr(kDb.size())) + "\"");
+    }
+    if (ep.db < 0) fail(ep.redacted, where, "the database number must not be negative");
+  }
+  ep.socket_path = std::string(path);
+  return ep;
+}
+
 }  // namespace
 
 Endpoint parseRedisUrl(const std::string& url, const std::string& where) {
   Endpoint ep;
   std::string_view rest(url);
-  if (rest.substr(0, kScheme.size()) != kScheme) {
+  const bool unix_socket = rest.substr(0, kUnixScheme.size()) == kUnixScheme;
+  if (!unix_socket && rest.substr(0, kScheme.size()) != kScheme) {
     fail(redactLoosely(url), where, rest.find("://") == std::string_view::npos
                          ? "no scheme"
-                         : "the scheme must be redis:// (rediss:// and unix sockets are not supported)");
+                         : "the scheme must be redis:// or unix:// (rediss:// is not supported)");
   }
-  rest.remove_prefix(kScheme.size());
+  const std::string_view scheme = unix_socket ? kUnixScheme : kScheme;
+  rest.remove_prefix(scheme.size());
 
-  // Credentials end at the last '@' (a password may contain '@' when not encoded).
+  // Credentials end at the last '@' (a password may contain '@' when not encoded); in a unix://
+  // URL, at the last '@' before the path.
   std::string_view userinfo;
-  if (const auto at = rest.rfind('@'); at != std::string_view::npos) {
+  const std::string_view credentials_end = unix_socket ? rest.substr(0, rest.find('/')) : rest;
+  if (const auto at = credentials_end.rfind('@'); at != std::string_view::npos) {
     userinfo = rest.substr(0, at);
     rest.remove_prefix(at + 1);
   }
   // The redacted form is built before anything can fail on the credentials, so a password never
   // reaches a message or a log line.
   if (userinfo.empty()) {
-    ep.redacted = std::string(kScheme) + std::string(rest);
+    ep.redacted = std::string(scheme) + std::string(rest);
   } else {
     const auto colon = userinfo.find(':');
     std::string_view user = colon == std::string_view::npos ? std::string_view{} : userinfo.substr(0, colon);
     // redis://secret@host: a lone credential is the password, as redis-cli -u reads it.
     std::string_view pass = colon == std::string_view::npos ? userinfo : userinfo.substr(colon + 1);
-    ep.redacted = std::string(kScheme) + std::string(user) + ":***@" + std::string(rest);
+    ep.redacted = std::string(scheme) + std::string(user) + ":***@" + std::string(rest);
     if (!percentDecode(user, ep.username) || !percentDecode(pass, ep.password)) {
       fail(ep.redacted, where, "bad percent-encoding in the credentials");
     }
   }
+  if (unix_socket) return parseUnixSocket(rest, where, ep);
 
   std::string_view hostport = rest;
   std::string_view db;

@@ -1,4 +1,5 @@
-// The `url` config key: redis://[[user]:password@]host[:port][/db].
+// The `url` config key: redis://[[user]:password@]host[:port][/db], or for a server on this host
+// unix://[[user]:password@]/path/to/redis.sock[?db=N] (its unix socket: no TCP stack on the way).
 #pragma once
 
 #include <string>
@@ -9,6 +10,7 @@ namespace leoflow::plugins::store_redis {
 struct Endpoint {
   std::string host;
   int port = 6379;
+  std::string socket_path;  ///< unix://: the server's unix socket (host and port unused)
   int db = 0;
   std::string username;  ///< empty = the default user (AUTH password)
   std::string password;  ///< empty = no AUTH
@@ -16,7 +18,7 @@ struct Endpoint {
   std::string redacted;
 };
 
-/// Parses a redis:// URL. Throws std::invalid_argument naming `where` (e.g. `key "url" in
+/// Parses a redis:// or unix:// URL. Throws std::invalid_argument naming `where` (e.g. `key "url" in
 /// [store.config]`) and saying what is expected.
 Endpoint parseRedisUrl(const std::string& url, const std::string& where);
 

@@ -75,6 +75,27 @@ TEST(RedisUrl, ReadsHostPortDbAndCredentials) {
   EXPECT_EQ(e.db, 1);
 }
 
+TEST(RedisUrl, ReadsAUnixSocketWithItsDbAndCredentials) {
+  Endpoint e = parseRedisUrl("unix:///run/redis/redis.sock", "url");
+  EXPECT_EQ(e.socket_path, "/run/redis/redis.sock");
+  EXPECT_EQ(e.db, 0);
+  EXPECT_EQ(e.redacted, "unix:///run/redis/redis.sock");
+  e = parseRedisUrl("unix://scheduler:p%40ss@/var/run/redis.sock?db=7", "url");
+  EXPECT_EQ(e.socket_path, "/var/run/redis.sock");
+  EXPECT_EQ(e.db, 7);
+  EXPECT_EQ(e.username, "scheduler");
+  EXPECT_EQ(e.password, "p@ss");
+  EXPECT_EQ(e.redacted, "unix://scheduler:***@/var/run/redis.sock?db=7");
+  const std::string where = "key \"url\" in [store.config]";
+  for (const std::string bad : {"unix://", "unix://redis.sock", "unix:///r.sock?timeout=1", "unix:///r.sock?db=x",
+                                "unix:///r.sock?db=-1", "unix://:hunter2@relative.sock"}) {
+    const std::string msg = errorOf([&] { parseRedisUrl(bad, where); });
+    EXPECT_THAT(msg, HasSubstr(where)) << bad;
+    EXPECT_THAT(msg, HasSubstr("unix://[:password@]/path/to/redis.sock?db=N")) << bad;
+    EXPECT_EQ(msg.find("hunter2"), std::string::npos) << msg;
+  }
+}
+
 TEST(RedisUrl, ErrorsNameTheKeyAndWhatIsExpectedButNeverThePassword) {
   const std::string where = "key \"url\" in [store.config]";
   for (const std::string bad : {"http://127.0.0.1:6379/0", "127.0.0.1:6379", "redis://", "redis://:6379/0",

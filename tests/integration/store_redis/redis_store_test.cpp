@@ -340,6 +340,30 @@ TEST_F(RedisStoreTest, UnsubscribeReturnsPromptlyAndSubscribeWorksAgain) {
   }
 }
 
+// A server on the same host is reached through its unix socket (no TCP stack on the way): the same
+// data as over TCP, and its change feed.
+TEST_F(RedisStoreTest, AUnixSocketUrlReachesTheSameServerWithItsChangeFeed) {
+  const char* socket = std::getenv("LEOFLOW_TEST_REDIS_SOCKET");
+  ASSERT_NE(socket, nullptr) << "LEOFLOW_TEST_REDIS_SOCKET is unset (scripts/servers/redis.sh exports it)";
+  const std::string url = "unix://" + std::string(socket) + "?db=" + std::to_string(kDb);
+  auto over_socket = RedisStoreFactory().create(redis::storeConfig(url), redis::makeContext());
+  Collector sink;
+  ASSERT_TRUE(over_socket->subscribe(sink).isOk());
+  const RunKey key = startedRun("unix_dag", "r1", {"a", "b"});  // written over TCP
+  auto runs = over_socket->loadRuns(std::span<const RunKey>(&key, 1));
+  ASSERT_EQ(runs.size(), 1U);
+  ASSERT_TRUE(runs[0].isOk()) << runs[0].status().toString();
+  EXPECT_EQ(runs[0]->tasks.size(), 2U);
+  EXPECT_TRUE(sink.waitUntil([&](const Change& c) { return c.kind == Change::Kind::kRun && c.run == key; }))
+      << "no change of the run arrived over the socket";
+  ASSERT_TRUE(over_socket->syncDags(std::vector{dagDef("written_over_the_socket")}).isOk());
+  auto dags = store().listDags();
+  ASSERT_TRUE(dags.isOk());
+  EXPECT_TRUE(std::any_of(dags->begin(), dags->end(),
+                          [](const DagSummary& d) { return d.dag_id == "written_over_the_socket"; }));
+  over_socket->unsubscribe();
+}
+
 TEST_F(RedisStoreTest, ARunOfTwentyThousandTasksMaterializesAndLoadsInOrder) {
   constexpr int kTasks = 20000;
   std::vector<std::string> ids;
