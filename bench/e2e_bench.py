@@ -7,7 +7,8 @@
 
 For each store asked for (default both) it starts a private server and one scheduler on it:
 
-  redis     redis-server with AOF, appendfsync everysec (as the dev stack), store-redis
+  redis     redis-server with AOF, appendfsync everysec (as the dev stack), store-redis over TCP
+            on 127.0.0.1 (--redis-via unix: over its unix socket)
   postgres  a private PostgreSQL cluster (initdb; as the `postgres` user when run as root) with
             fsync = on and synchronous_commit = on, as in production (store-postgres README), its
             data and socket in a folder of its own under /tmp, store-postgres
@@ -21,7 +22,10 @@ the two columns come from the same minutes (this VM's speed drifts by ±30 % ove
              hand-over -> process started -> bash running. Reports the median and p90 gap per size
              (and the 40-task figure against the anchors: Airflow ~2.9 s per sequential task,
              Temporal ~74 ms, Hatchet ~31 ms, a public 40-task benchmark), and for scale what
-             starting bash alone costs on this machine (spawned directly, no scheduler).
+             starting bash alone costs on this machine (spawned directly, no scheduler), and the
+             step the cores allow: all the CPU a task cost (its bash, the scheduler, the server,
+             the CLI) over the machine's cores. Chains and fan-outs also print the scheduler's CPU
+             per task by thread (its threads are named by their job: lf-dispatch, lf-local-watch...).
              --warm-shells 0 makes every start cold (dispatcher-local README "Warm shells").
              --bash bash-static runs the tasks and warm shells in that bash (dispatcher-local's `bash`
              setting, its README "Choosing the bash"); the bare references stay `bash -c true`.
