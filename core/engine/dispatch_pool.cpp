@@ -10,10 +10,13 @@ DispatchPool::DispatchPool(std::size_t workers, std::size_t queue_size, Handler 
     : queue_size_(std::max<std::size_t>(queue_size, 1)), handler_(std::move(handler)) {
   const std::size_t n = std::max<std::size_t>(workers, 1);
   workers_.reserve(n);
-  for (std::size_t i = 0; i < n; ++i) workers_.emplace_back([this] {
+  for (std::size_t i = 0; i < n; ++i) {
+    // Named by their job, as every thread of the scheduler (top -H, ps -L, perf --sort comm).
+    workers_.emplace_back([this] {
       ::pthread_setname_np(::pthread_self(), "lf-dispatch");
       workerLoop();
     });
+  }
 }
 
 DispatchPool::~DispatchPool() { drainAndStop(std::chrono::milliseconds{0}); }
