@@ -3,6 +3,7 @@
 #include <charconv>
 #include <stdexcept>
 #include <string_view>
+#include <utility>
 
 namespace leoflow::plugins::store_redis {
 namespace {
@@ -58,9 +59,17 @@ bool parseInt(std::string_view s, int& value) {
   return ec == std::errc() && ptr == s.data() + s.size();
 }
 
+// The database number of either form (`/N` of redis://, `?db=N` of unix://); empty leaves 0.
+void readDb(std::string_view text, const std::string& where, Endpoint& ep) {
+  if (!text.empty() && !parseInt(text, ep.db)) {
+    fail(ep.redacted, where, "bad database number \"" + std::string(text) + "\"");
+  }
+  if (ep.db < 0) fail(ep.redacted, where, "the database number must not be negative");
+}
+
 // The rest of a unix:// URL: /absolute/path/to/redis.sock, then ?db=N or nothing (as redis-py
 // reads it: a path has no room for /db).
-Endpoint parseUnixSocket(std::string_view rest, const std::string& where, Endpoint& ep) {
+Endpoint parseUnixSocket(std::string_view rest, const std::string& where, Endpoint ep) {
   std::string_view path = rest;
   std::string_view query;
   if (const auto mark = rest.find('?'); mark != std::string_view::npos) {
@@ -74,10 +83,9 @@ Endpoint parseUnixSocket(std::string_view rest, const std::string& where, Endpoi
     if (query.substr(0, kDb.size()) != kDb) {
       fail(ep.redacted, where, "the only query parameter is db, \"" + std::string(query) + "\" is not supported");
     }
-    if (!parseInt(query.substr(kDb.size()), ep.db)) {
-      fail(ep.redacted, where, "bad database number \"" + std::string(query.substr(kDb.size())) + "\"");
-    }
-    if (ep.db < 0) fail(ep.redacted, where, "the database number must not be negative");
+    // "db=" alone is a bad number, not the default.
+    if (query.size() == kDb.size()) fail(ep.redacted, where, "bad database number \"\"");
+    readDb(query.substr(kDb.size()), where, ep);
   }
   ep.socket_path = std::string(path);
   return ep;
@@ -119,7 +127,7 @@ Endpoint parseRedisUrl(const std::string& url, const std::string& where) {
       fail(ep.redacted, where, "bad percent-encoding in the credentials");
     }
   }
-  if (unix_socket) return parseUnixSocket(rest, where, ep);
+  if (unix_socket) return parseUnixSocket(rest, where, std::move(ep));
 
   std::string_view hostport = rest;
   std::string_view db;
@@ -154,10 +162,7 @@ Endpoint parseRedisUrl(const std::string& url, const std::string& where) {
     fail(ep.redacted, where, "port " + std::to_string(ep.port) + " is out of range 1-65535");
   }
   ep.host = std::string(host);
-  if (!db.empty() && !parseInt(db, ep.db)) {
-    fail(ep.redacted, where, "bad database number \"" + std::string(db) + "\"");
-  }
-  if (ep.db < 0) fail(ep.redacted, where, "the database number must not be negative");
+  readDb(db, where, ep);
   return ep;
 }
 
