@@ -221,6 +221,12 @@ class RedisServer:
         os.makedirs(self.dir)
         self.port = free_port()
         self.socket = os.path.join(self.dir, "redis.sock")
+        # A unix socket's path holds at most 107 bytes (sun_path): with a long TMPDIR it goes into a
+        # short folder of its own under /tmp instead, removed with the server.
+        self.socket_dir = None
+        if len(self.socket.encode()) > 100:
+            self.socket_dir = tempfile.mkdtemp(prefix="lf-redis-", dir="/tmp")
+            self.socket = os.path.join(self.socket_dir, "redis.sock")
         self.via = via  # how the schedulers reach it; the harness's own redis-cli uses the port
         self.process = subprocess.Popen(
             ["redis-server", "--bind", "127.0.0.1", "--port", str(self.port), "--dir", self.dir,
@@ -291,6 +297,8 @@ class RedisServer:
     def close(self):
         self.process.terminate()
         self.process.wait(10)
+        if self.socket_dir:
+            shutil.rmtree(self.socket_dir, ignore_errors=True)
 
 
 def postgres_bin():
