@@ -5,7 +5,8 @@
 # with AOF on (`appendonly yes`, `appendfsync everysec`: ARCHITECTURE §8.9) so a test can SHUTDOWN
 # it and start it again on the same port and folder without losing data. It exports:
 #   LEOFLOW_TEST_REDIS_URL    redis://127.0.0.1:PORT/0   (tests pick their own db number on it)
-#   LEOFLOW_TEST_REDIS_SOCKET its unix socket (DIR/redis.sock): the same server, for unix:// URLs
+#   LEOFLOW_TEST_REDIS_SOCKET its unix socket (DIR/redis.sock; under a TMPDIR too long for a
+#                             socket's path, in a short folder under /tmp): for unix:// URLs
 #   LEOFLOW_TEST_REDIS_PORT   PORT
 #   LEOFLOW_TEST_REDIS_DIR    its data folder (AOF, pidfile, log)
 #   LEOFLOW_TEST_REDIS_START  the exact command that (re)starts it, daemonized, with the same options
@@ -39,16 +40,27 @@ start_test_redis() {
     redis_test_unavailable "cannot create a folder for redis"
     return 0
   }
+  # A unix socket's path holds at most 107 bytes (sun_path), and redis-server does not start with a
+  # longer one: under a long TMPDIR the socket goes into a short folder of its own under /tmp.
+  local socket_dir="$dir" socket="$dir/redis.sock"
+  if ((${#socket} > 100)); then
+    socket_dir="$(mktemp -d /tmp/lf-redis.XXXXXX)" || {
+      redis_test_unavailable "cannot create a folder for redis's socket"
+      rm -rf "$dir"
+      return 0
+    }
+    socket="$socket_dir/redis.sock"
+  fi
   # 64 databases: each test binary flushes only its own.
   local start="redis-server --bind 127.0.0.1 --port $port --dir $dir --databases 64"
-  start+=" --unixsocket $dir/redis.sock --unixsocketperm 700"
+  start+=" --unixsocket $socket --unixsocketperm 700"
   start+=" --appendonly yes --appendfsync everysec --save ''"
   start+=" --daemonize yes --pidfile $dir/redis.pid --logfile $dir/redis.log"
   local why
   if ! (cd "$dir" && eval "$start"); then
     why="$(tail -n 3 "$dir/redis.log" 2>/dev/null | tr '\n' ' ' || true)"
     redis_test_unavailable "redis-server did not start${why:+ ($why)}"
-    rm -rf "$dir"
+    rm -rf "$dir" "$socket_dir"
     return 0
   fi
   local i
@@ -61,22 +73,22 @@ start_test_redis() {
   if [[ $i -ge 100 ]]; then
     why="$(tail -n 3 "$dir/redis.log" 2>/dev/null | tr '\n' ' ' || true)"
     redis_test_unavailable "redis on port $port did not answer PING within 5 s${why:+ ($why)}"
-    stop_test_redis "$port" "$dir"
+    stop_test_redis "$port" "$dir" "$socket_dir"
     return 0
   fi
   export LEOFLOW_TEST_REDIS_URL="redis://127.0.0.1:$port/0"
   export LEOFLOW_TEST_REDIS_PORT="$port"
-  export LEOFLOW_TEST_REDIS_SOCKET="$dir/redis.sock"
+  export LEOFLOW_TEST_REDIS_SOCKET="$socket"
   export LEOFLOW_TEST_REDIS_DIR="$dir"
   export LEOFLOW_TEST_REDIS_START="$start"
-  TEST_SERVER_STOPS+=("stop_test_redis $port $dir")
+  TEST_SERVER_STOPS+=("stop_test_redis $port $dir $socket_dir")
   log "redis ready on 127.0.0.1:$port (data in $dir)"
 }
 
-# stop_test_redis PORT DIR: stops the server (a restart test may have replaced its process, so the
-# pid is read now, not at start) and removes its folder.
+# stop_test_redis PORT DIR [SOCKET_DIR]: stops the server (a restart test may have replaced its
+# process, so the pid is read now, not at start) and removes its folders.
 stop_test_redis() {
-  local port="$1" dir="$2"
+  local port="$1" dir="$2" socket_dir="${3:-$2}"
   redis-cli -h 127.0.0.1 -p "$port" shutdown nosave >/dev/null 2>&1 || true
   local pid=""
   [[ -f "$dir/redis.pid" ]] && pid="$(cat "$dir/redis.pid" 2>/dev/null || true)"
@@ -88,7 +100,7 @@ stop_test_redis() {
     done
     if kill -0 "$pid" 2>/dev/null; then kill -9 "$pid" 2>/dev/null || true; fi
   fi
-  rm -rf "$dir"
+  rm -rf "$dir" "$socket_dir"
   unset LEOFLOW_TEST_REDIS_URL LEOFLOW_TEST_REDIS_PORT LEOFLOW_TEST_REDIS_SOCKET LEOFLOW_TEST_REDIS_DIR \
     LEOFLOW_TEST_REDIS_START
 }
