@@ -81,6 +81,10 @@ call's line counts its nested statements' work again; `top` marks the statements
 LEOFLOW_BENCH_PGWAIT=1 (postgres) samples pg_stat_activity every 20 ms during each chain and fan-out and
 prints what the server's processes were doing: on CPU, or waiting (for the client, a lock, a WAL
 flush, I/O), as a share of the samples per state and wait event — where a run spends its time waiting.
+LEOFLOW_BENCH_CMDSTATS=1 (redis) prints, after each chain and fan-out, what Redis's command statistics
+gained during it: calls per task of each command (those a script runs count too, and so does the
+script's own EVALSHA) and the server's µs per call, as INFO commandstats gives them (time inside the
+command, so a script's figure includes its commands').
 
 This is a benchmark, not a test: it prints figures and fails only when a run does not succeed or a
 figure cannot be read, never on a figure's value.
@@ -109,6 +113,7 @@ KEEP = bool(os.environ.get("LEOFLOW_BENCH_KEEP"))
 PGSS = os.environ.get("LEOFLOW_BENCH_PGSS", "")
 PGSS_TOP = int(PGSS) if PGSS.isdigit() and int(PGSS) > 0 else 20
 PGWAIT = bool(os.environ.get("LEOFLOW_BENCH_PGWAIT"))
+CMDSTATS = bool(os.environ.get("LEOFLOW_BENCH_CMDSTATS"))
 
 
 def free_port():
@@ -273,11 +278,34 @@ class RedisServer:
         m = re.search(r"total_commands_processed:(\d+)", self.cli("INFO", "stats"))
         return {"commands": int(m.group(1))}
 
-    def statements_reset(self):
-        pass
+    def command_stats(self):
+        """{command: (calls, µs inside it)} so far, from INFO commandstats."""
+        stats = {}
+        for line in self.cli("INFO", "commandstats").splitlines():
+            m = re.match(r"cmdstat_(\S+):calls=(\d+),usec=(\d+)", line)
+            if m:
+                stats[m.group(1)] = (int(m.group(2)), int(m.group(3)))
+        return stats
 
-    def statements_top(self, label):
-        return ""
+    def statements_reset(self):
+        # A snapshot, not CONFIG RESETSTAT: that would also reset the total counters() reads.
+        self.stats0 = self.command_stats() if CMDSTATS else {}
+
+    def statements_top(self, label, tasks=1):
+        """Per command since statements_reset() (LEOFLOW_BENCH_CMDSTATS): calls per task and the
+        server's µs per call, the most called first, as text to print."""
+        if not CMDSTATS:
+            return ""
+        rows = []
+        for name, (calls, usec) in self.command_stats().items():
+            calls0, usec0 = self.stats0.get(name, (0, 0))
+            if calls > calls0:
+                rows.append((calls - calls0, name, usec - usec0))
+        rows.sort(reverse=True)
+        lines = [f"[redis] {label}: commands per task (µs of the server per call, all calls' µs per task)"]
+        lines += [f"  {name}: {calls / tasks:.2f} ({usec / calls:.1f} µs, {usec / tasks:.1f} µs)"
+                  for calls, name, usec in rows]
+        return "\n".join(lines) + "\n"
 
     def reference(self, small=False):
         """redis-benchmark, one client, no pipelining (what the store does: one command at a time)."""
@@ -376,10 +404,10 @@ class PostgresServer:
             lines.append(f"  {n / max(samples, 1):6.2f}  {what}")
         return "\n".join(lines) + "\n"
 
-    def statements_top(self, label):
+    def statements_top(self, label, tasks=1):
         """The statements that hit the most shared buffers since statements_reset(), and the rows each
         index and table returned meanwhile, as text to print (LEOFLOW_BENCH_PGSS), and the waits
-        (LEOFLOW_BENCH_PGWAIT)."""
+        (LEOFLOW_BENCH_PGWAIT). Totals, not per task: `tasks` is unused here."""
         waits = self.waits_top(label)
         if not PGSS:
             return waits
@@ -1221,7 +1249,7 @@ def main():
                     threads0 = thread_cpu_seconds(st.scheduler.pid)
                     gaps, cpu = bench_chain(st, n, f"chain{n}_{k}")
                     split = thread_split(st.scheduler.pid, threads0, cpu.sched, n)
-                    top = st.server.statements_top(f"chain of {n}, run {k + 1}")
+                    top = st.server.statements_top(f"chain of {n}, run {k + 1}", n)
                     res[st.name]["gaps"].setdefault(n, []).extend(gaps)
                     res[st.name]["chain_cpu"].setdefault(n, []).append(cpu)
                     print(f"[{st.name}] chain of {n}, run {k + 1}: median gap {median(gaps):.2f} ms, "
@@ -1244,7 +1272,7 @@ def main():
                     threads0 = thread_cpu_seconds(st.scheduler.pid)
                     rate, wall, cpu = bench_fanout(st, n, f"fanout{n}_{k}")
                     split = thread_split(st.scheduler.pid, threads0, cpu.sched, n + 1)
-                    top = st.server.statements_top(f"fan-out of {n}, run {k + 1}")
+                    top = st.server.statements_top(f"fan-out of {n}, run {k + 1}", n + 1)
                     bare, bare_cpu = bare_spawn_rate(n, a.spawn_threads)
                     create = bare_log_create_us(os.path.join(st.dir, "logs", f"bare-create-{n}-{k}"), min(n, 2000))
                     r = res[st.name]
