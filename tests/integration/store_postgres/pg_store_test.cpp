@@ -670,6 +670,93 @@ TEST_F(PgStoreTest, ReportsWrittenTogetherAreEachAcceptedOrRefusedOnTheirOwn) {
   EXPECT_EQ(got[2]->execution_id, "h/1/c");
 }
 
+// Of two reports of one instance and kind in a batch, the first given is written and the others are
+// answered as repeats: the same execution's claim again is accepted, another execution's refused.
+TEST_F(PgStoreTest, InABatchTheFirstReportOfAnInstanceIsWrittenAndTheOthersAreRepeats) {
+  const RunKey key = startedRun("etl", "r1", {"a", "b"});
+  for (const char* t : {"a", "b"}) {
+    EXPECT_TRUE(apply(key, t, S::kNone, 1, S::kScheduled, at(1)));
+    EXPECT_TRUE(apply(key, t, S::kScheduled, 1, S::kQueued, at(2)));
+  }
+  const std::string t3 =
+      std::to_string(std::chrono::duration_cast<std::chrono::microseconds>(at(3).time_since_epoch()).count());
+  const auto answers = adminColumn(
+      std::string("SET search_path TO ") + kSchema + "; SELECT coalesce(refused_sqlstate || ' ' || refused_message, "
+      "'accepted') FROM report_batch('{f,f,f,f,t,t}', '{etl,etl,etl,etl,etl,etl}', '{r1,r1,r1,r1,r1,r1}', "
+      "'{a,a,a,b,b,b}', '{1,1,1,1,1,1}', '{" + t3 + "," + t3 + "," + t3 + "," + t3 + "," + t3 + "," + t3 + "}', "
+      "'{h/1/a,h/1/a,h/2/a,h/1/b,h/1/b,h/1/b}', '{\"\",\"\",\"\",\"\",success,failed}', '{NULL,NULL,NULL,NULL,0,1}', "
+      "'{\"\",\"\",\"\",\"\",\"\",\"\"}')");
+  ASSERT_EQ(answers.size(), 6u);
+  EXPECT_EQ(answers[0], "accepted");
+  EXPECT_EQ(answers[1], "accepted") << "the same execution's claim again";
+  EXPECT_THAT(answers[2], HasSubstr("LF003 attempt 1 is claimed by execution h/1/a, not h/2/a"));
+  EXPECT_EQ(answers[3], "accepted");
+  EXPECT_EQ(answers[4], "accepted");
+  EXPECT_THAT(answers[5], HasSubstr("LF003")) << "finished already: the second finished report is refused";
+  auto got = store().loadTaskInstances(key, std::vector<std::string>{"a", "b"});
+  ASSERT_EQ(got.size(), 2u);
+  ASSERT_TRUE(got[0].isOk() && got[1].isOk());
+  EXPECT_EQ(got[0]->state, S::kRunning);
+  EXPECT_EQ(got[0]->execution_id, "h/1/a");
+  EXPECT_EQ(got[1]->state, S::kSuccess);
+  EXPECT_EQ(got[1]->exit_code, 0);
+  EXPECT_THAT(history(key), ::testing::ElementsAre(
+                                "a 1 none->scheduled scheduler", "a 1 scheduled->queued scheduler",
+                                "b 1 none->scheduled scheduler", "b 1 scheduled->queued scheduler",
+                                "a 1 queued->running executor", "b 1 queued->running executor",
+                                "b 1 running->success executor"));
+}
+
+// report_batch finds its instances by their keys in every plan, as the one-report functions do (013): a
+// plan cached while task_instances was small must not scan or hash the whole table once a run of
+// thousands of instances arrived. (A rewrite of report_batch as one UPDATE over all its reports did:
+// its cached plan read the big run's whole primary key for every batch.)
+TEST_F(PgStoreTest, AReportBatchReadsItsInstancesByKeyWhateverTheTableWasWhenItsPlanWasMade) {
+  AdminSession session;  // one session throughout: the plans it caches are what this test is about
+  session.query("SET search_path = " + std::string(kSchema));
+  // Two tasks queued, claimed together, finished together: two batches.
+  auto runPair = [&](const std::string& run, const std::string& x, const std::string& y) {
+    for (const auto& [from, to] : {std::pair{"none", "scheduled"}, std::pair{"scheduled", "queued"}}) {
+      EXPECT_EQ(session.query("SELECT apply_transitions(" + std::to_string(term_) + ", 'etl', '" + run + "', 0, '{" +
+                              x + "," + y + "}', '{" + from + "," + from + "}', '{1,1}', '{" + to + "," + to +
+                              "}', '{\"\",\"\"}', '{f,f}')"),
+                "{t,t}");
+    }
+    const std::string common = "'{etl,etl}', '{" + run + "," + run + "}', '{" + x + "," + y + "}', '{1,1}', "
+                               "'{0,0}', '{e-" + x + ",e-" + y + "}'";
+    EXPECT_EQ(session.query("SELECT count(*) FROM report_batch('{f,f}', " + common +
+                            ", '{\"\",\"\"}', '{NULL,NULL}', '{\"\",\"\"}') WHERE refused_sqlstate IS NULL"),
+              "2");
+    EXPECT_EQ(session.query("SELECT count(*) FROM report_batch('{t,t}', " + common +
+                            ", '{success,success}', '{0,0}', '{\"\",\"\"}') WHERE refused_sqlstate IS NULL"),
+              "2");
+  };
+  std::vector<std::string> few;
+  for (int i = 0; i < 400; ++i) few.push_back("s" + std::to_string(i));
+  startedRun("etl", "small", few);
+  for (int i = 0; i < 16; i += 2) runPair("small", few[i], few[i + 1]);
+
+  std::vector<std::string> many;
+  for (int i = 0; i < 3000; ++i) many.push_back("b" + std::to_string(i));
+  const RunKey big = startedRun("etl", "big", many);
+  const std::string scanned_sql = taskInstancesCounterSql("seq_tup_read");
+  const std::string fetched_sql = taskInstancesCounterSql("idx_tup_fetch");
+  session.query("BEGIN");
+  const std::string scanned_before = session.query(scanned_sql);
+  const std::string fetched_before = session.query(fetched_sql);
+  for (int i = 0; i < 20; i += 2) runPair("big", many[i], many[i + 1]);
+  const std::string scanned = session.query(scanned_sql);
+  const std::string fetched = session.query(fetched_sql);
+  session.query("COMMIT");
+  EXPECT_EQ(std::stoll(scanned) - std::stoll(scanned_before), 0) << "rows the 20 batches read by scanning the table";
+  EXPECT_LE(std::stoll(fetched) - std::stoll(fetched_before), 200)
+      << "rows fetched through an index for 20 tasks' moves and reports: a few per task, not the table";
+  auto loaded = store().loadRuns(std::vector{big});
+  ASSERT_TRUE(loaded.at(0).isOk());
+  for (int i = 0; i < 20; ++i) EXPECT_EQ(loaded[0]->tasks.at(i).state, S::kSuccess) << many[i];
+  EXPECT_EQ(loaded[0]->tasks.at(20).state, S::kNone);
+}
+
 // Many executors reporting at once through one store: their reports are written together (the plugin
 // gathers those that arrive while others are being written) and each caller still gets its own answer.
 TEST_F(PgStoreTest, ConcurrentReportsEachGetTheirOwnAnswer) {
