@@ -138,11 +138,8 @@ void Engine::stepDown(const std::string& reason) {
   stepped_down_at_ = steady_clock::now();
   // Stopping the scheduler is asked for, and normal: no warning for it. Every other reason (a lost
   // lease or lock, a fence, a store that stayed away) is one an operator should see.
-  if (reason == "shutdown") {
-    log_->info("stepped down as scheduler leader reason={} term={}", reason, term_.load());
-  } else {
-    log_->warn("stepped down as scheduler leader reason={} term={}", reason, term_.load());
-  }
+  log_->log(reason == "shutdown" ? spdlog::level::info : spdlog::level::warn,
+            "stepped down as scheduler leader reason={} term={}", reason, term_.load());
 }
 
 void Engine::watchdogLoop(std::stop_token stop) {
