@@ -41,6 +41,10 @@ namespace sp = leoflow::plugins::store_postgres;
 
 const Timestamp kT0 = Timestamp{std::chrono::sys_days{std::chrono::year{2026} / std::chrono::May / 28}} + 12h;
 Timestamp at(int seconds) { return kT0 + std::chrono::seconds{seconds}; }
+/// at(seconds) as microseconds since the epoch, in decimal: the form the store's SQL functions take.
+std::string atMicros(int seconds) {
+  return std::to_string(std::chrono::duration_cast<std::chrono::microseconds>(at(seconds).time_since_epoch()).count());
+}
 
 // A password nobody uses, to look for in messages.
 constexpr const char* kWrongPassword = "Wr0ng-Pa55word-4417";
@@ -443,7 +447,7 @@ TEST_F(PgStoreTest, TheHistoryGetsOneRowPerAppliedTransitionAndNoneForARefusedOn
             2);
   EXPECT_EQ(adminQuery("SELECT " + tableOf(kSchema, "ts_us") + "(at) FROM " + tableOf(kSchema, "task_history") +
                        " WHERE run_uid = " + runUid(key) + " AND to_state = 'running'"),
-            std::to_string(std::chrono::duration_cast<std::chrono::microseconds>(at(3).time_since_epoch()).count()));
+            atMicros(3));
 }
 
 // A task that becomes ready while its executor has room is sent as none → scheduled → queued in one
@@ -635,15 +639,13 @@ TEST_F(PgStoreTest, ReportsWrittenTogetherAreEachAcceptedOrRefusedOnTheirOwn) {
     EXPECT_TRUE(apply(key, t, S::kNone, 1, S::kScheduled, at(1)));
     EXPECT_TRUE(apply(key, t, S::kScheduled, 1, S::kQueued, at(2)));
   }
-  const auto us = [](int s) {
-    return std::to_string(std::chrono::duration_cast<std::chrono::microseconds>(at(s).time_since_epoch()).count());
-  };
   // a: claimed, then finished in the same batch; b: a stale try's claim; c: claimed; a again: finished
   // by an execution that never claimed it.
   const auto answers = adminColumn(
       std::string("SET search_path TO ") + kSchema + "; SELECT coalesce(refused_sqlstate || ' ' || refused_message, "
       "'accepted') FROM report_batch('{f,f,f,t,t}', '{etl,etl,etl,etl,etl}', '{r1,r1,r1,r1,r1}', '{a,b,c,a,a}', "
-      "'{1,2,1,1,1}', '{" + us(3) + "," + us(3) + "," + us(3) + "," + us(4) + "," + us(5) + "}', "
+      "'{1,2,1,1,1}', '{" + atMicros(3) + "," + atMicros(3) + "," + atMicros(3) + "," + atMicros(4) + "," +
+      atMicros(5) + "}', "
       "'{h/1/a,h/1/b,h/1/c,h/1/a,h/2/x}', '{\"\",\"\",\"\",success,failed}', '{NULL,NULL,NULL,0,1}', "
       "'{\"\",\"\",\"\",done,\"\"}')");
   ASSERT_EQ(answers.size(), 5u);
@@ -678,8 +680,7 @@ TEST_F(PgStoreTest, InABatchTheFirstReportOfAnInstanceIsWrittenAndTheOthersAreRe
     EXPECT_TRUE(apply(key, t, S::kNone, 1, S::kScheduled, at(1)));
     EXPECT_TRUE(apply(key, t, S::kScheduled, 1, S::kQueued, at(2)));
   }
-  const std::string t3 =
-      std::to_string(std::chrono::duration_cast<std::chrono::microseconds>(at(3).time_since_epoch()).count());
+  const std::string t3 = atMicros(3);
   const auto answers = adminColumn(
       std::string("SET search_path TO ") + kSchema + "; SELECT coalesce(refused_sqlstate || ' ' || refused_message, "
       "'accepted') FROM report_batch('{f,f,f,f,t,t}', '{etl,etl,etl,etl,etl,etl}', '{r1,r1,r1,r1,r1,r1}', "
