@@ -154,8 +154,14 @@ TaskOrder TaskOrder::of(Store& store, const std::string& dag_id, std::int64_t ve
   if (!stored) return order;
   auto spec = decodeCanonicalDag(stored->spec_json);
   if (!spec) return order;
-  order.position_.reserve(spec->tasks.size());
-  for (std::size_t i = 0; i < spec->tasks.size(); ++i) order.position_.emplace(spec->tasks[i].task_id, i);
+  return of(*spec, version);
+}
+
+TaskOrder TaskOrder::of(const DagSpec& spec, std::int64_t version) {
+  TaskOrder order;
+  order.version_ = version;
+  order.position_.reserve(spec.tasks.size());
+  for (std::size_t i = 0; i < spec.tasks.size(); ++i) order.position_.emplace(spec.tasks[i].task_id, i);
   return order;
 }
 
@@ -272,7 +278,10 @@ std::vector<RunRecord> queryRuns(Store& store, const RunQuery& q) {
 // --- Changes -----------------------------------------------------------------------------------------
 
 RunKey triggerRun(Store& store, Timestamp now, const TriggerRequest& r) {
-  const LoadedDag dag = loadDag(store, r.dag_id);
+  return triggerRun(store, now, r, loadDag(store, r.dag_id));
+}
+
+RunKey triggerRun(Store& store, Timestamp now, const TriggerRequest& r, const LoadedDag& dag) {
   // §8.5: manual__<now with microseconds>, unique per DAG.
   const std::string run_id = r.run_id.empty() ? "manual__" + schedule::formatIsoMicros(now) : r.run_id;
   checkManualRunId(run_id);

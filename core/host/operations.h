@@ -37,6 +37,8 @@ class TaskOrder {
  public:
   /// The version's order; empty (apply() then changes nothing) when it cannot be read or decoded.
   static TaskOrder of(Store& store, const std::string& dag_id, std::int64_t version);
+  /// The order of a version already read and decoded.
+  static TaskOrder of(const DagSpec& spec, std::int64_t version);
   /// Sorts the instances by their task's position (stable; tasks the version lacks go last).
   void apply(RunRecord& run) const;
   std::int64_t version() const noexcept { return version_; }
@@ -90,6 +92,8 @@ struct TriggerRequest {
 /// Creates a manual run; returns its key. A taken run id: conflict; a reserved or malformed id:
 /// bad input; an unknown DAG: not found.
 RunKey triggerRun(Store& store, Timestamp now, const TriggerRequest& request);
+/// The same, of `dag` (loadDag of request.dag_id, read by the caller, who has more use for it).
+RunKey triggerRun(Store& store, Timestamp now, const TriggerRequest& request, const LoadedDag& dag);
 
 struct ClearOptions {
   std::vector<std::string> task_ids;  ///< empty: every task of the run

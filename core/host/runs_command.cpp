@@ -8,6 +8,7 @@
 #include <cstring>
 #include <fstream>
 #include <mutex>
+#include <optional>
 #include <ostream>
 #include <sstream>
 #include <utility>
@@ -58,12 +59,23 @@ std::string progressLine(const RunRecord& run, std::chrono::seconds elapsed) {
 }
 
 // Wakes `runs trigger --wait` when its run changes state (and when the feed resumed after a gap):
-// a large run's end is seen at once while its progress is read seldom (waitPollInterval).
+// a large run's end is seen at once while its progress is read seldom (waitPollInterval). It
+// listens from before the run exists (follow() names the run once it is created), so setting up the
+// feed — for PostgreSQL a session of its own — does not take the cores from the run's first tasks.
 class RunStateWatch final : public ChangeSink {
  public:
-  explicit RunStateWatch(RunKey key) : key_(std::move(key)) {}
+  void follow(RunKey key) {
+    std::lock_guard lock(mutex_);
+    key_ = std::move(key);
+  }
   void onChange(const Change& change) override {
-    if (change.kind == Change::Kind::kRun && change.run == key_) wake();
+    if (change.kind != Change::Kind::kRun) return;
+    bool ours = false;
+    {
+      std::lock_guard lock(mutex_);
+      ours = key_ && change.run == *key_;
+    }
+    if (ours) wake();
   }
   void onResync() override { wake(); }
   /// Sleeps up to `pause`, less when the run changed meanwhile.
@@ -81,9 +93,9 @@ class RunStateWatch final : public ChangeSink {
     }
     cv_.notify_one();
   }
-  const RunKey key_;
   std::mutex mutex_;
   std::condition_variable cv_;
+  std::optional<RunKey> key_;  // none yet: the run is being created
   bool changed_ = false;
 };
 
@@ -96,20 +108,24 @@ struct Subscription {
   }
 };
 
-int waitForRun(Store& store, const RunKey& key, const TriggerOptions& o, std::ostream& err) {
+// Follows the run `key` (of `dag`, read before the trigger) until it ends; `watch` is subscribed to
+// the change feed when `feed_active`.
+int waitForRun(Store& store, const RunKey& key, const LoadedDag& dag, RunStateWatch& watch, bool feed_active,
+               const TriggerOptions& o, std::ostream& err) {
   const auto start = std::chrono::steady_clock::now();
   std::string last_line;
   bool hinted = false;
-  RunStateWatch watch(key);
-  Subscription feed{store};
-  feed.active = store.subscribe(watch).isOk();  // without a feed: polling alone, as often as before
-  std::optional<TaskOrder> order;  // the run's DAG version does not change: decoded once
+  watch.follow(key);
+  // The run's DAG version does not change: decoded once, from the DAG the trigger read when the run
+  // was made of that version (not read again while the run's first tasks start).
+  std::optional<TaskOrder> order;
   for (;;) {
     const auto read_from = std::chrono::steady_clock::now();
     const auto elapsed = read_from - start;
     auto loaded = store.loadRuns(std::span<const RunKey>(&key, 1));
     if (!loaded.empty() && loaded[0]) {
       RunRecord run = std::move(loaded[0]).value();
+      if (!order && run.dag_version == dag.stored.version) order = TaskOrder::of(dag.spec, dag.stored.version);
       if (!order || order->version() != run.dag_version || !order->known()) {
         order = TaskOrder::of(store, key.dag_id, run.dag_version);
       }
@@ -143,8 +159,8 @@ int waitForRun(Store& store, const RunKey& key, const TriggerOptions& o, std::os
       return kExitTimedOut;
     }
     const auto read_took = std::chrono::steady_clock::now() - read_from;
-    auto pause = waitPollInterval(o.poll_interval, std::chrono::duration_cast<std::chrono::microseconds>(read_took),
-                                  feed.active);
+    auto pause = waitPollInterval(feed_active ? o.progress_interval : o.poll_interval,
+                                  std::chrono::duration_cast<std::chrono::microseconds>(read_took), feed_active);
     if (o.timeout) {  // no later than the timeout
       const auto left = *o.timeout - std::chrono::duration_cast<std::chrono::milliseconds>(
                                          std::chrono::steady_clock::now() - start);
@@ -160,8 +176,8 @@ std::chrono::milliseconds waitPollInterval(std::chrono::milliseconds base, std::
                                            bool end_is_heard) {
   // With the change feed the run's end wakes the wait, so the reads are for the progress line only.
   const auto max_pause = std::chrono::milliseconds(end_is_heard ? 10000 : 2000);
-  constexpr int kReadShare = 20;  // read at most 1/20 of the time
-  const auto scaled = std::chrono::duration_cast<std::chrono::milliseconds>(last_read * kReadShare);
+  const int read_share = end_is_heard ? 100 : 20;  // read at most 1/100 (1/20) of the time
+  const auto scaled = std::chrono::duration_cast<std::chrono::milliseconds>(last_read * read_share);
   return std::max(base, std::min(scaled, max_pause));
 }
 
@@ -238,12 +254,16 @@ std::string resolveConf(const std::string& conf) {
 
 int runsTrigger(Store& store, const Clock& clock, const TriggerOptions& o, std::ostream& out, std::ostream& err) {
   const std::string conf = resolveConf(o.conf_json);
-  const RunKey key = triggerRun(store, clock.now(), {o.dag_id, o.run_id, conf, o.logical_date});
+  const LoadedDag dag = loadDag(store, o.dag_id);
+  // Listening before the run exists: the feed's set-up is done before the run's tasks start.
+  RunStateWatch watch;
+  Subscription feed{store};
+  if (o.wait) feed.active = store.subscribe(watch).isOk();  // without a feed: polling alone
+  const RunKey key = triggerRun(store, clock.now(), {o.dag_id, o.run_id, conf, o.logical_date}, dag);
   out << key.run_id << '\n' << std::flush;
-  auto dag = store.getDag(o.dag_id, std::nullopt);
-  if (dag && dag->paused) err << "note: dag " << o.dag_id << " is paused; the run waits until it is unpaused\n";
+  if (dag.stored.paused) err << "note: dag " << o.dag_id << " is paused; the run waits until it is unpaused\n";
   if (!o.wait) return kExitOk;
-  return waitForRun(store, key, o, err);
+  return waitForRun(store, key, dag, watch, feed.active, o, err);
 }
 
 int runsShow(Store& store, const std::string& run_id, const std::optional<std::string>& dag_id, bool json,

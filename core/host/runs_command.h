@@ -26,7 +26,9 @@ struct TriggerOptions {
   std::optional<Timestamp> logical_date;  ///< absent: the trigger time (docs/architecture.md §8.14)
   bool wait = false;
   std::optional<std::chrono::milliseconds> timeout;  ///< with wait; absent = until the run ends
-  std::chrono::milliseconds poll_interval{100};
+  std::chrono::milliseconds poll_interval{100};  ///< with wait, without a change feed: how often the run is read
+  /// With wait and a change feed (which tells the run's end at once): how often its progress is read.
+  std::chrono::milliseconds progress_interval{1000};
 };
 
 /// Creates a manual run and prints its id on stdout; with `wait`, shows progress on stderr until
@@ -38,10 +40,11 @@ int runsList(Store& store, const RunQuery& query, bool json, std::ostream& out);
 
 /// How long `runs trigger --wait` sleeps before it reads the run again: `base` (TriggerOptions::
 /// poll_interval), or 20 times what the last read took (`last_read`) when that is longer, at most
-/// 2 s — or 10 s when `end_is_heard`: the store's change feed wakes the wait as soon as the run
-/// changes state, so the reads only refresh the progress line. A read returns the whole run (at
-/// 20,000 tasks ~250 ms of PostgreSQL's CPU and ~70 ms of this process's, taken from the scheduler
-/// being waited on), so a large run is read at most 5 % of the time, and seldom.
+/// 2 s. When `end_is_heard` (`base` is then TriggerOptions::progress_interval), the store's change
+/// feed wakes the wait as soon as the run changes state, so the reads only refresh the progress
+/// line: 100 times the last read, at most 10 s. A read returns the whole run (at 20,000 tasks ~250
+/// ms of PostgreSQL's CPU and ~70 ms of this process's, taken from the scheduler being waited on), so
+/// a large run is read at most 1 % of the time (5 % without a feed), and seldom.
 std::chrono::milliseconds waitPollInterval(std::chrono::milliseconds base, std::chrono::microseconds last_read,
                                            bool end_is_heard = false);
 

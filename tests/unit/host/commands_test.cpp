@@ -165,16 +165,17 @@ TEST_F(Commands, TriggerTimeoutMustBePositiveShortAndComeWithWait) {
 }
 
 // A large run's read takes long: `runs trigger --wait` reads it less often (at most 1/20 of the time,
-// at least every 2 s), so the CLI does not take the scheduler's CPU it waits on.
+// at least every 2 s), so the CLI does not take the scheduler's CPU it waits on. With a change feed,
+// which tells the run's end at once, the reads are for the progress line: at most 1/100 of the time.
 TEST_F(Commands, WaitingReadsALargeRunLessOften) {
   EXPECT_EQ(waitPollInterval(100ms, 800us), 100ms) << "a small run: the poll interval";
   EXPECT_EQ(waitPollInterval(100ms, 30ms), 600ms) << "a 30 ms read: 20 times that";
   EXPECT_EQ(waitPollInterval(100ms, 400ms), 2000ms) << "never more than 2 s";
   EXPECT_EQ(waitPollInterval(3000ms, 400ms), 3000ms) << "a longer poll interval stands";
-  EXPECT_EQ(waitPollInterval(100ms, 400ms, /*end_is_heard=*/true), 8000ms)
-      << "when the change feed tells the run's end, the reads are for progress only: up to 10 s";
-  EXPECT_EQ(waitPollInterval(100ms, 2s, true), 10000ms);
-  EXPECT_EQ(waitPollInterval(100ms, 800us, true), 100ms) << "a small run: the poll interval still";
+  EXPECT_EQ(waitPollInterval(1000ms, 30ms, /*end_is_heard=*/true), 3000ms)
+      << "when the change feed tells the run's end, the reads are for progress only: 100 times the read";
+  EXPECT_EQ(waitPollInterval(1000ms, 400ms, true), 10000ms) << "up to 10 s";
+  EXPECT_EQ(waitPollInterval(1000ms, 800us, true), 1000ms) << "a small run: the progress interval";
 }
 
 TEST_F(Commands, WaitSeesTheRunsEndAtOnceThroughTheChangeFeed) {
@@ -184,6 +185,7 @@ TEST_F(Commands, WaitSeesTheRunsEndAtOnceThroughTheChangeFeed) {
   o.run_id = "r1";
   o.wait = true;
   o.poll_interval = 60s;  // the next read would come a minute later
+  o.progress_interval = 60s;
   std::thread finisher([&] {
     const RunKey key{"etl", "r1"};
     for (int i = 0; i < 400 && !store_.run(key); ++i) std::this_thread::sleep_for(2ms);
@@ -246,6 +248,7 @@ TEST_F(Commands, WaitFollowsTheRunAndExitsByItsOutcome) {
   o.run_id = "r1";
   o.wait = true;
   o.poll_interval = 5ms;
+  o.progress_interval = 5ms;  // putRun publishes nothing: the reads see the end
   // a stand-in scheduler finishing the run while the command waits
   std::thread finisher([&] {
     RunKey key{"etl", "r1"};
@@ -265,6 +268,21 @@ TEST_F(Commands, WaitFollowsTheRunAndExitsByItsOutcome) {
   EXPECT_EQ(out_.str(), "r1\n");
   EXPECT_THAT(err_.str(), HasSubstr("etl r1: queued"));
   EXPECT_THAT(err_.str(), HasSubstr("a failed: exit code 3"));
+}
+
+// A paused DAG's run is created and waits: the command says so, beside the run id.
+TEST_F(Commands, TriggerOfAPausedDagCreatesTheRunAndSaysItWaits) {
+  ASSERT_EQ(run([&] { return dagsSync(store_, {dagFile("etl")}, out_, err_); }), 0);
+  ASSERT_EQ(run([&] { return dagsSetPaused(store_, "etl", true, out_); }), 0);
+  out_.str("");
+  TriggerOptions o;
+  o.dag_id = "etl";
+  o.run_id = "while-paused";
+  EXPECT_EQ(run([&] { return runsTrigger(store_, clock_, o, out_, err_); }), 0);
+  EXPECT_EQ(out_.str(), "while-paused\n");
+  EXPECT_THAT(err_.str(), HasSubstr("note: dag etl is paused; the run waits until it is unpaused"));
+  ASSERT_TRUE(store_.run({"etl", "while-paused"}));
+  EXPECT_EQ(store_.run({"etl", "while-paused"})->state, DagRunState::kQueued);
 }
 
 TEST_F(Commands, WaitTimesOutWith124AndLeavesTheRunGoing) {
