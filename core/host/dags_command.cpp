@@ -144,7 +144,7 @@ int dagsShow(Store& store, const std::string& dag_id, DagShowFormat format, std:
     return kExitOk;
   }
   const LoadedDag dag = loadDag(store, dag_id);
-  const DagSpec* spec = &dag.spec;
+  const DagSpec* spec = dag.spec.get();
   const DagSummary summary{dag.stored.dag_id, spec->schedule, dag.stored.paused, dag.stored.version, spec->tenant};
 
   switch (format) {

@@ -12,6 +12,7 @@
 #include <fmt/format.h>
 
 #include "host/dag_file.h"
+#include "host/dag_spec_cache.h"
 #include "host/exit_codes.h"
 #include "host/json_fields.h"
 #include "host/runs_command.h"
@@ -64,7 +65,7 @@ std::optional<Timestamp> nextSlot(const DagSpec& spec, const std::optional<Sched
   return next;
 }
 
-ojson dagJson(const DagSummary& d, const std::optional<DagSpec>& spec, const std::optional<ScheduledDag>& scheduled,
+ojson dagJson(const DagSummary& d, const DagSpec* spec, const std::optional<ScheduledDag>& scheduled,
               const std::optional<DagRunState>& last_run_state, Timestamp now) {
   ojson j = ojson::object();
   j["dag_id"] = d.dag_id;
@@ -152,9 +153,9 @@ TaskOrder TaskOrder::of(Store& store, const std::string& dag_id, std::int64_t ve
   order.version_ = version;
   auto stored = store.getDag(dag_id, version);
   if (!stored) return order;
-  auto spec = decodeCanonicalDag(stored->spec_json);
+  auto spec = decodeStoredDag(*stored);
   if (!spec) return order;
-  return of(*spec, version);
+  return of(**spec, version);
 }
 
 TaskOrder TaskOrder::of(const DagSpec& spec, std::int64_t version) {
@@ -208,12 +209,13 @@ LoadedDag loadDag(Store& store, const std::string& dag_id, std::optional<std::in
     }
     failWith(stored.status(), "reading dag " + dag_id);
   }
-  auto spec = decodeCanonicalDag(stored->spec_json);
+  auto spec = decodeStoredDag(*stored);
   if (!spec) failWith(spec.status(), fmt::format("reading dag {} version {}", dag_id, stored->version));
   return {std::move(stored).value(), std::move(spec).value()};
 }
 
-DagSpec loadDagSpec(Store& store, const std::string& dag_id, std::optional<std::int64_t> version) {
+std::shared_ptr<const DagSpec> loadDagSpec(Store& store, const std::string& dag_id,
+                                           std::optional<std::int64_t> version) {
   return loadDag(store, dag_id, version).spec;
 }
 
@@ -226,12 +228,12 @@ ojson listDagsJson(Store& store, Timestamp now, const std::optional<std::string>
   ojson a = ojson::array();
   for (const DagSummary& d : *dags) {
     if (tenant && d.tenant != *tenant) continue;
-    std::optional<DagSpec> spec;
+    std::shared_ptr<const DagSpec> spec;
     if (auto stored = store.getDag(d.dag_id, d.version); stored) {
-      if (auto decoded = decodeCanonicalDag(stored->spec_json); decoded) spec = std::move(decoded).value();
+      if (auto decoded = decodeStoredDag(*stored); decoded) spec = std::move(decoded).value();
     }
     auto s = scheduled.find(d.dag_id);
-    a.push_back(dagJson(d, spec, s == scheduled.end() ? std::nullopt : std::optional(s->second),
+    a.push_back(dagJson(d, spec.get(), s == scheduled.end() ? std::nullopt : std::optional(s->second),
                         lastRunState(store, d.dag_id), now));
   }
   return a;
@@ -239,11 +241,11 @@ ojson listDagsJson(Store& store, Timestamp now, const std::optional<std::string>
 
 ojson showDagJson(Store& store, const std::string& dag_id, Timestamp now) {
   const LoadedDag dag = loadDag(store, dag_id);
-  const DagSpec* spec = &dag.spec;
+  const DagSpec* spec = dag.spec.get();
   const DagSummary summary{dag.stored.dag_id, spec->schedule, dag.stored.paused, dag.stored.version, spec->tenant};
   const auto scheduled = scheduledByDag(store);
   auto s = scheduled.find(dag_id);
-  ojson j = dagJson(summary, *spec, s == scheduled.end() ? std::nullopt : std::optional(s->second),
+  ojson j = dagJson(summary, spec, s == scheduled.end() ? std::nullopt : std::optional(s->second),
                     lastRunState(store, dag_id), now);
   ojson tasks = ojson::array();
   for (const TaskSpec& t : spec->tasks) {
@@ -286,7 +288,7 @@ RunKey triggerRun(Store& store, Timestamp now, const TriggerRequest& r, const Lo
   const std::string run_id = r.run_id.empty() ? "manual__" + schedule::formatIsoMicros(now) : r.run_id;
   checkManualRunId(run_id);
   NewRun run{{r.dag_id, run_id}, dag.stored.version, RunTrigger::kManual, r.logical_date.value_or(now), r.conf_json, now,
-             dag.spec.tenant};
+             dag.spec->tenant};
   Status s = store.createRun(std::nullopt, run);
   if (!s.isOk()) {
     if (s.code() == StatusCode::kAlreadyExists) {
@@ -299,7 +301,8 @@ RunKey triggerRun(Store& store, Timestamp now, const TriggerRequest& r, const Lo
 
 OperatorOutcome clearRun(Store& store, Timestamp now, const RunKey& key, const ClearOptions& o) {
   const RunRecord run = loadRun(store, key);
-  const DagSpec spec = loadDagSpec(store, key.dag_id, run.dag_version);
+  const std::shared_ptr<const DagSpec> loaded_spec = loadDagSpec(store, key.dag_id, run.dag_version);
+  const DagSpec& spec = *loaded_spec;
   std::map<std::string, const TaskSpec*> by_id;
   for (const TaskSpec& t : spec.tasks) by_id[t.task_id] = &t;
   std::vector<std::string> ids;
@@ -421,7 +424,7 @@ std::vector<std::string> deleteDag(Store& store, Timestamp now, const std::strin
 BackfillResult backfill(Store& store, Timestamp now, const std::string& dag_id, Timestamp from, Timestamp to) {
   if (from > to) throw badInput("--from is after --to");
   const LoadedDag dag = loadDag(store, dag_id);
-  const DagSpec* spec = &dag.spec;
+  const DagSpec* spec = dag.spec.get();
   auto parsed = schedule::Schedule::parse(spec->schedule, spec->schedule_timezone);
   if (!parsed || !parsed->hasSlots()) {
     throw badInput(fmt::format("dag {} has {}; backfill needs a cron or @every schedule (trigger single runs with "

@@ -53,15 +53,17 @@ class TaskOrder {
 /// Orders a run's task instances as its DAG version declares them (when it can be read).
 void orderTasks(Store& store, RunRecord& run);
 
-/// A DAG version as stored (paused flag, version number) with its spec parsed.
+/// A DAG version as stored (paused flag, version number) with its spec parsed. The spec is shared
+/// with host/dag_spec_cache.h's cache (a large one is decoded once, not on every read).
 struct LoadedDag {
   StoredDag stored;
-  DagSpec spec;
+  std::shared_ptr<const DagSpec> spec;  ///< never null
 };
 /// A DAG's version (`version` absent: the current one), parsed. Not found: kNotFound, with a hint.
 LoadedDag loadDag(Store& store, const std::string& dag_id, std::optional<std::int64_t> version = std::nullopt);
 /// loadDag(...).spec.
-DagSpec loadDagSpec(Store& store, const std::string& dag_id, std::optional<std::int64_t> version = std::nullopt);
+std::shared_ptr<const DagSpec> loadDagSpec(Store& store, const std::string& dag_id,
+                                           std::optional<std::int64_t> version = std::nullopt);
 
 // --- Reads -----------------------------------------------------------------------------------------
 

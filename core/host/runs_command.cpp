@@ -125,7 +125,7 @@ int waitForRun(Store& store, const RunKey& key, const LoadedDag& dag, RunStateWa
     auto loaded = store.loadRuns(std::span<const RunKey>(&key, 1));
     if (!loaded.empty() && loaded[0]) {
       RunRecord run = std::move(loaded[0]).value();
-      if (!order && run.dag_version == dag.stored.version) order = TaskOrder::of(dag.spec, dag.stored.version);
+      if (!order && run.dag_version == dag.stored.version) order = TaskOrder::of(*dag.spec, dag.stored.version);
       if (!order || order->version() != run.dag_version || !order->known()) {
         order = TaskOrder::of(store, key.dag_id, run.dag_version);
       }

@@ -69,7 +69,8 @@ int tasksLogs(Store& store, const LogReadFn& read, const LogsOptions& o, std::os
 
 int tasksTest(Store& store, const Clock& clock, const std::string& dag_id, const std::string& task_id,
               std::ostream& err) {
-  const DagSpec dag = loadDagSpec(store, dag_id);
+  const std::shared_ptr<const DagSpec> loaded = loadDagSpec(store, dag_id);
+  const DagSpec& dag = *loaded;
   const TaskSpec* task = nullptr;
   for (const TaskSpec& t : dag.tasks) {
     if (t.task_id == task_id) task = &t;
