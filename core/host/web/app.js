@@ -729,13 +729,17 @@ function onRoute() {
   refreshNow();
 }
 
-// Reloads the current view's data; polls every 2 s while runs are active, slowly otherwise.
+// Reloads the current view's data; polls every 2 s while runs are active, slowly otherwise. A view
+// that took long to load and draw (a run of thousands of tasks) waits 20 times as long as it took, so
+// the page asks at most a twentieth of the time of the scheduler that serves it; a hidden page only
+// slowly (it refreshes at once when shown again).
 async function refreshNow() {
   clearTimeout(app.timer);
   const view = app.view;
   const mine = {};
   app.refreshing = mine;
   let active = false;
+  const started = performance.now();
   try {
     active = await view.refresh();
     view.loaded = true;
@@ -750,10 +754,17 @@ async function refreshNow() {
     }
   }
   if (app.refreshing !== mine) return;  // a newer refresh took over
+  const wait = active && !document.hidden ? refreshWait(performance.now() - started) : SLOW_MS;
   const live = $('live');
   live.classList.toggle('on', active);
-  live.textContent = active ? 'live: every 2 s' : 'idle';
-  app.timer = setTimeout(refreshNow, active ? FAST_MS : SLOW_MS);
+  live.textContent = active ? `live: every ${Math.round(wait / 1000)} s` : 'idle';
+  app.timer = setTimeout(refreshNow, wait);
+}
+
+// How long to wait after a refresh of an active view that took `tookMs`: FAST_MS, or 20 times the
+// refresh when that is longer, at most SLOW_MS.
+function refreshWait(tookMs) {
+  return Math.min(SLOW_MS, Math.max(FAST_MS, Math.round(20 * tookMs)));
 }
 
 function drawLegend() {
