@@ -524,11 +524,22 @@ class Cases:
 
     def test_many_tasks_give_a_searchable_list(self):
         b = self.b
+        # A run that stays queued (its DAG paused): the grid has a column, every square "none".
+        self.api.call("PATCH", "/dags/browser_wide", {"paused": True})
+        self.api.call("POST", "/dags/browser_wide/runs", {"run_id": "wide-1"})
         b.get(self.page + "#/dags/browser_wide")
         b.wait_js("the task list", "return document.querySelectorAll('#task-list tbody tr').length === 200")
         check(b.js("return document.getElementById('graph-wrap').hidden"), "a 520-task DAG was drawn")
+        # The grid draws no more rows than the list: the first 200 tasks, and says so.
+        b.wait_js("the grid's rows", "return document.querySelectorAll('#grid tbody tr').length === 200")
+        note = b.js("return document.getElementById('grid-note').textContent")
+        check("200 of the 520 tasks" in note, f"the grid's note: {note!r}")
         b.type("#task-search", "leaf_04")
         b.wait_js("the search", "return document.querySelectorAll('#task-list tbody tr').length === 100")
+        # The search chooses the grid's rows too.
+        rows = b.wait_js("the grid searched", "const r = [...document.querySelectorAll('#grid tbody tr')]"
+                         ".map(tr => tr.dataset.task); return r.length === 100 && r")
+        check(rows == [f"leaf_{i:04d}" for i in range(400, 500)], f"the grid's rows after the search: {rows[:3]}...")
 
     def test_narrow_screen(self):
         b = self.b

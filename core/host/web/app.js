@@ -16,6 +16,8 @@ const RUN_STATES = ['queued', 'running', 'success', 'failed'];
 const ACTIVE_RUN = new Set(['queued', 'running']);
 const ACTIVE_TASK = new Set(['scheduled', 'queued', 'running', 'up_for_retry']);
 const GRAPH_LIMIT = 500;    // above this many tasks the graph gives way to a searchable list
+const LIST_ROWS = 200;      // ... which, like the grid's rows then, shows the first tasks the search matches
+const GRID_CELLS = 100000;  // task instances one refresh of the grid asks for at most: fewer runs of a large DAG
 const FAST_MS = 2000;       // refresh while runs are active
 const SLOW_MS = 15000;      // otherwise, so new runs still show up
 const LOG_MS = 1000;        // log follow interval while the attempt runs
@@ -459,12 +461,13 @@ class DagView {
     this.dagId = dag;
     this.head = h('div');
     this.gridTools = h('div', { class: 'toolbar' });
+    this.gridNote = h('p', { class: 'muted', id: 'grid-note', hidden: true });
     this.grid = h('div', { class: 'scroll', id: 'grid-wrap' });
     this.graphTitle = h('h2');
     this.graph = h('div', { class: 'graph-wrap', id: 'graph-wrap' });
     this.list = h('div', { id: 'task-list-wrap' });
     this.root = h('div', { id: 'dag-view' }, this.head,
-      h('section', { class: 'panel' }, h('h2', {}, 'Runs \u00d7 tasks'), this.gridTools, this.grid),
+      h('section', { class: 'panel' }, h('h2', {}, 'Runs \u00d7 tasks'), this.gridTools, this.gridNote, this.grid),
       h('section', { class: 'panel' }, this.graphTitle, this.graph, this.list));
     this.stateSelect = h('select', { id: 'run-state-filter', onchange: (e) => setParams({ state: e.target.value, run: '' }) },
       h('option', { value: '' }, 'all'), RUN_STATES.map((s) => h('option', { value: s }, s)));
@@ -472,7 +475,7 @@ class DagView {
       [10, 25, 50, 100].map((n) => h('option', { value: n, selected: n === 25 }, n)));
     this.gridTools.append(h('label', { for: 'run-state-filter' }, 'runs in state'), this.stateSelect,
       h('label', { for: 'run-limit' }, 'last'), this.limitSelect);
-    this.search = h('input', { type: 'search', id: 'task-search', placeholder: 'task id contains\u2026', oninput: () => this.drawList() });
+    this.search = h('input', { type: 'search', id: 'task-search', placeholder: 'task id contains\u2026', oninput: () => this.draw() });
   }
   async refresh() {
     const p = parseRoute().params;
@@ -480,9 +483,16 @@ class DagView {
     const limit = p.get('limit') || '25';
     this.stateSelect.value = state;
     this.limitSelect.value = limit;
+    // A run of a large DAG is thousands of instances: the grid asks for fewer runs of it, so that one
+    // refresh reads at most GRID_CELLS instances. The DAG's size is the last refresh's (the first one
+    // reads the DAG before its runs).
+    const dagRead = api('GET', '/dags/' + enc(this.dagId));
+    const known = this.dag || await dagRead;
+    this.askedRuns = Number(limit) || 25;
+    this.runLimit = Math.max(1, Math.min(this.askedRuns, Math.floor(GRID_CELLS / Math.max(1, known.tasks.length))));
     const [dag, runs] = await Promise.all([
-      api('GET', '/dags/' + enc(this.dagId)),
-      api('GET', '/dags/' + enc(this.dagId) + '/runs?tasks=true&limit=' + enc(limit) + (state ? '&state=' + enc(state) : '')),
+      dagRead,
+      api('GET', '/dags/' + enc(this.dagId) + '/runs?tasks=true&limit=' + this.runLimit + (state ? '&state=' + enc(state) : '')),
     ]);
     this.dag = dag;
     this.runs = runs.reverse();  // oldest on the left, as time reads
@@ -512,14 +522,25 @@ class DagView {
     const sel = this.selectedRun();
     const selId = sel ? sel.run_id : null;
     const runs = this.runs;
-    patch(this.grid, JSON.stringify([d.tasks.map((t) => t.task_id), runs, selId]), () => {
+    // Too many tasks to draw: the grid's rows, like the list's, are the first the task search matches.
+    const rows = d.tasks.length > GRAPH_LIMIT ? this.matchingTasks().slice(0, LIST_ROWS) : d.tasks;
+    const notes = [];
+    if (rows.length < d.tasks.length) {
+      const needle = this.search.value.trim();
+      notes.push(`${rows.length} of the ${d.tasks.length} tasks` + (needle ? ` (those whose id contains \u201c${needle}\u201d)` : '') +
+        '; the task search below chooses them');
+    }
+    if (this.runLimit < this.askedRuns) notes.push(`the last ${this.runLimit} runs, not ${this.askedRuns}: each has ${d.tasks.length} tasks`);
+    this.gridNote.textContent = notes.join('; ');
+    this.gridNote.hidden = notes.length === 0;
+    patch(this.grid, JSON.stringify([rows.map((t) => t.task_id), runs, selId]), () => {
       if (runs.length === 0) return h('p', { class: 'muted' }, 'No runs' + (this.stateSelect.value ? ' in this state.' : ' yet.'));
       const byRun = runs.map((r) => new Map(r.tasks.map((t) => [t.task_id, t])));
       return h('table', { class: 'grid', id: 'grid' },
         h('thead', {}, h('tr', {}, h('th', {}, ''), runs.map((r) => h('th', { class: 'run' + (r.run_id === selId ? ' selected' : ''), dataset: { run: r.run_id } },
           h('button', { type: 'button', title: `${r.run_id}: ${r.state} \u2014 show it in the graph`, onclick: () => setParams({ run: r.run_id }) },
             h('span', { class: 'runbar st', dataset: { state: r.state }, style: null, 'aria-label': r.state }, GLYPHS[r.state])))))),
-        h('tbody', {}, d.tasks.map((t) => h('tr', { dataset: { task: t.task_id } },
+        h('tbody', {}, rows.map((t) => h('tr', { dataset: { task: t.task_id } },
           h('td', { class: 'task', title: t.task_id }, t.task_id),
           runs.map((r, i) => {
             const ti = byRun[i].get(t.task_id);
@@ -547,13 +568,18 @@ class DagView {
         (task) => { const r = this.selectedRun(); if (r) go(['dags', d.dag_id, 'runs', r.run_id], { task }); }));
     }
   }
+  // The DAG's tasks whose id contains the task search's text.
+  matchingTasks() {
+    const needle = this.search.value.trim().toLowerCase();
+    return needle ? this.dag.tasks.filter((t) => t.task_id.toLowerCase().includes(needle)) : this.dag.tasks;
+  }
   drawList() {
     const d = this.dag;
     const sel = this.selectedRun();
     const states = new Map((sel?.tasks || []).map((t) => [t.task_id, t.state]));
     const needle = this.search.value.trim().toLowerCase();
-    const matches = d.tasks.filter((t) => t.task_id.toLowerCase().includes(needle));
-    const shown = matches.slice(0, 200);
+    const matches = this.matchingTasks();
+    const shown = matches.slice(0, LIST_ROWS);
     if (!this.list.contains(this.search)) this.list.replaceChildren(h('div', { class: 'toolbar' }, this.search), h('div', { class: 'scroll' }));
     patch(this.list.lastChild, JSON.stringify([shown, [...states], needle]), () => [
       h('p', { class: 'muted' }, `${matches.length} of ${d.tasks.length} tasks` + (matches.length > shown.length ? `, the first ${shown.length} shown` : '')),
