@@ -351,7 +351,8 @@ json toJson(const DagSpec& d) {
   return doc;
 }
 
-std::optional<ParsedDag> parseDagDocument(const json& doc, const std::string& file, DagLoad& load) {
+// `canonical`: also write the spec's canonical JSON (not for a stored one: that is its text already).
+std::optional<ParsedDag> parseDagDocument(const json& doc, const std::string& file, DagLoad& load, bool canonical) {
   Checker c(file, load);
   if (!doc.is_object()) {
     c.error("", "a DAG file holds one JSON object, got " + std::string(doc.type_name()));
@@ -409,6 +410,7 @@ std::optional<ParsedDag> parseDagDocument(const json& doc, const std::string& fi
     c.error("", "tasks must be an array, got " + tasks->dump());
   } else {
     std::set<std::string> seen;
+    d.tasks.reserve(tasks->size());  // grown once: a 20,000-task DAG's tasks are ~10 MB
     for (std::size_t i = 0; i < tasks->size(); ++i) {
       TaskSpec t = parseTask(c, (*tasks)[i], i, defaults);
       if (!t.task_id.empty() && !seen.insert(t.task_id).second) {
@@ -440,7 +442,7 @@ std::optional<ParsedDag> parseDagDocument(const json& doc, const std::string& fi
   }
   if (c.errors() > 0) return std::nullopt;
   ParsedDag parsed{std::move(d), "", file};
-  parsed.canonical_json = canonicalDagJson(parsed.spec);
+  if (canonical) parsed.canonical_json = canonicalDagJson(parsed.spec);
   return parsed;
 }
 
@@ -508,13 +510,13 @@ class DuplicateKeys {
   std::vector<std::string> found_;
 };
 
-// Parses a DAG document; `check_duplicates` for files people write (canonical JSON has none).
-std::optional<ParsedDag> parseDag(const std::string& text, const std::string& file, DagLoad& load,
-                                  bool check_duplicates) {
+// Parses a DAG document. `from_file`: a file people write — its keys are checked for duplicates
+// (canonical JSON has none) and its canonical JSON is written (a stored DAG's text is that already).
+std::optional<ParsedDag> parseDag(const std::string& text, const std::string& file, DagLoad& load, bool from_file) {
   json doc;
   DuplicateKeys duplicates;
   try {
-    if (check_duplicates) {
+    if (from_file) {
       doc = json::parse(text, [&duplicates](int depth, json::parse_event_t event, json& parsed) {
         return duplicates(depth, event, parsed);
       });
@@ -528,7 +530,7 @@ std::optional<ParsedDag> parseDag(const std::string& text, const std::string& fi
     return std::nullopt;
   }
   for (const std::string& d : duplicates.found()) load.errors.push_back(file + ": " + d);
-  auto parsed = parseDagDocument(doc, file, load);
+  auto parsed = parseDagDocument(doc, file, load, /*canonical=*/from_file);
   if (!duplicates.found().empty()) return std::nullopt;
   return parsed;
 }
