@@ -14,6 +14,8 @@
 #include <vector>
 
 #include <httplib.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
@@ -102,6 +104,12 @@ struct HttpServer::Impl {
   std::atomic<bool> finished{false};
 };
 
+void configureListeningSocket(int fd) {
+  int yes = 1;
+  ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
+  ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &yes, sizeof(yes));
+}
+
 void checkHttpSettings(const HttpSettings& s) {
   if (s.token.empty() && !isLoopbackHost(s.host)) {
     throw CommandError(kExitBadInput,
@@ -130,12 +138,7 @@ void HttpServer::start() {
 
   const std::size_t threads = limits_.worker_threads, queued = limits_.queued_connections;
   server.new_task_queue = [threads, queued] { return new BoundedPool(threads, queued); };
-  // SO_REUSEADDR only: httplib's default adds SO_REUSEPORT, which would let a second replica on the
-  // same host bind the same port and silently share the connections.
-  server.set_socket_options([](socket_t sock) {
-    int yes = 1;
-    ::setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
-  });
+  server.set_socket_options([](socket_t sock) { configureListeningSocket(sock); });
   server.set_payload_max_length(limits_.max_body_bytes);
   server.set_read_timeout(limits_.read_timeout);
   server.set_write_timeout(limits_.write_timeout);
