@@ -540,6 +540,22 @@ class Cases:
         rows = b.wait_js("the grid searched", "const r = [...document.querySelectorAll('#grid tbody tr')]"
                          ".map(tr => tr.dataset.task); return r.length === 100 && r")
         check(rows == [f"leaf_{i:04d}" for i in range(400, 500)], f"the grid's rows after the search: {rows[:3]}...")
+        # The run's view lists no more than 200 of its 520 tasks either: the state and the search choose.
+        self.api.call("PATCH", "/dags/browser_wide", {"paused": False})
+        got = wait_run(self.api, "browser_wide", "wide-1")
+        check(got["state"] == "success", f"browser_wide/wide-1 ended {got['state']}")
+        b.get(self.page + "#/dags/browser_wide/runs/wide-1")
+        b.wait_js("the run's tasks", "return document.querySelectorAll('#tasks tbody tr').length === 200")
+        note = b.js("return document.getElementById('run-task-note').textContent")
+        check(note.startswith("200 of the 520 tasks"), f"the run's task note: {note!r}")
+        options = b.js("return [...document.querySelectorAll('#run-task-state option')].map(o => o.textContent)")
+        check(options == ["all (520)", "success (520)"], f"the state filter's choices: {options}")
+        b.js("const s = document.getElementById('run-task-state'); s.value = 'success';"
+             " s.dispatchEvent(new Event('change'));")
+        b.type("#run-task-search", "leaf_04")
+        rows = b.wait_js("the run's tasks searched", "const r = [...document.querySelectorAll('#tasks tbody tr')]"
+                         ".map(tr => tr.dataset.task); return r.length === 100 && r")
+        check(rows == [f"leaf_{i:04d}" for i in range(400, 500)], f"the run's rows after the search: {rows[:3]}...")
 
     def test_narrow_screen(self):
         b = self.b

@@ -604,6 +604,12 @@ class RunView {
     this.runId = run;
     this.head = h('div');
     this.tasks = h('div', { class: 'scroll' });
+    // A run of more than GRAPH_LIMIT tasks lists the first LIST_ROWS that its filter matches.
+    this.taskSearch = h('input', { type: 'search', id: 'run-task-search', placeholder: 'task id contains\u2026', oninput: () => this.draw() });
+    this.stateFilter = h('select', { id: 'run-task-state', onchange: () => this.draw() });
+    this.taskFilter = h('div', { class: 'toolbar', hidden: true }, h('label', { for: 'run-task-state' }, 'tasks in state'), this.stateFilter,
+      h('label', { for: 'run-task-search' }, 'search'), this.taskSearch);
+    this.taskNote = h('p', { class: 'muted', id: 'run-task-note', hidden: true });
     this.taskHead = h('div');
     this.logStatus = h('span', { class: 'muted', id: 'log-status' });
     this.trySelect = h('select', { id: 'log-try', onchange: (e) => setParams({ try: e.target.value }) });
@@ -611,7 +617,8 @@ class RunView {
     this.taskPanel = h('section', { class: 'panel', id: 'task-panel' }, this.taskHead,
       h('div', { class: 'toolbar' }, h('label', { for: 'log-try' }, 'log of try'), this.trySelect, this.logStatus), this.logPre);
     this.root = h('div', { id: 'run-view' }, this.head,
-      h('div', { class: 'run-cols' }, h('section', { class: 'panel' }, h('h2', {}, 'Tasks'), this.tasks), this.taskPanel));
+      h('div', { class: 'run-cols' }, h('section', { class: 'panel' }, h('h2', {}, 'Tasks'), this.taskFilter, this.taskNote, this.tasks),
+        this.taskPanel));
     this.log = null;  // what the log panel follows: {task, try, offset, complete, timer}
   }
   async refresh() {
@@ -649,17 +656,41 @@ class RunView {
         } }, 'Clear failed tasks')),
     ]);
     const taskId = parseRoute().params.get('task');
-    patch(this.tasks, JSON.stringify([r.tasks, taskId, ACTIVE_RUN.has(r.state) ? Math.floor(Date.now() / 1000) : 0]), () =>
+    const shown = this.shownTasks();
+    patch(this.tasks, JSON.stringify([shown, taskId, ACTIVE_RUN.has(r.state) ? Math.floor(Date.now() / 1000) : 0]), () =>
       h('table', { id: 'tasks' },
         h('thead', {}, h('tr', {}, h('th', {}, 'task'), h('th', {}, 'state'), h('th', {}, 'try'), h('th', { class: 'hide-narrow' }, 'start (UTC)'),
           h('th', { class: 'hide-narrow' }, 'end (UTC)'), h('th', {}, 'duration'), h('th', { class: 'hide-narrow' }, 'note'))),
-        h('tbody', {}, r.tasks.map((t) => h('tr', { class: 'clickable' + (t.task_id === taskId ? ' selected' : ''), dataset: { task: t.task_id },
+        h('tbody', {}, shown.map((t) => h('tr', { class: 'clickable' + (t.task_id === taskId ? ' selected' : ''), dataset: { task: t.task_id },
           tabindex: '0', onclick: () => setParams({ task: t.task_id, try: '' }),
           onkeydown: (e) => { if (e.key === 'Enter') setParams({ task: t.task_id, try: '' }); } },
         h('td', {}, t.task_id), h('td', {}, badge(t.state)), h('td', { class: 'num' }, `${t.try_number} / ${t.max_tries}`),
         h('td', { class: 'num hide-narrow' }, fmtTime(t.started_at)), h('td', { class: 'num hide-narrow' }, fmtTime(t.ended_at)),
         h('td', { class: 'num' }, fmtDuration(t.started_at, t.ended_at)), h('td', { class: 'hide-narrow' }, t.note || ''))))));
     this.drawTask(taskId);
+  }
+  // The run's tasks the table shows: all of them, or for a run too large to list whole the first
+  // LIST_ROWS that the state filter and the search match (the filter offers each state with its count).
+  shownTasks() {
+    const tasks = this.run.tasks;
+    const many = tasks.length > GRAPH_LIMIT;
+    this.taskFilter.hidden = !many;
+    this.taskNote.hidden = !many;
+    if (!many) return tasks;
+    const counts = new Map();
+    for (const t of tasks) counts.set(t.state, (counts.get(t.state) || 0) + 1);
+    const states = LEGEND.filter((st) => counts.has(st));
+    const chosen = states.includes(this.stateFilter.value) ? this.stateFilter.value : '';
+    patch(this.stateFilter, JSON.stringify([...counts]), () => [h('option', { value: '' }, `all (${tasks.length})`),
+      ...states.map((st) => h('option', { value: st }, `${st.replaceAll('_', ' ')} (${counts.get(st)})`))]);
+    this.stateFilter.value = chosen;
+    const needle = this.taskSearch.value.trim().toLowerCase();
+    const matching = tasks.filter((t) => (!chosen || t.state === chosen) && (!needle || t.task_id.toLowerCase().includes(needle)));
+    const shown = matching.slice(0, LIST_ROWS);
+    this.taskNote.textContent = `${shown.length} of the ${matching.length} tasks` +
+      (chosen || needle ? ` that match (of ${tasks.length})` : '') +
+      (matching.length > shown.length ? '; the state and the search choose them' : '');
+    return shown;
   }
   drawTask(taskId) {
     const r = this.run;
