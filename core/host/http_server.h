@@ -32,13 +32,6 @@ struct HttpServerLimits {
 /// CommandError (exit 2) naming the config file, line and the two ways out.
 void checkHttpSettings(const HttpSettings& settings);
 
-/// Sets up the listening socket (its accepted connections inherit it): SO_REUSEADDR only, not
-/// httplib's default SO_REUSEPORT, which would let a second replica on the same host bind the same
-/// port and silently share the connections; and TCP_NODELAY. Without it each answer after the first
-/// on a kept-alive connection (headers and body are two writes) waited ~40 ms for the client's
-/// delayed ACK — a page refresh of 200 DAGs' runs took seconds.
-void configureListeningSocket(int fd);
-
 class HttpServer {
  public:
   /// `deps.token` is taken from `settings.token`.
