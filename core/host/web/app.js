@@ -570,8 +570,7 @@ class DagView {
   }
   // The DAG's tasks whose id contains the task search's text.
   matchingTasks() {
-    const needle = this.search.value.trim().toLowerCase();
-    return needle ? this.dag.tasks.filter((t) => t.task_id.toLowerCase().includes(needle)) : this.dag.tasks;
+    return tasksWhoseIdContains(this.dag.tasks, this.search.value);
   }
   drawList() {
     const d = this.dag;
@@ -591,6 +590,12 @@ class DagView {
           h('td', {}, t.trigger_rule || 'all_success'))))),
     ]);
   }
+}
+// The tasks (or instances) whose task id contains `text`, a search box's value, in any case; all of
+// them when it is blank.
+function tasksWhoseIdContains(tasks, text) {
+  const needle = text.trim().toLowerCase();
+  return needle ? tasks.filter((t) => t.task_id.toLowerCase().includes(needle)) : tasks;
 }
 function durationMs(r) {
   if (!r || !r.started_at) return 0;
@@ -670,7 +675,8 @@ class RunView {
     this.drawTask(taskId);
   }
   // The run's tasks the table shows: all of them, or for a run too large to list whole the first
-  // LIST_ROWS that the state filter and the search match (the filter offers each state with its count).
+  // LIST_ROWS that the state filter and the search match. Also shows or hides the filter and its note,
+  // and brings the filter's choices (each state with its count) up to date.
   shownTasks() {
     const tasks = this.run.tasks;
     const many = tasks.length > GRAPH_LIMIT;
@@ -684,11 +690,11 @@ class RunView {
     patch(this.stateFilter, JSON.stringify([...counts]), () => [h('option', { value: '' }, `all (${tasks.length})`),
       ...states.map((st) => h('option', { value: st }, `${st.replaceAll('_', ' ')} (${counts.get(st)})`))]);
     this.stateFilter.value = chosen;
-    const needle = this.taskSearch.value.trim().toLowerCase();
-    const matching = tasks.filter((t) => (!chosen || t.state === chosen) && (!needle || t.task_id.toLowerCase().includes(needle)));
+    const searched = this.taskSearch.value.trim() !== '';
+    const matching = tasksWhoseIdContains(tasks, this.taskSearch.value).filter((t) => !chosen || t.state === chosen);
     const shown = matching.slice(0, LIST_ROWS);
     this.taskNote.textContent = `${shown.length} of the ${matching.length} tasks` +
-      (chosen || needle ? ` that match (of ${tasks.length})` : '') +
+      (chosen || searched ? ` that match (of ${tasks.length})` : '') +
       (matching.length > shown.length ? '; the state and the search choose them' : '');
     return shown;
   }
