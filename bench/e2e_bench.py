@@ -57,7 +57,9 @@ the two columns come from the same minutes (this VM's speed drifts by ±30 % ove
              --idle-seconds after it), the periodic reconcile ~30 s after taking over (`periodic
              resync done`: took_ms, and the longest tick received while it ran), the scheduler's
              memory per task instance (VmRSS after the first tick minus VmRSS of the same
-             scheduler on the empty store, over N x 10), the leader's step-downs (must be 0), and,
+             scheduler on the empty store, over N x 10), a person's `leoflow runs list --state
+             success` while it leads (it matches none of the runs, so the store reads them all: its
+             time and the leader's longest tick meanwhile), the leader's step-downs (must be 0), and,
              with --failovers, one fail-over at that scale (SIGKILL -> the new leader's `first tick
              as leader done`). Targets of issue 14 §3 are printed beside the figures.
   reference  the physical reference of each server, in the same run, once the schedulers are gone:
@@ -1086,6 +1088,20 @@ def bench_scale(stack, n, k, seed_threads, idle_seconds, failover, small):
         if listings:
             print(f"[{stack.name}] {n} runs: active-run listings (runs, store ms, tick share ms): "
                   f"{', '.join(f'{r}/{s}/{t}' for r, s, t in listings)}", flush=True)
+        # A person's listing that matches none of the runs (so the store reads every one) while the
+        # leader works: how long it takes, and the leader's longest tick meanwhile. One script over
+        # every run held Redis for seconds, and the leader's lease ran out.
+        t0 = time.time()
+        r = stack.leoflow("runs", "list", "--state", "success", "--limit", "10", env=env)
+        t1 = time.time()
+        out["list_rc"] = r.returncode  # not fatal: a listing the store could not answer in time is a figure
+        time.sleep(1.5)  # the tick the listing held up ends within a tick interval (1 s)
+        ticks = listener.between(t0, t1 + 1.1)
+        out["list_s"], out["list_max_tick"] = t1 - t0, max(ticks) if ticks else None
+        print(f"[{stack.name}] {n} runs: runs list --state success (matching none) took {out['list_s']:.2f} s"
+              f"{'' if r.returncode == 0 else f' and failed (exit {r.returncode}: {r.stderr.strip()[-160:]})'}; "
+              f"the leader's longest tick meanwhile " +
+              (f"{out['list_max_tick']:.1f} ms ({len(ticks)} ticks)" if ticks else "- (no tick ended)"), flush=True)
         out["step_downs"] = step_down_lines(leader)
         # A fail-over at this scale: a standby joins, the leader is SIGKILLed.
         if failover:
@@ -1423,6 +1439,11 @@ def main():
             (f"{n:,} active runs: scheduler memory per task instance (VmRSS empty -> loaded)",
              sc(lambda x: f"{x['bytes_per_ti']:,.0f} B ({x['rss_empty_kb'] / 1024:.0f} -> {x['rss_kb'] / 1024:.0f} MB)"),
              "≤ 2 KB"),
+            (f"{n:,} active runs: a person's `runs list --state success` (reads every run); the leader's longest "
+             f"tick meanwhile",
+             sc(lambda x: f"{x['list_s']:.2f} s" + (f" (failed, exit {x['list_rc']})" if x["list_rc"] else "") + "; " +
+                (f"{x['list_max_tick']:.1f} ms" if x["list_max_tick"] is not None else "no tick ended")),
+             "no tick > 100 ms"),
             (f"{n:,} active runs: step-down lines (leases lost)", sc(lambda x: f"{x['leases_lost']}"), "0"),
         ]
         if a.failovers:

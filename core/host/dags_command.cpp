@@ -1,5 +1,6 @@
 #include "host/dags_command.h"
 
+#include <algorithm>
 #include <chrono>
 #include <map>
 #include <ostream>
@@ -299,11 +300,25 @@ void addDagsCommand(CLI::App& app, CommandContext& ctx) {
       ->type_name("NAME");
   del->callback([&ctx] {
     StoreSession session(ctx);
-    const auto cancelled =
-        deleteDag(session.store(), session.clock().now(), dag_id, force, actor.empty() ? defaultActor() : actor);
+    // Cancelling thousands of runs takes a while: a line on stderr each second says how far it got.
+    auto last_line = std::chrono::steady_clock::now();
+    bool told = false;
+    const CancelProgress progress = [&](std::size_t done, std::size_t of) {
+      const auto now = std::chrono::steady_clock::now();
+      if (now - last_line < std::chrono::seconds(1) && !(told && done == of)) return;
+      *ctx.err << fmt::format("cancelled {} of {} active runs of dag {}\n", done, of, dag_id) << std::flush;
+      last_line = now;
+      told = true;
+    };
+    const auto cancelled = deleteDag(session.store(), session.clock().now(), dag_id, force,
+                                     actor.empty() ? defaultActor() : actor, progress);
     if (!cancelled.empty()) {
-      *ctx.out << fmt::format("cancelled {} active run{}: {}\n", cancelled.size(), cancelled.size() == 1 ? "" : "s",
-                              fmt::join(cancelled, ", "));
+      // The first ids, not a line of 100,000.
+      constexpr std::size_t kNamed = 20;
+      const auto named = static_cast<std::ptrdiff_t>(std::min(cancelled.size(), kNamed));
+      *ctx.out << fmt::format("cancelled {} active run{}: {}{}\n", cancelled.size(), cancelled.size() == 1 ? "" : "s",
+                              fmt::join(cancelled.begin(), cancelled.begin() + named, ", "),
+                              cancelled.size() > kNamed ? fmt::format(" and {} more", cancelled.size() - kNamed) : "");
     }
     *ctx.out << fmt::format("dag {} deleted\n", dag_id);
     ctx.exit_code = kExitOk;

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <deque>
+#include <limits>
 #include <map>
 #include <set>
 #include <span>
@@ -385,27 +386,40 @@ OperatorOutcome cancelRun(Store& store, Timestamp now, const RunKey& run, const 
   return std::move(outcome).value();
 }
 
+namespace {
+
+/// The DAG's queued and running runs, however many runs it has: one listing per active state, each
+/// returning only those (the stores read the rest in pages).
+std::vector<RunKey> activeRunsOf(Store& store, const std::string& dag_id) {
+  std::vector<RunKey> active;
+  for (DagRunState state : {DagRunState::kQueued, DagRunState::kRunning}) {
+    RunFilter filter;
+    filter.dag_id = dag_id;
+    filter.state = state;
+    filter.limit = std::numeric_limits<std::size_t>::max();
+    auto runs = store.listRuns(filter);
+    if (!runs) failWith(runs.status(), "listing runs of dag " + dag_id);
+    for (RunRecord& r : *runs) active.push_back(std::move(r.key));
+  }
+  return active;
+}
+
+}  // namespace
+
 std::vector<std::string> deleteDag(Store& store, Timestamp now, const std::string& dag_id, bool force,
-                                   const std::string& actor) {
+                                   const std::string& actor, const CancelProgress& progress) {
   (void)loadDagSpec(store, dag_id);
   std::vector<std::string> cancelled;
   // A scheduler may create a run between our cancel and the delete: try a few rounds.
   for (int round = 0; round < 5; ++round) {
-    RunFilter filter;
-    filter.dag_id = dag_id;
-    filter.limit = 100'000;
-    auto runs = store.listRuns(filter);
-    if (!runs) failWith(runs.status(), "listing runs of dag " + dag_id);
-    std::vector<RunKey> active;
-    for (const RunRecord& r : *runs) {
-      if (!isTerminal(r.state)) active.push_back(r.key);
-    }
+    const std::vector<RunKey> active = activeRunsOf(store, dag_id);
     if (!active.empty() && !force) {
       throw conflict(fmt::format("dag {} has {} active run{} ({}{}); wait for them, cancel them, or delete with --force",
                                  quote(dag_id), active.size(), active.size() == 1 ? "" : "s", active.front().run_id,
                                  active.size() > 1 ? ", ..." : ""));
     }
-    for (const RunKey& k : active) {
+    for (std::size_t i = 0; i < active.size(); ++i) {
+      const RunKey& k = active[i];
       CancelRunRequest r{k, note("cancelled", actor) + " (dag deleted)", now};
       auto outcome = store.cancelRun(r);
       if (outcome) {
@@ -413,6 +427,7 @@ std::vector<std::string> deleteDag(Store& store, Timestamp now, const std::strin
       } else if (outcome.status().code() != StatusCode::kConflict) {  // conflict: it just finished
         failWith(outcome.status(), "cancelling run " + k.run_id);
       }
+      if (progress) progress(i + 1, active.size());
     }
     Status s = store.deleteDag(dag_id);
     if (s.isOk()) return cancelled;

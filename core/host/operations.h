@@ -124,10 +124,13 @@ OperatorOutcome markRun(Store& store, Timestamp now, const RunKey& run, const st
 /// `runs cancel`: note "cancelled by <actor>".
 OperatorOutcome cancelRun(Store& store, Timestamp now, const RunKey& run, const std::string& actor);
 
+/// Told after each active run `dags delete --force` cancelled: how many so far, of how many.
+using CancelProgress = std::function<void(std::size_t done, std::size_t of)>;
+
 /// `dags delete`: refused (conflict) while the DAG has active runs unless `force`, which cancels
-/// them first. Returns the ids of the runs it cancelled.
+/// them first (`progress` told of each). Returns the ids of the runs it cancelled.
 std::vector<std::string> deleteDag(Store& store, Timestamp now, const std::string& dag_id, bool force,
-                                   const std::string& actor);
+                                   const std::string& actor, const CancelProgress& progress = {});
 
 struct BackfillResult {
   std::vector<RunKey> created;           ///< backfill__<logical date>, oldest first

@@ -321,7 +321,10 @@ class Store {
   virtual Result<OperatorOutcome> cancelRun(const CancelRunRequest& request) = 0;
   /// Removes a DAG with every version, run, task instance and history row, publishing a kDag
   /// change. kConflict (nothing removed) while the DAG has a queued or running run; kNotFound when
-  /// there is no such DAG. Run uids are never reissued afterwards.
+  /// there is no such DAG. Run uids are never reissued afterwards. A store may remove a large DAG's
+  /// finished runs in slices before the DAG itself (so no call holds its server for long): if a run
+  /// becomes active meanwhile, the call answers kConflict with the DAG, its versions and its active
+  /// runs in place and some finished runs already gone.
   virtual Status deleteDag(const std::string& dag_id) = 0;
 
   // --- Change feed ---------------------------------------------------------------------------------

@@ -321,3 +321,21 @@ local function reopenRun(dag, run, queuedAt, at)
   if score == nil or score == '' then score = at end
   redis.call('ZADD', K_ACTIVE_RUNS, 'NX', score, runRef(dag, run))
 end
+
+-- Removes a run for good (`store clean`, `dags delete`): its hash, instances and claims, and its
+-- entries in every index (the held logical date in the DAG's runs index goes with it). The run uid
+-- counter is never touched. Not published: the caller publishes what its command changed.
+local function removeRun(dag, run)
+  local ref = runRef(dag, run)
+  local tis = tisKey(dag, run)
+  for _, task in ipairs(redis.call('HKEYS', tis)) do
+    local member = ref .. ':' .. enc(task)
+    redis.call('ZREM', K_QUEUED_TIS, member)
+    redis.call('ZREM', K_RUNNING_TIS, member)
+  end
+  redis.call('DEL', runKey(dag, run), tis, execKey(dag, run))
+  redis.call('ZREM', K_RUNS_BY_LOGICAL, ref)
+  redis.call('ZREM', K_ACTIVE_RUNS, ref)
+  redis.call('ZREM', dagRunsKey(dag), enc(run))
+  redis.call('SREM', runIdKey(run), dag)
+end

@@ -34,6 +34,15 @@ constexpr std::size_t kOrphanScanPage = 1000;
 /// Redis each on a 2-core VM (bench/README.md, "100,000 runs on the slow VM").
 constexpr std::size_t kActiveScanPage = 5000;
 
+/// Runs of the run index one script of listRuns or deleteFinishedRuns reads, whatever it finds:
+/// at most ~18 ms of Redis on a 2-core VM, where a listing of 100,000 runs in one script held it for
+/// 1.2-2.8 s and the leader's lease was lost (bench/README.md, "An operator's listing and deletion").
+constexpr std::size_t kRunIndexPage = 1000;
+
+/// Runs one script of deleteFinishedRuns or deleteDag removes at most: each is a dozen commands and
+/// more (its instances leave the task indexes), ~9 ms of Redis for 250 runs of 10 tasks.
+constexpr std::int64_t kRemoveSlice = 250;
+
 /// A flat array reply as strings; `stride` checks that it holds whole records.
 Result<std::vector<std::string>> flatArray(const ReplyPtr& reply, std::size_t stride, std::string_view what) {
   if (reply->type != REDIS_REPLY_ARRAY || (stride != 0 && reply->elements % stride != 0)) return malformed(what);
@@ -481,21 +490,32 @@ Result<std::vector<RunRecord>> RedisStore::listRuns(const RunFilter& filter) {
   if (filter.logical_since && filter.logical_until && *filter.logical_since > *filter.logical_until) {
     return std::vector<RunRecord>{};
   }
-  auto reply = client_.eval(lua::kListRuns, {filter.dag_id ? "1" : "0", filter.dag_id.value_or(""),
-                                             filter.state ? std::string(toString(*filter.state)) : std::string(),
-                                             str(static_cast<std::int64_t>(std::min<std::size_t>(
-                                                 filter.limit, std::numeric_limits<std::int64_t>::max()))),
-                                             filter.tenant ? "1" : "0", filter.tenant.value_or(""),
-                                             toMicros(filter.logical_since), toMicros(filter.logical_until)});
-  if (!reply) return reply.status();
-  auto f = flatArray(*reply, kRunFields, "list_runs");
-  if (!f) return f.status();
+  // A page of the index per script (lua/list_runs.lua): a filter that matches few of many runs
+  // reads them all, and in one script that held Redis for seconds (100,000 runs: 1.2-4.7 s).
   std::vector<RunRecord> out;
-  out.reserve(f->size() / kRunFields);
-  for (std::size_t i = 0; i < f->size(); i += kRunFields) {
-    auto run = runFromFields(*f, i);
-    if (!run) return run.status();
-    out.push_back(std::move(*run));
+  std::string upper = toMicros(filter.logical_until);
+  std::string skip = "0";
+  for (;;) {
+    const std::size_t wanted = filter.limit - out.size();
+    auto reply = client_.eval(lua::kListRuns, {filter.dag_id ? "1" : "0", filter.dag_id.value_or(""),
+                                               filter.state ? std::string(toString(*filter.state)) : std::string(),
+                                               str(static_cast<std::int64_t>(std::min<std::size_t>(
+                                                   wanted, std::numeric_limits<std::int64_t>::max()))),
+                                               filter.tenant ? "1" : "0", filter.tenant.value_or(""),
+                                               toMicros(filter.logical_since), upper, skip,
+                                               str(static_cast<std::int64_t>(kRunIndexPage))});
+    if (!reply) return reply.status();
+    auto f = flatArray(*reply, 0, "list_runs");
+    if (!f) return f.status();
+    if (f->size() < 3 || (f->size() - 3) % kRunFields != 0) return malformed("list_runs");
+    for (std::size_t i = 3; i < f->size(); i += kRunFields) {
+      auto run = runFromFields(*f, i);
+      if (!run) return run.status();
+      out.push_back(std::move(*run));
+    }
+    if ((*f)[0] == "1" || out.size() >= filter.limit) break;
+    upper = std::move((*f)[1]);
+    skip = std::move((*f)[2]);
   }
   return out;
 }
@@ -760,11 +780,33 @@ Result<OperatorOutcome> RedisStore::cancelRun(const CancelRunRequest& request) {
 }
 
 Status RedisStore::deleteDag(const std::string& dag_id) {
+  // The DAG's runs in slices (lua/delete_dag_runs.lua): first a read of them all that refuses as
+  // the last step would, then the finished ones removed; the last step (lua/delete_dag.lua)
+  // removes the DAG with whatever came or finished meanwhile, or refuses if a run became active.
+  std::int64_t removed = 0;
+  for (const bool check : {true, false}) {
+    std::string start = "0";
+    for (;;) {
+      const std::int64_t slice = check ? static_cast<std::int64_t>(kRunIndexPage) : kRemoveSlice;
+      auto reply = client_.eval(lua::kDeleteDagRuns, {dag_id, check ? "check" : "remove", start, str(slice)});
+      if (!reply) return reply.status();
+      auto f = flatArray(*reply, 3, "delete_dag_runs");
+      if (!f) return f.status();
+      std::int64_t next = 0;
+      std::int64_t slice_removed = 0;
+      if (f->size() != 3 || !toInt((*f)[1], next) || !toInt((*f)[2], slice_removed)) {
+        return malformed("delete_dag_runs");
+      }
+      removed += slice_removed;
+      if ((*f)[0] == "1") break;
+      start = str(next);
+    }
+  }
   auto reply = client_.eval(lua::kDeleteDag, {dag_id});
   if (!reply) return reply.status();
   auto runs = integerReply(*reply, "delete_dag");
   if (!runs) return runs.status();
-  client_.logger()->info("dag deleted dag_id={} runs={}", dag_id, *runs);
+  client_.logger()->info("dag deleted dag_id={} runs={}", dag_id, removed + *runs);
   return Status::ok();
 }
 
@@ -791,16 +833,23 @@ void RedisStore::unsubscribe() {
 // --- Maintenance ------------------------------------------------------------------------------------------
 
 Result<std::optional<std::int64_t>> RedisStore::deleteFinishedRuns(Timestamp before) {
-  // In slices, so no single script holds Redis for long.
-  constexpr std::int64_t kSlice = 500;
+  // In slices that each read a bounded part of the run index from where the last ended, so no
+  // single script holds Redis for long (lua/delete_finished_runs.lua).
   std::int64_t total = 0;
+  std::string score;
+  std::string skip = "0";
   for (;;) {
-    auto reply = client_.eval(lua::kDeleteFinishedRuns, {toMicros(before), str(kSlice)});
+    auto reply = client_.eval(lua::kDeleteFinishedRuns, {toMicros(before), str(kRemoveSlice), score, skip,
+                                                         str(static_cast<std::int64_t>(kRunIndexPage))});
     if (!reply) return reply.status();
-    auto n = integerReply(*reply, "delete_finished_runs");
-    if (!n) return n.status();
-    total += *n;
-    if (*n < kSlice) break;
+    auto f = flatArray(*reply, 4, "delete_finished_runs");
+    if (!f) return f.status();
+    std::int64_t deleted = 0;
+    if (f->size() != 4 || !toInt((*f)[1], deleted)) return malformed("delete_finished_runs");
+    total += deleted;
+    if ((*f)[0] == "1") break;
+    score = std::move((*f)[2]);
+    skip = std::move((*f)[3]);
   }
   client_.logger()->info("finished runs deleted count={}", total);
   return std::optional<std::int64_t>(total);

@@ -570,6 +570,47 @@ TEST_F(RedisStoreTest, DeleteDagLeavesOtherDagsAndTheirIndexesAlone) {
   EXPECT_EQ((*dags)[0].dag_id, "kept");
 }
 
+TEST_F(RedisStoreTest, DeletingADagOfManyRunsReadsThemAllBeforeRemovingAnyAndThenRemovesThemAll) {
+  // deleteDag reads and removes a DAG's runs a slice (1,000) per script. 2,500 finished runs, a few
+  // with instances in the queued index, and one queued run with the newest logical date: only the
+  // third slice meets it, and the refusal must still come before anything is removed.
+  ASSERT_TRUE(store().syncDags(std::vector{dagDef("big"), dagDef("other")}).isOk());
+  term_ = *store().claimTerm("replica-test");
+  constexpr int kRuns = 2500;
+  for (int i = 0; i < kRuns; ++i) {
+    const RunKey key{"big", "r" + std::to_string(i)};
+    ASSERT_TRUE(store().createRun(std::nullopt, NewRun{key, 1, RunTrigger::kManual, at(i), "", kT0}).isOk());
+    if (i % 500 == 0) {
+      ASSERT_TRUE(store().materializeRun(term_, key, std::vector{NewTaskInstance{"a", 1}}, kT0).isOk());
+      const std::vector<TaskTransitionWrite> queue{{"a", S::kNone, 1, S::kScheduled, "", false},
+                                                   {"a", S::kScheduled, 1, S::kQueued, "", false}};
+      ASSERT_TRUE(store().applyTransitions(term_, key, queue, at(i)).isOk());
+    }
+    ASSERT_TRUE(store().markRun(MarkRunRequest{key, R::kSuccess, "done", at(i)}).isOk());
+  }
+  const RunKey active{"big", "newest"};
+  ASSERT_TRUE(store().createRun(std::nullopt, NewRun{active, 1, RunTrigger::kManual, at(kRuns), "", kT0}).isOk());
+  const RunKey other{"other", "r1"};
+  ASSERT_TRUE(store().createRun(std::nullopt, NewRun{other, 1, RunTrigger::kManual, at(1), "", kT0}).isOk());
+
+  EXPECT_EQ(store().deleteDag("big").code(), StatusCode::kConflict);
+  EXPECT_EQ(zcard("leoflow:dag:big:runs"), std::to_string(kRuns + 1)) << "the refusal removed runs";
+  EXPECT_EQ(zcard("leoflow:runs:by_logical"), std::to_string(kRuns + 2));
+
+  ASSERT_TRUE(store().cancelRun(CancelRunRequest{active, "cancelled", at(kRuns + 1)}).isOk());
+  ASSERT_TRUE(store().deleteDag("big").isOk());
+  EXPECT_TRUE(keysMatching("leoflow:*big*").empty());
+  EXPECT_EQ(zcard("leoflow:runs:by_logical"), "1");
+  EXPECT_EQ(zcard("leoflow:runs:active"), "1");
+  EXPECT_EQ(zcard("leoflow:tis:queued"), "0");
+  EXPECT_EQ(redis::serverCommand(kDb, {"SCARD", "leoflow:runid:r1"}), "1");
+  EXPECT_EQ(store().deleteDag("big").code(), StatusCode::kNotFound);
+  auto left = store().listRuns(RunFilter{});
+  ASSERT_TRUE(left.isOk());
+  ASSERT_EQ(left->size(), 1u);
+  EXPECT_EQ(left->front().key, other);
+}
+
 TEST_F(RedisStoreTest, RecordsWrittenBeforeUidsAndTenantsReadAsUidZeroAndDefault) {
   DagDefinition d = dagDef("old", "@daily");
   d.spec.tenant = "team-a";
@@ -667,6 +708,95 @@ TEST_F(RedisStoreTest, ListRunsFiltersByTenantAndLogicalRangeAcrossBatches) {
   EXPECT_EQ(ids, (std::vector<std::string>{"r400", "r398", "r397", "r395", "r394"}));
   f.tenant = "team-a";
   EXPECT_TRUE(store().listRuns(f)->empty());
+}
+
+TEST_F(RedisStoreTest, ListRunsPagesThroughRunsOfOneLogicalDateAndFindsTheFewThatMatchAtTheEnd) {
+  // listRuns reads the index a page (1,000 runs) per script, from a cursor of a score and the runs
+  // already read at it. 2,100 runs of "a" share three logical dates, so a page ends inside a date;
+  // the three runs of team-b are the oldest, read only by the last page.
+  DagDefinition b = dagDef("b");
+  b.spec.tenant = "team-b";
+  ASSERT_TRUE(store().syncDags(std::vector{dagDef("a"), b}).isOk());
+  constexpr int kRuns = 2100;
+  for (int i = 0; i < kRuns; ++i) {
+    NewRun nr{RunKey{"a", "r" + std::to_string(i)}, 1, RunTrigger::kManual, at(100 + i % 3), "", kT0};
+    ASSERT_TRUE(store().createRun(std::nullopt, nr).isOk());
+  }
+  for (int i = 0; i < 3; ++i) {
+    NewRun nr{RunKey{"b", "old" + std::to_string(i)}, 1, RunTrigger::kManual, at(i), "", kT0};
+    nr.tenant = "team-b";
+    ASSERT_TRUE(store().createRun(std::nullopt, nr).isOk());
+  }
+  RunFilter all;
+  all.limit = 10'000;
+  auto runs = store().listRuns(all);
+  ASSERT_TRUE(runs.isOk()) << runs.status().toString();
+  ASSERT_EQ(runs->size(), static_cast<std::size_t>(kRuns + 3));
+  std::set<std::string> seen;
+  for (std::size_t i = 0; i < runs->size(); ++i) {
+    const RunRecord& r = (*runs)[i];
+    EXPECT_TRUE(seen.insert(r.key.dag_id + "/" + r.key.run_id).second) << r.key.run_id << " listed twice";
+    if (i > 0) {
+      EXPECT_GE((*runs)[i - 1].logical_date, r.logical_date) << "at " << i;
+    }
+  }
+  EXPECT_EQ((*runs)[kRuns].key.run_id, "old2");
+
+  RunFilter team_b;
+  team_b.tenant = "team-b";
+  auto few = store().listRuns(team_b);
+  ASSERT_TRUE(few.isOk());
+  std::vector<std::string> ids;
+  for (const RunRecord& r : *few) ids.push_back(r.key.run_id);
+  EXPECT_EQ(ids, (std::vector<std::string>{"old2", "old1", "old0"}));
+
+  // A limit that ends in the second page returns the head of the whole listing.
+  RunFilter head;
+  head.dag_id = "a";
+  head.limit = 1500;
+  auto limited = store().listRuns(head);
+  ASSERT_TRUE(limited.isOk());
+  ASSERT_EQ(limited->size(), 1500u);
+  for (std::size_t i = 0; i < limited->size(); ++i) {
+    EXPECT_EQ((*limited)[i].key.run_id, (*runs)[i].key.run_id) << "at " << i;
+  }
+}
+
+TEST_F(RedisStoreTest, CleaningWalksTheRunIndexInSlicesAndKeepsEveryRunItMayNotDelete) {
+  // deleteFinishedRuns reads the index a bounded slice per script from a cursor that counts only
+  // the runs kept at its score. 2,400 runs on three logical dates: a third finished before the
+  // cut-off (deleted), a third finished after it, a third still queued (both kept), interleaved so
+  // every slice deletes some runs and keeps others at the score it ends on.
+  ASSERT_TRUE(store().syncDags(std::vector{dagDef("a")}).isOk());
+  const Term term = *store().claimTerm("replica-test");
+  constexpr int kRuns = 2400;
+  std::set<std::string> kept;
+  for (int i = 0; i < kRuns; ++i) {
+    const RunKey key{"a", "r" + std::to_string(i)};
+    ASSERT_TRUE(store().createRun(std::nullopt, NewRun{key, 1, RunTrigger::kManual, at(100 + i % 3), "", kT0}).isOk());
+    if (i % 40 == 0) {
+      ASSERT_TRUE(store().materializeRun(term, key, std::vector{NewTaskInstance{"t", 1}}, kT0).isOk());
+    }
+    const int kind = (i / 3) % 3;
+    if (kind == 0) continue;
+    ASSERT_TRUE(store().markRun(MarkRunRequest{key, R::kSuccess, "done", kind == 1 ? at(2) : at(5)}).isOk());
+    if (kind == 2) kept.insert(key.run_id);
+  }
+  for (int i = 0; i < kRuns; ++i) {
+    if ((i / 3) % 3 == 0) kept.insert("r" + std::to_string(i));
+  }
+  auto deleted = store().deleteFinishedRuns(at(3));
+  ASSERT_TRUE(deleted.isOk()) << deleted.status().toString();
+  EXPECT_EQ(deleted->value_or(-1), kRuns - static_cast<std::int64_t>(kept.size()));
+  RunFilter all;
+  all.limit = 10'000;
+  auto left = store().listRuns(all);
+  ASSERT_TRUE(left.isOk());
+  std::set<std::string> listed;
+  for (const RunRecord& r : *left) listed.insert(r.key.run_id);
+  EXPECT_EQ(listed, kept);
+  EXPECT_EQ(zcard("leoflow:dag:a:runs"), std::to_string(kept.size()));
+  EXPECT_EQ(store().deleteFinishedRuns(at(3))->value_or(-1), 0);
 }
 
 TEST_F(RedisStoreTest, TheClaimIsLoadedAndANewAttemptDropsIt) {

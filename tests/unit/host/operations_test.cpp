@@ -229,6 +229,24 @@ TEST_F(Operations, DeleteIsRefusedWithActiveRunsAndForceCancelsThemFirst) {
   EXPECT_EQ(errorOf([&] { deleteDag(store_, clock_.now(), "etl", true, "a"); }), ErrorKind::kNotFound);
 }
 
+TEST_F(Operations, AForcedDeleteCancelsTheQueuedAndRunningRunsAmongFinishedOnesAndTellsItsProgress) {
+  syncChain();
+  const RunKey queued = runWith("q1", at("2026-05-01T00:00:00Z"), {}, DagRunState::kQueued);
+  const RunKey running = runWith("r1", at("2026-05-02T00:00:00Z"), {{"extract", TaskState::kRunning}},
+                                 DagRunState::kRunning);
+  for (int i = 0; i < 50; ++i) {
+    runWith("done" + std::to_string(i), at("2026-05-10T00:00:00Z") + std::chrono::hours(i),
+            {{"extract", TaskState::kSuccess}}, DagRunState::kSuccess);
+  }
+  std::vector<std::pair<std::size_t, std::size_t>> told;
+  const auto cancelled = deleteDag(store_, clock_.now(), "etl", true, "a",
+                                   [&](std::size_t done, std::size_t of) { told.emplace_back(done, of); });
+  EXPECT_THAT(cancelled, ElementsAre(queued.run_id, running.run_id));
+  EXPECT_EQ(told, (std::vector<std::pair<std::size_t, std::size_t>>{{1, 2}, {2, 2}}));
+  EXPECT_FALSE(store_.run(queued).has_value());
+  EXPECT_EQ(errorOf([&] { loadDagSpec(store_, "etl"); }), ErrorKind::kNotFound);
+}
+
 TEST_F(Operations, BackfillMakesOneRunPerSlotOnceAndSkipsSlotsAnyRunHolds) {
   syncChain();
   // A manual run holding 02:00 takes that slot.
