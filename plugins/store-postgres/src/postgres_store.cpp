@@ -142,9 +142,18 @@ const std::vector<PreparedStatement>& statements() {
       {"cancel_run",
        "SELECT o.run_state, c.task_id FROM cancel_run($1::text, $2::text, $3::text, $4::bigint) o "
        "LEFT JOIN LATERAL unnest(o.changed) WITH ORDINALITY AS c(task_id, ord) ON true ORDER BY c.ord"},
+      {"dag_has_active_run", "SELECT 1 FROM runs WHERE dag_id = $1::text AND state IN ('queued', 'running') LIMIT 1"},
       {"delete_dag", "SELECT delete_dag($1::text)"},
+      // Finished runs a slice ($2 runs) per statement, each its own transaction: one DELETE of them all
+      // can outlast statement_timeout_ms and then removes nothing, each time it is tried. The outer
+      // WHERE repeats the state test so a run a person cleared meanwhile is re-checked and kept.
       {"delete_finished",
-       "WITH d AS (DELETE FROM runs WHERE state IN ('success', 'failed') AND ended_at < us_ts($1::bigint) "
+       "WITH d AS (DELETE FROM runs WHERE uid IN (SELECT uid FROM runs WHERE state IN ('success', 'failed') "
+       "AND ended_at < us_ts($1::bigint) ORDER BY ended_at LIMIT $2::bigint) "
+       "AND state IN ('success', 'failed') AND ended_at < us_ts($1::bigint) RETURNING 1) SELECT count(*) FROM d"},
+      {"delete_dag_finished_runs",
+       "WITH d AS (DELETE FROM runs WHERE uid IN (SELECT uid FROM runs WHERE dag_id = $1::text "
+       "AND state IN ('success', 'failed') LIMIT $2::bigint) AND dag_id = $1::text AND state IN ('success', 'failed') "
        "RETURNING 1) SELECT count(*) FROM d"},
   };
   return kStatements;
@@ -273,6 +282,10 @@ SqlParams executionParams(const ExecutionRef& e, Timestamp at) {
   p.text(a.run.dag_id).text(a.run.run_id).text(a.task_id).integer(a.try_number).stamp(at).text(e.execution_id);
   return p;
 }
+
+/// Runs one deleting statement of `store clean` or `dags delete` removes at most (with their instances
+/// and history): ~10,000 rows, well within statement_timeout_ms.
+constexpr std::int64_t kDeleteSlice = 1000;
 
 std::int64_t limitOf(std::size_t limit) {
   return static_cast<std::int64_t>(std::min<std::size_t>(limit, static_cast<std::size_t>(INT64_MAX)));
@@ -927,12 +940,39 @@ Result<OperatorOutcome> PostgresStore::cancelRun(const CancelRunRequest& request
 }
 
 Status PostgresStore::deleteDag(const std::string& dag_id) {
-  SqlParams p;
-  p.text(dag_id);
-  auto r = call("delete_dag", p);
+  // A DAG with no active run loses its finished runs a slice per statement first (store.h allows
+  // it): delete_dag's one transaction over 100,000 runs outlasts statement_timeout_ms. delete_dag
+  // then removes the DAG and what is left, or refuses when a run is active (then nothing was sliced,
+  // unless a run became active meanwhile).
+  SqlParams id;
+  id.text(dag_id);
+  auto active = call("dag_has_active_run", id);
+  if (!active) return active.status();
+  std::int64_t sliced = 0;
+  if (active->empty()) {
+    auto removed = deleteInSlices("delete_dag_finished_runs", [&](SqlParams& p) { p.text(dag_id); });
+    if (!removed) return removed.status();
+    sliced = *removed;
+  }
+  auto r = call("delete_dag", id);
   if (!r) return r.status();
-  pool_.logger()->info("dag deleted dag_id={}", dag_id);
+  pool_.logger()->info("dag deleted dag_id={} finished_runs_removed_first={}", dag_id, sliced);
   return Status::ok();
+}
+
+Result<std::int64_t> PostgresStore::deleteInSlices(const char* statement,
+                                                   const std::function<void(SqlParams&)>& params) {
+  std::int64_t total = 0;
+  for (;;) {
+    SqlParams p;
+    params(p);
+    p.integer(kDeleteSlice);
+    auto r = call(statement, p);
+    if (!r) return r.status();
+    const std::int64_t n = (*r)[0][0].as<std::int64_t>();
+    total += n;
+    if (n < kDeleteSlice) return total;
+  }
 }
 
 // --- Change feed ------------------------------------------------------------------------------------------
@@ -983,13 +1023,10 @@ Result<std::optional<std::vector<std::string>>> PostgresStore::migrate() {
 }
 
 Result<std::optional<std::int64_t>> PostgresStore::deleteFinishedRuns(Timestamp before) {
-  SqlParams p;
-  p.stamp(before);
-  auto r = call("delete_finished", p);
-  if (!r) return r.status();
-  const std::int64_t n = (*r)[0][0].as<std::int64_t>();
-  pool_.logger()->info("finished runs deleted count={} ended_before_us={}", n, toMicros(before));
-  return std::optional<std::int64_t>(n);
+  auto n = deleteInSlices("delete_finished", [&](SqlParams& p) { p.stamp(before); });
+  if (!n) return n.status();
+  pool_.logger()->info("finished runs deleted count={} ended_before_us={}", *n, toMicros(before));
+  return std::optional<std::int64_t>(*n);
 }
 
 }  // namespace leoflow::plugins::store_postgres

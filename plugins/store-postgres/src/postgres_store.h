@@ -3,6 +3,7 @@
 // (ARCHITECTURE §8.7, store.h). Reads are single statements, each one consistent snapshot.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <mutex>
 
@@ -74,6 +75,9 @@ class PostgresStore final : public Store {
  private:
   /// Runs one prepared statement with `params`; the rows.
   Result<pqxx::result> call(const char* statement, class SqlParams& params);
+  /// Repeats a deleting statement (its parameters from `params`, then the slice size) until one
+  /// deletes fewer than a slice: each its own transaction, within statement_timeout_ms. The total.
+  Result<std::int64_t> deleteInSlices(const char* statement, const std::function<void(class SqlParams&)>& params);
   /// The writer of reports_: one report with its own function, several with report_batch.
   std::vector<Status> writeReports(const std::vector<const ExecutorReport*>& reports);
   Status writeReport(const ExecutorReport& report);

@@ -899,6 +899,49 @@ TEST_F(PgStoreTest, DeleteFinishedRunsWithACutOffBeforeEverythingDeletesNothing)
   EXPECT_TRUE(loaded.at(0).isOk());
 }
 
+/// Inserts `n` runs of `dag_id` straight into `schema`'s table, finished (`state`) at `ended`, run ids
+/// `<prefix>1`..`<prefix>n`; how many were inserted.
+std::int64_t insertFinishedRuns(const std::string& schema, const std::string& dag_id, const std::string& prefix, int n,
+                                const std::string& state, Timestamp ended) {
+  const auto epoch_s = std::chrono::duration_cast<std::chrono::seconds>(ended.time_since_epoch()).count();
+  return countOf("WITH ins AS (INSERT INTO " + tableOf(schema, "runs") +
+                 " (dag_id, run_id, dag_version, state, trigger, logical_date, queued_at, started_at, ended_at) "
+                 "SELECT '" + dag_id + "', '" + prefix + "' || g, 1, '" + state + "', 'manual', to_timestamp(" +
+                 std::to_string(epoch_s) + ") - g * interval '1 minute', to_timestamp(" + std::to_string(epoch_s) +
+                 "), to_timestamp(" + std::to_string(epoch_s) + "), to_timestamp(" + std::to_string(epoch_s) +
+                 ") FROM generate_series(1, " + std::to_string(n) + ") g RETURNING 1) SELECT count(*) FROM ins");
+}
+
+TEST_F(PgStoreTest, CleaningAndDeletingThousandsOfRunsGoInSlicesAndKeepWhatTheyMayNotRemove) {
+  // store clean and dags delete remove finished runs 1,000 per statement, each its own transaction
+  // (one statement over 100,000 runs outlasts statement_timeout_ms). 2,500 runs ended before the
+  // cut-off take three slices; those ended after it and the active ones stay.
+  ASSERT_TRUE(store().syncDags(std::vector{dagDef("etl"), dagDef("big")}).isOk());
+  const std::string runs = "SELECT count(*) FROM " + tableOf(kSchema, "runs");
+  ASSERT_EQ(insertFinishedRuns(kSchema, "etl", "old", 2500, "success", at(10)), 2500);
+  ASSERT_EQ(insertFinishedRuns(kSchema, "etl", "new", 10, "failed", at(500)), 10);
+  const RunKey active = startedRun("etl", "active", {"a"});
+  auto deleted = store().deleteFinishedRuns(at(100));
+  ASSERT_TRUE(deleted.isOk()) << deleted.status().toString();
+  EXPECT_EQ(deleted->value_or(-1), 2500);
+  EXPECT_EQ(countOf(runs + " WHERE dag_id = 'etl'"), 11);
+
+  // A DAG of 2,500 finished runs and one active: refused with every run in place; once the active
+  // run is cancelled, removed whole.
+  ASSERT_EQ(insertFinishedRuns(kSchema, "big", "r", 2500, "success", at(10)), 2500);
+  const RunKey big_active = startedRun("big", "active", {"a"});
+  EXPECT_EQ(store().deleteDag("big").code(), StatusCode::kConflict);
+  EXPECT_EQ(countOf(runs + " WHERE dag_id = 'big'"), 2501);
+  ASSERT_TRUE(store().cancelRun(CancelRunRequest{big_active, "cancelled", at(600)}).isOk());
+  ASSERT_TRUE(store().deleteDag("big").isOk());
+  EXPECT_EQ(countOf(runs + " WHERE dag_id = 'big'"), 0);
+  EXPECT_EQ(countOf("SELECT count(*) FROM " + tableOf(kSchema, "dags") + " WHERE dag_id = 'big'"), 0);
+  EXPECT_EQ(countOf(runs + " WHERE dag_id = 'etl'"), 11);
+  EXPECT_EQ(store().deleteDag("big").code(), StatusCode::kNotFound);
+  auto left = store().loadRuns(std::vector{active});
+  EXPECT_TRUE(left.at(0).isOk());
+}
+
 // --- SDK 3.0: a person's commands, run uids, tenants (migrations/004_sdk3_operations.sql) ------------
 
 TEST_F(PgStoreTest, RunUidsComeFromASequenceThatDeletingADagNeverResets) {
