@@ -36,7 +36,7 @@ constexpr std::size_t kActiveScanPage = 5000;
 
 /// Runs of the run index one script of listRuns or deleteFinishedRuns reads, whatever it finds:
 /// at most ~18 ms of Redis on a 2-core VM, where a listing of 100,000 runs in one script held it for
-/// 1.2-2.8 s and the leader's lease was lost (bench/README.md, "An operator's listing and deletion").
+/// 1.2-4.7 s and the leader's lease was lost (bench/README.md, "An operator's listing and deletion").
 constexpr std::size_t kRunIndexPage = 1000;
 
 /// Runs one script of deleteFinishedRuns or deleteDag removes at most: each is a dozen commands and
