@@ -145,15 +145,18 @@ const std::vector<PreparedStatement>& statements() {
       {"dag_has_active_run", "SELECT 1 FROM runs WHERE dag_id = $1::text AND state IN ('queued', 'running') LIMIT 1"},
       {"delete_dag", "SELECT delete_dag($1::text)"},
       // Finished runs a slice ($2 runs) per statement, each its own transaction: one DELETE of them all
-      // can outlast statement_timeout_ms and then removes nothing, each time it is tried. The outer
-      // WHERE repeats the state test so a run a person cleared meanwhile is re-checked and kept.
+      // can outlast statement_timeout_ms and then removes nothing, each time it is tried. The slice's
+      // uids are read first (an InitPlan, stopping at $2 rows of the partial index) and deleted by
+      // primary key, so a slice costs the same whatever the table holds; a join of the two let the
+      // planner read every finished run for each slice. The outer WHERE repeats the state test, so a
+      // run a person reopened meanwhile is checked again and kept.
       {"delete_finished",
-       "WITH d AS (DELETE FROM runs WHERE uid IN (SELECT uid FROM runs WHERE state IN ('success', 'failed') "
-       "AND ended_at < us_ts($1::bigint) ORDER BY ended_at LIMIT $2::bigint) "
+       "WITH d AS (DELETE FROM runs WHERE uid = ANY (ARRAY(SELECT uid FROM runs WHERE state IN ('success', 'failed') "
+       "AND ended_at < us_ts($1::bigint) LIMIT $2::bigint)) "
        "AND state IN ('success', 'failed') AND ended_at < us_ts($1::bigint) RETURNING 1) SELECT count(*) FROM d"},
       {"delete_dag_finished_runs",
-       "WITH d AS (DELETE FROM runs WHERE uid IN (SELECT uid FROM runs WHERE dag_id = $1::text "
-       "AND state IN ('success', 'failed') LIMIT $2::bigint) AND dag_id = $1::text AND state IN ('success', 'failed') "
+       "WITH d AS (DELETE FROM runs WHERE uid = ANY (ARRAY(SELECT uid FROM runs WHERE dag_id = $1::text "
+       "AND state IN ('success', 'failed') LIMIT $2::bigint)) AND dag_id = $1::text AND state IN ('success', 'failed') "
        "RETURNING 1) SELECT count(*) FROM d"},
   };
   return kStatements;
