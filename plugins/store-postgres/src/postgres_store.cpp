@@ -146,10 +146,10 @@ const std::vector<PreparedStatement>& statements() {
       {"delete_dag", "SELECT delete_dag($1::text)"},
       // Finished runs a slice ($2 runs) per statement, each its own transaction: one DELETE of them all
       // can outlast statement_timeout_ms and then removes nothing, each time it is tried. The slice's
-      // uids are read first (an InitPlan, stopping at $2 rows of the partial index) and deleted by
-      // primary key, so a slice costs the same whatever the table holds; a join of the two let the
-      // planner read every finished run for each slice. The outer WHERE repeats the state test, so a
-      // run a person reopened meanwhile is checked again and kept.
+      // uids are read first (an InitPlan that stops at $2 rows) and deleted by primary key; written as
+      // an ordered subquery joined to the DELETE, the planner read every finished run for each slice
+      // (bench/README.md, "An operator's listing and deletion"). The outer WHERE repeats the state
+      // test, so a run a person reopened meanwhile is checked again and kept.
       {"delete_finished",
        "WITH d AS (DELETE FROM runs WHERE uid = ANY (ARRAY(SELECT uid FROM runs WHERE state IN ('success', 'failed') "
        "AND ended_at < us_ts($1::bigint) LIMIT $2::bigint)) "
