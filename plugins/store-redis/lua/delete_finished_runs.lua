@@ -14,27 +14,23 @@
 local before, max = tonumber(ARGV[3]), tonumber(ARGV[4])
 local min, skip, budget = ARGV[5], tonumber(ARGV[6]), tonumber(ARGV[7])
 if min == '' then min = '-inf' end
-local deleted, read, done = 0, 0, 0
-while deleted < max and read < budget do
-  local want = math.min(256, budget - read)
-  local page = redis.call('ZRANGEBYSCORE', K_RUNS_BY_LOGICAL, min, '+inf', 'WITHSCORES', 'LIMIT', skip, want)
-  for i = 1, #page, 2 do
-    local ref, score = page[i], page[i + 1]
-    read = read + 1
-    if score ~= min then min, skip = score, 0 end
-    local key = P .. ':run:' .. ref
-    local f = redis.call('HMGET', key, 'dag_id', 'run_id', 'state', 'ended_at')
-    if f[1] and (f[3] == 'success' or f[3] == 'failed') and f[4] and f[4] ~= '' and tonumber(f[4]) < before then
-      removeRun(f[1], f[2])
-      deleted = deleted + 1
-      if deleted >= max then break end
-    else
-      skip = skip + 1
-    end
-  end
-  if #page < 2 * want then
-    done = 1
-    break
+local page = redis.call('ZRANGEBYSCORE', K_RUNS_BY_LOGICAL, min, '+inf', 'WITHSCORES', 'LIMIT', skip, budget)
+local deleted, read = 0, 0
+for i = 1, #page, 2 do
+  local ref, score = page[i], page[i + 1]
+  read = read + 1
+  if score ~= min then min, skip = score, 0 end
+  local key = P .. ':run:' .. ref
+  local f = redis.call('HMGET', key, 'dag_id', 'run_id', 'state', 'ended_at')
+  if f[1] and (f[3] == 'success' or f[3] == 'failed') and f[4] and f[4] ~= '' and tonumber(f[4]) < before then
+    removeRun(f[1], f[2])
+    deleted = deleted + 1
+    if deleted >= max then break end
+  else
+    skip = skip + 1
   end
 end
+-- Exhausted only when the index had no more to give and this call read all it gave.
+local done = 0
+if #page < 2 * budget and read == #page / 2 then done = 1 end
 return {done, deleted, min, tostring(skip)}

@@ -25,29 +25,23 @@ if max == '' then max = '+inf' end
 local index = K_RUNS_BY_LOGICAL
 if byDag then index = dagRunsKey(dag) end
 local out = {'0', max, tostring(skip)}
-local found, read = 0, 0
-while found < wanted and read < budget do
-  local want = math.min(256, budget - read)
-  local page = redis.call('ZREVRANGEBYSCORE', index, max, min, 'WITHSCORES', 'LIMIT', skip, want)
-  for i = 1, #page, 2 do
-    local ref, score = page[i], page[i + 1]
-    read = read + 1
-    if score == max then skip = skip + 1 else max, skip = score, 1 end
-    local key
-    if byDag then key = P .. ':run:' .. enc(dag) .. ':' .. ref else key = P .. ':run:' .. ref end
-    local f = redis.call('HMGET', key, unpack(FIELDS))
-    local runTenant = f[13]
-    if not runTenant or runTenant == '' then runTenant = 'default' end
-    if f[1] and (state == '' or f[4] == state) and (not byTenant or runTenant == tenant) then
-      for j = 1, #FIELDS do out[#out + 1] = f[j] or '' end
-      found = found + 1
-      if found >= wanted then break end
-    end
-  end
-  if #page < 2 * want then
-    out[1] = '1'
-    break
+local page = redis.call('ZREVRANGEBYSCORE', index, max, min, 'WITHSCORES', 'LIMIT', skip, budget)
+local found = 0
+for i = 1, #page, 2 do
+  local ref, score = page[i], page[i + 1]
+  if score == max then skip = skip + 1 else max, skip = score, 1 end
+  local key
+  if byDag then key = P .. ':run:' .. enc(dag) .. ':' .. ref else key = P .. ':run:' .. ref end
+  local f = redis.call('HMGET', key, unpack(FIELDS))
+  local runTenant = f[13]
+  if not runTenant or runTenant == '' then runTenant = 'default' end
+  if f[1] and (state == '' or f[4] == state) and (not byTenant or runTenant == tenant) then
+    for j = 1, #FIELDS do out[#out + 1] = f[j] or '' end
+    found = found + 1
+    if found >= wanted then break end
   end
 end
+-- (A page cut short by the limit ends the listing anyway.)
+if #page < 2 * budget then out[1] = '1' end
 out[2], out[3] = max, tostring(skip)
 return out

@@ -799,6 +799,21 @@ TEST_F(RedisStoreTest, CleaningWalksTheRunIndexInSlicesAndKeepsEveryRunItMayNotD
   EXPECT_EQ(store().deleteFinishedRuns(at(3))->value_or(-1), 0);
 }
 
+TEST_F(RedisStoreTest, CleaningASliceThatEndsOnItsRemovalLimitReadsOnToTheIndexsEnd) {
+  // 255 runs, all to delete: a call removes at most 250 and stops with the index's last runs unread;
+  // they are the next call's, not forgotten because the index had no more to give that call.
+  ASSERT_TRUE(store().syncDags(std::vector{dagDef("a")}).isOk());
+  for (int i = 0; i < 255; ++i) {
+    const RunKey key{"a", "r" + std::to_string(i)};
+    ASSERT_TRUE(store().createRun(std::nullopt, NewRun{key, 1, RunTrigger::kManual, at(i), "", kT0}).isOk());
+    ASSERT_TRUE(store().markRun(MarkRunRequest{key, R::kSuccess, "done", at(1)}).isOk());
+  }
+  auto deleted = store().deleteFinishedRuns(at(3));
+  ASSERT_TRUE(deleted.isOk()) << deleted.status().toString();
+  EXPECT_EQ(deleted->value_or(-1), 255);
+  EXPECT_EQ(zcard("leoflow:runs:by_logical"), "0");
+}
+
 TEST_F(RedisStoreTest, TheClaimIsLoadedAndANewAttemptDropsIt) {
   const RunKey key = startedRun("claims", "r1", {"a"}, 3);
   auto move = [&](S from, S to, std::int32_t try_number = 1) {
