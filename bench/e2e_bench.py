@@ -2,7 +2,7 @@
 """End-to-end figures of a real deployment: leoflow scheduler + a store + dispatcher-local.
 
   bench/e2e_bench.py [--store redis|postgres|both] [--build DIR] [--chain N,N] [--fanout N,N]
-                     [--repeat K] [--repeat-large K] [--active-runs N,N] [--failovers K] [--small]
+                     [--repeat K] [--repeat-large K] [--active-runs N,N] [--failovers K] [--small] [--statsd]
                      [--only chain|fanout|failover|scale|reference]
 
 For each store asked for (default both) it starts a private server and one scheduler on it:
@@ -70,6 +70,10 @@ For chain and fanout the summary adds what the server did per task (Redis: comma
 scripts included; PostgreSQL: transactions, rows scanned, WAL flushes and kB, from pg_stat_database
 and pg_stat_wal), the CLI's `runs trigger --wait` polling included. The schedulers' lines at warn
 level or worse are printed at the end.
+
+--statsd: the chains' and fan-outs' scheduler also sends its metrics (metrics-statsd, every sample)
+to a UDP socket of this script, as an operator's would; each run prints the lines received and the
+median and longest `scheduler.tick_duration` meanwhile.
 
 --small: one quick run for CI (chain 5,50; fan-out 20,100; 200 active runs; 1 fail-over; repeat 1;
 short references); the meson test `e2e_bench_smoke` (suite bench) runs it on the build it belongs to.
@@ -544,7 +548,7 @@ SERVERS = {"redis": RedisServer, "postgres": PostgresServer}
 # A deployment on one store: its server, schedulers, config, DAGs.
 
 class Stack:
-    def __init__(self, store, build, max_parallel, warm_shells, bash, redis_via="tcp"):
+    def __init__(self, store, build, max_parallel, warm_shells, bash, redis_via="tcp", statsd=False):
         self.dir = tempfile.mkdtemp(prefix=f"leoflow-bench-{store}-")
         self.bin = os.path.join(build, "core", "host", "leoflow")
         self.seeder = os.path.join(build, "bench", "seed_runs")
@@ -552,7 +556,13 @@ class Stack:
         self.name = store
         self.max_parallel, self.warm_shells, self.bash = max_parallel, warm_shells, bash
         self.config = os.path.join(self.dir, "leoflow.toml")
+        # --statsd: the scheduler sends its metrics as an operator's would (every sample), to a socket here.
+        self.listener = StatsdListener() if statsd else None
         self.write_config(self.config, self.server.store_toml(), os.environ.get('LEOFLOW_BENCH_LOG', 'warn'), "")
+        if self.listener:
+            with open(self.config, "a") as f:
+                f.write(f'[[recorder]]\nplugin = "metrics-statsd"\n[recorder.config]\n'
+                        f'address = "127.0.0.1:{self.listener.port}"\nsample_rate = 1.0\n')
         self.env = dict(os.environ, LEOFLOW_CONFIG=self.config)
         self.schedulers = []  # every scheduler started, for the error scan and the clean-up
         self.scheduler = None
@@ -644,9 +654,20 @@ state_dir = "{base}/state"
                 p.kill()
                 p.wait()
 
+    def statsd_since(self, t0, lines0):
+        """With --statsd: "; statsd: N lines, tick median X ms, max Y ms" since `t0` (time.time()) and
+        `lines0` (the listener's count of lines then); "" without."""
+        if not self.listener:
+            return ""
+        ticks = self.listener.between(t0, time.time())
+        tick = f", tick median {median(ticks):.1f} ms, max {max(ticks):.1f} ms" if ticks else ""
+        return f"; statsd: {self.listener.lines - lines0} lines{tick}"
+
     def close(self):
         self.stop_schedulers()
         self.server.close()
+        if self.listener:
+            self.listener.close()
         if KEEP:
             print(f"kept {self.dir}")
         else:
@@ -1184,6 +1205,9 @@ def main():
     p.add_argument("--redis-via", choices=["tcp", "unix"], default="tcp",
                    help="how the schedulers reach redis-server: TCP on 127.0.0.1, or its unix socket "
                         "(store-redis url unix://...)")
+    p.add_argument("--statsd", action="store_true",
+                   help="the chains' and fan-outs' scheduler sends metrics (metrics-statsd, every sample) to a UDP "
+                        "socket here, as an operator's would; each run prints the lines and its ticks")
     p.add_argument("--only", choices=["chain", "fanout", "failover", "scale", "reference"], help="run one benchmark")
     p.add_argument("--small", action="store_true",
                    help="one quick run for CI: chain 5,50, fan-out 20,100, 200 active runs, 1 fail-over, repeat 1")
@@ -1242,7 +1266,7 @@ def main():
                "work": {}, "fo_tick": [], "fo_won": [], "fo_seen": [], "scale": {}} for s in stores}
     try:
         for s in stores:
-            stacks.append(Stack(s, a.build, a.max_parallel, a.warm_shells, bash, a.redis_via))
+            stacks.append(Stack(s, a.build, a.max_parallel, a.warm_shells, bash, a.redis_via, a.statsd))
             stacks[-1].start()
             print(f"[{s}] {stacks[-1].server.setting}", flush=True)
 
@@ -1263,7 +1287,9 @@ def main():
                 for st in stacks:
                     st.server.statements_reset()
                     threads0 = thread_cpu_seconds(st.scheduler.pid)
+                    t_run, lines0 = time.time(), st.listener.lines if st.listener else 0
                     gaps, cpu = bench_chain(st, n, f"chain{n}_{k}")
+                    statsd = st.statsd_since(t_run, lines0)
                     split = thread_split(st.scheduler.pid, threads0, cpu.sched, n)
                     top = st.server.statements_top(f"chain of {n}, run {k + 1}", n)
                     res[st.name]["gaps"].setdefault(n, []).extend(gaps)
@@ -1272,7 +1298,8 @@ def main():
                           f"p90 {pct(gaps, 0.9):.2f} ms, max {max(gaps):.2f} ms; CPU per task: the tasks' bash "
                           f"{1000 * cpu.tasks / n:.2f} ms, scheduler {1000 * cpu.sched / n:.2f}, {st.name} "
                           f"{1000 * cpu.server / n:.2f}, CLI {1000 * cpu.cli / n:.2f}; all of it over "
-                          f"{CORES} cores {step_floor_ms(cpu, n):.2f} ms\n  the scheduler's CPU per task by thread: "
+                          f"{CORES} cores {step_floor_ms(cpu, n):.2f} ms{statsd}\n"
+                          f"  the scheduler's CPU per task by thread: "
                           f"{split}\n{top}", end="", flush=True)
             work_per_task(f"chain {n}", c0, counters(), runs_of(n) * n)
         if wanted("chain"):
@@ -1286,7 +1313,9 @@ def main():
                 for st in stacks:
                     st.server.statements_reset()
                     threads0 = thread_cpu_seconds(st.scheduler.pid)
+                    t_run, lines0 = time.time(), st.listener.lines if st.listener else 0
                     rate, wall, cpu = bench_fanout(st, n, f"fanout{n}_{k}")
+                    statsd = st.statsd_since(t_run, lines0)
                     split = thread_split(st.scheduler.pid, threads0, cpu.sched, n + 1)
                     top = st.server.statements_top(f"fan-out of {n}, run {k + 1}", n + 1)
                     bare, bare_cpu = bare_spawn_rate(n, a.spawn_threads)
@@ -1303,7 +1332,7 @@ def main():
                           f"= {1000 * cpu.tasks / (n + 1):.2f} ms per task); right after, bare `bash -c true` "
                           f"from {a.spawn_threads} threads: {bare:.0f} /s ({100 * rate / bare:.0f} %), "
                           f"{1000 * bare_cpu:.2f} ms of CPU each; a task's log "
-                          f"folder and file, bare: {create:.0f} µs\n  the scheduler's CPU per task by thread: "
+                          f"folder and file, bare: {create:.0f} µs{statsd}\n  the scheduler's CPU per task by thread: "
                           f"{split}\n{top}", end="", flush=True)
             work_per_task(f"fan-out {n}", c0, counters(), runs_of(n) * (n + 1))
         if wanted("fanout"):

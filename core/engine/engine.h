@@ -176,6 +176,9 @@ class Engine {
   bool cancelled() const;
   void noteStatus(TickState& t, const Status& s);
   void decision(std::string_view type) { recorder_.recordSchedulerDecision(type); }
+  void decisions(std::string_view type, std::size_t count) {
+    if (count > 0) recorder_.recordSchedulerDecisions(type, static_cast<std::int64_t>(count));
+  }
   void requestStepDown(const std::string& reason);
   void watchdogLoop(std::stop_token stop);
 

@@ -341,7 +341,7 @@ bool Engine::everyTaskRoutable(CachedRun& run) const {
 void Engine::leaveWaiting(TickState& t, std::size_t tasks) {
   t.waiting_scheduled -= std::min(t.waiting_scheduled, tasks);
   t.report.backpressured += tasks;
-  for (std::size_t i = 0; i < tasks; ++i) decision("backpressure");
+  decisions("backpressure", tasks);  // one recorder call, not one per task: 20,000 in a wide fan-out
 }
 
 std::size_t Engine::orderForFairness(std::vector<RunKey>& advancing) const {
@@ -754,6 +754,7 @@ void Engine::advanceRun(TickState& t, CachedRun& run) {
     --t.pool_budget;
     return true;
   };
+  std::size_t backpressured = 0;  // tasks refused capacity one by one below, counted as decisions at once
   for (auto it = t.plan.begin(); it != t.plan.end(); ++it) {
     if (it < queue_end && noCapacityLeft(t) && everyTaskRoutable(run)) {
       // Every executor is full, so each `scheduled` task still to come stays where it is: counted
@@ -783,7 +784,7 @@ void Engine::advanceRun(TickState& t, CachedRun& run) {
                    key.dag_id, key.run_id, spec.task_id, spec.type);
       } else if (!take_capacity(*r)) {
         ++t.report.backpressured;
-        decision("backpressure");
+        ++backpressured;
         continue;
       } else {
         route = *r;
@@ -808,6 +809,7 @@ void Engine::advanceRun(TickState& t, CachedRun& run) {
     t.write_tasks.push_back(tr.task);
     t.write_routes.push_back(route);
   }
+  decisions("backpressure", backpressured);
 
   if (!t.writes.empty()) {
     auto applied = store_.applyTransitions(t.term, key, t.writes, t.now);

@@ -178,6 +178,12 @@ int FakeInlineRunner::calls() const {
 void RecordingRecorder::recordSchedulerDecision(std::string_view type) {
   std::lock_guard lock(mutex_);
   ++decisions_[std::string(type)];
+  ++decision_calls_[std::string(type)];
+}
+void RecordingRecorder::recordSchedulerDecisions(std::string_view type, std::int64_t count) {
+  std::lock_guard lock(mutex_);
+  decisions_[std::string(type)] += static_cast<int>(count);
+  ++decision_calls_[std::string(type)];
 }
 void RecordingRecorder::recordTaskTransition(TaskState from, TaskState to, std::string_view) {
   std::lock_guard lock(mutex_);
@@ -264,6 +270,11 @@ int RecordingRecorder::decisions(const std::string& type) const {
   std::lock_guard lock(mutex_);
   auto it = decisions_.find(type);
   return it == decisions_.end() ? 0 : it->second;
+}
+int RecordingRecorder::decisionCalls(const std::string& type) const {
+  std::lock_guard lock(mutex_);
+  auto it = decision_calls_.find(type);
+  return it == decision_calls_.end() ? 0 : it->second;
 }
 int RecordingRecorder::undispatchable(const std::string& reason) const {
   std::lock_guard lock(mutex_);

@@ -137,6 +137,8 @@ class RecordingRecorder final : public Recorder {
   void recordTaskStartLabelled(const TaskLabels& task) override;
   void recordTaskFinishLabelled(const TaskLabels& task, TaskState state) override;
   void observeTaskDurationLabelled(const TaskLabels& task, std::chrono::microseconds elapsed) override;
+  // SDK 3.6: `count` decisions, one call.
+  void recordSchedulerDecisions(std::string_view type, std::int64_t count) override;
   /// "type/tenant" of each labelled start of "dag.task", in order.
   std::vector<std::string> taskStartLabels(const std::string& dag_task) const;
 
@@ -161,6 +163,8 @@ class RecordingRecorder final : public Recorder {
   std::vector<Gauges> gauges() const;
 
   int decisions(const std::string& type) const;
+  /// The recorder calls that brought decisions of `type` (one per recordSchedulerDecisions).
+  int decisionCalls(const std::string& type) const;
   int undispatchable(const std::string& reason) const;
   int stepDowns(const std::string& reason) const;
   int transitions(TaskState from, TaskState to) const;
@@ -170,7 +174,7 @@ class RecordingRecorder final : public Recorder {
 
  private:
   mutable std::mutex mutex_;
-  std::map<std::string, int> decisions_, undispatchable_, step_downs_;
+  std::map<std::string, int> decisions_, decision_calls_, undispatchable_, step_downs_;
   std::map<std::pair<TaskState, TaskState>, int> transitions_;
   std::vector<std::chrono::microseconds> reacquires_;
   int ticks_ = 0;

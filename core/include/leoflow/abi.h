@@ -33,7 +33,9 @@
 ///      skips the echoes of its own writes).
 /// 3.5: Change::execution_id (a change made by an executor's report names the execution: the host
 ///      mirrors its own executions' reports and skips their echoes).
-#define LEOFLOW_ABI_MINOR 5
+/// 3.6: Recorder::recordSchedulerDecisions (decisions of one type counted in one call: every task a
+///      tick leaves waiting for capacity is a "backpressure" decision).
+#define LEOFLOW_ABI_MINOR 6
 
 #define LEOFLOW_ABI_STR2(x) #x
 #define LEOFLOW_ABI_STR(x) LEOFLOW_ABI_STR2(x)

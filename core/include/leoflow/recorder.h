@@ -87,6 +87,17 @@ class Recorder {
   virtual void recordTaskFinishLabelled(const TaskLabels& /*task*/, TaskState /*state*/) {}
   /// An attempt's run time, from running to its end (as observeTaskDuration).
   virtual void observeTaskDurationLabelled(const TaskLabels& /*task*/, std::chrono::microseconds /*elapsed*/) {}
+
+  // SDK 3.6: decisions of one type counted together. The host calls it instead of `count` calls of
+  // recordSchedulerDecision on recorders of 3.6 or newer (older ones get those calls).
+
+  /// `count` scheduler decisions of type `decision_type` at once: a tick leaves every task that
+  /// waits for executor capacity counted as one "backpressure" decision, 20,000 of them per tick in a
+  /// wide fan-out. The default makes `count` recordSchedulerDecision calls; a recorder that can send a
+  /// counter's increment in one sample should.
+  virtual void recordSchedulerDecisions(std::string_view decision_type, std::int64_t count) {
+    for (std::int64_t i = 0; i < count; ++i) recordSchedulerDecision(decision_type);
+  }
 };
 
 class RecorderFactory {

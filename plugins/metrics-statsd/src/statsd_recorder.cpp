@@ -35,6 +35,12 @@ void StatsdRecorder::recordSchedulerDecision(std::string_view type) {
   sender_.submit(formatLine(LEOFLOW_NAME("scheduler", "decisions", sanitize(type)), MetricType::kCounter, 1));
 }
 
+void StatsdRecorder::recordSchedulerDecisions(std::string_view type, std::int64_t count) {
+  if (count <= 0) return;
+  sender_.submit(formatLine(LEOFLOW_NAME("scheduler", "decisions", sanitize(type)), MetricType::kCounter,
+                            static_cast<double>(count)));
+}
+
 void StatsdRecorder::recordTaskTransition(TaskState from, TaskState to, std::string_view dag_id) {
   const std::string name = LEOFLOW_NAME("scheduler", "task_transitions", toString(from), toString(to));
   if (options_.tags) {

@@ -43,6 +43,8 @@ class StatsdRecorder final : public Recorder {
   void recordTaskStartLabelled(const TaskLabels& task) override;
   void recordTaskFinishLabelled(const TaskLabels& task, TaskState state) override;
   void observeTaskDurationLabelled(const TaskLabels& task, std::chrono::microseconds elapsed) override;
+  // SDK 3.6: one counter line whose value is the count.
+  void recordSchedulerDecisions(std::string_view decision_type, std::int64_t count) override;
 
   Sender& sender() { return sender_; }
 

@@ -2,6 +2,7 @@
 // daemon rejects) against a plain UDP listener that parses every line, and an absent daemon.
 #include <regex>
 #include <set>
+#include <thread>
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -117,6 +118,24 @@ TEST(StatsdRecorder, PlainModeNamesCarryTheSanitisedIds) {
     EXPECT_EQ(got.count(want), 1u) << want;
   }
   EXPECT_EQ(r.sender().dropped(), 0u);
+}
+
+TEST(StatsdRecorder, DecisionsCountedTogetherAreOneCounterLineCarryingTheCount) {
+  // A tick that leaves 20,000 tasks waiting for capacity counts 20,000 backpressure decisions: one
+  // line, not 20,000 (which also crowded other samples out of the sender's queue).
+  UdpListener listener;
+  std::ostringstream log;
+  RecorderOptions o;
+  o.sender.address = listener.address();
+  StatsdRecorder r(o, quietLogger(log));
+  r.recordSchedulerDecisions("backpressure", 20'000);
+  r.recordSchedulerDecisions("backpressure", 0);  // nothing to count: no line
+  r.recordSchedulerDecision("queued");
+  r.sender().flush();
+  ASSERT_TRUE(listener.waitForLines(2));
+  std::this_thread::sleep_for(100ms);  // a stray third line would have arrived by now
+  EXPECT_THAT(listener.lines(), ::testing::UnorderedElementsAre("leoflow.scheduler.decisions.backpressure:20000|c",
+                                                                "leoflow.scheduler.decisions.queued:1|c"));
 }
 
 TEST(StatsdRecorder, TagModeMovesIdsIntoDogStatsdTags) {

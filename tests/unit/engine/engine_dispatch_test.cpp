@@ -220,6 +220,7 @@ TEST(EngineDispatch, BackpressureKeepsTasksScheduledBeyondTheExecutorsCapacity) 
   EXPECT_EQ(queued, 2);
   EXPECT_EQ(scheduled, 3);
   EXPECT_EQ(h.recorder.decisions("backpressure"), 3);
+  EXPECT_EQ(h.recorder.decisionCalls("backpressure"), 1);  // counted together: one metric sample, not three
   h.dispatcher.release(3);
   report = h.tick();
   EXPECT_EQ(report.dispatched, 3u);
@@ -250,6 +251,8 @@ TEST(EngineDispatch, TasksBeyondAFullExecutorStillWaitCountedWhileReadyOnesAreSc
   report = h.tick();
   EXPECT_EQ(report.dispatched, 2u);
   EXPECT_EQ(report.backpressured, 196u);  // 195 of the 200 and `ready`
+  EXPECT_EQ(h.recorder.decisions("backpressure"), 197 + 196);
+  EXPECT_EQ(h.recorder.decisionCalls("backpressure"), 2);  // one per tick, whatever the run's width
   EXPECT_EQ(h.state(run, "t4"), S::kQueued);
   EXPECT_EQ(h.state(run, "t5"), S::kScheduled);
 }
@@ -267,6 +270,9 @@ TEST(EngineDispatch, AFullExecutorDoesNotDelayFailingATaskNoExecutorTakes) {  //
   auto report = h.tick();
   EXPECT_EQ(report.dispatched, 1u);
   EXPECT_EQ(report.backpressured, 4u);
+  // Refused one by one here (not every task has an executor), still counted in one recorder call.
+  EXPECT_EQ(h.recorder.decisions("backpressure"), 4);
+  EXPECT_EQ(h.recorder.decisionCalls("backpressure"), 1);
   EXPECT_EQ(h.state(run, "py"), S::kFailed);
   EXPECT_EQ(h.recorder.undispatchable("no_executor"), 1);
 }

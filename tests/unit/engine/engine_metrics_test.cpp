@@ -179,8 +179,10 @@ class CountingRecorder final : public Recorder {
     ++new_hooks;
   }
   void setTaskGauges(std::int64_t, std::int64_t, std::int64_t) override { throw std::runtime_error("broken"); }
+  void recordSchedulerDecisions(std::string_view, std::int64_t count) override { batched += count; }
   int old_hooks = 0;
   int new_hooks = 0;
+  std::int64_t batched = 0;
 };
 
 TEST(EngineMetrics, TheFanoutCallsSdk31HooksOnlyOnRecordersOf31OrNewer) {
@@ -199,6 +201,18 @@ TEST(EngineMetrics, TheFanoutCallsSdk31HooksOnlyOnRecordersOf31OrNewer) {
   EXPECT_EQ(v31.old_hooks, 2);
   EXPECT_EQ(v30.new_hooks, 0);
   EXPECT_EQ(v31.new_hooks, 4);
+}
+
+TEST(EngineMetrics, DecisionsCountedTogetherReachA36RecorderInOneCallAndAnOlderOneAsSingleDecisions) {
+  CountingRecorder v35, v36;
+  RecorderFanout fanout;
+  fanout.add(v35, 5);  // its vtable ends before recordSchedulerDecisions: it must not be called
+  fanout.add(v36, 6);
+  fanout.recordSchedulerDecisions("backpressure", 3);
+  EXPECT_EQ(v35.old_hooks, 3);
+  EXPECT_EQ(v35.batched, 0);
+  EXPECT_EQ(v36.old_hooks, 0);
+  EXPECT_EQ(v36.batched, 3);
 }
 
 }  // namespace
