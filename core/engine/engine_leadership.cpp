@@ -115,6 +115,7 @@ void Engine::stepDown(const std::string& reason) {
   pool_->cancelAll();  // the next leader hands every queued attempt over again
   runs_.clear();
   attention_.clear();
+  parked_.clear();
   reconcile_queue_.clear();
   reconcile_queued_.clear();
   load_order_.clear();

@@ -126,12 +126,15 @@ TickReport Engine::tick(TickKind kind) {
   // `everything`) or a run this leader has not seen yet — one triggered right after the pause —
   // makes this tick read the pauses again, not only the full ticks.
   const bool new_run = std::any_of(to_load.begin(), to_load.end(), [&](const RunKey& k) { return !runs_.count(k); });
+  bool pauses_changed = false;
   if (kind == TickKind::kFull || drained.everything || new_run) {
     if (auto dags = store_.listDags()) {
-      paused_dags_.clear();
+      std::set<std::string> paused;
       for (const DagSummary& d : *dags) {
-        if (d.paused) paused_dags_.insert(d.dag_id);
+        if (d.paused) paused.insert(d.dag_id);
       }
+      pauses_changed = paused != paused_dags_;
+      paused_dags_ = std::move(paused);
     } else {
       log_->warn("listing dags failed; keeping the last known pauses error={}", dags.status().toString());
     }
@@ -157,6 +160,7 @@ TickReport Engine::tick(TickKind kind) {
   // anything of its own), then plans and writes every run that changed or still needs attention,
   // each isolated from the others.
   if (redispatch_pending_ && t.active_listed && !cancelled()) redispatchQueued(t);
+  unparkRuns(steady_start, drained.everything || !drained.dags.empty() || pauses_changed);
   std::vector<RunKey> advancing(attention_.begin(), attention_.end());
   attention_.clear();
   t.waiting_scheduled = orderForFairness(advancing);
@@ -176,7 +180,11 @@ TickReport Engine::tick(TickKind kind) {
     CachedRun& run = *it->second;
     try {
       advanceRun(t, run);
-      if (needsAttention(run)) attention_.insert(key);
+      if (waitsParked(t, run)) {
+        parked_.insert(key);
+      } else if (needsAttention(run)) {
+        attention_.insert(key);
+      }
     } catch (const std::exception& e) {
       log_->error("advancing run failed dag_id={} run_id={} error={}", key.dag_id, key.run_id, e.what());
       decision("run_error");
@@ -185,6 +193,7 @@ TickReport Engine::tick(TickKind kind) {
     }
   }
   for (const RunKey& k : t.finished) {
+    ++unpark_dags_[k.dag_id];  // its slot is free
     attention_.erase(k);
     runs_.erase(k);
     std::lock_guard lock(handed_mutex_);
@@ -433,6 +442,39 @@ void Engine::resyncDue(TickState& t) {
                 duration_cast<std::chrono::milliseconds>(steady_clock::now() - *resync_started_).count());
     resync_started_.reset();
   }
+}
+
+void Engine::unparkRuns(steady_clock::time_point now, bool everything) {
+  if (parked_.empty() || everything || now - last_unpark_all_ >= options_.full_resync_interval) {
+    attention_.insert(parked_.begin(), parked_.end());
+    parked_.clear();
+    unpark_dags_.clear();
+    last_unpark_all_ = now;
+    return;
+  }
+  for (const auto& [dag_id, freed] : unpark_dags_) {
+    std::vector<std::tuple<Timestamp, std::string, std::set<RunKey>::iterator>> of_dag;
+    for (auto it = parked_.lower_bound(RunKey{dag_id, ""}); it != parked_.end() && it->dag_id == dag_id; ++it) {
+      auto run = runs_.find(*it);
+      const Timestamp logical = run == runs_.end() ? Timestamp{} : run->second->record().logical_date;
+      of_dag.emplace_back(logical, it->run_id, it);
+    }
+    const std::size_t n = std::min(freed, of_dag.size());
+    std::partial_sort(of_dag.begin(), of_dag.begin() + static_cast<std::ptrdiff_t>(n), of_dag.end(),
+                      [](const auto& a, const auto& b) {
+                        return std::tie(std::get<0>(a), std::get<1>(a)) < std::tie(std::get<0>(b), std::get<1>(b));
+                      });
+    for (std::size_t i = 0; i < n; ++i) {
+      attention_.insert(*std::get<2>(of_dag[i]));
+      parked_.erase(std::get<2>(of_dag[i]));
+    }
+  }
+  unpark_dags_.clear();
+}
+
+bool Engine::waitsParked(const TickState& t, const CachedRun& run) const {
+  if (run.record().state != DagRunState::kQueued) return false;
+  return pausedFor(run) || t.waiting_for_slot.count(run.record().key) != 0;
 }
 
 bool Engine::needsAttention(CachedRun& run) {

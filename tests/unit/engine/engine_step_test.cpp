@@ -205,6 +205,41 @@ TEST(EngineStep, ManualRunsWaitQueuedForAMaxActiveRunsSlotOldestLogicalDateFirst
   EXPECT_EQ(h.runState(latest), DagRunState::kQueued);
 }
 
+// A backfill behind a small max_active_runs: the runs waiting for a slot are not advanced again every
+// tick (10,000 of them kept the loop thread busy while 4 ran), only when a slot frees — and then the
+// oldest goes, at once.
+TEST(EngineStep, RunsWaitingForASlotAreAdvancedAgainOnlyWhenOneFreesOldestFirst) {
+  EngineHarness h;
+  DagSpec d = linear();
+  d.max_active_runs = 2;
+  h.addDag(d);
+  std::vector<RunKey> runs;
+  for (int i = 0; i < 40; ++i) {
+    // created newest first, so neither creation order nor run id order is the logical dates' order
+    NewRun run{{"etl", "r" + std::to_string(40 - i)}, 1, RunTrigger::kBackfill,
+               kNoon + std::chrono::hours(40 - i), "", h.clock.now()};
+    ASSERT_TRUE(h.store.createRun(std::nullopt, run).isOk());
+    runs.insert(runs.begin(), run.key);  // runs[0] is the oldest logical date
+  }
+  h.lead();
+  h.tick();
+  EXPECT_EQ(h.runState(runs[0]), DagRunState::kRunning);
+  EXPECT_EQ(h.runState(runs[1]), DagRunState::kRunning);
+  EXPECT_EQ(h.runState(runs[2]), DagRunState::kQueued);
+  const int waits = h.recorder.decisions("max_active_runs_wait");
+  EXPECT_EQ(waits, 38);
+  for (int i = 0; i < 3; ++i) h.tick();  // nothing changed: the 38 are not looked at again
+  EXPECT_EQ(h.recorder.decisions("max_active_runs_wait"), waits);
+  ASSERT_TRUE(h.store.setRunState(h.engine->term(), runs[1], DagRunState::kRunning, DagRunState::kSuccess,
+                                  h.clock.now(), "")
+                  .isOk());
+  h.store.drainChanges();
+  h.tick();
+  EXPECT_EQ(h.runState(runs[2]), DagRunState::kRunning) << "the oldest waiting run takes the freed slot";
+  EXPECT_EQ(h.runState(runs[3]), DagRunState::kQueued);
+  EXPECT_LE(h.recorder.decisions("max_active_runs_wait"), waits + 1);  // not the other 37 again
+}
+
 TEST(EngineStep, FollowerReadsAndWritesNothing) {  // 27, 39
   EngineHarness h;
   h.addDag(dag("etl", {task("a"), task("b", {"a"})}, "@hourly"));
