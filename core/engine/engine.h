@@ -269,9 +269,9 @@ class Engine {
   // tick where nothing changed advances none of the others (a quiet run costs nothing).
   std::set<RunKey> attention_;
   // Queued runs that waited on their last advance for a max_active_runs slot or an unpause. They
-  // are advanced again only when that can have changed — a run ended or went away, a DAG changed,
-  // or a full tick — not every tick: a backfill of 10,000 runs behind a limit of 4 made every tick
-  // advance the 10,000 (the loop thread busy 50–80 % of a core while 4 runs ran).
+  // are advanced again only when that can have changed — a run ended or went away, a DAG or a pause
+  // changed — and once a resync interval, not every tick: a backfill of 10,000 runs behind a limit
+  // of 4 made every tick advance the 10,000 (the loop thread busy 50–80 % of a core while 4 ran).
   std::set<RunKey> parked_;
   // DAG → its runs that ended or went away since its parked runs were last looked at: as many of
   // those, oldest logical date first, are advanced next (the slots go to them in that order).

@@ -597,7 +597,7 @@ void Engine::loadRunChunk(TickState& t, std::span<const RunKey> keys, std::vecto
     }
     Result<RunRecord>& r = loaded[i];
     auto fail = [&](const std::string& why) {
-      runs_.erase(key);
+      if (runs_.erase(key) != 0) ++unpark_dags_[key.dag_id];  // no longer counted against the DAG's slots
       // Log once per distinct reason: a poison run must not flood the log every tick.
       auto [it, inserted] = broken_runs_.try_emplace(key, why);
       if (inserted || it->second != why) {

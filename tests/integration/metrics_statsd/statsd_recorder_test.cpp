@@ -122,7 +122,7 @@ TEST(StatsdRecorder, PlainModeNamesCarryTheSanitisedIds) {
 
 TEST(StatsdRecorder, DecisionsCountedTogetherAreOneCounterLineCarryingTheCount) {
   // A tick that leaves 20,000 tasks waiting for capacity counts 20,000 backpressure decisions: one
-  // line, not 20,000 (which also crowded other samples out of the sender's queue).
+  // line, not 20,000.
   UdpListener listener;
   std::ostringstream log;
   RecorderOptions o;
