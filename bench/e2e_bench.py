@@ -561,8 +561,7 @@ class Stack:
         self.write_config(self.config, self.server.store_toml(), os.environ.get('LEOFLOW_BENCH_LOG', 'warn'), "")
         if self.listener:
             with open(self.config, "a") as f:
-                f.write(f'[[recorder]]\nplugin = "metrics-statsd"\n[recorder.config]\n'
-                        f'address = "127.0.0.1:{self.listener.port}"\nsample_rate = 1.0\n')
+                f.write(statsd_recorder_toml(self.listener.port))
         self.env = dict(os.environ, LEOFLOW_CONFIG=self.config)
         self.schedulers = []  # every scheduler started, for the error scan and the clean-up
         self.scheduler = None
@@ -654,11 +653,16 @@ state_dir = "{base}/state"
                 p.kill()
                 p.wait()
 
-    def statsd_since(self, t0, lines0):
-        """With --statsd: "; statsd: N lines, tick median X ms, max Y ms" since `t0` (time.time()) and
-        `lines0` (the listener's count of lines then); "" without."""
+    def statsd_mark(self):
+        """Where the metrics stand now, for statsd_since: (time.time(), lines received so far)."""
+        return time.time(), self.listener.lines if self.listener else 0
+
+    def statsd_since(self, mark):
+        """With --statsd: "; statsd: N lines, tick median X ms, max Y ms" since `mark` (statsd_mark());
+        "" without."""
         if not self.listener:
             return ""
+        t0, lines0 = mark
         ticks = self.listener.between(t0, time.time())
         tick = f", tick median {median(ticks):.1f} ms, max {max(ticks):.1f} ms" if ticks else ""
         return f"; statsd: {self.listener.lines - lines0} lines{tick}"
@@ -876,6 +880,12 @@ SCALE_TASKS = 10
 TICK_LINE = re.compile(rb"^[\w.]*scheduler\.tick_duration:([0-9.eE+-]+)\|ms")
 
 
+def statsd_recorder_toml(port):
+    """A config's [[recorder]]: metrics-statsd sending every sample to 127.0.0.1:`port`."""
+    return (f'[[recorder]]\nplugin = "metrics-statsd"\n[recorder.config]\n'
+            f'address = "127.0.0.1:{port}"\nsample_rate = 1.0\n')
+
+
 class StatsdListener:
     """A UDP socket standing in for the StatsD daemon: keeps (arrival time, ms) of every
     scheduler.tick_duration line it receives."""
@@ -983,8 +993,7 @@ def bench_scale(stack, n, k, seed_threads, idle_seconds, failover, small):
                        f"agent_lost_threshold_s = {huge}\ndispatch_lost_threshold_s = {huge}\n"
                        f"orphan_threshold_s = {huge}\n", base=base)
     with open(config, "a") as f:
-        f.write(f'[[recorder]]\nplugin = "metrics-statsd"\n[recorder.config]\n'
-                f'address = "127.0.0.1:{listener.port}"\nsample_rate = 1.0\n')
+        f.write(statsd_recorder_toml(listener.port))
     env = dict(os.environ, LEOFLOW_CONFIG=config)
     schedulers = []
 
@@ -1287,9 +1296,9 @@ def main():
                 for st in stacks:
                     st.server.statements_reset()
                     threads0 = thread_cpu_seconds(st.scheduler.pid)
-                    t_run, lines0 = time.time(), st.listener.lines if st.listener else 0
+                    mark = st.statsd_mark()
                     gaps, cpu = bench_chain(st, n, f"chain{n}_{k}")
-                    statsd = st.statsd_since(t_run, lines0)
+                    statsd = st.statsd_since(mark)
                     split = thread_split(st.scheduler.pid, threads0, cpu.sched, n)
                     top = st.server.statements_top(f"chain of {n}, run {k + 1}", n)
                     res[st.name]["gaps"].setdefault(n, []).extend(gaps)
@@ -1313,9 +1322,9 @@ def main():
                 for st in stacks:
                     st.server.statements_reset()
                     threads0 = thread_cpu_seconds(st.scheduler.pid)
-                    t_run, lines0 = time.time(), st.listener.lines if st.listener else 0
+                    mark = st.statsd_mark()
                     rate, wall, cpu = bench_fanout(st, n, f"fanout{n}_{k}")
-                    statsd = st.statsd_since(t_run, lines0)
+                    statsd = st.statsd_since(mark)
                     split = thread_split(st.scheduler.pid, threads0, cpu.sched, n + 1)
                     top = st.server.statements_top(f"fan-out of {n}, run {k + 1}", n + 1)
                     bare, bare_cpu = bare_spawn_rate(n, a.spawn_threads)

@@ -142,8 +142,6 @@ class Engine {
   bool noCapacityLeft(TickState& t);
   /// Every task of the run's DAG has an executor here (asked of the run's DAG once, then kept).
   bool everyTaskRoutable(CachedRun& run) const;
-  /// `tasks` scheduled tasks stay waiting for capacity: counted, each a "backpressure" decision.
-  void leaveWaiting(TickState& t, std::size_t tasks);
   /// Orders the runs to advance so capacity goes to the longest-waiting scheduled task first, and
   /// returns how many of their tasks wait in `scheduled` (TickState::waiting_scheduled).
   std::size_t orderForFairness(std::vector<RunKey>& advancing) const;

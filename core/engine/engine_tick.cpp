@@ -347,12 +347,6 @@ bool Engine::everyTaskRoutable(CachedRun& run) const {
   return all;
 }
 
-void Engine::leaveWaiting(TickState& t, std::size_t tasks) {
-  t.waiting_scheduled -= std::min(t.waiting_scheduled, tasks);
-  t.report.backpressured += tasks;
-  decisions("backpressure", tasks);  // one recorder call, not one per task: 20,000 in a wide fan-out
-}
-
 std::size_t Engine::orderForFairness(std::vector<RunKey>& advancing) const {
   // Executor capacity goes to the runs in the order they are advanced. Across runs, the one whose
   // task has waited longest in `scheduled` goes first (oldest scheduled_at), so a busy run with
@@ -453,20 +447,19 @@ void Engine::unparkRuns(steady_clock::time_point now, bool everything) {
     return;
   }
   for (const auto& [dag_id, freed] : unpark_dags_) {
-    std::vector<std::tuple<Timestamp, std::string, std::set<RunKey>::iterator>> of_dag;
+    std::vector<std::pair<Timestamp, std::set<RunKey>::iterator>> of_dag;  // logical date, parked run
     for (auto it = parked_.lower_bound(RunKey{dag_id, ""}); it != parked_.end() && it->dag_id == dag_id; ++it) {
       auto run = runs_.find(*it);
-      const Timestamp logical = run == runs_.end() ? Timestamp{} : run->second->record().logical_date;
-      of_dag.emplace_back(logical, it->run_id, it);
+      of_dag.emplace_back(run == runs_.end() ? Timestamp{} : run->second->record().logical_date, it);
     }
     const std::size_t n = std::min(freed, of_dag.size());
     std::partial_sort(of_dag.begin(), of_dag.begin() + static_cast<std::ptrdiff_t>(n), of_dag.end(),
                       [](const auto& a, const auto& b) {
-                        return std::tie(std::get<0>(a), std::get<1>(a)) < std::tie(std::get<0>(b), std::get<1>(b));
+                        return std::tie(a.first, a.second->run_id) < std::tie(b.first, b.second->run_id);
                       });
     for (std::size_t i = 0; i < n; ++i) {
-      attention_.insert(*std::get<2>(of_dag[i]));
-      parked_.erase(std::get<2>(of_dag[i]));
+      attention_.insert(*of_dag[i].second);
+      parked_.erase(of_dag[i].second);
     }
   }
   unpark_dags_.clear();
@@ -796,13 +789,17 @@ void Engine::advanceRun(TickState& t, CachedRun& run) {
     --t.pool_budget;
     return true;
   };
-  std::size_t backpressured = 0;  // tasks refused capacity one by one below, counted as decisions at once
+  // Tasks of this run left waiting for capacity: counted in the report, and as "backpressure"
+  // decisions in one recorder call after the loop (not one per task: 20,000 in a wide fan-out).
+  std::size_t backpressured = 0;
   for (auto it = t.plan.begin(); it != t.plan.end(); ++it) {
     if (it < queue_end && noCapacityLeft(t) && everyTaskRoutable(run)) {
       // Every executor is full, so each `scheduled` task still to come stays where it is: counted
       // as one by one, not visited — a run with 20,000 tasks waiting would otherwise cost every
       // tick 20,000 route lookups, task id copies and capacity checks.
-      leaveWaiting(t, static_cast<std::size_t>(queue_end - it));
+      const auto left = static_cast<std::size_t>(queue_end - it);
+      t.waiting_scheduled -= std::min(t.waiting_scheduled, left);
+      backpressured += left;
       it = queue_end;
       if (it == t.plan.end()) break;
     }
@@ -825,7 +822,6 @@ void Engine::advanceRun(TickState& t, CachedRun& run) {
                    "reason=no_executor",
                    key.dag_id, key.run_id, spec.task_id, spec.type);
       } else if (!take_capacity(*r)) {
-        ++t.report.backpressured;
         ++backpressured;
         continue;
       } else {
@@ -851,6 +847,7 @@ void Engine::advanceRun(TickState& t, CachedRun& run) {
     t.write_tasks.push_back(tr.task);
     t.write_routes.push_back(route);
   }
+  t.report.backpressured += backpressured;
   decisions("backpressure", backpressured);
 
   if (!t.writes.empty()) {

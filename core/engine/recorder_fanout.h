@@ -86,12 +86,11 @@ class RecorderFanout final : public Recorder {
                 [&](Recorder& r, std::uint32_t) { r.observeTaskDuration(task.dag_id, task.task_id, task.task_type, d); });
   }
 
-  // SDK 3.6: one call for many decisions; an older recorder is told each of them.
+  // SDK 3.6: one call for many decisions. An older recorder's vtable has no slot for it: it gets the
+  // SDK's default body, called by name (not through the vtable), which tells it each decision.
   void recordSchedulerDecisions(std::string_view type, std::int64_t count) override {
     eachByMinor(6, [&](Recorder& r) { r.recordSchedulerDecisions(type, count); },
-                [&](Recorder& r, std::uint32_t) {
-                  for (std::int64_t i = 0; i < count; ++i) r.recordSchedulerDecision(type);
-                });
+                [&](Recorder& r, std::uint32_t) { r.Recorder::recordSchedulerDecisions(type, count); });
   }
 
  private:

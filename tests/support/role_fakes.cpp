@@ -175,11 +175,7 @@ int FakeInlineRunner::calls() const {
 
 // --- RecordingRecorder ---------------------------------------------------------------------------
 
-void RecordingRecorder::recordSchedulerDecision(std::string_view type) {
-  std::lock_guard lock(mutex_);
-  ++decisions_[std::string(type)];
-  ++decision_calls_[std::string(type)];
-}
+void RecordingRecorder::recordSchedulerDecision(std::string_view type) { recordSchedulerDecisions(type, 1); }
 void RecordingRecorder::recordSchedulerDecisions(std::string_view type, std::int64_t count) {
   std::lock_guard lock(mutex_);
   decisions_[std::string(type)] += static_cast<int>(count);

@@ -31,9 +31,7 @@ bool StatsdRecorder::sampled() {
 
 #define LEOFLOW_NAME(...) joinName(options_.prefix, {__VA_ARGS__})
 
-void StatsdRecorder::recordSchedulerDecision(std::string_view type) {
-  sender_.submit(formatLine(LEOFLOW_NAME("scheduler", "decisions", sanitize(type)), MetricType::kCounter, 1));
-}
+void StatsdRecorder::recordSchedulerDecision(std::string_view type) { recordSchedulerDecisions(type, 1); }
 
 void StatsdRecorder::recordSchedulerDecisions(std::string_view type, std::int64_t count) {
   if (count <= 0) return;
