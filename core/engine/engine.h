@@ -149,8 +149,11 @@ class Engine {
   /// The run's DAG is paused and the run is not a backfill's (those run while paused).
   bool pausedFor(const CachedRun& run) const;
   void materialize(TickState& t, CachedRun& run);
-  /// Queued runs that must wait for a max_active_runs slot of their DAG this tick (engine_tick.cpp).
-  std::set<RunKey> runsWaitingForASlot() const;
+  /// Finds which of the queued runs among `advancing` have a max_active_runs slot this tick
+  /// (TickState::given_a_slot).
+  void giveSlots(TickState& t, const std::vector<RunKey>& advancing) const;
+  /// The run is queued and its DAG has no max_active_runs slot for it this tick.
+  static bool waitsForASlot(const TickState& t, const CachedRun& run);
   void finalize(TickState& t, CachedRun& run);
   void redispatchQueued(TickState& t);
   void createDueRuns(TickState& t);
@@ -260,6 +263,7 @@ class Engine {
 
   // leader-only state, touched by the loop thread alone
   TaskTotals task_totals_;  // before runs_: each cached run takes its counts out of it when destroyed
+  RunSlots run_slots_;      // before runs_ too: each cached run is in it while it lives
   std::map<RunKey, std::unique_ptr<CachedRun>> runs_;
   std::map<RunKey, std::string> broken_runs_;  // runs that failed to load or build, and why
   std::set<RunKey> dirty_;                      // reload before planning

@@ -8,6 +8,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <unordered_set>
 #include <vector>
 
 #include "engine/engine.h"
@@ -33,7 +34,10 @@ struct Engine::TickState {
   // task becoming ready now is queued in the same batch only with capacity beyond them.
   std::size_t waiting_scheduled = 0;
   std::map<std::string, int> active_per_dag;
-  std::set<RunKey> waiting_for_slot;  // queued runs beyond their DAG's max_active_runs
+  // The queued runs advanced this tick that have a max_active_runs slot of their DAG; the other queued
+  // ones wait (run_slots.h).
+  std::unordered_set<const CachedRun*> given_a_slot;
+  std::size_t waited_paused = 0, waited_for_slot = 0;  // queued runs advanced that still wait, and why
   bool active_listed = false;   // the active runs are known: listed this tick, or the cache stands for them
   bool active_counted = false;  // active_per_dag was filled from a listing this tick
   bool listing_walked = false;  // a slice of the periodic listing was compared with the cache

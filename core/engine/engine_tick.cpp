@@ -164,11 +164,7 @@ TickReport Engine::tick(TickKind kind) {
   std::vector<RunKey> advancing(attention_.begin(), attention_.end());
   attention_.clear();
   t.waiting_scheduled = orderForFairness(advancing);
-  const bool any_queued = std::any_of(advancing.begin(), advancing.end(), [&](const RunKey& k) {
-    auto it = runs_.find(k);
-    return it != runs_.end() && it->second->record().state == DagRunState::kQueued;
-  });
-  if (any_queued) t.waiting_for_slot = runsWaitingForASlot();
+  giveSlots(t, advancing);
   for (std::size_t i = 0; i < advancing.size(); ++i) {
     const RunKey& key = advancing[i];
     if (cancelled()) {
@@ -192,6 +188,9 @@ TickReport Engine::tick(TickKind kind) {
       dirty_.insert(key);
     }
   }
+  // One sample each however many waited: every parked run is looked at again once a resync interval.
+  decisions("paused_wait", t.waited_paused);
+  decisions("max_active_runs_wait", t.waited_for_slot);
   for (const RunKey& k : t.finished) {
     ++unpark_dags_[k.dag_id];  // its slot is free
     attention_.erase(k);
@@ -447,27 +446,22 @@ void Engine::unparkRuns(steady_clock::time_point now, bool everything) {
     return;
   }
   for (const auto& [dag_id, freed] : unpark_dags_) {
-    std::vector<std::pair<Timestamp, std::set<RunKey>::iterator>> of_dag;  // logical date, parked run
-    for (auto it = parked_.lower_bound(RunKey{dag_id, ""}); it != parked_.end() && it->dag_id == dag_id; ++it) {
-      auto run = runs_.find(*it);
-      of_dag.emplace_back(run == runs_.end() ? Timestamp{} : run->second->record().logical_date, it);
-    }
-    const std::size_t n = std::min(freed, of_dag.size());
-    std::partial_sort(of_dag.begin(), of_dag.begin() + static_cast<std::ptrdiff_t>(n), of_dag.end(),
-                      [](const auto& a, const auto& b) {
-                        return std::tie(a.first, a.second->run_id) < std::tie(b.first, b.second->run_id);
-                      });
-    for (std::size_t i = 0; i < n; ++i) {
-      attention_.insert(*of_dag[i].second);
-      parked_.erase(of_dag[i].second);
-    }
+    // The DAG's queue in slot order: the runs holding its free slots first, then the parked ones.
+    std::size_t left = freed;
+    if (left == 0) continue;
+    run_slots_.forEachQueued(dag_id, [&](const CachedRun& run) {
+      auto it = parked_.find(run.record().key);
+      if (it == parked_.end()) return true;
+      attention_.insert(parked_.extract(it));
+      return --left > 0;
+    });
   }
   unpark_dags_.clear();
 }
 
 bool Engine::waitsParked(const TickState& t, const CachedRun& run) const {
   if (run.record().state != DagRunState::kQueued) return false;
-  return pausedFor(run) || t.waiting_for_slot.count(run.record().key) != 0;
+  return pausedFor(run) || waitsForASlot(t, run);
 }
 
 bool Engine::needsAttention(CachedRun& run) {
@@ -631,7 +625,7 @@ void Engine::loadRunChunk(TickState& t, std::span<const RunKey> keys, std::vecto
       }
       continue;
     }
-    auto built = CachedRun::build(std::move(r).value(), *dag, t.steady_now, &task_totals_);
+    auto built = CachedRun::build(std::move(r).value(), *dag, t.steady_now, &task_totals_, &run_slots_);
     if (!built) {
       fail(built.status().message());
       // Instances that do not match the version (a task without one) never will either.
@@ -703,36 +697,21 @@ void Engine::materialize(TickState& t, CachedRun& run) {
   dirty_.insert(key);  // read the instances back (or whatever won the race)
 }
 
-std::set<RunKey> Engine::runsWaitingForASlot() const {
+void Engine::giveSlots(TickState& t, const std::vector<RunKey>& advancing) const {
   // docs/architecture.md §8.14: max_active_runs gates every run of a DAG — scheduled, manual,
   // backfill. Beyond it a run waits queued (as in Airflow); slots go to the oldest logical date
   // first. Runs already running count (a cleared run among them: it counts but never waits).
-  std::map<std::string, int> running;
-  std::map<std::string, std::vector<const CachedRun*>> queued;
-  for (const auto& [key, run] : runs_) {
-    if (run->record().state == DagRunState::kRunning) {
-      ++running[key.dag_id];
-    } else if (run->record().state == DagRunState::kQueued) {
-      queued[key.dag_id].push_back(run.get());
-    }
+  t.given_a_slot.clear();
+  std::set<std::string_view> dags;
+  for (const RunKey& k : advancing) {
+    auto it = runs_.find(k);
+    if (it != runs_.end() && it->second->record().state == DagRunState::kQueued) dags.insert(k.dag_id);
   }
-  std::set<RunKey> waiting;
-  for (auto& [dag_id, runs] : queued) {
-    std::sort(runs.begin(), runs.end(), [](const CachedRun* a, const CachedRun* b) {
-      return std::tie(a->record().logical_date, a->record().key.run_id) <
-             std::tie(b->record().logical_date, b->record().key.run_id);
-    });
-    int taken = running[dag_id];
-    for (const CachedRun* run : runs) {
-      const int limit = run->dag().spec.max_active_runs;
-      if (limit <= 0 || taken < limit) {
-        ++taken;
-      } else {
-        waiting.insert(run->record().key);
-      }
-    }
-  }
-  return waiting;
+  for (std::string_view dag_id : dags) run_slots_.giveSlots(dag_id, t.given_a_slot);
+}
+
+bool Engine::waitsForASlot(const TickState& t, const CachedRun& run) {
+  return run.record().state == DagRunState::kQueued && t.given_a_slot.count(&run) == 0;
 }
 
 bool Engine::pausedFor(const CachedRun& run) const {
@@ -745,11 +724,11 @@ void Engine::advanceRun(TickState& t, CachedRun& run) {
     // As in Airflow, a run of a paused DAG waits queued until the DAG is unpaused — except a
     // backfill's, which a person asked for explicitly (docs/architecture.md §8.14).
     if (pausedFor(run)) {
-      decision("paused_wait");
+      ++t.waited_paused;
       return;
     }
-    if (t.waiting_for_slot.count(key) != 0) {
-      decision("max_active_runs_wait");
+    if (waitsForASlot(t, run)) {
+      ++t.waited_for_slot;
       return;
     }
     materialize(t, run);

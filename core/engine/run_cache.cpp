@@ -7,7 +7,7 @@ namespace leoflow::engine {
 
 Result<std::unique_ptr<CachedRun>> CachedRun::build(RunRecord record, std::shared_ptr<const DagVersion> dag,
                                                     std::chrono::steady_clock::time_point loaded_at,
-                                                    TaskTotals* totals) {
+                                                    TaskTotals* totals, RunSlots* slots) {
   std::unique_ptr<CachedRun> run(new CachedRun());
   run->totals_ = totals;
   const std::uint32_t n = dag->dag.size();
@@ -71,14 +71,23 @@ Result<std::unique_ptr<CachedRun>> CachedRun::build(RunRecord record, std::share
     snap.retry_delay_seconds = run->dag_->retry_delay_seconds;
     run->planner_->reset(snap);
   }
+  run->slots_ = slots;
+  if (slots) slots->add(*run);
   return run;
 }
 
 CachedRun::~CachedRun() {
+  if (slots_) slots_->remove(*this);
   if (totals_) {
     totals_->running -= running_;
     totals_->queued -= queued_;
   }
+}
+
+void CachedRun::setRunState(DagRunState state) {
+  if (slots_) slots_->remove(*this);
+  record_.state = state;
+  if (slots_) slots_->add(*this);
 }
 
 void CachedRun::applyWrite(planning::TaskIndex i, const TaskTransitionWrite& w, Timestamp at) {

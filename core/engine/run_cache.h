@@ -18,6 +18,7 @@
 #include <leoflow/store.h>
 
 #include "engine/dag_catalog.h"
+#include "engine/run_slots.h"
 #include "planning/incremental_planner.h"
 
 namespace leoflow::engine {
@@ -34,10 +35,10 @@ class CachedRun {
   /// Lays out a loaded record against its DAG version. Fails when a task of the DAG has no
   /// instance (a run materialized against another version): the run cannot be planned.
   /// `totals`, when given, must outlive the run: its counts are added there and taken out again
-  /// when the run is destroyed.
+  /// when the run is destroyed. So must `slots`: the run is in them while it lives, as its state is.
   static Result<std::unique_ptr<CachedRun>> build(RunRecord record, std::shared_ptr<const DagVersion> dag,
                                                   std::chrono::steady_clock::time_point loaded_at,
-                                                  TaskTotals* totals = nullptr);
+                                                  TaskTotals* totals = nullptr, RunSlots* slots = nullptr);
   ~CachedRun();
   CachedRun(const CachedRun&) = delete;
   CachedRun& operator=(const CachedRun&) = delete;
@@ -53,7 +54,7 @@ class CachedRun {
 
   /// Mirrors an applied write exactly as the store applied it (store.h TaskTransitionWrite).
   void applyWrite(planning::TaskIndex i, const TaskTransitionWrite& w, Timestamp at);
-  void setRunState(DagRunState state) { record_.state = state; }
+  void setRunState(DagRunState state);
   /// Takes a task instance as the store has it now (Store::loadTaskInstances). false when the run
   /// has no such task or is not materialized: reload the run instead.
   bool replaceInstance(const TaskInstance& ti);
@@ -87,6 +88,7 @@ class CachedRun {
   std::int64_t queued_ = 0;
   std::int64_t scheduled_ = 0;
   TaskTotals* totals_ = nullptr;
+  RunSlots* slots_ = nullptr;
   void count(TaskState state, int sign) noexcept {
     if (state == TaskState::kScheduled) scheduled_ += sign;
     if (state == TaskState::kRunning) {

@@ -228,6 +228,7 @@ TEST(EngineStep, RunsWaitingForASlotAreAdvancedAgainOnlyWhenOneFreesOldestFirst)
   EXPECT_EQ(h.runState(runs[2]), DagRunState::kQueued);
   const int waits = h.recorder.decisions("max_active_runs_wait");
   EXPECT_EQ(waits, 38);
+  EXPECT_EQ(h.recorder.decisionCalls("max_active_runs_wait"), 1) << "a tick's waits go to the recorder together";
   for (int i = 0; i < 3; ++i) h.tick();  // nothing changed: the 38 are not looked at again
   EXPECT_EQ(h.recorder.decisions("max_active_runs_wait"), waits);
   ASSERT_TRUE(h.store.setRunState(h.engine->term(), runs[1], DagRunState::kRunning, DagRunState::kSuccess,
