@@ -131,8 +131,9 @@ class Engine {
   /// Whether a run just advanced is queued and waited for a max_active_runs slot or an unpause: it
   /// goes to parked_, not back to attention_.
   bool waitsParked(const TickState& t, const CachedRun& run) const;
-  /// Moves the parked runs that may start now to attention_: every one when `everything` (a DAG
-  /// changed: a pause, a limit) or once a resync interval; else per DAG in unpark_dags_.
+  /// Moves the parked runs that have a max_active_runs slot now to attention_: of every DAG with
+  /// parked runs when `everything` (a DAG changed: a pause, a limit) or once a resync interval; else of
+  /// the DAGs in unpark_dags_.
   void unparkRuns(std::chrono::steady_clock::time_point now, bool everything);
   /// This tick's remaining capacity of a route (its executor's, asked once a tick) — a pointer to
   /// count down — and what of it the dispatch pool can take too.
@@ -271,14 +272,15 @@ class Engine {
   // tick where nothing changed advances none of the others (a quiet run costs nothing).
   std::set<RunKey> attention_;
   // Queued runs that waited on their last advance for a max_active_runs slot or an unpause. They
-  // are advanced again only when that can have changed — a run ended or went away, a DAG or a pause
-  // changed — and once a resync interval, not every tick: a backfill of 10,000 runs behind a limit
-  // of 4 made every tick advance the 10,000 (the loop thread busy 50–80 % of a core while 4 ran).
+  // are advanced again only when they have a slot after something that can change it — a run of the
+  // DAG ended or went away, a DAG or a pause changed — or when reloaded, not every tick: a backfill of
+  // 10,000 runs behind a limit of 4 made every tick advance the 10,000 (the loop thread busy 50–80 %
+  // of a core while 4 ran). A parked run is always a cached one.
   std::set<RunKey> parked_;
-  // DAG → its runs that ended or went away since its parked runs were last looked at: as many of
-  // those, oldest logical date first, are advanced next (the slots go to them in that order).
-  std::map<std::string, std::size_t> unpark_dags_;
-  std::chrono::steady_clock::time_point last_unpark_all_{};  // every parked run, once a resync interval
+  // DAGs whose runs ended or went away since their parked runs were last looked at: the parked runs
+  // that have a slot now are advanced next.
+  std::set<std::string> unpark_dags_;
+  std::chrono::steady_clock::time_point last_unpark_all_{};  // every DAG's, once a resync interval
   std::chrono::steady_clock::time_point last_active_listing_{};
   // The periodic listing being read on another thread (feed up), and when it was started.
   std::future<Result<std::vector<RunKey>>> pending_listing_;

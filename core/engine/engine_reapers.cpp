@@ -86,7 +86,7 @@ std::size_t Engine::handedOverCount() const {
 void Engine::forgetRun(const RunKey& key) {
   runs_.erase(key);
   attention_.erase(key);
-  if (parked_.erase(key) == 0) ++unpark_dags_[key.dag_id];  // it may have held a max_active_runs slot
+  if (parked_.erase(key) == 0) unpark_dags_.insert(key.dag_id);  // it may have held a max_active_runs slot
   broken_runs_.erase(key);
   unplannable_.erase(key);
   std::lock_guard lock(handed_mutex_);

@@ -178,8 +178,9 @@ TickReport Engine::tick(TickKind kind) {
       advanceRun(t, run);
       if (waitsParked(t, run)) {
         parked_.insert(key);
-      } else if (needsAttention(run)) {
-        attention_.insert(key);
+      } else {
+        parked_.erase(key);  // reloaded, or started by another writer: parked no more
+        if (needsAttention(run)) attention_.insert(key);
       }
     } catch (const std::exception& e) {
       log_->error("advancing run failed dag_id={} run_id={} error={}", key.dag_id, key.run_id, e.what());
@@ -192,7 +193,7 @@ TickReport Engine::tick(TickKind kind) {
   decisions("paused_wait", t.waited_paused);
   decisions("max_active_runs_wait", t.waited_for_slot);
   for (const RunKey& k : t.finished) {
-    ++unpark_dags_[k.dag_id];  // its slot is free
+    unpark_dags_.insert(k.dag_id);  // its slot is free
     attention_.erase(k);
     runs_.erase(k);
     std::lock_guard lock(handed_mutex_);
@@ -438,23 +439,21 @@ void Engine::resyncDue(TickState& t) {
 }
 
 void Engine::unparkRuns(steady_clock::time_point now, bool everything) {
-  if (parked_.empty() || everything || now - last_unpark_all_ >= options_.full_resync_interval) {
-    attention_.insert(parked_.begin(), parked_.end());
-    parked_.clear();
-    unpark_dags_.clear();
+  if (everything || now - last_unpark_all_ >= options_.full_resync_interval) {
     last_unpark_all_ = now;
-    return;
+    for (const RunKey& k : parked_) unpark_dags_.insert(k.dag_id);
   }
-  for (const auto& [dag_id, freed] : unpark_dags_) {
-    // The DAG's queue in slot order: the runs holding its free slots first, then the parked ones.
-    std::size_t left = freed;
-    if (left == 0) continue;
-    run_slots_.forEachQueued(dag_id, [&](const CachedRun& run) {
-      auto it = parked_.find(run.record().key);
-      if (it == parked_.end()) return true;
-      attention_.insert(parked_.extract(it));
-      return --left > 0;
-    });
+  // A parked run goes back to the runs to advance once its DAG has a slot for it: the front of the
+  // DAG's queue (a paused DAG's runs there are parked again when advanced). The others would only
+  // wait again.
+  std::unordered_set<const CachedRun*> given;
+  for (const std::string& dag_id : unpark_dags_) {
+    given.clear();
+    run_slots_.giveSlots(dag_id, given);
+    for (const CachedRun* run : given) {
+      auto parked = parked_.extract(run->record().key);
+      if (!parked.empty()) attention_.insert(std::move(parked));
+    }
   }
   unpark_dags_.clear();
 }
@@ -584,7 +583,8 @@ void Engine::loadRunChunk(TickState& t, std::span<const RunKey> keys, std::vecto
     }
     Result<RunRecord>& r = loaded[i];
     auto fail = [&](const std::string& why) {
-      if (runs_.erase(key) != 0) ++unpark_dags_[key.dag_id];  // no longer counted against the DAG's slots
+      if (runs_.erase(key) != 0) unpark_dags_.insert(key.dag_id);  // no longer counted against the DAG's slots
+      parked_.erase(key);
       // Log once per distinct reason: a poison run must not flood the log every tick.
       auto [it, inserted] = broken_runs_.try_emplace(key, why);
       if (inserted || it->second != why) {

@@ -208,19 +208,25 @@ TEST(EngineStep, ManualRunsWaitQueuedForAMaxActiveRunsSlotOldestLogicalDateFirst
 // A backfill behind a small max_active_runs: the runs waiting for a slot are not advanced again every
 // tick (10,000 of them kept the loop thread busy while 4 ran), only when a slot frees — and then the
 // oldest goes, at once.
-TEST(EngineStep, RunsWaitingForASlotAreAdvancedAgainOnlyWhenOneFreesOldestFirst) {
-  EngineHarness h;
+// 40 runs of a DAG with max_active_runs = 2, created newest first, so neither creation order nor run id
+// order is the logical dates' order; [0] is the oldest logical date.
+std::vector<RunKey> fortyRunsBehindALimitOfTwo(EngineHarness& h, RunTrigger trigger) {
   DagSpec d = linear();
   d.max_active_runs = 2;
   h.addDag(d);
   std::vector<RunKey> runs;
   for (int i = 0; i < 40; ++i) {
-    // created newest first, so neither creation order nor run id order is the logical dates' order
-    NewRun run{{"etl", "r" + std::to_string(40 - i)}, 1, RunTrigger::kBackfill,
-               kNoon + std::chrono::hours(40 - i), "", h.clock.now()};
-    ASSERT_TRUE(h.store.createRun(std::nullopt, run).isOk());
-    runs.insert(runs.begin(), run.key);  // runs[0] is the oldest logical date
+    const int n = 40 - i;
+    NewRun run{{"etl", "r" + std::to_string(n)}, 1, trigger, kNoon + std::chrono::hours(n), "", h.clock.now()};
+    EXPECT_TRUE(h.store.createRun(std::nullopt, run).isOk());
+    runs.insert(runs.begin(), run.key);
   }
+  return runs;
+}
+
+TEST(EngineStep, RunsWaitingForASlotAreAdvancedAgainOnlyWhenOneFreesOldestFirst) {
+  EngineHarness h;
+  const std::vector<RunKey> runs = fortyRunsBehindALimitOfTwo(h, RunTrigger::kBackfill);
   h.lead();
   h.tick();
   EXPECT_EQ(h.runState(runs[0]), DagRunState::kRunning);
@@ -239,6 +245,33 @@ TEST(EngineStep, RunsWaitingForASlotAreAdvancedAgainOnlyWhenOneFreesOldestFirst)
   EXPECT_EQ(h.runState(runs[2]), DagRunState::kRunning) << "the oldest waiting run takes the freed slot";
   EXPECT_EQ(h.runState(runs[3]), DagRunState::kQueued);
   EXPECT_LE(h.recorder.decisions("max_active_runs_wait"), waits + 1);  // not the other 37 again
+}
+
+// A pause, or anything that may change the slots, looks again only at the parked runs the DAG has a slot
+// for: the rest would only wait again.
+TEST(EngineStep, APauseAdvancesAgainOnlyTheParkedRunsThatHaveASlot) {
+  EngineHarness h;
+  const std::vector<RunKey> runs = fortyRunsBehindALimitOfTwo(h, RunTrigger::kManual);
+  h.lead();
+  h.tick();
+  ASSERT_EQ(h.runState(runs[1]), DagRunState::kRunning);
+  ASSERT_EQ(h.recorder.decisions("max_active_runs_wait"), 38);
+  ASSERT_TRUE(h.store.setPaused("etl", true).isOk());
+  h.tick();
+  EXPECT_EQ(h.recorder.decisions("paused_wait"), 0) << "none of the 38 has a slot: none is looked at";
+  ASSERT_TRUE(h.store.setRunState(h.engine->term(), runs[1], DagRunState::kRunning, DagRunState::kSuccess,
+                                  h.clock.now(), "")
+                  .isOk());
+  h.store.drainChanges();
+  h.tick();
+  EXPECT_EQ(h.runState(runs[2]), DagRunState::kQueued) << "its slot is free, but its DAG is paused";
+  EXPECT_EQ(h.recorder.decisions("paused_wait"), 1);
+  ASSERT_TRUE(h.store.setPaused("etl", false).isOk());
+  h.tick();
+  EXPECT_EQ(h.runState(runs[2]), DagRunState::kRunning) << "unpaused: the run with the slot starts";
+  EXPECT_EQ(h.runState(runs[3]), DagRunState::kQueued);
+  EXPECT_EQ(h.recorder.decisions("paused_wait"), 1);
+  EXPECT_EQ(h.recorder.decisions("max_active_runs_wait"), 38) << "the 37 behind it were not looked at again";
 }
 
 TEST(EngineStep, FollowerReadsAndWritesNothing) {  // 27, 39
