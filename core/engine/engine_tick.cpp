@@ -189,7 +189,7 @@ TickReport Engine::tick(TickKind kind) {
       dirty_.insert(key);
     }
   }
-  // One sample each however many waited: every parked run is looked at again once a resync interval.
+  // One sample each, however many waited (the resync's reloads look at every parked run again).
   decisions("paused_wait", t.waited_paused);
   decisions("max_active_runs_wait", t.waited_for_slot);
   for (const RunKey& k : t.finished) {
