@@ -1,5 +1,6 @@
 #include "engine/run_slots.h"
 
+#include <climits>
 #include <tuple>
 
 #include "engine/run_cache.h"
@@ -60,12 +61,10 @@ void RunSlots::giveSlots(std::string_view dag_id, std::unordered_set<const Cache
   }
 }
 
-void RunSlots::forEachQueued(std::string_view dag_id, const std::function<bool(const CachedRun&)>& visit) const {
+std::vector<const CachedRun*> RunSlots::queued(std::string_view dag_id) const {
   auto it = dags_.find(dag_id);
-  if (it == dags_.end()) return;
-  for (const CachedRun* run : it->second.queued) {
-    if (!visit(*run)) return;
-  }
+  if (it == dags_.end()) return {};
+  return {it->second.queued.begin(), it->second.queued.end()};
 }
 
 }  // namespace leoflow::engine

@@ -8,13 +8,12 @@
 // spent ~85 % of the loop thread's CPU sorting them each time one of the 4 ended.
 #pragma once
 
-#include <climits>
-#include <functional>
 #include <map>
 #include <set>
 #include <string>
 #include <string_view>
 #include <unordered_set>
+#include <vector>
 
 namespace leoflow::engine {
 
@@ -31,8 +30,8 @@ class RunSlots {
   /// run gets a slot while the runs taken — the running ones, then those given a slot before it — are
   /// fewer than its own DAG version's max_active_runs (0 or less: no limit; such a run still takes one).
   void giveSlots(std::string_view dag_id, std::unordered_set<const CachedRun*>& out) const;
-  /// Calls `visit` on the DAG's queued runs in slot order until it returns false.
-  void forEachQueued(std::string_view dag_id, const std::function<bool(const CachedRun&)>& visit) const;
+  /// The DAG's queued runs in slot order (to look at: the engine asks giveSlots).
+  std::vector<const CachedRun*> queued(std::string_view dag_id) const;
 
  private:
   struct SlotOrder {

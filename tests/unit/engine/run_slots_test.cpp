@@ -51,13 +51,14 @@ std::vector<std::string> given(const RunSlots& slots, const std::string& dag_id)
   return ids;
 }
 
+std::vector<std::string> ids(const std::vector<const CachedRun*>& runs) {
+  std::vector<std::string> out;
+  for (const CachedRun* r : runs) out.push_back(r->record().key.run_id);
+  return out;
+}
+
 std::vector<std::string> queue(const RunSlots& slots, const std::string& dag_id) {
-  std::vector<std::string> ids;
-  slots.forEachQueued(dag_id, [&](const CachedRun& r) {
-    ids.push_back(r.record().key.run_id);
-    return true;
-  });
-  return ids;
+  return ids(slots.queued(dag_id));
 }
 
 using Cache = std::map<std::string, std::unique_ptr<CachedRun>>;
@@ -73,12 +74,6 @@ std::vector<const CachedRun*> queuedByWalkingEveryRun(const Cache& runs, const s
            std::tie(b->record().logical_date, b->record().key.run_id);
   });
   return queued;
-}
-
-std::vector<std::string> ids(const std::vector<const CachedRun*>& runs) {
-  std::vector<std::string> out;
-  for (const CachedRun* r : runs) out.push_back(r->record().key.run_id);
-  return out;
 }
 
 // What the engine computed before RunSlots: every cached run of the DAG, the queued ones sorted.
@@ -117,12 +112,7 @@ TEST(RunSlots, TheOldestQueuedRunsGetTheSlotsTheRunningOnesLeave) {
   runs.erase(runs.begin() + 5);  // r4 goes away (deleted)
   EXPECT_EQ(given(slots, "bf"), (std::vector<std::string>{"r5", "r5b"}));
 
-  std::vector<std::string> order;
-  slots.forEachQueued("bf", [&](const CachedRun& r) {
-    order.push_back(r.record().key.run_id);
-    return order.size() < 3;
-  });
-  EXPECT_EQ(order, (std::vector<std::string>{"r5", "r5b", "r6"})) << "slot order, and the walk stops when asked";
+  EXPECT_EQ(queue(slots, "bf"), (std::vector<std::string>{"r5", "r5b", "r6", "r7", "r8", "r9"})) << "slot order";
   EXPECT_TRUE(given(slots, "other").empty());
   runs.clear();
   EXPECT_TRUE(given(slots, "bf").empty()) << "destroyed runs leave";
