@@ -430,6 +430,15 @@ class PostgresServer:
             lines.append(f"  {calls:>8} {rows:>10} {rows / max(calls, 1):>9.1f} {hit:>11} {hit / max(calls, 1):>8.1f} "
                          f"{total:>9.1f} {total / max(calls, 1):>7.3f}  {'yes' if top == 'true' else 'no ':3}  "
                          f"{query[:150]}")
+        jit = self.psql(
+            "SELECT calls || '|' || jit_functions || '|' || round((jit_generation_time + jit_inlining_time + "
+            "jit_optimization_time + jit_emission_time)::numeric, 1) || '|' || regexp_replace(query, '\\s+', ' ', 'g') "
+            "FROM pg_stat_statements WHERE jit_functions > 0 ORDER BY 3 DESC LIMIT 5")
+        lines.append("  statements the server compiled (JIT): " + ("none" if not jit else ""))
+        for line in (jit or "").splitlines():
+            calls, functions, ms, query = line.split("|", 3)
+            lines.append(f"  {int(calls):>8} calls, {int(functions):>6} functions, {float(ms):>9.1f} ms compiling  "
+                         f"{query[:150]}")
         time.sleep(1)  # backends publish their table and index counters when idle
         reads = self.index_reads()
         delta = sorted(((r[1] - self.reads0.get(k, (0, 0))[1], r[0] - self.reads0.get(k, (0, 0))[0], k)
@@ -1371,10 +1380,12 @@ def main():
         for n in a.active_runs if wanted("scale") else []:
             for st in stacks:
                 ts = time.time()
+                st.server.statements_reset()
                 res[st.name]["scale"][n] = bench_scale(st, n, scenario, a.seed_threads, a.idle_seconds,
                                                        a.failovers > 0, a.small)
                 res[st.name]["scale"][n]["wall"] = time.time() - ts
                 print(f"[{st.name}] {n} active runs: scenario took {time.time() - ts:.0f} s", flush=True)
+                print(st.server.statements_top(f"{n} active runs"), end="", flush=True)
                 scenario += 1
         if wanted("scale"):
             phase["scale"] = time.time() - tp
