@@ -431,6 +431,36 @@ class PgStoreTest : public ::testing::Test {
   Term term_ = 0;
 };
 
+// The liveness record is a tick's one write when nothing changed: its transaction commits without
+// waiting for the WAL flush (migration 014), so an idle tick does not wait on the disk. Every other
+// write, the term's above all, still waits.
+TEST_F(PgStoreTest, OnlyTheLivenessRecordCommitsWithoutWaitingForTheFlush) {
+  ASSERT_TRUE(store().syncDags(std::vector{dagDef("etl")}).isOk());
+  const Term term = *store().claimTerm("replica-test");
+  AdminSession session;
+  session.query("SET search_path = " + std::string(kSchema));
+  session.query("SET synchronous_commit = on");  // as in production (the test server runs with it off)
+  auto commitSetting = [&](const std::string& call) {
+    session.query("BEGIN");
+    session.query(call);
+    const std::string setting = session.query("SHOW synchronous_commit");
+    session.query("COMMIT");
+    return setting;
+  };
+  const std::string t = std::to_string(term);
+  EXPECT_EQ(commitSetting("SELECT record_liveness(" + t + ", 'replica-test', " + t + ", 5000000, 3, 4)"), "off");
+  EXPECT_EQ(session.query("SHOW synchronous_commit"), "on") << "back to the session's setting after the commit";
+  EXPECT_EQ(commitSetting("SELECT claim_term('replica-test')"), "on");
+  EXPECT_EQ(commitSetting("SELECT set_paused('etl', true)"), "on");
+
+  auto read = store().readLiveness();
+  ASSERT_TRUE(read.isOk()) << read.status().toString();
+  ASSERT_TRUE(read->has_value());
+  EXPECT_EQ((*read)->holder, "replica-test");
+  EXPECT_EQ((*read)->queue_depth, 3);
+  EXPECT_EQ((*read)->active_runs, 4);
+}
+
 TEST_F(PgStoreTest, TheHistoryGetsOneRowPerAppliedTransitionAndNoneForARefusedOne) {
   const RunKey key = startedRun("etl", "r1", {"a", "b"}, /*max_tries=*/2);
   EXPECT_THAT(history(key), ::testing::IsEmpty()) << "materializing is not a transition";
