@@ -151,10 +151,9 @@ const std::vector<PreparedStatement>& statements() {
       // (bench/README.md, "An operator's listing and deletion").
       // The DELETE repeats the slice's test, so a run a person reopened meanwhile is checked again and
       // kept — inside a CASE, which the planner cannot match to an index: written plainly, the test is
-      // runs_finished's predicate (or names runs_by_dag_logical's column), and with statistics from
-      // before the runs finished (the index "holds one row") the DELETE reached its slice through that
-      // index, reading every finished run of the installation or the DAG to keep 1,000 of them: ~0.6 s
-      // a slice at 100,000. Through the primary key it reads the slice's runs only.
+      // runs_finished's predicate, and with statistics from before the runs finished (the index "holds
+      // one row") the DELETE reached its slice through that index, reading every finished run left to
+      // keep 1,000 of them: ~0.6 s a slice at 100,000. By the primary key it reads the slice's runs only.
       {"delete_finished",
        "WITH d AS (DELETE FROM runs WHERE uid = ANY (ARRAY(SELECT uid FROM runs WHERE state IN ('success', 'failed') "
        "AND ended_at < us_ts($1::bigint) LIMIT $2::bigint)) "
