@@ -118,12 +118,13 @@ class GuardedStore final : public Store {
     return g([&] { return inner_.reportFinished(e, o, at); });
   }
   Status subscribe(ChangeSink& sink) override {
-    if (abi_minor_ >= 5) return g([&] { return inner_.subscribe(sink); });
+    if (abi_minor_ >= 7) return g([&] { return inner_.subscribe(sink); });
     // A store before SDK 3.5 builds its Change without execution_id (and before 3.4 without
     // leader_term): its messages are copied into this SDK's Change, field by field, before the host
-    // reads them.
+    // reads them. Before 3.7 a kRun change's term meant nothing, so it is not passed on.
     older_changes_.target = &sink;
     older_changes_.has_leader_term = abi_minor_ >= 4;
+    older_changes_.has_execution_id = abi_minor_ >= 5;
     return g([&] { return inner_.subscribe(older_changes_); });
   }
   void unsubscribe() override {
@@ -150,17 +151,19 @@ class GuardedStore final : public Store {
   auto g(Call&& call) -> decltype(call()) {
     return guardCall(plugin_, std::forward<Call>(call));
   }
-  /// Passes on the changes of a store older than SDK 3.5, reading only the fields it has.
+  /// Passes on the changes of a store older than SDK 3.7, reading only the fields it has.
   struct OlderChangesSink final : ChangeSink {
     ChangeSink* target = nullptr;
-    bool has_leader_term = false;  ///< SDK 3.4 or newer
+    bool has_leader_term = false;   ///< SDK 3.4 or newer: on a kTask change
+    bool has_execution_id = false;  ///< SDK 3.5 or newer
     void onChange(const Change& change) override {
       Change copy;
       copy.kind = change.kind;
       copy.run = change.run;
       copy.task_id = change.task_id;
       copy.dag_id = change.dag_id;
-      if (has_leader_term) copy.leader_term = change.leader_term;
+      if (has_leader_term && change.kind == Change::Kind::kTask) copy.leader_term = change.leader_term;
+      if (has_execution_id) copy.execution_id = change.execution_id;
       target->onChange(copy);
     }
     void onResync() override { target->onResync(); }

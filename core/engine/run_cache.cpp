@@ -44,36 +44,62 @@ Result<std::unique_ptr<CachedRun>> CachedRun::build(RunRecord record, std::share
   run->dag_ = std::move(dag);
   run->loaded_at_ = loaded_at;
   run->planner_.emplace(run->dag_->dag);
-  if (!run->instances_.empty()) {
-    // The snapshot's columns, kept between calls (the planner copies them): a new leader builds every
-    // active run.
-    thread_local std::vector<TaskState> states;
-    thread_local std::vector<std::int32_t> tries, max_tries;
-    thread_local std::vector<std::optional<Timestamp>> ended;
-    states.resize(n);
-    tries.resize(n);
-    max_tries.resize(n);
-    ended.resize(n);
-    for (std::uint32_t i = 0; i < n; ++i) {
-      const TaskInstance& ti = run->instances_[i];
-      run->count(ti.state, +1);
-      states[i] = ti.state;
-      tries[i] = ti.try_number;
-      max_tries[i] = ti.max_tries;
-      ended[i] = ti.ended_at;
-    }
-    planning::RunSnapshot snap;
-    snap.dag = &run->dag_->dag;
-    snap.states = states;
-    snap.tries = tries;
-    snap.max_tries = max_tries;
-    snap.ended_at = ended;
-    snap.retry_delay_seconds = run->dag_->retry_delay_seconds;
-    run->planner_->reset(snap);
-  }
+  run->resetPlanner();
   run->slots_ = slots;
   if (slots) slots->add(*run);
   return run;
+}
+
+void CachedRun::resetPlanner() {
+  if (instances_.empty()) return;
+  const std::uint32_t n = dag_->dag.size();
+  // The snapshot's columns, kept between calls (the planner copies them): a new leader builds every
+  // active run.
+  thread_local std::vector<TaskState> states;
+  thread_local std::vector<std::int32_t> tries, max_tries;
+  thread_local std::vector<std::optional<Timestamp>> ended;
+  states.resize(n);
+  tries.resize(n);
+  max_tries.resize(n);
+  ended.resize(n);
+  for (std::uint32_t i = 0; i < n; ++i) {
+    const TaskInstance& ti = instances_[i];
+    count(ti.state, +1);
+    states[i] = ti.state;
+    tries[i] = ti.try_number;
+    max_tries[i] = ti.max_tries;
+    ended[i] = ti.ended_at;
+  }
+  planning::RunSnapshot snap;
+  snap.dag = &dag_->dag;
+  snap.states = states;
+  snap.tries = tries;
+  snap.max_tries = max_tries;
+  snap.ended_at = ended;
+  snap.retry_delay_seconds = dag_->retry_delay_seconds;
+  planner_->reset(snap);
+}
+
+bool CachedRun::materialize(std::span<const NewTaskInstance> tasks, Timestamp at) {
+  const std::uint32_t n = dag_->dag.size();
+  if (!instances_.empty() || tasks.size() != n) return false;
+  std::vector<TaskInstance> laid_out(n);
+  std::vector<bool> seen(n, false);
+  for (const NewTaskInstance& t : tasks) {
+    const auto i = dag_->dag.find(t.task_id);
+    if (!i || seen[*i]) return false;
+    seen[*i] = true;
+    TaskInstance& ti = laid_out[*i];
+    ti.task_id = t.task_id;
+    ti.state = TaskState::kNone;
+    ti.try_number = 1;  // §8.5: the first attempt is try 1
+    ti.max_tries = t.max_tries;
+  }
+  instances_ = std::move(laid_out);
+  resetPlanner();
+  record_.started_at = at;
+  setRunState(DagRunState::kRunning);
+  return true;
 }
 
 CachedRun::~CachedRun() {

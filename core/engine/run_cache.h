@@ -12,6 +12,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <span>
 #include <vector>
 
 #include <leoflow/domain.h>
@@ -52,6 +53,10 @@ class CachedRun {
   planning::IncrementalPlanner& planner() { return *planner_; }
   std::chrono::steady_clock::time_point loadedAt() const noexcept { return loaded_at_; }
 
+  /// Mirrors a Store::materializeRun the store accepted, exactly as it wrote it: one instance per
+  /// task in `none`, try 1, its max_tries, and the run running since `at`. false (nothing changed)
+  /// when the run has instances already or `tasks` are not the DAG's tasks: read the run instead.
+  bool materialize(std::span<const NewTaskInstance> tasks, Timestamp at);
   /// Mirrors an applied write exactly as the store applied it (store.h TaskTransitionWrite).
   void applyWrite(planning::TaskIndex i, const TaskTransitionWrite& w, Timestamp at);
   void setRunState(DagRunState state);
@@ -76,6 +81,8 @@ class CachedRun {
 
  private:
   CachedRun() = default;
+  /// Counts the instances and gives them to the planner (after they were laid out in task order).
+  void resetPlanner();
   RunRecord record_;
   std::shared_ptr<const DagVersion> dag_;
   std::vector<TaskInstance> instances_;  // by DAG task index; empty until materialized

@@ -2,7 +2,8 @@
 // a finished hand-over. Remembers which runs changed, and of a run whose only changes named their
 // tasks, which tasks: the loop refreshes those instances alone (a large run costs per change, not
 // per task of the run), and reloads whole only the runs changed otherwise. The echoes of the
-// leader's own transitions are not remembered at all: its cache has them already. Nor are the echoes
+// leader's own transitions, run starts and run moves are not remembered at all: its cache has them
+// already. Nor are the echoes
 // of the reports of this process's own executions: the reports themselves come here as facts
 // (OwnReport), which the loop mirrors into its cache without reading the instance back.
 #pragma once
@@ -98,10 +99,10 @@ class WakeSignal final : public ChangeSink {
     cv_.notify_all();
   }
   /// The engine leads with `term`: changed runs and tasks are remembered from now on, except the
-  /// echoes of the transitions written with `term` (Change::leader_term) — the engine mirrored
-  /// those into its cache when the store applied them, and every other write it makes with the term
-  /// names what it wrote itself (a hand-over's outcome its task, with taskChanged(); a reaper's its
-  /// run, with runChanged()).
+  /// echoes of the transitions, run starts and run moves written with `term` (Change::leader_term) —
+  /// the engine mirrored those into its cache when the store applied them (or asked for the run
+  /// itself), and every other write it makes with the term names what it wrote itself (a
+  /// hand-over's outcome its task, with taskChanged(); a reaper's its run, with runChanged()).
   void leadAs(Term term) {
     std::lock_guard lock(mutex_);
     tracking_runs_ = true;
@@ -189,6 +190,9 @@ class WakeSignal final : public ChangeSink {
       } else {
         taskChanged(change.run, change.task_id);
       }
+    } else if (isOwnEcho(change)) {
+      // SDK 3.7: the leader's own run start or run move (materializeRun, setRunState), mirrored.
+      own_echoes_skipped_.fetch_add(1, std::memory_order_relaxed);
     } else {
       runChanged(change.run);
     }

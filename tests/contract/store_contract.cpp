@@ -1598,6 +1598,43 @@ TEST_P(StoreContract, ATransitionsChangeNamesTheTermThatWroteIt) {
   EXPECT_FALSE(sink.saw(by(term)));
 }
 
+// SDK 3.7: a leader mirrors its own run starts and run moves, so the run change made by materializeRun
+// and by setRunState names the term that wrote it, and every other run change (creation, a person's
+// command, a reap) names none.
+TEST_P(StoreContract, ALeadersRunStartAndRunMoveNameTheTermThatWroteThem) {
+  RecordingSink sink;
+  Subscription sub(store(), sink);
+  ASSERT_TRUE(ok(sub.status()));
+  Scenario w(store());
+  const Term term = w.claim();
+  ASSERT_GT(term, 0);
+  // Ids that need escaping in a message: the term must still come out whole.
+  auto by = [&](const RunKey& key, Term t) {
+    return [key, t](const Change& c) { return isRun(key)(c) && c.leader_term == t; };
+  };
+  const RunKey started = w.run("etl", "r:3%");
+  ASSERT_TRUE(sink.waitFor(by(started, 0))) << "a person's trigger names no term";
+  sink.clear();
+  ASSERT_TRUE(ok(store().materializeRun(term, started, std::vector{NewTaskInstance{"a:b%c", 1}}, at(1))));
+  EXPECT_TRUE(sink.waitFor(by(started, term))) << "the run's start names the term " << term;
+  ASSERT_TRUE(w.move(started, "a:b%c", S::kNone, S::kSkipped, 2));
+  sink.clear();
+  ASSERT_TRUE(ok(store().setRunState(term, started, R::kRunning, R::kSuccess, at(3), "")));
+  EXPECT_TRUE(sink.waitFor(by(started, term))) << "the run's move names the term " << term;
+  EXPECT_FALSE(sink.saw(by(started, 0)));
+
+  const RunKey cancelled = w.started("etl", "r:4%", {"a:b%c"});
+  ASSERT_TRUE(sink.waitFor(by(cancelled, term)));
+  sink.clear();
+  CancelRunRequest cancel;
+  cancel.run = cancelled;
+  cancel.note = "cancelled by the contract";
+  cancel.at = at(4);
+  ASSERT_TRUE(ok(store().cancelRun(cancel)));
+  EXPECT_TRUE(sink.waitFor(by(cancelled, 0))) << "a person's cancel names no term";
+  EXPECT_FALSE(sink.saw(by(cancelled, term)));
+}
+
 // SDK 3.5: the host mirrors the accepted reports of its own executions and skips their echoes, so a
 // claim or finished report that moved the instance names the execution, and nobody else's change does.
 TEST_P(StoreContract, AnExecutorsReportsChangeNamesTheExecution) {

@@ -260,10 +260,11 @@ std::string describe(const AttemptRef& a) {
   return fmt::format("{}/{} try {}", describe(a.run), a.task_id, a.try_number);
 }
 
-Change runChange(const RunKey& key) {
+Change runChange(const RunKey& key, Term leader_term = 0) {
   Change c;
   c.kind = Change::Kind::kRun;
   c.run = key;
+  c.leader_term = leader_term;
   return c;
 }
 
@@ -849,7 +850,7 @@ Status MemoryStore::materializeRun(Term term, const RunKey& run,
   entry.reindex();
   entry.record.state = DagRunState::kRunning;
   entry.record.started_at = at;
-  backend_->feed.publish({runChange(run)});
+  backend_->feed.publish({runChange(run, term)});  // the leader's own start (Change::leader_term)
   return {};
 }
 
@@ -873,7 +874,7 @@ Status MemoryStore::setRunState(Term term, const RunKey& run, DagRunState from, 
   if (to == DagRunState::kRunning) r.started_at = at;
   if (isTerminal(to)) r.ended_at = at;
   if (!note.empty()) r.note = note;
-  backend_->feed.publish({runChange(run)});
+  backend_->feed.publish({runChange(run, term)});  // the leader's own move (Change::leader_term)
   return {};
 }
 

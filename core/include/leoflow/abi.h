@@ -35,7 +35,9 @@
 ///      mirrors its own executions' reports and skips their echoes).
 /// 3.6: Recorder::recordSchedulerDecisions (decisions of one type counted in one call: every task a
 ///      tick leaves waiting for capacity is a "backpressure" decision).
-#define LEOFLOW_ABI_MINOR 6
+/// 3.7: Change::leader_term also on the kRun change of materializeRun and setRunState (the leader
+///      mirrors its own run starts and run moves and skips their echoes).
+#define LEOFLOW_ABI_MINOR 7
 
 #define LEOFLOW_ABI_STR2(x) #x
 #define LEOFLOW_ABI_STR(x) LEOFLOW_ABI_STR2(x)

@@ -188,6 +188,10 @@ struct Change {
   /// leader mirrors its own applied transitions into its cache as the store applied them, so it
   /// skips the echoes of its own term instead of reading the instance back. Leaving it 0 is correct,
   /// only slower: the leader then reads every change. The host reads it only from stores of 3.4.
+  /// SDK 3.7: so does the kRun change made by materializeRun and by setRunState: the leader mirrors
+  /// its own run starts and run moves, so a 20,000-task run's start is not read back. Every other
+  /// kRun change (creation, reaping, a person's command) names no term. The host reads a kRun
+  /// change's term only from stores of 3.7.
   Term leader_term = 0;
   /// SDK 3.5. For a kTask change made by an executor's report that moved the instance (reportRunning's
   /// claim, reportFinished): the execution that reported (ExecutionRef::execution_id); empty for every

@@ -54,8 +54,10 @@ std::optional<Change> parseChangeMessage(std::string_view message) {
     ids.push_back(std::move(*id));
   }
   Change c;
-  if (parts[0] == "t" && ids.size() == 4) {  // a transition's, with the term that wrote it
-    const std::string& term = ids[3];
+  // A leader's write names the term that wrote it after the ids: a transition's (t, 3 ids), a run
+  // start's or run move's (r, 2 ids).
+  if ((parts[0] == "t" && ids.size() == 4) || (parts[0] == "r" && ids.size() == 3)) {
+    const std::string& term = ids.back();
     const auto [end, error] = std::from_chars(term.data(), term.data() + term.size(), c.leader_term);
     if (error != std::errc{} || end != term.data() + term.size() || c.leader_term <= 0) return std::nullopt;
     ids.pop_back();

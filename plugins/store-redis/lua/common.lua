@@ -45,8 +45,9 @@ local function execKey(dag, run) return runKey(dag, run) .. ':exec' end
 local function runIdKey(run) return P .. ':runid:' .. enc(run) end
 
 -- Change feed (README.md "Change feed"): t:<dag>:<run>:<task>, r:<dag>:<run>, d:<dag>; a task moved
--- by apply_transitions adds the term that wrote it, t:<dag>:<run>:<task>:<term> (store.h
--- Change::leader_term: the leader skips its own echoes).
+-- by apply_transitions adds the term that wrote it, t:<dag>:<run>:<task>:<term>, and so does a run
+-- started or moved by the leader, r:<dag>:<run>:<term> (store.h Change::leader_term: the leader
+-- skips its own echoes).
 local function publishTask(dag, run, task)
   redis.call('PUBLISH', CHANNEL, 't:' .. runRef(dag, run) .. ':' .. enc(task))
 end
@@ -58,6 +59,10 @@ local function publishTaskByExecution(dag, run, task, execution)
   redis.call('PUBLISH', CHANNEL, 'x:' .. runRef(dag, run) .. ':' .. enc(task) .. ':' .. enc(execution))
 end
 local function publishRun(dag, run) redis.call('PUBLISH', CHANNEL, 'r:' .. runRef(dag, run)) end
+-- The leader's run start or run move names its term, r:<dag>:<run>:<term> (SDK 3.7).
+local function publishRunByTerm(dag, run, term)
+  redis.call('PUBLISH', CHANNEL, 'r:' .. runRef(dag, run) .. ':' .. term)
+end
 local function publishDag(dag) redis.call('PUBLISH', CHANNEL, 'd:' .. enc(dag)) end
 
 -- Fencing (ARCHITECTURE §8.7): a decision must carry the store's current term. A lower term is a

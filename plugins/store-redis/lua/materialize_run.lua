@@ -33,5 +33,5 @@ for s = 1, #args, chunk do
   redis.call('HSET', tis, unpack(args, s, math.min(s + chunk - 1, #args)))
 end
 redis.call('HSET', key, 'state', 'running', 'started_at', at, 'active', '0')
-publishRun(dag, run)
+publishRunByTerm(dag, run, ARGV[3])
 return 1

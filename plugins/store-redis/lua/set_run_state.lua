@@ -30,5 +30,5 @@ if to == 'queued' then
   redis.call('ZADD', K_ACTIVE_RUNS, score, runRef(dag, run))
 end
 if note ~= '' then redis.call('HSET', key, 'note', note) end
-publishRun(dag, run)
+publishRunByTerm(dag, run, ARGV[3])
 return 1

@@ -91,12 +91,15 @@ std::optional<Change> parseChangeMessage(std::string_view message) {
     ids.push_back(std::move(*id));
   }
   Change change;
+  // A leader's write names the term that wrote it, after the ids.
+  const auto read_term = [&](const std::string& term) {
+    const auto [end, error] = std::from_chars(term.data(), term.data() + term.size(), change.leader_term);
+    return error == std::errc{} && end == term.data() + term.size() && change.leader_term > 0;
+  };
   switch (parts[0][0]) {
     case 't':
       if (ids.size() == 4) {  // a transition's, with the term that wrote it
-        const std::string& term = ids[3];
-        const auto [end, error] = std::from_chars(term.data(), term.data() + term.size(), change.leader_term);
-        if (error != std::errc{} || end != term.data() + term.size() || change.leader_term <= 0) return std::nullopt;
+        if (!read_term(ids[3])) return std::nullopt;
       } else if (ids.size() != 3) {
         return std::nullopt;
       }
@@ -112,7 +115,11 @@ std::optional<Change> parseChangeMessage(std::string_view message) {
       change.execution_id = ids[3];
       return change;
     case 'r':
-      if (ids.size() != 2) return std::nullopt;
+      if (ids.size() == 3) {  // the leader's run start or move, with the term that wrote it
+        if (!read_term(ids[2])) return std::nullopt;
+      } else if (ids.size() != 2) {
+        return std::nullopt;
+      }
       change.kind = Change::Kind::kRun;
       change.run = RunKey{ids[0], ids[1]};
       return change;

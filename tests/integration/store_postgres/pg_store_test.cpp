@@ -232,7 +232,7 @@ std::string securePassword() {
 }
 
 // The payloads the SQL functions send (src/change_message.h); no server needed.
-TEST(PgChangeMessage, PayloadsParseBackToChangesWithTheTransitionsTerm) {
+TEST(PgChangeMessage, PayloadsParseBackToChangesWithTheLeadersTerm) {
   auto report = sp::parseChangeMessage("t:etl%3Av2:r1:x");
   ASSERT_TRUE(report.has_value());
   EXPECT_EQ(report->run, (RunKey{"etl:v2", "r1"}));
@@ -248,8 +248,17 @@ TEST(PgChangeMessage, PayloadsParseBackToChangesWithTheTransitionsTerm) {
   EXPECT_EQ(executor->task_id, "a");
   EXPECT_EQ(executor->execution_id, "host:a/1/e%1") << "an executor's report names its execution";
   EXPECT_EQ(report->execution_id, "") << "nobody else's change names one";
-  for (const char* bad : {"t:etl:r1", "t:a:b:c:x", "t:a:b:c:0", "t:a:b:c:-1", "t:a:b:c:1:2", "r:a:b:1", "d:",
-                          "x:a:b:c", "x:a:b:c:", "x:a:b:c:e:f"}) {
+  auto created = sp::parseChangeMessage("r:etl:r1");
+  ASSERT_TRUE(created.has_value());
+  EXPECT_EQ(created->kind, Change::Kind::kRun);
+  EXPECT_EQ(created->leader_term, 0) << "a run's creation or a person's command names no term";
+  auto started = sp::parseChangeMessage("r:etl:r%3A1:42");
+  ASSERT_TRUE(started.has_value());
+  EXPECT_EQ(started->kind, Change::Kind::kRun);
+  EXPECT_EQ(started->run, (RunKey{"etl", "r:1"}));
+  EXPECT_EQ(started->leader_term, 42) << "the leader's run start or move names the term that wrote it";
+  for (const char* bad : {"t:etl:r1", "t:a:b:c:x", "t:a:b:c:0", "t:a:b:c:-1", "t:a:b:c:1:2", "r:a:b:x", "r:a:b:0",
+                          "r:a:b:1:2", "d:", "x:a:b:c", "x:a:b:c:", "x:a:b:c:e:f"}) {
     EXPECT_FALSE(sp::parseChangeMessage(bad).has_value()) << bad;
   }
 }

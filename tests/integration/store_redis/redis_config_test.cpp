@@ -259,11 +259,17 @@ TEST(IdCodec, ChangeMessagesParseBackToChanges) {
   auto r = parseChangeMessage("r:etl:r1");
   ASSERT_TRUE(r.has_value());
   EXPECT_EQ(r->kind, Change::Kind::kRun);
+  EXPECT_EQ(r->leader_term, 0) << "a run's creation or a person's command names no term";
+  auto started = parseChangeMessage("r:etl:" + encodeId("r:1") + ":42");
+  ASSERT_TRUE(started.has_value());
+  EXPECT_EQ(started->kind, Change::Kind::kRun);
+  EXPECT_EQ(started->run, (RunKey{"etl", "r:1"}));
+  EXPECT_EQ(started->leader_term, 42) << "the leader's run start or move names the term that wrote it";
   auto d = parseChangeMessage("d:etl");
   ASSERT_TRUE(d.has_value());
   EXPECT_EQ(d->dag_id, "etl");
   for (const char* bad : {"", "x:etl", "t:etl:r1", "r:etl", "d:a:b", "d:%zz", "tt:a:b:c", "t:a:b:c:x", "t:a:b:c:0",
-                          "t:a:b:c:-1", "t:a:b:c:1:2", "r:a:b:1"}) {
+                          "t:a:b:c:-1", "t:a:b:c:1:2", "r:a:b:x", "r:a:b:0", "r:a:b:1:2"}) {
     EXPECT_FALSE(parseChangeMessage(bad).has_value()) << bad;
   }
   EXPECT_EQ(changeChannel("leoflow", 3), "leoflow:3:changes");

@@ -44,8 +44,9 @@ TEST(EngineScale, ThisProcesssExecutorReportsAreMirroredNotReadBack) {
   const std::uint64_t skipped_before = h.wake.ownEchoesSkipped();
   h.settle(1000);
   ASSERT_EQ(h.runState(run), DagRunState::kSuccess);
-  // Read whole twice (queued, then materialized), never again for the 120 reports of its tasks.
-  EXPECT_LE(h.store.calls(Method::kLoadRuns), 3);
+  // Read whole once, queued: its start and its end are mirrored (their echoes name the leader's
+  // term), and the 120 reports of its tasks are too.
+  EXPECT_EQ(h.store.calls(Method::kLoadRuns), 1);
   EXPECT_EQ(h.store.calls(Method::kLoadTaskInstances), 0) << "a report of its own was read back";
   // 60 claims and 60 finished reports, and the leader's own 120 transitions (none -> scheduled ->
   // queued for each task in one batch), all skipped.
@@ -145,6 +146,57 @@ TEST(EngineScale, TheLeadersOwnTransitionsAreNotReadBackFromTheFeed) {
   EXPECT_EQ(next.runs_loaded, 0u);
   EXPECT_EQ(h.wake.ownEchoesSkipped(), 6u);
   h.store.unsubscribe();
+}
+
+// Issue 14 §1: the leader's run start is mirrored into its cache, not read back — a 20,000-task run's
+// instances were written and then read whole again — and so is its end; their echoes on the feed name
+// the term that wrote them (SDK 3.7). The mirrored run plans at once, on the next tick.
+TEST(EngineScale, TheLeadersOwnRunStartAndEndAreNotReadBack) {
+  EngineHarness h;
+  std::vector<TaskSpec> tasks{task("root")};
+  for (int i = 0; i < 300; ++i) tasks.push_back(task("leaf" + std::to_string(i), {"root"}));
+  h.addDag(dag("wide", std::move(tasks)));
+  h.executor.setDefault(Completion::kSucceed);
+  ASSERT_TRUE(h.store.subscribe(h.wake).isOk());  // as Engine::run does
+  const RunKey run = h.trigger("wide");
+  h.lead();
+  h.tick();  // read queued, started
+  ASSERT_EQ(h.runState(run), DagRunState::kRunning);
+  EXPECT_EQ(h.state(run, "leaf299"), TaskState::kNone);
+  h.store.resetCalls();
+  const std::uint64_t skipped_before = h.wake.ownEchoesSkipped();
+  const TickReport next = h.tick(Engine::TickKind::kQuick);
+  EXPECT_EQ(h.store.calls(Method::kLoadRuns) + h.store.calls(Method::kLoadTaskInstances), 0)
+      << "the run was read back after its start";
+  EXPECT_EQ(next.runs_loaded, 0u);
+  EXPECT_NE(h.state(run, "root"), TaskState::kNone) << "the mirrored run was not planned";
+  EXPECT_GE(h.wake.ownEchoesSkipped() - skipped_before, 1u) << "the start's echo";
+  h.settle(2000);
+  ASSERT_EQ(h.runState(run), DagRunState::kSuccess);
+  EXPECT_EQ(h.state(run, "leaf299"), TaskState::kSuccess);
+  EXPECT_EQ(h.store.calls(Method::kLoadRuns), 0) << "the run was read back at some point of its life";
+  h.store.unsubscribe();
+}
+
+// A store before SDK 3.7 made a run change's term mean nothing: GuardedStore passes its kRun changes on
+// without one (the leader reads the run back), and a 3.7 store's as they are.
+TEST(EngineScale, ARunChangesTermIsReadOnlyFromAStoreOfSdk37) {
+  EngineHarness h;
+  h.addDag(dag("wide", {task("a")}));
+  for (const std::uint32_t minor : {6u, 7u}) {
+    const RunKey run = h.trigger("wide", "r" + std::to_string(minor));
+    GuardedStore guarded(h.store, "memory", minor);
+    h.store.drainChanges();
+    RecordedChanges recorded;
+    ASSERT_TRUE(guarded.subscribe(recorded).isOk());
+    const Term term = *h.store.claimTerm("test");
+    ASSERT_TRUE(guarded.materializeRun(term, run, std::vector{NewTaskInstance{"a", 1}}, h.clock.now()).isOk());
+    h.store.drainChanges();
+    guarded.unsubscribe();
+    ASSERT_EQ(recorded.changes.size(), 1u);
+    EXPECT_EQ(recorded.changes[0].kind, Change::Kind::kRun);
+    EXPECT_EQ(recorded.changes[0].leader_term, minor == 6 ? 0 : term) << "SDK 3." << minor;
+  }
 }
 
 // A store built before SDK 3.4 makes its Change without leader_term: the host must not read past
