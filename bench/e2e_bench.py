@@ -667,7 +667,7 @@ state_dir = "{base}/state"
         return time.time(), self.listener.lines if self.listener else 0
 
     def statsd_since(self, mark):
-        """With --statsd: "; statsd: N lines, tick median X ms, max Y ms (ticks of 50 ms or more, in the
+        """With --statsd: "; statsd: N lines, tick median X ms, max Y ms (ticks of 20 ms or more, in the
         order they came: A, B ms)" since `mark` (statsd_mark()); "" without. The long ticks' order tells
         a run's start (its instances written) from its root's end (all of them moved)."""
         if not self.listener:
@@ -675,10 +675,10 @@ state_dir = "{base}/state"
         t0, lines0 = mark
         ticks = self.listener.between(t0, time.time())
         tick = f", tick median {median(ticks):.1f} ms, max {max(ticks):.1f} ms" if ticks else ""
-        long_ticks = [ms for ms in ticks if ms >= 50]
+        long_ticks = [ms for ms in ticks if ms >= 20]
         if long_ticks:
             shown = ", ".join(f"{ms:.0f}" for ms in long_ticks[:6]) + (", ..." if len(long_ticks) > 6 else "")
-            tick += f" (ticks of 50 ms or more, in order: {shown} ms)"
+            tick += f" (ticks of 20 ms or more, in order: {shown} ms)"
         return f"; statsd: {self.listener.lines - lines0} lines{tick}"
 
     def close(self):

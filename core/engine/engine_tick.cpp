@@ -690,7 +690,7 @@ void Engine::materialize(TickState& t, CachedRun& run) {
     ++t.report.writes_applied;
     log_->info("run started dag_id={} run_id={} tasks={}", key.dag_id, key.run_id, tasks.size());
     // Issue 14 §1: what the store wrote is known, so it is mirrored, not read back (a 20,000-task
-    // run's instances took 600 ms a start to write and read again); its echo names this term.
+    // run was read whole again right after its start); its echo names this term and is skipped.
     if (run.materialize(tasks, t.now)) return;
   } else if (s.code() != StatusCode::kConflict) {
     log_->error("materializing run failed dag_id={} run_id={} error={}", key.dag_id, key.run_id, s.toString());
