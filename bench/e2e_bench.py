@@ -72,8 +72,9 @@ and pg_stat_wal), the CLI's `runs trigger --wait` polling included. The schedule
 level or worse are printed at the end.
 
 --statsd: the chains' and fan-outs' scheduler also sends its metrics (metrics-statsd, every sample)
-to a UDP socket of this script, as an operator's would; each run prints the lines received and the
-median and longest `scheduler.tick_duration` meanwhile.
+to a UDP socket of this script, as an operator's would; each run prints the lines received, the
+median and longest `scheduler.tick_duration` meanwhile, and the ticks of 20 ms or more in the order
+they came (a large run's start, its root's end).
 
 --small: one quick run for CI (chain 5,50; fan-out 20,100; 200 active runs; 1 fail-over; repeat 1;
 short references); the meson test `e2e_bench_smoke` (suite bench) runs it on the build it belongs to.
