@@ -3,9 +3,9 @@
 // tasks, which tasks: the loop refreshes those instances alone (a large run costs per change, not
 // per task of the run), and reloads whole only the runs changed otherwise. The echoes of the
 // leader's own transitions, run starts and run moves are not remembered at all: its cache has them
-// already. Nor are the echoes
-// of the reports of this process's own executions: the reports themselves come here as facts
-// (OwnReport), which the loop mirrors into its cache without reading the instance back.
+// already. Nor are the echoes of the reports of this process's own executions: the reports
+// themselves come here as facts (OwnReport), which the loop mirrors into its cache without reading
+// the instance back.
 #pragma once
 
 #include <atomic>
