@@ -47,6 +47,7 @@ struct TickReport {
   std::size_t runs_created = 0;
   std::size_t dispatched = 0;       ///< attempts handed to the dispatch pool
   std::size_t backpressured = 0;    ///< scheduled tasks left waiting for capacity
+  std::size_t runs_sliced = 0;      ///< runs with moves left for the next tick (run_moves_per_tick)
   std::size_t reaped = 0;
   std::size_t errors = 0;           ///< isolated failures (runs, DAGs, candidates, lists)
   std::size_t unavailable = 0;      ///< of which the store could not be reached (the loop backs off)
@@ -141,8 +142,9 @@ class Engine {
   std::size_t spareCapacity(TickState& t, std::size_t route);
   /// No executor (nor the dispatch pool) can take another task this tick.
   bool noCapacityLeft(TickState& t);
-  /// Every task of the run's DAG has an executor here (asked of the run's DAG once, then kept).
-  bool everyTaskRoutable(CachedRun& run) const;
+  /// Where the run's tasks go here: whether each has an executor, and the one executor if they
+  /// all share it (asked of the run's DAG once, then kept).
+  const CachedRun::Routes& routesOf(CachedRun& run) const;
   /// Orders the runs to advance so capacity goes to the longest-waiting scheduled task first, and
   /// returns how many of their tasks wait in `scheduled` (TickState::waiting_scheduled).
   std::size_t orderForFairness(std::vector<RunKey>& advancing) const;

@@ -52,6 +52,11 @@ struct EngineOptions {
   /// Keys of the periodic active-run listing compared with the cache per tick: the walk of 100,000
   /// was one 50-120 ms tick on a 2-core VM (the cache's entries spread over half a gigabyte).
   std::size_t listing_walk_slice = 16'384;
+  /// Of one run, the most moves written in one tick besides its hand-overs (→ queued): a wide
+  /// fan-out's root ending readies every child at once, and 20,000 moves in one store call were a
+  /// tick of ~1 s on PostgreSQL (~0.25 s on Redis) in which nothing else moved and no child started.
+  /// The rest are planned again on the next tick, which follows at once.
+  std::size_t run_moves_per_tick = 1000;
   std::string replica_id;
 
   std::chrono::milliseconds effectiveStepTimeout() const {

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <deque>
 #include <future>
+#include <limits>
 #include <tuple>
 
 #include <fmt/format.h>
@@ -339,12 +340,25 @@ bool Engine::noCapacityLeft(TickState& t) {
   return !inline_runner_ || *routeBudget(t, kInlineRoute) == 0;
 }
 
-bool Engine::everyTaskRoutable(CachedRun& run) const {
-  if (auto known = run.everyTaskRoutable()) return *known;
-  const auto& tasks = run.dag().spec.tasks;
-  const bool all = std::all_of(tasks.begin(), tasks.end(), [&](const TaskSpec& s) { return routeFor(s).has_value(); });
-  run.setEveryTaskRoutable(all);
-  return all;
+const CachedRun::Routes& Engine::routesOf(CachedRun& run) const {
+  if (!run.routes()) {
+    CachedRun::Routes routes{true, std::nullopt};
+    bool one_route = true;
+    for (const TaskSpec& spec : run.dag().spec.tasks) {
+      const std::optional<std::size_t> route = routeFor(spec);
+      if (!route) {
+        routes.every_task_routable = false;
+        one_route = false;
+      } else if (!routes.sole_route) {
+        routes.sole_route = route;
+      } else if (*routes.sole_route != *route) {
+        one_route = false;
+      }
+    }
+    if (!one_route) routes.sole_route.reset();
+    run.setRoutes(routes);
+  }
+  return *run.routes();
 }
 
 std::size_t Engine::orderForFairness(std::vector<RunKey>& advancing) const {
@@ -748,7 +762,13 @@ void Engine::advanceRun(TickState& t, CachedRun& run) {
     return;
   }
   ++t.report.runs_planned;
-  run.planner().plan(t.now, t.plan);
+  // When every task goes to one executor, the planner offers only as many `scheduled` tasks as it
+  // can take this tick and counts the rest: a wide fan-out waiting for capacity would otherwise be
+  // planned, partitioned and skipped task by task on every tick that frees a slot or two. With
+  // several executors the rest is offered, so a full one cannot hide another's spare capacity.
+  const CachedRun::Routes& routes = routesOf(run);
+  const std::size_t left_waiting = run.planner().plan(
+      t.now, t.plan, routes.sole_route ? spareCapacity(t, *routes.sole_route) : std::numeric_limits<std::size_t>::max());
   // Tasks already waiting in `scheduled` take capacity before tasks that become ready now (a
   // stable partition, into buffers kept across ticks: std::stable_partition allocates its own).
   t.plan_rest.clear();
@@ -773,9 +793,17 @@ void Engine::advanceRun(TickState& t, CachedRun& run) {
   };
   // Tasks of this run left waiting for capacity: counted in the report, and as "backpressure"
   // decisions in one recorder call after the loop (not one per task: 20,000 in a wide fan-out).
-  std::size_t backpressured = 0;
+  std::size_t backpressured = left_waiting;
+  t.waiting_scheduled -= std::min(t.waiting_scheduled, left_waiting);
+  std::size_t other_moves = 0;  // besides hand-overs, bounded by run_moves_per_tick
   for (auto it = t.plan.begin(); it != t.plan.end(); ++it) {
-    if (it < queue_end && noCapacityLeft(t) && everyTaskRoutable(run)) {
+    if (it >= queue_end && ++other_moves > std::max<std::size_t>(options_.run_moves_per_tick, 1)) {
+      // The rest keep their planner bit (incremental_planner.h) and are offered on the next tick,
+      // which this tick's writes make come at once.
+      ++t.report.runs_sliced;
+      break;
+    }
+    if (it < queue_end && noCapacityLeft(t) && routes.every_task_routable) {
       // Every executor is full, so each `scheduled` task still to come stays where it is: counted
       // as one by one, not visited — a run with 20,000 tasks waiting would otherwise cost every
       // tick 20,000 route lookups, task id copies and capacity checks.

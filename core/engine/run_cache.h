@@ -9,6 +9,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstddef>
 #include <map>
 #include <memory>
 #include <optional>
@@ -70,10 +71,14 @@ class CachedRun {
   /// of the run's instances: the tick asks only when runs compete for capacity.
   std::optional<Timestamp> oldestScheduledAt() const;
 
-  /// Whether every task of the DAG has an executor, once the engine has asked (its routes are
-  /// fixed for its life, so the answer is kept with the run).
-  std::optional<bool> everyTaskRoutable() const noexcept { return every_task_routable_; }
-  void setEveryTaskRoutable(bool all) noexcept { every_task_routable_ = all; }
+  /// Where the DAG's tasks go, once the engine has asked (its routes are fixed for its life, so
+  /// the answer is kept with the run).
+  struct Routes {
+    bool every_task_routable = false;
+    std::optional<std::size_t> sole_route;  ///< every task goes to this one executor
+  };
+  const std::optional<Routes>& routes() const noexcept { return routes_; }
+  void setRoutes(Routes routes) noexcept { routes_ = routes; }
 
   AttemptRef attempt(planning::TaskIndex i) const {
     return AttemptRef{record_.key, dag_->spec.tasks[i].task_id, instances_[i].try_number};
@@ -88,7 +93,7 @@ class CachedRun {
   std::vector<TaskInstance> instances_;  // by DAG task index; empty until materialized
   std::optional<planning::IncrementalPlanner> planner_;
   std::chrono::steady_clock::time_point loaded_at_;
-  std::optional<bool> every_task_routable_;
+  std::optional<Routes> routes_;
   // Instances running, queued and scheduled now, kept as instances change: the first two are this
   // run's share of the task gauges' totals, taken out of them when the run is destroyed.
   std::int64_t running_ = 0;

@@ -5,7 +5,7 @@
 namespace leoflow::planning {
 
 IncrementalPlanner::IncrementalPlanner(const CompiledDag& dag)
-    : dag_(&dag), tasks_(dag.size()), dirty_((dag.size() + 63) / 64, 0) {
+    : dag_(&dag), tasks_(dag.size()), dirty_((dag.size() + 63) / 64, 0), scheduled_(dirty_.size(), 0) {
   for (TaskIndex i = 0; i < dag.size(); ++i) {
     tasks_[i].upstream.total = static_cast<std::uint32_t>(dag.upstreams(i).size());
     mark(i);
@@ -33,6 +33,7 @@ void IncrementalPlanner::reset(const RunSnapshot& run) {
     t.upstream = UpstreamCounts{};
     t.upstream.total = static_cast<std::uint32_t>(dag_->upstreams(i).size());
     account(t, +1);
+    markScheduled(i, t.state == TaskState::kScheduled);
   }
   for (TaskIndex i = 0; i < n; ++i) {
     for (TaskIndex u : dag_->upstreams(i)) tasks_[i].upstream.add(tasks_[u].outcome);
@@ -53,6 +54,7 @@ void IncrementalPlanner::setTask(TaskIndex i, TaskState state, std::int32_t try_
   t.outcome = outcomeOf(state, try_number < max_tries);
   account(t, +1);
   mark(i);
+  markScheduled(i, state == TaskState::kScheduled);
   if (t.outcome != before) {
     for (TaskIndex d : dag_->downstreams(i)) {
       UpstreamCounts& c = tasks_[d].upstream;
@@ -73,11 +75,18 @@ void IncrementalPlanner::setRetryDelay(TaskIndex i, std::int32_t seconds) {
   mark(i);
 }
 
-void IncrementalPlanner::plan(std::optional<Timestamp> now, std::vector<Transition>& out) {
+std::size_t IncrementalPlanner::plan(std::optional<Timestamp> now, std::vector<Transition>& out,
+                                     std::size_t max_queued) {
   out.clear();
   start_moves_.clear();
+  std::size_t left_out = 0;
   for (std::size_t w = 0; w < dirty_.size(); ++w) {
     std::uint64_t bits = dirty_[w];
+    if (max_queued == 0 && scheduled_[w] != 0) {
+      // No more scheduled → queued moves: this word's scheduled tasks are counted, not visited.
+      left_out += static_cast<std::size_t>(std::popcount(scheduled_[w]));
+      bits &= ~scheduled_[w];
+    }
     while (bits != 0) {
       const auto i = static_cast<TaskIndex>(w * 64 + static_cast<std::size_t>(std::countr_zero(bits)));
       bits &= bits - 1;
@@ -95,7 +104,12 @@ void IncrementalPlanner::plan(std::optional<Timestamp> now, std::vector<Transiti
           if (readyToRetry(t.ended_at, t.retry_delay_seconds, now)) out.push_back({i, TaskState::kNone});
           break;
         case TaskState::kScheduled:
-          start_moves_.push_back({i, TaskState::kQueued});
+          if (max_queued == 0) {
+            ++left_out;  // the quota ran out within this word
+          } else {
+            --max_queued;
+            start_moves_.push_back({i, TaskState::kQueued});
+          }
           break;
         case TaskState::kNone:
           if (auto to = targetOf(evaluateTriggerRule(dag_->rule(i), t.upstream))) {
@@ -111,6 +125,7 @@ void IncrementalPlanner::plan(std::optional<Timestamp> now, std::vector<Transiti
     }
   }
   out.insert(out.end(), start_moves_.begin(), start_moves_.end());
+  return left_out;
 }
 
 FinalizeDecision IncrementalPlanner::finalize() const noexcept {

@@ -11,7 +11,9 @@
 // retries) keep their bit.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
+#include <limits>
 #include <optional>
 #include <vector>
 
@@ -41,7 +43,14 @@ class IncrementalPlanner {
   void setRetryDelay(TaskIndex i, std::int32_t seconds);
 
   /// The same transitions as planRun on the current state with this `now`; `out` is cleared first.
-  void plan(std::optional<Timestamp> now, std::vector<Transition>& out);
+  void plan(std::optional<Timestamp> now, std::vector<Transition>& out) {
+    plan(now, out, std::numeric_limits<std::size_t>::max());
+  }
+  /// As plan(), with at most `max_queued` of its scheduled → queued moves: the first in task order.
+  /// Returns how many scheduled tasks it left out (they keep their bit, and are offered next time).
+  /// For a caller that can queue only so many: a run with 20,000 tasks waiting in `scheduled` costs
+  /// O(tasks / 64) to plan then, not O(tasks), on every tick that frees a little capacity.
+  std::size_t plan(std::optional<Timestamp> now, std::vector<Transition>& out, std::size_t max_queued);
 
   /// Whether plan() could return anything: some task is marked (it may move, or waits on `now` or
   /// on someone applying its move). false: the run needs no planning until a task changes.
@@ -79,12 +88,19 @@ class IncrementalPlanner {
   }
 
   void mark(TaskIndex i) noexcept { dirty_[i >> 6] |= std::uint64_t{1} << (i & 63); }
+  void markScheduled(TaskIndex i, bool scheduled) noexcept {
+    const std::uint64_t bit = std::uint64_t{1} << (i & 63);
+    scheduled_[i >> 6] = scheduled ? scheduled_[i >> 6] | bit : scheduled_[i >> 6] & ~bit;
+  }
   void unmark(TaskIndex i) noexcept { dirty_[i >> 6] &= ~(std::uint64_t{1} << (i & 63)); }
   void account(const TaskSlot& t, int sign) noexcept;
 
   const CompiledDag* dag_;
   std::vector<TaskSlot> tasks_;
   std::vector<std::uint64_t> dirty_;  // one bit per task: may move
+  // One bit per task in `scheduled`: always marked in dirty_ too (they move until queued), kept
+  // apart so plan() can skip those beyond max_queued a word at a time.
+  std::vector<std::uint64_t> scheduled_;
   std::vector<Transition> start_moves_;  // scratch for plan(): the start pass, merged after retries
   std::uint32_t pending_ = 0;  // tasks blocking finalize
   std::uint32_t failing_ = 0;  // tasks failed for good or upstream_failed

@@ -257,6 +257,63 @@ TEST(EngineDispatch, TasksBeyondAFullExecutorStillWaitCountedWhileReadyOnesAreSc
   EXPECT_EQ(h.state(run, "t5"), S::kScheduled);
 }
 
+TEST(EngineDispatch, AFullExecutorDoesNotHideAnotherExecutorsRoomFromTheSameRun) {
+  // A run whose tasks go to two executors: its first tasks in the DAG's order wait for the full
+  // one; the task after them still goes to the other, on the same tick.
+  EngineHarness h;
+  h.dispatcher_types = {"bash"};
+  WideRun mixed;
+  for (int i = 0; i < 100; ++i) mixed.add(task("sh" + std::to_string(i), {}, "bash"), S::kScheduled);
+  mixed.add(task("call", {}, "http_api"), S::kScheduled);
+  auto run = mixed.seed(h, "mixed");
+  h.dispatcher.setCapacity(1);
+  h.build(true, true);
+  h.lead();
+  auto report = h.tick();
+  EXPECT_EQ(report.dispatched, 2u);
+  EXPECT_EQ(report.backpressured, 99u);
+  EXPECT_EQ(h.state(run, "sh0"), S::kQueued);
+  EXPECT_EQ(h.state(run, "sh1"), S::kScheduled);
+  EXPECT_EQ(h.state(run, "call"), S::kQueued);
+  EXPECT_EQ(h.inline_runner.calls(), 1);
+}
+
+TEST(EngineDispatch, AWideRunsMovesAreWrittenASliceATickHandOversFirst) {
+  // 25 children ready at once, 10 moves a tick: each tick writes the next ten in the DAG's order;
+  // the executor's room is filled on the first (none → scheduled → queued in one batch).
+  EngineHarness h;
+  h.options.run_moves_per_tick = 10;
+  WideRun wide;
+  wide.add(task("root"), S::kSuccess);
+  for (int i = 0; i < 25; ++i) wide.add(task("c" + std::to_string(100 + i), {"root"}), S::kNone);
+  auto run = wide.seed(h, "wide");
+  h.dispatcher.setCapacity(3);
+  h.build();
+  h.lead();
+  auto count = [&](S state) {
+    int n = 0;
+    for (int i = 0; i < 25; ++i) n += h.state(run, "c" + std::to_string(100 + i)) == state;
+    return n;
+  };
+  auto report = h.tick();
+  EXPECT_EQ(report.runs_sliced, 1u);
+  EXPECT_EQ(report.dispatched, 3u);
+  EXPECT_EQ(count(S::kQueued), 3);
+  EXPECT_EQ(count(S::kScheduled), 7);
+  EXPECT_EQ(count(S::kNone), 15);
+  EXPECT_EQ(h.state(run, "c109"), S::kScheduled);
+  EXPECT_EQ(h.state(run, "c110"), S::kNone);
+  EXPECT_TRUE(report.progressed());  // so the loop ticks again at once
+  report = h.tick();
+  EXPECT_EQ(report.runs_sliced, 1u);
+  EXPECT_EQ(count(S::kNone), 5);
+  EXPECT_EQ(report.backpressured, 7u);  // the executor is still full: those scheduled before wait
+  report = h.tick();
+  EXPECT_EQ(report.runs_sliced, 0u);
+  EXPECT_EQ(count(S::kNone), 0);
+  EXPECT_EQ(count(S::kScheduled), 22);
+}
+
 TEST(EngineDispatch, AFullExecutorDoesNotDelayFailingATaskNoExecutorTakes) {  // §10 item 9
   EngineHarness h;
   h.dispatcher_types = {"bash"};

@@ -32,6 +32,24 @@ TEST(EngineLoop, AChainAdvancesWithoutWaitingForTheTick) {
   EXPECT_EQ(h.dispatcher.accepted().size(), 20u);
 }
 
+TEST(EngineLoop, AFanOutWiderThanATicksSliceRunsWithoutWaitingForTheTick) {
+  EngineHarness h;
+  h.options.tick_interval = 60s;  // the backstop never fires during this test
+  h.options.run_moves_per_tick = 7;
+  h.executor.setDefault(Completion::kSucceed);
+  std::vector<TaskSpec> tasks{task("root")};
+  for (int i = 0; i < 50; ++i) tasks.push_back(task("c" + std::to_string(i), {"root"}));
+  h.addDag(dag("fan", tasks));
+  h.build();
+  std::jthread loop([&](std::stop_token st) { h.engine->run(st); });
+  ASSERT_TRUE(waitFor([&] { return h.engine->leading(); }, 2s));
+  auto other = h.store.openHandle();
+  NewRun r{{"fan", "r1"}, 1, RunTrigger::kManual, kNoon, "", kNoon};
+  ASSERT_TRUE(other->createRun(std::nullopt, r).isOk());
+  EXPECT_TRUE(waitFor([&] { return h.runState(r.key) == DagRunState::kSuccess; }, 10s));
+  EXPECT_EQ(h.dispatcher.accepted().size(), 51u);
+}
+
 TEST(EngineLoop, AFollowerKeepsCampaigningAndTakesOverWhenTheLeaseFrees) {
   EngineHarness h;
   h.options.tick_interval = 10ms;

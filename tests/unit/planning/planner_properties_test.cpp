@@ -95,7 +95,7 @@ void driveToCompletion(Rng& rng, const std::vector<TaskSpec>& specs, int* steps_
   IncrementalPlanner inc(run.dag);
   inc.reset(run.snapshot(std::nullopt));
   Timestamp now{std::chrono::seconds{1'800'000'000}};
-  std::vector<Transition> full, incremental, rebuilt;
+  std::vector<Transition> full, incremental, rebuilt, limited;
   const std::uint32_t n = run.dag.size();
   int step = 0;
   const int max_steps = 50 + 40 * static_cast<int>(n);
@@ -104,6 +104,22 @@ void driveToCompletion(Rng& rng, const std::vector<TaskSpec>& specs, int* steps_
     planRun(run.snapshot(now), full);
     inc.plan(now, incremental);
     ASSERT_EQ(full, incremental) << "step " << step;
+    // With a quota on queueing: the same moves without the scheduled → queued ones past the first
+    // `quota` in task order, and the count of those left out; asking so changes nothing planned.
+    const std::size_t quota = static_cast<std::size_t>(uniform(rng, 0, 3));
+    std::vector<Transition> expected;
+    std::size_t expected_left_out = 0, queued_moves = 0;
+    for (const Transition& t : full) {
+      if (run.states[t.task] == TaskState::kScheduled && ++queued_moves > quota) {
+        ++expected_left_out;
+      } else {
+        expected.push_back(t);
+      }
+    }
+    ASSERT_EQ(inc.plan(now, limited, quota), expected_left_out) << "step " << step << ", quota " << quota;
+    ASSERT_EQ(expected, limited) << "step " << step << ", quota " << quota;
+    inc.plan(now, incremental);
+    ASSERT_EQ(full, incremental) << "after a plan with a quota, step " << step;
     const FinalizeDecision verdict = finalizeRun(run.snapshot(now));
     ASSERT_EQ(verdict, inc.finalize()) << "step " << step;
     if (chance(rng, 0.1)) {
@@ -200,6 +216,53 @@ TEST(PlannerProperties, AFailingChainWithRetriesWaitsOutEveryDelay) {
   EXPECT_EQ(attempts, 3);
   EXPECT_EQ(inc.state(1), TaskState::kUpstreamFailed);
   EXPECT_EQ(inc.finalize(), (FinalizeDecision{true, DagRunState::kFailed}));
+}
+
+TEST(PlannerProperties, AQuotaOnQueueingOffersTheFirstScheduledTasksAndCountsTheRest) {
+  // A fan-out of 300 (several words of bits) waiting in `scheduled`, as the engine sees it while
+  // the executors are full; one child is still `none` and must be offered whatever the quota.
+  std::vector<TaskSpec> specs(301);
+  specs[0].task_id = "root";
+  for (std::size_t i = 1; i < specs.size(); ++i) {
+    specs[i].task_id = "c" + std::to_string(i);
+    specs[i].depends_on = {"root"};
+  }
+  SimRun run(specs);
+  const TaskIndex root = *run.dag.find("root");
+  const TaskIndex late = *run.dag.find("c250");
+  for (TaskIndex i = 0; i < run.dag.size(); ++i) run.states[i] = TaskState::kScheduled;
+  run.states[root] = TaskState::kSuccess;
+  run.states[late] = TaskState::kNone;
+  IncrementalPlanner inc(run.dag);
+  inc.reset(run.snapshot(std::nullopt));
+  const Timestamp now{std::chrono::seconds{1'800'000'000}};
+  std::vector<Transition> all, some;
+  inc.plan(now, all);
+  ASSERT_EQ(all.size(), 300u);
+  std::vector<Transition> queued_first;  // what the quota keeps: the first scheduled ones, in task order
+  for (const Transition& t : all) {
+    if (t.to == TaskState::kQueued) queued_first.push_back(t);
+  }
+  for (std::size_t quota : {0u, 1u, 63u, 64u, 65u, 130u, 299u, 400u}) {
+    const std::size_t left_out = inc.plan(now, some, quota);
+    const std::size_t kept = std::min<std::size_t>(quota, 299);
+    EXPECT_EQ(left_out, 299 - kept) << "quota " << quota;
+    std::vector<Transition> queued, others;
+    for (const Transition& t : some) (t.to == TaskState::kQueued ? queued : others).push_back(t);
+    EXPECT_EQ(queued, std::vector<Transition>(queued_first.begin(), queued_first.begin() + static_cast<std::ptrdiff_t>(kept)))
+        << "quota " << quota;
+    EXPECT_EQ(others, (std::vector<Transition>{{late, TaskState::kScheduled}})) << "quota " << quota;
+  }
+  // The first ten queued: the next quota starts after them; a task queued and handed back to
+  // `scheduled` (a refused dispatch) is offered again in its place.
+  for (std::size_t k = 0; k < 10; ++k) inc.setState(queued_first[k].task, TaskState::kQueued);
+  inc.setState(queued_first[3].task, TaskState::kScheduled);
+  EXPECT_EQ(inc.plan(now, some, 2), 288u);  // 290 wait in `scheduled`; two are offered
+  std::vector<Transition> queued;
+  for (const Transition& t : some) {
+    if (t.to == TaskState::kQueued) queued.push_back(t);
+  }
+  EXPECT_EQ(queued, (std::vector<Transition>{queued_first[3], queued_first[10]}));
 }
 
 }  // namespace
