@@ -2,10 +2,12 @@
 // and expected plan are verified before anything is timed; a mismatch aborts the run.
 //
 // Names are stable so `--benchmark_format=json` output compares run to run:
-//   plan_finalize/a..e  launch/f  sim/d  sim/e1000  tick/e10k  tick/e10k_mixed  rule/eval3
+//   plan_finalize/a..e  launch/f  sim/d  sim/e1000  tick/e10k  tick/e10k_mixed  wait/fanout20k
+//   wait/fanout20k_all  rule/eval3
 //   cron/next  cron/catchup100 (in cron_bench.cpp)
 #include <cstdio>
 #include <cstdlib>
+#include <optional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -246,6 +248,49 @@ void tickE10k(benchmark::State& state, bool mixed) {
   cmp.finish();
 }
 
+// A fan-out of 20,000 waiting for a full executor: the root succeeded, 64 children run, the rest
+// wait in `scheduled`. One op plans the run as a tick does when `free` slots have just freed up:
+// `quota` offers only those (what the engine asks when every task goes to one executor), else
+// every waiting task is offered (what it asked before).
+void waitFanout20k(benchmark::State& state, bool quota) {
+  constexpr std::uint32_t kChildren = 20000;
+  constexpr std::size_t kFree = 4;
+  std::vector<TaskSpec> specs(kChildren + 1);
+  specs[0].task_id = "root";
+  for (std::uint32_t i = 1; i <= kChildren; ++i) {
+    specs[i].task_id = "c" + std::to_string(i);
+    specs[i].depends_on = {"root"};
+  }
+  auto dag = planning::CompiledDag::compile(specs);
+  if (!dag) die("wait/fanout20k: " + dag.status().toString());
+  std::vector<TaskState> states(dag->size(), TaskState::kScheduled);
+  std::vector<std::int32_t> ones(dag->size(), 1), zeros(dag->size(), 0);
+  std::vector<std::optional<Timestamp>> ended(dag->size());
+  states[*dag->find("root")] = TaskState::kSuccess;
+  for (std::uint32_t i = 1; i <= 64; ++i) states[*dag->find("c" + std::to_string(i))] = TaskState::kRunning;
+  planning::RunSnapshot snap;
+  snap.dag = &*dag;
+  snap.states = states;
+  snap.tries = ones;
+  snap.max_tries = ones;
+  snap.ended_at = ended;
+  snap.retry_delay_seconds = zeros;
+  IncrementalPlanner p(*dag);
+  p.reset(snap);
+  const Timestamp now{std::chrono::seconds{1'800'000'000}};
+  std::vector<Transition> out;
+  out.reserve(dag->size());
+  std::size_t offered = 0, left = 0;
+  for (auto _ : state) {
+    left = quota ? p.plan(now, out, kFree) : (p.plan(now, out), 0);
+    offered = out.size();
+    benchmark::DoNotOptimize(out.data());
+  }
+  check(offered + left == kChildren - 64 && offered == (quota ? kFree : kChildren - 64),
+        "wait/fanout20k: " + std::to_string(offered) + " offered, " + std::to_string(left) + " left out");
+  state.counters["offered"] = static_cast<double>(offered);
+}
+
 void ruleEval3(benchmark::State& state) {
   const TaskState ups[3] = {TaskState::kSuccess, TaskState::kSuccess, TaskState::kRunning};
   GoComparison cmp(state, go_ns::kRuleEval3, 0);
@@ -272,6 +317,8 @@ void registerPlannerBenchmarks() {
   benchmark::RegisterBenchmark("sim/e1000", simE1000)->Unit(benchmark::kMicrosecond);
   benchmark::RegisterBenchmark("tick/e10k", tickE10k, false)->Unit(benchmark::kMicrosecond);
   benchmark::RegisterBenchmark("tick/e10k_mixed", tickE10k, true)->Unit(benchmark::kMicrosecond);
+  benchmark::RegisterBenchmark("wait/fanout20k", waitFanout20k, true)->Unit(benchmark::kMicrosecond);
+  benchmark::RegisterBenchmark("wait/fanout20k_all", waitFanout20k, false)->Unit(benchmark::kMicrosecond);
   benchmark::RegisterBenchmark("rule/eval3", ruleEval3);
 }
 
