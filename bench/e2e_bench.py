@@ -73,8 +73,9 @@ level or worse are printed at the end.
 
 --statsd: the chains' and fan-outs' scheduler also sends its metrics (metrics-statsd, every sample)
 to a UDP socket of this script, as an operator's would; each run prints the lines received, the
-median and longest `scheduler.tick_duration` meanwhile, and the ticks of 20 ms or more in the order
-they came (a large run's start, its root's end).
+median and longest `scheduler.tick_duration` meanwhile, the ticks of 20 ms or more in the order
+they came (a large run's start, its root's end), and how many took 100 ms or more, together and the
+second longest of them.
 
 --small: one quick run for CI (chain 5,50; fan-out 20,100; 200 active runs; 1 fail-over; repeat 1;
 short references); the meson test `e2e_bench_smoke` (suite bench) runs it on the build it belongs to.
@@ -669,7 +670,8 @@ state_dir = "{base}/state"
 
     def statsd_since(self, mark):
         """With --statsd: "; statsd: N lines, tick median X ms, max Y ms (ticks of 20 ms or more, in the
-        order they came: A, B ms)" since `mark` (statsd_mark()); "" without. The long ticks' order tells
+        order they came: A, B ms; of 100 ms or more: K, together S s, the second longest Z ms)" since
+        `mark` (statsd_mark()); "" without. The long ticks' order tells
         a run's start (its instances written) from its root's end (all of them moved)."""
         if not self.listener:
             return ""
@@ -679,7 +681,12 @@ state_dir = "{base}/state"
         long_ticks = [ms for ms in ticks if ms >= 20]
         if long_ticks:
             shown = ", ".join(f"{ms:.0f}" for ms in long_ticks[:6]) + (", ..." if len(long_ticks) > 6 else "")
-            tick += f" (ticks of 20 ms or more, in order: {shown} ms)"
+            slow = [ms for ms in long_ticks if ms >= 100]
+            tick += f" (ticks of 20 ms or more, in order: {shown} ms; of 100 ms or more: {len(slow)}"
+            if len(slow) > 1:
+                # The longest but one: the longest other than a large run's start, or its root's end.
+                tick += f", together {sum(slow) / 1000:.2f} s, the second longest {sorted(slow)[-2]:.0f} ms"
+            tick += ")"
         return f"; statsd: {self.listener.lines - lines0} lines{tick}"
 
     def close(self):
