@@ -7,7 +7,6 @@
 //   cron/next  cron/catchup100 (in cron_bench.cpp)
 #include <cstdio>
 #include <cstdlib>
-#include <optional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -264,17 +263,11 @@ void waitFanout20k(benchmark::State& state, bool quota) {
   auto dag = planning::CompiledDag::compile(specs);
   if (!dag) die("wait/fanout20k: " + dag.status().toString());
   std::vector<TaskState> states(dag->size(), TaskState::kScheduled);
-  std::vector<std::int32_t> ones(dag->size(), 1), zeros(dag->size(), 0);
-  std::vector<std::optional<Timestamp>> ended(dag->size());
   states[*dag->find("root")] = TaskState::kSuccess;
   for (std::uint32_t i = 1; i <= 64; ++i) states[*dag->find("c" + std::to_string(i))] = TaskState::kRunning;
-  planning::RunSnapshot snap;
+  planning::RunSnapshot snap;  // tries, ends and delays left empty: try 1 of 1, none ended, no delay
   snap.dag = &*dag;
   snap.states = states;
-  snap.tries = ones;
-  snap.max_tries = ones;
-  snap.ended_at = ended;
-  snap.retry_delay_seconds = zeros;
   IncrementalPlanner p(*dag);
   p.reset(snap);
   const Timestamp now{std::chrono::seconds{1'800'000'000}};
