@@ -16,20 +16,12 @@ namespace leoflow::plugins::dispatcher_k8s {
 
 std::string formatLogHeader(const PodIdentity& id, const std::string& ns, const std::string& pod,
                             const std::string& uid) {
-  return fmt::format(
-      "leoflow: ==== attempt {}\nleoflow: run uid {}, tenant {}\nleoflow: host pod {}/{}\n"
-      "leoflow: execution {}\nleoflow: command {}\nleoflow: ====\n",
-      describeAttempt(id.attempt), id.run_uid, id.tenant, ns, pod, uid, id.command);
+  return attempt_log::formatLogHeader({id.attempt, id.run_uid, id.tenant, "pod " + ns + "/" + pod, uid, id.command,
+                                       std::nullopt});
 }
 
 std::string formatLogFooter(const std::string& uid, const TaskOutcome& outcome, bool after_partial_line) {
-  const auto us = std::chrono::duration_cast<std::chrono::microseconds>(
-                      std::chrono::system_clock::now().time_since_epoch()).count();
-  return fmt::format("{}leoflow: ==== end of execution {}\nleoflow: outcome {}\nleoflow: exit code {}\n"
-                     "leoflow: ended {}\n",
-                     after_partial_line ? "\n" : "", uid,
-                     outcome.success ? std::string("success") : "failed: " + outcome.message,
-                     outcome.exit_code ? std::to_string(*outcome.exit_code) : std::string("none"), isoUtcMicros(us));
+  return attempt_log::formatLogFooter(uid, outcome, std::chrono::system_clock::now(), after_partial_line);
 }
 
 bool saveLog(const Settings& settings, const PodIdentity& id, const std::string& text) {

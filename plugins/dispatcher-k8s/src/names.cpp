@@ -9,23 +9,6 @@ namespace {
 
 bool alnum(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'); }
 
-std::string encodeComponent(std::string_view raw) {
-  constexpr std::size_t kMax = 180;
-  if (raw.empty()) return "%";
-  std::string out;
-  for (std::size_t i = 0; i < raw.size(); ++i) {
-    const char c = raw[i];
-    const bool keep = alnum(c) || std::string_view("-_:+=@,").find(c) != std::string_view::npos || (c == '.' && i > 0);
-    if (keep) {
-      out.push_back(c);
-    } else {
-      out += fmt::format("%{:02X}", static_cast<unsigned char>(c));
-    }
-  }
-  if (out.size() > kMax) out = out.substr(0, kMax - 18) + "%%" + fmt::format("{:016x}", fnv1a64(raw));
-  return out;
-}
-
 }  // namespace
 
 std::uint64_t fnv1a64(std::string_view data) noexcept {
@@ -101,13 +84,6 @@ bool isDns1123Label(std::string_view value) {
   return value.front() != '-' && value.back() != '-';
 }
 
-std::filesystem::path attemptLogPath(const std::filesystem::path& log_dir, const AttemptRef& attempt,
-                                     std::int64_t run_uid) {
-  return log_dir / encodeComponent(attempt.run.dag_id) / encodeComponent(attempt.run.run_id) /
-         std::to_string(run_uid) / encodeComponent(attempt.task_id) /
-         (std::to_string(attempt.try_number) + ".log");
-}
-
 std::string isoUtc(Timestamp t) {
   const auto seconds = std::chrono::floor<std::chrono::seconds>(t);
   const std::time_t tt = static_cast<std::time_t>(seconds.time_since_epoch().count());
@@ -115,24 +91,6 @@ std::string isoUtc(Timestamp t) {
   ::gmtime_r(&tt, &tm);
   return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
                      tm.tm_hour, tm.tm_min, tm.tm_sec);
-}
-
-std::string isoUtcMicros(std::int64_t us) {
-  std::int64_t seconds = us / 1000000;
-  std::int64_t micros = us % 1000000;
-  if (micros < 0) {
-    micros += 1000000;
-    seconds -= 1;
-  }
-  const std::time_t tt = static_cast<std::time_t>(seconds);
-  std::tm tm{};
-  ::gmtime_r(&tt, &tm);
-  return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}Z", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
-                     tm.tm_hour, tm.tm_min, tm.tm_sec, micros);
-}
-
-std::string describeAttempt(const AttemptRef& attempt) {
-  return fmt::format("{}/{}/{} try {}", attempt.run.dag_id, attempt.run.run_id, attempt.task_id, attempt.try_number);
 }
 
 }  // namespace leoflow::plugins::dispatcher_k8s

@@ -8,9 +8,12 @@
 
 #include <leoflow/domain.h>
 
+#include "attempt_log.h"
+
 namespace leoflow::plugins::dispatcher_k8s {
 
-/// FNV-1a, 64 bits: short, stable suffixes for over-long ids (not a security boundary).
+/// FNV-1a's scheme, 64 bits: short, stable suffixes for over-long ids (not a security boundary). Its
+/// offset basis is not FNV's own (a digit short); pods are named with it, so it stays as it is.
 std::uint64_t fnv1a64(std::string_view data) noexcept;
 /// The first `digits` hex digits of fnv1a64(data).
 std::string shortHash(std::string_view data, std::size_t digits = 10);
@@ -29,16 +32,11 @@ std::string labelValue(std::string_view value);
 /// True for a DNS-1123 label: at most 63 of [a-z0-9-], starting and ending alphanumeric.
 bool isDns1123Label(std::string_view value);
 
-/// <log_dir>/<dag_id>/<run_id>/<run_uid>/<task_id>/<try>.log, each id encoded as dispatcher-local does.
-std::filesystem::path attemptLogPath(const std::filesystem::path& log_dir, const AttemptRef& attempt,
-                                     std::int64_t run_uid);
+// The attempt log's path and wording are shared with the other plugins that keep one (attempt_log.h).
+using attempt_log::attemptLogPath;
+using attempt_log::describeAttempt;
 
 /// "2026-01-01T00:00:00Z": whole seconds, UTC.
 std::string isoUtc(Timestamp t);
-/// "2026-01-02T03:04:05.123456Z".
-std::string isoUtcMicros(std::int64_t us);
-
-/// "<dag_id>/<run_id>/<task_id> try <n>" for messages.
-std::string describeAttempt(const AttemptRef& attempt);
 
 }  // namespace leoflow::plugins::dispatcher_k8s

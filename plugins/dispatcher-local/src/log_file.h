@@ -29,16 +29,20 @@
 
 #include <leoflow/dispatcher.h>
 
+#include "attempt_log.h"
 #include "settings.h"
 #include "state_file.h"
 
 namespace leoflow::plugins::dispatcher_local {
 
-/// This machine's host name, as makeExecutionId() writes it ("?" when unknown).
-std::string hostName();
-
-/// "2026-01-02T03:04:05.123456Z": microseconds since the epoch, UTC.
-std::string isoUtcMicros(std::int64_t us);
+// Shared with the other plugins that keep attempt logs (attempt_log.h).
+using attempt_log::describeAttempt;
+using attempt_log::formatLogFooter;
+using attempt_log::hasFooter;
+using attempt_log::headerExecutionId;
+using attempt_log::hostName;
+using attempt_log::hostOfExecution;
+using attempt_log::isoUtcMicros;
 
 /// The command as one line a shell would take back: words single-quoted when they need it, control
 /// characters (a multi-line entrypoint's newlines) written $'\n'.
@@ -47,26 +51,9 @@ std::string describeCommand(const std::vector<std::string>& argv);
 /// The header for `record` (attempt, run uid, tenant, execution, start time) running `argv`.
 std::string formatLogHeader(const StateRecord& record, const std::vector<std::string>& argv);
 
-/// The footer: outcome, exit code, end time. Starts with a newline when `after_partial_line`.
-std::string formatLogFooter(const std::string& execution_id, const TaskOutcome& outcome,
-                            std::chrono::system_clock::time_point ended, bool after_partial_line);
-
 /// Appends the footer to the log at `path` unless it has one for `execution_id` already (a
 /// dispatcher that wrote it and died before its state file said so). Never creates the file.
 void appendLogFooter(const std::string& path, const std::string& execution_id, const TaskOutcome& outcome);
-
-/// The execution id the header at the start of `fd` names; nullopt without a header.
-std::optional<std::string> headerExecutionId(int fd);
-
-/// True when the last 64 KiB before `size` hold the whole footer of `execution_id`.
-bool hasFooter(int fd, std::uint64_t size, const std::string& execution_id);
-
-/// The host an execution id names: "local/<host>/<pid>/<hex>" or "<host>/<pid>/<hex>"
-/// (leoflow/execution_id.h); nullopt for another form (a pod's UID).
-std::optional<std::string> hostOfExecution(std::string_view execution_id);
-
-/// "<dag_id>/<run_id>/<task_id> try <n>" for messages.
-std::string describeAttempt(const AttemptRef& attempt);
 
 /// Reads <log_dir>'s files (README "Logs"); starts nothing. Thread-safe.
 class LocalLogReader final : public LogReader {

@@ -26,28 +26,23 @@
 
 #include <leoflow/dispatcher.h>
 
+#include "attempt_log.h"
 #include "settings.h"
 
 namespace leoflow::plugins::inline_http {
 
-std::string hostName();
-std::string isoUtcMicros(std::chrono::system_clock::time_point t);
-/// "<dag_id>/<run_id>/<task_id> try <n>", control characters escaped.
-std::string describeAttempt(const AttemptRef& attempt);
-/// Control characters as \xNN.
-std::string printable(std::string_view s);
+// Shared with the other plugins that keep attempt logs (attempt_log.h).
+using attempt_log::attemptLogPath;
+using attempt_log::describeAttempt;
+using attempt_log::encodeComponent;
+using attempt_log::formatLogFooter;
+using attempt_log::hostName;
+using attempt_log::printable;
 
-/// Letters, digits and "-_.:+=@," stay (not a leading '.'), anything else %XX; long ones cut + hash.
-std::string encodeComponent(std::string_view raw);
-/// <log_dir>/<dag_id>/<run_id>/<run_uid>/<task_id>/<try>.log, each id encoded.
-std::filesystem::path attemptLogPath(const std::filesystem::path& log_dir, const AttemptRef& attempt,
-                                     std::int64_t run_uid);
-
+/// The header of a request's log: its command is "<METHOD> <url> (timeout <n> s)".
 std::string formatLogHeader(const AttemptRef& attempt, std::int64_t run_uid, const std::string& tenant,
                             const std::string& execution_id, const std::string& command,
                             std::chrono::system_clock::time_point started);
-std::string formatLogFooter(const std::string& execution_id, const TaskOutcome& outcome,
-                            std::chrono::system_clock::time_point ended);
 
 /// Reads <log_dir>'s files; starts nothing. Thread-safe.
 class HttpLogReader final : public LogReader {

@@ -173,6 +173,22 @@ TEST_F(K8sTest, PhaseChangesAreReportedAndFinishedPodsDeletedAfterTheirLogIsSave
   EXPECT_TRUE(d->heldAttempts().empty());
 }
 
+// The attempt log's layout is the one dispatcher-local and inline-http write (plugins/attempt-log): an
+// id whose encoding is over 180 bytes is cut at 160 and ends in "%%" and its FNV-1a hash, so a
+// person finds a long task's log under the same name whichever plugin ran it.
+TEST_F(K8sTest, AnOverLongTaskIdsLogIsSavedUnderTheNameEveryPluginGivesIt) {
+  auto d = make({{"delete_finished_after_s", std::int64_t{1}}});
+  auto r = requestOf(attemptOf("d", "r", std::string(200, 'a')), 3);
+  EXPECT_EQ(dispatch(*d, r), DispatchOutcome::kStarted);
+  server_->setLog(kNs, podOf(r), "long\n");
+  server_->setPhase(kNs, podOf(r), "Succeeded", 0);
+  ASSERT_TRUE(events_.waitFinished(r.attempt));
+  ASSERT_TRUE(server_->waitPod(kNs, podOf(r), false, 5000)) << "deleted once its log is saved";
+  const auto path = scratch_ / "logs" / "d" / "r" / "3" / (std::string(160, 'a') + "%%96245ce14f7a5b0d") / "1.log";
+  const std::string saved = readText(path);
+  EXPECT_NE(saved.find("long\n"), std::string::npos) << path;
+}
+
 TEST_F(K8sTest, WatchResumesFromItsResourceVersionAndListsAgainOn410) {
   auto d = make();
   auto r = requestOf(attemptOf("d", "r", "t"), 1);

@@ -39,6 +39,8 @@ TEST(DispatcherLocalNames, ComponentsAreSafeAndDistinct) {
   EXPECT_LE(ea.size(), dl::kMaxComponent);
   EXPECT_NE(ea, eb) << "ids that differ only past the cut still get distinct names";
   EXPECT_NE(ea.find("%%"), std::string::npos);
+  // The documented cut, as every plugin that keeps attempt logs writes it (dispatcher-k8s pins the same).
+  EXPECT_EQ(dl::encodeComponent(std::string(200, 'a')), std::string(160, 'a') + "%%96245ce14f7a5b0d");
 }
 
 TEST(DispatcherLocalNames, StateBaseNamesSeparateTheParts) {
