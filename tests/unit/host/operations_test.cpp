@@ -2,8 +2,11 @@
 // memory reference store: what they select, what they refuse and with which kind of error.
 #include "host/operations.h"
 
+#include <algorithm>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <numeric>
 #include <sstream>
 
 #include <gmock/gmock.h>
@@ -244,6 +247,46 @@ TEST_F(Operations, AForcedDeleteCancelsTheQueuedAndRunningRunsAmongFinishedOnesA
   EXPECT_THAT(cancelled, ElementsAre(queued.run_id, running.run_id));
   EXPECT_EQ(told, (std::vector<std::pair<std::size_t, std::size_t>>{{1, 2}, {2, 2}}));
   EXPECT_FALSE(store_.run(queued).has_value());
+  EXPECT_EQ(errorOf([&] { loadDagSpec(store_, "etl"); }), ErrorKind::kNotFound);
+}
+
+// A forced delete of many runs: a failure while cancelling stops it, naming the run, with the DAG
+// and the runs not yet cancelled kept; run again, it cancels each of the rest once, counting up one
+// at a time, and deletes the DAG.
+TEST_F(Operations, AForcedDeleteOfManyRunsCancelsEachOnceAndStopsAtAFailureKeepingTheDag) {
+  syncChain();
+  std::vector<std::string> ids;
+  for (int i = 0; i < 60; ++i) {
+    char id[8];
+    std::snprintf(id, sizeof id, "r%02d", i);
+    ids.emplace_back(id);
+    runWith(id, at("2026-05-01T00:00:00Z") + std::chrono::hours(i), {{"extract", TaskState::kRunning}},
+            DagRunState::kRunning);
+  }
+  store_.failNext(leoflow::testing::Method::kCancelRun, unavailable("injected: store went away"));
+  EXPECT_EQ(errorOf([&] { deleteDag(store_, clock_.now(), "etl", true, "a"); }), ErrorKind::kUnreachable);
+  EXPECT_THAT(last_error_, HasSubstr("cancelling run r"));
+  EXPECT_NO_THROW(loadDagSpec(store_, "etl")) << "a failed cancel deleted the dag";
+
+  // The runs it did not reach are still running.
+  std::vector<std::string> left;
+  for (const std::string& id : ids) {
+    if (store_.run(RunKey{"etl", id})->state == DagRunState::kRunning) left.push_back(id);
+  }
+  ASSERT_FALSE(left.empty()) << "the failure did not stop the cancelling";
+
+  std::vector<std::size_t> told;
+  const auto cancelled = deleteDag(store_, clock_.now(), "etl", true, "a", [&](std::size_t done, std::size_t of) {
+    EXPECT_EQ(of, left.size());
+    told.push_back(done);
+  });
+  std::vector<std::string> named = cancelled;
+  std::sort(named.begin(), named.end());
+  EXPECT_EQ(named, left) << "each remaining run, once";
+  std::vector<std::size_t> one_by_one(left.size());
+  std::iota(one_by_one.begin(), one_by_one.end(), 1);
+  EXPECT_EQ(told, one_by_one);
+  for (const std::string& id : ids) EXPECT_FALSE(store_.run(RunKey{"etl", id}).has_value()) << id;
   EXPECT_EQ(errorOf([&] { loadDagSpec(store_, "etl"); }), ErrorKind::kNotFound);
 }
 
