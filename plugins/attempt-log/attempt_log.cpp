@@ -72,8 +72,8 @@ std::uint64_t fnv1a64(std::string_view data) noexcept {
   return h;
 }
 
-std::string shortenEncoded(std::string encoded, std::size_t at, std::string_view whole) {
-  std::size_t cut = std::min(at, encoded.size());
+std::string shortenEncoded(std::string encoded, std::string_view whole) {
+  std::size_t cut = std::min(kCutAt, encoded.size());
   if (cut >= 1 && encoded[cut - 1] == '%') {
     cut -= 1;
   } else if (cut >= 2 && encoded[cut - 2] == '%') {
@@ -99,7 +99,7 @@ std::string encodeComponent(std::string_view raw) {
       out.push_back(kHex[c & 0xF]);
     }
   }
-  if (out.size() > kMaxComponent) out = shortenEncoded(std::move(out), kCutAt, raw);
+  if (out.size() > kMaxComponent) out = shortenEncoded(std::move(out), raw);
   return out;
 }
 

@@ -42,9 +42,10 @@ std::uint64_t fnv1a64(std::string_view data) noexcept;
 /// kMaxComponent is cut and suffixed with "%%" and a 64-bit hash of the input.
 std::string encodeComponent(std::string_view raw);
 
-/// `encoded` cut to at most `at` bytes without splitting a %XX escape, then "%%" and the hash of
-/// `whole`: "%%" never occurs in an encoded string, so a shortened name cannot equal a full one.
-std::string shortenEncoded(std::string encoded, std::size_t at, std::string_view whole);
+/// `encoded` (longer than kMaxComponent) cut to 160 bytes without splitting a %XX escape, then "%%"
+/// and the hash of `whole`: "%%" never occurs in an encoded string, so a shortened name cannot equal a
+/// full one. encodeComponent() ends so; so may a name made of several encoded ids.
+std::string shortenEncoded(std::string encoded, std::string_view whole);
 
 /// <log_dir>/<dag_id>/<run_id>/<run_uid>/<task_id>/<try>.log, each id encoded.
 std::filesystem::path attemptLogPath(const std::filesystem::path& log_dir, const AttemptRef& attempt,

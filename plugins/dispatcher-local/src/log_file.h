@@ -36,13 +36,9 @@
 namespace leoflow::plugins::dispatcher_local {
 
 // Shared with the other plugins that keep attempt logs (attempt_log.h).
-using attempt_log::describeAttempt;
 using attempt_log::formatLogFooter;
 using attempt_log::hasFooter;
-using attempt_log::headerExecutionId;
 using attempt_log::hostName;
-using attempt_log::hostOfExecution;
-using attempt_log::isoUtcMicros;
 
 /// The command as one line a shell would take back: words single-quoted when they need it, control
 /// characters (a multi-line entrypoint's newlines) written $'\n'.

@@ -5,18 +5,13 @@
 #include <fmt/format.h>
 
 namespace leoflow::plugins::dispatcher_local {
-namespace {
-
-constexpr std::size_t kCutAt = 160;
-
-}  // namespace
 
 std::string stateBaseName(const AttemptRef& attempt, std::int64_t run_uid) {
   // '~' is never kept by encodeComponent, so it separates the parts unambiguously.
   std::string base = encodeComponent(attempt.run.dag_id) + "~" + encodeComponent(attempt.run.run_id) + "~" +
                      std::to_string(run_uid) + "~" + encodeComponent(attempt.task_id) + "~" +
                      std::to_string(attempt.try_number);
-  if (base.size() > kMaxComponent) base = attempt_log::shortenEncoded(base, kCutAt, base);
+  if (base.size() > kMaxComponent) base = attempt_log::shortenEncoded(base, base);
   return base;
 }
 

@@ -15,7 +15,6 @@ namespace leoflow::plugins::dispatcher_local {
 // The log path's encoding is the one every plugin that keeps attempt logs shares (attempt_log.h).
 using attempt_log::attemptLogPath;
 using attempt_log::encodeComponent;
-using attempt_log::fnv1a64;
 using attempt_log::kMaxComponent;
 
 /// "<dag>~<run>~<run_uid>~<task>~<try>", each id encoded: the base name of the attempt's state files

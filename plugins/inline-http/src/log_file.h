@@ -34,7 +34,6 @@ namespace leoflow::plugins::inline_http {
 // Shared with the other plugins that keep attempt logs (attempt_log.h).
 using attempt_log::attemptLogPath;
 using attempt_log::describeAttempt;
-using attempt_log::encodeComponent;
 using attempt_log::formatLogFooter;
 using attempt_log::hostName;
 using attempt_log::printable;
