@@ -142,6 +142,19 @@ class GuardedStore final : public Store {
   Result<OperatorOutcome> markTask(const MarkTaskRequest& r) override { return g([&] { return inner_.markTask(r); }); }
   Result<OperatorOutcome> markRun(const MarkRunRequest& r) override { return g([&] { return inner_.markRun(r); }); }
   Result<OperatorOutcome> cancelRun(const CancelRunRequest& r) override { return g([&] { return inner_.cancelRun(r); }); }
+  std::vector<Result<OperatorOutcome>> cancelRuns(std::span<const CancelRunRequest> requests) override {
+    // Before SDK 3.8 the entry is not in the store's vtable: the SDK's loop over cancelRun instead,
+    // each call guarded on its own (a throw then fails its own run, not those cancelled before it).
+    if (abi_minor_ < 8) return Store::cancelRuns(requests);
+    try {
+      return inner_.cancelRuns(requests);
+    } catch (...) {
+      std::vector<Result<OperatorOutcome>> failed;
+      const Status why = g([&]() -> Status { throw; });
+      for (std::size_t i = 0; i < requests.size(); ++i) failed.emplace_back(why);
+      return failed;
+    }
+  }
   Status deleteDag(const std::string& dag_id) override { return g([&] { return inner_.deleteDag(dag_id); }); }
 
   const std::string& pluginName() const noexcept { return plugin_; }

@@ -418,16 +418,29 @@ std::vector<std::string> deleteDag(Store& store, Timestamp now, const std::strin
                                  quote(dag_id), active.size(), active.size() == 1 ? "" : "s", active.front().run_id,
                                  active.size() > 1 ? ", ..." : ""));
     }
-    for (std::size_t i = 0; i < active.size(); ++i) {
-      const RunKey& k = active[i];
-      CancelRunRequest r{k, note("cancelled", actor) + " (dag deleted)", now};
-      auto outcome = store.cancelRun(r);
-      if (outcome) {
-        cancelled.push_back(k.run_id);
-      } else if (outcome.status().code() != StatusCode::kConflict) {  // conflict: it just finished
-        failWith(outcome.status(), "cancelling run " + k.run_id);
+    const std::string why = note("cancelled", actor) + " (dag deleted)";
+    for (std::size_t first = 0; first < active.size(); first += kCancelSlice) {
+      const std::size_t end = std::min(active.size(), first + kCancelSlice);
+      std::vector<CancelRunRequest> slice;
+      slice.reserve(end - first);
+      for (std::size_t i = first; i < end; ++i) slice.push_back(CancelRunRequest{active[i], why, now});
+      const std::vector<Result<OperatorOutcome>> outcomes = store.cancelRuns(slice);
+      if (outcomes.size() != slice.size()) {
+        failWith(internalError(fmt::format("the store answered {} of {} cancels", outcomes.size(), slice.size())),
+                 "cancelling runs of dag " + dag_id);
       }
-      if (progress) progress(i + 1, active.size());
+      // Every run the store cancelled is named before a failure is reported: each cancel stands on
+      // its own, so those after a failed one in the slice may have been cancelled too.
+      std::optional<std::size_t> failed;
+      for (std::size_t i = 0; i < slice.size(); ++i) {
+        if (outcomes[i]) {
+          cancelled.push_back(slice[i].run.run_id);
+        } else if (outcomes[i].status().code() != StatusCode::kConflict && !failed) {
+          failed = i;  // conflict: it just finished
+        }
+      }
+      if (failed) failWith(outcomes[*failed].status(), "cancelling run " + slice[*failed].run.run_id);
+      if (progress) progress(end, active.size());
     }
     Status s = store.deleteDag(dag_id);
     if (s.isOk()) return cancelled;

@@ -124,11 +124,17 @@ OperatorOutcome markRun(Store& store, Timestamp now, const RunKey& run, const st
 /// `runs cancel`: note "cancelled by <actor>".
 OperatorOutcome cancelRun(Store& store, Timestamp now, const RunKey& run, const std::string& actor);
 
-/// Told after each active run `dags delete --force` cancelled: how many so far, of how many.
+/// Told after each slice of active runs `dags delete --force` cancelled: how many so far, of how many.
 using CancelProgress = std::function<void(std::size_t done, std::size_t of)>;
 
+/// The runs `dags delete --force` hands the store in one cancelRuns call: one script or
+/// transaction each, short enough not to hold the store from the scheduler for long.
+inline constexpr std::size_t kCancelSlice = 100;
+
 /// `dags delete`: refused (conflict) while the DAG has active runs unless `force`, which cancels
-/// them first (`progress` told of each). Returns the ids of the runs it cancelled.
+/// them first, kCancelSlice at a time (`progress` told after each slice). Returns the ids of the
+/// runs it cancelled. A failed cancel throws after the rest of its slice was tried: the runs
+/// cancelled stay cancelled, and the DAG stays.
 std::vector<std::string> deleteDag(Store& store, Timestamp now, const std::string& dag_id, bool force,
                                    const std::string& actor, const CancelProgress& progress = {});
 

@@ -581,6 +581,87 @@ TEST_P(StoreContract, CancellingAFinishedRunIsAConflict) {
   EXPECT_EQ(str(w.load(broken)), broken_before);
 }
 
+TEST_P(StoreContract, CancelRunsAnswersEachRunInTheOrderGivenAsCancelRunWould) {
+  Scenario w(store());
+  const RunKey busy = w.started("etl", "r1", {"a", "b", "c"});
+  w.runTo(busy, "a", true, 10);
+  w.walk(busy, "b", {S::kNone, S::kScheduled, S::kQueued, S::kRunning}, 10, 1, "host-a/101/e2");
+  const RunKey done = w.started("etl", "done", {"a"});
+  w.runTo(done, "a", true, 10);
+  ASSERT_TRUE(ok(store().setRunState(w.term(), done, R::kRunning, R::kSuccess, at(20), "")));
+  const RunKey waiting = w.run("etl", "waiting", 5);
+  // Sorts before every other id: a store that cancels in its own order still answers in ours.
+  const RunKey first_by_name = w.started("ml", "a-first", {"x"});
+  const std::string done_before = str(w.load(done));
+
+  const std::vector<CancelRunRequest> requests{
+      {busy, "cancelled by alice@host1 (dag deleted)", at(80)},
+      {done, "cancelled by alice@host1 (dag deleted)", at(80)},
+      {RunKey{"etl", "ghost"}, "cancelled by alice@host1 (dag deleted)", at(80)},
+      {waiting, "cancelled by alice@host1 (dag deleted)", at(80)},
+      {first_by_name, "cancelled by alice@host1 (dag deleted)", at(80)},
+  };
+  const std::vector<Result<OperatorOutcome>> out = store().cancelRuns(requests);
+  ASSERT_EQ(out.size(), requests.size());
+  ASSERT_TRUE(ok(out[0]));
+  EXPECT_EQ(out[0]->changed_tasks, (Ids{"b", "c"}));
+  EXPECT_EQ(out[0]->run_state, R::kFailed);
+  EXPECT_TRUE(hasCode(out[1], StatusCode::kConflict)) << "a finished run";
+  EXPECT_TRUE(hasCode(out[2], StatusCode::kNotFound)) << "a run that does not exist";
+  ASSERT_TRUE(ok(out[3]));
+  EXPECT_TRUE(out[3]->changed_tasks.empty());
+  ASSERT_TRUE(ok(out[4]));
+  EXPECT_EQ(out[4]->changed_tasks, (Ids{"x"}));
+
+  // Each run as cancelRun leaves it; the refusals changed nothing, and stopped nothing after them.
+  EXPECT_EQ(w.task(busy, "a").state, S::kSuccess);
+  EXPECT_EQ(w.task(busy, "b").state, S::kFailed);
+  EXPECT_EQ(w.task(busy, "b").max_tries, 1);
+  EXPECT_EQ(w.task(busy, "c").state, S::kSkipped);
+  EXPECT_EQ(w.task(busy, "c").note, "cancelled by alice@host1 (dag deleted)");
+  EXPECT_EQ(w.task(first_by_name, "x").state, S::kSkipped);
+  for (const RunKey& k : {busy, waiting, first_by_name}) {
+    const RunRecord r = w.load(k);
+    EXPECT_EQ(r.state, R::kFailed) << str(r);
+    EXPECT_EQ(r.ended_at, at(80)) << str(r);
+    EXPECT_EQ(r.note, "cancelled by alice@host1 (dag deleted)") << str(r);
+  }
+  EXPECT_EQ(str(w.load(done)), done_before);
+  auto active = store().listActiveRuns();
+  ASSERT_TRUE(ok(active));
+  EXPECT_TRUE(active->empty());
+
+  // Asked again, every run has finished.
+  const std::vector<Result<OperatorOutcome>> again = store().cancelRuns(requests);
+  ASSERT_EQ(again.size(), requests.size());
+  for (std::size_t i : {0, 1, 3, 4}) EXPECT_TRUE(hasCode(again[i], StatusCode::kConflict)) << i;
+  EXPECT_TRUE(hasCode(again[2], StatusCode::kNotFound));
+  EXPECT_TRUE(store().cancelRuns({}).empty());
+}
+
+TEST_P(StoreContract, CancelRunsPublishesEachRunAndEachMovedTask) {
+  RecordingSink sink;
+  Subscription sub(store(), sink);
+  ASSERT_TRUE(ok(sub.status()));
+  Scenario w(store());
+  const RunKey one = w.started("etl", "r1", {"a", "b"});
+  w.walk(one, "a", {S::kNone, S::kScheduled, S::kQueued, S::kRunning}, 10, 1, "host-a/101/e1");
+  const RunKey two = w.started("etl", "r2", {"a"});
+  ASSERT_TRUE(sink.waitFor(isTask(one, "a")));
+
+  sink.clear();
+  const std::vector<CancelRunRequest> requests{{one, "cancelled by alice", at(30)}, {two, "cancelled by alice", at(30)}};
+  const auto out = store().cancelRuns(requests);
+  ASSERT_EQ(out.size(), 2u);
+  ASSERT_TRUE(ok(out[0]));
+  ASSERT_TRUE(ok(out[1]));
+  EXPECT_TRUE(sink.waitFor(isRun(one)));
+  EXPECT_TRUE(sink.waitFor(isTask(one, "a")));
+  EXPECT_TRUE(sink.waitFor(isTask(one, "b")));
+  EXPECT_TRUE(sink.waitFor(isRun(two)));
+  EXPECT_TRUE(sink.waitFor(isTask(two, "a")));
+}
+
 // ===================================================================================================
 // dags delete
 

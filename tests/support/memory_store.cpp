@@ -71,6 +71,7 @@ std::string_view toString(Method m) noexcept {
     case Method::kDeleteDag: return "deleteDag";
     case Method::kLoadTaskInstances: return "loadTaskInstances";
     case Method::kListActiveRunKeys: return "listActiveRunKeys";
+    case Method::kCancelRuns: return "cancelRuns";
   }
   return "?";
 }
@@ -1206,6 +1207,13 @@ Result<OperatorOutcome> MemoryStore::markRun(const MarkRunRequest& request) {
   outcome.run_state = r.state;
   backend_->feed.publish(operatorChanges(request.run, outcome.changed_tasks));
   return outcome;
+}
+
+std::vector<Result<OperatorOutcome>> MemoryStore::cancelRuns(std::span<const CancelRunRequest> requests) {
+  if (Status s = enter(Method::kCancelRuns); !s.isOk()) {
+    return std::vector<Result<OperatorOutcome>>(requests.size(), Result<OperatorOutcome>(s));
+  }
+  return Store::cancelRuns(requests);
 }
 
 Result<OperatorOutcome> MemoryStore::cancelRun(const CancelRunRequest& request) {

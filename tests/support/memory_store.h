@@ -84,8 +84,9 @@ enum class Method : std::uint8_t {
   kDeleteDag,
   kLoadTaskInstances,
   kListActiveRunKeys,
+  kCancelRuns,
 };
-inline constexpr std::size_t kMethodCount = 33;
+inline constexpr std::size_t kMethodCount = 34;
 
 /// The method's name as written in store.h ("applyTransitions"), for messages.
 std::string_view toString(Method m) noexcept;
@@ -165,6 +166,9 @@ class MemoryStore final : public Store {
   Result<OperatorOutcome> markTask(const MarkTaskRequest& request) override;
   Result<OperatorOutcome> markRun(const MarkRunRequest& request) override;
   Result<OperatorOutcome> cancelRun(const CancelRunRequest& request) override;
+  /// Counted (kCancelRuns), then the SDK's own body: one cancelRun per request, each counted and
+  /// open to failNext(kCancelRun) — so the contract suite checks that body against the stores.
+  std::vector<Result<OperatorOutcome>> cancelRuns(std::span<const CancelRunRequest> requests) override;
   Status deleteDag(const std::string& dag_id) override;
   Status subscribe(ChangeSink& sink) override;
   void unsubscribe() override;

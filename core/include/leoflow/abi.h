@@ -37,7 +37,9 @@
 ///      tick leaves waiting for capacity is a "backpressure" decision).
 /// 3.7: Change::leader_term also on the kRun change of materializeRun and setRunState (the leader
 ///      mirrors its own run starts and run moves and skips their echoes).
-#define LEOFLOW_ABI_MINOR 7
+/// 3.8: Store::cancelRuns (several runs cancelled in one call: `dags delete --force` on a DAG with
+///      thousands of active runs).
+#define LEOFLOW_ABI_MINOR 8
 
 #define LEOFLOW_ABI_STR2(x) #x
 #define LEOFLOW_ABI_STR(x) LEOFLOW_ABI_STR2(x)

@@ -142,6 +142,12 @@ const std::vector<PreparedStatement>& statements() {
       {"cancel_run",
        "SELECT o.run_state, c.task_id FROM cancel_run($1::text, $2::text, $3::text, $4::bigint) o "
        "LEFT JOIN LATERAL unnest(o.changed) WITH ORDINALITY AS c(task_id, ord) ON true ORDER BY c.ord"},
+      // Several runs (migrations/016_cancel_runs.sql): one row per moved task, or one with a NULL task,
+      // per run, runs in the order given; a refused run's row carries its SQLSTATE and message.
+      {"cancel_runs",
+       "SELECT o.out_index, o.run_state, c.task_id, o.refused_sqlstate, o.refused_message "
+       "FROM cancel_runs($1::text[], $2::text[], $3::text, $4::bigint) o "
+       "LEFT JOIN LATERAL unnest(o.changed) WITH ORDINALITY AS c(task_id, ord) ON true ORDER BY o.out_index, c.ord"},
       {"dag_has_active_run", "SELECT 1 FROM runs WHERE dag_id = $1::text AND state IN ('queued', 'running') LIMIT 1"},
       {"delete_dag", "SELECT delete_dag($1::text)"},
       // Finished runs a slice ($2 runs) per statement, each its own transaction: one DELETE of them all
@@ -946,6 +952,63 @@ Result<OperatorOutcome> PostgresStore::cancelRun(const CancelRunRequest& request
                          request.run.run_id, out->changed_tasks.size(), request.note);
   }
   return out;
+}
+
+std::vector<Result<OperatorOutcome>> PostgresStore::cancelRuns(std::span<const CancelRunRequest> requests) {
+  if (requests.empty()) return {};
+  // One call per note and time (a caller's slice has one of each); the runs of one call commit
+  // together, each refused one alone undone.
+  std::vector<Result<OperatorOutcome>> answers(requests.size(), Result<OperatorOutcome>(OperatorOutcome{}));
+  std::size_t first = 0;
+  std::size_t cancelled = 0;
+  while (first < requests.size()) {
+    std::size_t end = first + 1;
+    while (end < requests.size() && requests[end].note == requests[first].note && requests[end].at == requests[first].at) {
+      ++end;
+    }
+    std::vector<std::string> dags, runs;
+    for (std::size_t i = first; i < end; ++i) {
+      dags.push_back(requests[i].run.dag_id);
+      runs.push_back(requests[i].run.run_id);
+    }
+    SqlParams p;
+    p.text(textArray(dags)).text(textArray(runs)).text(requests[first].note).stamp(requests[first].at);
+    auto r = call("cancel_runs", p);
+    if (!r) {
+      for (std::size_t i = first; i < end; ++i) answers[i] = r.status();
+      first = end;
+      continue;
+    }
+    std::vector<bool> answered(end - first, false);
+    for (const pqxx::row& row : *r) {
+      const auto index = row[0].as<std::int64_t>();
+      if (index < 1 || static_cast<std::size_t>(index) > end - first) continue;
+      const std::size_t k = static_cast<std::size_t>(index) - 1;
+      Result<OperatorOutcome>& answer = answers[first + k];
+      if (!answered[k]) {
+        answered[k] = true;
+        if (!row[3].is_null()) {
+          answer = statusFromSqlState(row[3].c_str(), row[4].is_null() ? "" : row[4].c_str());
+          continue;
+        }
+        const auto state = parseDagRunState(textAt(row, 1));
+        if (!state) {
+          answer = corrupt(requests[first + k].run);
+          continue;
+        }
+        answer->run_state = *state;
+        ++cancelled;
+      }
+      if (answer && !row[2].is_null()) answer->changed_tasks.push_back(textAt(row, 2));
+    }
+    for (std::size_t k = 0; k < answered.size(); ++k) {
+      if (!answered[k]) answers[first + k] = internalError("cancel_runs answered no row for run \"" +
+                                                           requests[first + k].run.run_id + "\"");
+    }
+    first = end;
+  }
+  pool_.logger()->info("runs cancelled count={} of={} note={}", cancelled, requests.size(), requests.front().note);
+  return answers;
 }
 
 Status PostgresStore::deleteDag(const std::string& dag_id) {

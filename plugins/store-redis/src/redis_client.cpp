@@ -19,6 +19,11 @@ constexpr std::chrono::milliseconds kMaxBackoff{1000};
 
 std::string_view firstWord(std::string_view text) { return text.substr(0, text.find(' ')); }
 
+/// The server lost its script cache (a restart): the call did not run.
+bool isNoScript(const redisReply* reply) {
+  return reply->type == REDIS_REPLY_ERROR && firstWord(replyText(reply)) == "NOSCRIPT";
+}
+
 std::string_view afterFirstWord(std::string_view text) {
   const auto sp = text.find(' ');
   return sp == std::string_view::npos ? std::string_view{} : text.substr(sp + 1);
@@ -161,7 +166,8 @@ Result<ReplyPtr> RedisClient::command(const std::vector<std::string>& args) {
   return reply;
 }
 
-Result<ReplyPtr> RedisClient::eval(const lua::ScriptSource& script, const std::vector<std::string>& args) {
+std::vector<std::string> RedisClient::scriptCall(const lua::ScriptSource& script,
+                                                 const std::vector<std::string>& args) const {
   std::vector<std::string> argv;
   argv.reserve(args.size() + 5);
   const auto sha = shas_.find(script.name);
@@ -171,9 +177,25 @@ Result<ReplyPtr> RedisClient::eval(const lua::ScriptSource& script, const std::v
     argv = {"EVAL", std::string(script.body), "0", settings_.key_prefix, channel_};
   }
   argv.insert(argv.end(), args.begin(), args.end());
+  return argv;
+}
+
+Result<ReplyPtr> RedisClient::scriptAnswer(const lua::ScriptSource& script, ReplyPtr reply) const {
+  if (reply->type == REDIS_REPLY_ERROR) {
+    Status st = statusFromError(replyText(reply.get()));
+    if (st.code() == StatusCode::kInternal) {
+      logger_->error("script failed script={} error=\"{}\"", script.name, st.message());
+    }
+    return st;
+  }
+  return reply;
+}
+
+Result<ReplyPtr> RedisClient::eval(const lua::ScriptSource& script, const std::vector<std::string>& args) {
+  std::vector<std::string> argv = scriptCall(script, args);
   auto reply = roundTrip(argv);
   if (!reply) return reply;
-  if ((*reply)->type == REDIS_REPLY_ERROR && firstWord(replyText(reply->get())) == "NOSCRIPT") {
+  if (isNoScript(reply->get())) {
     // The server restarted and forgot its script cache: EVAL runs the script and caches it again.
     logger_->debug("script not cached, sending it again script={}", script.name);
     argv[0] = "EVAL";
@@ -181,14 +203,45 @@ Result<ReplyPtr> RedisClient::eval(const lua::ScriptSource& script, const std::v
     reply = roundTrip(argv);
     if (!reply) return reply;
   }
-  if ((*reply)->type == REDIS_REPLY_ERROR) {
-    Status st = statusFromError(replyText(reply->get()));
-    if (st.code() == StatusCode::kInternal) {
-      logger_->error("script failed script={} error=\"{}\"", script.name, st.message());
-    }
-    return st;
+  return scriptAnswer(script, std::move(*reply));
+}
+
+std::vector<Result<ReplyPtr>> RedisClient::evalMany(const lua::ScriptSource& script,
+                                                     const std::vector<std::vector<std::string>>& calls) {
+  std::vector<Result<ReplyPtr>> out;
+  out.reserve(calls.size());
+  if (calls.empty()) return out;
+  auto pooled = acquire();
+  if (!pooled) {
+    for (std::size_t i = 0; i < calls.size(); ++i) out.emplace_back(pooled.status());
+    return out;
   }
-  return reply;
+  std::vector<std::vector<std::string>> batch;
+  batch.reserve(calls.size());
+  for (const auto& args : calls) batch.push_back(scriptCall(script, args));
+  const bool sent = pooled->conn->sendAll(batch);
+  for (std::size_t i = 0; sent && i < calls.size(); ++i) {
+    ReplyPtr reply = pooled->conn->receive();
+    if (!reply) break;
+    out.emplace_back(std::move(reply));
+  }
+  if (out.size() < calls.size()) {
+    connectionFailed(*pooled);
+    const Status lost = unavailable("redis at " + settings_.endpoint.redacted + ": " + pooled->conn->error());
+    while (out.size() < calls.size()) out.emplace_back(lost);
+  } else {
+    release(std::move(*pooled));
+  }
+  for (std::size_t i = 0; i < calls.size(); ++i) {
+    if (!out[i]) continue;
+    if (isNoScript(out[i]->get())) {
+      logger_->debug("script not cached, sending it again script={}", script.name);
+      out[i] = eval(script, calls[i]);  // EVAL once caches it; the calls after go by EVALSHA
+    } else {
+      out[i] = scriptAnswer(script, std::move(*out[i]));
+    }
+  }
+  return out;
 }
 
 Result<ReplyPtr> RedisClient::transaction(std::vector<std::vector<std::string>> commands) {

@@ -44,6 +44,13 @@ class RedisClient {
   /// restart): the script is then cached again. `args` are the script's own arguments; the key
   /// prefix and the channel are put in front (lua/common.lua's calling convention).
   Result<ReplyPtr> eval(const lua::ScriptSource& script, const std::vector<std::string>& args);
+  /// Runs `script` once per argument list, pipelined: the calls go in one write and their replies
+  /// are read in order — one round trip for all, each call still a script of its own (other clients'
+  /// commands may run between two). One result per call, as eval() would answer it; a call answered
+  /// NOSCRIPT is sent again by eval(). When the connection breaks, every call not yet answered is
+  /// kUnavailable (it may or may not have run).
+  std::vector<Result<ReplyPtr>> evalMany(const lua::ScriptSource& script,
+                                         const std::vector<std::vector<std::string>>& calls);
   /// Runs `commands` as one MULTI/EXEC transaction, sent in one write: Redis executes them together,
   /// nothing in between, which makes a consistent snapshot without a script. Returns EXEC's array
   /// (one reply per command; a command's error reply stays in it) or the Status of a transaction
@@ -64,6 +71,10 @@ class RedisClient {
   void release(Pooled pooled);
   void connectionFailed(const Pooled& pooled);
   Result<ReplyPtr> roundTrip(const std::vector<std::string>& args);
+  /// EVALSHA (EVAL before start() cached the script), the prefix, the channel, then `args`.
+  std::vector<std::string> scriptCall(const lua::ScriptSource& script, const std::vector<std::string>& args) const;
+  /// A script's reply as eval() answers it: an error reply becomes its Status (a script bug logged).
+  Result<ReplyPtr> scriptAnswer(const lua::ScriptSource& script, ReplyPtr reply) const;
 
   const Settings settings_;
   const std::string channel_;

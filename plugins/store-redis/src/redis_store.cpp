@@ -779,6 +779,36 @@ Result<OperatorOutcome> RedisStore::cancelRun(const CancelRunRequest& request) {
   return out;
 }
 
+std::vector<Result<OperatorOutcome>> RedisStore::cancelRuns(std::span<const CancelRunRequest> requests) {
+  // cancel_run.lua once per run, pipelined: one round trip for the lot, each run's cancel still one
+  // script (all or nothing on its own). A key the store cannot hold is answered without a call.
+  std::vector<Result<OperatorOutcome>> out(requests.size(), Result<OperatorOutcome>(OperatorOutcome{}));
+  std::vector<std::vector<std::string>> calls;
+  std::vector<std::size_t> sent;  // calls[k] cancels requests[sent[k]]
+  for (std::size_t i = 0; i < requests.size(); ++i) {
+    const CancelRunRequest& r = requests[i];
+    if (Status s = checkRunKey(r.run); !s) {
+      out[i] = s;
+      continue;
+    }
+    calls.push_back({r.run.dag_id, r.run.run_id, r.note, toMicros(r.at)});
+    sent.push_back(i);
+  }
+  std::vector<Result<ReplyPtr>> replies = client_.evalMany(lua::kCancelRun, calls);
+  std::size_t done = 0;
+  for (std::size_t k = 0; k < sent.size(); ++k) {
+    Result<OperatorOutcome>& o = out[sent[k]];
+    o = replies[k] ? outcomeFrom(*replies[k], "cancel_run") : Result<OperatorOutcome>(replies[k].status());
+    if (o) {
+      ++done;
+      client_.logger()->debug("run cancelled dag_id={} run_id={}", requests[sent[k]].run.dag_id,
+                              requests[sent[k]].run.run_id);
+    }
+  }
+  client_.logger()->info("runs cancelled count={} of={}", done, requests.size());
+  return out;
+}
+
 Status RedisStore::deleteDag(const std::string& dag_id) {
   // The DAG's runs in slices (lua/delete_dag_runs.lua): first a read of them all that refuses as
   // the last step would, then the finished ones removed; the last step (lua/delete_dag.lua)

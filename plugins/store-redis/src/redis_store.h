@@ -60,6 +60,7 @@ class RedisStore final : public Store {
   Result<OperatorOutcome> markTask(const MarkTaskRequest& request) override;
   Result<OperatorOutcome> markRun(const MarkRunRequest& request) override;
   Result<OperatorOutcome> cancelRun(const CancelRunRequest& request) override;
+  std::vector<Result<OperatorOutcome>> cancelRuns(std::span<const CancelRunRequest> requests) override;
   Status deleteDag(const std::string& dag_id) override;
 
   Status subscribe(ChangeSink& sink) override;

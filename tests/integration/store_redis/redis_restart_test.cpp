@@ -178,7 +178,7 @@ TEST(RedisDisruption, AHungRedisFailsCallsWithinTheCommandTimeoutAndTheStoreReco
   EXPECT_TRUE(impatient->listDags().isOk());
 }
 
-TEST(RedisDisruption, ScriptsAreSentAgainWhenTheServerForgotThem) {
+TEST(RedisDisruption, ScriptsAreSentAgainWhenTheServerForgotThemPipelinedOrNot) {
   LEOFLOW_REQUIRE_TEST_REDIS();
   redis::flushDb(kDb);
   auto store = RedisStoreFactory().create(redis::storeConfig(redis::urlForDb(kDb)), redis::makeContext());
@@ -199,6 +199,24 @@ TEST(RedisDisruption, ScriptsAreSentAgainWhenTheServerForgotThem) {
   auto runs = store->loadRuns(std::vector{key});
   ASSERT_TRUE(runs.at(0).isOk());
   EXPECT_EQ(runs[0]->tasks.at(0).state, S::kScheduled);
+
+  // cancelRuns pipelines its scripts: each call answered NOSCRIPT is sent again, and each runs once.
+  const RunKey other{"etl", "r2"};
+  ASSERT_TRUE(store->createRun(term, NewRun{other, 1, RunTrigger::kScheduled, kT0 + std::chrono::hours(1), "", kT0}).isOk());
+  redis::serverCommand(kDb, {"SCRIPT", "FLUSH"});
+  const std::vector<CancelRunRequest> cancels{{key, "cancelled by alice", kT0}, {other, "cancelled by alice", kT0},
+                                              {RunKey{"etl", "ghost"}, "cancelled by alice", kT0}};
+  const auto cancelled = store->cancelRuns(cancels);
+  ASSERT_EQ(cancelled.size(), 3u);
+  ASSERT_TRUE(cancelled[0].isOk()) << cancelled[0].status().toString();
+  EXPECT_EQ(cancelled[0]->changed_tasks, std::vector<std::string>{"a"});
+  ASSERT_TRUE(cancelled[1].isOk()) << cancelled[1].status().toString();
+  EXPECT_EQ(cancelled[2].status().code(), StatusCode::kNotFound) << cancelled[2].status().toString();
+  runs = store->loadRuns(std::vector{key, other});
+  for (const auto& r : runs) {
+    ASSERT_TRUE(r.isOk());
+    EXPECT_EQ(r->state, DagRunState::kFailed);
+  }
 }
 
 // The server's count of connections it has accepted so far.

@@ -244,6 +244,29 @@ TEST(EngineScale, ChangesOfAStoreBeforeSdk35NeverNameAnExecution) {
   }
 }
 
+// cancelRuns (SDK 3.8) is not in an older store's vtable: GuardedStore cancels its runs one
+// cancelRun each, and hands a 3.8 store the whole slice. Either way each run gets its own answer.
+TEST(EngineScale, ManyRunsAreCancelledInOneCallOnlyOnAStoreOfSdk38) {
+  EngineHarness h;
+  h.addDag(dag("wide", {task("a")}));
+  for (const std::uint32_t minor : {7u, 8u}) {
+    const std::string m = std::to_string(minor);
+    const std::vector<CancelRunRequest> requests{{h.trigger("wide", "x" + m), "cancelled by t", h.clock.now()},
+                                                 {RunKey{"wide", "ghost"}, "cancelled by t", h.clock.now()},
+                                                 {h.trigger("wide", "y" + m), "cancelled by t", h.clock.now()}};
+    GuardedStore guarded(h.store, "memory", minor);
+    h.store.resetCalls();
+    const auto out = guarded.cancelRuns(requests);
+    EXPECT_EQ(h.store.calls(Method::kCancelRuns), minor == 7 ? 0 : 1) << "SDK 3." << minor;
+    EXPECT_EQ(h.store.calls(Method::kCancelRun), 3) << "SDK 3." << minor;
+    ASSERT_EQ(out.size(), 3u);
+    EXPECT_TRUE(out[0].isOk()) << out[0].status().toString();
+    EXPECT_EQ(out[1].status().code(), StatusCode::kNotFound);
+    EXPECT_TRUE(out[2].isOk()) << out[2].status().toString();
+    EXPECT_EQ(h.runState(requests[2].run), DagRunState::kFailed);
+  }
+}
+
 TEST(EngineScale, ATickWhereNothingChangedPlansNothing) {
   EngineHarness h;
   h.addDag(dag("wait", {task("long"), task("after", {"long"})}));
