@@ -62,26 +62,14 @@ class GuardedStore final : public Store {
     return g([&] { return abi_minor_ >= 3 ? inner_.listActiveRunKeys() : inner_.Store::listActiveRunKeys(); });
   }
   std::vector<Result<RunRecord>> loadRuns(std::span<const RunKey> keys) override {
-    try {
-      return inner_.loadRuns(keys);
-    } catch (...) {
-      std::vector<Result<RunRecord>> failed;
-      const Status why = g([&]() -> Status { throw; });
-      for (std::size_t i = 0; i < keys.size(); ++i) failed.emplace_back(why);
-      return failed;
-    }
+    return gEach(keys.size(), [&] { return inner_.loadRuns(keys); });
   }
   std::vector<Result<TaskInstance>> loadTaskInstances(const RunKey& run, std::span<const std::string> ids) override {
-    try {
-      // A store older than SDK 3.2 has no such entry in its vtable: the SDK's fallback (a loadRuns)
-      // is called non-virtually instead.
+    // A store older than SDK 3.2 has no such entry in its vtable: the SDK's fallback (a loadRuns)
+    // is called non-virtually instead.
+    return gEach(ids.size(), [&] {
       return abi_minor_ >= 2 ? inner_.loadTaskInstances(run, ids) : inner_.Store::loadTaskInstances(run, ids);
-    } catch (...) {
-      std::vector<Result<TaskInstance>> failed;
-      const Status why = g([&]() -> Status { throw; });
-      for (std::size_t i = 0; i < ids.size(); ++i) failed.emplace_back(why);
-      return failed;
-    }
+    });
   }
   Result<std::vector<RunRecord>> listRuns(const RunFilter& f) override { return g([&] { return inner_.listRuns(f); }); }
   Result<std::vector<RunKey>> findRuns(const std::string& run_id) override {
@@ -146,14 +134,7 @@ class GuardedStore final : public Store {
     // Before SDK 3.8 the entry is not in the store's vtable: the SDK's loop over cancelRun instead,
     // each call guarded on its own (a throw then fails its own run, not those cancelled before it).
     if (abi_minor_ < 8) return Store::cancelRuns(requests);
-    try {
-      return inner_.cancelRuns(requests);
-    } catch (...) {
-      std::vector<Result<OperatorOutcome>> failed;
-      const Status why = g([&]() -> Status { throw; });
-      for (std::size_t i = 0; i < requests.size(); ++i) failed.emplace_back(why);
-      return failed;
-    }
+    return gEach(requests.size(), [&] { return inner_.cancelRuns(requests); });
   }
   Status deleteDag(const std::string& dag_id) override { return g([&] { return inner_.deleteDag(dag_id); }); }
 
@@ -163,6 +144,16 @@ class GuardedStore final : public Store {
   template <typename Call>
   auto g(Call&& call) -> decltype(call()) {
     return guardCall(plugin_, std::forward<Call>(call));
+  }
+  /// For a call answering one result per item (`items` of them): an exception fails every item.
+  template <typename Call>
+  auto gEach(std::size_t items, Call&& call) -> decltype(call()) {
+    try {
+      return call();
+    } catch (...) {
+      const Status why = g([&]() -> Status { throw; });
+      return decltype(call())(items, why);
+    }
   }
   /// Passes on the changes of a store older than SDK 3.7, reading only the fields it has.
   struct OlderChangesSink final : ChangeSink {

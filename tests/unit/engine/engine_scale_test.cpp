@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <thread>
 
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include "engine/guarded.h"
@@ -13,6 +14,7 @@ namespace leoflow::engine::testing {
 namespace {
 
 using leoflow::testing::Method;
+using ::testing::HasSubstr;
 
 /// Every change a store delivered, in order.
 struct RecordedChanges final : ChangeSink {
@@ -264,6 +266,22 @@ TEST(EngineScale, ManyRunsAreCancelledInOneCallOnlyOnAStoreOfSdk38) {
     EXPECT_EQ(out[1].status().code(), StatusCode::kNotFound);
     EXPECT_TRUE(out[2].isOk()) << out[2].status().toString();
     EXPECT_EQ(h.runState(requests[2].run), DagRunState::kFailed);
+  }
+  // A store that throws fails what the throw took down: one run of the loop, every run of one call.
+  for (const std::uint32_t minor : {7u, 8u}) {
+    const std::string m = std::to_string(minor);
+    const std::vector<CancelRunRequest> requests{{h.trigger("wide", "p" + m), "cancelled by t", h.clock.now()},
+                                                 {h.trigger("wide", "q" + m), "cancelled by t", h.clock.now()}};
+    GuardedStore guarded(h.store, "memory", minor);
+    h.store.throwOn(minor == 7 ? Method::kCancelRun : Method::kCancelRuns, 1);
+    const auto out = guarded.cancelRuns(requests);
+    ASSERT_EQ(out.size(), 2u);
+    EXPECT_THAT(out[0].status().message(), HasSubstr("plugin memory threw")) << "SDK 3." << minor;
+    if (minor == 7) {
+      EXPECT_TRUE(out[1].isOk()) << out[1].status().toString();
+    } else {
+      EXPECT_THAT(out[1].status().message(), HasSubstr("plugin memory threw"));
+    }
   }
 }
 
