@@ -249,9 +249,9 @@ TEST_F(Operations, AForcedDeleteCancelsTheQueuedAndRunningRunsAmongFinishedOnesA
   EXPECT_EQ(errorOf([&] { loadDagSpec(store_, "etl"); }), ErrorKind::kNotFound);
 }
 
-// A forced delete of many runs: a failure while cancelling stops it, naming the run, with the DAG
-// and the runs not yet cancelled kept; run again, it cancels each of the rest once, counting up one
-// at a time, and deletes the DAG.
+// A forced delete of many runs: a failure while cancelling stops it after its slice, naming the run,
+// with the DAG and the runs not yet cancelled kept; run again, it cancels each of the rest once,
+// counting up a slice at a time, and deletes the DAG.
 TEST_F(Operations, AForcedDeleteOfManyRunsCancelsEachOnceInSlicesAndStopsAtAFailureKeepingTheDag) {
   syncChain();
   constexpr std::size_t kRuns = 250;  // two and a half slices of kCancelSlice
