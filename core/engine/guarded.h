@@ -136,6 +136,11 @@ class GuardedStore final : public Store {
     if (abi_minor_ < 8) return Store::cancelRuns(requests);
     return gEach(requests.size(), [&] { return inner_.cancelRuns(requests); });
   }
+  std::vector<Result<OperatorOutcome>> clearRuns(std::span<const ClearRequest> requests) override {
+    // Before SDK 3.9: the SDK's loop over clearTasks, each call guarded on its own, as cancelRuns.
+    if (abi_minor_ < 9) return Store::clearRuns(requests);
+    return gEach(requests.size(), [&] { return inner_.clearRuns(requests); });
+  }
   Status deleteDag(const std::string& dag_id) override { return g([&] { return inner_.deleteDag(dag_id); }); }
 
   const std::string& pluginName() const noexcept { return plugin_; }

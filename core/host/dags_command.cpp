@@ -14,6 +14,7 @@
 #include "host/dag_file.h"
 #include "host/exit_codes.h"
 #include "host/operations.h"
+#include "host/progress_line.h"
 #include "host/runs_command.h"
 #include "host/store_session.h"
 #include "text/quoted.h"
@@ -300,16 +301,9 @@ void addDagsCommand(CLI::App& app, CommandContext& ctx) {
       ->type_name("NAME");
   del->callback([&ctx] {
     StoreSession session(ctx);
-    // Cancelling thousands of runs takes a while: a line on stderr each second says how far it got.
-    auto last_line = std::chrono::steady_clock::now();
-    bool told = false;
-    const CancelProgress progress = [&](std::size_t done, std::size_t of) {
-      const auto now = std::chrono::steady_clock::now();
-      if (now - last_line < std::chrono::seconds(1) && !(told && done == of)) return;
-      *ctx.err << fmt::format("cancelled {} of {} active runs of dag {}\n", done, of, dag_id) << std::flush;
-      last_line = now;
-      told = true;
-    };
+    const SliceProgress progress = progressEverySecond(*ctx.err, [](std::size_t done, std::size_t of) {
+      return fmt::format("cancelled {} of {} active runs of dag {}\n", done, of, dag_id);
+    });
     const auto cancelled = deleteDag(session.store(), session.clock().now(), dag_id, force,
                                      actor.empty() ? defaultActor() : actor, progress);
     if (!cancelled.empty()) {

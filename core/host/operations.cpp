@@ -202,6 +202,33 @@ RunRecord loadRun(Store& store, const RunKey& key) {
   return run;
 }
 
+std::vector<RunRecord> loadRunsOrdered(Store& store, std::span<const RunKey> keys) {
+  std::vector<RunRecord> out;
+  out.reserve(keys.size());
+  std::map<std::int64_t, TaskOrder> orders;  // each version read once
+  for (std::size_t first = 0; first < keys.size(); first += kClearSlice) {
+    const auto slice = keys.subspan(first, std::min(kClearSlice, keys.size() - first));
+    std::vector<Result<RunRecord>> loaded = store.loadRuns(slice);
+    if (loaded.size() != slice.size()) failWith(internalError("the store answered a part"), "loading runs");
+    for (std::size_t i = 0; i < slice.size(); ++i) {
+      if (!loaded[i]) {
+        if (loaded[i].status().code() == StatusCode::kNotFound) {
+          throw notFound(fmt::format("unknown run {} of dag {}", quote(slice[i].run_id), quote(slice[i].dag_id)));
+        }
+        failWith(loaded[i].status(), "loading run " + slice[i].run_id);
+      }
+      RunRecord run = std::move(loaded[i]).value();
+      auto order = orders.find(run.dag_version);
+      if (order == orders.end()) {
+        order = orders.emplace(run.dag_version, TaskOrder::of(store, run.key.dag_id, run.dag_version)).first;
+      }
+      order->second.apply(run);
+      out.push_back(std::move(run));
+    }
+  }
+  return out;
+}
+
 LoadedDag loadDag(Store& store, const std::string& dag_id, std::optional<std::int64_t> version) {
   auto stored = store.getDag(dag_id, version);
   if (!stored) {
@@ -300,41 +327,57 @@ RunKey triggerRun(Store& store, Timestamp now, const TriggerRequest& r, const Lo
   return run.key;
 }
 
-OperatorOutcome clearRun(Store& store, Timestamp now, const RunKey& key, const ClearOptions& o) {
-  const RunRecord run = loadRun(store, key);
-  const std::shared_ptr<const DagSpec> loaded_spec = loadDagSpec(store, key.dag_id, run.dag_version);
-  const DagSpec& spec = *loaded_spec;
-  std::map<std::string, const TaskSpec*> by_id;
+namespace {
+
+// The listed tasks of `options` exist in `spec` (the version `run`'s key names), else kNotFound.
+void checkListedTasks(const DagSpec& spec, std::int64_t version, const RunKey& run, const ClearOptions& options) {
+  std::set<std::string_view> known;
+  for (const TaskSpec& t : spec.tasks) known.insert(t.task_id);
+  for (const std::string& id : options.task_ids) {
+    if (known.count(id) == 0) {
+      throw notFound(fmt::format("dag {} (version {}) has no task {}", quote(run.dag_id), version, quote(id)));
+    }
+  }
+}
+
+// The clearTasks request of `runs clear` for `run`, whose version `spec` is (listed tasks checked).
+ClearRequest clearRequestFor(const RunRecord& run, const DagSpec& spec, Timestamp now, const ClearOptions& o) {
+  std::map<std::string_view, const TaskSpec*> by_id;
   for (const TaskSpec& t : spec.tasks) by_id[t.task_id] = &t;
   std::vector<std::string> ids;
   if (o.task_ids.empty()) {
     // Every task the run has (all of its version's, unless the run was seeded otherwise).
-    std::set<std::string> present;
+    std::set<std::string_view> present;
     for (const TaskInstance& ti : run.tasks) present.insert(ti.task_id);
     for (const TaskSpec& t : spec.tasks) {
       if (present.count(t.task_id) != 0) ids.push_back(t.task_id);
     }
   } else {
-    for (const std::string& id : o.task_ids) {
-      if (by_id.count(id) == 0) {
-        throw notFound(fmt::format("dag {} (version {}) has no task {}", quote(key.dag_id), run.dag_version, quote(id)));
-      }
-    }
     ids = o.downstream ? withDownstream(spec, o.task_ids) : o.task_ids;
   }
   ClearRequest request;
-  request.run = key;
+  request.run = run.key;
   request.failed_only = o.failed_only;
   request.note = note("cleared", o.actor);
   request.at = now;
-  for (const std::string& id : ids) request.tasks.push_back({id, by_id[id]->retries});
-  auto outcome = store.clearTasks(request);
+  request.tasks.reserve(ids.size());
+  for (const std::string& id : ids) request.tasks.push_back({id, by_id.at(id)->retries});
+  return request;
+}
+
+}  // namespace
+
+OperatorOutcome clearRun(Store& store, Timestamp now, const RunKey& key, const ClearOptions& o) {
+  const RunRecord run = loadRun(store, key);
+  const std::shared_ptr<const DagSpec> spec = loadDagSpec(store, key.dag_id, run.dag_version);
+  checkListedTasks(*spec, run.dag_version, key, o);
+  auto outcome = store.clearTasks(clearRequestFor(run, *spec, now, o));
   if (!outcome) failWith(outcome.status(), "clearing run " + key.run_id);
   return std::move(outcome).value();
 }
 
 std::vector<ClearedRun> clearRange(Store& store, Timestamp now, const std::string& dag_id, Timestamp from,
-                                   Timestamp to, const ClearOptions& options) {
+                                   Timestamp to, const ClearOptions& options, const SliceProgress& progress) {
   if (from > to) throw badInput("--from is after --to");
   (void)loadDagSpec(store, dag_id);
   RunFilter filter;
@@ -344,13 +387,71 @@ std::vector<ClearedRun> clearRange(Store& store, Timestamp now, const std::strin
   filter.limit = 100'000;
   auto runs = store.listRuns(filter);
   if (!runs) failWith(runs.status(), "listing runs of dag " + dag_id);
-  std::vector<RunRecord> ordered = std::move(runs).value();
-  std::sort(ordered.begin(), ordered.end(),
+  std::vector<RunRecord> listed = std::move(runs).value();
+  std::erase_if(listed, [](const RunRecord& r) { return r.state == DagRunState::kQueued; });  // nothing to clear yet
+  std::sort(listed.begin(), listed.end(),
             [](const RunRecord& a, const RunRecord& b) { return a.logical_date < b.logical_date; });
+
+  // Each version the runs have, read and decoded once, and the listed tasks checked against every
+  // one of them before anything is cleared: a task missing from an old version changes nothing.
+  std::map<std::int64_t, std::shared_ptr<const DagSpec>> specs;
+  for (const RunRecord& r : listed) {
+    auto [it, added] = specs.try_emplace(r.dag_version);
+    if (!added) continue;
+    it->second = loadDagSpec(store, dag_id, r.dag_version);
+    checkListedTasks(*it->second, r.dag_version, r.key, options);
+  }
+
   std::vector<ClearedRun> out;
-  for (const RunRecord& r : ordered) {
-    if (r.state == DagRunState::kQueued) continue;  // nothing to clear yet
-    out.push_back({r.key, clearRun(store, now, r.key, options)});
+  out.reserve(listed.size());
+  for (std::size_t first = 0, end = 0; first < listed.size(); first = end) {
+    // kClearSlice runs, fewer when their versions hold more than kClearSliceTasks tasks together:
+    // a slice's runs are read whole and sent whole, and a run of a large DAG is large.
+    std::size_t tasks = 0;
+    for (end = first; end < listed.size() && end - first < kClearSlice; ++end) {
+      tasks += specs.at(listed[end].dag_version)->tasks.size();
+      if (end > first && tasks > kClearSliceTasks) break;
+    }
+    std::vector<RunKey> keys;
+    keys.reserve(end - first);
+    for (std::size_t i = first; i < end; ++i) keys.push_back(listed[i].key);
+    std::vector<Result<RunRecord>> loaded = store.loadRuns(keys);
+    if (loaded.size() != keys.size()) {
+      failWith(internalError(fmt::format("the store answered {} of {} runs", loaded.size(), keys.size())),
+               "loading runs of dag " + dag_id);
+    }
+    std::vector<ClearRequest> slice;
+    slice.reserve(keys.size());
+    for (std::size_t i = 0; i < keys.size(); ++i) {
+      if (!loaded[i]) failWith(loaded[i].status(), "loading run " + keys[i].run_id);
+      const RunRecord& run = *loaded[i];
+      auto spec = specs.find(run.dag_version);  // the listing's version, unless the run changed since
+      if (spec == specs.end()) {
+        spec = specs.emplace(run.dag_version, loadDagSpec(store, dag_id, run.dag_version)).first;
+        checkListedTasks(*spec->second, run.dag_version, run.key, options);
+      }
+      slice.push_back(clearRequestFor(run, *spec->second, now, options));
+    }
+    std::vector<Result<OperatorOutcome>> outcomes = store.clearRuns(slice);
+    if (outcomes.size() != slice.size()) {
+      failWith(internalError(fmt::format("the store answered {} of {} clears", outcomes.size(), slice.size())),
+               "clearing runs of dag " + dag_id);
+    }
+    // Each clear stands on its own: the runs of the slice after a failed one may be cleared too.
+    std::optional<std::size_t> failed;
+    for (std::size_t i = 0; i < slice.size(); ++i) {
+      if (outcomes[i]) {
+        out.push_back({slice[i].run, std::move(outcomes[i]).value()});
+      } else if (!failed) {
+        failed = i;
+      }
+    }
+    if (failed) {
+      failWith(outcomes[*failed].status(),
+               fmt::format("clearing run {} ({} other run{} of the range cleared, {} not reached)",
+                           slice[*failed].run.run_id, out.size(), out.size() == 1 ? "" : "s", listed.size() - end));
+    }
+    if (progress) progress(end, listed.size());
   }
   return out;
 }
@@ -407,7 +508,7 @@ std::vector<RunKey> activeRunsOf(Store& store, const std::string& dag_id) {
 }  // namespace
 
 std::vector<std::string> deleteDag(Store& store, Timestamp now, const std::string& dag_id, bool force,
-                                   const std::string& actor, const CancelProgress& progress) {
+                                   const std::string& actor, const SliceProgress& progress) {
   (void)loadDagSpec(store, dag_id);
   std::vector<std::string> cancelled;
   // A scheduler may create a run between our cancel and the delete: try a few rounds.

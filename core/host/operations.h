@@ -9,6 +9,7 @@
 
 #include <functional>
 #include <optional>
+#include <span>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -29,6 +30,9 @@ RunKey resolveRun(Store& store, const std::string& run_id, const std::optional<s
 
 /// Loads a run with its tasks in the order its DAG version declares them. Not found: kNotFound.
 RunRecord loadRun(Store& store, const RunKey& key);
+/// loadRun of each key, in the order given: a slice of keys per store call, each version's task
+/// order read once (the JSON of `runs clear` over thousands of runs).
+std::vector<RunRecord> loadRunsOrdered(Store& store, std::span<const RunKey> keys);
 
 /// Where each task of a DAG version stands in its declaration, to list a run's instances in that
 /// order. Read once and kept by whoever lists the same run again (`runs trigger --wait`): decoding
@@ -110,10 +114,22 @@ struct ClearedRun {
   RunKey run;
   OperatorOutcome outcome;
 };
-/// `runs clear --dag D --from T --to T`: clearRun on every run of the DAG whose logical date lies in
-/// [from, to], oldest first; runs still queued are passed over.
+/// Told after each slice of a long command's runs (`runs clear` over a range, `dags delete --force`):
+/// how many so far, of how many.
+using SliceProgress = std::function<void(std::size_t done, std::size_t of)>;
+
+/// The runs `runs clear` over a range hands the store in one clearRuns call: at most kClearSlice,
+/// and no more than one run beyond kClearSliceTasks tasks together.
+inline constexpr std::size_t kClearSlice = 100;
+inline constexpr std::size_t kClearSliceTasks = 20'000;
+
+/// `runs clear --dag D --from T --to T`: what clearRun does, on every run of the DAG whose logical
+/// date lies in [from, to], oldest first; runs still queued are passed over. A listed task missing
+/// from a version some of those runs have is kNotFound before anything is cleared. The runs go to
+/// the store kClearSlice at a time (`progress` told after each slice); a failed clear throws after
+/// the rest of its slice was tried, naming how many runs were cleared and how many not reached.
 std::vector<ClearedRun> clearRange(Store& store, Timestamp now, const std::string& dag_id, Timestamp from,
-                                   Timestamp to, const ClearOptions& options);
+                                   Timestamp to, const ClearOptions& options, const SliceProgress& progress = {});
 
 /// `tasks mark`: state is success, failed or skipped (else bad input).
 OperatorOutcome markTask(Store& store, Timestamp now, const RunKey& run, const std::string& task_id,
@@ -124,8 +140,6 @@ OperatorOutcome markRun(Store& store, Timestamp now, const RunKey& run, const st
 /// `runs cancel`: note "cancelled by <actor>".
 OperatorOutcome cancelRun(Store& store, Timestamp now, const RunKey& run, const std::string& actor);
 
-/// Told after each slice of active runs `dags delete --force` cancelled: how many so far, of how many.
-using CancelProgress = std::function<void(std::size_t done, std::size_t of)>;
 
 /// The runs `dags delete --force` hands the store in one cancelRuns call: one script or
 /// transaction each, short enough not to hold the store from the scheduler for long.
@@ -136,7 +150,7 @@ inline constexpr std::size_t kCancelSlice = 100;
 /// runs it cancelled. A failed cancel throws after the rest of its slice was tried: the runs
 /// cancelled stay cancelled, and the DAG stays.
 std::vector<std::string> deleteDag(Store& store, Timestamp now, const std::string& dag_id, bool force,
-                                   const std::string& actor, const CancelProgress& progress = {});
+                                   const std::string& actor, const SliceProgress& progress = {});
 
 struct BackfillResult {
   std::vector<RunKey> created;           ///< backfill__<logical date>, oldest first

@@ -22,6 +22,7 @@
 #include "host/exit_codes.h"
 #include "host/json_fields.h"
 #include "host/operations.h"
+#include "host/progress_line.h"
 #include "host/run_view.h"
 #include "host/store_session.h"
 #include "schedule/iso_time.h"
@@ -413,11 +414,17 @@ void addRunsCommand(CLI::App& app, CommandContext& ctx) {
     Store& store = session.store();
     const Timestamp now = session.clock().now();
     if (range) {
+      const SliceProgress progress = progressEverySecond(*ctx.err, [](std::size_t done, std::size_t of) {
+        return fmt::format("cleared {} of {} runs of dag {}\n", done, of, dag);
+      });
       const auto cleared = clearRange(store, now, dag, parseTimeFlag("--from", from_text), parseTimeFlag("--to", to_text),
-                                      options);
+                                      options, progress);
       if (json) {
+        std::vector<RunKey> keys;
+        keys.reserve(cleared.size());
+        for (const ClearedRun& c : cleared) keys.push_back(c.run);
         nlohmann::ordered_json a = nlohmann::ordered_json::array();
-        for (const ClearedRun& c : cleared) a.push_back(runToJson(loadRun(store, c.run), true));
+        for (const RunRecord& r : loadRunsOrdered(store, keys)) a.push_back(runToJson(r, true));
         *ctx.out << a.dump(2) << '\n';
       } else {
         if (cleared.empty()) *ctx.out << "no started run of dag " << dag << " has a logical date in that range\n";

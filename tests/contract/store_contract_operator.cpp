@@ -662,6 +662,95 @@ TEST_P(StoreContract, CancelRunsPublishesEachRunAndEachMovedTask) {
   EXPECT_TRUE(sink.waitFor(isTask(two, "a")));
 }
 
+TEST_P(StoreContract, ClearRunsAnswersEachRunInTheOrderGivenAsClearTasksWould) {
+  Scenario w(store());
+  const RunKey failed = w.started("etl", "r1", {"a", "b"});
+  w.runTo(failed, "a", false, 10);
+  w.runTo(failed, "b", true, 10, "host-a/101/e2");
+  ASSERT_TRUE(ok(store().setRunState(w.term(), failed, R::kRunning, R::kFailed, at(30), "a failed")));
+  const RunKey waiting = w.run("etl", "waiting", 5);
+  const RunKey lacking = w.started("etl", "r3", {"a"});
+  w.runTo(lacking, "a", false, 10, "host-a/101/e3");
+  const std::string lacking_before = str(w.load(lacking));
+  // Sorts before every other id: a store that clears in its own order still answers in ours.
+  const RunKey first_by_name = w.started("ml", "a-first", {"x", "y"});
+  w.runTo(first_by_name, "x", false, 10, "host-a/101/e4");
+  w.runTo(first_by_name, "y", true, 10, "host-a/101/e5");
+  const RunKey untouched = w.started("ml", "r9", {"x"});
+  w.runTo(untouched, "x", true, 10, "host-a/101/e6");
+  ASSERT_TRUE(ok(store().setRunState(w.term(), untouched, R::kRunning, R::kSuccess, at(30), "")));
+  const std::string untouched_before = str(w.load(untouched));
+
+  // Each request with its own tasks, failed_only, note and time.
+  const std::vector<ClearRequest> requests{
+      clearOf(failed, {ClearTask{"a", 2}}, at(100)),
+      clearOf(waiting, {ClearTask{"a", 0}}, at(100)),
+      clearOf(RunKey{"etl", "ghost"}, {ClearTask{"a", 0}}, at(100)),
+      clearOf(lacking, {ClearTask{"a", 0}, ClearTask{"zz", 0}}, at(100)),
+      clearOf(first_by_name, {ClearTask{"x", 1}, ClearTask{"y", 1}}, at(120), true, "cleared by bob@host2"),
+      clearOf(untouched, {}, at(100)),
+  };
+  const std::vector<Result<OperatorOutcome>> out = store().clearRuns(requests);
+  ASSERT_EQ(out.size(), requests.size());
+  ASSERT_TRUE(ok(out[0]));
+  EXPECT_EQ(out[0]->changed_tasks, Ids{"a"});
+  EXPECT_EQ(out[0]->run_state, R::kRunning);
+  EXPECT_TRUE(hasCode(out[1], StatusCode::kConflict)) << "a queued run";
+  EXPECT_TRUE(hasCode(out[2], StatusCode::kNotFound)) << "a run that does not exist";
+  EXPECT_TRUE(hasCode(out[3], StatusCode::kNotFound)) << "a task the run does not have";
+  ASSERT_TRUE(ok(out[4]));
+  EXPECT_EQ(out[4]->changed_tasks, Ids{"x"}) << "failed_only: the succeeded y stays";
+  EXPECT_EQ(out[4]->run_state, R::kRunning);
+  ASSERT_TRUE(ok(out[5]));
+  EXPECT_TRUE(out[5]->changed_tasks.empty());
+  EXPECT_EQ(out[5]->run_state, R::kSuccess);
+
+  // Each run as clearTasks leaves it; the refusals changed nothing, and stopped nothing after them.
+  const TaskInstance a = w.task(failed, "a");
+  EXPECT_EQ(a.state, S::kNone) << str(a);
+  EXPECT_EQ(a.try_number, 2) << str(a);
+  EXPECT_EQ(a.max_tries, 1 + 2 + 1) << str(a);
+  EXPECT_EQ(a.note, "cleared by alice@host1") << str(a);
+  EXPECT_EQ(w.task(failed, "b").state, S::kSuccess);
+  EXPECT_EQ(w.load(failed).started_at, at(100));
+  EXPECT_EQ(str(w.load(lacking)), lacking_before) << "a refused run keeps every write undone";
+  const TaskInstance x = w.task(first_by_name, "x");
+  EXPECT_EQ(x.state, S::kNone) << str(x);
+  EXPECT_EQ(x.max_tries, 1 + 1 + 1) << str(x);
+  EXPECT_EQ(x.note, "cleared by bob@host2") << str(x);
+  EXPECT_EQ(w.task(first_by_name, "y").state, S::kSuccess);
+  EXPECT_EQ(w.load(first_by_name).started_at, at(120));
+  EXPECT_EQ(str(w.load(untouched)), untouched_before);
+  EXPECT_EQ(w.load(waiting).state, R::kQueued);
+
+  EXPECT_TRUE(store().clearRuns({}).empty());
+}
+
+TEST_P(StoreContract, ClearRunsPublishesEachRunAndEachMovedTask) {
+  RecordingSink sink;
+  Subscription sub(store(), sink);
+  ASSERT_TRUE(ok(sub.status()));
+  Scenario w(store());
+  const RunKey one = w.started("etl", "r1", {"a", "b"});
+  w.runTo(one, "a", false, 10);
+  const RunKey two = w.started("etl", "r2", {"a"});
+  w.runTo(two, "a", true, 10, "host-a/101/e2");
+  ASSERT_TRUE(sink.waitFor(isTask(two, "a")));
+
+  sink.clear();
+  const std::vector<ClearRequest> requests{clearOf(one, {ClearTask{"a", 0}, ClearTask{"b", 0}}, at(30)),
+                                           clearOf(two, {ClearTask{"a", 0}}, at(30))};
+  const auto out = store().clearRuns(requests);
+  ASSERT_EQ(out.size(), 2u);
+  ASSERT_TRUE(ok(out[0]));
+  ASSERT_TRUE(ok(out[1]));
+  EXPECT_EQ(out[0]->changed_tasks, Ids{"a"}) << "b never left none";
+  EXPECT_TRUE(sink.waitFor(isRun(one)));
+  EXPECT_TRUE(sink.waitFor(isTask(one, "a")));
+  EXPECT_TRUE(sink.waitFor(isRun(two)));
+  EXPECT_TRUE(sink.waitFor(isTask(two, "a")));
+}
+
 // ===================================================================================================
 // dags delete
 

@@ -72,6 +72,7 @@ std::string_view toString(Method m) noexcept {
     case Method::kLoadTaskInstances: return "loadTaskInstances";
     case Method::kListActiveRunKeys: return "listActiveRunKeys";
     case Method::kCancelRuns: return "cancelRuns";
+    case Method::kClearRuns: return "clearRuns";
   }
   return "?";
 }
@@ -1207,6 +1208,13 @@ Result<OperatorOutcome> MemoryStore::markRun(const MarkRunRequest& request) {
   outcome.run_state = r.state;
   backend_->feed.publish(operatorChanges(request.run, outcome.changed_tasks));
   return outcome;
+}
+
+std::vector<Result<OperatorOutcome>> MemoryStore::clearRuns(std::span<const ClearRequest> requests) {
+  if (Status s = enter(Method::kClearRuns); !s.isOk()) {
+    return std::vector<Result<OperatorOutcome>>(requests.size(), Result<OperatorOutcome>(s));
+  }
+  return Store::clearRuns(requests);
 }
 
 std::vector<Result<OperatorOutcome>> MemoryStore::cancelRuns(std::span<const CancelRunRequest> requests) {

@@ -85,8 +85,9 @@ enum class Method : std::uint8_t {
   kLoadTaskInstances,
   kListActiveRunKeys,
   kCancelRuns,
+  kClearRuns,
 };
-inline constexpr std::size_t kMethodCount = 34;
+inline constexpr std::size_t kMethodCount = 35;
 
 /// The method's name as written in store.h ("applyTransitions"), for messages.
 std::string_view toString(Method m) noexcept;
@@ -169,6 +170,8 @@ class MemoryStore final : public Store {
   /// Counted (kCancelRuns), then the SDK's own body: one cancelRun per request, each counted and
   /// open to failNext(kCancelRun) — so the contract suite checks that body against the stores.
   std::vector<Result<OperatorOutcome>> cancelRuns(std::span<const CancelRunRequest> requests) override;
+  /// Counted (kClearRuns), then the SDK's own body: one clearTasks per request, as cancelRuns.
+  std::vector<Result<OperatorOutcome>> clearRuns(std::span<const ClearRequest> requests) override;
   Status deleteDag(const std::string& dag_id) override;
   Status subscribe(ChangeSink& sink) override;
   void unsubscribe() override;

@@ -39,7 +39,9 @@
 ///      mirrors its own run starts and run moves and skips their echoes).
 /// 3.8: Store::cancelRuns (several runs cancelled in one call: `dags delete --force` on a DAG with
 ///      thousands of active runs).
-#define LEOFLOW_ABI_MINOR 8
+/// 3.9: Store::clearRuns (several runs cleared in one call: `runs clear` over a range of thousands
+///      of runs).
+#define LEOFLOW_ABI_MINOR 9
 
 #define LEOFLOW_ABI_STR2(x) #x
 #define LEOFLOW_ABI_STR(x) LEOFLOW_ABI_STR2(x)

@@ -415,6 +415,21 @@ class Store {
     for (const CancelRunRequest& r : requests) out.push_back(cancelRun(r));
     return out;
   }
+
+  // --- SDK 3.9 (appended; the host calls it only on stores of 3.9 or newer) -----------------------
+
+  /// Several clearTasks calls in one: one result per request, in the order given, each exactly what
+  /// clearTasks would answer for it alone (each run's clear is all or nothing on its own; a queued
+  /// run is kConflict, an unknown run or task kNotFound, and neither stops the others). A store does
+  /// them in one script or transaction: `runs clear --dag D --from T --to T` clears a range of runs
+  /// with it a slice at a time, where one round trip and one commit per run made a range of thousands
+  /// of runs take seconds. Its default body calls clearTasks for each request — correct, but override it.
+  virtual std::vector<Result<OperatorOutcome>> clearRuns(std::span<const ClearRequest> requests) {
+    std::vector<Result<OperatorOutcome>> out;
+    out.reserve(requests.size());
+    for (const ClearRequest& r : requests) out.push_back(clearTasks(r));
+    return out;
+  }
 };
 
 /// Makes Stores from a plugin's configuration.

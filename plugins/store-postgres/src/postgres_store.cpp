@@ -144,6 +144,11 @@ const std::vector<PreparedStatement>& statements() {
        "LEFT JOIN LATERAL unnest(o.changed) WITH ORDINALITY AS c(task_id, ord) ON true ORDER BY c.ord"},
       // Several runs (migrations/016_cancel_runs.sql): one row per moved task, or one with a NULL task,
       // per run, runs in the order given; a refused run's row carries its SQLSTATE and message.
+      {"clear_runs",
+       "SELECT o.out_index, o.run_state, c.task_id, o.refused_sqlstate, o.refused_message "
+       "FROM clear_runs($1::text[], $2::text[], $3::integer[], $4::text[], $5::integer[], $6::boolean[], $7::text[], "
+       "$8::bigint[]) o "
+       "LEFT JOIN LATERAL unnest(o.changed) WITH ORDINALITY AS c(task_id, ord) ON true ORDER BY o.out_index, c.ord"},
       {"cancel_runs",
        "SELECT o.out_index, o.run_state, c.task_id, o.refused_sqlstate, o.refused_message "
        "FROM cancel_runs($1::text[], $2::text[], $3::text, $4::bigint) o "
@@ -883,6 +888,43 @@ Result<OperatorOutcome> outcomeFrom(const pqxx::result& r, const RunKey& run) {
   return out;
 }
 
+// The rows of cancel_runs or clear_runs (one per run, out_index its place in `runs`, or one per task
+// it moved) into one answer per run: its state and moved tasks, or its refusal. Returns how many
+// runs were not refused.
+std::size_t outcomesByRun(const pqxx::result& rows, std::span<const RunKey> runs, std::string_view function,
+                          std::span<Result<OperatorOutcome>> answers) {
+  std::vector<bool> answered(runs.size(), false);
+  std::size_t accepted = 0;
+  for (const pqxx::row& row : rows) {
+    const auto index = row[0].as<std::int64_t>();
+    if (index < 1 || static_cast<std::size_t>(index) > runs.size()) continue;
+    const std::size_t k = static_cast<std::size_t>(index) - 1;
+    Result<OperatorOutcome>& answer = answers[k];
+    if (!answered[k]) {
+      answered[k] = true;
+      answer = OperatorOutcome{};
+      if (!row[3].is_null()) {
+        answer = statusFromSqlState(row[3].c_str(), row[4].is_null() ? "" : row[4].c_str());
+        continue;
+      }
+      const auto state = parseDagRunState(textAt(row, 1));
+      if (!state) {
+        answer = corrupt(runs[k]);
+        continue;
+      }
+      answer->run_state = *state;
+      ++accepted;
+    }
+    if (answer && !row[2].is_null()) answer->changed_tasks.push_back(textAt(row, 2));
+  }
+  for (std::size_t k = 0; k < answered.size(); ++k) {
+    if (!answered[k]) {
+      answers[k] = internalError(std::string(function) + " answered no row for run \"" + runs[k].run_id + "\"");
+    }
+  }
+  return accepted;
+}
+
 }  // namespace
 
 // No argument checks beyond the targets: an empty id names nothing, which the functions answer as
@@ -905,6 +947,38 @@ Result<OperatorOutcome> PostgresStore::clearTasks(const ClearRequest& request) {
                          request.run.run_id, out->changed_tasks.size(), request.note);
   }
   return out;
+}
+
+std::vector<Result<OperatorOutcome>> PostgresStore::clearRuns(std::span<const ClearRequest> requests) {
+  if (requests.empty()) return {};
+  // One clear_runs call (migrations/017_clear_runs.sql): each run's clear_tasks in one transaction,
+  // each in a block of its own, so a refused run undoes only itself.
+  std::vector<std::string> dags, runs, tasks, notes;
+  std::vector<std::int64_t> counts, retries, ats;
+  std::vector<bool> failed_only;
+  std::vector<RunKey> keys;
+  for (const ClearRequest& r : requests) {
+    dags.push_back(r.run.dag_id);
+    runs.push_back(r.run.run_id);
+    keys.push_back(r.run);
+    counts.push_back(static_cast<std::int64_t>(r.tasks.size()));
+    for (const ClearTask& t : r.tasks) {
+      tasks.push_back(t.task_id);
+      retries.push_back(t.retries);
+    }
+    failed_only.push_back(r.failed_only);
+    notes.push_back(r.note);
+    ats.push_back(toMicros(r.at));
+  }
+  SqlParams p;
+  p.text(textArray(dags)).text(textArray(runs)).text(intArray(counts)).text(textArray(tasks)).text(intArray(retries))
+      .text(boolArray(failed_only)).text(textArray(notes)).text(intArray(ats));
+  auto r = call("clear_runs", p);
+  if (!r) return std::vector<Result<OperatorOutcome>>(requests.size(), Result<OperatorOutcome>(r.status()));
+  std::vector<Result<OperatorOutcome>> answers(requests.size(), Result<OperatorOutcome>(OperatorOutcome{}));
+  const std::size_t cleared = outcomesByRun(*r, keys, "clear_runs", answers);
+  pool_.logger()->info("runs cleared count={} of={} note={}", cleared, requests.size(), requests.front().note);
+  return answers;
 }
 
 Result<OperatorOutcome> PostgresStore::markTask(const MarkTaskRequest& request) {
@@ -979,32 +1053,9 @@ std::vector<Result<OperatorOutcome>> PostgresStore::cancelRuns(std::span<const C
       first = end;
       continue;
     }
-    std::vector<bool> answered(end - first, false);
-    for (const pqxx::row& row : *r) {
-      const auto index = row[0].as<std::int64_t>();
-      if (index < 1 || static_cast<std::size_t>(index) > end - first) continue;
-      const std::size_t k = static_cast<std::size_t>(index) - 1;
-      Result<OperatorOutcome>& answer = answers[first + k];
-      if (!answered[k]) {
-        answered[k] = true;
-        if (!row[3].is_null()) {
-          answer = statusFromSqlState(row[3].c_str(), row[4].is_null() ? "" : row[4].c_str());
-          continue;
-        }
-        const auto state = parseDagRunState(textAt(row, 1));
-        if (!state) {
-          answer = corrupt(requests[first + k].run);
-          continue;
-        }
-        answer->run_state = *state;
-        ++cancelled;
-      }
-      if (answer && !row[2].is_null()) answer->changed_tasks.push_back(textAt(row, 2));
-    }
-    for (std::size_t k = 0; k < answered.size(); ++k) {
-      if (!answered[k]) answers[first + k] = internalError("cancel_runs answered no row for run \"" +
-                                                           requests[first + k].run.run_id + "\"");
-    }
+    std::vector<RunKey> runs_of_call;
+    for (std::size_t i = first; i < end; ++i) runs_of_call.push_back(requests[i].run);
+    cancelled += outcomesByRun(*r, runs_of_call, "cancel_runs", std::span(answers).subspan(first, end - first));
     first = end;
   }
   pool_.logger()->info("runs cancelled count={} of={} note={}", cancelled, requests.size(), requests.front().note);

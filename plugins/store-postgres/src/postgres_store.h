@@ -61,6 +61,7 @@ class PostgresStore final : public Store {
   Status reportFinished(const ExecutionRef& execution, const TaskOutcome& outcome, Timestamp at) override;
 
   Result<OperatorOutcome> clearTasks(const ClearRequest& request) override;
+  std::vector<Result<OperatorOutcome>> clearRuns(std::span<const ClearRequest> requests) override;
   Result<OperatorOutcome> markTask(const MarkTaskRequest& request) override;
   Result<OperatorOutcome> markRun(const MarkRunRequest& request) override;
   Result<OperatorOutcome> cancelRun(const CancelRunRequest& request) override;

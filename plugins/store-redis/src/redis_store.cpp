@@ -715,8 +715,10 @@ Status RedisStore::reportFinished(const ExecutionRef& execution, const TaskOutco
 
 // --- A person's commands ---------------------------------------------------------------------------------
 
-Result<OperatorOutcome> RedisStore::clearTasks(const ClearRequest& request) {
-  if (Status s = checkRunKey(request.run); !s) return s;
+namespace {
+
+// clear_tasks.lua's arguments for one request; a negative retries is refused before any call.
+Result<std::vector<std::string>> clearTasksArgs(const ClearRequest& request) {
   std::vector<std::string> args{request.run.dag_id, request.run.run_id, boolArg(request.failed_only), request.note,
                                 toMicros(request.at)};
   args.reserve(5 + request.tasks.size() * 2);
@@ -727,13 +729,64 @@ Result<OperatorOutcome> RedisStore::clearTasks(const ClearRequest& request) {
     args.push_back(t.task_id);
     args.push_back(str(t.retries));
   }
-  auto reply = client_.eval(lua::kClearTasks, args);
+  return args;
+}
+
+// The replies of a pipelined operator script (evalMany), the k-th answering out[sent[k]]: each
+// run's outcome, or its refusal. Returns how many runs the script did not refuse.
+std::size_t answerEach(const std::vector<Result<ReplyPtr>>& replies, const std::vector<std::size_t>& sent,
+                       std::string_view script, std::vector<Result<OperatorOutcome>>& out) {
+  std::size_t done = 0;
+  for (std::size_t k = 0; k < sent.size(); ++k) {
+    Result<OperatorOutcome>& o = out[sent[k]];
+    if (k >= replies.size()) {
+      o = internalError(std::string(script) + ": the pipeline answered " + std::to_string(replies.size()) + " of " +
+                        std::to_string(sent.size()) + " calls");
+      continue;
+    }
+    o = replies[k] ? outcomeFrom(*replies[k], script) : Result<OperatorOutcome>(replies[k].status());
+    if (o) ++done;
+  }
+  return done;
+}
+
+}  // namespace
+
+Result<OperatorOutcome> RedisStore::clearTasks(const ClearRequest& request) {
+  if (Status s = checkRunKey(request.run); !s) return s;
+  auto args = clearTasksArgs(request);
+  if (!args) return args.status();
+  auto reply = client_.eval(lua::kClearTasks, *args);
   if (!reply) return reply.status();
   auto out = outcomeFrom(*reply, "clear_tasks");
   if (out && !out->changed_tasks.empty()) {
     client_.logger()->info("tasks cleared dag_id={} run_id={} count={}", request.run.dag_id, request.run.run_id,
                            out->changed_tasks.size());
   }
+  return out;
+}
+
+std::vector<Result<OperatorOutcome>> RedisStore::clearRuns(std::span<const ClearRequest> requests) {
+  // clear_tasks.lua once per run, pipelined as cancelRuns does: one round trip for the lot, each
+  // run's clear still one script. A request the store refuses outright is answered without a call.
+  std::vector<Result<OperatorOutcome>> out(requests.size(), Result<OperatorOutcome>(OperatorOutcome{}));
+  std::vector<std::vector<std::string>> calls;
+  std::vector<std::size_t> sent;  // calls[k] clears requests[sent[k]]
+  for (std::size_t i = 0; i < requests.size(); ++i) {
+    if (Status s = checkRunKey(requests[i].run); !s) {
+      out[i] = s;
+      continue;
+    }
+    auto args = clearTasksArgs(requests[i]);
+    if (!args) {
+      out[i] = args.status();
+      continue;
+    }
+    calls.push_back(std::move(args).value());
+    sent.push_back(i);
+  }
+  const std::size_t done = answerEach(client_.evalMany(lua::kClearTasks, calls), sent, "clear_tasks", out);
+  client_.logger()->info("runs cleared count={} of={}", done, requests.size());
   return out;
 }
 
@@ -794,17 +847,7 @@ std::vector<Result<OperatorOutcome>> RedisStore::cancelRuns(std::span<const Canc
     calls.push_back({r.run.dag_id, r.run.run_id, r.note, toMicros(r.at)});
     sent.push_back(i);
   }
-  std::vector<Result<ReplyPtr>> replies = client_.evalMany(lua::kCancelRun, calls);
-  std::size_t done = 0;
-  for (std::size_t k = 0; k < sent.size(); ++k) {
-    Result<OperatorOutcome>& o = out[sent[k]];
-    o = replies[k] ? outcomeFrom(*replies[k], "cancel_run") : Result<OperatorOutcome>(replies[k].status());
-    if (o) {
-      ++done;
-      client_.logger()->debug("run cancelled dag_id={} run_id={}", requests[sent[k]].run.dag_id,
-                              requests[sent[k]].run.run_id);
-    }
-  }
+  const std::size_t done = answerEach(client_.evalMany(lua::kCancelRun, calls), sent, "cancel_run", out);
   client_.logger()->info("runs cancelled count={} of={}", done, requests.size());
   return out;
 }

@@ -285,6 +285,44 @@ TEST(EngineScale, ManyRunsAreCancelledInOneCallOnlyOnAStoreOfSdk38) {
   }
 }
 
+// clearRuns (SDK 3.9), likewise: one clearTasks each on an older store, the whole slice on a 3.9 one.
+TEST(EngineScale, ManyRunsAreClearedInOneCallOnlyOnAStoreOfSdk39) {
+  EngineHarness h;
+  h.addDag(dag("wide", {task("a")}));
+  for (const std::uint32_t minor : {8u, 9u}) {
+    const std::string m = std::to_string(minor);
+    const RunKey x = h.trigger("wide", "x" + m);
+    const RunKey y = h.trigger("wide", "y" + m);
+    h.lead();
+    h.settle();  // a done: each run has an instance to clear
+    const std::vector<ClearRequest> requests{{x, {{"a", 0}}, false, "cleared by t", h.clock.now()},
+                                             {RunKey{"wide", "ghost"}, {{"a", 0}}, false, "cleared by t", h.clock.now()},
+                                             {y, {{"a", 0}}, false, "cleared by t", h.clock.now()}};
+    GuardedStore guarded(h.store, "memory", minor);
+    h.store.resetCalls();
+    const auto out = guarded.clearRuns(requests);
+    EXPECT_EQ(h.store.calls(Method::kClearRuns), minor == 8 ? 0 : 1) << "SDK 3." << minor;
+    EXPECT_EQ(h.store.calls(Method::kClearTasks), 3) << "SDK 3." << minor;
+    ASSERT_EQ(out.size(), 3u);
+    EXPECT_TRUE(out[0].isOk()) << out[0].status().toString();
+    EXPECT_EQ(out[1].status().code(), StatusCode::kNotFound);
+    EXPECT_TRUE(out[2].isOk()) << out[2].status().toString();
+    EXPECT_EQ(h.state(y, "a"), TaskState::kNone);
+
+    // A store that throws fails what the throw took down: one run of the loop, every run of one call.
+    h.store.throwOn(minor == 8 ? Method::kClearTasks : Method::kClearRuns, 1);
+    const std::vector<ClearRequest> two{requests[0], requests[2]};
+    const auto thrown = guarded.clearRuns(two);
+    ASSERT_EQ(thrown.size(), 2u);
+    EXPECT_THAT(thrown[0].status().message(), HasSubstr("plugin memory threw")) << "SDK 3." << minor;
+    if (minor == 8) {
+      EXPECT_TRUE(thrown[1].isOk()) << thrown[1].status().toString();
+    } else {
+      EXPECT_THAT(thrown[1].status().message(), HasSubstr("plugin memory threw"));
+    }
+  }
+}
+
 TEST(EngineScale, ATickWhereNothingChangedPlansNothing) {
   EngineHarness h;
   h.addDag(dag("wait", {task("long"), task("after", {"long"})}));

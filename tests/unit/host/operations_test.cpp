@@ -8,6 +8,7 @@
 #include <fstream>
 #include <sstream>
 
+#include <fmt/format.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -61,9 +62,9 @@ class Operations : public ::testing::Test {
   }
   // A run materialized with every instance in the given state, started and ended.
   RunKey runWith(const std::string& run_id, Timestamp logical, std::vector<std::pair<std::string, TaskState>> tasks,
-                 DagRunState state) {
+                 DagRunState state, std::int64_t version = 1) {
     const RunKey key{"etl", run_id};
-    NewRun nr{key, 1, RunTrigger::kManual, logical, "", clock_.now(), "team-a"};
+    NewRun nr{key, version, RunTrigger::kManual, logical, "", clock_.now(), "team-a"};
     EXPECT_TRUE(store_.createRun(std::nullopt, nr).isOk());
     RunRecord r = *store_.run(key);
     r.state = state;
@@ -200,6 +201,89 @@ TEST_F(Operations, ARangeClearTakesTheRunsWhoseLogicalDateLiesInItOldestFirst) {
               clearRange(store_, clock_.now(), "etl", at("2026-05-28T12:00:00Z"), at("2026-05-28T10:00:00Z"), {});
             }),
             ErrorKind::kBadInput);
+}
+
+TEST_F(Operations, ARangeClearOfManyRunsClearsEachInSlicesAndStopsAtAFailure) {
+  syncChain();
+  constexpr std::size_t kRuns = 250;  // two and a half slices of kClearSlice
+  static_assert(kRuns > 2 * kClearSlice && kRuns < 3 * kClearSlice);
+  std::vector<std::string> ids;
+  for (std::size_t i = 0; i < kRuns; ++i) {
+    char id[8];
+    std::snprintf(id, sizeof id, "r%03zu", i);
+    ids.emplace_back(id);
+    runWith(id, at("2026-05-01T00:00:00Z") + std::chrono::hours(static_cast<int>(i)), {{"extract", TaskState::kFailed}},
+            DagRunState::kFailed);
+  }
+  const Timestamp from = at("2026-05-01T00:00:00Z");
+  const Timestamp to = at("2026-06-01T00:00:00Z");
+  // The memory store keeps the SDK's clearRuns, one clearTasks per run: the first of them fails.
+  store_.failNext(leoflow::testing::Method::kClearTasks, unavailable("injected: store went away"));
+  EXPECT_EQ(errorOf([&] { clearRange(store_, clock_.now(), "etl", from, to, {{}, false, false, "a"}); }),
+            ErrorKind::kUnreachable);
+  EXPECT_THAT(last_error_, HasSubstr("clearing run r000 (99 other runs of the range cleared, 150 not reached)"));
+  std::size_t cleared_before = 0;
+  for (const std::string& id : ids) cleared_before += task({"etl", id}, "extract").state == TaskState::kNone ? 1 : 0;
+  EXPECT_EQ(cleared_before, kClearSlice - 1) << "the rest of the failed run's slice, and no slice after it";
+  EXPECT_EQ(task({"etl", "r000"}, "extract").state, TaskState::kFailed);
+
+  std::vector<std::size_t> told;
+  store_.resetCalls();
+  const auto cleared = clearRange(store_, clock_.now(), "etl", from, to, {{}, false, false, "a"},
+                                  [&](std::size_t done, std::size_t of) {
+                                    EXPECT_EQ(of, kRuns);
+                                    told.push_back(done);
+                                  });
+  EXPECT_EQ(store_.calls(leoflow::testing::Method::kClearRuns), 3) << "one store call per slice";
+  EXPECT_EQ(told, (std::vector<std::size_t>{kClearSlice, 2 * kClearSlice, kRuns})) << "progress after each slice";
+  ASSERT_EQ(cleared.size(), kRuns) << "every run of the range, those cleared before with nothing to move";
+  for (std::size_t i = 0; i < kRuns; ++i) {
+    EXPECT_EQ(cleared[i].run.run_id, ids[i]) << "oldest first";
+    EXPECT_EQ(cleared[i].outcome.changed_tasks.size(), i == 0 || i >= kClearSlice ? 1u : 0u) << ids[i];
+    EXPECT_EQ(task({"etl", ids[i]}, "extract").state, TaskState::kNone) << ids[i];
+  }
+}
+
+TEST_F(Operations, ARangeClearOfALargeDagsRunsSendsFewerRunsPerStoreCall) {
+  // 500 tasks a version: kClearSliceTasks (20,000) allows 40 runs per call, not kClearSlice.
+  std::string tasks;
+  for (int i = 0; i < 500; ++i) tasks += fmt::format(R"({}{{"task_id":"t{}","type":"bash","entrypoint":"true"}})", i ? "," : "", i);
+  sync("etl", R"({"dag_id":"etl","tasks":[)" + tasks + "]}");
+  for (int i = 0; i < 100; ++i) {
+    runWith(fmt::format("r{:03}", i), at("2026-05-01T00:00:00Z") + std::chrono::hours(i), {{"t0", TaskState::kFailed}},
+            DagRunState::kFailed);
+  }
+  std::vector<std::size_t> told;
+  store_.resetCalls();
+  const auto cleared = clearRange(store_, clock_.now(), "etl", at("2026-05-01T00:00:00Z"), at("2026-06-01T00:00:00Z"),
+                                  {{}, false, false, "a"}, [&](std::size_t done, std::size_t) { told.push_back(done); });
+  EXPECT_EQ(cleared.size(), 100u);
+  EXPECT_EQ(told, (std::vector<std::size_t>{40, 80, 100}));
+  EXPECT_EQ(store_.calls(leoflow::testing::Method::kClearRuns), 3);
+  EXPECT_EQ(task({"etl", "r099"}, "t0").state, TaskState::kNone);
+}
+
+TEST_F(Operations, ARangeClearOfATaskAnOlderVersionLacksChangesNothing) {
+  syncChain();
+  runWith("v1", at("2026-05-28T10:00:00Z"), {{"extract", TaskState::kFailed}, {"report", TaskState::kFailed}},
+          DagRunState::kFailed);
+  sync("etl", R"({"dag_id":"etl","schedule":"@hourly","tenant":"team-a","start_date":"2026-05-28T00:00:00Z",
+      "tasks":[{"task_id":"extract","type":"bash","entrypoint":"true"}]})");
+  runWith("v2", at("2026-05-28T11:00:00Z"), {{"extract", TaskState::kFailed}}, DagRunState::kFailed, 2);
+  EXPECT_EQ(errorOf([&] {
+              clearRange(store_, clock_.now(), "etl", at("2026-05-28T00:00:00Z"), at("2026-05-29T00:00:00Z"),
+                         {{"report"}, false, false, "a"});
+            }),
+            ErrorKind::kNotFound);
+  EXPECT_THAT(last_error_, HasSubstr("(version 2) has no task \"report\""));
+  EXPECT_EQ(task({"etl", "v1"}, "report").state, TaskState::kFailed) << "the run of version 1 was cleared";
+
+  // Every task of the run: each run is cleared by its own version's tasks.
+  const auto cleared = clearRange(store_, clock_.now(), "etl", at("2026-05-28T00:00:00Z"),
+                                  at("2026-05-29T00:00:00Z"), {{}, false, false, "a"});
+  ASSERT_EQ(cleared.size(), 2u);
+  EXPECT_EQ(cleared[0].outcome.changed_tasks, (std::vector<std::string>{"extract", "report"}));
+  EXPECT_EQ(cleared[1].outcome.changed_tasks, (std::vector<std::string>{"extract"}));
 }
 
 TEST_F(Operations, MarkAndCancelNameTheActorAndRefuseWhatTheStateForbids) {
