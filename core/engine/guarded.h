@@ -141,6 +141,11 @@ class GuardedStore final : public Store {
     if (abi_minor_ < 9) return Store::clearRuns(requests);
     return gEach(requests.size(), [&] { return inner_.clearRuns(requests); });
   }
+  std::vector<Status> createRuns(std::optional<Term> term, std::span<const NewRun> runs) override {
+    // Before SDK 3.10: the SDK's loop over createRun, each call guarded on its own, as cancelRuns.
+    if (abi_minor_ < 10) return Store::createRuns(term, runs);
+    return gEach(runs.size(), [&] { return inner_.createRuns(term, runs); });
+  }
   Status deleteDag(const std::string& dag_id) override { return g([&] { return inner_.deleteDag(dag_id); }); }
 
   const std::string& pluginName() const noexcept { return plugin_; }

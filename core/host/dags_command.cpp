@@ -187,7 +187,10 @@ int dagsShow(Store& store, const std::string& dag_id, DagShowFormat format, std:
 
 int dagsBackfill(Store& store, const Clock& clock, const std::string& dag_id, Timestamp from, Timestamp to, bool wait,
                  std::ostream& out, std::ostream& err, std::chrono::milliseconds poll_interval) {
-  const BackfillResult result = backfill(store, clock.now(), dag_id, from, to);
+  const BackfillResult result =
+      backfill(store, clock.now(), dag_id, from, to, progressEverySecond(err, [&dag_id](std::size_t done, std::size_t of) {
+                 return fmt::format("{} of {} slots of dag {} backfilled\n", done, of, dag_id);
+               }));
   for (const RunKey& k : result.created) out << k.run_id << '\n';
   out << std::flush;
   err << fmt::format("{} backfill run{} created", result.created.size(), result.created.size() == 1 ? "" : "s");

@@ -550,7 +550,8 @@ std::vector<std::string> deleteDag(Store& store, Timestamp now, const std::strin
   throw conflict("dag " + quote(dag_id) + " keeps getting new runs; pause it first (leoflow dags pause " + dag_id + ")");
 }
 
-BackfillResult backfill(Store& store, Timestamp now, const std::string& dag_id, Timestamp from, Timestamp to) {
+BackfillResult backfill(Store& store, Timestamp now, const std::string& dag_id, Timestamp from, Timestamp to,
+                        const SliceProgress& progress) {
   if (from > to) throw badInput("--from is after --to");
   const LoadedDag dag = loadDag(store, dag_id);
   const DagSpec* spec = dag.spec.get();
@@ -568,17 +569,37 @@ BackfillResult backfill(Store& store, Timestamp now, const std::string& dag_id, 
                                spec->schedule));
   }
   BackfillResult result;
-  for (Timestamp slot : slots) {
-    NewRun run{{dag_id, "backfill__" + schedule::formatIsoSeconds(slot)}, dag.stored.version, RunTrigger::kBackfill, slot, "",
-               now, spec->tenant};
-    Status s = store.createRun(std::nullopt, run);
-    if (s.isOk()) {
-      result.created.push_back(run.key);
-    } else if (s.code() == StatusCode::kAlreadyExists) {
-      result.already_taken.push_back(slot);
-    } else {
-      failWith(s, "creating backfill run " + run.key.run_id);
+  for (std::size_t first = 0; first < slots.size(); first += kBackfillSlice) {
+    const std::size_t end = std::min(slots.size(), first + kBackfillSlice);
+    std::vector<NewRun> slice;
+    slice.reserve(end - first);
+    for (std::size_t i = first; i < end; ++i) {
+      slice.push_back(NewRun{{dag_id, "backfill__" + schedule::formatIsoSeconds(slots[i])}, dag.stored.version,
+                             RunTrigger::kBackfill, slots[i], "", now, spec->tenant});
     }
+    const std::vector<Status> answers = store.createRuns(std::nullopt, slice);
+    if (answers.size() != slice.size()) {
+      failWith(internalError(fmt::format("the store answered {} of {} runs", answers.size(), slice.size())),
+               "creating backfill runs of dag " + dag_id);
+    }
+    // Each run stands on its own: those of the slice after a failed one may have been created too.
+    std::optional<std::size_t> failed;
+    for (std::size_t i = 0; i < slice.size(); ++i) {
+      if (answers[i].isOk()) {
+        result.created.push_back(slice[i].key);
+      } else if (answers[i].code() == StatusCode::kAlreadyExists) {
+        result.already_taken.push_back(slice[i].logical_date);
+      } else if (!failed) {
+        failed = i;
+      }
+    }
+    if (failed) {
+      failWith(answers[*failed], fmt::format("creating backfill run {} ({} other run{} created, {} slot{} not reached)",
+                                             slice[*failed].key.run_id, result.created.size(),
+                                             result.created.size() == 1 ? "" : "s", slots.size() - end,
+                                             slots.size() - end == 1 ? "" : "s"));
+    }
+    if (progress) progress(end, slots.size());
   }
   return result;
 }

@@ -152,13 +152,20 @@ inline constexpr std::size_t kCancelSlice = 100;
 std::vector<std::string> deleteDag(Store& store, Timestamp now, const std::string& dag_id, bool force,
                                    const std::string& actor, const SliceProgress& progress = {});
 
+/// The runs `dags backfill` hands the store in one createRuns call.
+inline constexpr std::size_t kBackfillSlice = 100;
+
 struct BackfillResult {
   std::vector<RunKey> created;           ///< backfill__<logical date>, oldest first
   std::vector<Timestamp> already_taken;  ///< slots some run of the DAG already holds
 };
 /// `dags backfill`: one run per schedule slot in [from, to]. A DAG without a cron or @every
 /// schedule, or from > to: bad input. More than 10,000 slots: bad input (say a narrower range).
-BackfillResult backfill(Store& store, Timestamp now, const std::string& dag_id, Timestamp from, Timestamp to);
+/// The runs go to the store kBackfillSlice at a time (`progress` told after each slice); a run the
+/// store refuses otherwise than as taken throws after the rest of its slice was tried, naming how
+/// many runs were created and how many slots not reached.
+BackfillResult backfill(Store& store, Timestamp now, const std::string& dag_id, Timestamp from, Timestamp to,
+                        const SliceProgress& progress = {});
 
 /// Pauses or unpauses; not found for an unknown DAG.
 void setPaused(Store& store, const std::string& dag_id, bool paused);

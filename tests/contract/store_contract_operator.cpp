@@ -1031,6 +1031,76 @@ TEST_P(StoreContract, ABackfillRunKeepsItsTriggerAndHoldsItsLogicalDate) {
                       StatusCode::kAlreadyExists));
 }
 
+TEST_P(StoreContract, CreateRunsAnswersEachRunInTheOrderGivenAsCreateRunWould) {
+  const RunTrigger backfill = RunTrigger::kBackfill;
+  Scenario w(store());
+  w.dag("etl", "@daily");
+  w.dag("ml", "@daily");
+  w.run("etl", "manual__1", 0, RunTrigger::kManual, at(-3600));  // holds its logical date
+
+  std::vector<NewRun> runs{
+      w.newRun("etl", "backfill__b", 1, backfill, at(-7200)),
+      w.newRun("etl", "backfill__held", 1, backfill, at(-3600)),
+      w.newRun("etl", "manual__1", 1, RunTrigger::kManual, at(0)),
+      w.newRun("ghost", "backfill__g", 1, backfill, at(0)),
+      // Sorts before backfill__b, comes after it: the date b took in this call is held against it.
+      w.newRun("etl", "backfill__a", 1, backfill, at(-7200)),
+      w.newRun("etl", "backfill__b", 1, backfill, at(-10800)),
+      w.newRun("ml", "a-first", 1, backfill, at(-7200), "team-b"),
+  };
+  runs[0].conf_json = R"({"note":"a \"quoted\" \\ value"})";
+  const std::vector<Status> out = store().createRuns(std::nullopt, runs);
+  ASSERT_EQ(out.size(), runs.size());
+  EXPECT_TRUE(ok(out[0]));
+  EXPECT_TRUE(hasCode(out[1], StatusCode::kAlreadyExists)) << "a logical date a run holds";
+  EXPECT_TRUE(hasCode(out[2], StatusCode::kAlreadyExists)) << "a run id taken";
+  EXPECT_TRUE(hasCode(out[3], StatusCode::kNotFound)) << "a DAG that does not exist";
+  EXPECT_TRUE(hasCode(out[4], StatusCode::kAlreadyExists)) << "a date taken earlier in the same call";
+  EXPECT_TRUE(hasCode(out[5], StatusCode::kAlreadyExists)) << "a run id taken earlier in the same call";
+  EXPECT_TRUE(ok(out[6]));
+
+  // Each created run as createRun stores it; the refusals created nothing.
+  const RunRecord b = w.load(runs[0].key);
+  EXPECT_EQ(b.state, R::kQueued) << str(b);
+  EXPECT_EQ(b.trigger, backfill) << str(b);
+  EXPECT_EQ(b.logical_date, at(-7200)) << str(b);
+  EXPECT_EQ(b.conf_json, runs[0].conf_json) << str(b);
+  EXPECT_EQ(b.queued_at, at(1)) << str(b);
+  EXPECT_GT(b.uid, 0) << str(b);
+  const RunRecord other = w.load(runs[6].key);
+  EXPECT_EQ(other.tenant, "team-b") << str(other);
+  EXPECT_NE(other.uid, b.uid);
+  for (const char* id : {"backfill__held", "backfill__a"}) EXPECT_FALSE(w.exists(RunKey{"etl", id})) << id;
+  EXPECT_EQ(w.load(RunKey{"etl", "manual__1"}).trigger, RunTrigger::kManual) << "the taken id's run is untouched";
+
+  // A fenced term refuses every run; an empty call answers nothing.
+  const Term stale = w.claim();
+  w.claim("replica-b");
+  const std::vector<NewRun> later{w.newRun("etl", "scheduled__x", 2, RunTrigger::kScheduled, at(86400)),
+                                  w.newRun("ml", "scheduled__y", 2, RunTrigger::kScheduled, at(86400))};
+  const std::vector<Status> fenced = store().createRuns(stale, later);
+  ASSERT_EQ(fenced.size(), 2u);
+  for (const Status& s : fenced) EXPECT_TRUE(hasCode(s, StatusCode::kFenced)) << s.toString();
+  for (const NewRun& n : later) EXPECT_FALSE(w.exists(n.key)) << n.key.run_id;
+  EXPECT_TRUE(store().createRuns(std::nullopt, {}).empty());
+}
+
+TEST_P(StoreContract, CreateRunsPublishesEachRun) {
+  RecordingSink sink;
+  Subscription sub(store(), sink);
+  ASSERT_TRUE(ok(sub.status()));
+  Scenario w(store());
+  w.dag("etl", "@daily");
+  const std::vector<NewRun> runs{w.newRun("etl", "backfill__1", 1, RunTrigger::kBackfill, at(-86400)),
+                                 w.newRun("etl", "backfill__2", 1, RunTrigger::kBackfill, at(-2 * 86400))};
+  const std::vector<Status> out = store().createRuns(std::nullopt, runs);
+  ASSERT_EQ(out.size(), 2u);
+  ASSERT_TRUE(ok(out[0]));
+  ASSERT_TRUE(ok(out[1]));
+  EXPECT_TRUE(sink.waitFor(isRun(runs[0].key)));
+  EXPECT_TRUE(sink.waitFor(isRun(runs[1].key)));
+}
+
 // ===================================================================================================
 // Change feed: a person's commands wake the leader and the stop watchers
 

@@ -73,6 +73,7 @@ std::string_view toString(Method m) noexcept {
     case Method::kListActiveRunKeys: return "listActiveRunKeys";
     case Method::kCancelRuns: return "cancelRuns";
     case Method::kClearRuns: return "clearRuns";
+    case Method::kCreateRuns: return "createRuns";
   }
   return "?";
 }
@@ -1208,6 +1209,11 @@ Result<OperatorOutcome> MemoryStore::markRun(const MarkRunRequest& request) {
   outcome.run_state = r.state;
   backend_->feed.publish(operatorChanges(request.run, outcome.changed_tasks));
   return outcome;
+}
+
+std::vector<Status> MemoryStore::createRuns(std::optional<Term> term, std::span<const NewRun> runs) {
+  if (Status s = enter(Method::kCreateRuns); !s.isOk()) return std::vector<Status>(runs.size(), s);
+  return Store::createRuns(term, runs);
 }
 
 std::vector<Result<OperatorOutcome>> MemoryStore::clearRuns(std::span<const ClearRequest> requests) {

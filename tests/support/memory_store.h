@@ -86,8 +86,9 @@ enum class Method : std::uint8_t {
   kListActiveRunKeys,
   kCancelRuns,
   kClearRuns,
+  kCreateRuns,
 };
-inline constexpr std::size_t kMethodCount = 35;
+inline constexpr std::size_t kMethodCount = 36;
 
 /// The method's name as written in store.h ("applyTransitions"), for messages.
 std::string_view toString(Method m) noexcept;
@@ -172,6 +173,8 @@ class MemoryStore final : public Store {
   std::vector<Result<OperatorOutcome>> cancelRuns(std::span<const CancelRunRequest> requests) override;
   /// Counted (kClearRuns), then the SDK's own body: one clearTasks per request, as cancelRuns.
   std::vector<Result<OperatorOutcome>> clearRuns(std::span<const ClearRequest> requests) override;
+  /// Counted (kCreateRuns), then the SDK's own body: one createRun per run, as cancelRuns.
+  std::vector<Status> createRuns(std::optional<Term> term, std::span<const NewRun> runs) override;
   Status deleteDag(const std::string& dag_id) override;
   Status subscribe(ChangeSink& sink) override;
   void unsubscribe() override;

@@ -41,7 +41,8 @@
 ///      thousands of active runs).
 /// 3.9: Store::clearRuns (several runs cleared in one call: `runs clear` over a range of thousands
 ///      of runs).
-#define LEOFLOW_ABI_MINOR 9
+/// 3.10: Store::createRuns (several runs created in one call: `dags backfill` of thousands of slots).
+#define LEOFLOW_ABI_MINOR 10
 
 #define LEOFLOW_ABI_STR2(x) #x
 #define LEOFLOW_ABI_STR(x) LEOFLOW_ABI_STR2(x)

@@ -430,6 +430,22 @@ class Store {
     for (const ClearRequest& r : requests) out.push_back(clearTasks(r));
     return out;
   }
+
+  // --- SDK 3.10 (appended; the host calls it only on stores of 3.10 or newer) ---------------------
+
+  /// Several createRun calls in one: one status per run, in the order given, each exactly what
+  /// createRun would answer for it alone (a taken run id or a held logical date kAlreadyExists, an
+  /// unknown DAG or version kNotFound, neither stopping the others; a run refuses a later one of the
+  /// same call, in the order given, as a committed one would). A store does them in one script or
+  /// transaction: `dags
+  /// backfill` creates up to 10,000 runs a slice at a time, where one commit per run made it take
+  /// seconds. Its default body calls createRun for each run — correct, but override it.
+  virtual std::vector<Status> createRuns(std::optional<Term> term, std::span<const NewRun> runs) {
+    std::vector<Status> out;
+    out.reserve(runs.size());
+    for (const NewRun& r : runs) out.push_back(createRun(term, r));
+    return out;
+  }
 };
 
 /// Makes Stores from a plugin's configuration.

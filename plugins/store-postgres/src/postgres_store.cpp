@@ -45,6 +45,11 @@ const std::vector<PreparedStatement>& statements() {
       {"create_run",
        "SELECT create_run($1::bigint, $2::text, $3::text, $4::integer, $5::text, $6::bigint, $7::text, $8::bigint, "
        "$9::text)"},
+      // Several runs (migrations/018_create_runs.sql): one row per run in the order given, its uid or
+      // its refusal's SQLSTATE and message.
+      {"create_runs",
+       "SELECT out_index, uid, refused_sqlstate, refused_message FROM create_runs($1::bigint, $2::text[], $3::text[], "
+       "$4::integer[], $5::text[], $6::bigint[], $7::text[], $8::bigint[], $9::text[]) ORDER BY out_index"},
       {"list_active_runs",
        "SELECT dag_id, run_id, dag_version, state, ts_us(queued_at) FROM runs "
        "WHERE state IN ('queued', 'running') ORDER BY queued_at, uid"},
@@ -502,6 +507,58 @@ Status PostgresStore::createRun(std::optional<Term> term, const NewRun& run) {
   pool_.logger()->debug("run created dag_id={} run_id={} uid={} trigger={} tenant={}", run.key.dag_id,
                         run.key.run_id, (*r)[0][0].as<std::int64_t>(), toString(run.trigger), run.tenant);
   return Status::ok();
+}
+
+std::vector<Status> PostgresStore::createRuns(std::optional<Term> term, std::span<const NewRun> runs) {
+  if (runs.empty()) return {};
+  std::vector<Status> out(runs.size(), Status::ok());
+  std::vector<std::size_t> sent;  // the k-th run of the call is runs[sent[k]]
+  std::vector<std::string> dags, ids, triggers, confs, tenants;
+  std::vector<std::int64_t> versions, logicals, queued;
+  for (std::size_t i = 0; i < runs.size(); ++i) {
+    const NewRun& run = runs[i];
+    if (Status s = checkRunKey(run.key); !s) {
+      out[i] = s;
+      continue;
+    }
+    sent.push_back(i);
+    dags.push_back(run.key.dag_id);
+    ids.push_back(run.key.run_id);
+    versions.push_back(std::max<std::int64_t>(run.dag_version, 0));
+    triggers.emplace_back(toString(run.trigger));
+    logicals.push_back(toMicros(run.logical_date));
+    confs.push_back(run.conf_json);
+    queued.push_back(toMicros(run.queued_at));
+    tenants.push_back(run.tenant.empty() ? std::string("default") : run.tenant);
+  }
+  if (sent.empty()) return out;
+  SqlParams p;
+  if (term) p.integer(*term); else p.null();
+  p.text(textArray(dags)).text(textArray(ids)).text(intArray(versions)).text(textArray(triggers))
+      .text(intArray(logicals)).text(textArray(confs)).text(intArray(queued)).text(textArray(tenants));
+  auto r = call("create_runs", p);
+  if (!r) {
+    for (std::size_t i : sent) out[i] = r.status();
+    return out;
+  }
+  std::vector<bool> answered(sent.size(), false);
+  std::size_t created = 0;
+  for (const pqxx::row& row : *r) {
+    const auto index = row[0].as<std::int64_t>();
+    if (index < 1 || static_cast<std::size_t>(index) > sent.size()) continue;
+    const std::size_t k = static_cast<std::size_t>(index) - 1;
+    answered[k] = true;
+    if (row[2].is_null()) {
+      ++created;
+    } else {
+      out[sent[k]] = statusFromSqlState(row[2].c_str(), row[3].is_null() ? "" : row[3].c_str());
+    }
+  }
+  for (std::size_t k = 0; k < sent.size(); ++k) {
+    if (!answered[k]) out[sent[k]] = internalError("create_runs answered no row for run \"" + ids[k] + "\"");
+  }
+  pool_.logger()->debug("runs created count={} of={}", created, runs.size());
+  return out;
 }
 
 Result<std::vector<ActiveRun>> PostgresStore::listActiveRuns() {

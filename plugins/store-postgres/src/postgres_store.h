@@ -36,6 +36,7 @@ class PostgresStore final : public Store {
   Result<std::vector<ScheduledDag>> scheduledDags() override;
 
   Status createRun(std::optional<Term> term, const NewRun& run) override;
+  std::vector<Status> createRuns(std::optional<Term> term, std::span<const NewRun> runs) override;
   Result<std::vector<ActiveRun>> listActiveRuns() override;
   Result<std::vector<RunKey>> listActiveRunKeys() override;
   std::vector<Result<RunRecord>> loadRuns(std::span<const RunKey> keys) override;

@@ -13,6 +13,7 @@
 #include <mutex>
 #include <optional>
 #include <set>
+#include <span>
 #include <string>
 #include <thread>
 #include <vector>
@@ -598,6 +599,46 @@ TEST_F(PgStoreTest, OneTaskWriteReadsOneInstanceWhateverTheTableWasWhenItsPlanWa
   ASSERT_TRUE(loaded.at(0).isOk());
   for (int i = 0; i < 10; ++i) EXPECT_EQ(loaded[0]->tasks.at(i).state, S::kSuccess) << many[i];
   EXPECT_EQ(loaded[0]->tasks.at(10).state, S::kNone);
+}
+
+// create_run's check for a held logical date reaches the run by runs_by_dag_logical in every plan
+// (migration 018). A plan cached while the DAG had few runs walked them all along (dag_id, run_id)'s
+// unique index, and kept doing so as a backfill added thousands: each create read every run before it.
+TEST_F(PgStoreTest, ARunsHeldDateCheckFetchesOneRunWhateverTheTableWasWhenItsPlanWasMade) {
+  ASSERT_TRUE(store().syncDags(std::vector{dagDef("etl")}).isOk());
+  AdminSession session;  // one session throughout: the plans it caches are what this test is about
+  session.query("SET search_path = " + std::string(kSchema));
+  auto create = [&](int hour) {
+    session.query("SELECT create_run(NULL, 'etl', 'backfill__" + std::to_string(hour) + "', 0, 'backfill', " +
+                  std::to_string(static_cast<long long>(hour) * 3'600'000'000LL) + ", '', 0, 'default')");
+  };
+  for (int hour = 0; hour < 8; ++hour) create(hour);
+
+  std::vector<NewRun> many;
+  for (int hour = 8; hour < 2008; ++hour) {
+    many.push_back(NewRun{{"etl", "backfill__" + std::to_string(hour)}, 0, RunTrigger::kBackfill,
+                          Timestamp{} + std::chrono::hours(hour), "", at(0)});
+  }
+  for (std::size_t first = 0; first < many.size(); first += 100) {  // as `dags backfill` slices them
+    const auto slice = std::span<const NewRun>(many).subspan(first, 100);
+    for (const Status& s : store().createRuns(std::nullopt, slice)) ASSERT_TRUE(s.isOk()) << s.toString();
+  }
+
+  // Rows reached through an index (the bad plan fetched every run of the DAG to test its date).
+  const std::string read_sql = "SELECT coalesce(idx_tup_fetch, 0) FROM pg_stat_xact_user_tables WHERE "
+                               "schemaname = '" + std::string(kSchema) + "' AND relname = 'runs'";
+  session.query("BEGIN");
+  const std::string before = session.query(read_sql);
+  for (int hour = 2008; hour < 2018; ++hour) create(hour);
+  const std::string after = session.query(read_sql);
+  session.query("COMMIT");
+  EXPECT_LT(std::stoll(after) - std::stoll(before), 100) << "runs 10 creates fetched among 2,008 runs of the DAG";
+  EXPECT_EQ(store()
+                .createRun(std::nullopt, NewRun{{"etl", "backfill__again"}, 0, RunTrigger::kBackfill,
+                                                Timestamp{} + std::chrono::hours(2017), "", at(0)})
+                .code(),
+            StatusCode::kAlreadyExists)
+      << "the date the last create took is held";
 }
 
 // load_runs sends a row per run and a row per instance, in no order (the run's fields are not repeated on

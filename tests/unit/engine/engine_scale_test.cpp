@@ -323,6 +323,44 @@ TEST(EngineScale, ManyRunsAreClearedInOneCallOnlyOnAStoreOfSdk39) {
   }
 }
 
+// createRuns (SDK 3.10), likewise: one createRun each on an older store, the whole slice on a 3.10 one.
+TEST(EngineScale, ManyRunsAreCreatedInOneCallOnlyOnAStoreOfSdk310) {
+  EngineHarness h;
+  h.addDag(dag("wide", {task("a")}));
+  for (const std::uint32_t minor : {9u, 10u}) {
+    const std::string m = std::to_string(minor);
+    const std::vector<NewRun> runs{
+        {{"wide", "x" + m}, 1, RunTrigger::kManual, h.clock.now(), "", h.clock.now()},
+        {{"ghost", "g" + m}, 1, RunTrigger::kManual, h.clock.now(), "", h.clock.now()},
+        {{"wide", "x" + m}, 1, RunTrigger::kManual, h.clock.now(), "", h.clock.now()},
+        {{"wide", "y" + m}, 1, RunTrigger::kManual, h.clock.now(), "", h.clock.now()}};
+    GuardedStore guarded(h.store, "memory", minor);
+    h.store.resetCalls();
+    const auto out = guarded.createRuns(std::nullopt, runs);
+    EXPECT_EQ(h.store.calls(Method::kCreateRuns), minor == 9 ? 0 : 1) << "SDK 3." << minor;
+    EXPECT_EQ(h.store.calls(Method::kCreateRun), 4) << "SDK 3." << minor;
+    ASSERT_EQ(out.size(), 4u);
+    EXPECT_TRUE(out[0].isOk()) << out[0].toString();
+    EXPECT_EQ(out[1].code(), StatusCode::kNotFound);
+    EXPECT_EQ(out[2].code(), StatusCode::kAlreadyExists);
+    EXPECT_TRUE(out[3].isOk()) << out[3].toString();
+    EXPECT_EQ(h.runState(runs[3].key), DagRunState::kQueued);
+
+    // A store that throws fails what the throw took down: one run of the loop, every run of one call.
+    h.store.throwOn(minor == 9 ? Method::kCreateRun : Method::kCreateRuns, 1);
+    const std::vector<NewRun> two{{{"wide", "p" + m}, 1, RunTrigger::kManual, h.clock.now(), "", h.clock.now()},
+                                  {{"wide", "q" + m}, 1, RunTrigger::kManual, h.clock.now(), "", h.clock.now()}};
+    const auto thrown = guarded.createRuns(std::nullopt, two);
+    ASSERT_EQ(thrown.size(), 2u);
+    EXPECT_THAT(thrown[0].message(), HasSubstr("plugin memory threw")) << "SDK 3." << minor;
+    if (minor == 9) {
+      EXPECT_TRUE(thrown[1].isOk()) << thrown[1].toString();
+    } else {
+      EXPECT_THAT(thrown[1].message(), HasSubstr("plugin memory threw"));
+    }
+  }
+}
+
 TEST(EngineScale, ATickWhereNothingChangedPlansNothing) {
   EngineHarness h;
   h.addDag(dag("wait", {task("long"), task("after", {"long"})}));

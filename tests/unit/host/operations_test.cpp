@@ -394,6 +394,38 @@ TEST_F(Operations, BackfillMakesOneRunPerSlotOnceAndSkipsSlotsAnyRunHolds) {
   EXPECT_EQ(again.already_taken.size(), 4u);
 }
 
+TEST_F(Operations, ABackfillOfManySlotsCreatesThemInSlicesAndStopsAtAFailure) {
+  syncChain();  // @hourly
+  const Timestamp from = at("2026-05-01T00:00:00Z");
+  const Timestamp to = from + std::chrono::hours(249);  // 250 slots: two and a half slices
+  static_assert(250 > 2 * kBackfillSlice && 250 < 3 * kBackfillSlice);
+  runWith("manual-5am", from + std::chrono::hours(5), {}, DagRunState::kSuccess);  // holds a slot
+
+  // The memory store keeps the SDK's createRuns, one createRun per run: the first of them fails.
+  store_.failNext(leoflow::testing::Method::kCreateRun, unavailable("injected: store went away"));
+  EXPECT_EQ(errorOf([&] { backfill(store_, clock_.now(), "etl", from, to); }), ErrorKind::kUnreachable);
+  EXPECT_THAT(last_error_, HasSubstr("creating backfill run backfill__2026-05-01T00:00:00Z (98 other runs created, "
+                                     "150 slots not reached)"));
+  auto listed = store_.listRuns(RunFilter{});
+  ASSERT_TRUE(listed.isOk());
+  EXPECT_EQ(listed->size(), 1u + 98u) << "the rest of the failed run's slice, and no slice after it";
+
+  std::vector<std::size_t> told;
+  store_.resetCalls();
+  const BackfillResult again = backfill(store_, clock_.now(), "etl", from, to, [&](std::size_t done, std::size_t of) {
+    EXPECT_EQ(of, 250u);
+    told.push_back(done);
+  });
+  EXPECT_EQ(store_.calls(leoflow::testing::Method::kCreateRuns), 3) << "one store call per slice";
+  EXPECT_EQ(told, (std::vector<std::size_t>{kBackfillSlice, 2 * kBackfillSlice, 250})) << "progress after each slice";
+  ASSERT_EQ(again.created.size(), 250u - 99u) << "the failed slot and every slot not reached";
+  EXPECT_EQ(again.created.front().run_id, "backfill__2026-05-01T00:00:00Z");
+  EXPECT_EQ(again.already_taken.size(), 99u) << "the manual run's slot and the 98 created before";
+  listed = store_.listRuns(RunFilter{});
+  ASSERT_TRUE(listed.isOk());
+  EXPECT_EQ(listed->size(), 250u) << "a run per slot, the manual run holding one of them";
+}
+
 TEST_F(Operations, BackfillRefusesADagWithoutSlotsAHugeRangeAndABackwardRange) {
   sync("manual", R"({"dag_id":"manual","tasks":[{"task_id":"a","type":"bash","entrypoint":"true"}]})");
   EXPECT_EQ(errorOf([&] { backfill(store_, clock_.now(), "manual", at("2026-01-01T00:00:00Z"), at("2026-01-02T00:00:00Z")); }),
