@@ -437,9 +437,8 @@ class Store {
   /// createRun would answer for it alone (a taken run id or a held logical date kAlreadyExists, an
   /// unknown DAG or version kNotFound, neither stopping the others; a run refuses a later one of the
   /// same call, in the order given, as a committed one would). A store does them in one script or
-  /// transaction: `dags
-  /// backfill` creates up to 10,000 runs a slice at a time, where one commit per run made it take
-  /// seconds. Its default body calls createRun for each run — correct, but override it.
+  /// transaction: `dags backfill` creates up to 10,000 runs a slice at a time, where one commit per
+  /// run made it take seconds. Its default body calls createRun for each run — correct, but override it.
   virtual std::vector<Status> createRuns(std::optional<Term> term, std::span<const NewRun> runs) {
     std::vector<Status> out;
     out.reserve(runs.size());
