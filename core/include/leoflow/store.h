@@ -437,8 +437,9 @@ class Store {
   /// createRun would answer for it alone (a taken run id or a held logical date kAlreadyExists, an
   /// unknown DAG or version kNotFound, neither stopping the others; a run refuses a later one of the
   /// same call, in the order given, as a committed one would). A store does them in one script or
-  /// transaction: `dags backfill` creates up to 10,000 runs a slice at a time, where one commit per
-  /// run made it take seconds. Its default body calls createRun for each run — correct, but override it.
+  /// transaction, or one per slice of a large call, in the order given (a caller may send any number):
+  /// `dags backfill` creates up to 10,000 runs 100 at a time, where one commit per run made it take
+  /// seconds. Its default body calls createRun for each run — correct, but override it.
   virtual std::vector<Status> createRuns(std::optional<Term> term, std::span<const NewRun> runs) {
     std::vector<Status> out;
     out.reserve(runs.size());

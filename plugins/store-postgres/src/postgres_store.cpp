@@ -312,6 +312,10 @@ SqlParams executionParams(const ExecutionRef& e, Timestamp at) {
 /// and history): ~10,000 rows, well within statement_timeout_ms.
 constexpr std::int64_t kDeleteSlice = 1000;
 
+/// Runs createRuns writes in one transaction (one create_runs call): what `dags backfill` sends a
+/// call, so a caller's slice of 100 is one commit.
+constexpr std::size_t kCreateRunsPerTransaction = 100;
+
 std::int64_t limitOf(std::size_t limit) {
   return static_cast<std::int64_t>(std::min<std::size_t>(limit, static_cast<std::size_t>(INT64_MAX)));
 }
@@ -510,8 +514,22 @@ Status PostgresStore::createRun(std::optional<Term> term, const NewRun& run) {
 }
 
 std::vector<Status> PostgresStore::createRuns(std::optional<Term> term, std::span<const NewRun> runs) {
-  if (runs.empty()) return {};
+  // A slice per transaction, in the order given: each run of a DAG updates the DAG's row, and
+  // thousands of updates of one row in one transaction leave as many versions of it for the next to
+  // walk past (2,500 runs outlasted a 5 s statement_timeout_ms). A slice sees the runs the ones
+  // before it committed, so each answer is still the one the order given makes.
   std::vector<Status> out(runs.size(), Status::ok());
+  std::size_t created = 0;
+  for (std::size_t first = 0; first < runs.size(); first += kCreateRunsPerTransaction) {
+    const std::size_t n = std::min(kCreateRunsPerTransaction, runs.size() - first);
+    created += createRunsInOneTransaction(term, runs.subspan(first, n), std::span(out).subspan(first, n));
+  }
+  if (!runs.empty()) pool_.logger()->debug("runs created count={} of={}", created, runs.size());
+  return out;
+}
+
+std::size_t PostgresStore::createRunsInOneTransaction(std::optional<Term> term, std::span<const NewRun> runs,
+                                                      std::span<Status> out) {
   std::vector<std::size_t> sent;  // the k-th run of the call is runs[sent[k]]
   std::vector<std::string> dags, ids, triggers, confs, tenants;
   std::vector<std::int64_t> versions, logicals, queued;
@@ -531,7 +549,7 @@ std::vector<Status> PostgresStore::createRuns(std::optional<Term> term, std::spa
     queued.push_back(toMicros(run.queued_at));
     tenants.push_back(run.tenant.empty() ? std::string("default") : run.tenant);
   }
-  if (sent.empty()) return out;
+  if (sent.empty()) return 0;
   SqlParams p;
   if (term) p.integer(*term); else p.null();
   p.text(textArray(dags)).text(textArray(ids)).text(intArray(versions)).text(textArray(triggers))
@@ -539,7 +557,7 @@ std::vector<Status> PostgresStore::createRuns(std::optional<Term> term, std::spa
   auto r = call("create_runs", p);
   if (!r) {
     for (std::size_t i : sent) out[i] = r.status();
-    return out;
+    return 0;
   }
   std::vector<bool> answered(sent.size(), false);
   std::size_t created = 0;
@@ -557,8 +575,7 @@ std::vector<Status> PostgresStore::createRuns(std::optional<Term> term, std::spa
   for (std::size_t k = 0; k < sent.size(); ++k) {
     if (!answered[k]) out[sent[k]] = internalError("create_runs answered no row for run \"" + ids[k] + "\"");
   }
-  pool_.logger()->debug("runs created count={} of={}", created, runs.size());
-  return out;
+  return created;
 }
 
 Result<std::vector<ActiveRun>> PostgresStore::listActiveRuns() {

@@ -81,6 +81,10 @@ class PostgresStore final : public Store {
   /// Repeats a deleting statement (its parameters from `params`, then the slice size) until one
   /// deletes fewer than a slice: each its own transaction, within statement_timeout_ms. The total.
   Result<std::int64_t> deleteInSlices(const char* statement, const std::function<void(class SqlParams&)>& params);
+  /// One create_runs call for `runs` (a slice of a createRuns call), their answers into `out`; how
+  /// many were created.
+  std::size_t createRunsInOneTransaction(std::optional<Term> term, std::span<const NewRun> runs,
+                                         std::span<Status> out);
   /// The writer of reports_: one report with its own function, several with report_batch.
   std::vector<Status> writeReports(const std::vector<const ExecutorReport*>& reports);
   Status writeReport(const ExecutorReport& report);
