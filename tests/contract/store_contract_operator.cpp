@@ -1086,8 +1086,8 @@ TEST_P(StoreContract, CreateRunsAnswersEachRunInTheOrderGivenAsCreateRunWould) {
 }
 
 TEST_P(StoreContract, CreateRunsOfThousandsOfRunsOfOneDagInOneCallCreatesEach) {
-  // A caller may hand any number of runs to one call (dags backfill sends 100; a plugin of its own
-  // may send all of a year's slots). Each run of one DAG writes that DAG's record: one transaction of
+  // A caller may hand any number of runs to one call (dags backfill sends 100; another caller of the
+  // SDK may send all of a year's slots). Each run of one DAG writes that DAG's record: one transaction of
   // thousands of such writes outlasted PostgreSQL's statement timeout (5 s in these suites).
   constexpr int kRuns = 2500;
   Scenario w(store());
@@ -1095,10 +1095,10 @@ TEST_P(StoreContract, CreateRunsOfThousandsOfRunsOfOneDagInOneCallCreatesEach) {
   std::vector<NewRun> runs;
   runs.reserve(kRuns + 1);
   for (int i = 0; i < kRuns; ++i) {
-    runs.push_back(w.newRun("etl", "backfill__" + std::to_string(i), 1, RunTrigger::kBackfill, at(-3600LL * (i + 1))));
+    runs.push_back(w.newRun("etl", "backfill__" + std::to_string(i), 1, RunTrigger::kBackfill, at(-3600 * (i + 1))));
   }
   // The last run's id was taken by the call's first: refused however the store divides the call.
-  runs.push_back(w.newRun("etl", "backfill__0", 1, RunTrigger::kBackfill, at(-3600LL * (kRuns + 1))));
+  runs.push_back(w.newRun("etl", "backfill__0", 1, RunTrigger::kBackfill, at(-3600 * (kRuns + 1))));
   const std::vector<Status> out = store().createRuns(std::nullopt, runs);
   ASSERT_EQ(out.size(), runs.size());
   const auto refused = std::find_if(out.begin(), out.begin() + kRuns, [](const Status& s) { return !ok(s); });
@@ -1110,7 +1110,7 @@ TEST_P(StoreContract, CreateRunsOfThousandsOfRunsOfOneDagInOneCallCreatesEach) {
   auto listed = store().listRuns(all);
   ASSERT_TRUE(listed.isOk()) << listed.status().toString();
   EXPECT_EQ(listed->size(), static_cast<std::size_t>(kRuns));
-  EXPECT_EQ(w.load(runs[kRuns - 1].key).logical_date, at(-3600LL * kRuns));
+  EXPECT_EQ(w.load(runs[kRuns - 1].key).logical_date, at(-3600 * kRuns));
 }
 
 TEST_P(StoreContract, CreateRunsPublishesEachRun) {
