@@ -115,6 +115,11 @@ class GuardedStore final : public Store {
     older_changes_.has_execution_id = abi_minor_ >= 5;
     return g([&] { return inner_.subscribe(older_changes_); });
   }
+  Status subscribeRuns(ChangeSink& sink) override {
+    // Before SDK 3.11: the whole feed, as subscribe() passes it on; the sink ignores the rest.
+    if (abi_minor_ < 11) return subscribe(sink);
+    return g([&] { return inner_.subscribeRuns(sink); });
+  }
   void unsubscribe() override {
     try {
       inner_.unsubscribe();

@@ -259,7 +259,8 @@ int runsTrigger(Store& store, const Clock& clock, const TriggerOptions& o, std::
   // Listening before the run exists: the feed's set-up is done before the run's tasks start.
   RunStateWatch watch;
   Subscription feed{store};
-  if (o.wait) feed.active = store.subscribe(watch).isOk();  // without a feed: polling alone
+  // Run changes only: a follower has no use for every task's change (store.h subscribeRuns).
+  if (o.wait) feed.active = store.subscribeRuns(watch).isOk();  // without a feed: polling alone
   const RunKey key = triggerRun(store, clock.now(), {o.dag_id, o.run_id, conf, o.logical_date}, dag);
   out << key.run_id << '\n' << std::flush;
   if (dag.stored.paused) err << "note: dag " << o.dag_id << " is paused; the run waits until it is unpaused\n";

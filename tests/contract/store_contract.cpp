@@ -1574,6 +1574,33 @@ TEST_P(StoreContract, ASubscriberHearsDagsRunsTasksAndReports) {
   EXPECT_TRUE(sink.waitFor(isRun(key)));
 }
 
+// SDK 3.11: `runs trigger --wait` follows a run on a feed of run changes only. Each message of a
+// feed arrives in the order it was published, so a task's or DAG's change delivered by mistake would
+// be there by the time the run's end is.
+TEST_P(StoreContract, ARunsSubscriberHearsEveryRunChangeAndNoTaskOrDagChange) {
+  RecordingSink sink;
+  Subscription sub(store(), sink, /*runs_only=*/true);
+  ASSERT_TRUE(ok(sub.status()));
+  RecordingSink second;
+  EXPECT_FALSE(ok(store().subscribe(second))) << "one subscriber at a time, of either kind";
+  Scenario w(store());
+  w.dag("etl");
+  const RunKey key = w.run("etl", "r1");
+  ASSERT_TRUE(sink.waitForCount(isRun(key), 1)) << "the run's creation";
+  w.claim();
+  ASSERT_TRUE(ok(store().materializeRun(w.term(), key, std::vector{NewTaskInstance{"a", 1}}, at(1))));
+  ASSERT_TRUE(sink.waitForCount(isRun(key), 2)) << "the run's start";
+  ASSERT_TRUE(w.move(key, "a", S::kNone, S::kScheduled, 2));
+  ASSERT_TRUE(w.move(key, "a", S::kScheduled, S::kQueued, 3));
+  ASSERT_TRUE(ok(store().reportRunning(w.attempt(key, "a"), at(4))));
+  ASSERT_TRUE(ok(store().reportFinished(w.attempt(key, "a"), TaskOutcome{true, 0, ""}, at(5))));
+  ASSERT_TRUE(ok(store().setPaused("etl", true)));
+  ASSERT_TRUE(ok(store().setRunState(w.term(), key, R::kRunning, R::kSuccess, at(6), "")));
+  ASSERT_TRUE(sink.waitForCount(isRun(key), 3)) << "the run's end";
+  EXPECT_FALSE(sink.saw([](const Change& c) { return c.kind != Change::Kind::kRun; }))
+      << "a task's or a DAG's change reached a subscriber of run changes";
+}
+
 // SDK 3.4: a leader skips the echoes of its own transitions, so a change made by applyTransitions
 // names the term that wrote it, and a change anyone else made names none.
 TEST_P(StoreContract, ATransitionsChangeNamesTheTermThatWroteIt) {

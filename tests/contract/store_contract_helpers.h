@@ -271,7 +271,10 @@ class RecordingSink final : public ChangeSink {
 /// Unsubscribes before the sink it was given goes away.
 class Subscription {
  public:
-  Subscription(Store& store, ChangeSink& sink) : store_(store) { status_ = store_.subscribe(sink); }
+  /// `runs_only`: subscribeRuns() instead of subscribe().
+  Subscription(Store& store, ChangeSink& sink, bool runs_only = false) : store_(store) {
+    status_ = runs_only ? store_.subscribeRuns(sink) : store_.subscribe(sink);
+  }
   ~Subscription() { store_.unsubscribe(); }
   Subscription(const Subscription&) = delete;
   Subscription& operator=(const Subscription&) = delete;

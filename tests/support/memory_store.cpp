@@ -74,6 +74,7 @@ std::string_view toString(Method m) noexcept {
     case Method::kCancelRuns: return "cancelRuns";
     case Method::kClearRuns: return "clearRuns";
     case Method::kCreateRuns: return "createRuns";
+    case Method::kSubscribeRuns: return "subscribeRuns";
   }
   return "?";
 }
@@ -107,12 +108,13 @@ class ChangeFeed {
   }
 
   /// One sink per owner (a MemoryStore handle): store.h allows one subscriber at a time.
-  Status subscribe(const void* owner, ChangeSink* sink) {
+  /// `runs_only`: the sink gets only kRun changes and resyncs (subscribeRuns).
+  Status subscribe(const void* owner, ChangeSink* sink, bool runs_only = false) {
     std::lock_guard lock(mutex_);
     if (sinks_.count(owner) != 0) {
       return invalidArgument("already subscribed: unsubscribe() before subscribing another sink");
     }
-    sinks_.emplace(owner, sink);
+    sinks_.emplace(owner, Subscriber{sink, runs_only});
     if (!thread_.joinable()) thread_ = std::thread([this] { deliverLoop(); });
     return {};
   }
@@ -123,7 +125,7 @@ class ChangeFeed {
     std::unique_lock lock(mutex_);
     auto it = sinks_.find(owner);
     if (it == sinks_.end()) return;
-    ChangeSink* sink = it->second;
+    ChangeSink* sink = it->second.sink;
     sinks_.erase(it);
     if (thread_.get_id() == std::this_thread::get_id()) return;
     cv_.wait(lock, [&] { return delivering_ != sink; });
@@ -180,7 +182,8 @@ class ChangeFeed {
         // Re-checked under the lock for each sink: one may have unsubscribed meanwhile.
         auto it = sinks_.find(owner);
         if (it == sinks_.end()) continue;
-        ChangeSink* sink = it->second;
+        if (!item.resync && it->second.runs_only && item.change.kind != Change::Kind::kRun) continue;
+        ChangeSink* sink = it->second.sink;
         delivering_ = sink;
         lock.unlock();
         try {
@@ -204,7 +207,11 @@ class ChangeFeed {
   mutable std::mutex mutex_;
   mutable std::condition_variable cv_;
   std::deque<Item> queue_;
-  std::map<const void*, ChangeSink*> sinks_;
+  struct Subscriber {
+    ChangeSink* sink = nullptr;
+    bool runs_only = false;
+  };
+  std::map<const void*, Subscriber> sinks_;
   ChangeSink* delivering_ = nullptr;
   bool busy_ = false;
   bool stop_ = false;
@@ -1290,6 +1297,11 @@ Status MemoryStore::deleteDag(const std::string& dag_id) {
 Status MemoryStore::subscribe(ChangeSink& sink) {
   if (Status s = enter(Method::kSubscribe); !s.isOk()) return s;
   return backend_->feed.subscribe(this, &sink);
+}
+
+Status MemoryStore::subscribeRuns(ChangeSink& sink) {
+  if (Status s = enter(Method::kSubscribeRuns); !s.isOk()) return s;
+  return backend_->feed.subscribe(this, &sink, true);
 }
 
 void MemoryStore::unsubscribe() {

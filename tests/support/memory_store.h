@@ -87,8 +87,9 @@ enum class Method : std::uint8_t {
   kCancelRuns,
   kClearRuns,
   kCreateRuns,
+  kSubscribeRuns,
 };
-inline constexpr std::size_t kMethodCount = 36;
+inline constexpr std::size_t kMethodCount = 37;
 
 /// The method's name as written in store.h ("applyTransitions"), for messages.
 std::string_view toString(Method m) noexcept;
@@ -177,6 +178,8 @@ class MemoryStore final : public Store {
   std::vector<Status> createRuns(std::optional<Term> term, std::span<const NewRun> runs) override;
   Status deleteDag(const std::string& dag_id) override;
   Status subscribe(ChangeSink& sink) override;
+  /// The kRun changes and resyncs only (the kTask and kDag ones are not delivered to this sink).
+  Status subscribeRuns(ChangeSink& sink) override;
   void unsubscribe() override;
   /// Finished runs that ended before `before` go, with their instances (no failure injection).
   Result<std::optional<std::int64_t>> deleteFinishedRuns(Timestamp before) override;

@@ -42,7 +42,9 @@
 /// 3.9: Store::clearRuns (several runs cleared in one call: `runs clear` over a range of thousands
 ///      of runs).
 /// 3.10: Store::createRuns (several runs created in one call: `dags backfill` of thousands of slots).
-#define LEOFLOW_ABI_MINOR 10
+/// 3.11: Store::subscribeRuns (a feed of run changes only: `runs trigger --wait` is not woken by
+///       every task's change).
+#define LEOFLOW_ABI_MINOR 11
 
 #define LEOFLOW_ABI_STR2(x) #x
 #define LEOFLOW_ABI_STR(x) LEOFLOW_ABI_STR2(x)

@@ -446,6 +446,16 @@ class Store {
     for (const NewRun& r : runs) out.push_back(createRun(term, r));
     return out;
   }
+
+  // --- SDK 3.11 (appended; the host calls it only on stores of 3.11 or newer) ---------------------
+
+  /// subscribe() for a sink that wants only run changes, such as `runs trigger --wait` following
+  /// one run: delivers the kRun changes (and onResync) and no kTask or kDag change, so the follower
+  /// of a run is not woken by every task of every run nor the server made to send them. The rules of
+  /// subscribe() hold: it listens before returning, one subscriber at a time (of either kind), ended
+  /// by unsubscribe(). Its default body is subscribe(sink) — correct, as such a sink ignores the
+  /// other changes, but a store with a narrower feed should override it.
+  virtual Status subscribeRuns(ChangeSink& sink) { return subscribe(sink); }
 };
 
 /// Makes Stores from a plugin's configuration.

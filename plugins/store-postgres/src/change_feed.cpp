@@ -43,8 +43,8 @@ struct ChangeFeed::Connected {
   ~Connected() { listener.reset(); }  // UNLISTEN while the session is still there
 };
 
-ChangeFeed::ChangeFeed(const ConnectionPool& pool, std::shared_ptr<spdlog::logger> logger)
-    : pool_(pool), logger_(std::move(logger)), channel_(pool.settings().channel()) {}
+ChangeFeed::ChangeFeed(const ConnectionPool& pool, std::string channel, std::shared_ptr<spdlog::logger> logger)
+    : pool_(pool), logger_(std::move(logger)), channel_(std::move(channel)) {}
 
 ChangeFeed::~ChangeFeed() { stop(); }
 

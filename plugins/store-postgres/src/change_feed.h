@@ -25,7 +25,8 @@ namespace leoflow::plugins::store_postgres {
 
 class ChangeFeed {
  public:
-  ChangeFeed(const ConnectionPool& pool, std::shared_ptr<spdlog::logger> logger);
+  /// Listens on `channel`: the settings' channel() (every change) or runChannel() (run changes only).
+  ChangeFeed(const ConnectionPool& pool, std::string channel, std::shared_ptr<spdlog::logger> logger);
   ~ChangeFeed();
   ChangeFeed(const ChangeFeed&) = delete;
   ChangeFeed& operator=(const ChangeFeed&) = delete;

@@ -1174,10 +1174,14 @@ Result<std::int64_t> PostgresStore::deleteInSlices(const char* statement,
 
 // --- Change feed ------------------------------------------------------------------------------------------
 
-Status PostgresStore::subscribe(ChangeSink& sink) {
+Status PostgresStore::subscribe(ChangeSink& sink) { return subscribeTo(pool_.settings().channel(), sink); }
+
+Status PostgresStore::subscribeRuns(ChangeSink& sink) { return subscribeTo(pool_.settings().runChannel(), sink); }
+
+Status PostgresStore::subscribeTo(const std::string& channel, ChangeSink& sink) {
   std::lock_guard lock(feed_mu_);
   if (feed_) return invalidArgument("the store already has a change-feed subscriber; unsubscribe first");
-  auto feed = std::make_unique<ChangeFeed>(pool_, pool_.logger());
+  auto feed = std::make_unique<ChangeFeed>(pool_, channel, pool_.logger());
   if (Status s = feed->start(sink); !s) return s;
   feed_ = std::move(feed);
   return Status::ok();

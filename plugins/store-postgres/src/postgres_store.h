@@ -70,6 +70,8 @@ class PostgresStore final : public Store {
   Status deleteDag(const std::string& dag_id) override;
 
   Status subscribe(ChangeSink& sink) override;
+  /// The run changes only: the feed listens on the settings' runChannel() (migration 019).
+  Status subscribeRuns(ChangeSink& sink) override;
   void unsubscribe() override;
 
   Result<std::optional<std::vector<std::string>>> migrate() override;
@@ -78,6 +80,7 @@ class PostgresStore final : public Store {
  private:
   /// Runs one prepared statement with `params`; the rows.
   Result<pqxx::result> call(const char* statement, class SqlParams& params);
+  Status subscribeTo(const std::string& channel, ChangeSink& sink);
   /// Repeats a deleting statement (its parameters from `params`, then the slice size) until one
   /// deletes fewer than a slice: each its own transaction, within statement_timeout_ms. The total.
   Result<std::int64_t> deleteInSlices(const char* statement, const std::function<void(class SqlParams&)>& params);

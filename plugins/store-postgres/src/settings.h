@@ -30,6 +30,9 @@ struct Settings {
 
   /// The change-feed channel of this installation: "<schema>_changes".
   std::string channel() const { return schema + "_changes"; }
+  /// The channel of run changes only (Store::subscribeRuns; migration 019). It ends in "_runs", so
+  /// it is never another schema's channel().
+  std::string runChannel() const { return channel() + "_runs"; }
 };
 
 /// The keys both factories declare: without a [leader] section the host creates the Leader with the

@@ -58,11 +58,16 @@ end
 local function publishTaskByExecution(dag, run, task, execution)
   redis.call('PUBLISH', CHANNEL, 'x:' .. runRef(dag, run) .. ':' .. enc(task) .. ':' .. enc(execution))
 end
-local function publishRun(dag, run) redis.call('PUBLISH', CHANNEL, 'r:' .. runRef(dag, run)) end
--- The leader's run start or run move names its term, r:<dag>:<run>:<term> (SDK 3.7).
-local function publishRunByTerm(dag, run, term)
-  redis.call('PUBLISH', CHANNEL, 'r:' .. runRef(dag, run) .. ':' .. term)
+-- A run's change goes to the runs channel too, <channel>:runs, where a subscriber that wants only
+-- run changes listens (store.h subscribeRuns: `runs trigger --wait`), so it hears no task's change.
+local RUNS_CHANNEL = CHANNEL .. ':runs'
+local function publishRunMessage(message)
+  redis.call('PUBLISH', CHANNEL, message)
+  redis.call('PUBLISH', RUNS_CHANNEL, message)
 end
+local function publishRun(dag, run) publishRunMessage('r:' .. runRef(dag, run)) end
+-- The leader's run start or run move names its term, r:<dag>:<run>:<term> (SDK 3.7).
+local function publishRunByTerm(dag, run, term) publishRunMessage('r:' .. runRef(dag, run) .. ':' .. term) end
 local function publishDag(dag) redis.call('PUBLISH', CHANNEL, 'd:' .. enc(dag)) end
 
 -- Fencing (ARCHITECTURE §8.7): a decision must carry the store's current term. A lower term is a

@@ -81,6 +81,8 @@ std::string changeChannel(const std::string& key_prefix, int db) {
   return key_prefix + ":" + std::to_string(db) + ":changes";
 }
 
+std::string runChangeChannel(const std::string& key_prefix, int db) { return changeChannel(key_prefix, db) + ":runs"; }
+
 std::optional<Change> parseChangeMessage(std::string_view message) {
   const auto parts = split(message, ':');
   if (parts.empty() || parts[0].size() != 1) return std::nullopt;

@@ -25,6 +25,11 @@ std::optional<RunKey> parseRunRef(std::string_view ref);
 /// number keeps two stores on one server apart.
 std::string changeChannel(const std::string& key_prefix, int db);
 
+/// The channel of run changes only (Store::subscribeRuns): "<prefix>:<db>:changes:runs", where every
+/// script publishes a run's change a second time (lua/common.lua publishRunMessage). It ends in
+/// ":runs", so it is never another installation's change channel.
+std::string runChangeChannel(const std::string& key_prefix, int db);
+
 /// Parses "t:<dag>:<run>:<task>", "t:<dag>:<run>:<task>:<term>" (a transition, with the term that
 /// wrote it: Change::leader_term), "x:<dag>:<run>:<task>:<execution>" (an executor's report, with
 /// the execution that made it: Change::execution_id), "r:<dag>:<run>" or "d:<dag>"; nullopt for

@@ -916,10 +916,16 @@ Status RedisStore::deleteDag(const std::string& dag_id) {
 
 // --- Change feed ------------------------------------------------------------------------------------------
 
-Status RedisStore::subscribe(ChangeSink& sink) {
+Status RedisStore::subscribe(ChangeSink& sink) { return subscribeTo(client_.channel(), sink); }
+
+Status RedisStore::subscribeRuns(ChangeSink& sink) {
+  return subscribeTo(runChangeChannel(client_.settings().key_prefix, client_.settings().endpoint.db), sink);
+}
+
+Status RedisStore::subscribeTo(const std::string& channel, ChangeSink& sink) {
   std::lock_guard lock(feed_mu_);
   if (feed_) return invalidArgument("the store already has a change-feed subscriber; unsubscribe first");
-  auto feed = std::make_unique<ChangeFeed>(client_.settings(), client_.channel(), client_.logger());
+  auto feed = std::make_unique<ChangeFeed>(client_.settings(), channel, client_.logger());
   if (Status s = feed->start(sink); !s) return s;
   feed_ = std::move(feed);
   return Status::ok();

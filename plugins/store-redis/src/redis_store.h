@@ -66,11 +66,15 @@ class RedisStore final : public Store {
   Status deleteDag(const std::string& dag_id) override;
 
   Status subscribe(ChangeSink& sink) override;
+  /// The run changes only: the feed listens on runChangeChannel(), not on the channel of every change.
+  Status subscribeRuns(ChangeSink& sink) override;
   void unsubscribe() override;
 
   Result<std::optional<std::int64_t>> deleteFinishedRuns(Timestamp before) override;
 
  private:
+  Status subscribeTo(const std::string& channel, ChangeSink& sink);
+
   RedisClient client_;
   std::mutex feed_mu_;
   std::unique_ptr<ChangeFeed> feed_;

@@ -273,6 +273,7 @@ TEST(IdCodec, ChangeMessagesParseBackToChanges) {
     EXPECT_FALSE(parseChangeMessage(bad).has_value()) << bad;
   }
   EXPECT_EQ(changeChannel("leoflow", 3), "leoflow:3:changes");
+  EXPECT_EQ(runChangeChannel("leoflow", 3), "leoflow:3:changes:runs");
 }
 
 TEST(TiRecordCodec, RoundTripsEveryFieldToTheMicrosecond) {
