@@ -7,9 +7,14 @@
 -- the term that wrote it when a leader did, 015) now also goes to '<channel>_runs', where a
 -- subscriber of run changes listens. The installation's channel carries exactly what it did. The
 -- name ends in _runs, so it is never another schema's '<schema>_changes' (settings.h runChannel()).
+-- PL/pgSQL, not SQL as before: a SQL function of two statements is planned again in every
+-- transaction that calls it, which a fan-out paid on each of its five or so publishes per task.
 
 CREATE OR REPLACE FUNCTION publish(payload text) RETURNS void
-  LANGUAGE sql AS $$
-    SELECT pg_notify(changes_channel(), payload);
-    SELECT pg_notify(changes_channel() || '_runs', payload) WHERE starts_with(payload, 'r:');
-  $$;
+  LANGUAGE plpgsql AS $$
+BEGIN
+  PERFORM pg_notify(changes_channel(), payload);
+  IF starts_with(payload, 'r:') THEN
+    PERFORM pg_notify(changes_channel() || '_runs', payload);
+  END IF;
+END $$;
