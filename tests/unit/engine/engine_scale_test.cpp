@@ -326,22 +326,13 @@ TEST(EngineScale, ManyRunsAreClearedInOneCallOnlyOnAStoreOfSdk39) {
 // subscribeRuns (SDK 3.11): a store of 3.11 delivers the run changes alone; an older one has no such
 // call, so it gets subscribe() and the sink hears everything (and ignores what it does not want).
 TEST(EngineScale, ARunsOnlyFeedIsAskedForOnlyOfAStoreOfSdk311) {
-  struct Kinds final : ChangeSink {
-    std::mutex mutex;
-    std::vector<Change::Kind> seen;
-    void onChange(const Change& c) override {
-      std::lock_guard lock(mutex);
-      seen.push_back(c.kind);
-    }
-    void onResync() override {}
-  };
   EngineHarness h;  // not built: its store is the writer, nobody subscribed to it
   h.addDag(dag("wide", {task("a")}));
   MemoryStore& writer = h.store;
   for (const std::uint32_t minor : {10u, 11u}) {
     auto handle = writer.openHandle();
     GuardedStore guarded(*handle, "memory", minor);
-    Kinds sink;
+    RecordedChanges sink;
     ASSERT_TRUE(guarded.subscribeRuns(sink).isOk());
     EXPECT_EQ(handle->calls(Method::kSubscribeRuns), minor == 10 ? 0 : 1) << "SDK 3." << minor;
     EXPECT_EQ(handle->calls(Method::kSubscribe), minor == 10 ? 1 : 0) << "SDK 3." << minor;
@@ -350,10 +341,11 @@ TEST(EngineScale, ARunsOnlyFeedIsAskedForOnlyOfAStoreOfSdk311) {
     ASSERT_TRUE(writer.createRun(std::nullopt, run).isOk());
     writer.drainChanges();
     guarded.unsubscribe();
-    std::lock_guard lock(sink.mutex);
+    std::vector<Change::Kind> seen;
+    for (const Change& c : sink.changes) seen.push_back(c.kind);
     const std::vector<Change::Kind> expected =
         minor == 10 ? std::vector{Change::Kind::kDag, Change::Kind::kRun} : std::vector{Change::Kind::kRun};
-    EXPECT_EQ(sink.seen, expected) << "SDK 3." << minor;
+    EXPECT_EQ(seen, expected) << "SDK 3." << minor;
   }
 }
 
